@@ -1,0 +1,317 @@
+"""The streaming data model shared by every source, stage and view.
+
+Time is the **sample index**.  A :class:`Chunk` carries ``start``, the index of its first sample in
+the stream, so two chunks are contiguous when ``b.start == a.start + len(a)``.  When samples are
+lost (a corrupt frame, a USB hiccup, a reconnect), the next chunk's ``start`` jumps forward by the
+number of missing samples and its :class:`Status` says how many were lost: gaps are never filled
+with zeros or any other made-up value.
+
+Every source follows one lifecycle (:class:`Source`)::
+
+    with open_source("simulated") as src:      # open() + start()
+        while (chunk := src.read(timeout=0.1)) is not None or src.running:
+            ...
+    # stop() + close()
+
+Threads: a source's ``read`` is called from one consumer thread (the processing loop).  Sources
+that do blocking I/O run their own reader thread internally and hand data over through a bounded
+queue; :class:`RingBuffer` is the hand-over from processing to views and is safe to read from
+another thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Chunk",
+    "Marker",
+    "RingBuffer",
+    "Source",
+    "SourceBase",
+    "SourceInfo",
+    "Status",
+]
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An annotation at a sample: protocol events, cues, markers, alerts, gaps.
+
+    ``sample`` is the absolute sample index of the onset; ``duration`` is in samples (0 for an
+    instant).  ``text`` follows the annotation vocabulary of docs/analysis.md (``rest``,
+    ``mvc L-ZYG``, ``smile``, ``marker``, ``synkinesis L-OOC``, ``gap``, ...).
+    """
+
+    sample: int
+    duration: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Status:
+    """Soft faults that travel with a chunk.
+
+    Attributes
+    ----------
+    lost_samples:
+        Samples missing *immediately before* this chunk (the chunk's ``start`` already skips them).
+    crc_errors:
+        Frames rejected for a bad checksum since the previous chunk.
+    bytes_skipped:
+        Bytes the decoder discarded while resynchronising since the previous chunk.
+    saturated:
+        Per channel, how many samples of this chunk sit at the ADC rails (clipping).
+    reconnects:
+        Times the source reconnected since the previous chunk.
+    """
+
+    lost_samples: int = 0
+    crc_errors: int = 0
+    bytes_skipped: int = 0
+    saturated: tuple[int, ...] = ()
+    reconnects: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.lost_samples == 0
+            and self.crc_errors == 0
+            and self.bytes_skipped == 0
+            and self.reconnects == 0
+            and not any(self.saturated)
+        )
+
+    def merged(self, other: "Status") -> "Status":
+        """Status of two consecutive chunks joined into one."""
+        if self.saturated and other.saturated:
+            sat = tuple(a + b for a, b in zip(self.saturated, other.saturated))
+        else:
+            sat = self.saturated or other.saturated
+        return Status(
+            lost_samples=self.lost_samples + other.lost_samples,
+            crc_errors=self.crc_errors + other.crc_errors,
+            bytes_skipped=self.bytes_skipped + other.bytes_skipped,
+            saturated=sat,
+            reconnects=self.reconnects + other.reconnects,
+        )
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A block of samples from one stream.
+
+    Attributes
+    ----------
+    data:
+        float64 array of shape ``(samples, channels)`` in microvolts.
+    start:
+        Absolute index of the first sample.
+    fs:
+        Sample rate in Hz.
+    channels:
+        Channel labels, ``EMG <side>-<code>`` (e.g. ``EMG L-ZYG``).
+    status:
+        Soft faults of this chunk (see :class:`Status`).
+    markers:
+        Annotations whose onset falls inside this chunk (or, for lost samples, inside the gap
+        before it).
+    """
+
+    data: np.ndarray
+    start: int
+    fs: float
+    channels: tuple[str, ...]
+    status: Status = field(default_factory=Status)
+    markers: tuple[Marker, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 2 or self.data.shape[1] != len(self.channels):
+            raise ValueError(
+                f"chunk data must be (samples, {len(self.channels)}), got {self.data.shape}"
+            )
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def stop(self) -> int:
+        """Index one past the last sample."""
+        return self.start + len(self)
+
+    @property
+    def t0(self) -> float:
+        """Time of the first sample in seconds (``start / fs``)."""
+        return self.start / self.fs
+
+    def times(self) -> np.ndarray:
+        """Sample times in seconds."""
+        return (self.start + np.arange(len(self))) / self.fs
+
+    def split(self, n: int) -> tuple["Chunk", "Chunk"]:
+        """Split after ``n`` samples; status goes with the first part, markers by their sample."""
+        a = replace(
+            self,
+            data=self.data[:n],
+            markers=tuple(m for m in self.markers if m.sample < self.start + n),
+        )
+        b = replace(
+            self,
+            data=self.data[n:],
+            start=self.start + n,
+            status=Status(saturated=tuple(0 for _ in self.channels)),
+            markers=tuple(m for m in self.markers if m.sample >= self.start + n),
+        )
+        return a, b
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a source knows about itself; it ends up in the recording's sidecar.
+
+    ``adc_range_uv`` is the (min, max) physical value the acquisition can represent, used for
+    clipping detection and to choose EDF/BDF digital ranges.
+    """
+
+    name: str
+    fs: float
+    channels: tuple[str, ...]
+    board: str = ""
+    firmware: str = ""
+    adc_bits: int = 0
+    adc_range_uv: tuple[float, float] = (-5000.0, 5000.0)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Source(Protocol):
+    """The lifecycle every source follows: open, start, read, stop, close."""
+
+    info: SourceInfo
+
+    def open(self) -> None: ...
+
+    def start(self) -> None: ...
+
+    def read(self, timeout: float | None = None) -> Chunk | None:
+        """Return the next chunk, or ``None`` when nothing arrived within ``timeout`` seconds.
+
+        Raises a :class:`~emgfeedback.errors.SourceError` on a hard fault.  After a finite source
+        is exhausted, ``read`` returns ``None`` and :attr:`finished` is true.
+        """
+        ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    def __enter__(self) -> "Source": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class SourceBase:
+    """Context-manager plumbing shared by the concrete sources.
+
+    ``with src:`` calls :meth:`open` and :meth:`start`; leaving the block calls :meth:`stop` and
+    :meth:`close`, also after an exception.  Subclasses implement the five lifecycle methods and
+    set :attr:`info` (it may be filled in :meth:`open`, e.g. after a handshake).
+    """
+
+    info: SourceInfo
+
+    def open(self) -> None:  # pragma: no cover - trivial default
+        pass
+
+    def start(self) -> None:  # pragma: no cover - trivial default
+        pass
+
+    def read(self, timeout: float | None = None) -> Chunk | None:  # pragma: no cover
+        raise NotImplementedError
+
+    def stop(self) -> None:  # pragma: no cover - trivial default
+        pass
+
+    def close(self) -> None:  # pragma: no cover - trivial default
+        pass
+
+    @property
+    def finished(self) -> bool:
+        return False
+
+    def __enter__(self) -> "SourceBase":
+        self.open()
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            self.close()
+
+
+class RingBuffer:
+    """A fixed-capacity, thread-safe buffer of the most recent samples of a stream.
+
+    The processing thread calls :meth:`write`; views call :meth:`latest` from their own thread
+    (the GUI timer).  ``total`` is the absolute index one past the newest sample, so a view can
+    tell how much is new since its last redraw without receiving arrays through signals.
+    Lost samples are written as NaN so plots show a break, never a fabricated value.
+    """
+
+    def __init__(self, capacity: int, n_channels: int, dtype: Any = np.float64) -> None:
+        self._buf = np.full((capacity, n_channels), np.nan, dtype=dtype)
+        self._capacity = capacity
+        self._total = 0
+        self._lock = threading.Lock()
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def total(self) -> int:
+        with self._lock:
+            return self._total
+
+    def write(self, data: np.ndarray, start: int | None = None) -> None:
+        """Append ``data`` (samples, channels); with ``start`` beyond ``total`` the gap is NaN."""
+        with self._lock:
+            if start is not None and start > self._total:
+                self._put(np.full((start - self._total, self._buf.shape[1]), np.nan))
+            self._put(np.asarray(data, dtype=self._buf.dtype))
+
+    def _put(self, data: np.ndarray) -> None:
+        n = data.shape[0]
+        if n == 0:
+            return
+        if n >= self._capacity:
+            data = data[-self._capacity :]
+            self._total += n - self._capacity
+            n = self._capacity
+        i = self._total % self._capacity
+        first = min(n, self._capacity - i)
+        self._buf[i : i + first] = data[:first]
+        if first < n:
+            self._buf[: n - first] = data[first:]
+        self._total += n
+
+    def latest(self, n: int) -> tuple[np.ndarray, int]:
+        """Return ``(copy of the newest min(n, available) samples, index of the first of them)``."""
+        with self._lock:
+            n = min(n, self._capacity, self._total)
+            start = self._total - n
+            idx = (start + np.arange(n)) % self._capacity
+            return self._buf[idx].copy(), start
