@@ -12,7 +12,10 @@ from dataclasses import dataclass
 
 from emgfeedback.errors import ConfigError
 
-__all__ = ["REGIONS", "Region", "ChannelId", "parse_label", "format_label", "short_label"]
+__all__ = [
+    "EXERCISES", "REGIONS", "ChannelId", "ExerciseKind", "Region", "format_label", "parse_label",
+    "short_label",
+]
 
 
 @dataclass(frozen=True)
@@ -98,3 +101,29 @@ def short_label(label: str) -> str:
     """Drop the ``EMG `` prefix as JSON output does (``EMG L-ZYG -> L-ZYG``); other labels as is."""
     s = label.strip()
     return s[4:].strip() if s.upper().startswith("EMG ") else s
+
+
+@dataclass(frozen=True)
+class ExerciseKind:
+    """An exercise of the annotation vocabulary (docs/analysis.md): what it asks to move."""
+
+    name: str
+    targets: tuple[str, ...]  # region codes that should contract
+    cue: str  # instruction shown to the patient
+
+
+#: The built-in exercise vocabulary.  Programs (clinical.exercises) may define more; regions not
+#: in ``targets`` are to be kept quiet unless a program says otherwise.
+EXERCISES: dict[str, ExerciseKind] = {
+    e.name: e
+    for e in (
+        ExerciseKind("smile", ("ZYG",), "Smile slowly, lips closed; keep the eye open and relaxed"),
+        ExerciseKind("eye_closure", ("OOC",), "Close the eye gently; keep the mouth corner still"),
+        ExerciseKind("eye_closure_tight", ("OOC",), "Close the eye tightly; keep the mouth still"),
+        ExerciseKind("pucker", ("OOR",), "Pucker the lips slowly; keep the eye relaxed"),
+        ExerciseKind("brow_raise", ("FRO",), "Raise the brows; keep the eye and mouth relaxed"),
+        ExerciseKind("nose_wrinkle", ("LLS",), "Wrinkle the nose; keep the eye relaxed"),
+        ExerciseKind("lip_depress", ("DAO",), "Pull the mouth corners down; keep the neck relaxed"),
+        ExerciseKind("chin_raise", ("MEN",), "Push the chin up; keep the neck relaxed"),
+    )
+}

@@ -1,0 +1,1 @@
+"""Files: EDF+/BDF+ recordings with their JSON sidecar, importers and exporters."""

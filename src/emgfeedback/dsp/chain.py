@@ -1,0 +1,219 @@
+"""The real-time processing chain: raw µV in, filtered signal, envelope and quality out.
+
+::
+
+    raw ─> DC high-pass + band-pass ─> mains notches ─> |·| + low-pass (or moving RMS) ─> envelope
+              (one SOS cascade)          (harmonics)
+                         └──────── quality: mains ratio, RMS, flat line, clipping ────────┘
+
+All stages are causal and carry state, so a stream processed in chunks of any size equals the
+stream processed whole.  With ``mains = "auto"`` the chain runs without a notch for the first
+``mains_detect_s`` seconds, then decides 50/60 Hz (or none) from those samples and switches the
+notch in at exactly that sample index: the decision depends on samples only, never on chunking
+or wall-clock time.
+
+After lost samples (a chunk whose ``status.lost_samples > 0``) the filters restart from the new
+sample, as they would on a fresh stream; the mains decision is kept.  Replaying a recording with
+the same gaps therefore gives the same output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from emgfeedback.config import DspConfig, QualityConfig
+from emgfeedback.dsp.envelope import make_envelope
+from emgfeedback.dsp.filters import (
+    SosStage,
+    design_bandpass,
+    design_highpass,
+    design_notches,
+    detect_mains,
+    sos_group_delay_s,
+)
+from emgfeedback.dsp.quality import Quality, QualityMeter
+from emgfeedback.stream import Chunk, Marker, Status
+
+__all__ = ["Chain", "Processed"]
+
+
+@dataclass(frozen=True)
+class Processed:
+    """One chunk after the chain; all arrays ``(samples, channels)`` in µV, aligned by sample."""
+
+    start: int
+    fs: float
+    channels: tuple[str, ...]
+    raw: np.ndarray
+    filtered: np.ndarray
+    envelope: np.ndarray
+    quality: Quality
+    status: Status
+    markers: tuple[Marker, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.raw.shape[0])
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self)
+
+
+class Chain:
+    """Causal sEMG chain for ``n_channels`` at ``fs``; ``process`` is called by one thread.
+
+    Parameters
+    ----------
+    fs, n_channels:
+        Stream format.
+    cfg:
+        Filter settings (:class:`~emgfeedback.config.DspConfig`).
+    quality:
+        Quality thresholds/time constant.
+    adc_range_uv:
+        Physical range of the acquisition, for clipping detection (``SourceInfo.adc_range_uv``).
+    """
+
+    def __init__(
+        self,
+        fs: float,
+        n_channels: int,
+        cfg: DspConfig | None = None,
+        quality: QualityConfig | None = None,
+        adc_range_uv: tuple[float, float] | None = None,
+    ) -> None:
+        self.fs = float(fs)
+        self.n_channels = n_channels
+        self.cfg = cfg or DspConfig()
+        self.cfg.validate()
+        lo, hi = self.cfg.band
+        self.band_hz = (lo, min(hi, 0.45 * self.fs))
+        front = [design_highpass(self.fs, self.cfg.dc_cutoff_hz, 1)] if self.cfg.dc_cutoff_hz > 0 else []
+        self.front_sos = np.vstack(front + [design_bandpass(self.fs, lo, hi, self.cfg.band_order)])
+        self._front = SosStage(self.front_sos, n_channels)
+        self.envelope_stage = make_envelope(
+            self.cfg.envelope, self.fs, n_channels, self.cfg.envelope_hz,
+            self.cfg.envelope_order, self.cfg.rms_ms,
+        )
+        self.quality = QualityMeter(self.fs, n_channels, quality, adc_range_uv)
+        self.mains: int | None = None
+        self._notch: SosStage | None = None
+        self._auto_pending = False
+        self._detect_n = int(round(self.cfg.mains_detect_s * self.fs))
+        if self.cfg.mains in ("50", "60"):
+            self._set_mains(int(self.cfg.mains))
+        elif self.cfg.mains == "auto":
+            self._auto_pending = True
+        self._detect_buf: list[np.ndarray] = []
+        self._band_buf: list[np.ndarray] = []
+        self._detect_have = 0
+        self._next: int | None = None
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def envelope_delay_ms(self) -> float:
+        """Group delay of the envelope stage at DC, in ms."""
+        return 1000.0 * self.envelope_stage.delay_s
+
+    @property
+    def filter_delay_ms(self) -> float:
+        """Group delay of band-pass (+ notch) at 100 Hz, in ms (outside the notches)."""
+        d = sos_group_delay_s(self.front_sos, self.fs, 100.0)
+        if self._notch is not None:
+            d += sos_group_delay_s(self._notch.sos, self.fs, 100.0 + (self.mains or 50) / 2)
+        return 1000.0 * d
+
+    @property
+    def delay_ms(self) -> float:
+        """Total reported delay from a sample to its envelope (filter + envelope)."""
+        return self.filter_delay_ms + self.envelope_delay_ms
+
+    def describe(self) -> str:
+        """One line for the EDF prefilter field and logs, e.g. ``HP:20Hz LP:450Hz N:50Hz ENV:8Hz``."""
+        lo, hi = self.band_hz
+        mains = {None: "off", 50: "50Hz", 60: "60Hz"}[self.mains] if not self._auto_pending else "auto"
+        env = (f"ENV:LP{self.cfg.envelope_hz:g}Hz" if self.cfg.envelope == "lowpass"
+               else f"ENV:RMS{self.cfg.rms_ms:g}ms")
+        return f"HP:{lo:g}Hz LP:{hi:g}Hz N:{mains} {env}"
+
+    # ----------------------------------------------------------------- processing
+    def _set_mains(self, mains: int | None) -> None:
+        self.mains = mains
+        self._auto_pending = False
+        if mains is None:
+            self._notch = None
+            return
+        harm = self.cfg.notch_harmonics or None
+        sos = design_notches(self.fs, mains, self.cfg.notch_q, upper=self.band_hz[1], harmonics=harm)
+        self._notch = SosStage(sos, self.n_channels) if len(sos) else None
+
+    def reset(self) -> None:
+        """Restart every stage (a new stream); an auto-detected mains frequency is kept."""
+        self._front.reset()
+        if self._notch is not None:
+            self._notch.reset()
+        self.envelope_stage.reset()
+        self.quality.reset()
+        self._next = None
+
+    def _restart_after_gap(self) -> None:
+        self._front.reset()
+        if self._notch is not None:
+            self._notch.reset()
+        self.envelope_stage.reset()
+        self.quality._last_raw = None
+
+    def process(self, chunk: Chunk) -> Processed:
+        """Filter one chunk; returns a :class:`Processed` aligned with it sample by sample."""
+        if self._next is not None and (chunk.status.lost_samples > 0 or chunk.start != self._next):
+            self._restart_after_gap()
+        self._next = chunk.stop
+        raw = np.asarray(chunk.data, dtype=np.float64)
+        if self._auto_pending and self._detect_have + len(raw) >= self._detect_n:
+            # Split at the exact sample where the decision takes effect.
+            k = self._detect_n - self._detect_have
+            first = self._run(chunk.start, raw[:k])
+            self._detect_buf.append(raw[:k])
+            self._set_mains(detect_mains(np.concatenate(self._detect_buf), self.fs))
+            if self._notch is not None:
+                # Warm the notch on the band-passed detection window (past samples only), so it
+                # has settled when it takes over instead of ringing for a few hundred ms.
+                self._notch.process(np.concatenate(self._band_buf))
+            self._detect_buf, self._band_buf = [], []
+            second = self._run(chunk.start + k, raw[k:])
+            parts = [first, second]
+        else:
+            if self._auto_pending:
+                self._detect_buf.append(raw)
+                self._detect_have += len(raw)
+            parts = [self._run(chunk.start, raw)]
+        filtered = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        envelope = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        return Processed(
+            start=chunk.start,
+            fs=chunk.fs,
+            channels=chunk.channels,
+            raw=raw,
+            filtered=filtered,
+            envelope=envelope,
+            quality=parts[-1][2],
+            status=chunk.status,
+            markers=chunk.markers,
+        )
+
+    def _run(self, start: int, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, Quality]:
+        band = self._front.process(raw)
+        if self._auto_pending:
+            self._band_buf.append(band)
+        filtered = self._notch.process(band) if self._notch is not None else band
+        env = self.envelope_stage.process(filtered)
+        q = self.quality.process(start, raw, band, filtered)
+        return filtered, env, q
+
+    def process_array(self, x: np.ndarray, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Convenience for offline use: ``(filtered, envelope)`` of a whole array."""
+        ch = tuple(f"ch{i}" for i in range(x.shape[1]))
+        p = self.process(Chunk(np.asarray(x, dtype=np.float64), start, self.fs, ch))
+        return p.filtered, p.envelope

@@ -1,0 +1,175 @@
+"""Causal, stateful IIR stages for the real-time path.
+
+Every stage is a plain object with ``process(x) -> y`` and ``reset()``, where ``x`` has shape
+``(samples, channels)``.  State (``zi`` of shape ``(sections, 2, channels)``) lives in the stage
+and is carried across calls, so processing a stream in chunks of any size gives the same result
+as processing it whole (tests/test_dsp_chunking.py).  Only causal filters (``sosfilt``) are used:
+no ``filtfilt`` in the feedback path.
+
+The first sample a stage sees initialises its state to the steady state for that value
+(``sosfilt_zi * x[0]``), so a large DC offset (an ADC at mid-rail) does not ring through the
+chain.  This depends only on the first sample, so it keeps chunk invariance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from emgfeedback.errors import ConfigError
+
+__all__ = [
+    "SosStage",
+    "design_bandpass",
+    "design_highpass",
+    "design_lowpass",
+    "design_notches",
+    "sos_group_delay_s",
+    "detect_mains",
+]
+
+
+def _check_fs(fs: float) -> None:
+    if not fs or fs <= 0:
+        raise ConfigError(f"sample rate must be positive, got {fs}")
+
+
+def design_highpass(fs: float, cutoff: float, order: int = 1) -> np.ndarray:
+    """Butterworth high-pass (DC removal), second-order sections."""
+    _check_fs(fs)
+    return signal.butter(order, cutoff, btype="highpass", fs=fs, output="sos")
+
+
+def design_bandpass(fs: float, low: float, high: float, order: int = 4) -> np.ndarray:
+    """Butterworth band-pass; the upper edge is clipped to 0.45·fs (below Nyquist).
+
+    ``order`` is the order of the prototype per edge, as in ``scipy.signal.butter`` (a 4th-order
+    band-pass has 4 sections).
+    """
+    _check_fs(fs)
+    high = min(high, 0.45 * fs)
+    if not 0 < low < high:
+        raise ConfigError(
+            f"band-pass {low}-{high} Hz is empty at fs={fs} Hz; choose 0 < low < high < 0.45·fs"
+        )
+    return signal.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+
+
+def design_lowpass(fs: float, cutoff: float, order: int = 2) -> np.ndarray:
+    """Butterworth low-pass (linear envelope)."""
+    _check_fs(fs)
+    if not 0 < cutoff < fs / 2:
+        raise ConfigError(f"low-pass cut-off {cutoff} Hz must be between 0 and fs/2 = {fs / 2} Hz")
+    return signal.butter(order, cutoff, btype="lowpass", fs=fs, output="sos")
+
+
+def design_notches(
+    fs: float, mains: float, q: float = 30.0, upper: float | None = None, harmonics: int | None = None
+) -> np.ndarray:
+    """Cascade of ``iirnotch`` sections at ``mains`` and its harmonics.
+
+    Harmonics are included while they are below ``upper`` (default 0.45·fs); ``harmonics`` caps
+    the count (1 = the fundamental only).
+    """
+    _check_fs(fs)
+    if mains <= 0:
+        raise ConfigError(f"mains frequency must be 50 or 60 Hz, got {mains}")
+    limit = min(upper if upper is not None else 0.45 * fs, 0.49 * fs)
+    freqs = []
+    k = 1
+    while k * mains < limit and (harmonics is None or k <= harmonics):
+        freqs.append(k * mains)
+        k += 1
+    if not freqs:
+        return np.zeros((0, 6))
+    sections = []
+    for f in freqs:
+        b, a = signal.iirnotch(f, q, fs=fs)
+        sections.append(np.concatenate([b, a]))
+    return np.asarray(sections)
+
+
+def sos_group_delay_s(sos: np.ndarray, fs: float, freq: float) -> float:
+    """Group delay of a cascade at ``freq`` Hz, in seconds (``freq=0`` gives the DC delay)."""
+    total = 0.0
+    w = np.array([max(freq, 1e-6)])
+    for sec in sos:
+        _, gd = signal.group_delay((sec[:3], sec[3:]), w=w, fs=fs)
+        total += float(gd[0])
+    return total / fs
+
+
+class SosStage:
+    """A causal cascade of second-order sections applied to every channel at once.
+
+    Parameters
+    ----------
+    sos:
+        Sections, shape ``(n_sections, 6)``.
+    n_channels:
+        Number of channels (columns) the stage will see.
+    steady_start:
+        Initialise the state from the first sample as if the signal had been constant before
+        (avoids the start-up transient of a DC offset).  Set ``False`` for a zero initial state.
+
+    Called from the processing thread only.
+    """
+
+    def __init__(self, sos: np.ndarray, n_channels: int, steady_start: bool = True) -> None:
+        self.sos = np.atleast_2d(np.asarray(sos, dtype=np.float64))
+        self.n_channels = n_channels
+        self.steady_start = steady_start
+        self._zi_unit = signal.sosfilt_zi(self.sos) if len(self.sos) else np.zeros((0, 2))
+        self.zi: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the state; the next sample starts a new stream."""
+        self.zi = None
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Filter ``x`` (samples, channels) and carry the state; returns a new array."""
+        if len(self.sos) == 0:
+            return np.array(x, dtype=np.float64, copy=True)
+        if x.shape[0] == 0:
+            return np.empty((0, self.n_channels))
+        if self.zi is None:
+            if self.steady_start:
+                self.zi = self._zi_unit[:, :, None] * x[0][None, None, :]
+            else:
+                self.zi = np.zeros((len(self.sos), 2, self.n_channels))
+        y, self.zi = signal.sosfilt(self.sos, x, axis=0, zi=self.zi)
+        return y
+
+
+def detect_mains(x: np.ndarray, fs: float) -> int | None:
+    """Guess the mains frequency (50 or 60 Hz) from raw samples ``(samples, channels)``.
+
+    Compares the power in ±1 Hz around 50/100/150 Hz with that around 60/120/180 Hz (Welch, 1 Hz
+    resolution) summed over channels; returns ``None`` when neither stands 6 dB above its
+    neighbourhood (no measurable interference, e.g. a battery-powered setup far from mains).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    nper = int(min(len(x), fs))
+    if nper < fs / 2:
+        return None
+    f, p = signal.welch(x - x.mean(axis=0), fs=fs, nperseg=nper, axis=0)
+    p = p.sum(axis=1)
+
+    def score(base: float) -> float:
+        peak = 0.0
+        floor = 0.0
+        for k in (1, 2, 3):
+            fk = k * base
+            if fk >= fs / 2:
+                break
+            near = np.abs(f - fk) <= 1.0
+            ring = (np.abs(f - fk) > 2.0) & (np.abs(f - fk) <= 6.0)
+            peak += p[near].max(initial=0.0)
+            floor += np.median(p[ring]) if ring.any() else 0.0
+        return peak / floor if floor > 0 else 0.0
+
+    s50, s60 = score(50.0), score(60.0)
+    best, s = (50, s50) if s50 >= s60 else (60, s60)
+    return best if s > 4.0 else None

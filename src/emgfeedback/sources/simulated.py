@@ -1,0 +1,162 @@
+"""The built-in simulated facial board (the default source): :mod:`facesim` behind the source API.
+
+``speed=1.0`` paces the stream to real time (what a board does); ``speed=N`` runs N times faster;
+``speed=None`` returns chunks as fast as they are asked for.  Pacing uses the monotonic clock only
+to decide *when* to hand samples over; what a sample is and its index never depend on it.
+
+The scenario's protocol periods (``rest``, ``mvc L-ZYG``, exercise reps) arrive as markers in the
+chunk where they begin, as the live program's cues would; the ground truth (activations and
+planted synkinesis events) is available as :attr:`SimulatedSource.script`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from emgfeedback import sources
+from emgfeedback.sources.facesim import SCENARIOS, FaceModel, ModelParams, Script, make_script
+from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
+
+__all__ = ["SimulatedSource"]
+
+#: Physical range of the simulated front end (a ±2.5 mV input range, as the Nano board's).
+SIM_RANGE_UV = (-2500.0, 2500.0)
+
+
+class SimulatedSource(SourceBase):
+    """Simulated facial sEMG board.
+
+    Parameters
+    ----------
+    scenario:
+        One of :data:`~emgfeedback.sources.facesim.SCENARIOS`.
+    duration:
+        Seconds of signal; ``None`` runs for 24 hours (the demo).
+    seed:
+        Random seed; the same seed gives the same samples.
+    speed:
+        ``1.0`` real time, ``N`` times faster, ``None`` as fast as possible.
+    block_ms:
+        Size of the chunks handed out (10 ms, as a board's USB packets).
+    params:
+        Patient and recording conditions (:class:`ModelParams`).
+    """
+
+    def __init__(
+        self,
+        scenario: str = "session",
+        duration: float | None = None,
+        seed: int = 0,
+        speed: float | None = 1.0,
+        block_ms: float = 10.0,
+        params: ModelParams | None = None,
+    ) -> None:
+        self.params = params or ModelParams()
+        self.scenario = scenario
+        self.seed = seed
+        self.speed = speed
+        seconds = duration if duration is not None else 24 * 3600.0
+        self.script: Script = make_script(scenario, seconds, seed, self.params)
+        self.model = FaceModel(self.script, self.params, seed)
+        self.block = max(1, int(round(block_ms * self.params.fs / 1000.0)))
+        self.info = SourceInfo(
+            name=f"simulated:{scenario}",
+            fs=self.params.fs,
+            channels=self.params.channels,
+            board="emgfeedback simulated facial board",
+            firmware=f"facesim seed={seed}",
+            adc_bits=0,
+            adc_range_uv=SIM_RANGE_UV,
+            extra={"scenario": scenario, "seed": seed, "mains_hz": self.params.mains_hz,
+                   "affected_side": self.params.affected_side},
+        )
+        self._pos = 0
+        self._t0: float | None = None
+        self._cue_i = 0
+
+    @property
+    def finished(self) -> bool:
+        return self._pos >= self.script.n_samples
+
+    @property
+    def position(self) -> int:
+        """Index of the next sample to be read."""
+        return self._pos
+
+    def start(self) -> None:
+        self._t0 = time.monotonic() - self._pos / (self.params.fs * (self.speed or 1.0))
+
+    def stop(self) -> None:
+        self._t0 = None
+
+    def read(self, timeout: float | None = None) -> Chunk | None:
+        if self.finished:
+            return None
+        n = self.block
+        if self.speed is not None:
+            if self._t0 is None:
+                self.start()
+            assert self._t0 is not None
+            rate = self.params.fs * self.speed
+            due = int((time.monotonic() - self._t0) * rate)
+            if due - self._pos < n:
+                wait = (self._pos + n - due) / rate
+                if timeout is not None and wait > timeout:
+                    time.sleep(max(timeout, 0.0))
+                    return None
+                time.sleep(wait)
+                due = self._pos + n
+            # Catch up after a stall in whole blocks, but never hand over more than 1 s at once.
+            n = max(n, min((due - self._pos) // n * n, int(self.params.fs)))
+        n = min(n, self.script.n_samples - self._pos)
+        return self._emit(n)
+
+    def read_all(self) -> Chunk:
+        """The whole remaining signal as one chunk (offline use, tests)."""
+        return self._emit(self.script.n_samples - self._pos)
+
+    def _emit(self, n: int) -> Chunk:
+        start = self._pos
+        x = self.model.samples(start, start + n)
+        lo, hi = SIM_RANGE_UV
+        sat = ((x <= lo) | (x >= hi)).sum(axis=0)
+        if sat.any():
+            x = np.clip(x, lo, hi)
+        markers = []
+        cues = self.script.cues
+        while self._cue_i < len(cues) and cues[self._cue_i].start < start + n:
+            c = cues[self._cue_i]
+            if c.start >= start:
+                markers.append(Marker(c.start, c.stop - c.start, c.text))
+            self._cue_i += 1
+        self._pos += n
+        return Chunk(
+            data=x,
+            start=start,
+            fs=self.params.fs,
+            channels=self.params.channels,
+            status=Status(saturated=tuple(int(v) for v in sat)),
+            markers=tuple(markers),
+        )
+
+
+def _factory(arg: str = "", *, scenario: str | None = None, duration: float | None = None,
+             seed: int = 0, speed: float | None = 1.0, fs: float | None = None,
+             mains: float | None = None, **params: object) -> SimulatedSource:
+    p = ModelParams()
+    changes: dict[str, object] = {k: v for k, v in params.items() if v is not None}
+    if fs:
+        changes["fs"] = float(fs)
+    if mains:
+        changes["mains_hz"] = float(mains)
+    if changes:
+        p = replace(p, **changes)  # type: ignore[arg-type]
+    return SimulatedSource(scenario or arg or "session", duration, seed, speed, params=p)
+
+
+sources.register("simulated", _factory)
+
+__all__ += ["SCENARIOS"]

@@ -1,0 +1,111 @@
+"""Live terminal dashboard: one bar per channel, quality lights, the protocol's events.
+
+Used by ``emgfeedback demo`` when there is no display (or with ``--console``).  It is a session
+consumer: :meth:`ConsoleView.feed` is called by the session thread with every processed chunk and
+redraws at most ``rate_hz`` times a second (default 15) on a terminal; when the output is not a
+terminal (a log, CI) it prints one compact frame a second instead.  Time shown is signal time
+(sample index / fs).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from typing import TextIO
+
+import numpy as np
+
+from emgfeedback.config import QualityConfig
+from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.quality import assess
+
+__all__ = ["ConsoleView"]
+
+_LIGHT = {"green": ("\x1b[32m", "ok "), "amber": ("\x1b[33m", "!! "), "red": ("\x1b[31m", "XX ")}
+
+
+class ConsoleView:
+    def __init__(
+        self,
+        chain: Chain,
+        out: TextIO | None = None,
+        rate_hz: float = 15.0,
+        full_scale_uv: float = 200.0,
+        width: int = 40,
+        title: str = "emgfeedback",
+        quality: QualityConfig | None = None,
+        tty: bool | None = None,
+    ) -> None:
+        self.chain = chain
+        self.out = out or sys.stdout
+        self.tty = self.out.isatty() if tty is None else tty
+        self.interval = 1.0 / rate_hz if self.tty else 1.0
+        self.full_scale = full_scale_uv
+        self.width = width
+        self.title = title
+        self.quality = quality or QualityConfig()
+        self.events: deque[str] = deque(maxlen=6)
+        self.frames = 0
+        self._last_draw = -1e9
+        self._last: Processed | None = None
+        self._lost = 0
+        self._crc = 0
+        self._reconnects = 0
+        self._at_rest = True
+        self._active_until = -1
+
+    def feed(self, p: Processed) -> None:
+        self._last = p
+        self._lost += p.status.lost_samples
+        self._crc += p.status.crc_errors
+        self._reconnects += p.status.reconnects
+        if p.status.lost_samples:
+            self.events.append(f"{p.start / p.fs:8.2f} s  gap: {p.status.lost_samples} samples lost")
+        for m in p.markers:
+            dur = f" ({m.duration / p.fs:.1f} s)" if m.duration else ""
+            self.events.append(f"{m.sample / p.fs:8.2f} s  {m.text}{dur}")
+            if m.text != "rest":
+                self._active_until = max(self._active_until, m.sample + m.duration)
+        self._at_rest = p.stop > self._active_until
+        now = time.monotonic()
+        if now - self._last_draw >= self.interval:
+            self._last_draw = now
+            self.draw()
+
+    def render(self) -> str:
+        """The current frame as text (no escape codes when not on a terminal)."""
+        p = self._last
+        if p is None:
+            return f"{self.title}: waiting for data..."
+        env = p.envelope[-1] if len(p) else np.zeros(len(p.channels))
+        lights = assess(p.quality, self.quality, at_rest=self._at_rest)
+        t = p.stop / p.fs
+        mains = {None: "none", 50: "50 Hz", 60: "60 Hz"}.get(self.chain.mains, "?")
+        lines = [
+            f"{self.title}   t = {t:7.2f} s   fs = {p.fs:g} Hz   mains notch: {mains}   "
+            f"delay {self.chain.delay_ms:.0f} ms",
+            f"lost samples {self._lost}   CRC errors {self._crc}   reconnects {self._reconnects}",
+            "",
+        ]
+        for i, ch in enumerate(p.channels):
+            v = float(env[i])
+            n = int(round(min(max(v, 0.0) / self.full_scale, 1.0) * self.width))
+            bar = "#" * n + "." * (self.width - n)
+            colour, tag = _LIGHT[lights[i][0]]
+            if self.tty:
+                tag = f"{colour}{tag}\x1b[0m"
+            lines.append(f"{ch:<10} |{bar}| {v:7.1f} µV  {tag} {lights[i][1]}")
+        lines.append("")
+        lines.append("events:")
+        lines.extend(f"  {e}" for e in self.events)
+        return "\n".join(lines)
+
+    def draw(self) -> None:
+        text = self.render()
+        if self.tty:
+            self.out.write("\x1b[H\x1b[2J" + text + "\n")
+        else:
+            self.out.write(text + "\n\n")
+        self.out.flush()
+        self.frames += 1
