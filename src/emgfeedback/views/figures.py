@@ -270,6 +270,8 @@ def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
 def fig_progress(
     dates: Sequence[datetime],
     series: Mapping[str, Mapping[str, Sequence[float | None]]],
+    ylims: Mapping[str, tuple[float, float]] | None = None,
+    refs: Mapping[str, float] | None = None,
 ) -> Figure:
     """Trends across sessions: one panel per metric, one line per exercise.
 
@@ -280,6 +282,8 @@ def fig_progress(
     series:
         metric title -> exercise -> one value per session (``None`` where the session did not
         contain the exercise).
+    ylims, refs:
+        Per metric title, fixed y limits and a dashed reference line (e.g. symmetry 1.0).
     """
     titles = list(series)
     ncols = 2
@@ -296,6 +300,10 @@ def fig_progress(
                 continue
             ax.plot(x, y, "o-", color=colors[ex], label=ex, ms=4, lw=1.2)
         ax.set_title(title, fontsize=10, loc="left")
+        if ylims and title in ylims:
+            ax.set_ylim(*ylims[title])
+        if refs and title in refs:
+            ax.axhline(refs[title], color="k", lw=0.8, ls="--")
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
         for lab in ax.get_xticklabels():
