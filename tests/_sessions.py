@@ -98,3 +98,23 @@ def make_session(seed: int = 0, synkinesis_prob: float | None = None, duration: 
         program="smile-eye-pucker-brow",
         signal=chunk,
     )
+
+
+def write_json_session(session: SessionInput, path) -> None:
+    """Metrics-only session file for import tests (what the history stores, as JSON)."""
+    import json
+
+    path.write_text(json.dumps({
+        "patient_id": session.patient_id, "recorded_at": session.recorded_at.isoformat(),
+        "source": session.source, "affected_side": session.affected_side,
+        "program": session.program, "analysis": session.analysis}))
+
+
+def read_json_session(path) -> SessionInput:
+    """Reader for :func:`emgfeedback.views.history.import_folder` of files from
+    :func:`write_json_session`."""
+    import json
+
+    d = json.loads(path.read_text())
+    return SessionInput(d["patient_id"], datetime.fromisoformat(d["recorded_at"]), d["source"],
+                        d["analysis"], d["affected_side"], d["program"])
