@@ -187,9 +187,11 @@ def fig_rep_overlays(
                     if q in channels:
                         j = channels.index(q)
                         ax.plot(tt[::step], env_pct[a:b:step, j], lw=0.7, alpha=0.8,
-                                color=EVENT_COLOR if r.synkinesis else UNAFFECTED_COLOR)
+                                color=EVENT_COLOR if r.synkinesis else UNAFFECTED_COLOR,
+                                rasterized=True)
                 j = channels.index(r.target)
-                ax.plot(tt[::step], env_pct[a:b:step, j], color="#1f3b57", lw=1.3, alpha=0.8)
+                ax.plot(tt[::step], env_pct[a:b:step, j], color="#1f3b57", lw=1.3, alpha=0.8,
+                        rasterized=True)
             ax.axvline(0, color="k", lw=0.5, ls=":")
             ax.set_title(f"{ex}, side {side}", fontsize=9, loc="left")
             ax.tick_params(labelsize=7)
@@ -256,7 +258,7 @@ def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
     vals = [float(m.symmetry) for m in ms]  # type: ignore[arg-type]
     ax.barh(y, vals, color=AFFECTED_COLOR, height=0.6)
     for yi, v in zip(y, vals):
-        ax.text(v + 0.02, yi, f"{v:.2f}", va="center", fontsize=8)
+        ax.text(v + 0.02, float(yi), f"{v:.2f}", va="center", fontsize=8)
     ax.axvline(1.0, color="k", lw=0.8, ls="--")
     ax.set_yticks(y, [m.exercise for m in ms], fontsize=8)
     ax.invert_yaxis()

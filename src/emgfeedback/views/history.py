@@ -439,10 +439,11 @@ def render_progress_html(patient_id: str, sessions: Sequence[StoredSession]) -> 
     series = {title: {ex: [getattr(s.metrics[ex], attr) if ex in s.metrics else None
                            for s in sessions] for ex in exercises}
               for attr, title, _ in PROGRESS_METRICS}
-    t = {attr: title for attr, title, _ in PROGRESS_METRICS}
+    tt = {attr: title for attr, title, _ in PROGRESS_METRICS}
     fig = figures.fig_progress(dates, series,
-                               ylims={t["synkinesis_rate"]: (-0.05, 1.05), t["isolation"]: (-0.05, 1.05)},
-                               refs={t["symmetry"]: 1.0})
+                               ylims={tt["synkinesis_rate"]: (-0.05, 1.05),
+                                      tt["isolation"]: (-0.05, 1.05)},
+                               refs={tt["symmetry"]: 1.0})
     png = base64.b64encode(figures.png_bytes(fig, dpi=90)).decode("ascii")
     titles = {attr: title for attr, title, _ in PROGRESS_METRICS}
     better = {attr: lower for attr, _t, lower in PROGRESS_METRICS}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import logging
 import os
 import re
@@ -33,7 +34,10 @@ from emgfeedback.clinical.regions import EXERCISES, parse_label, short_label
 from emgfeedback.config import DspConfig, QualityConfig
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import Quality, assess
-from emgfeedback.errors import ConfigError, EmgError
+from datetime import datetime
+
+from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.stream import Chunk
 from emgfeedback.views import figures
 from emgfeedback.views.summary import (
     ExerciseMetrics,
@@ -45,6 +49,7 @@ from emgfeedback.views.summary import (
 
 __all__ = [
     "Report",
+    "load_session",
     "build_report",
     "envelopes_pct",
     "placement_svg",
@@ -348,26 +353,38 @@ def render_html(report: Report) -> str:
 
 # ----------------------------------------------------------------------------- PDF
 def _table_pages(title: str, head: Sequence[str], body: Sequence[Sequence[str]],
-                 rows_per_page: int = 32) -> list[Any]:
-    from matplotlib.figure import Figure
+                 rows_per_page: int = 34) -> list[Any]:
+    """A table over as many A4 landscape pages as needed.
 
+    Cells are plain text at computed positions (matplotlib's ``Axes.table`` measures every cell
+    and takes most of a second per page); rows are striped for reading across.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    widths = [max([len(h)] + [len(r[i]) for r in body]) + 2 for i, h in enumerate(head)]
+    scale = 0.94 / max(1, sum(widths))
+    lefts = np.concatenate([[0.03], 0.03 + np.cumsum(widths)[:-1] * scale])
     pages = []
+    line_h = 0.84 / (rows_per_page + 1)
     for start in range(0, max(1, len(body)), rows_per_page):
         chunk = body[start:start + rows_per_page]
         fig = Figure(figsize=(11.69, 8.27))
-        ax = fig.add_axes((0.03, 0.03, 0.94, 0.86))
-        ax.set_axis_off()
-        fig.text(0.03, 0.95, title + (f" (continued)" if start else ""), fontsize=13, weight="bold")
-        if chunk:
-            tab = ax.table(cellText=[list(r) for r in chunk], colLabels=list(head), loc="upper left",
-                           cellLoc="right", colLoc="center")
-            tab.auto_set_font_size(False)
-            tab.set_fontsize(7)
-            tab.auto_set_column_width(list(range(len(head))))
-            tab.scale(1.0, 1.3)
-            for (r, _c), cell in tab.get_celld().items():
-                if r == 0:
-                    cell.set_facecolor("#eeeeee")
+        fig.text(0.03, 0.95, title + (" (continued)" if start else ""), fontsize=13, weight="bold")
+        top = 0.9
+        fig.patches.append(Rectangle((0.03, top - line_h), 0.94, line_h, transform=fig.transFigure,
+                                     facecolor="#e6e6e6", edgecolor="none"))
+        for k in range(1, len(chunk) + 1, 2):
+            fig.patches.append(Rectangle((0.03, top - (k + 1) * line_h), 0.94, line_h,
+                                         transform=fig.transFigure, facecolor="#f5f5f5",
+                                         edgecolor="none"))
+        for i, h in enumerate(head):
+            left = i < 1 or not any(c[i][:1].isdigit() or c[i][:1] in "-–" for c in chunk)
+            x = lefts[i] + (0.005 if left else widths[i] * scale - 0.005)
+            ha = "left" if left else "right"
+            fig.text(x, top - 0.5 * line_h, h, ha=ha, va="center", fontsize=7.5, weight="bold")
+            for k, r in enumerate(chunk, start=1):
+                fig.text(x, top - (k + 0.5) * line_h, r[i], ha=ha, va="center", fontsize=7.5)
         pages.append(fig)
     return pages
 
@@ -447,3 +464,77 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
         write_pdf(report, Path(pdf))
     log.info("report of %s written to %s", session.source, out)
     return report
+
+
+# ----------------------------------------------------------------------------- loading
+def session_from_parts(path: Path, signal: Chunk | None, meta: Mapping[str, Any],
+                       analysis: Mapping[str, Any]) -> SessionInput:
+    """A :class:`SessionInput` from a recording, its sidecar metadata and its analysis.
+
+    ``meta`` is the recording's JSON sidecar (docs/recording.md): ``patient_id``, ``start``
+    (ISO date-time; ``recorded_at`` accepted), ``affected_side``, ``program`` and ``montage``
+    (channel -> electrode site), all optional except the patient id.
+    """
+    pid = meta.get("patient_id")
+    if not pid:
+        raise FileFormatError(f"{path}: no pseudonymous patient id in the recording's metadata; "
+                              "record with --patient ID")
+    when = meta.get("start") or meta.get("recorded_at")
+    try:
+        recorded_at = datetime.fromisoformat(str(when)) if when else datetime.fromtimestamp(
+            Path(path).stat().st_mtime)
+    except ValueError:
+        raise FileFormatError(f"{path}: start date {when!r} is not ISO 8601") from None
+    program = meta.get("program") or ""
+    if isinstance(program, Mapping):
+        program = str(program.get("name", ""))
+    montage = meta.get("montage") or {}
+    sites = {str(k): str(v.get("site", "")) if isinstance(v, Mapping) else str(v)
+             for k, v in montage.items()} if isinstance(montage, Mapping) else {}
+    return SessionInput(
+        patient_id=str(pid),
+        recorded_at=recorded_at,
+        source=Path(path).name,
+        analysis=analysis,
+        affected_side=str(meta.get("affected_side") or analysis.get("affected_side") or "").upper(),
+        program=str(program),
+        signal=signal,
+        montage={k: v for k, v in sites.items() if v},
+    )
+
+
+def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None) -> SessionInput:
+    """Read a recorded session (EDF+ with its sidecar) and analyse it.
+
+    Parameters
+    ----------
+    analysis:
+        The JSON of ``emgfeedback analyze`` (a file or a dict) to use instead of running the
+        analysis again.
+
+    Raises
+    ------
+    FileFormatError
+        The file is not a readable session recording (one line naming the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such session file")
+    try:
+        from emgfeedback.io import edf as edf_io  # type: ignore[attr-defined]
+    except ImportError:
+        raise FileFormatError(f"{path}: this build has no EDF+ reader (emgfeedback.io.edf)") from None
+    rec = edf_io.read_session(path)
+    signal, meta = rec.chunk, rec.meta
+    if isinstance(analysis, (str, Path)):
+        try:
+            result = json.loads(Path(analysis).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(f"{analysis}: not the JSON of 'emgfeedback analyze' ({exc})") from None
+    elif analysis is not None:
+        result = dict(analysis)
+    else:
+        from emgfeedback.clinical.analysis import analyze  # type: ignore[import-not-found]
+
+        result = analyze(rec)
+    return session_from_parts(path, signal, meta, result)
