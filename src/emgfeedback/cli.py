@@ -195,8 +195,84 @@ def script_to_json(src: Any) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------- report, history
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser("report", help="HTML (and PDF) report of a recorded session")
+    p.add_argument("session", type=Path, help="session recording (.edf with its sidecar)")
+    p.add_argument("--analysis", type=Path, default=None,
+                   help="JSON of 'emgfeedback analyze' to use instead of analysing again")
+    p.add_argument("--out", type=Path, default=None, help="HTML file (default SESSION.report.html)")
+    p.add_argument("--pdf", action="store_true", help="also write a PDF beside the HTML")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from emgfeedback.views.report import load_session, write_report
+
+    out = args.out or args.session.with_suffix(".report.html")
+    pdf = out.with_suffix(".pdf") if args.pdf else None
+    session = load_session(args.session, args.analysis)
+    write_report(session, out, pdf)
+    print(f"wrote {out}" + (f" and {pdf}" if pdf else ""))
+    return 0
+
+
+def _add_progress(sub: Any) -> None:
+    p = sub.add_parser("progress", help="a patient's trends across stored sessions (HTML)")
+    p.add_argument("patient", help="pseudonymous patient id")
+    p.add_argument("--out", type=Path, default=None, help="HTML file (default PATIENT-progress.html)")
+    p.add_argument("--db", type=Path, default=None,
+                   help="history database (default $EMGFEEDBACK_DB or the user data folder)")
+    p.set_defaults(func=cmd_progress)
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from emgfeedback.views.history import write_progress
+
+    out = args.out or Path(f"{args.patient}-progress.html")
+    sessions = write_progress(args.patient, out, args.db)
+    print(f"wrote {out} ({len(sessions)} sessions)")
+    return 0
+
+
+def _add_history(sub: Any) -> None:
+    p = sub.add_parser("history", help="the patient history database")
+    hs = p.add_subparsers(dest="history_command", metavar="ACTION", parser_class=_Parser,
+                          required=True)
+    imp = hs.add_parser("import", help="analyse and store every session file under FOLDER")
+    imp.add_argument("folder", type=Path)
+    imp.add_argument("--db", type=Path, default=None)
+    imp.add_argument("--pattern", default="*.edf", help="file glob, searched recursively")
+    imp.set_defaults(func=cmd_history_import)
+    ls = hs.add_parser("list", help="patients and their number of sessions")
+    ls.add_argument("--db", type=Path, default=None)
+    ls.set_defaults(func=cmd_history_list)
+
+
+def cmd_history_import(args: argparse.Namespace) -> int:
+    from emgfeedback.views.history import import_folder
+
+    r = import_folder(args.folder, args.db, pattern=args.pattern)
+    for path, reason in r.failed:
+        print(f"emgfeedback: skipped {path.name}: {reason}", file=sys.stderr)
+    print(f"imported {len(r.imported)} sessions, {len(r.skipped)} already stored, "
+          f"{len(r.failed)} failed")
+    return EXIT_ERROR if r.failed else 0
+
+
+def cmd_history_list(args: argparse.Namespace) -> int:
+    from emgfeedback.views.history import History
+
+    with History(args.db, create=False) as h:
+        for pid in h.patients():
+            ss = h.sessions(pid)
+            print(f"{pid}\t{len(ss)} sessions\t{ss[0].recorded_at:%Y-%m-%d} .. "
+                  f"{ss[-1].recorded_at:%Y-%m-%d}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- entry point
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_simulate]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_simulate, _add_report, _add_progress, _add_history]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,319 @@
+"""The figures of session reports and progress reports (matplotlib, no pyplot, no Qt).
+
+Every function returns a :class:`matplotlib.figure.Figure` built with the object-oriented API, so
+figures can be made from any thread and never open a window; :func:`png_bytes` turns one into a
+PNG and the PDF writer puts the same figures on pages.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from emgfeedback.views.summary import ExerciseMetrics, RepRow  # noqa: E402
+
+__all__ = [
+    "exercise_colors",
+    "fig_envelopes",
+    "fig_progress",
+    "fig_rep_bars",
+    "fig_rep_overlays",
+    "fig_symmetry",
+    "png_bytes",
+    "reduce_for_plot",
+]
+
+log = logging.getLogger(__name__)
+
+_PALETTE = ("#4e79a7", "#59a14f", "#9c755f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#bab0ac")
+EVENT_COLOR = "#e15759"
+AFFECTED_COLOR = "#f28e2b"
+UNAFFECTED_COLOR = "#7f7f7f"
+
+
+def exercise_colors(exercises: Sequence[str]) -> dict[str, str]:
+    """A stable colour per exercise, in order of first appearance."""
+    out: dict[str, str] = {}
+    for ex in exercises:
+        if ex not in out:
+            out[ex] = _PALETTE[len(out) % len(_PALETTE)]
+    return out
+
+
+def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def reduce_for_plot(y: np.ndarray, fs: float, max_points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    """Peak-preserving reduction of ``y`` (samples, channels) to at most ``max_points`` rows.
+
+    Each bin keeps its maximum, so a short intrusion still shows at the scale of a whole session.
+    Returns ``(t_seconds, y_reduced)``.
+    """
+    n = y.shape[0]
+    k = max(1, int(np.ceil(n / max_points)))
+    m = n // k
+    if m == 0:
+        return np.arange(n) / fs, y
+    head = y[: m * k].reshape(m, k, -1).max(axis=1)
+    t = (np.arange(m) * k + k / 2) / fs
+    if n > m * k:
+        head = np.vstack([head, y[m * k:].max(axis=0, keepdims=True)])
+        t = np.append(t, (m * k + (n - m * k) / 2) / fs)
+    return t, head
+
+
+def _span_collection(ax, spans: list[tuple[float, float]], color: str, alpha: float,
+                     zorder: float = 0) -> None:
+    if spans:
+        ax.broken_barh(spans, (0, 1), transform=ax.get_xaxis_transform(), facecolors=color,
+                       alpha=alpha, linewidth=0, zorder=zorder)
+
+
+def fig_envelopes(
+    t: np.ndarray,
+    env_pct: np.ndarray,
+    channels: Sequence[str],
+    rows: Sequence[RepRow],
+    events: Sequence[Mapping[str, object]],
+    affected_side: str = "",
+    calibration: Sequence[tuple[float, float]] = (),
+    t_range: tuple[float, float] | None = None,
+    title: str = "Envelopes (%MVC) with reps and synkinesis events",
+) -> Figure:
+    """One strip per channel: the envelope in %MVC, reps shaded by exercise, events in red.
+
+    Parameters
+    ----------
+    t, env_pct:
+        Time (s) and envelope in %MVC, ``(points, channels)`` (already reduced for plotting).
+    rows:
+        Reps (their cue windows are shaded on every strip).
+    events:
+        Synkinesis events of the analysis; each is drawn on its own channel's strip, with a tick
+        where the live detector raised the alert.
+    calibration:
+        ``(start_s, duration_s)`` of rest and MVC periods, shaded grey.
+    """
+    n = len(channels)
+    fig = Figure(figsize=(11, 0.95 * n + 1.3), layout="constrained")
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
+    colors = exercise_colors([r.exercise for r in rows])
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        spans.setdefault(r.exercise, []).append((r.onset_s, r.offset_s - r.onset_s))
+    # Unique rep windows (both sides share a cue window).
+    for ex in spans:
+        spans[ex] = sorted(set(spans[ex]))
+    top = float(np.nanpercentile(env_pct, 99.5)) * 1.15 if env_pct.size else 100.0
+    top = max(20.0, min(top, 150.0))
+    for j, (ax, ch) in enumerate(zip(axes, channels)):
+        _span_collection(ax, list(calibration), "#bbbbbb", 0.25)
+        for ex, sp in spans.items():
+            _span_collection(ax, sp, colors[ex], 0.18)
+        ev = [(float(e["onset_s"]), float(e["offset_s"]) - float(e["onset_s"]))  # type: ignore[arg-type]
+              for e in events if e.get("channel") == ch]
+        _span_collection(ax, ev, EVENT_COLOR, 0.45, zorder=1)
+        for e in events:
+            if e.get("channel") == ch and e.get("alert_s") is not None:
+                ax.axvline(float(e["alert_s"]), color=EVENT_COLOR, lw=0.8, ymax=0.25)  # type: ignore[arg-type]
+        side = ch[:1]
+        col = AFFECTED_COLOR if affected_side and side == affected_side else "#1f3b57"
+        ax.plot(t, env_pct[:, j], color=col, lw=0.7, zorder=2)
+        ax.set_ylim(-5, top)
+        ax.set_ylabel(ch + ("\n(affected)" if affected_side and side == affected_side else ""),
+                      rotation=0, ha="right", va="center", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+    axes[-1].set_xlabel("time (s)")
+    if t_range is not None:
+        axes[-1].set_xlim(*t_range)
+    elif len(t):
+        axes[-1].set_xlim(float(t[0]), float(t[-1]))
+    handles = [Patch(color=c, alpha=0.35, label=ex) for ex, c in colors.items()]
+    if calibration:
+        handles.insert(0, Patch(color="#bbbbbb", alpha=0.4, label="calibration (rest, MVC)"))
+    handles.append(Patch(color=EVENT_COLOR, alpha=0.6, label="synkinesis event"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8,
+               frameon=False)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def fig_rep_overlays(
+    env_pct: np.ndarray,
+    fs: float,
+    channels: Sequence[str],
+    rows: Sequence[RepRow],
+    quiet: Mapping[str, Sequence[str]],
+    pre_s: float = 1.0,
+    post_s: float = 1.0,
+) -> Figure:
+    """Reps overlaid, aligned at the cue: target (thick) and quiet regions (thin).
+
+    One row per exercise, one column per side.  ``quiet`` maps a target channel to the channels
+    that should stay quiet.  What a therapist looks for: does the eye line (thin) rise with the
+    smile line (thick)?  Quiet-region lines of reps with synkinesis are red.
+    """
+    reps = [r for r in rows if r.target in channels]
+    exercises = list(dict.fromkeys(r.exercise for r in reps)) or ["(no reps)"]
+    sides = sorted({r.side for r in reps}) or ["L"]
+    fig = Figure(figsize=(11, 2.3 * len(exercises) + 0.8), layout="constrained")
+    axes = fig.subplots(len(exercises), len(sides), sharey=True, sharex=True, squeeze=False)
+    n = env_pct.shape[0]
+    for i, ex in enumerate(exercises):
+        for k, side in enumerate(sides):
+            ax = axes[i, k]
+            for r in (r for r in reps if r.exercise == ex and r.side == side):
+                a = max(0, int((r.onset_s - pre_s) * fs))
+                b = min(n, int((r.offset_s + post_s) * fs))
+                tt = np.arange(a, b) / fs - r.onset_s
+                step = max(1, (b - a) // 600)
+                for q in quiet.get(r.target, ()):
+                    if q in channels:
+                        j = channels.index(q)
+                        ax.plot(tt[::step], env_pct[a:b:step, j], lw=0.7, alpha=0.8,
+                                color=EVENT_COLOR if r.synkinesis else UNAFFECTED_COLOR,
+                                rasterized=True)
+                j = channels.index(r.target)
+                ax.plot(tt[::step], env_pct[a:b:step, j], color="#1f3b57", lw=1.3, alpha=0.8,
+                        rasterized=True)
+            ax.axvline(0, color="k", lw=0.5, ls=":")
+            ax.set_title(f"{ex}, side {side}", fontsize=9, loc="left")
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+        axes[i, 0].set_ylabel("%MVC", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("time from cue (s)", fontsize=8)
+    handles = [Patch(color="#1f3b57", label="target region"),
+               Patch(color=UNAFFECTED_COLOR, label="regions to keep quiet"),
+               Patch(color=EVENT_COLOR, label="regions to keep quiet, rep with synkinesis")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    fig.suptitle("Reps overlaid from the cue", fontsize=11)
+    return fig
+
+
+def fig_rep_bars(rows: Sequence[RepRow], affected_side: str = "") -> Figure:
+    """Per exercise, the target peak %MVC of each rep (affected side in colour) and isolation."""
+    exercises = list(dict.fromkeys(r.exercise for r in rows))
+    n = max(1, len(exercises))
+    fig = Figure(figsize=(11, 2.1 * n + 0.6), layout="constrained")
+    axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    for ax, ex in zip(axes, exercises):
+        reps = [r for r in rows if r.exercise == ex]
+        x = np.arange(len(reps))
+        peak = [r.peak_pct_mvc if r.peak_pct_mvc is not None else 0.0 for r in reps]
+        col = [AFFECTED_COLOR if affected_side and r.side == affected_side else UNAFFECTED_COLOR
+               for r in reps]
+        bars = ax.bar(x, peak, color=col, width=0.8)
+        for b, r in zip(bars, reps):
+            if r.synkinesis:
+                b.set_edgecolor(EVENT_COLOR)
+                b.set_linewidth(2.0)
+                b.set_hatch("//")
+        ax.set_ylabel("peak %MVC", fontsize=8)
+        ax.set_xticks(x, [f"{r.index}{r.side}" for r in reps], fontsize=6, rotation=90)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_title(ex, fontsize=9, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+        iso = [r.isolation for r in reps]
+        if any(v is not None for v in iso):
+            ax2 = ax.twinx()
+            ax2.plot(x, [np.nan if v is None else v for v in iso], "o", color="#1f3b57", ms=3)
+            ax2.set_ylim(0, 1.05)
+            ax2.set_ylabel("isolation (dots)", fontsize=8)
+            ax2.tick_params(labelsize=7)
+    handles = [Patch(color=AFFECTED_COLOR, label="affected side"),
+               Patch(color=UNAFFECTED_COLOR, label="other side"),
+               Patch(facecolor="white", edgecolor=EVENT_COLOR, hatch="//", label="synkinesis")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    fig.suptitle("Per rep: target peak %MVC (bars) and isolation (dots)", fontsize=11)
+    return fig
+
+
+def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
+    """Affected / unaffected %MVC per exercise (1.0 = both sides equal)."""
+    ms = [m for m in metrics if m.symmetry is not None]
+    fig = Figure(figsize=(8, 0.45 * max(1, len(ms)) + 1.2), layout="constrained")
+    ax = fig.subplots()
+    if not ms:
+        ax.text(0.5, 0.5, "symmetry needs both sides recorded", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    y = np.arange(len(ms))
+    vals = [float(m.symmetry) for m in ms]  # type: ignore[arg-type]
+    ax.barh(y, vals, color=AFFECTED_COLOR, height=0.6)
+    for yi, v in zip(y, vals):
+        ax.text(v + 0.02, float(yi), f"{v:.2f}", va="center", fontsize=8)
+    ax.axvline(1.0, color="k", lw=0.8, ls="--")
+    ax.set_yticks(y, [m.exercise for m in ms], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(1.25, max(vals) * 1.15))
+    ax.set_xlabel("affected / unaffected %MVC (dashed: equal)")
+    ax.set_title("Symmetry per exercise", fontsize=11)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def fig_progress(
+    dates: Sequence[datetime],
+    series: Mapping[str, Mapping[str, Sequence[float | None]]],
+    ylims: Mapping[str, tuple[float, float]] | None = None,
+    refs: Mapping[str, float] | None = None,
+) -> Figure:
+    """Trends across sessions: one panel per metric, one line per exercise.
+
+    Parameters
+    ----------
+    dates:
+        Session dates, in order.
+    series:
+        metric title -> exercise -> one value per session (``None`` where the session did not
+        contain the exercise).
+    ylims, refs:
+        Per metric title, fixed y limits and a dashed reference line (e.g. symmetry 1.0).
+    """
+    titles = list(series)
+    ncols = 2
+    nrows = max(1, (len(titles) + 1) // 2)
+    fig = Figure(figsize=(11, 3.2 * nrows + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    exercises = list(dict.fromkeys(ex for t in titles for ex in series[t]))
+    colors = exercise_colors(exercises)
+    x = np.array(dates, dtype="datetime64[s]")
+    for ax, title in zip(axes, titles):
+        for ex, vals in series[title].items():
+            y = np.array([np.nan if v is None else v for v in vals], dtype=float)
+            if np.all(np.isnan(y)):
+                continue
+            ax.plot(x, y, "o-", color=colors[ex], label=ex, ms=4, lw=1.2)
+        ax.set_title(title, fontsize=10, loc="left")
+        if ylims and title in ylims:
+            ax.set_ylim(*ylims[title])
+        if refs and title in refs:
+            ax.axhline(refs[title], color="k", lw=0.8, ls="--")
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+        for lab in ax.get_xticklabels():
+            lab.set_rotation(30)
+            lab.set_ha("right")
+    for ax in axes[len(titles):]:
+        ax.set_axis_off()
+    handles = [Patch(color=c, label=ex) for ex, c in colors.items()]
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(6, len(handles)), fontsize=8,
+               frameon=False)
+    return fig

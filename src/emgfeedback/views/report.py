@@ -1,0 +1,540 @@
+"""Session report: one self-contained HTML file (and a PDF) a therapist can keep and share.
+
+``emgfeedback report SESSION.edf [--out report.html] [--pdf]`` builds it from the recording and the
+JSON of ``analyze``.  Contents, in order: pseudonymous patient id and date, montage with the
+electrode placement figure, signal quality at rest, calibration values, a per-exercise summary,
+plots (envelopes in %MVC with reps and synkinesis events shaded, reps of each exercise overlaid,
+per-rep bars, symmetry per exercise) and the full rep table.
+
+Every image is embedded (PNG as a ``data:`` URI, the placement figure as inline SVG), so the file
+opens anywhere without the network.  The PDF holds the same figures and tables, one topic per
+page (matplotlib's ``PdfPages``: no browser, no TeX).
+
+Report building runs in the calling thread; it never imports Qt.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emgfeedback import __version__
+from emgfeedback.clinical.regions import EXERCISES, parse_label, short_label
+from emgfeedback.config import DspConfig, QualityConfig
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.dsp.quality import Quality, assess
+from datetime import datetime
+
+from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.stream import Chunk
+from emgfeedback.views import figures
+from emgfeedback.views.summary import (
+    ExerciseMetrics,
+    RepRow,
+    SessionInput,
+    exercise_metrics,
+    rep_rows,
+)
+
+__all__ = [
+    "Report",
+    "load_session",
+    "build_report",
+    "envelopes_pct",
+    "placement_svg",
+    "render_html",
+    "write_pdf",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: Environment variable naming an electrode placement SVG that overrides the packaged one.
+PLACEMENT_ENV = "EMGFEEDBACK_PLACEMENT_SVG"
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass(frozen=True)
+class QualityRow:
+    channel: str
+    rest_rms_uv: float
+    mains_uv: float
+    clipped_samples: int
+    light: str  # green / amber / red
+    reason: str
+
+
+@dataclass
+class Report:
+    """Everything a report shows, computed once and rendered to HTML and PDF."""
+
+    session: SessionInput
+    rows: list[RepRow]
+    metrics: list[ExerciseMetrics]
+    quality: list[QualityRow]
+    lost_samples: int
+    figures: list[tuple[str, str, Any]] = field(default_factory=list)  # (key, caption, Figure)
+    placement: str | None = None  # inline SVG text
+
+
+# ----------------------------------------------------------------------------- signal side
+def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None) -> tuple[np.ndarray, Quality]:
+    """Envelope of the recording in %MVC, ``(samples, channels)`` in the analysis' channel order,
+    and the signal quality at the end of the rest period (the first 10 s without one).
+
+    The recording goes through the same causal chain as the live view.  %MVC is
+    ``100 · (envelope - rest_mean_uv) / mvc_uv`` with the calibration of the analysis
+    (docs/analysis.md); channels without calibration stay in µV.
+    """
+    sig = session.signal
+    if sig is None:
+        raise ConfigError(f"{session.source}: no signal to plot")
+    names = [short_label(c) for c in sig.channels]
+    chain = Chain(sig.fs, len(names), cfg)
+    # Split at the end of the rest period so the quality snapshot describes the rest baseline.
+    rest = [m for m in sig.markers if m.text.strip().lower() == "rest"]
+    cut = (rest[0].sample + rest[0].duration - sig.start) if rest else min(len(sig), int(10 * sig.fs))
+    cut = max(1, min(len(sig), cut))
+    first, second = sig.split(cut)
+    p1 = chain.process(first)
+    session_quality = p1.quality
+    env = p1.envelope
+    if len(second):
+        env = np.vstack([env, chain.process(second).envelope])
+    cal = session.calibration
+    out = np.empty((env.shape[0], len(session.channels)))
+    for j, ch in enumerate(session.channels):
+        k = names.index(ch) if ch in names else j
+        c = cal.get(ch, {})
+        mvc, rest_mean = c.get("mvc_uv"), c.get("rest_mean_uv") or 0.0
+        out[:, j] = 100.0 * (env[:, k] - rest_mean) / mvc if mvc else env[:, k]
+    return out, session_quality
+
+
+def _quality_rows(session: SessionInput, q: Quality,
+                  qcfg: QualityConfig | None) -> tuple[list[QualityRow], int]:
+    sig = session.signal
+    assert sig is not None
+    lights = assess(q, qcfg, at_rest=True)
+    sat = sig.status.saturated or (0,) * len(sig.channels)
+    rows = [QualityRow(short_label(ch), float(q.rms_uv[j]), float(q.mains_uv[j]), int(sat[j]),
+                       lights[j][0], lights[j][1]) for j, ch in enumerate(sig.channels)]
+    return rows, int(sig.status.lost_samples)
+
+
+def _quiet_channels(channels: Sequence[str], rows: Sequence[RepRow]) -> dict[str, list[str]]:
+    """Target channel -> channels on the same side that the exercise keeps quiet."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if r.target in out or not r.target:
+            continue
+        ex = EXERCISES.get(r.exercise)
+        targets = set(ex.targets) if ex else {r.target[2:]}
+        out[r.target] = [c for c in channels if c[:1] == r.target[:1] and c[2:] not in targets]
+    return out
+
+
+# ----------------------------------------------------------------------------- placement figure
+def placement_svg() -> str | None:
+    """The electrode placement figure (SVG text), or ``None`` when it is not installed.
+
+    Looked up in order: ``$EMGFEEDBACK_PLACEMENT_SVG``, the package data
+    (``emgfeedback/data/placement.svg``), ``hardware/placement.svg`` of a source checkout.
+    """
+    candidates: list[Path] = []
+    if os.environ.get(PLACEMENT_ENV):
+        candidates.append(Path(os.environ[PLACEMENT_ENV]))
+    try:
+        pkg = resources.files("emgfeedback").joinpath("data/placement.svg")
+        if pkg.is_file():
+            return _clean_svg(pkg.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ModuleNotFoundError, NotADirectoryError):
+        pass
+    here = Path(__file__).resolve()
+    candidates += [p / "hardware" / "placement.svg" for p in here.parents[:4]]
+    for c in candidates:
+        if c.is_file():
+            try:
+                return _clean_svg(c.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as exc:
+                log.warning("placement figure %s unreadable: %s", c, exc)
+    return None
+
+
+def _clean_svg(text: str) -> str | None:
+    """The ``<svg>...</svg>`` element of an SVG file (no XML prolog, no scripts), or ``None``."""
+    m = re.search(r"<svg\b.*</svg>", text, re.DOTALL | re.IGNORECASE)
+    if not m:
+        return None
+    svg = re.sub(r"<script\b.*?</script>", "", m.group(0), flags=re.DOTALL | re.IGNORECASE)
+    return svg
+
+
+# ----------------------------------------------------------------------------- building
+def build_report(session: SessionInput, cfg: DspConfig | None = None,
+                 qcfg: QualityConfig | None = None) -> Report:
+    """Compute tables and figures of a session report.
+
+    Raises
+    ------
+    CalibrationError
+        When the session has no calibration (its %MVC values would mean nothing).
+    """
+    session.require_calibration()
+    rows = rep_rows(session.analysis)
+    metrics = exercise_metrics(session.analysis, session.affected_side)
+    events = [e for e in session.analysis.get("events", []) if e.get("type", "synkinesis") == "synkinesis"]
+    report = Report(session, rows, metrics, [], 0, placement=placement_svg())
+    if session.signal is not None:
+        env, rest_q = envelopes_pct(session, cfg)
+        report.quality, report.lost_samples = _quality_rows(session, rest_q, qcfg)
+        fs = session.signal.fs
+        t, red = figures.reduce_for_plot(env, fs, max_points=3000)
+        t = t + session.signal.start / fs
+        calib = [((m.sample) / fs, m.duration / fs) for m in session.signal.markers
+                 if m.text.strip().lower() == "rest" or m.text.strip().lower().startswith("mvc ")]
+        report.figures.append(("envelopes", "Whole session: envelopes in %MVC of each channel; "
+                               "cue windows shaded by exercise, synkinesis events in red (tick: "
+                               "when the live detector alerted).",
+                               figures.fig_envelopes(t, red, session.channels, rows, events,
+                                                     session.affected_side, calib)))
+        quiet = _quiet_channels(session.channels, rows)
+        if rows:
+            report.figures.append(("overlays", "Every rep overlaid from its cue: the target region "
+                                   "(thick) and the regions to keep quiet (thin; red in reps with "
+                                   "synkinesis).",
+                                   figures.fig_rep_overlays(env, fs, session.channels, rows, quiet)))
+    if rows:
+        report.figures.append(("bars", "Per rep: target peak %MVC; hatched red bars carried "
+                               "synkinesis.", figures.fig_rep_bars(rows, session.affected_side)))
+        report.figures.append(("symmetry", "Symmetry per exercise: affected / unaffected %MVC.",
+                               figures.fig_symmetry(metrics)))
+    return report
+
+
+# ----------------------------------------------------------------------------- HTML
+def _f(v: float | None, fmt: str = "{:.1f}") -> str:
+    return "–" if v is None else fmt.format(v)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:72em;
+color:#1b1b1b;padding:0 1em}
+h1{font-size:1.5em;margin-bottom:.2em}h2{font-size:1.15em;border-bottom:1px solid #ccc;
+padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f3f3f3}td.l,th.l{text-align:left}
+tr.syn td{background:#fde8e8}
+.meta td{text-align:left;border:none;padding:.1em 1em .1em 0}
+.green{color:#2e7d32}.amber{color:#b26a00}.red{color:#c62828;font-weight:bold}
+figure{margin:1em 0}figure img{max-width:100%}figcaption{font-size:.85em;color:#555}
+.placement svg{max-width:28em;height:auto}.note{color:#666;font-size:.85em}
+"""
+
+
+def _table(head: Sequence[str], body: Iterable[Sequence[str]], cls: str = "",
+           left: int = 1, row_classes: Sequence[str] | None = None) -> str:
+    th = "".join(f'<th class="l">{html.escape(h)}</th>' if i < left else f"<th>{html.escape(h)}</th>"
+                 for i, h in enumerate(head))
+    out = [f'<table class="{cls}"><thead><tr>{th}</tr></thead><tbody>']
+    for n, row in enumerate(body):
+        rc = f' class="{row_classes[n]}"' if row_classes and row_classes[n] else ""
+        tds = "".join(f'<td class="l">{html.escape(c)}</td>' if i < left else f"<td>{html.escape(c)}</td>"
+                      for i, c in enumerate(row))
+        out.append(f"<tr{rc}>{tds}</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _montage_rows(session: SessionInput) -> list[list[str]]:
+    rows = []
+    for ch in session.channels:
+        try:
+            cid = parse_label(ch)
+            muscle, site = cid.region.muscle, cid.region.site
+        except EmgError:
+            muscle, site = "?", ""
+        site = session.montage.get(ch, site)
+        aff = "affected" if session.affected_side and ch[:1] == session.affected_side else ""
+        rows.append([ch, muscle, aff, site])
+    return rows
+
+
+def render_html(report: Report) -> str:
+    """The report as one self-contained HTML document."""
+    s = report.session
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>emgfeedback session report {e(s.patient_id)} {s.recorded_at:%Y-%m-%d}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Session report: patient {e(s.patient_id)}</h1>",
+        '<table class="meta">',
+        f"<tr><td>Patient (pseudonymous id)</td><td id=\"patient\">{e(s.patient_id)}</td></tr>",
+        f"<tr><td>Date</td><td id=\"date\">{s.recorded_at:%Y-%m-%d %H:%M}</td></tr>",
+        f"<tr><td>Recording</td><td>{e(s.source)}, {s.duration_s / 60:.1f} min, "
+        f"{len(s.channels)} channels at {s.fs:g} Hz</td></tr>",
+        f"<tr><td>Affected side</td><td>{e(s.affected_side or 'not recorded')}</td></tr>",
+        f"<tr><td>Program</td><td>{e(s.program or '–')}</td></tr>",
+        "</table>",
+        "<h2>Montage</h2>",
+    ]
+    if report.placement:
+        parts.append(f'<div class="placement">{report.placement}</div>')
+    else:
+        parts.append('<p class="note">Electrode placement figure not installed '
+                     "(hardware/placement.svg); sites are described below.</p>")
+    parts.append(_table(["channel", "muscle", "side", "electrode site"], _montage_rows(s), left=4))
+
+    parts.append("<h2>Signal quality at rest</h2>")
+    if report.quality:
+        parts.append(_table(
+            ["channel", "rest RMS (µV)", "mains (µV)", "clipped samples", "check"],
+            [[q.channel, f"{q.rest_rms_uv:.1f}", f"{q.mains_uv:.1f}", str(q.clipped_samples),
+              f"{q.light}: {q.reason}"] for q in report.quality], cls="quality"))
+        parts.append(f"<p class=\"note\">Samples lost in transmission: {report.lost_samples}.</p>")
+    else:
+        parts.append('<p class="note">No signal stored with this session (metrics only).</p>')
+
+    parts.append("<h2>Calibration</h2>")
+    cal = s.calibration
+    parts.append(_table(
+        ["channel", "rest mean (µV)", "rest SD (µV)", "MVC (µV)", "MVC / rest"],
+        [[ch, _f(cal.get(ch, {}).get("rest_mean_uv"), "{:.2f}"),
+          _f(cal.get(ch, {}).get("rest_sd_uv"), "{:.2f}"), _f(cal.get(ch, {}).get("mvc_uv"), "{:.1f}"),
+          _f((cal[ch]["mvc_uv"] or 0) / cal[ch]["rest_mean_uv"]  # type: ignore[operator]
+             if cal.get(ch, {}).get("rest_mean_uv") else None, "{:.0f}")]
+         for ch in s.channels], cls="calibration"))
+
+    parts.append("<h2>Exercises</h2>")
+    parts.append(_table(
+        ["exercise", "reps", "reps with synkinesis", "synkinesis events", "peak %MVC affected",
+         "peak %MVC other side", "time in band (s)", "isolation", "co-contraction", "symmetry"],
+        [[m.exercise, str(m.n_reps), str(m.n_synkinesis_reps), str(m.n_events),
+          _f(m.peak_pct_mvc_affected), _f(m.peak_pct_mvc_unaffected), _f(m.time_in_band_s, "{:.2f}"),
+          _f(m.isolation, "{:.2f}"), _f(m.cocontraction), _f(m.symmetry, "{:.2f}")]
+         for m in report.metrics], cls="exercises"))
+    if s.affected_side:
+        parts.append('<p class="note">Reps, synkinesis and isolation count the affected side '
+                     f"({e(s.affected_side)}); symmetry = affected / unaffected %MVC.</p>")
+
+    for key, caption, fig in report.figures:
+        data = base64.b64encode(figures.png_bytes(fig, dpi=90)).decode("ascii")
+        parts.append(f'<figure id="fig-{e(key)}"><img alt="{e(caption)}" '
+                     f'src="data:image/png;base64,{data}"><figcaption>{e(caption)}</figcaption></figure>')
+
+    parts.append("<h2>Reps</h2>")
+    parts.append(_table(
+        ["#", "exercise", "side", "target", "onset (s)", "duration (s)", "target peak %MVC",
+         "time in band (s)", "isolation", "co-contraction", "worst quiet region", "synkinesis events",
+         "symmetry"],
+        [[str(r.index), r.exercise, r.side, r.target, f"{r.onset_s:.2f}",
+          f"{r.offset_s - r.onset_s:.2f}", _f(r.peak_pct_mvc), _f(r.time_in_band_s, "{:.2f}"),
+          _f(r.isolation, "{:.2f}"), _f(r.cocontraction), r.cocontraction_channel or "–",
+          str(r.events), _f(r.symmetry, "{:.2f}")] for r in report.rows],
+        cls="reps", left=4, row_classes=["syn" if r.synkinesis else "" for r in report.rows]))
+    parts.append(f'<p class="note">emgfeedback {e(__version__)}. A training aid, not a diagnostic '
+                 "device. Co-contraction: Falconer-Winter index of the worst quiet region.</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- PDF
+def _table_pages(title: str, head: Sequence[str], body: Sequence[Sequence[str]],
+                 rows_per_page: int = 34) -> list[Any]:
+    """A table over as many A4 landscape pages as needed.
+
+    Cells are plain text at computed positions (matplotlib's ``Axes.table`` measures every cell
+    and takes most of a second per page); rows are striped for reading across.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    widths = [max([len(h)] + [len(r[i]) for r in body]) + 2 for i, h in enumerate(head)]
+    scale = 0.94 / max(1, sum(widths))
+    lefts = np.concatenate([[0.03], 0.03 + np.cumsum(widths)[:-1] * scale])
+    pages = []
+    line_h = 0.84 / (rows_per_page + 1)
+    for start in range(0, max(1, len(body)), rows_per_page):
+        chunk = body[start:start + rows_per_page]
+        fig = Figure(figsize=(11.69, 8.27))
+        fig.text(0.03, 0.95, title + (" (continued)" if start else ""), fontsize=13, weight="bold")
+        top = 0.9
+        fig.patches.append(Rectangle((0.03, top - line_h), 0.94, line_h, transform=fig.transFigure,
+                                     facecolor="#e6e6e6", edgecolor="none"))
+        for k in range(1, len(chunk) + 1, 2):
+            fig.patches.append(Rectangle((0.03, top - (k + 1) * line_h), 0.94, line_h,
+                                         transform=fig.transFigure, facecolor="#f5f5f5",
+                                         edgecolor="none"))
+        for i, h in enumerate(head):
+            left = i < 1 or not any(c[i][:1].isdigit() or c[i][:1] in "-–" for c in chunk)
+            x = lefts[i] + (0.005 if left else widths[i] * scale - 0.005)
+            ha = "left" if left else "right"
+            fig.text(x, top - 0.5 * line_h, h, ha=ha, va="center", fontsize=7.5, weight="bold")
+            for k, r in enumerate(chunk, start=1):
+                fig.text(x, top - (k + 0.5) * line_h, r[i], ha=ha, va="center", fontsize=7.5)
+        pages.append(fig)
+    return pages
+
+
+def _text_page(lines: Sequence[str], title: str) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11.69, 8.27))
+    fig.text(0.05, 0.92, title, fontsize=16, weight="bold")
+    for i, line in enumerate(lines):
+        fig.text(0.05, 0.85 - 0.035 * i, line, fontsize=10.5)
+    return fig
+
+
+def write_pdf(report: Report, path: Path) -> None:
+    """Write the report as a multi-page PDF (A4 landscape) to ``path``."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    s = report.session
+    cal = s.calibration
+    pages: list[Any] = [_text_page([
+        f"Patient (pseudonymous id): {s.patient_id}",
+        f"Date: {s.recorded_at:%Y-%m-%d %H:%M}",
+        f"Recording: {s.source}, {s.duration_s / 60:.1f} min, {len(s.channels)} channels at {s.fs:g} Hz",
+        f"Affected side: {s.affected_side or 'not recorded'}      Program: {s.program or '–'}",
+        f"Samples lost in transmission: {report.lost_samples}",
+        "",
+        "Signal quality at rest:",
+        *[f"   {q.channel}: rest {q.rest_rms_uv:.1f} µV RMS, mains {q.mains_uv:.1f} µV, "
+          f"{q.light}: {q.reason}" for q in report.quality],
+        "",
+        "Calibration (rest mean / rest SD / MVC, µV):",
+        *[f"   {ch}: {_f(cal.get(ch, {}).get('rest_mean_uv'), '{:.2f}')} / "
+          f"{_f(cal.get(ch, {}).get('rest_sd_uv'), '{:.2f}')} / {_f(cal.get(ch, {}).get('mvc_uv'))}"
+          for ch in s.channels],
+    ], f"Session report: patient {s.patient_id}")]
+    pages += _table_pages("Montage", ["channel", "muscle", "side", "electrode site"],
+                          _montage_rows(s))
+    pages += _table_pages("Exercises", ["exercise", "reps", "synk. reps", "events", "peak aff.",
+                                        "peak other", "in band (s)", "isolation", "co-contr.",
+                                        "symmetry"],
+                          [[m.exercise, str(m.n_reps), str(m.n_synkinesis_reps), str(m.n_events),
+                            _f(m.peak_pct_mvc_affected), _f(m.peak_pct_mvc_unaffected),
+                            _f(m.time_in_band_s, "{:.2f}"), _f(m.isolation, "{:.2f}"),
+                            _f(m.cocontraction), _f(m.symmetry, "{:.2f}")] for m in report.metrics])
+    pages += [fig for _k, _c, fig in report.figures]
+    pages += _table_pages("Reps", ["#", "exercise", "side", "target", "onset (s)", "dur. (s)",
+                                   "peak %MVC", "in band (s)", "isolation", "co-contr.", "worst quiet",
+                                   "synk. events", "symmetry"],
+                          [[str(r.index), r.exercise, r.side, r.target, f"{r.onset_s:.2f}",
+                            f"{r.offset_s - r.onset_s:.2f}", _f(r.peak_pct_mvc),
+                            _f(r.time_in_band_s, "{:.2f}"), _f(r.isolation, "{:.2f}"),
+                            _f(r.cocontraction), r.cocontraction_channel or "–", str(r.events),
+                            _f(r.symmetry, "{:.2f}")] for r in report.rows])
+    tmp = path.with_name(path.name + ".part")
+    with PdfPages(tmp, metadata={"Title": f"emgfeedback session report {s.patient_id}",
+                                 "Creator": f"emgfeedback {__version__}"}) as pdf:
+        for fig in pages:
+            pdf.savefig(fig)
+    tmp.replace(path)
+
+
+def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
+                 cfg: DspConfig | None = None) -> Report:
+    """Build the report of ``session`` and write ``out`` (HTML) and, if given, ``pdf``.
+
+    Files are written to a temporary name and renamed, so a failure never leaves a half report
+    over an earlier one.
+    """
+    report = build_report(session, cfg)
+    text = render_html(report)
+    out = Path(out)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    if pdf is not None:
+        write_pdf(report, Path(pdf))
+    log.info("report of %s written to %s", session.source, out)
+    return report
+
+
+# ----------------------------------------------------------------------------- loading
+def session_from_parts(path: Path, signal: Chunk | None, meta: Mapping[str, Any],
+                       analysis: Mapping[str, Any]) -> SessionInput:
+    """A :class:`SessionInput` from a recording, its sidecar metadata and its analysis.
+
+    ``meta`` is the recording's JSON sidecar (docs/recording.md): ``patient_id``, ``start``
+    (ISO date-time; ``recorded_at`` accepted), ``affected_side``, ``program`` and ``montage``
+    (channel -> electrode site), all optional except the patient id.
+    """
+    pid = meta.get("patient_id")
+    if not pid:
+        raise FileFormatError(f"{path}: no pseudonymous patient id in the recording's metadata; "
+                              "record with --patient ID")
+    when = meta.get("start") or meta.get("recorded_at")
+    try:
+        recorded_at = datetime.fromisoformat(str(when)) if when else datetime.fromtimestamp(
+            Path(path).stat().st_mtime)
+    except ValueError:
+        raise FileFormatError(f"{path}: start date {when!r} is not ISO 8601") from None
+    program = meta.get("program") or ""
+    if isinstance(program, Mapping):
+        program = str(program.get("name", ""))
+    montage = meta.get("montage") or {}
+    sites = {str(k): str(v.get("site", "")) if isinstance(v, Mapping) else str(v)
+             for k, v in montage.items()} if isinstance(montage, Mapping) else {}
+    return SessionInput(
+        patient_id=str(pid),
+        recorded_at=recorded_at,
+        source=Path(path).name,
+        analysis=analysis,
+        affected_side=str(meta.get("affected_side") or analysis.get("affected_side") or "").upper(),
+        program=str(program),
+        signal=signal,
+        montage={k: v for k, v in sites.items() if v},
+    )
+
+
+def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None) -> SessionInput:
+    """Read a recorded session (EDF+ with its sidecar) and analyse it.
+
+    Parameters
+    ----------
+    analysis:
+        The JSON of ``emgfeedback analyze`` (a file or a dict) to use instead of running the
+        analysis again.
+
+    Raises
+    ------
+    FileFormatError
+        The file is not a readable session recording (one line naming the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: no such session file")
+    try:
+        from emgfeedback.io import edf as edf_io  # type: ignore[attr-defined]
+    except ImportError:
+        raise FileFormatError(f"{path}: this build has no EDF+ reader (emgfeedback.io.edf)") from None
+    rec = edf_io.read_session(path)
+    signal, meta = rec.chunk, rec.meta
+    if isinstance(analysis, (str, Path)):
+        try:
+            result = json.loads(Path(analysis).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(f"{analysis}: not the JSON of 'emgfeedback analyze' ({exc})") from None
+    elif analysis is not None:
+        result = dict(analysis)
+    else:
+        from emgfeedback.clinical.analysis import analyze  # type: ignore[import-not-found]
+
+        result = analyze(rec)
+    return session_from_parts(path, signal, meta, result)

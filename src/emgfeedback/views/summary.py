@@ -1,0 +1,290 @@
+"""What a report and the patient history need from one analysed session, without any drawing.
+
+The input is the JSON of ``emgfeedback analyze`` (docs/analysis.md, issue 5) plus the session's
+metadata (pseudonymous patient id, date, affected side, program).  This module turns it into:
+
+* :class:`SessionInput`: everything a report or the history stores, validated once;
+* :func:`rep_rows`: one row per rep for the rep table (numbers exactly as ``analyze`` gave them);
+* :func:`exercise_metrics`: per exercise, the numbers tracked across months (synkinesis rate,
+  isolation, co-contraction, peak %MVC of each side, symmetry, time in band).
+
+Nothing here reads files, draws or imports Qt; it is called from whatever thread builds a report.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
+from emgfeedback.stream import Chunk
+
+__all__ = [
+    "ExerciseMetrics",
+    "RepRow",
+    "SessionInput",
+    "check_patient_id",
+    "exercise_metrics",
+    "rep_rows",
+]
+
+log = logging.getLogger(__name__)
+
+#: A pseudonymous patient id: letters, digits, ``-``, ``_`` and ``.``, no spaces (a name such as
+#: "Jane Doe" is refused), at most 64 characters.
+_PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_patient_id(patient_id: str) -> str:
+    """Return ``patient_id`` if it is a valid pseudonymous id; raise :class:`ConfigError` else."""
+    if not isinstance(patient_id, str) or not _PATIENT_ID.match(patient_id):
+        raise ConfigError(
+            f"patient id {patient_id!r} is not a pseudonymous id (letters, digits, '-', '_', '.', "
+            "no spaces, at most 64 characters); never use a name"
+        )
+    return patient_id
+
+
+def _num(value: Any) -> float | None:
+    """A JSON number as float; ``None`` for null/absent/non-finite."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _side(channel: str) -> str:
+    return channel[:1].upper() if channel[1:2] == "-" else ""
+
+
+@dataclass(frozen=True)
+class SessionInput:
+    """One analysed session, as reports and the history see it.
+
+    Attributes
+    ----------
+    patient_id:
+        Pseudonymous id (checked by :func:`check_patient_id`).
+    recorded_at:
+        Start of the recording (local time as recorded).
+    source:
+        Where the session came from (the EDF file name, or ``live``).
+    analysis:
+        The issue-5 JSON of ``analyze`` (``fs``, ``channels``, ``calibration``, ``reps``,
+        ``events``, ``symmetry``).
+    affected_side:
+        ``"L"`` or ``"R"``, or ``""`` when unknown.
+    program:
+        Name of the exercise program, or ``""``.
+    signal:
+        The raw recording (µV) for the envelope plots and the signal-quality table; ``None``
+        when only metrics are available (the history stores no signals).
+    montage:
+        Channel (short label) -> electrode site description, for the montage table.
+    """
+
+    patient_id: str
+    recorded_at: datetime
+    source: str
+    analysis: Mapping[str, Any]
+    affected_side: str = ""
+    program: str = ""
+    signal: Chunk | None = None
+    montage: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_patient_id(self.patient_id)
+        if self.affected_side not in ("", "L", "R"):
+            raise ConfigError(f"affected side must be L or R, got {self.affected_side!r}")
+        for key in ("channels", "reps"):
+            if key not in self.analysis:
+                raise FileFormatError(f"{self.source}: analysis has no {key!r}; is it the JSON of "
+                                      "'emgfeedback analyze'?")
+
+    @property
+    def channels(self) -> list[str]:
+        return [str(c) for c in self.analysis.get("channels", [])]
+
+    @property
+    def fs(self) -> float:
+        return float(self.analysis.get("fs") or (self.signal.fs if self.signal else 0.0))
+
+    @property
+    def calibration(self) -> dict[str, dict[str, float | None]]:
+        cal = self.analysis.get("calibration") or {}
+        return {ch: {k: _num(v) for k, v in vals.items()} for ch, vals in cal.items()
+                if isinstance(vals, Mapping)}
+
+    def require_calibration(self) -> None:
+        """Raise :class:`CalibrationError` unless every channel has rest and MVC values.
+
+        Without a calibration, %MVC values are not comparable between sessions, so reports and the
+        history refuse such a session instead of showing numbers that look comparable.
+        """
+        cal = self.calibration
+        auto = str(self.analysis.get("calibration_source", "")).lower() == "auto"
+        missing = [ch for ch in self.channels
+                   if not cal.get(ch) or cal[ch].get("mvc_uv") is None
+                   or cal[ch].get("rest_mean_uv") is None or bool(cal[ch].get("auto"))]
+        if auto or not cal or missing:
+            which = ", ".join(missing) if missing and cal else "all channels"
+            raise CalibrationError(
+                f"{self.source}: session has no calibration ({which}: no 'rest' and 'mvc' "
+                "periods); %MVC would not be comparable across sessions: record a calibration")
+
+    @property
+    def duration_s(self) -> float:
+        if self.signal is not None and self.signal.fs > 0:
+            return len(self.signal) / self.signal.fs
+        ends = [_num(r.get("offset_s")) or 0.0 for r in self.analysis.get("reps", [])]
+        return max(ends, default=0.0)
+
+
+@dataclass(frozen=True)
+class RepRow:
+    """One rep of the rep table."""
+
+    index: int  # 1-based, in the order of the analysis
+    exercise: str
+    side: str
+    target: str
+    onset_s: float
+    offset_s: float
+    peak_pct_mvc: float | None
+    time_in_band_s: float | None
+    isolation: float | None
+    cocontraction: float | None  # the worst (highest) index over the quiet regions
+    cocontraction_channel: str
+    synkinesis: bool
+    events: int  # synkinesis events whose onset lies within this rep on this side
+    symmetry: float | None  # affected / unaffected %MVC for this rep, when both sides recorded
+
+
+def _time_in_band(rep: Mapping[str, Any]) -> float | None:
+    v = _num(rep.get("time_in_band_s"))
+    if v is None and "time_in_band" in rep:
+        v = _num(rep.get("time_in_band"))
+    return v
+
+
+def rep_rows(analysis: Mapping[str, Any]) -> list[RepRow]:
+    """Rows of the rep table, in the order of ``analysis["reps"]``."""
+    events = [e for e in analysis.get("events", []) if e.get("type", "synkinesis") == "synkinesis"]
+    rows: list[RepRow] = []
+    for i, rep in enumerate(analysis.get("reps", []), start=1):
+        onset = float(rep["onset_s"])
+        offset = float(rep["offset_s"])
+        target = str(rep.get("target", ""))
+        side = str(rep.get("side") or _side(target))
+        cc = {str(k): _num(v) for k, v in (rep.get("cocontraction") or {}).items()}
+        cc_valid = {k: v for k, v in cc.items() if v is not None}
+        worst = max(cc_valid, key=lambda k: cc_valid[k], default="")
+        n_ev = sum(
+            1 for e in events
+            if onset <= float(e["onset_s"]) < offset
+            and (not side or _side(str(e.get("channel", ""))) == side)
+            and (not rep.get("exercise") or e.get("exercise", rep["exercise"]) == rep["exercise"])
+        )
+        rows.append(RepRow(
+            index=i,
+            exercise=str(rep.get("exercise", "")),
+            side=side,
+            target=target,
+            onset_s=onset,
+            offset_s=offset,
+            peak_pct_mvc=_num(rep.get("target_peak_pct_mvc")),
+            time_in_band_s=_time_in_band(rep),
+            isolation=_num(rep.get("isolation")),
+            cocontraction=cc_valid.get(worst) if worst else None,
+            cocontraction_channel=worst,
+            synkinesis=bool(rep.get("synkinesis")),
+            events=n_ev,
+            symmetry=_num(rep.get("symmetry")),
+        ))
+    return rows
+
+
+@dataclass(frozen=True)
+class ExerciseMetrics:
+    """Per exercise, the numbers a therapist follows across months.
+
+    ``synkinesis_rate`` is the share of the affected side's reps that carried at least one
+    synkinesis event (all reps when the affected side is unknown); ``symmetry`` is the mean ratio
+    affected / unaffected %MVC (1.0 = symmetric).
+    """
+
+    exercise: str
+    n_reps: int
+    n_synkinesis_reps: int
+    n_events: int
+    synkinesis_rate: float | None
+    isolation: float | None
+    cocontraction: float | None
+    peak_pct_mvc_affected: float | None
+    peak_pct_mvc_unaffected: float | None
+    symmetry: float | None
+    time_in_band_s: float | None
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _symmetry_entries(analysis: Mapping[str, Any]) -> dict[str, list[float]]:
+    """Exercise -> affected/unaffected ratios from ``analysis["symmetry"]``."""
+    out: dict[str, list[float]] = {}
+    for s in analysis.get("symmetry", []) or []:
+        if not isinstance(s, Mapping):
+            continue
+        ratio = _num(s.get("ratio"))
+        if ratio is None:
+            a, u = _num(s.get("affected_pct_mvc")), _num(s.get("unaffected_pct_mvc"))
+            ratio = a / u if a is not None and u else None
+        if ratio is not None:
+            out.setdefault(str(s.get("exercise", "")), []).append(ratio)
+    return out
+
+
+def exercise_metrics(analysis: Mapping[str, Any], affected_side: str = "") -> list[ExerciseMetrics]:
+    """Per-exercise metrics of one session, exercises in order of first appearance."""
+    rows = rep_rows(analysis)
+    sym = _symmetry_entries(analysis)
+    order: list[str] = []
+    for r in rows:
+        if r.exercise not in order:
+            order.append(r.exercise)
+    out: list[ExerciseMetrics] = []
+    for ex in order:
+        reps = [r for r in rows if r.exercise == ex]
+        aff = [r for r in reps if not affected_side or r.side == affected_side] or reps
+        unaff = [r for r in reps if affected_side and r.side and r.side != affected_side]
+        peak_a = _mean([r.peak_pct_mvc for r in aff])
+        peak_u = _mean([r.peak_pct_mvc for r in unaff])
+        ratios = sym.get(ex) or [r.symmetry for r in reps if r.symmetry is not None]
+        symmetry = _mean(ratios)
+        if symmetry is None and peak_a is not None and peak_u:
+            symmetry = peak_a / peak_u
+        n_syn = sum(1 for r in aff if r.synkinesis)
+        out.append(ExerciseMetrics(
+            exercise=ex,
+            n_reps=len(aff),
+            n_synkinesis_reps=n_syn,
+            n_events=sum(r.events for r in aff),
+            synkinesis_rate=n_syn / len(aff) if aff else None,
+            isolation=_mean([r.isolation for r in aff]),
+            cocontraction=_mean([r.cocontraction for r in aff]),
+            peak_pct_mvc_affected=peak_a,
+            peak_pct_mvc_unaffected=peak_u,
+            symmetry=symmetry,
+            time_in_band_s=_mean([r.time_in_band_s for r in aff]),
+        ))
+    return out

@@ -1,0 +1,240 @@
+"""Patient history: trends across sessions, bad databases, atomic sessions under kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from _sessions import make_session, read_json_session, write_json_session
+from emgfeedback.errors import CalibrationError, DatabaseError
+from emgfeedback.views.history import (
+    DB_ENV,
+    History,
+    default_db_path,
+    import_folder,
+    store_session,
+    write_progress,
+)
+from emgfeedback.views.summary import SessionInput
+
+TESTS = Path(__file__).resolve().parent
+
+
+class _TrendRows(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[tuple[str, str], list[str]] = {}
+        self._key: tuple[str, str] | None = None
+        self._cells: list[str] = []
+        self._in = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and "data-metric" in a:
+            self._key = (a["data-exercise"], a["data-metric"])
+            self._cells = []
+        elif tag == "td" and self._key:
+            self._in = True
+            self._cells.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._in = False
+        elif tag == "tr" and self._key:
+            self.rows[self._key] = self._cells
+            self._key = None
+
+    def handle_data(self, data):
+        if self._in:
+            self._cells[-1] += data
+
+
+def test_falling_synkinesis_probability_shows_a_falling_trend(tmp_path):
+    db = tmp_path / "h.sqlite"
+    probs = [0.9 - 0.09 * k for k in range(10)]
+    for k, p in enumerate(probs):
+        sid = store_session(make_session(seed=10 + k, synkinesis_prob=p, day=14 * k,
+                                         duration=240.0, with_signal=False), db)
+        assert sid == k + 1
+    out = tmp_path / "progress.html"
+    sessions = write_progress("P001", out, db)
+    assert len(sessions) == 10
+    html = out.read_text(encoding="utf-8")
+    assert "data:image/png;base64," in html
+    parser = _TrendRows()
+    parser.feed(html)
+    for ex in ("smile", "eye_closure"):
+        row = parser.rows[(ex, "synkinesis_rate")]
+        n, first, last, slope, direction = row[2:7]
+        assert int(n) == 10
+        assert float(last) < float(first)
+        assert float(slope) < 0 and direction == "falling"
+        assert parser.rows[(ex, "isolation")][6] == "rising"
+    # Overall: the share of affected-side reps with synkinesis falls from first to last session.
+    def rate(s):
+        reps = sum(m.n_reps for m in s.metrics.values())
+        return sum(m.n_synkinesis_reps for m in s.metrics.values()) / reps
+    assert rate(sessions[-1]) < rate(sessions[0]) - 0.4
+
+
+def test_store_twice_keeps_one_session(tmp_path):
+    s = make_session(seed=1, duration=120.0, with_signal=False)
+    db = tmp_path / "h.sqlite"
+    assert store_session(s, db) == 1
+    assert store_session(s, db) is None
+    with History(db) as h:
+        assert len(h.sessions("P001")) == 1
+        assert h.patients() == ["P001"]
+
+
+def test_default_path_and_env_override(tmp_path, monkeypatch):
+    monkeypatch.delenv(DB_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_db_path() == tmp_path / "xdg" / "emgfeedback" / "history.sqlite"
+    monkeypatch.setenv(DB_ENV, str(tmp_path / "other.sqlite"))
+    assert default_db_path() == tmp_path / "other.sqlite"
+    store_session(make_session(seed=2, duration=100.0, with_signal=False))
+    assert (tmp_path / "other.sqlite").is_file()
+
+
+def test_corrupt_database_is_refused_and_left_untouched(tmp_path):
+    db = tmp_path / "h.sqlite"
+    garbage = b"this is not a database\n" * 200
+    db.write_bytes(garbage)
+    s = make_session(seed=1, duration=100.0, with_signal=False)
+    with pytest.raises(DatabaseError, match="corrupt or not a history database") as exc:
+        store_session(s, db)
+    assert "\n" not in str(exc.value)
+    with pytest.raises(DatabaseError):
+        write_progress("P001", tmp_path / "p.html", db)
+    assert db.read_bytes() == garbage
+    assert not (tmp_path / "p.html").exists()
+    # Another program's SQLite file: refused, not altered.
+    other = tmp_path / "other.sqlite"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE notes (x)")
+    con.commit()
+    con.close()
+    before = other.read_bytes()
+    with pytest.raises(DatabaseError, match="not an emgfeedback history"):
+        store_session(s, other)
+    assert other.read_bytes() == before
+    # A valid history with a page overwritten in the middle: refused as damaged.
+    good = tmp_path / "good.sqlite"
+    for k in range(30):
+        store_session(make_session(seed=k, duration=200.0, with_signal=False, day=k), good)
+    data = bytearray(good.read_bytes())
+    page = 4096
+    assert len(data) > 6 * page
+    data[3 * page: 4 * page] = b"\xa5" * page
+    good.write_bytes(bytes(data))
+    with pytest.raises(DatabaseError):
+        write_progress("P001", tmp_path / "p.html", good)
+    assert good.read_bytes() == bytes(data)
+
+
+def test_patient_without_sessions_is_one_line_and_nothing_written(tmp_path):
+    db = tmp_path / "h.sqlite"
+    store_session(make_session(seed=1, duration=100.0, with_signal=False), db)
+    out = tmp_path / "p.html"
+    out.write_text("earlier")
+    with pytest.raises(DatabaseError, match=r"no sessions of patient 'P999'.*P001") as exc:
+        write_progress("P999", out, db)
+    assert "\n" not in str(exc.value)
+    assert out.read_text() == "earlier"
+    with pytest.raises(DatabaseError, match="no history database"):
+        write_progress("P001", out, tmp_path / "missing.sqlite")
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_uncalibrated_session_is_not_stored(tmp_path):
+    s = make_session(seed=1, duration=100.0, with_signal=False)
+    bare = SessionInput(s.patient_id, s.recorded_at, s.source, dict(s.analysis, calibration={}))
+    db = tmp_path / "h.sqlite"
+    with pytest.raises(CalibrationError):
+        store_session(bare, db)
+    with History(db) as h:
+        assert h.sessions("P001") == []
+
+
+def test_import_folder_reports_failures_and_skips_known(tmp_path):
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    for k in range(4):
+        write_json_session(make_session(seed=k, day=k, duration=100.0, with_signal=False),
+                           folder / f"s{k}.json")
+    (folder / "broken.json").write_text("{}")
+    s = make_session(seed=9, day=9, duration=100.0, with_signal=False)
+    bad = SessionInput(s.patient_id, s.recorded_at, "uncal.edf", dict(s.analysis, calibration={}))
+    write_json_session(bad, folder / "uncal.json")
+
+    def reader(p: Path) -> SessionInput:
+        try:
+            return read_json_session(p)
+        except KeyError as exc:
+            from emgfeedback.errors import FileFormatError
+            raise FileFormatError(f"{p}: missing {exc}") from None
+
+    import io
+    bar = io.StringIO()
+    r = import_folder(folder, tmp_path / "h.sqlite", reader=reader, pattern="*.json", progress=bar)
+    assert len(r.imported) == 4 and len(r.failed) == 2 and not r.skipped
+    assert {p.name for p, _ in r.failed} == {"broken.json", "uncal.json"}
+    assert "6/6 sessions (100 %)" in bar.getvalue()
+    r2 = import_folder(folder, tmp_path / "h.sqlite", reader=reader, pattern="*.json", progress=None)
+    assert len(r2.skipped) == 4 and not r2.imported
+
+
+_IMPORT_SCRIPT = """
+import sys
+from pathlib import Path
+from _sessions import read_json_session
+from emgfeedback.views.history import import_folder
+import_folder(Path(sys.argv[1]), Path(sys.argv[2]), reader=read_json_session, pattern="*.json")
+"""
+
+
+def test_kill_during_import_leaves_no_partial_session(tmp_path):
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    base = [make_session(seed=k, synkinesis_prob=0.5, duration=400.0, with_signal=False)
+            for k in range(4)]
+    n = 400
+    for k in range(n):
+        b = base[k % 4]
+        s = SessionInput(f"P{k % 7:03d}", b.recorded_at.replace(minute=k % 60, hour=k // 60),
+                         f"s{k:04d}.edf", b.analysis, b.affected_side)
+        write_json_session(s, folder / f"s{k:04d}.json")
+    db = tmp_path / "h.sqlite"
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    proc = subprocess.Popen([sys.executable, "-c", _IMPORT_SCRIPT, str(folder), str(db)],
+                            stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "(20 %)" in line:  # well into the import: kill it mid-flight
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        rows = con.execute("SELECT s.id, s.n_exercises, COUNT(m.exercise) FROM sessions s "
+                           "LEFT JOIN exercise_metrics m ON m.session_id = s.id GROUP BY s.id").fetchall()
+    finally:
+        con.close()
+    assert 0.15 * n <= len(rows) < n
+    assert all(n_ex == n_rows == 4 for _id, n_ex, n_rows in rows)
+    # Importing again completes the rest, each session once.
+    r = import_folder(folder, db, reader=read_json_session, pattern="*.json", progress=None)
+    assert len(r.imported) + len(r.skipped) == n and len(r.skipped) == len(rows)
+    with History(db) as h:
+        assert sum(len(h.sessions(p)) for p in h.patients()) == n

@@ -1,0 +1,213 @@
+"""Session reports: the numbers of the analysis appear in the HTML, images are real, PDF renders."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _sessions import make_session
+from emgfeedback.errors import CalibrationError, ConfigError
+from emgfeedback.views.report import PLACEMENT_ENV, build_report, render_html, write_report
+from emgfeedback.views.summary import SessionInput, rep_rows
+
+
+class _Tables(HTMLParser):
+    """Collects the cell texts of every table by its class, and the ``src`` of every image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.images: list[str] = []
+        self._table: str | None = None
+        self._cell: list[str] | None = None
+        self._row: list[str] | None = None
+        self.ids: dict[str, str] = {}
+        self._id: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self._table = a.get("class") or ""
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+        elif tag == "img":
+            self.images.append(a["src"])
+        if a.get("id"):
+            self._id = a["id"]
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None and self._table is not None:
+            self.tables[self._table].append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._id:
+            self.ids[self._id] = data.strip()
+            self._id = None
+
+
+@pytest.fixture(scope="module")
+def session() -> SessionInput:
+    return make_session(seed=3, synkinesis_prob=0.5, duration=200.0)
+
+
+@pytest.fixture(scope="module")
+def written(session, tmp_path_factory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("report")
+    out, pdf = d / "report.html", d / "report.pdf"
+    write_report(session, out, pdf)
+    return out, pdf
+
+
+def _close(text: str, value: float | None, decimals: int) -> bool:
+    if value is None:
+        return text == "–"
+    return abs(float(text) - value) <= 0.5 * 10 ** -decimals + 1e-9
+
+
+def test_report_holds_the_numbers_of_the_analysis(session, written):
+    p = _Tables()
+    p.feed(written[0].read_text(encoding="utf-8"))
+    assert p.ids["patient"] == "P001"
+    assert p.ids["date"] == "2025-01-06 09:30"
+    reps = p.tables["reps"]
+    head, body = reps[0], reps[1:]
+    col = {h: i for i, h in enumerate(head)}
+    analysis_reps = session.analysis["reps"]
+    assert len(body) == len(analysis_reps) > 10
+    for row, rep in zip(body, analysis_reps):
+        assert row[col["exercise"]] == rep["exercise"]
+        assert row[col["target"]] == rep["target"]
+        assert _close(row[col["onset (s)"]], rep["onset_s"], 2)
+        assert _close(row[col["target peak %MVC"]], rep["target_peak_pct_mvc"], 1)
+        assert _close(row[col["time in band (s)"]], rep["time_in_band_s"], 2)
+        assert _close(row[col["isolation"]], rep["isolation"], 2)
+        assert _close(row[col["co-contraction"]], max(rep["cocontraction"].values()), 1)
+        n_events = sum(1 for e in session.analysis["events"]
+                       if rep["onset_s"] <= e["onset_s"] < rep["offset_s"]
+                       and e["channel"][0] == rep["side"])
+        assert int(row[col["synkinesis events"]]) == n_events
+        assert (n_events > 0) == rep["synkinesis"]
+    # Every analysis event is counted in exactly one rep row.
+    assert sum(int(r[col["synkinesis events"]]) for r in body) == len(session.analysis["events"]) > 0
+    cal = {r[0]: r for r in p.tables["calibration"][1:]}
+    for ch, c in session.analysis["calibration"].items():
+        assert _close(cal[ch][1], c["rest_mean_uv"], 2)
+        assert _close(cal[ch][2], c["rest_sd_uv"], 2)
+        assert _close(cal[ch][3], c["mvc_uv"], 1)
+    ex = {r[0]: r for r in p.tables["exercises"][1:]}
+    for name in {r["exercise"] for r in analysis_reps}:
+        aff = [r for r in analysis_reps if r["exercise"] == name and r["side"] == "L"]
+        assert int(ex[name][1]) == len(aff)
+        assert int(ex[name][2]) == sum(r["synkinesis"] for r in aff)
+    sym = {s["exercise"]: s["ratio"] for s in session.analysis["symmetry"]}
+    for name, ratio in sym.items():
+        assert _close(ex[name][9], ratio, 2)
+    # Signal quality: one row per channel, each with a traffic light.
+    q = p.tables["quality"][1:]
+    assert [r[0] for r in q] == session.channels
+    assert all(re.match(r"(green|amber|red): ", r[4]) for r in q)
+
+
+def test_every_image_is_a_real_png(written):
+    p = _Tables()
+    p.feed(written[0].read_text(encoding="utf-8"))
+    assert len(p.images) >= 4
+    for src in p.images:
+        assert src.startswith("data:image/png;base64,")
+        raw = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+        img = Image.open(io.BytesIO(raw))
+        img.load()
+        assert img.width > 300 and img.height > 150
+        px = np.asarray(img.convert("L"))
+        assert (px < 200).mean() > 0.005  # something is drawn
+
+
+def test_placement_figure_inline_svg_or_note(session, tmp_path, monkeypatch):
+    svg = tmp_path / "placement.svg"
+    svg.write_text('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" '
+                   'height="80"><circle cx="40" cy="40" r="5"/><script>alert(1)</script></svg>')
+    monkeypatch.setenv(PLACEMENT_ENV, str(svg))
+    bare = SessionInput(session.patient_id, session.recorded_at, session.source, session.analysis,
+                        session.affected_side)
+    import emgfeedback.views.report as report_mod
+
+    monkeypatch.setattr(report_mod.resources, "files", lambda _p: tmp_path / "nowhere")
+    text = render_html(build_report(bare))
+    m = re.search(r"<svg\b.*?</svg>", text, re.DOTALL)
+    assert m is not None
+    root = ET.fromstring(m.group(0))
+    assert root.tag.endswith("svg") and "script" not in m.group(0)
+    svg.unlink()
+    monkeypatch.setattr(report_mod.Path, "is_file", lambda self: False)
+    text = render_html(build_report(bare))
+    assert "<svg" not in text and "placement figure not installed" in text
+
+
+def test_pdf_renders_to_non_blank_pages(written, tmp_path):
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm not found: install poppler-utils to render the PDF")
+    pdf = written[1]
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    subprocess.run(["pdftoppm", "-r", "30", "-png", str(pdf), str(tmp_path / "page")], check=True,
+                   timeout=60)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) >= 6
+    for page in pages:
+        px = np.asarray(Image.open(page).convert("L"))
+        assert (px < 128).mean() > 0.002, f"{page.name} is blank"
+
+
+def test_session_without_calibration_is_refused_and_nothing_overwritten(session, tmp_path):
+    analysis = dict(session.analysis, calibration={})
+    bare = SessionInput(session.patient_id, session.recorded_at, session.source, analysis,
+                        session.affected_side)
+    out = tmp_path / "report.html"
+    out.write_text("earlier report")
+    with pytest.raises(CalibrationError, match="no calibration") as exc:
+        write_report(bare, out)
+    assert "\n" not in str(exc.value)
+    assert out.read_text() == "earlier report"
+
+
+@pytest.mark.parametrize("bad", ["Jane Doe", "", "x" * 65, "../etc"])
+def test_names_are_not_patient_ids(session, bad):
+    with pytest.raises(ConfigError, match="pseudonymous"):
+        SessionInput(bad, session.recorded_at, session.source, session.analysis)
+
+
+def test_rep_rows_count_events_per_side():
+    analysis = {"channels": ["L-ZYG", "L-OOC", "R-ZYG", "R-OOC"], "reps": [
+        {"exercise": "smile", "side": "L", "target": "L-ZYG", "onset_s": 1.0, "offset_s": 4.0,
+         "target_peak_pct_mvc": 40.0, "isolation": 0.5, "cocontraction": {"L-OOC": 30.0},
+         "synkinesis": True},
+        {"exercise": "smile", "side": "R", "target": "R-ZYG", "onset_s": 1.0, "offset_s": 4.0,
+         "target_peak_pct_mvc": 60.0, "isolation": 0.9, "cocontraction": {"R-OOC": 4.0},
+         "synkinesis": False}],
+        "events": [{"type": "synkinesis", "channel": "L-OOC", "trigger": "L-ZYG",
+                    "exercise": "smile", "onset_s": 1.5, "offset_s": 3.0, "alert_s": 1.6,
+                    "peak_pct_mvc": 30.0}]}
+    rows = rep_rows(analysis)
+    assert [r.events for r in rows] == [1, 0]
+    assert rows[0].cocontraction_channel == "L-OOC" and rows[0].time_in_band_s is None
