@@ -376,6 +376,10 @@ class FrameDecoder:
         self._last_index = None
         self._map_next = next_index
 
+    def discard_buffer(self) -> None:
+        """Drop buffered bytes (a partial frame cut by a disconnect); keep the counter state."""
+        self._buf = b""
+
     def reset(self) -> None:
         """Drop buffered bytes and counter state."""
         self._buf = b""
