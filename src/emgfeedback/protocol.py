@@ -471,7 +471,7 @@ class FrameDecoder:
         # 5. accounting of the consumed region [0, cut)
         covered = int((gends - gpos).sum())
         skipped = cut - covered
-        bad = cpos[(~good) & (cends <= cut)]
+        bad = cpos[(~good) & (cpos < cut)]
         crc_errors = 0
         if len(bad):
             # count rejected candidates that do not lie inside an accepted frame
