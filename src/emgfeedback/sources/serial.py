@@ -683,6 +683,7 @@ class SerialSource(SourceBase):
                     self._text.n_channels = len(self.info.channels)
                     self._text_gap = int(round((time.monotonic() - last_rx) * self.info.fs))
                     self.stats["estimated_gaps"] += 1
+                    self._pending = self._pending.merged(Status(reconnects=1))
                 else:
                     self._resume_binary(ser, last_rx)
             except Exception as e:  # noqa: BLE001 - try again until reconnect_timeout
@@ -695,7 +696,6 @@ class SerialSource(SourceBase):
                 continue
             self._connected = True
             self.stats["reconnects"] += 1
-            self._pending = self._pending.merged(Status(reconnects=1))
             log.warning("%s reconnected after %.2f s", self.port, time.monotonic() - lost_at)
             return
 
@@ -720,6 +720,7 @@ class SerialSource(SourceBase):
             # the board kept sampling: its counter continues, so the gap is exact; drop the
             # partial frame cut by the disconnect
             self._decoder.discard_buffer()
+            self._pending = self._pending.merged(Status(reconnects=1))
             return
         # the board was reset: its counter restarts at 0; estimate the gap from the time
         self._start_board()
@@ -727,6 +728,7 @@ class SerialSource(SourceBase):
         self._decoder.restart_counter(self._expected + max(gap, 1))
         self._decoder.n_channels = len(self.info.channels)
         self.stats["estimated_gaps"] += 1
+        self._pending = self._pending.merged(Status(reconnects=1))
         if self._start_leftover:
             self._process(self._start_leftover)
             self._start_leftover = b""
