@@ -198,7 +198,7 @@ static uint32_t line_load(uint16_t r, uint8_t nch) {
 
 static bool config_ok(uint16_t r, uint8_t nch) {
   return r >= EMG_RATE_MIN && r <= EMG_RATE_MAX && (F_CPU % r) == 0 && nch >= 1 &&
-         nch <= MAX_CH && line_load(r, nch) <= EMG_LINE_BYTES_PER_S;
+         nch <= MAX_CH && line_load(r, nch) <= EMG_LINE_LOAD_MAX;
 }
 
 /* ---- commands ---------------------------------------------------------------------------- */

@@ -47,5 +47,6 @@
 #define EMG_RATE_DEFAULT 1000
 #define EMG_LINE_BAUD 500000
 #define EMG_LINE_BYTES_PER_S 50000  /* 10 bits per byte on the line */
+#define EMG_LINE_LOAD_MAX 45000     /* 90 %: 96 % lost samples in simavr (bench/bench_board.py) */
 
 #endif

@@ -101,6 +101,8 @@ RATE_DEFAULT = 1000
 LINE_BAUD = 500000
 # 10 bits per byte on the line (start, 8 data, stop)
 LINE_BYTES_PER_S = LINE_BAUD // 10
+# the firmware refuses configurations above 90 % of the line (at 96 % it lost samples in simavr)
+LINE_LOAD_MAX = 45000
 
 
 def data_frame_size(n_channels: int) -> int:

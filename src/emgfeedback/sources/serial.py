@@ -570,7 +570,12 @@ class SerialSource(SourceBase):
                 self._start_leftover = b""
             while not self._stop.is_set():
                 try:
-                    data = self._ser.read(65536)
+                    # block for the first byte (up to read_timeout), then take what is there;
+                    # a short pause batches the trickle a pty delivers into fewer, larger reads
+                    waiting = self._ser.in_waiting
+                    data = self._ser.read(waiting) if waiting else self._ser.read(1)
+                    if data and len(data) < 2048:
+                        self._stop.wait(0.015)
                 except Exception as exc:  # noqa: BLE001 - any I/O failure is a disconnect
                     serial = _serial()
                     if not isinstance(exc, (serial.SerialException, OSError)):
