@@ -975,21 +975,21 @@ def write_edf(rec: Recording, path: Path | str, *, bdf: bool | None = None,
     step = 1 << 16
     for a in range(0, n, step):
         x = rec.read(a, a + step)
-        with np.errstate(invalid="ignore"):
-            if np.isfinite(x).any():
-                lo = np.fmin(lo, np.nanmin(np.where(np.isfinite(x), x, np.nan), axis=0))
-                hi = np.fmax(hi, np.nanmax(np.where(np.isfinite(x), x, np.nan), axis=0))
+        ok = np.isfinite(x)
+        if len(x):
+            lo = np.minimum(lo, np.where(ok, x, np.inf).min(axis=0))
+            hi = np.maximum(hi, np.where(ok, x, -np.inf).max(axis=0))
     grids: list[DigitalGrid] = []
     if isinstance(rec, EdfRecording) and all(g.bdf == bdf for g in rec.grids) \
             and all(rec._scales == 1.0):
         grids = list(rec.grids)  # same grid: the export is lossless
     for c in range(nch if not grids else 0):
-        a = float(lo[c]) if np.isfinite(lo[c]) else -1.0
-        b = float(hi[c]) if np.isfinite(hi[c]) else 1.0
-        if b <= a:
-            a, b = a - 1.0, b + 1.0
-        pmin = float(_fmt_num(float(np.floor(a * 1000) / 1000)))
-        pmax = float(_fmt_num(float(np.ceil(b * 1000) / 1000)))
+        lo_c = float(lo[c]) if np.isfinite(lo[c]) else -1.0
+        hi_c = float(hi[c]) if np.isfinite(hi[c]) else 1.0
+        if hi_c <= lo_c:
+            lo_c, hi_c = lo_c - 1.0, hi_c + 1.0
+        pmin = float(_fmt_num(float(np.floor(lo_c * 1000) / 1000)))
+        pmax = float(_fmt_num(float(np.ceil(hi_c * 1000) / 1000)))
         grids.append(DigitalGrid(pmin, pmax, -8388608, 8388607) if bdf
                      else DigitalGrid(pmin, pmax, -32768, 32767))
     info = rec.source_info()
