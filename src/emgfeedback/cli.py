@@ -168,14 +168,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with src:
         chunk = src.read_all()
     suffix = args.out.suffix.lower()
-    if suffix not in (".csv", ".tsv", ".txt"):
-        raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv")
-    write_csv(args.out, chunk, markers=[m for m in chunk.markers])
+    if suffix in (".edf", ".bdf"):
+        _simulate_edf(args.out, src, chunk)
+    elif suffix in (".csv", ".tsv", ".txt"):
+        write_csv(args.out, chunk, markers=[m for m in chunk.markers])
+    else:
+        raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
     truth = args.out.with_suffix(args.out.suffix + ".truth.json")
     truth.write_text(json.dumps(script_to_json(src), indent=1))
     print(f"wrote {args.out} ({len(chunk)} samples, {len(chunk.channels)} channels, "
           f"{chunk.fs:g} Hz) and ground truth {truth}")
     return 0
+
+
+def _simulate_edf(path: Path, src: Any, chunk: Any) -> None:
+    """EDF+/BDF+ of a simulated chunk, written by the same recorder as a live session."""
+    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.io.edf import Recorder, grid_for
+
+    grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
+    rec = Recorder(path, src.info, patient="0000", grid=grid,
+                   sidecar={"patient": "0000", "simulated": True})
+    raw = grid.quantise(chunk.data)
+    rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
+                       chunk.status, chunk.markers))
+    rec.close()
 
 
 def script_to_json(src: Any) -> dict[str, Any]:
@@ -273,6 +290,221 @@ def cmd_history_list(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------- entry point
 COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_simulate, _add_report, _add_progress, _add_history]
+
+# ---------------------------------------------------------------------------- recording & files
+def _add_record(sub: Any) -> None:
+    p = sub.add_parser("record", help="record a session to EDF+/BDF+ with a JSON sidecar")
+    _add_board_options(p)
+    p.add_argument("--port", default="", help="serial port for brainflow boards")
+    p.add_argument("--duration", type=float, required=True, help="seconds of signal")
+    p.add_argument("--patient", required=True, help="pseudonymous patient id, e.g. P-0001")
+    p.add_argument("--out", type=Path, required=True, help="output .edf (or .bdf)")
+    p.add_argument("--lsl", action="store_true", help="also publish raw/envelope/markers on LSL")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=cmd_record)
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import signal
+    import time
+
+    from emgfeedback.io.edf import Recorder, validate_patient_id
+    from emgfeedback.session import Session
+
+    validate_patient_id(args.patient)
+    if args.out.suffix.lower() not in (".edf", ".bdf"):
+        raise ConfigError(f"{args.out}: record writes .edf or .bdf")
+    if args.duration <= 0:
+        raise ConfigError(f"--duration must be positive, got {args.duration}")
+    if args.board == "simulated" and args.scenario is None:
+        args.scenario = "session"
+    cfg = _config(args)
+    source = make_source(args, duration=args.duration)
+    if args.port and hasattr(source, "port"):
+        source.port = args.port
+    session = Session(source, cfg)
+    chain = session.open()
+    rec = Recorder.attach(session, args.out, patient=args.patient)
+    lsl = None
+    if args.lsl:
+        from emgfeedback.io.lsl import LslPublisher
+
+        lsl = session.add(LslPublisher(session.source.info))
+    old = signal.signal(signal.SIGTERM, lambda *_: session.stop())
+    t0 = time.monotonic()
+    try:
+        session.run(args.duration)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        try:
+            session.close()
+        finally:
+            rec.close()
+            if lsl is not None:
+                lsl.close()  # type: ignore[attr-defined]
+    print(f"wrote {args.out} and {rec.sidecar_path.name}: {rec.samples / chain.fs:.1f} s, "
+          f"{len(source.info.channels)} channels at {chain.fs:g} Hz, "
+          f"{rec.n_annotations} annotations, {rec.lost_samples} samples lost "
+          f"({time.monotonic() - t0:.1f} s wall)")
+    return 0
+
+
+def _add_replay(sub: Any) -> None:
+    p = sub.add_parser("replay", help="replay a recording (any supported file) through the "
+                                      "live pipeline")
+    p.add_argument("file", type=Path)
+    p.add_argument("--speed", default="1", help="1 = real time, N = N times faster, max")
+    p.add_argument("--start", type=float, default=0.0, help="start at this second")
+    p.add_argument("--json", type=Path, default=None,
+                   help="run headless at --speed max and write the analysis JSON (as 'analyze')")
+    p.add_argument("--fs", type=float, default=None, help="rate for files without one")
+    p.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
+    p.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
+    p.add_argument("--lsl", action="store_true", help="also publish on LSL")
+    p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
+    p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None)
+    p.set_defaults(func=cmd_replay)
+
+
+def _replay_source(args: argparse.Namespace, speed: float | None) -> Any:
+    from emgfeedback.sources.replay import ReplaySource
+
+    return ReplaySource(args.file, speed=speed, start_s=args.start, fs=args.fs, unit=args.unit,
+                        board=args.brainflow_board)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from emgfeedback.session import Session
+
+    cfg = _config(args)
+    if args.json is not None:
+        return _replay_json(args, cfg)
+    source = _replay_source(args, _speed(args.speed))
+    session = Session(source, cfg)
+    chain = session.open()
+    from emgfeedback.views.console import ConsoleView
+
+    view = ConsoleView(chain, title=f"emgfeedback replay: {args.file.name}", quality=cfg.quality)
+    session.add(view)
+    if args.lsl:
+        from emgfeedback.io.lsl import LslPublisher
+
+        session.add(LslPublisher(source.info))
+    try:
+        session.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.close()
+    view.draw()
+    print(f"replayed {session.samples / chain.fs:.1f} s of {args.file} "
+          f"({session.lost} samples lost)", file=sys.stderr)
+    return 0
+
+
+def _replay_json(args: argparse.Namespace, cfg: Config) -> int:
+    """Headless replay through the live pipeline and the clinical detector -> analyze JSON.
+
+    Needs ``emgfeedback.clinical.analysis.LiveAnalysis(chain, info, config)``: a session consumer
+    whose ``result()`` returns the ``analyze`` JSON document.
+    """
+    from emgfeedback.session import Session
+
+    try:
+        from emgfeedback.clinical.analysis import LiveAnalysis  # type: ignore[import-not-found]
+    except ImportError:
+        raise EmgError("replay --json needs the clinical engine (emgfeedback.clinical.analysis), "
+                       "which is not part of this build") from None
+    source = _replay_source(args, None)
+    session = Session(source, cfg)
+    chain = session.open()
+    analysis = session.add(LiveAnalysis(chain, source.info, cfg))
+    try:
+        session.run()
+    finally:
+        session.close()
+    doc = analysis.result()  # type: ignore[attr-defined]
+    args.json.write_text(json.dumps(doc, indent=1))
+    print(f"wrote {args.json}")
+    return 0
+
+
+def _add_convert(sub: Any) -> None:
+    p = sub.add_parser("convert", help="convert between formats (to .edf, .bdf or .csv)")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.add_argument("--fs", type=float, default=None, help="rate for files without one")
+    p.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
+    p.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
+    p.add_argument("--patient", default="X", help="pseudonymous patient id for EDF output")
+    p.set_defaults(func=cmd_convert)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from emgfeedback.io.exporters import export
+    from emgfeedback.io.importers import load
+
+    if args.input.resolve() == args.output.resolve():
+        raise ConfigError("convert: input and output are the same file")
+    with load(args.input, fs=args.fs, unit=args.unit, board=args.brainflow_board) as rec:
+        fmt = export(rec, args.output, patient=args.patient)
+        print(f"wrote {args.output} ({fmt}): {len(rec.channels)} channels, {rec.fs:g} Hz, "
+              f"{rec.duration_s:.1f} s, {len(rec.markers)} markers, {len(rec.gaps)} gaps")
+    return 0
+
+
+def _add_info(sub: Any) -> None:
+    p = sub.add_parser("info", help="channels, rate, duration, annotations, quality of a file")
+    p.add_argument("file", type=Path)
+    p.add_argument("--fs", type=float, default=None, help="rate for files without one")
+    p.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
+    p.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from emgfeedback.io.summary import summarise
+
+    doc = summarise(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return 0
+    print(f"{doc['file']}: {doc['format']}, {len(doc['channels'])} channels at {doc['fs']:g} Hz, "
+          f"{doc['duration_s']:.2f} s")
+    for c in doc["channels"]:
+        print(f"  {c['label']:<16} RMS {c['rms_uv']:9.2f} µV (20-450 Hz)  mains {c['mains_uv']:8.2f} "
+              f"µV  saturated {c['saturated']}")
+    print(f"  gaps: {doc['gaps']} ({doc['lost_samples']} samples lost)")
+    ann = doc["annotations"]
+    print(f"  annotations: {len(ann)}")
+    for a in ann[:20]:
+        print(f"    {a['onset_s']:9.3f} s  {a['duration_s']:7.3f} s  {a['text']}")
+    if len(ann) > 20:
+        print(f"    ... {len(ann) - 20} more")
+    if doc.get("patient"):
+        print(f"  patient: {doc['patient']}  board: {doc.get('board', '')}")
+    for n in doc["notes"]:
+        print(f"  note: {n}")
+    return 0
+
+
+def _add_repair(sub: Any) -> None:
+    p = sub.add_parser("repair", help="fix an EDF/BDF recording after a crash")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=cmd_repair)
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from emgfeedback.io.edf import repair
+
+    print(repair(args.file))
+    return 0
+
+
+COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair]
 
 
 def build_parser() -> argparse.ArgumentParser:
