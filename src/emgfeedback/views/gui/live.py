@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -21,7 +23,7 @@ from emgfeedback.dsp.chain import Processed
 from emgfeedback.dsp.quality import Quality
 from emgfeedback.stream import Marker, RingBuffer
 
-__all__ = ["LiveBuffers", "LiveStatus", "decimate_minmax"]
+__all__ = ["InterimRecorder", "LiveBuffers", "LiveStatus", "decimate_minmax"]
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +134,77 @@ def decimate_minmax(y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     idx = off + np.repeat(np.arange(bins) * step, 2).astype(np.float64)
     idx[1::2] += step - 1
     return idx, out
+
+
+class InterimRecorder:
+    """Keeps the raw stream and its markers between :meth:`start` and :meth:`stop`.
+
+    This is the window's stop-gap until the EDF+ recorder of ``emgfeedback.io`` is merged: it
+    writes the recording as CSV (:func:`emgfeedback.io.csvfile.write_csv`) when stopped, from a
+    helper thread so the window never waits for the disk.
+
+    Threads: :meth:`feed` in the session thread; :meth:`start`, :meth:`stop` in the GUI thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parts: list[np.ndarray] | None = None
+        self._markers: list[Marker] = []
+        self._first: int | None = None
+        self._next: int | None = None
+        self._fs = 0.0
+        self._channels: tuple[str, ...] = ()
+
+    @property
+    def recording(self) -> bool:
+        with self._lock:
+            return self._parts is not None
+
+    def samples(self) -> int:
+        with self._lock:
+            return sum(len(x) for x in self._parts) if self._parts else 0
+
+    def start(self) -> None:
+        with self._lock:
+            self._parts = []
+            self._markers = []
+            self._first = None
+            self._next = None
+
+    def feed(self, p: Processed) -> None:
+        with self._lock:
+            if self._parts is None:
+                return
+            if self._first is None:
+                self._first = p.start
+                self._fs, self._channels = p.fs, p.channels
+            elif self._next is not None and p.start > self._next:
+                # A gap: CSV has no gaps, so mark it (never fill with zeros).
+                self._markers.append(Marker(self._next, p.start - self._next, "gap"))
+                self._parts.append(np.full((p.start - self._next, len(p.channels)), np.nan))
+            self._parts.append(p.raw.copy())
+            self._markers.extend(p.markers)
+            self._next = p.stop
+
+    def stop(self, path: str, done: Callable[[str, BaseException | None], None]) -> None:
+        """Stop and write ``path`` in a helper thread; ``done(path, error)`` is called there."""
+        from emgfeedback.io.csvfile import write_csv
+        from emgfeedback.stream import Chunk
+
+        with self._lock:
+            parts, markers, first = self._parts, self._markers, self._first
+            fs, channels = self._fs, self._channels
+            self._parts = None
+
+        def write() -> None:
+            try:
+                if not parts or first is None:
+                    raise ValueError("nothing was recorded")
+                chunk = Chunk(np.concatenate(parts), first, fs, channels)
+                write_csv(Path(path), chunk, markers=markers)
+            except BaseException as exc:  # reported in the window
+                done(path, exc)
+            else:
+                done(path, None)
+
+        threading.Thread(target=write, name="emgfeedback-csv-writer", daemon=True).start()

@@ -336,6 +336,7 @@ class RepResult:
     time_in_band_pct: float
     quiet_peak_pct: dict[str, float] = field(default_factory=dict)
     crossings: list[tuple[str, int, int]] = field(default_factory=list)  # (channel, onset, alert)
+    spans: list[tuple[str, int, int]] = field(default_factory=list)  # (channel, start, stop) above
 
     @property
     def synkinesis(self) -> bool:
@@ -506,6 +507,8 @@ class Feedback:
                 # Run length of "above the limit" carried across chunks, sample by sample.
                 run = int(self._above[i])
                 for k, o in enumerate(over):
+                    if not o and run >= min_n:
+                        rep.spans.append((cid.short, at + k - run, at + k))
                     run = run + 1 if o else 0
                     if run == min_n:
                         key = (cue.start, i)
@@ -526,6 +529,11 @@ class Feedback:
                 if len(x):
                     self._mvc_trials[i].append(float(np.percentile(x, 95)))
         if cue.kind == "exercise":
+            min_n = max(1, int(round(self.MIN_CROSS_S * self.fs)))
+            for rep in self._rep_by_cue.get((cue.start, cue.text), []):
+                for i, cid in enumerate(self.ids):
+                    if cid.side == rep.side and self._above[i] >= min_n:
+                        rep.spans.append((cid.short, cue.stop - int(self._above[i]), cue.stop))
             self._above[:] = 0
 
     def redo(self, code: str) -> None:
@@ -573,7 +581,8 @@ class Feedback:
                 role=role, band_pct=band, quiet_limit_pct=limit, cue=cue,
                 last_cue=self._last_cue, calibration=rows,
                 reps=tuple(RepResult(**{**r.__dict__, "quiet_peak_pct": dict(r.quiet_peak_pct),
-                                        "crossings": list(r.crossings)}) for r in self._reps),
+                                        "crossings": list(r.crossings),
+                                        "spans": list(r.spans)}) for r in self._reps),
                 mvc_trial={self.ids[i].short: len(t) for i, t in self._mvc_trials.items()},
             )
             self._red[:] = False
