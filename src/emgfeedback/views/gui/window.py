@@ -381,7 +381,10 @@ class MainWindow(QMainWindow):
             self._phase = run.phase
             if run.phase in ("calibration", "exercise"):
                 self.show_screen(run.phase)
+        # Exercise bars and electrode lights are cheap and must not miss a state (a red bar, a
+        # light for the log) while another screen is shown: they refresh on every tick.
         self.exercise_screen.refresh(fb, run)
+        self.check_screen.refresh(status, fb.cue is None or fb.cue.kind == "rest")
         self._last = (status, fb, run)
         self.refresh_current()
         self._status_bar(status, fb)
@@ -395,10 +398,7 @@ class MainWindow(QMainWindow):
             return
         status, fb, run = self._last
         current = self.current_screen
-        if current == "check":
-            at_rest = fb.cue is None or fb.cue.kind == "rest"
-            self.check_screen.refresh(status, at_rest)
-        elif current == "calibration":
+        if current == "calibration":
             self.calibration_screen.refresh(fb, run)
         elif current == "traces":
             self.traces_screen.refresh(self.live, self._events(status, fb))
