@@ -96,7 +96,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table, got {type(value).__name__}")
-        return from_mapping(tp, value, where)
+        return from_mapping(tp, value, where)  # type: ignore[arg-type]
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):

@@ -163,7 +163,7 @@ class Chain:
         if self._notch is not None:
             self._notch.reset()
         self.envelope_stage.reset()
-        self.quality._last_raw = None
+        self.quality.restart_diff()
 
     def process(self, chunk: Chunk) -> Processed:
         """Filter one chunk; returns a :class:`Processed` aligned with it sample by sample."""
@@ -171,45 +171,47 @@ class Chain:
             self._restart_after_gap()
         self._next = chunk.stop
         raw = np.asarray(chunk.data, dtype=np.float64)
+        rt = np.ascontiguousarray(raw.T)  # (channels, samples): the layout the kernels use
         if self._auto_pending and self._detect_have + len(raw) >= self._detect_n:
             # Split at the exact sample where the decision takes effect.
             k = self._detect_n - self._detect_have
-            first = self._run(chunk.start, raw[:k])
+            first = self._run(chunk.start, np.ascontiguousarray(rt[:, :k]))
             self._detect_buf.append(raw[:k])
             self._set_mains(detect_mains(np.concatenate(self._detect_buf), self.fs))
             if self._notch is not None:
                 # Warm the notch on the band-passed detection window (past samples only), so it
                 # has settled when it takes over instead of ringing for a few hundred ms.
-                self._notch.process(np.concatenate(self._band_buf))
+                self._notch.process_t(np.concatenate(self._band_buf, axis=1))
             self._detect_buf, self._band_buf = [], []
-            second = self._run(chunk.start + k, raw[k:])
-            parts = [first, second]
+            second = self._run(chunk.start + k, np.ascontiguousarray(rt[:, k:]))
+            filtered = np.concatenate([first[0], second[0]], axis=1)
+            envelope = np.concatenate([first[1], second[1]], axis=1)
+            quality = second[2]
         else:
             if self._auto_pending:
                 self._detect_buf.append(raw)
                 self._detect_have += len(raw)
-            parts = [self._run(chunk.start, raw)]
-        filtered = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
-        envelope = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+            filtered, envelope, quality = self._run(chunk.start, rt)
         return Processed(
             start=chunk.start,
             fs=chunk.fs,
             channels=chunk.channels,
             raw=raw,
-            filtered=filtered,
-            envelope=envelope,
-            quality=parts[-1][2],
+            filtered=filtered.T,
+            envelope=envelope.T,
+            quality=quality,
             status=chunk.status,
             markers=chunk.markers,
         )
 
-    def _run(self, start: int, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, Quality]:
-        band = self._front.process(raw)
+    def _run(self, start: int, rt: np.ndarray) -> tuple[np.ndarray, np.ndarray, Quality]:
+        """Run the stages on ``rt`` (channels, samples); returns arrays in the same layout."""
+        band = self._front.process_t(rt.copy())
         if self._auto_pending:
-            self._band_buf.append(band)
-        filtered = self._notch.process(band) if self._notch is not None else band
-        env = self.envelope_stage.process(filtered)
-        q = self.quality.process(start, raw, band, filtered)
+            self._band_buf.append(band.copy())
+        filtered = self._notch.process_t(band.copy()) if self._notch is not None else band
+        env = self.envelope_stage.process_t(filtered)
+        q = self.quality.process_t(start, rt, band, filtered)
         return filtered, env, q
 
     def process_array(self, x: np.ndarray, start: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -37,6 +37,10 @@ class LinearEnvelope:
     def process(self, x: np.ndarray) -> np.ndarray:
         return self._lp.process(np.abs(x))
 
+    def process_t(self, xt: np.ndarray) -> np.ndarray:
+        """``(channels, samples)`` in, new ``(channels, samples)`` array out."""
+        return self._lp.process_t(np.abs(xt))
+
 
 class MovingRms:
     """sqrt(mean(x²)) over the last ``window_ms``; the first samples average what exists so far."""
@@ -63,6 +67,10 @@ class MovingRms:
         ms = (c[idx + 1] - c[lo]) / count
         self._tail = sq[-(self.n - 1) :] if self.n > 1 else sq[:0]
         return np.sqrt(np.maximum(ms, 0.0))
+
+    def process_t(self, xt: np.ndarray) -> np.ndarray:
+        """``(channels, samples)`` in, new ``(channels, samples)`` array out."""
+        return np.ascontiguousarray(self.process(xt.T).T)
 
 
 def make_envelope(kind: str, fs: float, n_channels: int, cutoff: float, order: int, window_ms: float):

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
 
 from emgfeedback.config import QualityConfig
+from emgfeedback.dsp.filters import SosStage
 
 __all__ = ["Quality", "QualityMeter", "assess"]
 
@@ -38,7 +38,13 @@ class Quality:
 
 
 class QualityMeter:
-    """Streaming quality measures; ``process`` is called by the chain with each chunk."""
+    """Streaming quality measures; the chain calls :meth:`process_t` with each chunk.
+
+    Each measure is averaged over 10 ms windows aligned to absolute sample indices, and the window
+    means are smoothed by an exponential average with time constant ``window_s``.  Aligning the
+    windows to the sample index (not to chunk boundaries) keeps the result independent of
+    chunking; the snapshot describes the stream up to the end of the last complete window.
+    """
 
     N_MEASURES = 4
 
@@ -51,43 +57,91 @@ class QualityMeter:
     ) -> None:
         self.cfg = cfg or QualityConfig()
         self.n_channels = n_channels
-        alpha = 1.0 - np.exp(-1.0 / (self.cfg.window_s * fs))
-        self._b = np.array([alpha])
-        self._a = np.array([1.0, alpha - 1.0])
+        self.window = max(1, int(round(0.01 * fs)))
+        alpha = 1.0 - np.exp(-self.window / (self.cfg.window_s * fs))
+        # y[k] = alpha * u[k] + (1 - alpha) * y[k-1] over window means, as one SOS section.
+        self._ema = SosStage(np.array([[alpha, 0.0, 0.0, 1.0, alpha - 1.0, 0.0]]),
+                             self.N_MEASURES * n_channels, steady_start=False)
         self.adc_range_uv = adc_range_uv
         self.reset()
 
     def reset(self) -> None:
-        self._zi = np.zeros((1, self.N_MEASURES * self.n_channels))
+        self._ema.reset()
         self._last_raw: np.ndarray | None = None
         self._last: np.ndarray = np.zeros(self.N_MEASURES * self.n_channels)
+        self._acc = np.zeros(self.N_MEASURES * self.n_channels)
+        self._acc_n = 0
+        self._acc_id = -1
         self._at = 0
 
-    def process(
+    def restart_diff(self) -> None:
+        """After a gap: do not take a difference across it."""
+        self._last_raw = None
+
+    def process_t(
         self, start: int, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray
     ) -> Quality:
-        n, c = raw.shape
-        if n:
-            prev = raw[:1] if self._last_raw is None else self._last_raw
-            d = np.diff(np.concatenate([prev, raw]), axis=0)
-            if self.adc_range_uv is not None:
-                lo, hi = self.adc_range_uv
-                clip = ((raw <= lo) | (raw >= hi)).astype(np.float64)
-            else:
-                clip = np.zeros_like(raw)
-            u = np.concatenate([band**2, filtered**2, d**2, clip], axis=1)
-            y, self._zi = signal.lfilter(self._b, self._a, u, axis=0, zi=self._zi)
-            self._last = y[-1]
-            self._last_raw = raw[-1:]
-            self._at = start + n
+        """Update from ``(channels, samples)`` arrays of the raw, band-passed and filtered signal."""
+        c, n = raw.shape
+        if not n:
+            return self.snapshot()
+        prev = raw[:, :1] if self._last_raw is None else self._last_raw
+        u = np.empty((self.N_MEASURES * c, n))
+        np.square(band, out=u[:c])
+        np.square(filtered, out=u[c:2 * c])
+        np.subtract(raw, np.concatenate([prev, raw[:, :-1]], axis=1), out=u[2 * c:3 * c])
+        np.square(u[2 * c:3 * c], out=u[2 * c:3 * c])
+        if self.adc_range_uv is not None:
+            lo, hi = self.adc_range_uv
+            u[3 * c:] = (raw <= lo) | (raw >= hi)
+        else:
+            u[3 * c:] = 0.0
+        self._last_raw = raw[:, -1:].copy()
+        w = self.window
+        first_id = start // w
+        last_id = (start + n - 1) // w
+        # Segment starts inside this chunk: the chunk start and every window boundary after it.
+        bounds = np.arange((first_id + 1) * w, (last_id + 1) * w, w) - start
+        cuts = np.concatenate([[0], bounds]).astype(np.intp)
+        sums = np.add.reduceat(u, cuts, axis=1)
+        counts = np.diff(np.concatenate([cuts, [n]]))
+        ids = first_id + np.arange(len(cuts))
+        done_sums: list[np.ndarray] = []
+        done_counts: list[int] = []
+        if self._acc_n and self._acc_id != ids[0]:
+            done_sums.append(self._acc)  # a window cut short by a gap
+            done_counts.append(self._acc_n)
+            self._acc_n = 0
+        if self._acc_n:
+            sums[:, 0] += self._acc
+            counts[0] += self._acc_n
+        complete = (start + n) % w == 0
+        keep = len(cuts) if complete else len(cuts) - 1
+        means = [s / k for s, k in zip(done_sums, done_counts)]
+        if keep:
+            means.append(sums[:, :keep] / counts[:keep])
+        if complete:
+            self._acc_n = 0
+        else:
+            self._acc, self._acc_n, self._acc_id = sums[:, -1].copy(), int(counts[-1]), int(ids[-1])
+        if means:
+            m = np.ascontiguousarray(np.column_stack(means))
+            self._ema.process_t(m)
+            self._last = m[:, -1].copy()
+            self._at = (int(ids[keep - 1]) + 1) * w if keep else self._at
         return self.snapshot()
+
+    def process(self, start: int, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray) -> Quality:
+        """As :meth:`process_t` with ``(samples, channels)`` arrays."""
+        t = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.float64).T)  # noqa: E731
+        return self.process_t(start, t(raw), t(band), t(filtered))
 
     def snapshot(self) -> Quality:
         c = self.n_channels
         p_band, p_filt, p_diff, clip = (self._last[i * c : (i + 1) * c] for i in range(4))
         removed = np.maximum(p_band - p_filt, 0.0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = np.where(p_band > 0, removed / p_band, 0.0)
+            ratio = np.where(p_band > 0, removed / np.where(p_band > 0, p_band, 1.0), 0.0)
         return Quality(
             at=self._at,
             rms_uv=np.sqrt(p_filt),

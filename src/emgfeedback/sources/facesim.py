@@ -22,7 +22,7 @@ samples whatever chunk sizes a reader asks for.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import signal
@@ -276,9 +276,15 @@ def make_script(scenario: str, seconds: float, seed: int, p: ModelParams) -> Scr
             if b.t + 7.0 > seconds:
                 break
     b.blinks()
-    b.script.activations.sort(key=lambda a: a.start)
-    b.script.cues.sort(key=lambda c: c.start)
-    return b.script
+    sc = b.script
+    end = sc.n_samples
+    # Nothing may start after the signal ends; what runs past the end is cut there.
+    sc.activations = sorted((replace(a, stop=min(a.stop, end)) for a in sc.activations
+                             if a.start < end), key=lambda a: a.start)
+    sc.cues = sorted((replace(c, stop=min(c.stop, end)) for c in sc.cues if c.start < end),
+                     key=lambda c: c.start)
+    sc.events = [replace(e, stop=min(e.stop, end)) for e in sc.events if e.start < end]
+    return sc
 
 
 class FaceModel:

@@ -1,0 +1,94 @@
+"""The command line: commands work end to end; user errors are one line, no traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emgfeedback.cli import main
+from emgfeedback.io.csvfile import read_csv
+
+
+def _run(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "emgfeedback", *args], capture_output=True,
+                          text=True, timeout=timeout, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"})
+
+
+def test_simulate_writes_csv_and_truth(tmp_path: Path) -> None:
+    out = tmp_path / "s.csv"
+    assert main(["simulate", "--scenario", "smile-synkinesis", "--duration", "12", "--seed", "2",
+                 "--out", str(out)]) == 0
+    chunk, markers = read_csv(out)
+    assert chunk.data.shape == (12000, 8) and chunk.fs == 1000.0
+    assert [m.text for m in markers] and all(m.text == "smile" for m in markers)
+    truth = json.loads(out.with_suffix(".csv.truth.json").read_text())
+    assert truth["scenario"] == "smile-synkinesis" and truth["fs"] == 1000.0
+    assert {c["text"] for c in truth["cues"]} == {"smile"}
+    # Deterministic: the same command writes the same numbers.
+    out2 = tmp_path / "t.csv"
+    main(["simulate", "--scenario", "smile-synkinesis", "--duration", "12", "--seed", "2",
+          "--out", str(out2)])
+    assert np.array_equal(read_csv(out2)[0].data, chunk.data)
+
+
+def test_console_demo_runs_and_ends_on_duration() -> None:
+    r = _run("demo", "--console", "--duration", "2", "--speed", "8", "--scenario", "smile-synkinesis")
+    assert r.returncode == 0, r.stderr
+    for label in ("EMG L-ZYG", "EMG R-OOC", "lost samples 0", "mains notch"):
+        assert label in r.stdout
+    assert "stopped after 2.0 s of signal" in r.stderr
+
+
+def test_console_redraws_at_least_10_per_second_on_a_terminal() -> None:
+    import io
+
+    from emgfeedback.config import Config
+    from emgfeedback.session import Session
+    from emgfeedback.sources.simulated import SimulatedSource
+    from emgfeedback.views.console import ConsoleView
+
+    out = io.StringIO()
+    session = Session(SimulatedSource("smile-clean", 1.0, 0, speed=1.0), Config())
+    chain = session.open()
+    view = ConsoleView(chain, out=out, tty=True)
+    session.add(view)
+    session.run(1.0)
+    session.close()
+    assert view.frames >= 10
+    assert out.getvalue().count("\x1b[H\x1b[2J") == view.frames
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["demo", "--bogus"], "unrecognized arguments: --bogus"),
+    (["demo", "--board", "nope", "--duration", "1"], "unknown board 'nope'"),
+    (["demo", "--console", "--duration", "1", "--speed", "fast"], "--speed must be a number"),
+    (["demo", "--console", "--duration", "1", "--scenario", "smirk"], "unknown scenario 'smirk'"),
+    (["demo", "--console", "--duration", "1", "--config", "/nonexistent.toml"],
+     "no such configuration file"),
+    (["simulate", "--out", "/tmp/x.xyz", "--duration", "1"], "unsupported output format"),
+])
+def test_user_errors_are_one_line(args: list[str], needle: str) -> None:
+    r = _run(*args)
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_config_key_names_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[dsp]\nbandd = [20, 450]\n")
+    r = _run("demo", "--console", "--duration", "1", "--config", str(cfg))
+    assert r.returncode == 1
+    assert "unknown key 'dsp.bandd'" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_version_and_module_entry() -> None:
+    r = _run("--version")
+    assert r.returncode == 0 and r.stdout.startswith("emgfeedback ")
