@@ -70,7 +70,7 @@ def main() -> int:
         if win.errors:
             print("error:", win.errors[-1], file=sys.stderr)
             return 1
-        if win.thread is not None and not win.thread.is_alive() and pending:
+        if win.worker is not None and not win.worker.is_alive() and pending:
             print("the stream ended before every screenshot was taken", file=sys.stderr)
             return 1
     win.tick()

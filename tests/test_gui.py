@@ -78,10 +78,10 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     cs.speed, cs.seed = 15.0, SEED
     cs.set_choice("simulated", "session", "Maria", PROGRAM)
     qtbot.mouseClick(cs.connect_btn, Qt.MouseButton.LeftButton)
-    assert "P-0042" in cs.message.text() and win.thread is None
+    assert "P-0042" in cs.message.text() and win.worker is None
     cs.patient.setText("P-0042")
     qtbot.mouseClick(cs.connect_btn, Qt.MouseButton.LeftButton)
-    assert win.thread is not None and win.current_screen == "check"
+    assert win.worker is not None and win.current_screen == "check"
     qtbot.mouseClick(win.record_btn, Qt.MouseButton.LeftButton)
 
     # Electrode check: a light and a reason per channel.

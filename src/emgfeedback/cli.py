@@ -113,7 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     gui = None
     if not args.console and _display_available():
         try:
-            from emgfeedback.views import gui  # type: ignore[attr-defined,no-redef]
+            from emgfeedback.views import gui  # type: ignore[attr-defined,no-redef,assignment]
         except ImportError:
             gui = None
     if gui is not None:

@@ -69,5 +69,5 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
 
         QTimer.singleShot(int(after * 1000), save)
     app.exec()
-    win.disconnect()
+    win.disconnect_board()
     return 1 if (shot and not Path(shot).is_file()) else 0

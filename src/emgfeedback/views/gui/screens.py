@@ -9,6 +9,7 @@ the session, the source or the filters.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,8 +334,9 @@ class CheckScreen(QWidget):
         """Build one row per channel (GUI thread, once per connection)."""
         while self.grid.count():
             item = self.grid.takeAt(0)
-            if item is not None and item.widget() is not None:
-                item.widget().deleteLater()
+            w = item.widget() if item is not None else None
+            if w is not None:
+                w.deleteLater()
         self.rows = []
         for r, ch in enumerate(channels):
             cid = parse_label(ch)
@@ -397,7 +399,7 @@ class CalibrationScreen(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(40, 30, 40, 30)
         outer.addWidget(_title("Calibration"))
-        self.instruction = _label("Waiting for the rest period…", 26, bold=True, wrap=True)
+        self.instruction = _label("Waiting for the rest period…", 24, bold=True, wrap=True)
         self.countdown = _label("", 22)
         outer.addWidget(self.instruction)
         outer.addWidget(self.countdown)
@@ -407,6 +409,8 @@ class CalibrationScreen(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(
+            0, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setStyleSheet("font-size: 14pt;")
         self.table.verticalHeader().setDefaultSectionSize(46)
         outer.addWidget(self.table, 1)
@@ -525,12 +529,12 @@ class ExerciseScreen(QWidget):
             w = item.widget() if item is not None else None
             if w is not None:
                 w.setParent(None)
-            elif item is not None and item.layout() is not None:
-                lay = item.layout()
+            elif item is not None and (lay := item.layout()) is not None:
                 while lay.count():
                     sub = lay.takeAt(0)
-                    if sub is not None and sub.widget() is not None:
-                        sub.widget().setParent(None)
+                    sw = sub.widget() if sub is not None else None
+                    if sw is not None:
+                        sw.setParent(None)
         self.bars = {}
         self.affected = affected
         ids = [parse_label(c) for c in channels]
@@ -629,7 +633,7 @@ class TracesScreen(QWidget):
 
     SECONDS = 10.0
 
-    def __init__(self, parent: QWidget | None = None, bins: int = 1000) -> None:
+    def __init__(self, parent: QWidget | None = None, bins: int = 750) -> None:
         super().__init__(parent)
         self.bins = bins
         outer = QVBoxLayout(self)
@@ -651,6 +655,7 @@ class TracesScreen(QWidget):
         self._region_key: tuple[Any, ...] = ()
         self._yscale: np.ndarray | None = None
         self._last_scale_at = -10**12
+        self._scale_raw = False
         self.frames = 0
         self.shown_total = 0
 
@@ -665,14 +670,16 @@ class TracesScreen(QWidget):
             p.setMenuEnabled(False)
             p.setMouseEnabled(x=False, y=False)
             p.hideButtons()
-            p.showGrid(x=True, y=False, alpha=0.15)
             p.setLabel("left", ch.replace("EMG ", ""), units="",
                        **{"font-size": "12pt", "color": "#22262a"})
             p.getAxis("left").setWidth(78)
+            # Only the last plot has a time axis: an axis whose range moves is re-laid out on
+            # every frame, and eight of them cost more than all the curves.
             if i < len(channels) - 1:
-                p.getAxis("bottom").setStyle(showValues=False)
+                p.hideAxis("bottom")
             else:
                 p.setLabel("bottom", "signal time", units="s")
+            p.enableAutoRange(False)
             if first is None:
                 first = p
             else:
@@ -706,29 +713,42 @@ class TracesScreen(QWidget):
             sig = sig[k:k + len(env)]
         fs = live.fs
         idx, sig_d = decimate_minmax(sig, self.bins)
-        idx_e, env_d = decimate_minmax(env, self.bins // 2)
+        # The envelope is smooth (low-pass, a few Hz): a stride keeps its shape, min/max would
+        # draw a saw-tooth.  Stride from the newest sample backwards so it is always drawn.
+        stride = max(1, len(env) // (self.bins // 2))
+        idx_e = np.arange(len(env) - 1, -1, -stride)[::-1].astype(np.float64)
+        env_d = env[idx_e.astype(np.int64)]
         t = (first + idx) / fs
         te = (first + idx_e) / fs
         end = (first + len(env)) / fs
-        if first + len(env) - self._last_scale_at >= fs or self._yscale is None:
+        if (first + len(env) - self._last_scale_at >= fs or self._yscale is None
+                or raw_mode != self._scale_raw):
+            # Once a second, from the decimated min/max (cheap): a robust range per channel.
             self._last_scale_at = first + len(env)
-            with np.errstate(invalid="ignore"):
+            self._scale_raw = raw_mode
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN after a long gap
                 if raw_mode:
-                    lo = np.nanmin(sig, axis=0)
-                    hi = np.nanmax(sig, axis=0)
+                    lo = np.nanmin(sig_d, axis=0)
+                    hi = np.nanmax(sig_d, axis=0)
                     self._yscale = np.vstack([lo, hi])
                 else:
-                    a = np.nanpercentile(np.abs(sig), 99.5, axis=0) if len(sig) else np.ones(1)
+                    a = np.nanpercentile(np.abs(sig_d), 99.0, axis=0)
                     a = np.nan_to_num(np.maximum(a * 1.2, 20.0), nan=20.0)
                     self._yscale = np.vstack([-a, a])
+            rescale = True
+        else:
+            rescale = False
+        # "finite" connection only when the window holds a gap (NaN): it is slower.
+        conn = "finite" if bool(np.isnan(sig_d).any()) else "all"
         for i, (c1, c2) in enumerate(self.curves):
-            c1.setData(t, sig_d[:, i], connect="finite")
+            c1.setData(t, sig_d[:, i], connect=conn)
             if raw_mode:
                 c2.setData([], [])
             else:
-                c2.setData(te, env_d[:, i], connect="finite")
+                c2.setData(te, env_d[:, i], connect=conn)
             lo, hi = self._yscale[0, i], self._yscale[1, i]
-            if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+            if rescale and np.isfinite(lo) and np.isfinite(hi) and hi > lo:
                 self.plots[i].setYRange(float(lo), float(hi), padding=0.05)
         self.plots[0].setXRange(end - self.SECONDS, end, padding=0)
         self._shade(events, first, first + len(env), fs)

@@ -118,7 +118,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("emgfeedback" + (": exercises" if patient_mode else ""))
         self.setStyleSheet(STYLE)
         self.session: Session | None = None
-        self.thread: _Worker | None = None
+        self.worker: _Worker | None = None
         self.live: LiveBuffers | None = None
         self.feedback: Feedback | None = None
         self.runner: ProgramRunner | None = None
@@ -135,6 +135,8 @@ class MainWindow(QMainWindow):
         self._phase = ""
         self._ended_reported = False
         self._rec_started = 0.0
+        self._delay_key: tuple[int, int | None] | None = None
+        self._delay_ms = 0.0
 
         central = QWidget()
         outer = QVBoxLayout(central)
@@ -192,7 +194,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.status_label, 1)
 
         self.connect_screen.connect_requested.connect(self.start)
-        self.connect_screen.disconnect_requested.connect(self.disconnect)
+        self.connect_screen.disconnect_requested.connect(self.disconnect_board)
         self.check_screen.start_calibration.connect(self._start_calibration)
         self.calibration_screen.redo.connect(self._redo)
         self.calibration_screen.start_exercises.connect(self._start_exercises)
@@ -201,7 +203,8 @@ class MainWindow(QMainWindow):
         self.done_signal.connect(self._program_done)
         self.record_done_signal.connect(self._record_done)
         for key in ("M", "Space"):
-            QShortcut(QKeySequence(key), self, activated=self.add_marker)
+            sc = QShortcut(QKeySequence(key), self)
+            sc.activated.connect(self.add_marker)
 
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -240,7 +243,7 @@ class MainWindow(QMainWindow):
 
     def start_source(self, factory: Callable[[], SourceBase], req: ConnectRequest) -> None:
         """Build the source with ``factory`` and run it through a session in a worker thread."""
-        self.disconnect()
+        self.disconnect_board()
         self.clear_error()
         self.request = req
         program = PROGRAMS.get(req.program) or next(iter(PROGRAMS.values()))
@@ -255,8 +258,8 @@ class MainWindow(QMainWindow):
         self._phase = ""
         self._ended_reported = False
         self._last = None
-        self.thread = _Worker(self, factory)
-        self.thread.start()
+        self.worker = _Worker(self, factory)
+        self.worker.start()
         self.connect_screen.set_connected(True, f"connected to {req.board}")
         self.status_label.setText(f"opening {req.board}…")
         self.timer.start()
@@ -268,19 +271,19 @@ class MainWindow(QMainWindow):
         if session is not None:
             session.mark(text, duration)
 
-    def disconnect(self) -> None:
+    def disconnect_board(self) -> None:
         """Stop the session thread (waits at most a few seconds for the source to stop)."""
         if self.recorder is not None and self.recorder.recording:
             self.toggle_record(False)
-        if self.thread is not None:
-            self.thread.stop(timeout=5.0)
-        self.thread = None
+        if self.worker is not None:
+            self.worker.stop(timeout=5.0)
+        self.worker = None
         self.session = None
         self.connect_screen.set_connected(False)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
         self.timer.stop()
-        self.disconnect()
+        self.disconnect_board()
         super().closeEvent(event)
 
     # ------------------------------------------------------------------ program actions
@@ -438,9 +441,12 @@ class MainWindow(QMainWindow):
             parts.append(f"clipped samples {status.saturated}")
         session = self.session
         if session is not None and session.chain is not None:
-            mains = session.chain.mains
-            parts.append(f"delay {session.chain.delay_ms:.0f} ms")
-            parts.append("notch " + (f"{mains} Hz" if mains else "off/auto"))
+            chain = session.chain
+            key = (id(chain), chain.mains)
+            if self._delay_key != key:  # group delays cost ~1 ms to compute: once per change
+                self._delay_key, self._delay_ms = key, chain.delay_ms
+            parts.append(f"delay {self._delay_ms:.0f} ms")
+            parts.append("notch " + (f"{chain.mains} Hz" if chain.mains else "off/auto"))
         if self.recorder is not None and self.recorder.recording:
             parts.append(f"● REC {time.monotonic() - self._rec_started:5.0f} s")
         if self.request is not None:
@@ -450,7 +456,7 @@ class MainWindow(QMainWindow):
             self.status_label.setText(text)
 
     def _check_thread(self) -> None:
-        th = self.thread
+        th = self.worker
         if th is not None and not th.is_alive() and not self._ended_reported:
             self._ended_reported = True
             if th.error is None:
