@@ -91,6 +91,12 @@ def _add_demo(sub: Any) -> None:
     _add_board_options(p)
     p.add_argument("--console", action="store_true", help="terminal dashboard even with a display")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds of signal")
+    p.add_argument("--patient-mode", action="store_true",
+                   help="GUI: large and simple, only the exercise screen (home use)")
+    p.add_argument("--screenshot", type=Path, default=None, metavar="OUT.png",
+                   help="GUI: save a picture of the window after --after seconds and exit")
+    p.add_argument("--after", type=float, default=5.0, metavar="S",
+                   help="seconds before --screenshot is taken (default 5)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -107,7 +113,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     gui = None
     if not args.console and _display_available():
         try:
-            from emgfeedback.views import gui  # type: ignore[attr-defined,no-redef]
+            from emgfeedback.views import gui  # type: ignore[attr-defined,no-redef,assignment]
         except ImportError:
             gui = None
     if gui is not None:

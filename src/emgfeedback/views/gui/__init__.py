@@ -1,0 +1,73 @@
+"""The Qt biofeedback GUI (the only Qt code of the project); see docs/gui.md.
+
+``emgfeedback demo`` calls :func:`run_demo` when a display is present.  Modules:
+
+``live``      ring buffers and counters handed from the session thread to the window (no Qt)
+``program``   the protocol in samples: program runner and interim %MVC feedback (no Qt)
+``widgets``   painted region bar and traffic light
+``screens``   Connect, Electrodes, Calibration, Exercise, Traces, Summary
+``window``    the main window, the timer, errors, record and markers
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from emgfeedback.config import Config
+
+__all__ = ["run_demo"]
+
+log = logging.getLogger(__name__)
+
+
+def run_demo(args: argparse.Namespace, cfg: Config) -> int:
+    """Open the window on the board named by the command line and run the Qt event loop.
+
+    The demo connects at once (patient id ``DEMO-1``); ``--patient-mode`` shows only the exercise
+    screen; ``--screenshot OUT.png --after S`` saves a picture of the window after S seconds and
+    exits.  Called in the main thread; returns the exit status.
+    """
+    import pyqtgraph as pg
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from emgfeedback.cli import make_source
+    from emgfeedback.views.gui.program import PROGRAMS
+    from emgfeedback.views.gui.screens import ConnectRequest
+    from emgfeedback.views.gui.window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    pg.setConfigOptions(antialias=False)
+    win = MainWindow(cfg, patient_mode=bool(getattr(args, "patient_mode", False)))
+    # A simulated script of 24 h takes seconds to build: the demo runs 2 h unless told otherwise.
+    duration = args.duration if args.duration else (7200.0 if args.board == "simulated" else None)
+    win.connect_screen.set_choice(args.board, args.scenario, "DEMO-1", "Standard NMR")
+    program = str(getattr(args, "program", None) or "Standard NMR")
+    if program not in PROGRAMS:
+        program = "Standard NMR"
+    req = ConnectRequest(args.board, {}, "DEMO-1", program, "L")
+    win.start_source(lambda: make_source(args, duration=duration), req)
+    win.show()
+    shot_arg = getattr(args, "screenshot", None)
+    shot = str(shot_arg) if shot_arg else None
+    if shot:
+        after = float(getattr(args, "after", 5.0) or 0.0)
+
+        def save() -> None:
+            try:
+                win.tick()
+                Path(shot).parent.mkdir(parents=True, exist_ok=True)
+                ok = win.grab().save(shot)
+                print(f"screenshot: {shot} ({'saved' if ok else 'FAILED'}) after {after:g} s",
+                      file=sys.stderr)
+            finally:
+                win.close()
+                app.quit()
+
+        QTimer.singleShot(int(after * 1000), save)
+    app.exec()
+    win.disconnect_board()
+    return 1 if (shot and not Path(shot).is_file()) else 0

@@ -1,0 +1,848 @@
+"""The six screens of a clinic session, each a QWidget updated from snapshots.
+
+Every ``refresh(...)`` method is called by the window's timer in the GUI thread with plain,
+already-copied data (:class:`~emgfeedback.views.gui.live.LiveStatus`,
+:class:`~emgfeedback.views.gui.program.FeedbackSnapshot`, ring-buffer copies); screens never touch
+the session, the source or the filters.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from emgfeedback.clinical.regions import EXERCISES, REGIONS, parse_label
+from emgfeedback.dsp.quality import assess
+from emgfeedback.config import QualityConfig
+from emgfeedback.views.gui.live import LiveBuffers, LiveStatus, decimate_minmax
+from emgfeedback.views.gui.program import (
+    PROGRAMS,
+    Cue,
+    FeedbackSnapshot,
+    RepResult,
+    RunnerSnapshot,
+    validate_patient_id,
+)
+from emgfeedback.views.gui.widgets import COLOURS, RegionBar, TrafficLight
+
+__all__ = [
+    "CalibrationScreen",
+    "CheckScreen",
+    "ConnectRequest",
+    "ConnectScreen",
+    "ExerciseScreen",
+    "SummaryScreen",
+    "TracesScreen",
+    "placement_figure_path",
+    "session_figures",
+]
+
+log = logging.getLogger(__name__)
+
+
+def _label(text: str = "", size: float = 0.0, bold: bool = False, muted: bool = False,
+           wrap: bool = False) -> QLabel:
+    lab = QLabel(text)
+    # Style sheets, not setFont: the window's style sheet would override a widget font.
+    css = []
+    if size:
+        css.append(f"font-size: {size:g}pt;")
+    if bold:
+        css.append("font-weight: bold;")
+    if muted:
+        css.append(f"color: {COLOURS['muted'].name()};")
+    if css:
+        lab.setStyleSheet(" ".join(css))
+    lab.setWordWrap(wrap)
+    return lab
+
+
+def _title(text: str) -> QLabel:
+    return _label(text, 20, bold=True)
+
+
+def placement_figure_path() -> Path | None:
+    """``hardware/placement.svg`` of a source checkout, when present."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        cand = parent / "hardware" / "placement.svg"
+        if cand.is_file():
+            return cand
+        if (parent / "pyproject.toml").is_file():
+            break
+    return None
+
+
+# =========================================================================== connect
+@dataclass(frozen=True)
+class ConnectRequest:
+    """What the therapist chose on the Connect screen."""
+
+    board: str  # a board spec for sources.open_source: "simulated", "serial:/dev/ttyUSB0", ...
+    options: dict[str, Any] = field(default_factory=dict)
+    patient_id: str = ""
+    program: str = ""
+    affected_side: str = "L"
+
+
+class ConnectScreen(QWidget):
+    """Board choice, patient id and program.  Emits :attr:`connect_requested` (GUI thread)."""
+
+    connect_requested = Signal(object)
+    disconnect_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(40, 30, 40, 30)
+        outer.addWidget(_title("Connect"))
+        outer.addWidget(_label("Choose the board, the patient's pseudonymous id and the program.",
+                               muted=True))
+        form = QFormLayout()
+        form.setHorizontalSpacing(24)
+        form.setVerticalSpacing(14)
+        self.board = QComboBox()
+        self.scenario = QComboBox()
+        self.replay_path = QLineEdit()
+        self.replay_path.setPlaceholderText("recording to replay (.edf, .csv, ...)")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        replay_row = QHBoxLayout()
+        replay_row.addWidget(self.replay_path, 1)
+        replay_row.addWidget(browse)
+        self.replay_box = QWidget()
+        self.replay_box.setLayout(replay_row)
+        replay_row.setContentsMargins(0, 0, 0, 0)
+        self.patient = QLineEdit()
+        self.patient.setPlaceholderText("e.g. P-0042 (no names)")
+        self.patient_msg = _label("", muted=True)
+        self.program = QComboBox()
+        self.program.addItems(list(PROGRAMS))
+        self.side = QComboBox()
+        self.side.addItem("Left side affected", "L")
+        self.side.addItem("Right side affected", "R")
+        form.addRow("Board", self.board)
+        form.addRow("Scenario", self.scenario)
+        form.addRow("Replay file", self.replay_box)
+        form.addRow("Patient id", self.patient)
+        form.addRow("", self.patient_msg)
+        form.addRow("Program", self.program)
+        form.addRow("Affected side", self.side)
+        box = QWidget()
+        box.setLayout(form)
+        box.setMaximumWidth(900)
+        outer.addWidget(box)
+        row = QHBoxLayout()
+        self.connect_btn = QPushButton("Connect")
+        self.disconnect_btn = QPushButton("Disconnect")
+        self.disconnect_btn.setEnabled(False)
+        for b in (self.connect_btn, self.disconnect_btn):
+            b.setMinimumHeight(44)
+            b.setMinimumWidth(160)
+            row.addWidget(b)
+        row.addStretch(1)
+        outer.addLayout(row)
+        self.message = _label("", wrap=True)
+        outer.addWidget(self.message)
+        outer.addStretch(1)
+        self.connect_btn.clicked.connect(self._connect)
+        self.disconnect_btn.clicked.connect(self.disconnect_requested.emit)
+        self.board.currentIndexChanged.connect(self._board_changed)
+        self.patient.textChanged.connect(self._patient_changed)
+        self.speed: float | None = 1.0
+        self.seed = 0
+        self.extra: dict[str, Any] = {}
+        self.populate()
+
+    def populate(self) -> None:
+        """Fill the board list: simulated, simavr, serial ports with their board, replay."""
+        from emgfeedback import sources
+        from emgfeedback.sources.facesim import SCENARIOS
+
+        self.board.clear()
+        kinds = sources.kinds()
+        self.board.addItem("Simulated board (built-in patient model)", "simulated")
+        if "simavr" in kinds:
+            self.board.addItem("Simulated firmware (real firmware in simavr)", "simavr")
+        for spec, text in _serial_ports():
+            self.board.addItem(text, spec)
+        self.board.addItem("Replay a recording…", "replay")
+        self.scenario.clear()
+        for name, text in SCENARIOS.items():
+            self.scenario.addItem(f"{name}: {text}", name)
+        self._board_changed()
+
+    def _board_changed(self) -> None:
+        kind = str(self.board.currentData() or "")
+        self.scenario.setEnabled(kind == "simulated")
+        self.replay_box.setEnabled(kind == "replay")
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Recording to replay", "",
+                                              "Recordings (*.edf *.bdf *.csv *.txt);;All (*)")
+        if path:
+            self.replay_path.setText(path)
+
+    def _patient_changed(self) -> None:
+        err = validate_patient_id(self.patient.text())
+        self.patient_msg.setText(err or "ok")
+
+    def set_choice(self, board: str, scenario: str | None = None, patient: str | None = None,
+                   program: str | None = None) -> None:
+        """Preselect (from the command line)."""
+        kind = board.partition(":")[0]
+        i = self.board.findData(board)
+        if i < 0:
+            i = self.board.findData(kind)
+        if i < 0 and kind in ("serial", "replay"):
+            self.board.addItem(board, board)
+            i = self.board.count() - 1
+        if i >= 0:
+            self.board.setCurrentIndex(i)
+        if kind == "replay" and ":" in board:
+            self.replay_path.setText(board.partition(":")[2])
+        if scenario:
+            j = self.scenario.findData(scenario)
+            if j >= 0:
+                self.scenario.setCurrentIndex(j)
+        if patient is not None:
+            self.patient.setText(patient)
+        if program:
+            k = self.program.findText(program)
+            if k >= 0:
+                self.program.setCurrentIndex(k)
+
+    def request(self) -> ConnectRequest | str:
+        """The current choice, or the reason it cannot be used (one line)."""
+        err = validate_patient_id(self.patient.text())
+        if err:
+            return err
+        spec = str(self.board.currentData() or "simulated")
+        opts: dict[str, Any] = {"speed": self.speed}
+        if spec == "simulated":
+            # 2 h of script: a clinic session fits, and building it takes under a second.
+            opts.update(scenario=self.scenario.currentData(), seed=self.seed, duration=7200.0,
+                        **self.extra)
+        elif spec == "replay" or spec.startswith("replay:"):
+            path = self.replay_path.text().strip()
+            if not path:
+                return "choose a recording to replay"
+            spec = f"replay:{path}"
+        return ConnectRequest(spec, opts, self.patient.text().strip(), self.program.currentText(),
+                              str(self.side.currentData()))
+
+    def _connect(self) -> None:
+        req = self.request()
+        if isinstance(req, str):
+            self.message.setText(req)
+            return
+        self.message.setText("")
+        self.connect_requested.emit(req)
+
+    def set_connected(self, connected: bool, text: str = "") -> None:
+        self.connect_btn.setEnabled(not connected)
+        self.disconnect_btn.setEnabled(connected)
+        self.message.setText(text)
+
+
+def _serial_ports() -> list[tuple[str, str]]:
+    """``[(spec, text)]`` of serial ports, using the board module's ``list_ports`` when merged."""
+    try:
+        from emgfeedback.sources import serial as serial_src  # type: ignore[attr-defined]
+    except ImportError:
+        return []
+    lister = getattr(serial_src, "list_ports", None)
+    if lister is None:
+        return []
+    out = []
+    try:
+        for port in lister():
+            dev = getattr(port, "device", None) or (port[0] if isinstance(port, tuple) else str(port))
+            desc = getattr(port, "board", None) or getattr(port, "description", "") or ""
+            out.append((f"serial:{dev}", f"Serial {dev}  {desc}".rstrip()))
+    except Exception as exc:  # a listing failure must not stop the window
+        log.warning("listing serial ports failed: %s", exc)
+    return out
+
+
+# =========================================================================== electrode check
+class CheckScreen(QWidget):
+    """Traffic light and reason per channel, and the placement figure of the regions in use."""
+
+    start_calibration = Signal()
+
+    def __init__(self, quality: QualityConfig, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.quality = quality
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(40, 30, 40, 30)
+        left = QVBoxLayout()
+        left.addWidget(_title("Electrode check"))
+        left.addWidget(_label("Ask the patient to relax. Every light should be green before "
+                              "calibration.", muted=True, wrap=True))
+        self.grid = QGridLayout()
+        self.grid.setVerticalSpacing(10)
+        self.grid.setHorizontalSpacing(16)
+        left.addLayout(self.grid)
+        left.addStretch(1)
+        self.follow_note = _label("", muted=True, wrap=True)
+        left.addWidget(self.follow_note)
+        self.start_btn = QPushButton("Start calibration")
+        self.start_btn.setMinimumHeight(44)
+        self.start_btn.clicked.connect(self.start_calibration.emit)
+        left.addWidget(self.start_btn, 0, Qt.AlignmentFlag.AlignLeft)
+        outer.addLayout(left, 3)
+        right = QVBoxLayout()
+        right.addWidget(_label("Placement", 14, bold=True))
+        self.figure_box = QVBoxLayout()
+        right.addLayout(self.figure_box, 1)
+        self.sites = _label("", wrap=True, muted=True)
+        self.sites.setAlignment(Qt.AlignmentFlag.AlignTop)
+        right.addWidget(self.sites)
+        outer.addLayout(right, 2)
+        self.rows: list[tuple[TrafficLight, QLabel, QLabel]] = []
+        self._figure_loaded = False
+        self.states: list[tuple[str, str]] = []
+
+    def set_channels(self, channels: tuple[str, ...], leading: bool) -> None:
+        """Build one row per channel (GUI thread, once per connection)."""
+        while self.grid.count():
+            item = self.grid.takeAt(0)
+            w = item.widget() if item is not None else None
+            if w is not None:
+                w.deleteLater()
+        self.rows = []
+        for r, ch in enumerate(channels):
+            cid = parse_label(ch)
+            light = TrafficLight()
+            name = _label(f"{cid.short}  {cid.region.muscle}", 13, bold=True)
+            reason = _label("waiting for signal…", 13, wrap=True)
+            self.grid.addWidget(light, r, 0)
+            self.grid.addWidget(name, r, 1)
+            self.grid.addWidget(reason, r, 2)
+            self.rows.append((light, name, reason))
+        self.grid.setColumnStretch(2, 1)
+        codes = list(dict.fromkeys(parse_label(c).code for c in channels))
+        self.sites.setText("\n\n".join(f"{c} ({REGIONS[c].muscle}): {REGIONS[c].site}"
+                                       for c in codes))
+        self.start_btn.setVisible(leading)
+        self.follow_note.setText("" if leading else
+                                 "This board plays its own protocol (simulated patient or "
+                                 "recording): calibration and exercises follow its cues.")
+        self._load_figure()
+
+    def _load_figure(self) -> None:
+        if self._figure_loaded:
+            return
+        path = placement_figure_path()
+        if path is None:
+            self.figure_box.addWidget(_label("(placement figure hardware/placement.svg not "
+                                             "available; electrode sites below)", muted=True,
+                                             wrap=True))
+        else:
+            try:
+                from PySide6.QtSvgWidgets import QSvgWidget
+            except ImportError:
+                self.figure_box.addWidget(_label(f"placement figure: {path}", muted=True))
+            else:
+                w = QSvgWidget(str(path))
+                w.setMinimumSize(320, 320)
+                w.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+                self.figure_box.addWidget(w)
+        self._figure_loaded = True
+
+    def refresh(self, status: LiveStatus, at_rest: bool) -> None:
+        if status.quality is None or not self.rows:
+            return
+        self.states = assess(status.quality, self.quality, at_rest=at_rest)
+        for (light, _name, reason), (state, why) in zip(self.rows, self.states):
+            light.set_state(state)
+            if reason.text() != why:
+                reason.setText(why)
+
+
+# =========================================================================== calibration
+class CalibrationScreen(QWidget):
+    """Guided rest and MVC per region with a countdown, the values, and redo per region."""
+
+    redo = Signal(str)
+    start_exercises = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(40, 30, 40, 30)
+        outer.addWidget(_title("Calibration"))
+        self.instruction = _label("Waiting for the rest period…", 24, bold=True, wrap=True)
+        self.countdown = _label("", 22)
+        outer.addWidget(self.instruction)
+        outer.addWidget(self.countdown)
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(
+            ["Channel", "Rest mean µV", "Rest SD µV", "MVC µV (above rest)", "MVC trials", ""])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(
+            0, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setStyleSheet("font-size: 14pt;")
+        self.table.verticalHeader().setDefaultSectionSize(46)
+        outer.addWidget(self.table, 1)
+        row = QHBoxLayout()
+        self.next_btn = QPushButton("Start exercises")
+        self.next_btn.setMinimumHeight(44)
+        self.next_btn.clicked.connect(self.start_exercises.emit)
+        row.addWidget(self.next_btn)
+        row.addStretch(1)
+        outer.addLayout(row)
+        self.leading = True
+
+    def set_channels(self, channels: tuple[str, ...], leading: bool) -> None:
+        self.leading = leading
+        self.table.setRowCount(len(channels))
+        for r, ch in enumerate(channels):
+            cid = parse_label(ch)
+            self.table.setItem(r, 0, QTableWidgetItem(f"{cid.short}  {cid.region.muscle}"))
+            for c in range(1, 5):
+                self.table.setItem(r, c, QTableWidgetItem("–"))
+            btn = QPushButton(f"Redo {cid.code}")
+            btn.setEnabled(leading)
+            btn.setToolTip("Repeat this region's MVC trials" if leading else
+                           "This board plays its own protocol; redo is for live boards")
+            btn.clicked.connect(lambda _=False, code=cid.code: self.redo.emit(code))
+            self.table.setCellWidget(r, 5, btn)
+        self.next_btn.setVisible(leading)
+
+    def refresh(self, fb: FeedbackSnapshot, run: RunnerSnapshot) -> None:
+        cue = fb.cue
+        if cue is not None and cue.kind in ("rest", "mvc"):
+            self.instruction.setText(calibration_instruction(cue, fb))
+            left = max(0, cue.stop - fb.position) / fb.fs
+            self.countdown.setText(f"{left:4.1f} s left")
+        elif run.phase in ("exercise", "done"):
+            self.instruction.setText("Calibration complete")
+            self.countdown.setText("")
+        else:
+            self.instruction.setText("Relax between trials")
+            if run.next_cue_at is not None:
+                self.countdown.setText(
+                    f"next in {max(0, run.next_cue_at - fb.position) / fb.fs:4.1f} s")
+            else:
+                self.countdown.setText("")
+        for r, row in enumerate(fb.calibration):
+            vals = (row.rest_mean_uv, row.rest_sd_uv, row.mvc_uv)
+            for c, v in enumerate(vals, start=1):
+                text = "–" if v is None else f"{v:.1f}"
+                item = self.table.item(r, c)
+                if item is not None and item.text() != text:
+                    item.setText(text)
+            item = self.table.item(r, 4)
+            if item is not None and item.text() != str(row.trials):
+                item.setText(str(row.trials))
+
+
+def calibration_instruction(cue: Cue, fb: FeedbackSnapshot) -> str:
+    if cue.kind == "rest":
+        return "Rest: relax the whole face, eyes open, look ahead"
+    target = cue.text.split(" ", 1)[1]
+    code = target.split("-")[-1].upper()
+    region = REGIONS.get(code)
+    what = region.movement if region else code
+    return f"Maximum effort: {what} ({region.muscle if region else code}), as strongly as you can"
+
+
+# =========================================================================== exercise
+class ExerciseScreen(QWidget):
+    """Per region one large %MVC bar, both sides side by side, cue, timer, reps, symmetry.
+
+    :attr:`red_log` keeps ``(sample, channel)`` whenever a quiet region's bar turned red, for
+    tests and the summary.  ``patient`` enlarges everything and drops the details.
+    """
+
+    tone_requested = Signal()
+
+    def __init__(self, patient: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.patient = patient
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(30, 20, 30, 20)
+        top = QHBoxLayout()
+        big = 34 if patient else 26
+        self.cue = _label("Get ready", big, bold=True, wrap=True)
+        self.timer = _label("", big)
+        self.timer.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.reps = _label("", big * 0.7)
+        self.reps.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        top.addWidget(self.cue, 4)
+        right = QVBoxLayout()
+        right.addWidget(self.timer)
+        right.addWidget(self.reps)
+        top.addLayout(right, 1)
+        outer.addLayout(top)
+        self.bars_row = QHBoxLayout()
+        self.bars_row.setSpacing(12)
+        outer.addLayout(self.bars_row, 1)
+        bottom = QHBoxLayout()
+        self.tone = QCheckBox("Tone when a quiet region crosses its limit")
+        self.tone.setVisible(not patient)
+        bottom.addWidget(self.tone)
+        bottom.addStretch(1)
+        self.hint = _label("", muted=True)
+        bottom.addWidget(self.hint)
+        outer.addLayout(bottom)
+        self.bars: dict[int, RegionBar] = {}
+        self.symmetry = _label("", 20 if not patient else 26, bold=True)
+        self.symmetry.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.red_log: list[tuple[int, str]] = []
+        self._was_red: set[int] = set()
+        self.affected = "L"
+
+    def set_channels(self, channels: tuple[str, ...], affected: str) -> None:
+        while self.bars_row.count():
+            item = self.bars_row.takeAt(0)
+            w = item.widget() if item is not None else None
+            if w is not None:
+                w.setParent(None)
+            elif item is not None and (lay := item.layout()) is not None:
+                while lay.count():
+                    sub = lay.takeAt(0)
+                    sw = sub.widget() if sub is not None else None
+                    if sw is not None:
+                        sw.setParent(None)
+        self.bars = {}
+        self.affected = affected
+        ids = [parse_label(c) for c in channels]
+        sides = sorted({c.side for c in ids})
+        for k, side in enumerate(sides):
+            group = QFrame()
+            group.setFrameShape(QFrame.Shape.StyledPanel)
+            g = QVBoxLayout(group)
+            name = {"L": "Left", "R": "Right"}[side]
+            if len(sides) > 1:
+                name += " (affected)" if side == affected else " (unaffected)"
+            head = _label(name, 22 if self.patient else 16, bold=True)
+            head.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            g.addWidget(head)
+            row = QHBoxLayout()
+            for i, cid in enumerate(ids):
+                if cid.side != side:
+                    continue
+                bar = RegionBar(cid.code, cid.region.muscle)
+                if self.patient:
+                    bar.scale_font = 1.25
+                self.bars[i] = bar
+                row.addWidget(bar)
+            g.addLayout(row, 1)
+            self.bars_row.addWidget(group, 1)
+            if k == 0 and len(sides) > 1:
+                mid = QVBoxLayout()
+                mid.addStretch(1)
+                mid.addWidget(self.symmetry)
+                mid.addStretch(1)
+                holder = QWidget()
+                holder.setLayout(mid)
+                holder.setMinimumWidth(170)
+                self.bars_row.addWidget(holder)
+        self.red_log = []
+        self._was_red = set()
+
+    def refresh(self, fb: FeedbackSnapshot, run: RunnerSnapshot) -> None:
+        cue = fb.cue if fb.cue is not None and fb.cue.kind == "exercise" else None
+        calibrated = bool(np.isfinite(fb.pct).any())
+        values = fb.pct if calibrated else fb.envelope_uv
+        new_red = False
+        for i, bar in self.bars.items():
+            role = fb.role[i]
+            alert = bool(fb.red[i]) and role == "quiet"
+            if alert and i not in self._was_red:
+                self.red_log.append((fb.position, fb.channels[i]))
+                new_red = True
+            if alert:
+                self._was_red.add(i)
+            else:
+                self._was_red.discard(i)
+            bar.set_value(float(values[i]), role, fb.band_pct, fb.quiet_limit_pct, alert,
+                          calibrated)
+        if new_red and self.tone.isChecked():
+            self.tone_requested.emit()
+        if cue is not None:
+            self.cue.setText(EXERCISES[cue.text.lower()].cue)
+            self.timer.setText(f"Hold  {max(0, cue.stop - fb.position) / fb.fs:3.1f} s")
+        elif run.phase == "done":
+            self.cue.setText("Program complete: well done")
+            self.timer.setText("")
+        elif run.phase == "exercise" or (fb.last_cue and fb.last_cue.kind == "exercise"):
+            self.cue.setText("Relax")
+            if run.next_cue_at is not None:
+                self.timer.setText(f"Rest  {max(0, run.next_cue_at - fb.position) / fb.fs:3.1f} s")
+            else:
+                self.timer.setText("Rest")
+        else:
+            self.cue.setText("Get ready")
+            self.timer.setText("")
+        current = run.reps_done + (1 if cue is not None else 0)
+        self.reps.setText(f"Rep {min(current, run.reps_total)} of {run.reps_total}"
+                          if run.reps_total else "")
+        self.symmetry.setText(symmetry_text(fb, self.affected))
+        self.hint.setText("" if calibrated else "not calibrated yet: bars show µV above rest")
+
+
+def symmetry_text(fb: FeedbackSnapshot, affected: str) -> str:
+    """``Symmetry\\n0.62`` = affected / unaffected %MVC of the current target region."""
+    ids = [parse_label(c) for c in fb.channels]
+    tgt = [i for i, r in enumerate(fb.role) if r == "target"]
+    aff = [i for i in tgt if ids[i].side == affected]
+    una = [i for i in tgt if ids[i].side != affected]
+    if not aff or not una:
+        return "Symmetry\n–"
+    a, u = float(fb.pct[aff[0]]), float(fb.pct[una[0]])
+    if not np.isfinite(a) or not np.isfinite(u) or u < 5.0:
+        return "Symmetry\n–"
+    return f"Symmetry\n{a / u:.2f}\naffected /\nunaffected"
+
+
+# =========================================================================== traces
+class TracesScreen(QWidget):
+    """Raw, or filtered with its envelope, per channel; scrolling 10 s; events shaded."""
+
+    SECONDS = 10.0
+
+    def __init__(self, parent: QWidget | None = None, bins: int = 750) -> None:
+        super().__init__(parent)
+        self.bins = bins
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(16, 10, 16, 10)
+        head = QHBoxLayout()
+        head.addWidget(_title("Traces"))
+        head.addStretch(1)
+        head.addWidget(_label("Show"))
+        self.mode = QComboBox()
+        self.mode.addItems(["filtered + envelope", "raw"])
+        head.addWidget(self.mode)
+        outer.addLayout(head)
+        self.plot = pg.GraphicsLayoutWidget()
+        self.plot.setBackground(COLOURS["background"])
+        outer.addWidget(self.plot, 1)
+        self.plots: list[pg.PlotItem] = []
+        self.curves: list[tuple[pg.PlotDataItem, pg.PlotDataItem]] = []
+        self.regions: list[list[pg.LinearRegionItem]] = []
+        self._region_key: tuple[Any, ...] = ()
+        self._yscale: np.ndarray | None = None
+        self._last_scale_at = -10**12
+        self._scale_raw = False
+        self.frames = 0
+        self.shown_total = 0
+
+    def set_channels(self, channels: tuple[str, ...]) -> None:
+        self.plot.clear()
+        self.plots, self.curves, self.regions = [], [], []
+        first: pg.PlotItem | None = None
+        pen_f = pg.mkPen("#9db4c8", width=1)
+        pen_e = pg.mkPen("#1f5e38", width=2.5)
+        for i, ch in enumerate(channels):
+            p = self.plot.addPlot(row=i, col=0)
+            p.setMenuEnabled(False)
+            p.setMouseEnabled(x=False, y=False)
+            p.hideButtons()
+            p.setLabel("left", ch.replace("EMG ", ""), units="",
+                       **{"font-size": "12pt", "color": "#22262a"})
+            p.getAxis("left").setWidth(78)
+            # Only the last plot has a time axis: an axis whose range moves is re-laid out on
+            # every frame, and eight of them cost more than all the curves.
+            if i < len(channels) - 1:
+                p.hideAxis("bottom")
+            else:
+                p.setLabel("bottom", "signal time", units="s")
+            p.enableAutoRange(False)
+            if first is None:
+                first = p
+            else:
+                p.setXLink(first)
+            c1 = p.plot(pen=pen_f, skipFiniteCheck=True)
+            c2 = p.plot(pen=pen_e, skipFiniteCheck=True)
+            self.plots.append(p)
+            self.curves.append((c1, c2))
+            self.regions.append([])
+        self._region_key = ()
+        self._yscale = None
+
+    def refresh(self, live: LiveBuffers, events: list[tuple[int, int, str, int]]) -> None:
+        """Redraw from the ring buffers (GUI thread).
+
+        ``events``: ``(start, stop, kind, channel)`` with channel ``-1`` for all plots.
+        """
+        if live.envelope is None or not self.curves:
+            return
+        n = int(self.SECONDS * live.fs)
+        raw_mode = self.mode.currentIndex() == 1
+        env, first = live.envelope.latest(n)
+        src = live.raw if raw_mode else live.filtered
+        assert src is not None
+        sig, first_s = src.latest(n)
+        if len(env) == 0:
+            return
+        # Align on the envelope's range (written last, so sig holds at least as much).
+        k = first - first_s
+        if k > 0:
+            sig = sig[k:k + len(env)]
+        fs = live.fs
+        idx, sig_d = decimate_minmax(sig, self.bins)
+        # The envelope is smooth (low-pass, a few Hz): a stride keeps its shape, min/max would
+        # draw a saw-tooth.  Stride from the newest sample backwards so it is always drawn.
+        stride = max(1, len(env) // (self.bins // 2))
+        idx_e = np.arange(len(env) - 1, -1, -stride)[::-1].astype(np.float64)
+        env_d = env[idx_e.astype(np.int64)]
+        t = (first + idx) / fs
+        te = (first + idx_e) / fs
+        end = (first + len(env)) / fs
+        if (first + len(env) - self._last_scale_at >= fs or self._yscale is None
+                or raw_mode != self._scale_raw):
+            # Once a second, from the decimated min/max (cheap): a robust range per channel.
+            self._last_scale_at = first + len(env)
+            self._scale_raw = raw_mode
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN after a long gap
+                if raw_mode:
+                    lo = np.nanmin(sig_d, axis=0)
+                    hi = np.nanmax(sig_d, axis=0)
+                    self._yscale = np.vstack([lo, hi])
+                else:
+                    a = np.nanpercentile(np.abs(sig_d), 99.0, axis=0)
+                    a = np.nan_to_num(np.maximum(a * 1.2, 20.0), nan=20.0)
+                    self._yscale = np.vstack([-a, a])
+            rescale = True
+        else:
+            rescale = False
+        # "finite" connection only when the window holds a gap (NaN): it is slower.
+        conn = "finite" if bool(np.isnan(sig_d).any()) else "all"
+        for i, (c1, c2) in enumerate(self.curves):
+            c1.setData(t, sig_d[:, i], connect=conn)
+            if raw_mode:
+                c2.setData([], [])
+            else:
+                c2.setData(te, env_d[:, i], connect=conn)
+            lo, hi = self._yscale[0, i], self._yscale[1, i]
+            if rescale and np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+                self.plots[i].setYRange(float(lo), float(hi), padding=0.05)
+        self.plots[0].setXRange(end - self.SECONDS, end, padding=0)
+        self._shade(events, first, first + len(env), fs)
+        self.frames += 1
+        self.shown_total = first + len(env)
+
+    def _shade(self, events: list[tuple[int, int, str, int]], a: int, b: int, fs: float) -> None:
+        visible = tuple(e for e in events if e[1] > a and e[0] < b)
+        if visible == self._region_key:
+            return
+        self._region_key = visible
+        brushes = {"rest": (120, 140, 170, 40), "mvc": (224, 180, 70, 45),
+                   "exercise": (90, 160, 110, 45), "synkinesis": (200, 69, 60, 80),
+                   "marker": (60, 60, 60, 90), "gap": (0, 0, 0, 60)}
+        for i, (p, items) in enumerate(zip(self.plots, self.regions)):
+            for it in items:
+                p.removeItem(it)
+            items.clear()
+            for s, e, kind, ch in visible:
+                if ch not in (-1, i):
+                    continue
+                stop = max(e, s + int(0.05 * fs))
+                it = pg.LinearRegionItem((s / fs, stop / fs), movable=False,
+                                         brush=pg.mkBrush(*brushes.get(kind, (0, 0, 0, 30))),
+                                         pen=pg.mkPen(None))
+                it.setZValue(-10)
+                p.addItem(it)
+                items.append(it)
+
+
+# =========================================================================== summary
+class SummaryScreen(QWidget):
+    """Per-rep table and the session's figures."""
+
+    HEADERS = ["Rep", "Exercise", "Side", "Target", "Target peak\n%MVC", "Time in\nband %",
+               "Highest quiet\nregion", "Quiet peak\n%MVC", "Synkinesis"]
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(40, 30, 40, 30)
+        outer.addWidget(_title("Summary"))
+        self.figures = _label("No reps yet.", 15, wrap=True)
+        outer.addWidget(self.figures)
+        self.table = QTableWidget(0, len(self.HEADERS))
+        self.table.setHorizontalHeaderLabels(self.HEADERS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setStyleSheet("font-size: 13pt;")
+        self.table.verticalHeader().setDefaultSectionSize(40)
+        outer.addWidget(self.table, 1)
+        self._key: tuple[Any, ...] = ()
+        self.reps: tuple[RepResult, ...] = ()
+
+    def refresh(self, fb: FeedbackSnapshot, affected: str) -> None:
+        key = tuple((r.start, r.side, round(r.target_peak_pct, 1), len(r.crossings))
+                    for r in fb.reps)
+        if key == self._key:
+            return
+        self._key = key
+        self.reps = fb.reps
+        self.table.setRowCount(len(fb.reps))
+        for row, r in enumerate(fb.reps):
+            worst = max(r.quiet_peak_pct.items(), key=lambda kv: kv[1], default=("–", 0.0))
+            cells = [str(r.index), r.exercise, r.side, r.target, f"{r.target_peak_pct:.0f}",
+                     f"{r.time_in_band_pct:.0f}", worst[0], f"{worst[1]:.0f}",
+                     ("yes: " + ", ".join(sorted({c[0] for c in r.crossings})))
+                     if r.synkinesis else "no"]
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col == 8 and r.synkinesis:
+                    item.setForeground(COLOURS["alert"])
+                self.table.setItem(row, col, item)
+        self.figures.setText(session_figures(fb.reps, affected))
+
+
+def session_figures(reps: tuple[RepResult, ...], affected: str) -> str:
+    """The session's figures as a few readable lines."""
+    if not reps:
+        return "No reps yet."
+    n = len({(r.start, r.exercise) for r in reps})
+    lines = [f"{n} reps"]
+    for side in sorted({r.side for r in reps}):
+        rs = [r for r in reps if r.side == side]
+        synk = sum(r.synkinesis for r in rs)
+        tag = " (affected)" if side == affected else ""
+        lines.append(
+            f"{'Left' if side == 'L' else 'Right'}{tag}: mean target peak "
+            f"{np.mean([r.target_peak_pct for r in rs]):.0f} %MVC, time in band "
+            f"{np.mean([r.time_in_band_pct for r in rs]):.0f} %, synkinesis in {synk} of {len(rs)} reps")
+    aff = [r.target_peak_pct for r in reps if r.side == affected]
+    una = [r.target_peak_pct for r in reps if r.side != affected]
+    if aff and una and np.mean(una) > 0:
+        lines.append(f"Symmetry (affected / unaffected mean target peak): "
+                     f"{np.mean(aff) / np.mean(una):.2f}")
+    return "\n".join(lines)

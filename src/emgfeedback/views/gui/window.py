@@ -1,0 +1,516 @@
+"""The main window: one clinic session from Connect to Summary.
+
+Threads (docs/architecture.md, "Threads")::
+
+    session thread:  source.read -> Chain -> Feedback, recorder, ProgramRunner, LiveBuffers
+    GUI thread:      QTimer (30-60 Hz) -> snapshots / ring-buffer copies -> screens
+
+The window never receives arrays through signals: the only signals crossing threads carry an
+error message or "program done".  It knows nothing of bytes or filters; it reads processed
+samples from ring buffers and small snapshots.  An exception in the session thread, the CSV writer
+or a timer tick ends up as one line in the red banner at the top.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QButtonGroup,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from emgfeedback.config import Config
+from emgfeedback.errors import EmgError
+from emgfeedback.session import Session, SessionThread
+from emgfeedback.stream import SourceBase
+from emgfeedback.views.gui.live import InterimRecorder, LiveBuffers
+from emgfeedback.views.gui.program import PROGRAMS, Feedback, FeedbackSnapshot, ProgramRunner
+from emgfeedback.views.gui.screens import (
+    CalibrationScreen,
+    CheckScreen,
+    ConnectRequest,
+    ConnectScreen,
+    ExerciseScreen,
+    SummaryScreen,
+    TracesScreen,
+)
+
+__all__ = ["FOLLOW_KINDS", "MainWindow", "error_message"]
+
+log = logging.getLogger(__name__)
+
+#: Sources that bring their own protocol cues (the simulated patient's script, a recording's
+#: annotations): the program follows them instead of issuing cues.
+FOLLOW_KINDS = ("simulated", "replay")
+
+SCREENS = ("connect", "check", "calibration", "exercise", "traces", "summary")
+TITLES = {"connect": "Connect", "check": "Electrodes", "calibration": "Calibration",
+          "exercise": "Exercise", "traces": "Traces", "summary": "Summary"}
+
+STYLE = """
+QMainWindow, QWidget { background: #f5f6f4; color: #22262a; font-size: 13pt; }
+QPushButton { background: #e3e6e1; border: 1px solid #b9beb6; border-radius: 6px;
+              padding: 6px 16px; }
+QPushButton:checked { background: #4f7fa8; color: white; border-color: #3f6788; }
+QPushButton:disabled { color: #9aa09a; }
+QPushButton#record:checked { background: #c8453c; border-color: #a5362f; }
+QLineEdit, QComboBox { background: white; border: 1px solid #b9beb6; border-radius: 4px;
+                       padding: 4px 6px; min-height: 28px; }
+QTableWidget { background: white; gridline-color: #d6d9d3; }
+QHeaderView::section { background: #e3e6e1; padding: 6px; border: none; font-weight: bold; }
+QLabel#banner { background: #f6dedb; color: #7d231d; padding: 10px; border-radius: 6px;
+                font-weight: bold; }
+QFrame { border-radius: 8px; }
+"""
+
+
+def error_message(exc: BaseException) -> str:
+    """One clear line for the banner: our errors as they are, bugs with their type."""
+    if isinstance(exc, EmgError):
+        return str(exc)
+    return f"internal error: {type(exc).__name__}: {exc} (details in the log; please report it)"
+
+
+class MainWindow(QMainWindow):
+    """The whole session in one window.
+
+    Parameters
+    ----------
+    config:
+        Validated configuration (quality thresholds for the electrode check, DSP for the chain).
+    patient_mode:
+        Large and simple: only the exercise screen, no navigation.
+    fps:
+        Redraw rate of the timer (30-60).
+    record_dir:
+        Where recordings are written.
+
+    Threads: every method runs in the GUI thread, except the ``_from_*`` callbacks, which only
+    emit signals.
+    """
+
+    error_signal = Signal(str)
+    done_signal = Signal()
+    record_done_signal = Signal(str, str)
+
+    def __init__(self, config: Config | None = None, patient_mode: bool = False,
+                 fps: float = 30.0, record_dir: Path | None = None) -> None:
+        super().__init__()
+        self.config = config or Config()
+        self.patient_mode = patient_mode
+        self.record_dir = record_dir or Path.cwd()
+        self.setWindowTitle("emgfeedback" + (": exercises" if patient_mode else ""))
+        self.setStyleSheet(STYLE)
+        self.session: Session | None = None
+        self.worker: _Worker | None = None
+        self.live: LiveBuffers | None = None
+        self.feedback: Feedback | None = None
+        self.runner: ProgramRunner | None = None
+        self.recorder: InterimRecorder | None = None
+        self.request: ConnectRequest | None = None
+        self.last_fb: FeedbackSnapshot | None = None
+        self._last: tuple[Any, FeedbackSnapshot, Any] | None = None
+        self.errors: list[str] = []
+        self.saved_recordings: list[str] = []
+        self.affected = "L"
+        self.frame_hook: Callable[[int], None] | None = None
+        self.ticks = 0
+        self._configured = False
+        self._phase = ""
+        self._ended_reported = False
+        self._rec_started = 0.0
+        self._delay_key: tuple[int, int | None] | None = None
+        self._delay_ms = 0.0
+
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(8, 8, 8, 4)
+        nav = QHBoxLayout()
+        self.nav_group = QButtonGroup(self)
+        self.nav_group.setExclusive(True)
+        self.nav_buttons: dict[str, QPushButton] = {}
+        for name in SCREENS:
+            b = QPushButton(TITLES[name])
+            b.setCheckable(True)
+            b.setMinimumHeight(40)
+            b.clicked.connect(lambda _=False, n=name: self.show_screen(n))
+            self.nav_group.addButton(b)
+            self.nav_buttons[name] = b
+            nav.addWidget(b)
+        nav.addStretch(1)
+        self.marker_btn = QPushButton("Marker (M)")
+        self.marker_btn.setMinimumHeight(40)
+        self.marker_btn.clicked.connect(self.add_marker)
+        self.record_btn = QPushButton("Record")
+        self.record_btn.setObjectName("record")
+        self.record_btn.setCheckable(True)
+        self.record_btn.setMinimumHeight(40)
+        self.record_btn.clicked.connect(self.toggle_record)
+        nav.addWidget(self.marker_btn)
+        nav.addWidget(self.record_btn)
+        self.nav_box = QWidget()
+        self.nav_box.setLayout(nav)
+        outer.addWidget(self.nav_box)
+        self.banner = QLabel("")
+        self.banner.setObjectName("banner")
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        outer.addWidget(self.banner)
+
+        self.stack = QStackedWidget()
+        self.connect_screen = ConnectScreen()
+        self.check_screen = CheckScreen(self.config.quality)
+        self.calibration_screen = CalibrationScreen()
+        self.exercise_screen = ExerciseScreen(patient=patient_mode)
+        self.traces_screen = TracesScreen()
+        self.summary_screen = SummaryScreen()
+        self.screens: dict[str, QWidget] = {
+            "connect": self.connect_screen, "check": self.check_screen,
+            "calibration": self.calibration_screen, "exercise": self.exercise_screen,
+            "traces": self.traces_screen, "summary": self.summary_screen,
+        }
+        for w in self.screens.values():
+            self.stack.addWidget(w)
+        outer.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+        self.status_label = QLabel("not connected")
+        self.status_label.setContentsMargins(12, 2, 12, 4)
+        self.statusBar().addPermanentWidget(self.status_label, 1)
+
+        self.connect_screen.connect_requested.connect(self.start)
+        self.connect_screen.disconnect_requested.connect(self.disconnect_board)
+        self.check_screen.start_calibration.connect(self._start_calibration)
+        self.calibration_screen.redo.connect(self._redo)
+        self.calibration_screen.start_exercises.connect(self._start_exercises)
+        self.exercise_screen.tone_requested.connect(QApplication.beep)
+        self.error_signal.connect(self.show_error)
+        self.done_signal.connect(self._program_done)
+        self.record_done_signal.connect(self._record_done)
+        for key in ("M", "Space"):
+            sc = QShortcut(QKeySequence(key), self)
+            sc.activated.connect(self.add_marker)
+
+        self.timer = QTimer(self)
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self.tick)
+        self.set_fps(fps)
+        if patient_mode:
+            self.nav_box.setVisible(False)
+            self.statusBar().setVisible(False)
+            self.show_screen("exercise")
+        else:
+            self.show_screen("connect")
+        self.resize(1600, 1000)
+
+    # ------------------------------------------------------------------ navigation
+    def set_fps(self, fps: float) -> None:
+        self.timer.setInterval(max(1, int(round(1000.0 / fps))))
+
+    def show_screen(self, name: str) -> None:
+        if self.patient_mode and name != "exercise":
+            return
+        self.stack.setCurrentWidget(self.screens[name])
+        self.nav_buttons[name].setChecked(True)
+
+    @property
+    def current_screen(self) -> str:
+        w = self.stack.currentWidget()
+        return next(n for n, s in self.screens.items() if s is w)
+
+    # ------------------------------------------------------------------ session lifecycle
+    def start(self, req: ConnectRequest) -> None:
+        """Connect to the board named in ``req`` (GUI thread; the source is built and opened in
+        the session thread, so a slow port or a long simulated script never freezes the window)."""
+        from emgfeedback.sources import open_source
+
+        self.start_source(lambda: open_source(req.board, **req.options), req)
+
+    def start_source(self, factory: Callable[[], SourceBase], req: ConnectRequest) -> None:
+        """Build the source with ``factory`` and run it through a session in a worker thread."""
+        self.disconnect_board()
+        self.clear_error()
+        self.request = req
+        program = PROGRAMS.get(req.program) or next(iter(PROGRAMS.values()))
+        follow = req.board.partition(":")[0] in FOLLOW_KINDS
+        self.affected = req.affected_side
+        self.feedback = Feedback(program, self.affected)
+        self.recorder = InterimRecorder()
+        self.runner = ProgramRunner(program, None if follow else self._mark)
+        self.runner.on_done = self.done_signal.emit
+        self.live = LiveBuffers(seconds=TracesScreen.SECONDS + 2.0)
+        self._configured = False
+        self._phase = ""
+        self._ended_reported = False
+        self._last = None
+        self.worker = _Worker(self, factory)
+        self.worker.start()
+        self.connect_screen.set_connected(True, f"connected to {req.board}")
+        self.status_label.setText(f"opening {req.board}…")
+        self.timer.start()
+        if not self.patient_mode:
+            self.show_screen("check")
+
+    def _mark(self, text: str, duration: int) -> None:
+        session = self.session
+        if session is not None:
+            session.mark(text, duration)
+
+    def disconnect_board(self) -> None:
+        """Stop the session thread (waits at most a few seconds for the source to stop)."""
+        if self.recorder is not None and self.recorder.recording:
+            self.toggle_record(False)
+        if self.worker is not None:
+            self.worker.stop(timeout=5.0)
+        self.worker = None
+        self.session = None
+        self.connect_screen.set_connected(False)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        self.timer.stop()
+        self.disconnect_board()
+        super().closeEvent(event)
+
+    # ------------------------------------------------------------------ program actions
+    def _start_calibration(self) -> None:
+        if self.runner is not None and self.runner.leading and self.live and self.live.ready:
+            self.runner.start_calibration()
+            self.show_screen("calibration")
+
+    def _redo(self, code: str) -> None:
+        if self.runner is not None and self.runner.leading and self.feedback is not None:
+            self.feedback.redo(code)
+            self.runner.redo_mvc(code)
+
+    def _start_exercises(self) -> None:
+        if self.runner is not None and self.runner.leading:
+            self.runner.start_exercises()
+            self.show_screen("exercise")
+
+    def _program_done(self) -> None:
+        if self.session is not None:
+            self.session.stop()
+        if self.recorder is not None and self.recorder.recording:
+            self.toggle_record(False)
+        self.tick()
+        if not self.patient_mode:
+            self.show_screen("summary")
+
+    def add_marker(self) -> None:
+        """Put a ``marker`` annotation into the stream at the next sample (keyboard M, Space)."""
+        if self.session is not None:
+            self.session.mark("marker", 0)
+            self.statusBar().showMessage("marker added", 1500)
+
+    def toggle_record(self, checked: bool | None = None) -> None:
+        if self.recorder is None:
+            self.record_btn.setChecked(False)
+            return
+        if checked is None:
+            checked = not self.recorder.recording
+        if checked and not self.recorder.recording:
+            self.recorder.start()
+            self._rec_started = time.monotonic()
+        elif not checked and self.recorder.recording:
+            pid = self.request.patient_id if self.request else "session"
+            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+            path = self.record_dir / f"{pid}_{stamp}.csv"
+            self.recorder.stop(str(path), lambda p, e: self.record_done_signal.emit(
+                p, "" if e is None else error_message(e)))
+        self.record_btn.setChecked(self.recorder.recording)
+        self.record_btn.setText("Stop recording" if self.recorder.recording else "Record")
+
+    def _record_done(self, path: str, err: str) -> None:
+        if err:
+            self.show_error(f"recording not saved: {err}")
+        else:
+            self.statusBar().showMessage(f"recording saved: {path}", 8000)
+            self.saved_recordings.append(path)
+
+    # ------------------------------------------------------------------ errors
+    def show_error(self, text: str) -> None:
+        """Show one clear line (GUI thread; the session thread reaches it through a signal)."""
+        self.errors.append(text)
+        self.banner.setText(text)
+        self.banner.setVisible(True)
+        log.warning("shown to the user: %s", text)
+
+    def clear_error(self) -> None:
+        self.banner.setVisible(False)
+        self.banner.setText("")
+
+    # ------------------------------------------------------------------ the timer
+    def tick(self) -> None:
+        """Pull the newest state and redraw what is visible (GUI thread, 30-60 times a second)."""
+        try:
+            self._tick()
+        except Exception as exc:  # a drawing bug must not kill the window silently
+            log.exception("redraw failed")
+            self.timer.stop()
+            self.show_error(error_message(exc))
+
+    def _tick(self) -> None:
+        self.ticks += 1
+        live, fbk, runner = self.live, self.feedback, self.runner
+        if live is None or fbk is None or runner is None:
+            return
+        if not live.ready:
+            self._check_thread()
+            return
+        if not self._configured:
+            self._configure(live.channels)
+        status = live.status()
+        fb = fbk.snapshot()
+        run = runner.snapshot()
+        if fb is None:
+            return
+        self.last_fb = fb
+        if run.phase != self._phase:
+            self._phase = run.phase
+            if run.phase in ("calibration", "exercise"):
+                self.show_screen(run.phase)
+        # Exercise bars and electrode lights are cheap and must not miss a state (a red bar, a
+        # light for the log) while another screen is shown: they refresh on every tick.
+        self.exercise_screen.refresh(fb, run)
+        self.check_screen.refresh(status, fb.cue is None or fb.cue.kind == "rest")
+        self._last = (status, fb, run)
+        self.refresh_current()
+        self._status_bar(status, fb)
+        self._check_thread()
+        if self.frame_hook is not None:
+            self.frame_hook(status.total)
+
+    def refresh_current(self) -> None:
+        """Redraw the visible screen from the last pulled state (no new pull)."""
+        if self._last is None or self.live is None:
+            return
+        status, fb, run = self._last
+        current = self.current_screen
+        if current == "calibration":
+            self.calibration_screen.refresh(fb, run)
+        elif current == "traces":
+            self.traces_screen.refresh(self.live, self._events(status, fb))
+        elif current == "summary":
+            self.summary_screen.refresh(fb, self.affected)
+
+    def _configure(self, channels: tuple[str, ...]) -> None:
+        leading = bool(self.runner and self.runner.leading)
+        self.check_screen.set_channels(channels, leading)
+        self.calibration_screen.set_channels(channels, leading)
+        self.exercise_screen.set_channels(channels, self.affected)
+        self.traces_screen.set_channels(channels)
+        self._configured = True
+
+    @staticmethod
+    def _events(status: Any, fb: FeedbackSnapshot) -> list[tuple[int, int, str, int]]:
+        from emgfeedback.views.gui.program import Cue
+
+        out: list[tuple[int, int, str, int]] = []
+        for m in status.markers:
+            kind = Cue(m.text, m.sample, m.sample + m.duration).kind
+            kind = "marker" if kind == "other" else kind
+            out.append((m.sample, m.sample + m.duration, kind, -1))
+        index = {c.replace("EMG ", ""): i for i, c in enumerate(fb.channels)}
+        for r in fb.reps:
+            for ch, a, b in r.spans:
+                out.append((a, b, "synkinesis", index.get(ch, -1)))
+        for g0, n in status.gaps:
+            out.append((g0, g0 + n, "gap", -1))
+        return out
+
+    def _status_bar(self, status: Any, fb: FeedbackSnapshot) -> None:
+        t = status.total / fb.fs if fb.fs else 0.0
+        parts = [f"signal {t:7.1f} s", f"lost samples {status.lost_samples}",
+                 f"CRC errors {status.crc_errors}", f"reconnects {status.reconnects}"]
+        if status.saturated:
+            parts.append(f"clipped samples {status.saturated}")
+        session = self.session
+        if session is not None and session.chain is not None:
+            chain = session.chain
+            key = (id(chain), chain.mains)
+            if self._delay_key != key:  # group delays cost ~1 ms to compute: once per change
+                self._delay_key, self._delay_ms = key, chain.delay_ms
+            parts.append(f"delay {self._delay_ms:.0f} ms")
+            parts.append("notch " + (f"{chain.mains} Hz" if chain.mains else "off/auto"))
+        if self.recorder is not None and self.recorder.recording:
+            parts.append(f"● REC {time.monotonic() - self._rec_started:5.0f} s")
+        if self.request is not None:
+            parts.append(f"patient {self.request.patient_id}")
+        text = "   ·   ".join(parts)
+        if self.status_label.text() != text:
+            self.status_label.setText(text)
+
+    def _check_thread(self) -> None:
+        th = self.worker
+        if th is not None and not th.is_alive() and not self._ended_reported:
+            self._ended_reported = True
+            if th.error is None:
+                self.statusBar().showMessage("the stream has ended", 10000)
+
+
+class _Worker(threading.Thread):
+    """The session thread: builds the source, wires the session, runs it.
+
+    Everything it shares with the window is thread-safe (ring buffers, snapshots under locks,
+    ``Session.mark``); it reports errors through the window's ``error_signal`` only.
+    """
+
+    def __init__(self, win: MainWindow, factory: Callable[[], SourceBase]) -> None:
+        super().__init__(name="emgfeedback-session", daemon=True)
+        self.win = win
+        self.factory = factory
+        self.error: BaseException | None = None
+        self._stop_requested = threading.Event()
+        self.session: Session | None = None
+
+    def run(self) -> None:
+        win = self.win
+        try:
+            source = self.factory()
+            extra = getattr(getattr(source, "info", None), "extra", {}) or {}
+            side = extra.get("affected_side")
+            if side in ("L", "R") and win.feedback is not None:
+                win.feedback.affected_side = side
+                win.affected = side
+            session = Session(source, win.config)
+            for consumer in (win.feedback, win.recorder, win.runner, win.live):
+                session.add(consumer)  # type: ignore[arg-type]
+            self.session = session
+            win.session = session
+            if self._stop_requested.is_set():
+                return
+            inner = SessionThread(session)
+            inner.run()  # in this thread: the same error handling as SessionThread
+            if inner.error is not None:
+                raise inner.error
+        except BaseException as exc:  # shown in the window as one line
+            if not isinstance(exc, EmgError):
+                log.error("session thread failed", exc_info=exc)
+            self.error = exc
+            win.error_signal.emit(error_message(exc))
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the session to stop and wait up to ``timeout`` seconds (GUI thread)."""
+        self._stop_requested.set()
+        if self.session is not None:
+            self.session.stop()
+        self.join(timeout)
+        if self.session is None:
+            return
+        if self.is_alive():
+            log.warning("session thread did not stop within %.1f s", timeout)
