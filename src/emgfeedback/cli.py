@@ -47,6 +47,10 @@ def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> 
                    help="simulated mains frequency (the filter detects it; see --notch)")
     g.add_argument("--speed", default=default_speed,
                    help="pacing: 1 = real time, N = N times faster, max = as fast as possible")
+    g.add_argument("--port", default="", help="serial port for BrainFlow boards")
+    g.add_argument("--baud", type=int, default=None, help="serial baud rate (default 500000)")
+    g.add_argument("--channels", type=int, default=None,
+                   help="channel count to ask the board for (firmware boards)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None,
                    help="mains notch (default from config: auto-detect)")
@@ -80,9 +84,46 @@ def make_source(args: argparse.Namespace, duration: float | None = None) -> Any:
     if kind == "simulated":
         opts.update(scenario=args.scenario, seed=args.seed, fs=args.fs, mains=args.mains,
                     duration=duration)
-    elif args.fs:
+        return open_source(args.board, **opts)
+    if args.fs:
         opts["fs"] = args.fs
+    if getattr(args, "baud", None):
+        opts["baud"] = args.baud
+    if getattr(args, "channels", None):
+        opts["n_channels"] = args.channels
+    if getattr(args, "port", ""):
+        opts["port"] = args.port
+    if kind == "simavr":
+        # The real firmware in simavr, its ADC fed with the facial model through the front end.
+        opts.pop("speed")
+        opts["speed"] = _speed(args.speed) or 1.0
+        opts["realtime"] = _speed(args.speed) is not None
+        from emgfeedback.sources.facesim import DEFAULT_CHANNELS
+
+        labels = DEFAULT_CHANNELS[: args.channels or len(DEFAULT_CHANNELS)]
+        opts["labels"] = labels
+        opts["signal"] = _simulated_signal(args, labels)
     return open_source(args.board, **opts)
+
+
+def _simulated_signal(
+    args: argparse.Namespace, channels: tuple[str, ...]
+) -> Callable[[int, float, int], Any]:
+    """The facial model's samples in µV for ``channels``, as the simavr board's analog input
+    (pin A<i> carries ``channels[i]``; the source labels its channels the same way)."""
+
+    def signal(n: int, fs: float, n_channels: int) -> Any:
+        from emgfeedback.sources.facesim import ModelParams
+        from emgfeedback.sources.simulated import SimulatedSource
+
+        params = ModelParams(fs=fs, channels=channels,
+                             **({"mains_hz": args.mains} if args.mains else {}))
+        src = SimulatedSource(args.scenario or "smile-synkinesis", n / fs, args.seed, speed=None,
+                              params=params)
+        with src:
+            return src.read_all().data
+
+    return signal
 
 
 # ---------------------------------------------------------------------------- demo
@@ -139,6 +180,22 @@ def _run_console(args: argparse.Namespace, cfg: Config) -> int:
     view.draw()
     print(f"stopped after {session.samples / chain.fs:.1f} s of signal "
           f"({session.lost} samples lost)", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------------------- ports
+def _add_ports(sub: Any) -> None:
+    p = sub.add_parser("ports", help="list serial ports and identify emgfeedback boards on them")
+    p.add_argument("--no-probe", action="store_true",
+                   help="only list the ports; do not send the identify command")
+    p.add_argument("extra", nargs="*", help="more device paths to probe (e.g. a pty)")
+    p.set_defaults(func=cmd_ports)
+
+
+def cmd_ports(args: argparse.Namespace) -> int:
+    from emgfeedback.sources.serial import format_ports, list_ports
+
+    print(format_ports(list_ports(extra=args.extra, identify=not args.no_probe)))
     return 0
 
 
@@ -295,13 +352,12 @@ def cmd_history_list(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- entry point
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_simulate, _add_report, _add_progress, _add_history]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _add_report, _add_progress, _add_history]
 
 # ---------------------------------------------------------------------------- recording & files
 def _add_record(sub: Any) -> None:
     p = sub.add_parser("record", help="record a session to EDF+/BDF+ with a JSON sidecar")
     _add_board_options(p)
-    p.add_argument("--port", default="", help="serial port for brainflow boards")
     p.add_argument("--duration", type=float, required=True, help="seconds of signal")
     p.add_argument("--patient", required=True, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--out", type=Path, required=True, help="output .edf (or .bdf)")

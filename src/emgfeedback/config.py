@@ -70,7 +70,7 @@ class QualityConfig:
 
     window_s: float = 1.0  # time constant of the running measures
     max_mains_ratio: float = 0.8  # share of band power that is mains interference ...
-    min_mains_uv: float = 5.0  # ... and only when mains RMS is above this (the notch copes below)
+    min_mains_uv: float = 20.0  # ... and only when mains RMS is above this (the notch copes below)
     max_rest_rms_uv: float = 8.0  # baseline RMS at rest above this: noisy
     flat_rms_uv: float = 0.05  # sample-to-sample RMS below this: flat line / electrode off
     max_clip_fraction: float = 0.001  # share of samples at the ADC rails

@@ -313,5 +313,9 @@ class RingBuffer:
         with self._lock:
             n = min(n, self._capacity, self._total)
             start = self._total - n
-            idx = (start + np.arange(n)) % self._capacity
-            return self._buf[idx].copy(), start
+            i = start % self._capacity
+            first = min(n, self._capacity - i)
+            out = np.empty((n, self._buf.shape[1]), dtype=self._buf.dtype)
+            out[:first] = self._buf[i : i + first]  # two slice copies, no index arrays
+            out[first:] = self._buf[: n - first]
+            return out, start

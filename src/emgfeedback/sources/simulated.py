@@ -34,7 +34,7 @@ class SimulatedSource(SourceBase):
     scenario:
         One of :data:`~emgfeedback.sources.facesim.SCENARIOS`.
     duration:
-        Seconds of signal; ``None`` runs for 24 hours (the demo).
+        Seconds of signal; ``None`` runs for 2 hours (the demo).
     seed:
         Random seed; the same seed gives the same samples.
     speed:
@@ -58,7 +58,7 @@ class SimulatedSource(SourceBase):
         self.scenario = scenario
         self.seed = seed
         self.speed = speed
-        seconds = duration if duration is not None else 24 * 3600.0
+        seconds = duration if duration is not None else 2 * 3600.0
         self.script: Script = make_script(scenario, seconds, seed, self.params)
         self.model = FaceModel(self.script, self.params, seed)
         self.block = max(1, int(round(block_ms * self.params.fs / 1000.0)))
