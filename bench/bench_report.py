@@ -47,7 +47,7 @@ def bench_report(minutes: float = 30.0) -> list[str]:
     assert sig is not None
     return [
         f"### Session report, {minutes:g}-minute session, {len(sig.channels)} channels at "
-        f"{sig.fs:g} Hz ({len(sig)} samples, {n_reps} rep rows, "
+        f"{sig.fs:g} Hz ({sig.n_samples} samples, {n_reps} rep rows, "
         f"{len(session.analysis['events'])} events)",
         "",
         "| step | seconds |",

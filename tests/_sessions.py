@@ -2,7 +2,9 @@
 
 :func:`analysis_from_truth` builds a dict in the schema of ``emgfeedback analyze`` (issue 5,
 docs/analysis.md) from the simulator's ground truth, so the report and history code is tested
-against the schema independently of the detector's accuracy.
+against the schema independently of the detector's accuracy.  :func:`write_edf_session` writes a
+simulated session as a real EDF+ file with its sidecar, through the recorder of a live session
+(as ``emgfeedback simulate --out x.edf`` does), with a patient id and start time of choice.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 
 from emgfeedback.clinical.regions import EXERCISES, short_label
 from emgfeedback.sources.facesim import ModelParams
-from emgfeedback.sources.simulated import SimulatedSource
+from emgfeedback.sources.simulated import SIM_RANGE_UV, SimulatedSource
+from emgfeedback.views.report import recording_from_chunk
 from emgfeedback.views.summary import SessionInput
 
 BAND = (30.0, 70.0)
@@ -80,15 +83,23 @@ def analysis_from_truth(src: SimulatedSource, seed: int = 0) -> dict[str, Any]:
             "symmetry": symmetry}
 
 
-def make_session(seed: int = 0, synkinesis_prob: float | None = None, duration: float = 150.0,
-                 patient: str = "P001", day: int = 0, with_signal: bool = True,
-                 channels: tuple[str, ...] | None = None) -> SessionInput:
-    """A simulated, analysed clinic session of patient ``patient`` on day ``day``."""
+def make_source(seed: int = 0, synkinesis_prob: float | None = None, duration: float = 150.0,
+                channels: tuple[str, ...] | None = None,
+                scenario: str = "session") -> SimulatedSource:
+    """The simulated board of a clinic session."""
     p = ModelParams(synkinesis_prob=synkinesis_prob)
     if channels is not None:
         p = replace(p, channels=channels)
-    src = SimulatedSource("session", duration, seed, speed=None, params=p)
-    chunk = src.read_all() if with_signal else None
+    return SimulatedSource(scenario, duration, seed, speed=None, params=p)
+
+
+def make_session(seed: int = 0, synkinesis_prob: float | None = None, duration: float = 150.0,
+                 patient: str = "P001", day: int = 0, with_signal: bool = True,
+                 channels: tuple[str, ...] | None = None) -> SessionInput:
+    """A simulated, analysed clinic session of patient ``patient`` on day ``day`` (in memory)."""
+    src = make_source(seed, synkinesis_prob, duration, channels)
+    p = src.params
+    chunk = recording_from_chunk(src.read_all(), "sim.edf", SIM_RANGE_UV) if with_signal else None
     return SessionInput(
         patient_id=patient,
         recorded_at=datetime(2025, 1, 6, 9, 30) + timedelta(days=day),
@@ -118,3 +129,31 @@ def read_json_session(path) -> SessionInput:
     d = json.loads(path.read_text())
     return SessionInput(d["patient_id"], datetime.fromisoformat(d["recorded_at"]), d["source"],
                         d["analysis"], d["affected_side"], d["program"])
+
+
+def session_start(day: int = 0) -> datetime:
+    """Start time of the simulated patient's session on day ``day``."""
+    return datetime(2025, 1, 6, 9, 30) + timedelta(days=day)
+
+
+def write_edf_session(path, src: SimulatedSource, patient: str = "P-001",
+                      start: datetime | None = None, **sidecar: Any) -> None:
+    """Write the whole simulated session of ``src`` as EDF+ with its JSON sidecar.
+
+    The same path as ``emgfeedback simulate --out x.edf`` (the live :class:`Recorder`, samples on
+    its digital grid), with the patient id and start time given (header and sidecar ``started``).
+    """
+    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.io.edf import Recorder, grid_for
+
+    start = start or session_start()
+    grid = grid_for(src.info)
+    rec = Recorder(path, src.info, patient=patient, grid=grid, start_time=start,
+                   sidecar={"patient": patient, "started": start.isoformat(), "simulated": True,
+                            **sidecar})
+    with src:
+        chunk = src.read_all()
+    raw = grid.quantise(chunk.data)
+    rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
+                       chunk.status, chunk.markers))
+    rec.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import io
 import re
 import shutil
@@ -15,10 +16,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _sessions import make_session
-from emgfeedback.errors import CalibrationError, ConfigError
-from emgfeedback.views.report import PLACEMENT_ENV, build_report, render_html, write_report
-from emgfeedback.views.summary import SessionInput, rep_rows
+from _sessions import analysis_from_truth, make_source, session_start, write_edf_session
+from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
+from emgfeedback.io.edf import read_edf, sidecar_path
+from emgfeedback.views.report import (
+    PLACEMENT_ENV,
+    build_report,
+    envelopes_pct,
+    load_session,
+    render_html,
+    write_report,
+)
+from emgfeedback.views.summary import SessionInput, placement_svg_path, rep_rows
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _Tables(HTMLParser):
@@ -66,9 +77,23 @@ class _Tables(HTMLParser):
             self._id = None
 
 
+SMALL = ("EMG L-ZYG", "EMG L-OOC", "EMG R-ZYG", "EMG R-OOC")
+
+
 @pytest.fixture(scope="module")
-def session() -> SessionInput:
-    return make_session(seed=3, synkinesis_prob=0.5, duration=200.0)
+def edf(tmp_path_factory) -> tuple[Path, dict]:
+    """A simulated 4-channel clinic session recorded as EDF+ with its sidecar, and its analysis."""
+    d = tmp_path_factory.mktemp("edf")
+    path = d / "P-001_2025-01-06.edf"
+    src = make_source(seed=3, synkinesis_prob=0.5, duration=100.0, channels=SMALL)
+    analysis = analysis_from_truth(src, seed=3)
+    write_edf_session(path, src, patient="P-001", start=session_start(0))
+    return path, analysis
+
+
+@pytest.fixture(scope="module")
+def session(edf) -> SessionInput:
+    return load_session(edf[0], edf[1])
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +113,7 @@ def _close(text: str, value: float | None, decimals: int) -> bool:
 def test_report_holds_the_numbers_of_the_analysis(session, written):
     p = _Tables()
     p.feed(written[0].read_text(encoding="utf-8"))
-    assert p.ids["patient"] == "P001"
+    assert p.ids["patient"] == "P-001"
     assert p.ids["date"] == "2025-01-06 09:30"
     reps = p.tables["reps"]
     head, body = reps[0], reps[1:]
@@ -144,23 +169,41 @@ def test_every_image_is_a_real_png(written):
         assert (px < 200).mean() > 0.005  # something is drawn
 
 
-def test_placement_figure_inline_svg_or_note(session, tmp_path, monkeypatch):
+def test_packaged_placement_figure_is_the_only_copy_and_is_embedded(written):
+    path = placement_svg_path()
+    assert path is not None and path.name == "placement.svg"
+    assert path.resolve() == (REPO / "src" / "emgfeedback" / "data" / "placement.svg").resolve()
+    copies = [p for p in REPO.rglob("placement.svg")
+              if not {".venv", "build", ".git"} & set(p.relative_to(REPO).parts)
+              and "site-packages" not in p.parts]
+    assert copies == [REPO / "src" / "emgfeedback" / "data" / "placement.svg"]
+    assert "src/emgfeedback/data/placement.svg" in (REPO / "hardware" / "README.md").read_text()
+    text = written[0].read_text(encoding="utf-8")
+    m = re.search(r"<svg\b.*?</svg>", text, re.DOTALL)
+    assert m is not None
+    root = ET.fromstring(m.group(0))
+    assert root.tag.endswith("svg")
+    title = root.find("{http://www.w3.org/2000/svg}title")
+    assert title is not None and "electrode placement" in (title.text or "").lower()
+    # the codes of the regions in the montage are on the figure
+    assert all(code in m.group(0) for code in ("ZYG", "OOC"))
+
+
+def test_placement_figure_override_is_cleaned_or_note(session, tmp_path, monkeypatch):
     svg = tmp_path / "placement.svg"
     svg.write_text('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" '
                    'height="80"><circle cx="40" cy="40" r="5"/><script>alert(1)</script></svg>')
     monkeypatch.setenv(PLACEMENT_ENV, str(svg))
     bare = SessionInput(session.patient_id, session.recorded_at, session.source, session.analysis,
                         session.affected_side)
-    import emgfeedback.views.report as report_mod
-
-    monkeypatch.setattr(report_mod.resources, "files", lambda _p: tmp_path / "nowhere")
     text = render_html(build_report(bare))
     m = re.search(r"<svg\b.*?</svg>", text, re.DOTALL)
     assert m is not None
     root = ET.fromstring(m.group(0))
-    assert root.tag.endswith("svg") and "script" not in m.group(0)
-    svg.unlink()
-    monkeypatch.setattr(report_mod.Path, "is_file", lambda self: False)
+    assert root.tag.endswith("svg") and "script" not in m.group(0) and "circle" in m.group(0)
+    import emgfeedback.views.report as report_mod
+
+    monkeypatch.setattr(report_mod, "placement_svg_path", lambda: None)
     text = render_html(build_report(bare))
     assert "<svg" not in text and "placement figure not installed" in text
 
@@ -211,3 +254,94 @@ def test_rep_rows_count_events_per_side():
     rows = rep_rows(analysis)
     assert [r.events for r in rows] == [1, 0]
     assert rows[0].cocontraction_channel == "L-OOC" and rows[0].time_in_band_s is None
+
+
+# ----------------------------------------------------------------------------- EDF+ sessions
+def test_load_session_takes_metadata_from_the_sidecar(edf, session):
+    from emgfeedback.clinical.regions import REGIONS
+
+    sc = read_edf(edf[0]).sidecar
+    assert sc["patient"] == "P-001" and sc["status"] == "complete"
+    assert session.patient_id == "P-001"
+    assert session.recorded_at == session_start(0)
+    assert session.affected_side == "L"  # the simulated board records it in source.extra
+    assert session.montage["L-ZYG"] == REGIONS["ZYG"].site
+    assert set(session.montage) == {"L-ZYG", "L-OOC", "R-ZYG", "R-OOC"}
+    assert session.status == "complete" and session.notes == ()
+    assert session.signal is not None and session.signal.n_samples == 100_000
+    assert session.duration_s == pytest.approx(100.0)
+
+
+def test_edf_of_another_tool_without_sidecar_uses_the_header(edf, tmp_path):
+    plain = tmp_path / "plain.edf"
+    plain.write_bytes(edf[0].read_bytes())
+    s = load_session(plain, edf[1])
+    assert s.patient_id == "P-001" and s.recorded_at == session_start(0)
+    assert s.montage == {} and s.status == ""
+    # no patient anywhere: refused in one line
+    raw = bytearray(plain.read_bytes())
+    raw[8:88] = b"X X X X".ljust(80)
+    plain.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match="no pseudonymous patient id") as exc:
+        load_session(plain, edf[1])
+    assert "\n" not in str(exc.value)
+
+
+def test_recording_that_was_never_closed_is_reported_as_recovered(edf, tmp_path):
+    crashed = tmp_path / "crashed.edf"
+    raw = bytearray(edf[0].read_bytes())
+    raw[236:244] = b"-1".ljust(8)
+    crashed.write_bytes(bytes(raw[:-1000]))  # and a partial last record
+    sc = json.loads(sidecar_path(edf[0]).read_text())
+    sc.update(status="recording", slots=None)
+    sidecar_path(crashed).write_text(json.dumps(sc))
+    s = load_session(crashed, edf[1])
+    assert s.status == "recording" and s.notes and s.notes[0].startswith("recovered")
+    assert s.signal is not None and s.signal.n_samples < 100_000
+    text = render_html(build_report(s))
+    assert "recovered: header says -1 records" in text
+
+
+def test_gaps_stay_gaps_in_the_envelopes(tmp_path):
+    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.io.edf import Recorder, grid_for
+
+    src = make_source(seed=4, duration=100.0, channels=SMALL)
+    analysis = analysis_from_truth(src, seed=4)
+    grid = grid_for(src.info)
+    path = tmp_path / "gap.edf"
+    rec = Recorder(path, src.info, patient="P-002", grid=grid, start_time=session_start(1))
+    chunk = src.read_all()
+    raw = grid.quantise(chunk.data)
+    lost = (40_000, 42_500)  # 2.5 s lost in transmission
+    for a, b in ((0, lost[0]), (lost[1], len(chunk))):
+        rec.feed(Processed(a, chunk.fs, chunk.channels, raw[a:b], raw[a:b], raw[a:b], None,
+                           chunk.status, tuple(m for m in chunk.markers if a <= m.sample < b)))
+    rec.close()
+    s = load_session(path, analysis)
+    assert s.signal is not None and s.signal.gaps == [(lost[0], lost[1] - lost[0])]
+    scan = envelopes_pct(s)
+    assert scan.lost_samples == 2500 and scan.fs == pytest.approx(100.0)
+    gap_bins = scan.envelope_pct[lost[0] // 10: lost[1] // 10]
+    assert np.isnan(gap_bins).all()
+    ok = np.delete(scan.envelope_pct, np.s_[lost[0] // 10: lost[1] // 10], axis=0)
+    assert np.isfinite(ok).all()
+    report = build_report(s)
+    assert report.lost_samples == 2500
+    assert "Samples lost in transmission: 2500." in render_html(report)
+
+
+def test_live_session_in_memory_becomes_a_session(edf):
+    from emgfeedback.sources.simulated import SIM_RANGE_UV
+    from emgfeedback.views.report import recording_from_chunk, session_from_recording
+
+    src = make_source(seed=3, synkinesis_prob=0.5, duration=100.0, channels=SMALL)
+    chunk = src.read_all()
+    rec = recording_from_chunk(chunk, "live", SIM_RANGE_UV,
+                               sidecar={"patient": "P-001", "started": "2025-01-06T09:30:00+01:00",
+                                        "affected_side": "L"})
+    s = session_from_recording(rec, edf[1])
+    assert (s.patient_id, s.recorded_at, s.affected_side) == ("P-001", session_start(0), "L")
+    assert s.signal is rec and rec.markers[0].text == "rest"
+    with pytest.raises(FileFormatError, match="no pseudonymous patient id"):
+        session_from_recording(recording_from_chunk(chunk), edf[1])

@@ -341,7 +341,8 @@ def import_folder(
     ----------
     reader:
         Turns a file into an analysed :class:`SessionInput`; default
-        :func:`emgfeedback.views.report.load_session` (EDF + sidecar, then ``analyze``).
+        :func:`emgfeedback.views.report.load_session` (EDF + sidecar, then ``analyze``; the
+        file is closed at once, the history keeps no signal).
     pattern:
         Glob of session files, searched recursively.
     progress:
@@ -356,7 +357,10 @@ def import_folder(
     if reader is None:
         from emgfeedback.views.report import load_session
 
-        reader = load_session
+        def _read_edf(path: Path) -> SessionInput:
+            return load_session(path, keep_signal=False)
+
+        reader = _read_edf
     files = sorted(folder.rglob(pattern))
     result = ImportResult()
     bar = _ProgressBar(len(files), progress)

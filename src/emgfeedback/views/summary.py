@@ -4,6 +4,7 @@ The input is the JSON of ``emgfeedback analyze`` (docs/analysis.md, issue 5) plu
 metadata (pseudonymous patient id, date, affected side, program).  This module turns it into:
 
 * :class:`SessionInput`: everything a report or the history stores, validated once;
+* :func:`placement_svg_path`: the electrode placement figure shipped as package data;
 * :func:`rep_rows`: one row per rep for the rep table (numbers exactly as ``analyze`` gave them);
 * :func:`exercise_metrics`: per exercise, the numbers tracked across months (synkinesis rate,
   isolation, co-contraction, peak %MVC of each side, symmetry, time in band).
@@ -15,25 +16,54 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
-from emgfeedback.stream import Chunk
+from emgfeedback.io.recording import Recording
 
 __all__ = [
+    "PLACEMENT_ENV",
     "ExerciseMetrics",
     "RepRow",
     "SessionInput",
     "check_patient_id",
     "exercise_metrics",
+    "placement_svg_path",
     "rep_rows",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Environment variable naming an electrode placement SVG that overrides the packaged one.
+PLACEMENT_ENV = "EMGFEEDBACK_PLACEMENT_SVG"
+
+
+def placement_svg_path() -> Path | None:
+    """The electrode placement figure, or ``None`` when it is not installed.
+
+    ``$EMGFEEDBACK_PLACEMENT_SVG`` when set (a clinic's own figure), else the package data
+    ``emgfeedback/data/placement.svg``: the only copy of the figure in the project (the hardware
+    guide links to it), shown by the GUI's electrode screen and embedded in session reports.
+    """
+    env = os.environ.get(PLACEMENT_ENV)
+    if env:
+        p = Path(env).expanduser()
+        if p.is_file():
+            return p
+        log.warning("$%s=%s: no such file; using the packaged figure", PLACEMENT_ENV, env)
+    try:
+        pkg = resources.files("emgfeedback").joinpath("data/placement.svg")
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - broken installation
+        return None
+    path = Path(str(pkg))
+    return path if path.is_file() else None
 
 #: A pseudonymous patient id: letters, digits, ``-``, ``_`` and ``.``, no spaces (a name such as
 #: "Jane Doe" is refused), at most 64 characters.
@@ -85,10 +115,16 @@ class SessionInput:
     program:
         Name of the exercise program, or ``""``.
     signal:
-        The raw recording (µV) for the envelope plots and the signal-quality table; ``None``
-        when only metrics are available (the history stores no signals).
+        The recording (µV, read by range; gaps are NaN) for the envelope plots and the
+        signal-quality table; ``None`` when only metrics are available (the history stores no
+        signals).  :func:`emgfeedback.views.report.recording_from_chunk` wraps an in-memory chunk.
     montage:
         Channel (short label) -> electrode site description, for the montage table.
+    status:
+        The recording's sidecar ``status`` (``complete``, ``recovered``, or ``recording`` when it
+        was never closed), ``""`` when unknown.
+    notes:
+        What the reader had to decide or repair (shown in the report).
     """
 
     patient_id: str
@@ -97,8 +133,10 @@ class SessionInput:
     analysis: Mapping[str, Any]
     affected_side: str = ""
     program: str = ""
-    signal: Chunk | None = None
+    signal: Recording | None = None
     montage: Mapping[str, str] = field(default_factory=dict)
+    status: str = ""
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_patient_id(self.patient_id)
@@ -143,7 +181,7 @@ class SessionInput:
     @property
     def duration_s(self) -> float:
         if self.signal is not None and self.signal.fs > 0:
-            return len(self.signal) / self.signal.fs
+            return self.signal.n_samples / self.signal.fs
         ends = [_num(r.get("offset_s")) or 0.0 for r in self.analysis.get("reps", [])]
         return max(ends, default=0.0)
 
