@@ -202,7 +202,7 @@ def test_kill9_during_record_then_recovery(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "emgfeedback", "record", "--board", "simulated", "--speed", "1",
-         "--duration", "60", "--patient", "P-0003", "--out", str(out), "--quiet"],
+         "--duration", "60", "--patient", "P-0003", "--out", str(out)],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
