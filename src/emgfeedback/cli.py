@@ -202,6 +202,7 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
         if record_to is not None:
             from emgfeedback.io.edf import Recorder
 
+            assert patient is not None  # validated above
             rec = Recorder.attach(session, record_to, patient=patient)
             closers.append(rec)
         if lsl:
