@@ -202,7 +202,7 @@ def test_kill9_during_record_then_recovery(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
         [sys.executable, "-m", "emgfeedback", "record", "--board", "simulated", "--speed", "1",
-         "--duration", "60", "--patient", "P-0003", "--out", str(out), "--quiet"],
+         "--duration", "60", "--patient", "P-0003", "--out", str(out)],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
@@ -253,7 +253,8 @@ def test_kill9_loses_at_most_one_second(tmp_path: Path) -> None:
     fed = 0
     assert proc.stdout is not None
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 3.0:
+    # Kill once 2.5 s of signal have been fed (however long the subprocess took to start).
+    while fed < 2500 and time.monotonic() - t0 < 60.0:
         line = proc.stdout.readline()
         if line.strip():
             fed = int(line)

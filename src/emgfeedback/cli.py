@@ -131,6 +131,10 @@ def _add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="live biofeedback (GUI when a display is present, else console)")
     _add_board_options(p)
     p.add_argument("--console", action="store_true", help="terminal dashboard even with a display")
+    p.add_argument("--record", type=Path, default=None, metavar="FILE.edf",
+                   help="record the session to EDF+ (needs --patient)")
+    p.add_argument("--patient", default=None, help="pseudonymous patient id, e.g. P-0001")
+    p.add_argument("--lsl", action="store_true", help="publish raw/envelope/markers on LSL")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds of signal")
     p.add_argument("--patient-mode", action="store_true",
                    help="GUI: large and simple, only the exercise screen (home use)")
@@ -163,23 +167,76 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_console(args: argparse.Namespace, cfg: Config) -> int:
+    return run_live(args, cfg, record_to=args.record, patient=args.patient, lsl=args.lsl,
+                    console=True)
+
+
+def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
+             patient: str | None, lsl: bool, console: bool) -> int:
+    """A live session on ``--board``: optional EDF+ recording and LSL outlets, console view.
+
+    Used by ``demo`` (console) and ``record``.  The recorder is attached right after the source
+    opens, so the live chain sees exactly the samples the file stores (replay is exact).
+    SIGTERM and Ctrl-C stop the session cleanly; the recording is closed either way.
+    """
+    import signal
+    import time
+
     from emgfeedback.session import Session
     from emgfeedback.views.console import ConsoleView
 
+    if record_to is not None:
+        from emgfeedback.io.edf import validate_patient_id
+
+        if not patient:
+            raise ConfigError("recording needs a pseudonymous patient id: --patient P-0001")
+        validate_patient_id(patient)
+        if record_to.suffix.lower() not in (".edf", ".bdf"):
+            raise ConfigError(f"{record_to}: recordings are .edf or .bdf")
     source = make_source(args, duration=args.duration)
     session = Session(source, cfg)
     chain = session.open()
-    view = ConsoleView(chain, title=f"emgfeedback demo: {source.info.name}", quality=cfg.quality)
-    session.add(view)
+    rec = None
+    closers: list[Any] = []
     try:
-        session.run(args.duration)
-    except KeyboardInterrupt:
-        pass
+        if record_to is not None:
+            from emgfeedback.io.edf import Recorder
+
+            assert patient is not None  # validated above
+            rec = Recorder.attach(session, record_to, patient=patient)
+            closers.append(rec)
+        if lsl:
+            from emgfeedback.io.lsl import LslPublisher
+
+            closers.append(session.add(LslPublisher(session.source.info)))
+        view = None
+        if console:
+            view = ConsoleView(chain, title=f"emgfeedback: {source.info.name}",
+                               quality=cfg.quality)
+            session.add(view)
+        old = signal.signal(signal.SIGTERM, lambda *_: session.stop())
+        t0 = time.monotonic()
+        try:
+            session.run(args.duration)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, old)
     finally:
-        session.close()
-    view.draw()
+        try:
+            session.close()
+        finally:
+            for c in closers:
+                c.close()
+    if view is not None:
+        view.draw()
     print(f"stopped after {session.samples / chain.fs:.1f} s of signal "
           f"({session.lost} samples lost)", file=sys.stderr)
+    if rec is not None:
+        print(f"wrote {record_to} and {rec.sidecar_path.name}: {rec.samples / chain.fs:.1f} s, "
+              f"{len(source.info.channels)} channels at {chain.fs:g} Hz, "
+              f"{rec.n_annotations} annotations, {rec.lost_samples} samples lost "
+              f"({time.monotonic() - t0:.1f} s wall)")
     return 0
 
 
@@ -362,55 +419,18 @@ def _add_record(sub: Any) -> None:
     p.add_argument("--patient", required=True, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--out", type=Path, required=True, help="output .edf (or .bdf)")
     p.add_argument("--lsl", action="store_true", help="also publish raw/envelope/markers on LSL")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=cmd_record)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    import signal
-    import time
-
-    from emgfeedback.io.edf import Recorder, validate_patient_id
-    from emgfeedback.session import Session
-
-    validate_patient_id(args.patient)
     if args.out.suffix.lower() not in (".edf", ".bdf"):
         raise ConfigError(f"{args.out}: record writes .edf or .bdf")
     if args.duration <= 0:
         raise ConfigError(f"--duration must be positive, got {args.duration}")
     if args.board == "simulated" and args.scenario is None:
         args.scenario = "session"
-    cfg = _config(args)
-    source = make_source(args, duration=args.duration)
-    if args.port and hasattr(source, "port"):
-        source.port = args.port
-    session = Session(source, cfg)
-    chain = session.open()
-    rec = Recorder.attach(session, args.out, patient=args.patient)
-    lsl = None
-    if args.lsl:
-        from emgfeedback.io.lsl import LslPublisher
-
-        lsl = session.add(LslPublisher(session.source.info))
-    old = signal.signal(signal.SIGTERM, lambda *_: session.stop())
-    t0 = time.monotonic()
-    try:
-        session.run(args.duration)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, old)
-        try:
-            session.close()
-        finally:
-            rec.close()
-            if lsl is not None:
-                lsl.close()  # type: ignore[attr-defined]
-    print(f"wrote {args.out} and {rec.sidecar_path.name}: {rec.samples / chain.fs:.1f} s, "
-          f"{len(source.info.channels)} channels at {chain.fs:g} Hz, "
-          f"{rec.n_annotations} annotations, {rec.lost_samples} samples lost "
-          f"({time.monotonic() - t0:.1f} s wall)")
-    return 0
+    return run_live(args, _config(args), record_to=args.out, patient=args.patient,
+                    lsl=args.lsl, console=False)
 
 
 def _add_replay(sub: Any) -> None:
