@@ -238,3 +238,36 @@ def test_kill_during_import_leaves_no_partial_session(tmp_path):
     assert len(r.imported) + len(r.skipped) == n and len(r.skipped) == len(rows)
     with History(db) as h:
         assert sum(len(h.sessions(p)) for p in h.patients()) == n
+
+
+def test_import_folder_of_edf_sessions(tmp_path):
+    import json
+
+    from _sessions import analysis_from_truth, make_source, session_start, write_edf_session
+    from emgfeedback.views.report import load_session
+
+    folder = tmp_path / "clinic"
+    (folder / "2025").mkdir(parents=True)
+    chans = ("EMG L-ZYG", "EMG L-OOC", "EMG R-ZYG", "EMG R-OOC")
+    for k in range(3):
+        src = make_source(seed=20 + k, synkinesis_prob=0.6, duration=80.0, channels=chans)
+        path = folder / "2025" / f"P-007_{k}.edf"
+        write_edf_session(path, src, patient="P-007", start=session_start(7 * k))
+        path.with_suffix(".analysis.json").write_text(json.dumps(analysis_from_truth(src, 20 + k)))
+    (folder / "notes.edf").write_text("not a recording")
+
+    def reader(p: Path) -> SessionInput:
+        return load_session(p, p.with_suffix(".analysis.json"), keep_signal=False)
+
+    import io
+    bar = io.StringIO()
+    db = tmp_path / "h.sqlite"
+    r = import_folder(folder, db, reader=reader, progress=bar)
+    assert len(r.imported) == 3 and [p.name for p, _ in r.failed] == ["notes.edf"]
+    assert "\n" not in r.failed[0][1] and "notes.edf" in r.failed[0][1]
+    assert "4/4 sessions (100 %)" in bar.getvalue()
+    with History(db) as h:
+        stored = h.sessions("P-007")
+    assert [s.recorded_at for s in stored] == [session_start(7 * k) for k in range(3)]
+    assert all(s.affected_side == "L" and s.duration_s == pytest.approx(80.0) for s in stored)
+    assert [s.source for s in stored] == [f"P-007_{k}.edf" for k in range(3)]

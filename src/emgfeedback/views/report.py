@@ -647,7 +647,20 @@ def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
         montage=sites,
         status=status,
         notes=tuple(notes),
+        recorded_s=rec.duration_s,
     )
+
+
+def _read_analysis(path: Path) -> dict[str, Any]:
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileFormatError(f"{path}: no such analysis file") from None
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' ({exc})") from None
+    if not isinstance(result, dict):
+        raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' (not an object)")
+    return result
 
 
 def _analyse(rec: Recording) -> dict[str, Any]:
@@ -684,19 +697,14 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such session file")
-    result: dict[str, Any] | None = None
-    if isinstance(analysis, (str, Path)):
-        try:
-            result = json.loads(Path(analysis).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise FileFormatError(f"{analysis}: not the JSON of 'emgfeedback analyze' ({exc})") from None
-        if not isinstance(result, dict):
-            raise FileFormatError(f"{analysis}: not the JSON of 'emgfeedback analyze' (not an object)")
-    elif analysis is not None:
-        result = dict(analysis)
     rec = load(path)
     try:
-        if result is None:
+        result: dict[str, Any]
+        if isinstance(analysis, (str, Path)):
+            result = _read_analysis(Path(analysis))
+        elif analysis is not None:
+            result = dict(analysis)
+        else:
             result = _analyse(rec)
         session = session_from_recording(rec, result, keep_signal)
     except BaseException:

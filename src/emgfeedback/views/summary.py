@@ -125,6 +125,8 @@ class SessionInput:
         was never closed), ``""`` when unknown.
     notes:
         What the reader had to decide or repair (shown in the report).
+    recorded_s:
+        Length of the recording in seconds, kept when the signal is not (history imports).
     """
 
     patient_id: str
@@ -137,6 +139,7 @@ class SessionInput:
     montage: Mapping[str, str] = field(default_factory=dict)
     status: str = ""
     notes: tuple[str, ...] = ()
+    recorded_s: float | None = None
 
     def __post_init__(self) -> None:
         check_patient_id(self.patient_id)
@@ -182,6 +185,8 @@ class SessionInput:
     def duration_s(self) -> float:
         if self.signal is not None and self.signal.fs > 0:
             return self.signal.n_samples / self.signal.fs
+        if self.recorded_s is not None:
+            return self.recorded_s
         ends = [_num(r.get("offset_s")) or 0.0 for r in self.analysis.get("reps", [])]
         return max(ends, default=0.0)
 
