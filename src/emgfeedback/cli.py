@@ -195,8 +195,47 @@ def script_to_json(src: Any) -> dict[str, Any]:
     }
 
 
+
+# ---------------------------------------------------------------------------- analyze
+def _add_analyze(sub: Any) -> None:
+    p = sub.add_parser("analyze", help="calibration, reps, synkinesis events and symmetry of a "
+                                       "recording (JSON + table)")
+    p.add_argument("file", type=Path, help="recording (.csv; .edf when the EDF reader is merged)")
+    p.add_argument("--montage", type=Path, default=None, help="montage TOML (labels -> regions)")
+    p.add_argument("--program", type=Path, default=None, help="exercise program TOML")
+    p.add_argument("--exercise", default=None,
+                   help="the whole file is one rep of this exercise (no annotations needed)")
+    p.add_argument("--affected", choices=("L", "R"), default=None, help="affected side")
+    p.add_argument("--calibration", choices=("annotations", "auto"), default="annotations",
+                   help="rest/mvc annotations (default; automatic fallback where missing) or "
+                        "the automatic estimate only")
+    p.add_argument("--json", type=Path, default=None, help="write the analysis JSON here")
+    p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
+    p.set_defaults(func=cmd_analyze)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from emgfeedback.clinical.analysis import analyze, format_table, load_for_analysis
+    from emgfeedback.clinical.exercises import default_program, load_program
+    from emgfeedback.clinical.montage import Montage, load_montage
+
+    cfg = load_config(args.config)
+    rec = load_for_analysis(args.file)
+    program = load_program(args.program) if args.program else default_program()
+    affected = args.affected or program.affected_side
+    montage = (load_montage(args.montage, rec.channels, affected) if args.montage
+               else Montage.from_labels(rec.channels, affected))
+    result = analyze(rec, montage, program, exercise=args.exercise,
+                     calibration=args.calibration, config=cfg)
+    print(format_table(result))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- entry point
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_simulate]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_simulate, _add_analyze]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -181,6 +181,7 @@ class _Debounce:
                     conf = run + (self.n_on if v else self.n_off) - 1 - start
                     if conf < b:
                         conf = max(conf, a)
+                        col[a:conf] = ycur
                         col[conf:b] = v
                         ycur = v
                         changes.append((int(c), run, start + conf, v))

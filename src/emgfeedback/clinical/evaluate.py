@@ -15,11 +15,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emgfeedback.clinical.analysis import Analysis, Recording, analyze
+from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.detect import SynkinesisEvent
 from emgfeedback.clinical.exercises import Program
 from emgfeedback.sources.facesim import ModelParams, TruthEvent
 
-__all__ = ["Score", "match_events", "simulate_and_analyze", "simulated_recording"]
+__all__ = ["Score", "match_events", "patient_calibration", "simulate_and_analyze",
+           "simulated_recording"]
+
+#: Seconds of the session scenario that hold its rest period and all MVC trials (8 channels).
+CALIBRATION_S = 88.0
 
 
 @dataclass
@@ -96,14 +101,38 @@ def simulated_recording(scenario: str, duration: float, seed: int,
     return rec, list(src.script.events)
 
 
+def patient_calibration(seed: int, params: ModelParams | None = None) -> Calibration:
+    """Calibration of simulated patient ``seed`` from the rest and MVC part of its ``session``
+    scenario (the simulated patient's electrodes, noise and MVCs depend on the seed and the
+    parameters only, not on the scenario): what a clinic stores and reuses for the exercise
+    recordings of the same sitting."""
+    rec, _ = simulated_recording("session", CALIBRATION_S, seed, params)
+    from emgfeedback.clinical.calibration import Calibrator
+    from emgfeedback.dsp.chain import Chain
+    from emgfeedback.stream import Chunk
+
+    chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.adc_range_uv)
+    p = chain.process(Chunk(rec.data, rec.start, rec.fs, rec.channels, markers=rec.markers))
+    cal = Calibrator(rec.fs, rec.channels, rec.adc_range_uv)
+    cal.feed(p)
+    return cal.result()
+
+
 def simulate_and_analyze(scenario: str, duration: float, seed: int,
                          params: ModelParams | None = None, program: Program | None = None,
-                         calibration: str = "annotations") -> tuple[Analysis, Score]:
-    """Simulate, analyse (affected side from ``params``) and score one run."""
+                         calibration: str | Calibration = "annotations"
+                         ) -> tuple[Analysis, Score]:
+    """Simulate, analyse (affected side from ``params``) and score one run.
+
+    ``calibration``: ``"annotations"``, ``"auto"``, ``"patient"`` (:func:`patient_calibration`
+    of the same seed) or a :class:`Calibration`.
+    """
     from emgfeedback.clinical.montage import Montage
 
     p = params or ModelParams()
     rec, truth = simulated_recording(scenario, duration, seed, p)
     montage = Montage.from_labels(rec.channels, p.affected_side)
+    if calibration == "patient":
+        calibration = patient_calibration(seed, p)
     a = analyze(rec, montage, program, calibration=calibration)
     return a, match_events(a.events, truth, rec.fs)
