@@ -157,6 +157,20 @@ class _Debounce:
         self.run = np.zeros(nch, dtype=np.int64)  # start of the current input run
         self.y = np.zeros(nch, dtype=bool)
 
+    def process_const(self, v: np.ndarray, start: int, n: int
+                      ) -> tuple[np.ndarray | None, list[tuple[int, int, int, bool]]]:
+        """:meth:`process` for an input constant over ``n`` samples (vector ``v``).
+
+        Returns ``(None, [])`` when the output stays constant (the common case: no pending
+        change), which callers read as "``y`` all chunk".
+        """
+        if not (v ^ self.y).any():
+            self.x[:] = v
+            return None, []
+        x = np.empty((n, len(v)), dtype=bool)
+        x[:] = v
+        return self.process(x, start)
+
     def process(self, x: np.ndarray, start: int
                 ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
         """Return ``(y, changes)``; ``changes`` = ``(channel, run_start, at, new_value)``."""
@@ -164,7 +178,11 @@ class _Debounce:
         y = np.empty_like(x)
         y[:] = self.y
         changes: list[tuple[int, int, int, bool]] = []
-        cand = np.flatnonzero((x != self.y).any(axis=0))
+        diff = x ^ self.y
+        if not diff.any():
+            self.x[:] = x[-1]
+            return y, changes
+        cand = np.flatnonzero(diff.any(axis=0))
         for c in cand:
             xs = x[:, c]
             ycur = bool(self.y[c])
@@ -203,12 +221,8 @@ class _Rep:
     quiet_mask: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     trig: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     floor: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    sum_p: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    max_p: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    act_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    act_n: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    inband: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    fw_min: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    pct: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # %MVC over the rep
+    act: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))  # activity
     qi: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     ti: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tcols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -282,7 +296,8 @@ class Detector:
         self.events: list[SynkinesisEvent] = []
         self.reps: list[RepResult] = []
         self.unknown_annotations: list[tuple[int, str]] = []
-        self._open: dict[int, int] = {}  # channel -> index in self.events of its open event
+        # channel -> (index in self.events, its rep) of the open event
+        self._open: dict[int, tuple[int, _Rep]] = {}
         self._pending: list[_Rep] = []
         self._rep_count = 0
         self._codes_by_side = {s: {c.code for c in montage.channels if c.side == s}
@@ -403,12 +418,8 @@ class Detector:
         rep.qi = np.array(qi, dtype=np.int64)
         rep.ti = np.array(ti, dtype=np.int64)
         rep.tcols = np.array(tcols, dtype=np.int64)
-        rep.sum_p = np.zeros(n)
-        rep.max_p = np.zeros(n)
-        rep.act_sum = np.zeros(len(tcols))
-        rep.act_n = np.zeros(len(tcols))
-        rep.inband = np.zeros(len(tcols))
-        rep.fw_min = np.zeros(len(qi))
+        rep.pct = np.zeros((max(0, stop - start), n))
+        rep.act = np.zeros((max(0, stop - start), n), dtype=bool)
         if not tcols:
             log.warning("rep of %s at sample %d: no target region recorded", ex.name, start)
         return rep
@@ -433,54 +444,52 @@ class Detector:
         stop = start + n
         self._write_hist(env, start)
         pct = (env - self.mean) * self.k
-        # Level state with hysteresis, exact per sample.
-        above = env > self.on_thr
-        below = env < self.off_thr
-        need = np.where(self._level, below.any(axis=0), above.any(axis=0))
+        # Level state with hysteresis, exact per sample; only channels that may change it are
+        # looked at sample by sample (vectorised within the channel).
+        need = np.where(self._level, env.min(axis=0) < self.off_thr,
+                        env.max(axis=0) > self.on_thr)
+        level: np.ndarray  # (n, C), or (C,) when constant over the block
         if need.any():
-            level = np.empty_like(above)
+            level = np.empty((n, self.nch), dtype=bool)
             level[:] = self._level
             for c in np.flatnonzero(need):
-                ev = np.where(above[:, c], 1, np.where(below[:, c], 0, -1))
+                e = env[:, c]
+                ev = np.where(e > self.on_thr[c], 1, np.where(e < self.off_thr[c], 0, -1))
                 idx = np.where(ev >= 0, np.arange(n), -1)
                 np.maximum.accumulate(idx, out=idx)
                 col = np.where(idx >= 0, ev[np.maximum(idx, 0)], int(self._level[c]))
                 level[:, c] = col.astype(bool)
                 self._level[c] = bool(col[-1])
+            active, _ = self._act.process(level, start)
         else:
-            level = np.broadcast_to(self._level, above.shape)
-        active, _ = self._act.process(level, start)
+            level = self._level.copy()
+            act, _ = self._act.process_const(level, start, n)
+            active = self._act.y.copy() if act is None else act
+        rows_all = active.ndim == 2
 
         reps = [r for r in self._pending if r.start < stop and r.stop > start]
-        if reps or self._open or self._evt.y.any() or self._evt.x.any():
-            cond = np.zeros_like(above)
+        for r in reps:
+            a, b = max(r.start, start), min(r.stop, stop)
+            r.pct[a - r.start:b - r.start] = pct[a - start:b - start]
+            r.act[a - r.start:b - r.start] = active[a - start:b - start] if rows_all else active
+        if reps or self._open or self._evt.x.any():
+            cond = np.zeros((n, self.nch), dtype=bool)
             for r in reps:
-                a, b = max(r.start, start) - start, min(r.stop, stop) - start
-                if len(r.qi):
-                    rows = slice(a, b)
-                    ok = (level[rows] & (pct[rows] > r.floor) & r.quiet_mask
-                          & active[rows][:, r.trig])
-                    cond[rows] = ok
+                if not len(r.qi):
+                    continue
+                rows = slice(max(r.start, start) - start, min(r.stop, stop) - start)
+                lv = level[rows] if level.ndim == 2 else level
+                tg = active[rows][:, r.trig] if rows_all else active[r.trig]
+                cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask & tg
             _, changes = self._evt.process(cond, start)
             for c, run, at, v in changes:
                 if v:
-                    self._raise(c, run, at, pct, start)
+                    self._raise(c, run, at)
                 else:
-                    self._end(c, run, pct, start)
-            for c, ei in self._open.items():
-                ev = self.events[ei]
-                a = max(ev.alert - start, 0)
-                if a < n:
-                    pk = float(pct[a:, c].max())
-                    if pk > ev.peak_pct_mvc:
-                        self.events[ei] = replace(ev, peak_pct_mvc=pk)
-            for r in reps:
-                self._accumulate(r, pct, active, max(r.start, start) - start,
-                                 min(r.stop, stop) - start)
+                    self._end(c, run)
         self._cur = reps[-1] if reps and reps[-1].stop > stop - 1 else None
-        done = [r for r in self._pending if r.stop <= stop]
-        if done:
-            for r in done:
+        if self._pending and self._pending[0].stop <= stop:
+            for r in [r for r in self._pending if r.stop <= stop]:
                 self._finish(r)
             self._pending = [r for r in self._pending if r.stop > stop]
         self._last_pct = pct[-1]
@@ -513,31 +522,32 @@ class Detector:
         first_above = lo + (int(below[-1]) + 1 if len(below) else 0)
         return max(rep_start, first_above - self.delay)
 
-    def _raise(self, c: int, run: int, at: int, pct: np.ndarray, start: int) -> None:
+    def _raise(self, c: int, run: int, at: int) -> None:
         rep = self._rep_at(at)
         if rep is None:  # cannot happen: the condition is false outside reps
             return
         onset = self._estimate_onset(c, at, rep.start)
-        pk = float(pct[max(run - start, 0):at - start + 1, c].max())
+        pk = float(rep.pct[max(run, rep.start) - rep.start:at - rep.start + 1, c].max())
         ev = SynkinesisEvent(self.names[c], self.names[int(rep.trig[c])], rep.exercise.name,
                              rep.index, onset, at, None, pk)
-        self._open[c] = len(self.events)
+        self._open[c] = (len(self.events), rep)
         self.events.append(ev)
         rep.events.add(self.names[c])
         log.debug("synkinesis %s during %s: onset %d, alert %d", ev.channel, ev.exercise,
                   onset, at)
         self._emit("raised", ev)
 
-    def _end(self, c: int, off_start: int, pct: np.ndarray, start: int) -> None:
-        ei = self._open.pop(c, None)
-        if ei is None:
+    def _end(self, c: int, off_start: int) -> None:
+        item = self._open.pop(c, None)
+        if item is None:
             return
+        ei, rep = item
         ev = self.events[ei]
-        a = max(ev.alert - start, 0)
-        b = max(off_start - start, 0)
+        a = max(ev.alert, rep.start) - rep.start
+        b = min(off_start, rep.stop) - rep.start
         pk = ev.peak_pct_mvc
         if b > a:
-            pk = max(pk, float(pct[a:b, c].max()))
+            pk = max(pk, float(rep.pct[a:b, c].max()))
         self.events[ei] = ev = replace(ev, offset=off_start, peak_pct_mvc=pk)
         self._emit("ended", ev)
 
@@ -553,9 +563,7 @@ class Detector:
         if end is None:
             return
         for c in list(self._open):
-            ei = self._open.pop(c)
-            self.events[ei] = ev = replace(self.events[ei], offset=end)
-            self._emit("ended", ev)
+            self._end(c, end)
         for r in self._pending:
             if r.start < end:
                 r.stop = min(r.stop, end)
@@ -563,36 +571,33 @@ class Detector:
         self._pending = []
 
     # ------------------------------------------------------------------ rep metrics
-    def _accumulate(self, r: _Rep, pct: np.ndarray, active: np.ndarray, a: int, b: int) -> None:
-        if b <= a or not len(r.tcols):
-            return
-        p = np.maximum(pct[a:b], 0.0)
-        r.sum_p += p.sum(axis=0)
-        np.maximum(r.max_p, p.max(axis=0), out=r.max_p)
-        tp = pct[a:b][:, r.tcols]
-        act = active[a:b][:, r.tcols]
-        r.act_sum += (tp * act).sum(axis=0)
-        r.act_n += act.sum(axis=0)
-        lo, hi = r.exercise.band_pct_mvc
-        r.inband += ((tp >= lo) & (tp <= hi)).sum(axis=0)
-        if len(r.qi):
-            r.fw_min += np.minimum(p[:, r.qi], p[:, r.ti]).sum(axis=0)
-
     def _finish(self, r: _Rep) -> None:
+        m = max(0, r.stop - r.start)
+        pct, act = r.pct[:m], r.act[:m]
+        if m == 0:
+            return
+        p = np.maximum(pct, 0.0)
+        sum_p = p.sum(axis=0)
+        lo, hi = r.exercise.band_pct_mvc
         for s in r.sides:
             t = s["target"]
-            tpos = s["tpos"]
             coc: dict[str, float] = {}
             quiet_sum = 0.0
-            for q, k in zip(s["quiet"], s["pairs"]):
-                denom = r.sum_p[q] + r.sum_p[t]
-                coc[self.names[q]] = float(200.0 * r.fw_min[k] / denom) if denom > 0 else 0.0
-                quiet_sum += r.sum_p[q]
-            tot = r.sum_p[t] + quiet_sum
-            iso = float(r.sum_p[t] / tot) if tot > 0 else 0.0
-            mean_act = float(r.act_sum[tpos] / r.act_n[tpos]) if r.act_n[tpos] else 0.0
+            for q in s["quiet"]:
+                denom = sum_p[q] + sum_p[t]
+                fw = float(np.minimum(p[:, q], p[:, t]).sum())
+                coc[self.names[q]] = 200.0 * fw / denom if denom > 0 else 0.0
+                quiet_sum += sum_p[q]
+            tot = sum_p[t] + quiet_sum
+            iso = float(sum_p[t] / tot) if tot > 0 else 0.0
+            on = act[:, t]
+            mean_act = float(pct[on, t].mean()) if on.any() else 0.0
+            inband = int(((pct[:, t] >= lo) & (pct[:, t] <= hi)).sum())
             syn = any(self.names[q] in r.events for q in s["quiet"])
             self.reps.append(RepResult(
                 r.index, r.exercise.name, s["side"], r.start, r.stop, self.names[t],
-                float(r.max_p[t]), mean_act, float(r.inband[tpos] / self.fs),
+                float(p[:, t].max()), mean_act, inband / self.fs,
                 r.exercise.band_pct_mvc, iso, coc, syn))
+        if not any(item[1] is r for item in self._open.values()):
+            r.pct = r.pct[:0]  # free the buffers once no open event needs them
+            r.act = r.act[:0]
