@@ -452,14 +452,14 @@ class Detector:
         if need.any():
             level = np.empty((n, self.nch), dtype=bool)
             level[:] = self._level
-            for c in np.flatnonzero(need):
-                e = env[:, c]
-                ev = np.where(e > self.on_thr[c], 1, np.where(e < self.off_thr[c], 0, -1))
+            for ch in np.flatnonzero(need).tolist():
+                e = env[:, ch]
+                ev = np.where(e > self.on_thr[ch], 1, np.where(e < self.off_thr[ch], 0, -1))
                 idx = np.where(ev >= 0, np.arange(n), -1)
                 np.maximum.accumulate(idx, out=idx)
-                col = np.where(idx >= 0, ev[np.maximum(idx, 0)], int(self._level[c]))
-                level[:, c] = col.astype(bool)
-                self._level[c] = bool(col[-1])
+                col = np.where(idx >= 0, ev[np.maximum(idx, 0)], int(self._level[ch]))
+                level[:, ch] = col.astype(bool)
+                self._level[ch] = bool(col[-1])
             active, _ = self._act.process(level, start)
         else:
             level = self._level.copy()
