@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _sessions import analysis_from_truth, make_source, session_start, write_edf_session
+from _sessions import SMALL, analyse_file, make_source, session_start, write_edf_session
 from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
 from emgfeedback.io.edf import read_edf, sidecar_path
 from emgfeedback.views.report import (
@@ -77,23 +77,20 @@ class _Tables(HTMLParser):
             self._id = None
 
 
-SMALL = ("EMG L-ZYG", "EMG L-OOC", "EMG R-ZYG", "EMG R-OOC")
-
-
 @pytest.fixture(scope="module")
 def edf(tmp_path_factory) -> tuple[Path, dict]:
-    """A simulated 4-channel clinic session recorded as EDF+ with its sidecar, and its analysis."""
+    """A simulated 4-channel clinic session recorded as EDF+ with its sidecar, and what
+    ``analyze`` gives for it (run here, independently of the report)."""
     d = tmp_path_factory.mktemp("edf")
     path = d / "P-001_2025-01-06.edf"
     src = make_source(seed=3, synkinesis_prob=0.5, duration=100.0, channels=SMALL)
-    analysis = analysis_from_truth(src, seed=3)
     write_edf_session(path, src, patient="P-001", start=session_start(0))
-    return path, analysis
+    return path, analyse_file(path)
 
 
 @pytest.fixture(scope="module")
 def session(edf) -> SessionInput:
-    return load_session(edf[0], edf[1])
+    return load_session(edf[0])  # reads the file and runs analyze itself
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +107,9 @@ def _close(text: str, value: float | None, decimals: int) -> bool:
     return abs(float(text) - value) <= 0.5 * 10 ** -decimals + 1e-9
 
 
-def test_report_holds_the_numbers_of_the_analysis(session, written):
+def test_report_holds_the_numbers_of_analyze(edf, session, written):
+    analysis = edf[1]
+    assert session.analysis == analysis
     p = _Tables()
     p.feed(written[0].read_text(encoding="utf-8"))
     assert p.ids["patient"] == "P-001"
@@ -118,36 +117,52 @@ def test_report_holds_the_numbers_of_the_analysis(session, written):
     reps = p.tables["reps"]
     head, body = reps[0], reps[1:]
     col = {h: i for i, h in enumerate(head)}
-    analysis_reps = session.analysis["reps"]
-    assert len(body) == len(analysis_reps) > 10
+    analysis_reps = analysis["reps"]
+    assert len(body) == len(analysis_reps) >= 10
+    assert {r["exercise"] for r in analysis_reps} == {"smile", "eye_closure"}
+    sym_by_rep = {(s["rep"], s["exercise"]): s["ratio"] for s in analysis["symmetry"]}
     for row, rep in zip(body, analysis_reps):
         assert row[col["exercise"]] == rep["exercise"]
+        assert row[col["side"]] == rep["side"]
         assert row[col["target"]] == rep["target"]
         assert _close(row[col["onset (s)"]], rep["onset_s"], 2)
+        assert _close(row[col["duration (s)"]], rep["offset_s"] - rep["onset_s"], 2)
         assert _close(row[col["target peak %MVC"]], rep["target_peak_pct_mvc"], 1)
         assert _close(row[col["time in band (s)"]], rep["time_in_band_s"], 2)
         assert _close(row[col["isolation"]], rep["isolation"], 2)
-        assert _close(row[col["co-contraction"]], max(rep["cocontraction"].values()), 1)
-        n_events = sum(1 for e in session.analysis["events"]
-                       if rep["onset_s"] <= e["onset_s"] < rep["offset_s"]
-                       and e["channel"][0] == rep["side"])
+        worst = max(rep["cocontraction"], key=rep["cocontraction"].get)
+        assert row[col["worst quiet region"]] == worst
+        assert _close(row[col["co-contraction"]], rep["cocontraction"][worst], 1)
+        n_events = sum(1 for e in analysis["events"]
+                       if e["rep"] == rep["rep"] and e["channel"][0] == rep["side"])
         assert int(row[col["synkinesis events"]]) == n_events
         assert (n_events > 0) == rep["synkinesis"]
-    # Every analysis event is counted in exactly one rep row.
-    assert sum(int(r[col["synkinesis events"]]) for r in body) == len(session.analysis["events"]) > 0
+        assert _close(row[col["symmetry"]], sym_by_rep.get((rep["rep"], rep["exercise"])), 2)
+    # Every event of analyze is counted in exactly one rep row, and there are some.
+    assert sum(int(r[col["synkinesis events"]]) for r in body) == len(analysis["events"]) > 0
     cal = {r[0]: r for r in p.tables["calibration"][1:]}
-    for ch, c in session.analysis["calibration"].items():
+    assert set(cal) == set(analysis["calibration"]) == set(analysis["channels"])
+    for ch, c in analysis["calibration"].items():
         assert _close(cal[ch][1], c["rest_mean_uv"], 2)
         assert _close(cal[ch][2], c["rest_sd_uv"], 2)
         assert _close(cal[ch][3], c["mvc_uv"], 1)
+        assert cal[ch][5] == "rest, mvc"
+        trials = [float(v) for v in cal[ch][6].split(",")]
+        assert len(trials) == len(c["mvc_trials_uv"]) == 3
+        assert all(_close(f"{v:.1f}", w, 1) for v, w in zip(trials, c["mvc_trials_uv"]))
     ex = {r[0]: r for r in p.tables["exercises"][1:]}
     for name in {r["exercise"] for r in analysis_reps}:
         aff = [r for r in analysis_reps if r["exercise"] == name and r["side"] == "L"]
+        other = [r for r in analysis_reps if r["exercise"] == name and r["side"] == "R"]
         assert int(ex[name][1]) == len(aff)
         assert int(ex[name][2]) == sum(r["synkinesis"] for r in aff)
-    sym = {s["exercise"]: s["ratio"] for s in session.analysis["symmetry"]}
-    for name, ratio in sym.items():
-        assert _close(ex[name][9], ratio, 2)
+        assert int(ex[name][3]) == sum(1 for e in analysis["events"]
+                                       if e["exercise"] == name and e["channel"][0] == "L")
+        assert _close(ex[name][4], np.mean([r["target_peak_pct_mvc"] for r in aff]), 1)
+        assert _close(ex[name][5], np.mean([r["target_peak_pct_mvc"] for r in other]), 1)
+        ratios = [s["ratio"] for s in analysis["symmetry"]
+                  if s["exercise"] == name and s["ratio"] is not None]
+        assert ratios and _close(ex[name][9], float(np.mean(ratios)), 2)
     # Signal quality: one row per channel, each with a traffic light.
     q = p.tables["quality"][1:]
     assert [r[0] for r in q] == session.channels
@@ -234,6 +249,26 @@ def test_session_without_calibration_is_refused_and_nothing_overwritten(session,
     assert out.read_text() == "earlier report"
 
 
+def test_recording_without_calibration_periods_is_refused(tmp_path, capsys):
+    """A file with reps but no rest/mvc periods: analyze falls back to its automatic estimate,
+    which the report refuses in one line (the CLI too), leaving an earlier report alone."""
+    from emgfeedback.cli import main
+
+    path = tmp_path / "nocal.edf"
+    src = make_source(seed=6, duration=40.0, channels=SMALL, scenario="smile-synkinesis")
+    write_edf_session(path, src, patient="P-003", start=session_start(2))
+    s = load_session(path)
+    assert {c["mvc_source"] for c in s.analysis["calibration"].values()} == {"auto"}
+    out = tmp_path / "nocal.report.html"
+    out.write_text("earlier report")
+    with pytest.raises(CalibrationError, match="no calibration .all channels"):
+        write_report(s, out)
+    assert main(["report", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nocal.edf: session has no calibration" in err
+    assert out.read_text() == "earlier report"
+
+
 @pytest.mark.parametrize("bad", ["Jane Doe", "", "x" * 65, "../etc"])
 def test_names_are_not_patient_ids(session, bad):
     with pytest.raises(ConfigError, match="pseudonymous"):
@@ -307,7 +342,6 @@ def test_gaps_stay_gaps_in_the_envelopes(tmp_path):
     from emgfeedback.io.edf import Recorder, grid_for
 
     src = make_source(seed=4, duration=100.0, channels=SMALL)
-    analysis = analysis_from_truth(src, seed=4)
     grid = grid_for(src.info)
     path = tmp_path / "gap.edf"
     rec = Recorder(path, src.info, patient="P-002", grid=grid, start_time=session_start(1))
@@ -318,7 +352,7 @@ def test_gaps_stay_gaps_in_the_envelopes(tmp_path):
         rec.feed(Processed(a, chunk.fs, chunk.channels, raw[a:b], raw[a:b], raw[a:b], None,
                            chunk.status, tuple(m for m in chunk.markers if a <= m.sample < b)))
     rec.close()
-    s = load_session(path, analysis)
+    s = load_session(path)
     assert s.signal is not None and s.signal.gaps == [(lost[0], lost[1] - lost[0])]
     scan = envelopes_pct(s)
     assert scan.lost_samples == 2500 and scan.fs == pytest.approx(100.0)

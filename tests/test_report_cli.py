@@ -38,27 +38,33 @@ def test_bad_inputs_are_one_line(tmp_path, capsys):
 
 
 def test_report_of_a_simulated_edf_session(tmp_path, capsys):
-    import json
-
-    from _sessions import analysis_from_truth
-    from emgfeedback.sources.simulated import _factory
+    """simulate -> EDF+; report runs analyze itself, or takes the JSON of 'analyze': same report."""
+    import re
 
     edf = tmp_path / "sim.edf"
     assert main(["simulate", "--scenario", "session", "--duration", "110", "--seed", "2",
                  "--out", str(edf)]) == 0
     analysis = tmp_path / "a.json"
-    src = _factory(scenario="session", duration=110.0, seed=2, speed=None)
-    analysis.write_text(json.dumps(analysis_from_truth(src, seed=2)))
+    assert main(["analyze", str(edf), "--json", str(analysis)]) == 0
     out = tmp_path / "r.html"
     capsys.readouterr()
-    assert main(["report", str(edf), "--analysis", str(analysis), "--out", str(out), "--pdf"]) == 0
+    assert main(["report", str(edf), "--out", str(out), "--pdf"]) == 0
     assert f"wrote {out} and {out.with_suffix('.pdf')}" in capsys.readouterr().out
     text = out.read_text(encoding="utf-8")
     assert '<td id="patient">0000</td>' in text and "<svg" in text
     assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    out2 = tmp_path / "r2.html"
+    assert main(["report", str(edf), "--analysis", str(analysis), "--out", str(out2)]) == 0
+
+    def tables(s: str) -> list[str]:
+        return re.findall(r"<table.*?</table>", s, re.DOTALL)
+
+    assert tables(out2.read_text(encoding="utf-8")) == tables(text)
+    assert len(tables(text)) == 6
     # something that is not an analysis is refused in one line, nothing written
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
+    capsys.readouterr()
     assert main(["report", str(edf), "--analysis", str(bad), "--out", str(tmp_path / "x.html")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not the JSON of 'emgfeedback analyze'" in err

@@ -124,7 +124,11 @@ def fig_envelopes(
         _span_collection(ax, list(calibration), "#bbbbbb", 0.25)
         for ex, sp in spans.items():
             _span_collection(ax, sp, colors[ex], 0.18)
-        ev = [(float(e["onset_s"]), float(e["offset_s"]) - float(e["onset_s"]))  # type: ignore[arg-type]
+        # an event still open when a live stream stopped has no offset: drawn to its alert + 0.5 s
+        ev = [(float(e["onset_s"]),  # type: ignore[arg-type]
+               max(0.05, float(e["offset_s"] if e.get("offset_s") is not None  # type: ignore[arg-type]
+                               else float(e.get("alert_s") or e["onset_s"]) + 0.5)  # type: ignore[arg-type]
+                   - float(e["onset_s"])))  # type: ignore[arg-type]
               for e in events if e.get("channel") == ch]
         _span_collection(ax, ev, EVENT_COLOR, 0.45, zorder=1)
         for e in events:

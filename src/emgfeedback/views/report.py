@@ -43,6 +43,7 @@ from emgfeedback.views.summary import (
     RepRow,
     SessionInput,
     exercise_metrics,
+    json_ready,
     placement_svg_path,
     rep_rows,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "recording_from_chunk",
     "render_html",
     "session_from_recording",
+    "sidecar_affected_side",
     "write_pdf",
     "write_report",
 ]
@@ -302,7 +304,8 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
     if rows:
         report.figures.append(("bars", "Per rep: target peak %MVC; hatched red bars carried "
                                "synkinesis.", figures.fig_rep_bars(rows, session.affected_side)))
-        report.figures.append(("symmetry", "Symmetry per exercise: affected / unaffected %MVC.",
+        report.figures.append(("symmetry", "Symmetry per exercise: affected / unaffected mean %MVC of the target "
+                               "while active, mean over the reps.",
                                figures.fig_symmetry(metrics)))
     return report
 
@@ -356,6 +359,23 @@ def _montage_rows(session: SessionInput) -> list[list[str]]:
     return rows
 
 
+def _calibration_rows(s: SessionInput) -> list[list[str]]:
+    cal = s.calibration
+    raw = s.analysis.get("calibration") or {}
+    rows = []
+    for ch in s.channels:
+        c = cal.get(ch, {})
+        rest, mvc = c.get("rest_mean_uv"), c.get("mvc_uv")
+        trials = raw.get(ch, {}).get("mvc_trials_uv") if isinstance(raw.get(ch), Mapping) else None
+        trials = [float(v) for v in trials or [] if isinstance(v, (int, float))]
+        rest_src, mvc_src = s.calibration_sources(ch)
+        rows.append([ch, _f(rest, "{:.2f}"), _f(c.get("rest_sd_uv"), "{:.2f}"), _f(mvc, "{:.1f}"),
+                     _f(mvc / rest if mvc is not None and rest else None, "{:.0f}"),
+                     f"{rest_src or '–'}, {mvc_src or '–'}",
+                     ", ".join(f"{v:.1f}" for v in trials) or "–"])
+    return rows
+
+
 def render_html(report: Report) -> str:
     """The report as one self-contained HTML document."""
     s = report.session
@@ -394,14 +414,13 @@ def render_html(report: Report) -> str:
         parts.append('<p class="note">No signal stored with this session (metrics only).</p>')
 
     parts.append("<h2>Calibration</h2>")
-    cal = s.calibration
-    parts.append(_table(
-        ["channel", "rest mean (µV)", "rest SD (µV)", "MVC (µV)", "MVC / rest"],
-        [[ch, _f(cal.get(ch, {}).get("rest_mean_uv"), "{:.2f}"),
-          _f(cal.get(ch, {}).get("rest_sd_uv"), "{:.2f}"), _f(cal.get(ch, {}).get("mvc_uv"), "{:.1f}"),
-          _f((cal[ch]["mvc_uv"] or 0) / cal[ch]["rest_mean_uv"]  # type: ignore[operator]
-             if cal.get(ch, {}).get("rest_mean_uv") else None, "{:.0f}")]
-         for ch in s.channels], cls="calibration"))
+    parts.append(_table(["channel", "rest mean (µV)", "rest SD (µV)", "MVC (µV)", "MVC / rest",
+                         "from", "MVC trials (µV)"], _calibration_rows(s), cls="calibration"))
+    parts.append('<p class="note">%MVC = 100 · (envelope − rest mean) / MVC. Rest: robust mean '
+                 "and SD of the envelope over the <i>rest</i> period; MVC: per trial the highest "
+                 "500 ms mean above rest, median over the trials (docs/analysis.md).</p>")
+    for n in s.analysis.get("calibration_notes") or []:
+        parts.append(f'<p class="note">Calibration note: {e(str(n))}</p>')
 
     parts.append("<h2>Exercises</h2>")
     parts.append(_table(
@@ -413,7 +432,8 @@ def render_html(report: Report) -> str:
          for m in report.metrics], cls="exercises"))
     if s.affected_side:
         parts.append('<p class="note">Reps, synkinesis and isolation count the affected side '
-                     f"({e(s.affected_side)}); symmetry = affected / unaffected %MVC.</p>")
+                     f"({e(s.affected_side)}); symmetry = affected / unaffected mean %MVC of the target "
+                     "while active (1 = equal).</p>")
 
     for key, caption, fig in report.figures:
         data = base64.b64encode(figures.png_bytes(fig, dpi=90)).decode("ascii")
@@ -489,7 +509,6 @@ def write_pdf(report: Report, path: Path) -> None:
     from matplotlib.backends.backend_pdf import PdfPages
 
     s = report.session
-    cal = s.calibration
     pages: list[Any] = [_text_page([
         f"Patient (pseudonymous id): {s.patient_id}",
         f"Date: {s.recorded_at:%Y-%m-%d %H:%M}",
@@ -502,10 +521,8 @@ def write_pdf(report: Report, path: Path) -> None:
         *[f"   {q.channel}: rest {q.rest_rms_uv:.1f} µV RMS, mains {q.mains_uv:.1f} µV, "
           f"{q.light}: {q.reason}" for q in report.quality],
         "",
-        "Calibration (rest mean / rest SD / MVC, µV):",
-        *[f"   {ch}: {_f(cal.get(ch, {}).get('rest_mean_uv'), '{:.2f}')} / "
-          f"{_f(cal.get(ch, {}).get('rest_sd_uv'), '{:.2f}')} / {_f(cal.get(ch, {}).get('mvc_uv'))}"
-          for ch in s.channels],
+        "Calibration (rest mean / rest SD / MVC in µV; from; MVC trials in µV):",
+        *[f"   {r[0]}: {r[1]} / {r[2]} / {r[3]};  {r[5]};  {r[6]}" for r in _calibration_rows(s)],
     ], f"Session report: patient {s.patient_id}")]
     pages += _table_pages("Montage", ["channel", "muscle", "side", "electrode site"],
                           _montage_rows(s))
@@ -617,14 +634,11 @@ def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
     if recorded_at is None:
         raise FileFormatError(f"{path}: no start time in the sidecar or the EDF header")
     program = meta.get("program") or ""
-    prog_side = ""
     if isinstance(program, Mapping):
-        prog_side = str(program.get("affected_side") or "")
         program = str(program.get("name", ""))
-    src_extra = (meta.get("source") or {}).get("extra") if isinstance(meta.get("source"), Mapping) else None
-    side = (meta.get("affected_side") or prog_side
-            or (src_extra.get("affected_side") if isinstance(src_extra, Mapping) else "")
-            or analysis.get("affected_side") or "")
+    program = program or str(analysis.get("program") or "")
+    # The analysis' side first: its symmetry ratios and affected-side metrics are defined by it.
+    side = str(analysis.get("affected_side") or "") or sidecar_affected_side(meta)
     montage = meta.get("montage") or {}
     sites: dict[str, str] = {}
     if isinstance(montage, Mapping):
@@ -663,13 +677,29 @@ def _read_analysis(path: Path) -> dict[str, Any]:
     return result
 
 
+def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
+    """The affected side a recording's sidecar states (``"L"``, ``"R"`` or ``""``): top-level
+    ``affected_side``, the program's, or the source's (the simulated board records it)."""
+    program = meta.get("program")
+    source = meta.get("source")
+    extra = source.get("extra") if isinstance(source, Mapping) else None
+    for v in (meta.get("affected_side"),
+              program.get("affected_side") if isinstance(program, Mapping) else None,
+              extra.get("affected_side") if isinstance(extra, Mapping) else None):
+        if isinstance(v, str) and v.upper() in ("L", "R"):
+            return v.upper()
+    return ""
+
+
 def _analyse(rec: Recording) -> dict[str, Any]:
-    try:
-        from emgfeedback.clinical.analysis import analyze  # type: ignore[import-not-found]
-    except ImportError:
-        raise ConfigError(f"{rec.path}: this build has no clinical engine "
-                          "(emgfeedback.clinical.analysis); pass --analysis A.json") from None
-    return dict(analyze(rec))
+    """``analyze`` of the recording with the default program, the montage from its channel labels
+    and the affected side of its sidecar, as JSON (docs/analysis.md)."""
+    from emgfeedback.clinical.analysis import analyze
+    from emgfeedback.clinical.montage import Montage
+
+    side = sidecar_affected_side(rec.sidecar or {})
+    montage = Montage.from_labels(rec.channels, side or None)
+    return dict(json_ready(analyze(rec, montage).to_json()))
 
 
 def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,

@@ -34,6 +34,7 @@ __all__ = [
     "RepRow",
     "SessionInput",
     "check_patient_id",
+    "json_ready",
     "exercise_metrics",
     "placement_svg_path",
     "rep_rows",
@@ -93,6 +94,22 @@ def _num(value: Any) -> float | None:
 
 def _side(channel: str) -> str:
     return channel[:1].upper() if channel[1:2] == "-" else ""
+
+
+def json_ready(obj: Any) -> Any:
+    """``obj`` as plain JSON values: numpy scalars and arrays as Python numbers and lists, tuples
+    as lists, NaN and infinities as ``None`` (strict JSON, what the history stores)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return json_ready(obj.tolist())
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return str(obj)
 
 
 @dataclass(frozen=True)
@@ -164,22 +181,38 @@ class SessionInput:
         return {ch: {k: _num(v) for k, v in vals.items()} for ch, vals in cal.items()
                 if isinstance(vals, Mapping)}
 
-    def require_calibration(self) -> None:
-        """Raise :class:`CalibrationError` unless every channel has rest and MVC values.
+    def calibration_sources(self, channel: str) -> tuple[str, str]:
+        """``(rest_source, mvc_source)`` of a channel as ``analyze`` reports them: ``"rest"`` /
+        ``"mvc"`` from the session's calibration periods (or a stored calibration), ``"auto"`` for
+        the automatic estimate (docs/analysis.md, "Calibration"); ``("", "")`` when absent."""
+        raw = (self.analysis.get("calibration") or {}).get(channel)
+        if not isinstance(raw, Mapping):
+            return "", ""
+        return str(raw.get("rest_source") or "rest"), str(raw.get("mvc_source") or "mvc")
 
-        Without a calibration, %MVC values are not comparable between sessions, so reports and the
+    def require_calibration(self) -> None:
+        """Raise :class:`CalibrationError` unless every channel was calibrated from ``rest`` and
+        ``mvc`` periods (or a stored calibration).
+
+        Without them ``analyze`` falls back to an automatic estimate (``"rest_source"`` /
+        ``"mvc_source"`` ``"auto"``): %MVC is then relative to the recording's strongest
+        activity, so its values are not comparable between sessions, and reports and the
         history refuse such a session instead of showing numbers that look comparable.
         """
         cal = self.calibration
-        auto = str(self.analysis.get("calibration_source", "")).lower() == "auto"
-        missing = [ch for ch in self.channels
-                   if not cal.get(ch) or cal[ch].get("mvc_uv") is None
-                   or cal[ch].get("rest_mean_uv") is None or bool(cal[ch].get("auto"))]
-        if auto or not cal or missing:
-            which = ", ".join(missing) if missing and cal else "all channels"
+        missing = []
+        for ch in self.channels:
+            vals = cal.get(ch)
+            rest_src, mvc_src = self.calibration_sources(ch)
+            if (not vals or vals.get("mvc_uv") is None or vals.get("rest_mean_uv") is None
+                    or "auto" in (rest_src, mvc_src)):
+                missing.append(ch)
+        if missing:
+            which = "all channels" if len(missing) == len(self.channels) else ", ".join(missing)
             raise CalibrationError(
                 f"{self.source}: session has no calibration ({which}: no 'rest' and 'mvc' "
-                "periods); %MVC would not be comparable across sessions: record a calibration")
+                "periods, only the automatic estimate); %MVC would not be comparable across "
+                "sessions: record a calibration")
 
     @property
     def duration_s(self) -> float:
@@ -211,46 +244,69 @@ class RepRow:
     symmetry: float | None  # affected / unaffected %MVC for this rep, when both sides recorded
 
 
-def _time_in_band(rep: Mapping[str, Any]) -> float | None:
-    v = _num(rep.get("time_in_band_s"))
-    if v is None and "time_in_band" in rep:
-        v = _num(rep.get("time_in_band"))
-    return v
+def _rep_key(item: Mapping[str, Any]) -> tuple[int, str] | None:
+    rep = item.get("rep")
+    if rep is None or isinstance(rep, bool):
+        return None
+    try:
+        return int(rep), str(item.get("exercise", ""))
+    except (TypeError, ValueError):
+        return None
 
 
 def rep_rows(analysis: Mapping[str, Any]) -> list[RepRow]:
-    """Rows of the rep table, in the order of ``analysis["reps"]``."""
-    events = [e for e in analysis.get("events", []) if e.get("type", "synkinesis") == "synkinesis"]
+    """Rows of the rep table, in the order of ``analysis["reps"]``.
+
+    A synkinesis event belongs to the rep of the same ``rep`` number and exercise on the side of
+    its channel (``analyze`` numbers reps; both sides of one cue share the number); events without
+    a rep number are counted in the rep whose cue window holds their onset.  A rep's symmetry is
+    the ``ratio`` of the ``symmetry`` entry of its rep number (the same for both sides).
+    """
+    events = [e for e in analysis.get("events", []) or []
+              if isinstance(e, Mapping) and e.get("type", "synkinesis") == "synkinesis"]
+    sym_by_rep: dict[tuple[int, str], float | None] = {}
+    for s in analysis.get("symmetry", []) or []:
+        if isinstance(s, Mapping) and (key := _rep_key(s)) is not None:
+            sym_by_rep[key] = _num(s.get("ratio"))
     rows: list[RepRow] = []
     for i, rep in enumerate(analysis.get("reps", []), start=1):
         onset = float(rep["onset_s"])
         offset = float(rep["offset_s"])
         target = str(rep.get("target", ""))
         side = str(rep.get("side") or _side(target))
+        exercise = str(rep.get("exercise", ""))
+        key = _rep_key(rep)
         cc = {str(k): _num(v) for k, v in (rep.get("cocontraction") or {}).items()}
         cc_valid = {k: v for k, v in cc.items() if v is not None}
         worst = max(cc_valid, key=lambda k: cc_valid[k], default="")
-        n_ev = sum(
-            1 for e in events
-            if onset <= float(e["onset_s"]) < offset
-            and (not side or _side(str(e.get("channel", ""))) == side)
-            and (not rep.get("exercise") or e.get("exercise", rep["exercise"]) == rep["exercise"])
-        )
+
+        def mine(e: Mapping[str, Any]) -> bool:
+            if side and _side(str(e.get("channel", ""))) != side:
+                return False
+            ek = _rep_key(e)
+            if ek is not None and key is not None:
+                return ek == key
+            return (onset <= float(e["onset_s"]) < offset
+                    and (not exercise or e.get("exercise", exercise) == exercise))
+
+        sym = _num(rep.get("symmetry"))
+        if sym is None and key is not None:
+            sym = sym_by_rep.get(key)
         rows.append(RepRow(
             index=i,
-            exercise=str(rep.get("exercise", "")),
+            exercise=exercise,
             side=side,
             target=target,
             onset_s=onset,
             offset_s=offset,
             peak_pct_mvc=_num(rep.get("target_peak_pct_mvc")),
-            time_in_band_s=_time_in_band(rep),
+            time_in_band_s=_num(rep.get("time_in_band_s")),
             isolation=_num(rep.get("isolation")),
             cocontraction=cc_valid.get(worst) if worst else None,
             cocontraction_channel=worst,
             synkinesis=bool(rep.get("synkinesis")),
-            events=n_ev,
-            symmetry=_num(rep.get("symmetry")),
+            events=sum(1 for e in events if mine(e)),
+            symmetry=sym,
         ))
     return rows
 
@@ -260,8 +316,9 @@ class ExerciseMetrics:
     """Per exercise, the numbers a therapist follows across months.
 
     ``synkinesis_rate`` is the share of the affected side's reps that carried at least one
-    synkinesis event (all reps when the affected side is unknown); ``symmetry`` is the mean ratio
-    affected / unaffected %MVC (1.0 = symmetric).
+    synkinesis event (all reps when the affected side is unknown); ``symmetry`` is the mean of the
+    analysis' per-rep ratios affected / unaffected mean %MVC of the target while active
+    (1.0 = symmetric).
     """
 
     exercise: str
@@ -283,15 +340,14 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def _symmetry_entries(analysis: Mapping[str, Any]) -> dict[str, list[float]]:
-    """Exercise -> affected/unaffected ratios from ``analysis["symmetry"]``."""
+    """Exercise -> the ``ratio`` of each of its ``analysis["symmetry"]`` entries (one per rep
+    recorded on both sides: affected / unaffected mean %MVC of the target while active; entries
+    whose ratio is null, an unaffected side at 0 %MVC, are left out)."""
     out: dict[str, list[float]] = {}
     for s in analysis.get("symmetry", []) or []:
         if not isinstance(s, Mapping):
             continue
         ratio = _num(s.get("ratio"))
-        if ratio is None:
-            a, u = _num(s.get("affected_pct_mvc")), _num(s.get("unaffected_pct_mvc"))
-            ratio = a / u if a is not None and u else None
         if ratio is not None:
             out.setdefault(str(s.get("exercise", "")), []).append(ratio)
     return out
@@ -312,10 +368,7 @@ def exercise_metrics(analysis: Mapping[str, Any], affected_side: str = "") -> li
         unaff = [r for r in reps if affected_side and r.side and r.side != affected_side]
         peak_a = _mean([r.peak_pct_mvc for r in aff])
         peak_u = _mean([r.peak_pct_mvc for r in unaff])
-        ratios = sym.get(ex) or [r.symmetry for r in reps if r.symmetry is not None]
-        symmetry = _mean(ratios)
-        if symmetry is None and peak_a is not None and peak_u:
-            symmetry = peak_a / peak_u
+        symmetry = _mean(sym.get(ex) or [])
         n_syn = sum(1 for r in aff if r.synkinesis)
         out.append(ExerciseMetrics(
             exercise=ex,
