@@ -379,3 +379,14 @@ def test_live_session_in_memory_becomes_a_session(edf):
     assert s.signal is rec and rec.markers[0].text == "rest"
     with pytest.raises(FileFormatError, match="no pseudonymous patient id"):
         session_from_recording(recording_from_chunk(chunk), edf[1])
+
+
+def test_plotted_envelopes_are_what_analyze_measured(session):
+    """The report's %MVC envelopes come from the chain analyze replays the file through: within
+    each rep the plotted target peaks at the rep's target_peak_pct_mvc (10 ms bin means)."""
+    scan = envelopes_pct(session)
+    for rep in session.analysis["reps"]:
+        j = session.channels.index(rep["target"])
+        a, b = int(rep["onset_s"] * scan.fs), int(rep["offset_s"] * scan.fs) + 1
+        peak = float(np.nanmax(scan.envelope_pct[a:b, j]))
+        assert rep["target_peak_pct_mvc"] - 2.0 <= peak <= rep["target_peak_pct_mvc"] + 0.01

@@ -125,21 +125,23 @@ def _rest_end(rec: Recording) -> int:
 
 
 def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: float = 0.01,
-                  block_s: float = 10.0) -> SignalScan:
+                  block_s: float = 10.0, qcfg: QualityConfig | None = None) -> SignalScan:
     """Envelopes of the recording in %MVC and its signal quality at rest, read block by block.
 
     The recording goes through the same causal chain as the live view, stretch by stretch between
     gaps (the chain restarts after each gap, as on replay), ``block_s`` seconds at a time, so a
     one-hour file needs no more memory than its 100 Hz envelope.  %MVC is
     ``100 · (envelope - rest_mean_uv) / mvc_uv`` with the calibration of the analysis
-    (docs/analysis.md); channels without calibration stay in µV.
+    (docs/analysis.md); channels without calibration stay in µV.  With the default configuration
+    this is the chain ``analyze`` replays the file through, so a rep's plotted peak is its
+    ``target_peak_pct_mvc`` (less the averaging over 10 ms bins).
     """
     rec = session.signal
     if rec is None:
         raise ConfigError(f"{session.source}: no signal to plot")
     names = [short_label(c) for c in rec.channels]
     nch = len(names)
-    chain = Chain(rec.fs, nch, cfg, adc_range_uv=rec.rails_uv)
+    chain = Chain(rec.fs, nch, cfg, qcfg, adc_range_uv=rec.rails_uv)
     k = max(1, int(round(bin_s * rec.fs)))
     nbins = -(-rec.n_samples // k)
     acc = np.zeros((nbins, nch))
@@ -283,7 +285,7 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
     events = [e for e in session.analysis.get("events", []) if e.get("type", "synkinesis") == "synkinesis"]
     report = Report(session, rows, metrics, [], 0, placement=placement_svg())
     if session.signal is not None:
-        scan = envelopes_pct(session, cfg)
+        scan = envelopes_pct(session, cfg, qcfg=qcfg)
         report.quality, report.lost_samples = _quality_rows(session, scan, qcfg), scan.lost_samples
         rec = session.signal
         t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
