@@ -49,8 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback.clinical.regions import EXERCISES, REGIONS
-from emgfeedback.config import from_mapping
-from emgfeedback.config import read_toml
+from emgfeedback.config import from_mapping, read_toml
 from emgfeedback.errors import ConfigError
 
 __all__ = [
