@@ -300,3 +300,23 @@ def test_import_folder_of_edf_sessions(tmp_path):
     assert smile.n_reps == len(reps) > 0
     assert smile.peak_pct_mvc_affected == pytest.approx(
         sum(x["target_peak_pct_mvc"] for x in reps) / len(reps))
+
+    # Importing again skips the stored sessions without analysing them again (the refused one
+    # is analysed again: it was not stored).
+    import emgfeedback.views.report as report_mod
+
+    analysed = []
+    orig = report_mod.analyse_recording
+
+    def spy(rec):
+        analysed.append(Path(rec.path).name)
+        return orig(rec)
+
+    report_mod.analyse_recording = spy
+    try:
+        r2 = import_folder(folder, db, progress=None)
+    finally:
+        report_mod.analyse_recording = orig
+    assert len(r2.skipped) == 3 and not r2.imported
+    assert {p.name for p, _ in r2.failed} == {"notes.edf", "nocal.edf"}
+    assert analysed == ["nocal.edf"]

@@ -51,12 +51,14 @@ from emgfeedback.views.summary import (
 __all__ = [
     "PLACEMENT_ENV",
     "Report",
+    "analyse_recording",
     "SignalScan",
     "build_report",
     "envelopes_pct",
     "load_session",
     "placement_svg",
     "recording_from_chunk",
+    "recording_identity",
     "render_html",
     "session_from_recording",
     "sidecar_affected_side",
@@ -605,21 +607,18 @@ def _wall_clock(text: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(text).replace(tzinfo=None, microsecond=0)
 
 
-def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
-                           keep_signal: bool = True) -> SessionInput:
-    """A :class:`SessionInput` from an opened recording and its analysis.
+def recording_identity(rec: Recording) -> tuple[str, _dt.datetime, str]:
+    """``(patient_id, recorded_at, source)`` of a recording: what identifies a session in the
+    history, known before any analysis.
 
-    Metadata come from the recording's JSON sidecar as :class:`emgfeedback.io.edf.Recorder`
-    writes it: ``patient`` (pseudonymous id), ``started`` (ISO 8601), ``montage`` (label ->
-    ``{"side", "region", "muscle", "site"}``), ``program`` (a name or ``{"name": ...}``),
-    ``status`` and the affected side (``affected_side`` at the top level, in ``program``, or in
-    ``source.extra`` as the simulated board records it).  Without a sidecar (another tool's EDF)
-    the patient id and start time come from the EDF header.
+    The patient id is the sidecar's ``patient``, else the first subfield of the EDF patient
+    field; the start is the sidecar's ``started`` (ISO 8601, as local wall-clock time), else the
+    EDF header's start date and time; the source is the file name.
 
     Raises
     ------
     FileFormatError
-        No pseudonymous patient id anywhere, or an unreadable start time.
+        No pseudonymous patient id anywhere, or no readable start time.
     """
     meta: Mapping[str, Any] = rec.sidecar or {}
     path = Path(rec.path)
@@ -635,6 +634,27 @@ def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
         raise FileFormatError(f"{path}: sidecar start time {started!r} is not ISO 8601") from None
     if recorded_at is None:
         raise FileFormatError(f"{path}: no start time in the sidecar or the EDF header")
+    return str(pid), recorded_at, path.name
+
+
+def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
+                           keep_signal: bool = True) -> SessionInput:
+    """A :class:`SessionInput` from an opened recording and its analysis.
+
+    Metadata come from the recording's JSON sidecar as :class:`emgfeedback.io.edf.Recorder`
+    writes it (:func:`recording_identity` for the patient id and start): ``montage`` (label ->
+    ``{"side", "region", "muscle", "site"}``), ``program`` (a name or ``{"name": ...}``),
+    ``status``, and the affected side: the analysis' own (its symmetry and affected-side metrics
+    are defined by it), else :func:`sidecar_affected_side`.
+
+    Raises
+    ------
+    FileFormatError
+        No pseudonymous patient id anywhere, or an unreadable start time.
+    """
+    meta: Mapping[str, Any] = rec.sidecar or {}
+    path = Path(rec.path)
+    pid, recorded_at, source = recording_identity(rec)
     program = meta.get("program") or ""
     if isinstance(program, Mapping):
         program = str(program.get("name", ""))
@@ -655,7 +675,7 @@ def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
     return SessionInput(
         patient_id=str(pid),
         recorded_at=recorded_at,
-        source=path.name,
+        source=source,
         analysis=analysis,
         affected_side=str(side).upper(),
         program=str(program),
@@ -693,7 +713,7 @@ def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
     return ""
 
 
-def _analyse(rec: Recording) -> dict[str, Any]:
+def analyse_recording(rec: Recording) -> dict[str, Any]:
     """``analyze`` of the recording with the default program, the montage from its channel labels
     and the affected side of its sidecar, as JSON (docs/analysis.md)."""
     from emgfeedback.clinical.analysis import analyze
@@ -737,7 +757,7 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
         elif analysis is not None:
             result = dict(analysis)
         else:
-            result = _analyse(rec)
+            result = analyse_recording(rec)
         session = session_from_recording(rec, result, keep_signal)
     except BaseException:
         rec.close()
