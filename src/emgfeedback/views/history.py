@@ -401,7 +401,7 @@ def import_folder(
 PROGRESS_METRICS: tuple[tuple[str, str, bool], ...] = (
     ("synkinesis_rate", "Synkinesis rate (share of affected-side reps)", True),
     ("isolation", "Isolation (1 = only the target moved)", False),
-    ("symmetry", "Symmetry (affected / unaffected %MVC)", False),
+    ("symmetry", "Symmetry (affected / unaffected mean %MVC while active)", False),
     ("peak_pct_mvc_affected", "Peak %MVC of the affected side", False),
 )
 
