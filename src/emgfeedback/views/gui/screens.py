@@ -805,19 +805,22 @@ class SummaryScreen(QWidget):
         self.reps: tuple[RepResult, ...] = ()
 
     def refresh(self, fb: FeedbackSnapshot, affected: str) -> None:
-        key = tuple((r.start, r.side, round(r.target_peak_pct, 1), len(r.crossings))
-                    for r in fb.reps)
+        rows = []
+        for r in fb.reps:
+            worst = max(r.quiet_peak_pct.items(), key=lambda kv: kv[1], default=("–", 0.0))
+            rows.append([str(r.index), r.exercise, r.side, r.target, f"{r.target_peak_pct:.0f}",
+                         f"{r.time_in_band_pct:.0f}", worst[0], f"{worst[1]:.0f}",
+                         ("yes: " + ", ".join(sorted({c[0] for c in r.crossings})))
+                         if r.synkinesis else "no"])
+        # The key is every shown cell: a rep still running changes figures that a coarser key
+        # (peak, crossing count) would miss, leaving a stale row on screen.
+        key = (tuple(tuple(c) for c in rows), affected)
         if key == self._key:
             return
         self._key = key
         self.reps = fb.reps
         self.table.setRowCount(len(fb.reps))
-        for row, r in enumerate(fb.reps):
-            worst = max(r.quiet_peak_pct.items(), key=lambda kv: kv[1], default=("–", 0.0))
-            cells = [str(r.index), r.exercise, r.side, r.target, f"{r.target_peak_pct:.0f}",
-                     f"{r.time_in_band_pct:.0f}", worst[0], f"{worst[1]:.0f}",
-                     ("yes: " + ", ".join(sorted({c[0] for c in r.crossings})))
-                     if r.synkinesis else "no"]
+        for row, (r, cells) in enumerate(zip(fb.reps, rows)):
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if col == 8 and r.synkinesis:

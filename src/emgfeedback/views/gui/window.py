@@ -223,10 +223,17 @@ class MainWindow(QMainWindow):
         self.timer.setInterval(max(1, int(round(1000.0 / fps))))
 
     def show_screen(self, name: str) -> None:
+        """Switch to screen ``name`` and draw it at once from the last pulled state.
+
+        Screens other than Exercise and Electrodes are redrawn only while visible, so a screen
+        must be filled when it appears, not at the next timer tick: otherwise whoever looks at it
+        first (a person, a test) sees the state of its previous visit.
+        """
         if self.patient_mode and name != "exercise":
             return
         self.stack.setCurrentWidget(self.screens[name])
         self.nav_buttons[name].setChecked(True)
+        self.refresh_current()
 
     @property
     def current_screen(self) -> str:
@@ -303,10 +310,12 @@ class MainWindow(QMainWindow):
             self.show_screen("exercise")
 
     def _program_done(self) -> None:
+        """The runner counted the last rep (queued signal from the session thread)."""
         if self.session is not None:
             self.session.stop()
         if self.recorder is not None and self.recorder.recording:
             self.toggle_record(False)
+        # Pull the final state first: show_screen draws the summary from it.
         self.tick()
         if not self.patient_mode:
             self.show_screen("summary")
@@ -380,16 +389,17 @@ class MainWindow(QMainWindow):
         if fb is None:
             return
         self.last_fb = fb
-        if run.phase != self._phase:
-            self._phase = run.phase
-            if run.phase in ("calibration", "exercise"):
-                self.show_screen(run.phase)
+        self._last = (status, fb, run)
         # Exercise bars and electrode lights are cheap and must not miss a state (a red bar, a
         # light for the log) while another screen is shown: they refresh on every tick.
         self.exercise_screen.refresh(fb, run)
         self.check_screen.refresh(status, fb.cue is None or fb.cue.kind == "rest")
-        self._last = (status, fb, run)
-        self.refresh_current()
+        if run.phase != self._phase and run.phase in ("calibration", "exercise"):
+            self._phase = run.phase
+            self.show_screen(run.phase)  # draws the new screen
+        else:
+            self._phase = run.phase
+            self.refresh_current()
         self._status_bar(status, fb)
         self._check_thread()
         if self.frame_hook is not None:
