@@ -25,7 +25,7 @@ from PySide6.QtGui import QImage  # noqa: E402
 from emgfeedback.config import Config  # noqa: E402
 from emgfeedback.dsp.chain import Chain  # noqa: E402
 from emgfeedback.errors import DeviceNotFound  # noqa: E402
-from emgfeedback.io.csvfile import read_csv  # noqa: E402
+from emgfeedback.io.edf import read_edf, read_sidecar  # noqa: E402
 from emgfeedback.sources.simulated import SimulatedSource  # noqa: E402
 from emgfeedback.stream import Chunk, SourceBase  # noqa: E402
 from emgfeedback.views.gui.live import decimate_minmax  # noqa: E402
@@ -39,8 +39,8 @@ PROGRAM = "Smile x3 (clinic check)"
 
 def test_patient_id_must_be_pseudonymous() -> None:
     assert validate_patient_id("P-0042") is None
-    assert validate_patient_id("ab_12") is None
-    for bad in ("", "Maria", "Jan Smit", "P 0042", "x1", "é-123"):
+    assert validate_patient_id("AB-2024-17") is None
+    for bad in ("", "Maria", "Jan Smit", "P 0042", "x1", "é-123", "ab_12", "DEMO-1"):
         msg = validate_patient_id(bad)
         assert msg is not None and ("P-0042" in msg), bad
 
@@ -57,7 +57,9 @@ def test_decimate_minmax_keeps_spikes_and_newest_sample() -> None:
 
 @pytest.fixture
 def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
-    win = MainWindow(Config(), record_dir=tmp_path, fps=30)
+    win = MainWindow(Config(), record_dir=tmp_path, fps=30, db=tmp_path / "history.sqlite")
+    win.open_url = lambda url: win.opened.append(url.toLocalFile())  # type: ignore[attr-defined]
+    win.opened = []  # type: ignore[attr-defined]
     qtbot.addWidget(win)
     win.show()
     yield win
@@ -80,9 +82,13 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     qtbot.mouseClick(cs.connect_btn, Qt.MouseButton.LeftButton)
     assert "P-0042" in cs.message.text() and win.worker is None
     cs.patient.setText("P-0042")
+    assert cs.record.isChecked()  # recording from the first sample is the default
     qtbot.mouseClick(cs.connect_btn, Qt.MouseButton.LeftButton)
     assert win.worker is not None and win.current_screen == "check"
-    qtbot.mouseClick(win.record_btn, Qt.MouseButton.LeftButton)
+    # The record button tells the truth: recording once the session thread attached the recorder.
+    qtbot.waitUntil(lambda: win.record_btn.text() == "Stop recording", timeout=10000)
+    assert win.record_btn.isChecked() and win.recording is not None
+    assert win.recording.state == "on"
 
     # Electrode check: a light and a reason per channel.
     qtbot.waitUntil(lambda: len(win.check_screen.states) == 8, timeout=10000)
@@ -118,30 +124,39 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     assert rows[0][8] == "yes: L-OOC" and all(r[8] == "no" for r in rows[1:])
     assert "synkinesis in 1 of 3 reps" in win.summary_screen.figures.text()
 
-    # The recording made during the session gives the same rep table when processed again
-    # offline (whole signal, then 37-sample chunks).
+    # The session file is complete when the session ends: EDF+ and its sidecar.
     qtbot.waitUntil(lambda: bool(win.saved_recordings), timeout=15000)
-    chunk, markers = read_csv(Path(win.saved_recordings[0]))
-    assert any(m.text == "smile" for m in markers) and not win.errors
-    for size in (len(chunk), 37):
-        again = _replay_table(chunk, markers, size)
-        assert again == rows
+    edf = Path(win.saved_recordings[0])
+    assert edf.parent == tmp_path and edf.suffix == ".edf" and edf.is_file()
+    sc = read_sidecar(edf)
+    assert sc["status"] == "complete" and sc["patient"] == "P-0042"
+    assert sc["program"]["name"] == PROGRAM and sc["from_stream_start"] is True
+    assert sorted(sc["calibration"]) == sorted(c.replace("EMG ", "") for c in sc["channels"])
+    assert all(c["mvc_uv"] > 0 and c["mvc_trials"] == 3 for c in sc["calibration"].values())
+    assert win.record_btn.text() == "Record" and not win.record_btn.isChecked()
+    assert win.summary_screen.recording.text().startswith(f"Recording: {edf}")
+    rec = read_edf(edf)
+    assert any(m.text == "smile" for m in rec.markers) and rec.lost_samples == 0
+    assert rec.n_samples >= win.live.total - 200  # every sample shown is in the file
+    rec.close()
+    assert not win.errors, win.errors
+
+    # Replaying the file reproduces the live rep table exactly (samples on the file's grid).
+    assert _replay_table(edf, 10.0) == rows
+    assert _replay_table(edf, 3.7) == rows
 
 
-def _replay_table(chunk: Chunk, markers: list, size: int) -> list[list[str]]:
-    """The summary rows recomputed from a recording, fed in chunks of ``size`` samples."""
-    from dataclasses import replace
-
+def _replay_table(path: Path, block_ms: float) -> list[list[str]]:
+    """The summary rows of a replay of ``path`` in blocks of ``block_ms`` (no window)."""
+    from emgfeedback.session import Session
+    from emgfeedback.sources.replay import ReplaySource
     from emgfeedback.views.gui.program import FeedbackSnapshot
     from emgfeedback.views.gui.screens import SummaryScreen
 
-    chain = Chain(chunk.fs, len(chunk.channels))
     fb = Feedback(PROGRAMS[PROGRAM], "L")
-    for a in range(0, len(chunk), size):
-        part = replace(chunk, data=chunk.data[a:a + size], start=chunk.start + a,
-                       markers=tuple(m for m in markers
-                                     if chunk.start + a <= m.sample < chunk.start + a + size))
-        fb.feed(chain.process(part))
+    session = Session(ReplaySource(path, speed=None, block_ms=block_ms), Config())
+    session.add(fb)
+    session.run()
     snap = fb.snapshot()
     assert isinstance(snap, FeedbackSnapshot)
     screen = SummaryScreen()
@@ -174,8 +189,9 @@ class _NoCues(SourceBase):
 
 def test_leading_program_puts_cues_into_the_stream_at_sample_counts(qtbot, window) -> None:
     win = window
-    win.start_source(_NoCues, ConnectRequest("simavr", {}, "P-0007", PROGRAM, "L"))
+    win.start_source(_NoCues, ConnectRequest("simavr", {}, "P-0007", PROGRAM, "L", record=False))
     assert win.runner is not None and win.runner.leading
+    assert win.record_btn.text() == "Record" and not win.record_btn.isChecked()
     qtbot.waitUntil(lambda: win.check_screen.start_btn.isVisible() and bool(win.live.ready),
                     timeout=10000)
     qtbot.mouseClick(win.check_screen.start_btn, Qt.MouseButton.LeftButton)
@@ -196,6 +212,20 @@ def test_leading_program_puts_cues_into_the_stream_at_sample_counts(qtbot, windo
     win.add_marker()
     qtbot.waitUntil(lambda: any(m.text == "marker" for m in win.live.status().markers),
                     timeout=5000)
+
+    # Record during a session: the file starts at the next chunk, the button follows the
+    # recorder's real state, and stopping closes the file (session thread, between chunks).
+    qtbot.mouseClick(win.record_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.record_btn.text() == "Stop recording", timeout=5000)
+    assert win.record_btn.isChecked()
+    qtbot.waitUntil(lambda: win.recording.seconds >= 0.5, timeout=5000)
+    qtbot.mouseClick(win.record_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(win.saved_recordings), timeout=5000)
+    assert win.record_btn.text() == "Record" and not win.record_btn.isChecked()
+    edf = Path(win.saved_recordings[0])
+    sc = read_sidecar(edf)
+    assert sc["status"] == "complete" and sc["from_stream_start"] is False
+    assert sc["first_sample"] > 0 and sc["samples"] >= 0.5 * win.live.fs
 
 
 class _Broken(SourceBase):

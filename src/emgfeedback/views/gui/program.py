@@ -28,10 +28,10 @@ The GUI thread reads both through :meth:`snapshot` methods that copy small state
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +50,7 @@ __all__ = [
     "ProgramRunner",
     "RepResult",
     "RunnerSnapshot",
+    "program_sidecar",
     "validate_patient_id",
 ]
 
@@ -57,23 +58,25 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- patient id
-_PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{2,23}$")
-
-
 def validate_patient_id(text: str) -> str | None:
     """``None`` when ``text`` is an acceptable pseudonymous id, else the reason (one line).
 
-    Names must never enter a recording: an id is 3-24 letters, digits, ``-`` or ``_`` and contains
-    at least one digit (``P-0042``), so a bare name such as ``Maria`` or ``Jan Smit`` is refused.
+    The rule is the recorder's (:func:`emgfeedback.io.edf.validate_patient_id`: up to three
+    capital letters, an optional dash, then digits, e.g. ``P-0042``), so an id accepted on the
+    Connect screen can always be written into a recording, and a name such as ``Maria`` or
+    ``Jan Smit`` is refused.
     """
+    from emgfeedback.errors import ConfigError
+    from emgfeedback.io.edf import validate_patient_id as io_validate
+
     t = text.strip()
     if not t:
         return "enter a pseudonymous patient id such as P-0042"
-    if not _PATIENT_ID.match(t):
-        return ("patient id: 3-24 letters, digits, '-' or '_', no spaces "
-                "(a pseudonymous code such as P-0042, never a name)")
-    if not any(ch.isdigit() for ch in t):
-        return "patient id must contain a digit (a pseudonymous code such as P-0042, not a name)"
+    try:
+        io_validate(t)
+    except ConfigError:
+        return ("patient id: up to 3 capital letters, an optional dash, then digits, e.g. "
+                "P-0042 (a pseudonymous code, never a name)")
     return None
 
 
@@ -136,6 +139,17 @@ PROGRAMS: dict[str, Program] = {
         Program("Eye closure x5", (ExerciseStep("eye_closure", 5, band_pct=(20.0, 60.0)),)),
     )
 }
+
+
+def program_sidecar(program: Program) -> dict[str, Any]:
+    """The program as the recording's sidecar stores it (JSON-ready)."""
+    return {
+        "name": program.name, "rest_s": program.rest_s, "mvc_trials": program.mvc_trials,
+        "mvc_hold_s": program.mvc_hold_s, "mvc_gap_s": program.mvc_gap_s,
+        "exercises": [{"exercise": s.exercise, "reps": s.reps, "hold_s": s.hold_s,
+                       "rest_s": s.rest_s, "band_pct": list(s.band_pct),
+                       "quiet_limit_pct": s.quiet_limit_pct} for s in program.exercises],
+    }
 
 
 @dataclass(frozen=True)
@@ -536,6 +550,15 @@ class Feedback:
                         rep.spans.append((cid.short, cue.stop - int(self._above[i]), cue.stop))
             self._above[:] = 0
 
+    def calibration_json(self) -> dict[str, dict[str, Any]] | None:
+        """Rest mean/SD and MVC per channel for the recording's sidecar (any thread)."""
+        snap = self.snapshot(clear_red=False)
+        if snap is None:
+            return None
+        return {r.channel: {"rest_mean_uv": r.rest_mean_uv, "rest_sd_uv": r.rest_sd_uv,
+                            "mvc_uv": r.mvc_uv, "mvc_trials": r.trials}
+                for r in snap.calibration}
+
     def redo(self, code: str) -> None:
         """Forget the MVC trials of region ``code`` (GUI thread, before re-running them)."""
         with self._lock:
@@ -546,7 +569,7 @@ class Feedback:
                     self._mvc_trials[i] = []
 
     # ---- GUI thread
-    def snapshot(self) -> FeedbackSnapshot | None:
+    def snapshot(self, clear_red: bool = True) -> FeedbackSnapshot | None:
         """Copy the current state; clears the latched red flags (one reader: the window)."""
         with self._lock:
             if not self._ready:
@@ -585,5 +608,6 @@ class Feedback:
                                         "spans": list(r.spans)}) for r in self._reps),
                 mvc_trial={self.ids[i].short: len(t) for i, t in self._mvc_trials.items()},
             )
-            self._red[:] = False
+            if clear_red:
+                self._red[:] = False
             return snap

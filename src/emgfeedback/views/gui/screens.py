@@ -9,6 +9,7 @@ the session, the source or the filters.
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,15 +110,23 @@ class ConnectRequest:
     patient_id: str = ""
     program: str = ""
     affected_side: str = "L"
+    record: bool = True  # record to EDF+ from the first sample (replay then reproduces it)
+    record_path: str = ""  # the first recording's file; default <record_dir>/<id>_<time>.edf
 
 
 class ConnectScreen(QWidget):
-    """Board choice, patient id and program.  Emits :attr:`connect_requested` (GUI thread)."""
+    """Board choice, patient id and program.  Emits :attr:`connect_requested` (GUI thread).
+
+    Serial ports are listed at once; asking each port which board it holds (IDENTIFY, ~2.5 s
+    because an Arduino resets when the port opens) runs in a helper thread, whose result comes
+    back through :attr:`ports_identified` and renames the entries.
+    """
 
     connect_requested = Signal(object)
     disconnect_requested = Signal()
+    ports_identified = Signal(object)  # list of (spec, text), from the probe thread
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, probe_ports: bool = True) -> None:
         super().__init__(parent)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(40, 30, 40, 30)
@@ -147,6 +156,9 @@ class ConnectScreen(QWidget):
         self.side = QComboBox()
         self.side.addItem("Left side affected", "L")
         self.side.addItem("Right side affected", "R")
+        self.record = QCheckBox("Record the session (EDF+ with its sidecar, from the first "
+                                "sample)")
+        self.record.setChecked(True)
         form.addRow("Board", self.board)
         form.addRow("Scenario", self.scenario)
         form.addRow("Replay file", self.replay_box)
@@ -154,6 +166,7 @@ class ConnectScreen(QWidget):
         form.addRow("", self.patient_msg)
         form.addRow("Program", self.program)
         form.addRow("Affected side", self.side)
+        form.addRow("Recording", self.record)
         box = QWidget()
         box.setLayout(form)
         box.setMaximumWidth(900)
@@ -178,10 +191,13 @@ class ConnectScreen(QWidget):
         self.speed: float | None = 1.0
         self.seed = 0
         self.extra: dict[str, Any] = {}
-        self.populate()
+        self.ports_identified.connect(self._ports_identified)
+        self.probe_thread: threading.Thread | None = None
+        self.populate(probe_ports)
 
-    def populate(self) -> None:
-        """Fill the board list: simulated, simavr, serial ports with their board, replay."""
+    def populate(self, probe_ports: bool = True) -> None:
+        """Fill the board list: simulated, simavr, serial ports, replay (GUI thread, fast); the
+        boards behind the ports are identified in a helper thread when ``probe_ports``."""
         from emgfeedback import sources
         from emgfeedback.sources.facesim import SCENARIOS
 
@@ -190,13 +206,32 @@ class ConnectScreen(QWidget):
         self.board.addItem("Simulated board (built-in patient model)", "simulated")
         if "simavr" in kinds:
             self.board.addItem("Simulated firmware (real firmware in simavr)", "simavr")
-        for spec, text in _serial_ports():
+        for spec, text in _serial_ports(identify=False):
             self.board.addItem(text, spec)
         self.board.addItem("Replay a recording…", "replay")
         self.scenario.clear()
         for name, text in SCENARIOS.items():
             self.scenario.addItem(f"{name}: {text}", name)
         self._board_changed()
+        if probe_ports and any(str(self.board.itemData(i)).startswith("serial:")
+                               for i in range(self.board.count())):
+            self.probe_thread = threading.Thread(target=self._probe, name="emgfeedback-ports",
+                                                 daemon=True)
+            self.probe_thread.start()
+
+    def _probe(self) -> None:
+        """Identify the boards on the serial ports (probe thread)."""
+        found = _serial_ports(identify=True)
+        try:
+            self.ports_identified.emit(found)
+        except RuntimeError:  # the window was closed meanwhile
+            pass
+
+    def _ports_identified(self, found: list[tuple[str, str]]) -> None:
+        for spec, text in found:
+            i = self.board.findData(spec)
+            if i >= 0:
+                self.board.setItemText(i, text)
 
     def _board_changed(self) -> None:
         kind = str(self.board.currentData() or "")
@@ -255,7 +290,7 @@ class ConnectScreen(QWidget):
                 return "choose a recording to replay"
             spec = f"replay:{path}"
         return ConnectRequest(spec, opts, self.patient.text().strip(), self.program.currentText(),
-                              str(self.side.currentData()))
+                              str(self.side.currentData()), record=self.record.isChecked())
 
     def _connect(self) -> None:
         req = self.request()
@@ -271,21 +306,23 @@ class ConnectScreen(QWidget):
         self.message.setText(text)
 
 
-def _serial_ports() -> list[tuple[str, str]]:
-    """``[(spec, text)]`` of serial ports, using the board module's ``list_ports`` when merged."""
-    try:
-        from emgfeedback.sources import serial as serial_src  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    lister = getattr(serial_src, "list_ports", None)
-    if lister is None:
-        return []
+def _serial_ports(identify: bool) -> list[tuple[str, str]]:
+    """``[(spec, text)]`` of serial ports from the board module's ``list_ports``; with
+    ``identify`` each port is asked which board it holds (seconds: never in the GUI thread)."""
+    from emgfeedback.sources.serial import list_ports
+
     out = []
     try:
-        for port in lister():
-            dev = getattr(port, "device", None) or (port[0] if isinstance(port, tuple) else str(port))
-            desc = getattr(port, "board", None) or getattr(port, "description", "") or ""
-            out.append((f"serial:{dev}", f"Serial {dev}  {desc}".rstrip()))
+        for port in list_ports(identify=identify):
+            dev = port.device
+            b = port.board
+            if b is not None:
+                what = f"{b.board}, firmware {b.firmware_version}, {b.channels} ch @ {b.rate} Hz"
+            elif identify:
+                what = f"no board ({port.error})" if port.error else "no board"
+            else:
+                what = port.description if port.description not in ("", "n/a") else ""
+            out.append((f"serial:{dev}", f"Serial {dev}  {what}".rstrip()))
     except Exception as exc:  # a listing failure must not stop the window
         log.warning("listing serial ports failed: %s", exc)
     return out
@@ -781,7 +818,13 @@ class TracesScreen(QWidget):
 
 # =========================================================================== summary
 class SummaryScreen(QWidget):
-    """Per-rep table and the session's figures."""
+    """Per-rep table, the session's figures, the recording and its report.
+
+    :attr:`report_requested` is emitted by the *Write and open report* button, which is enabled
+    once the recording has been analysed and stored in the patient history.
+    """
+
+    report_requested = Signal()
 
     HEADERS = ["Rep", "Exercise", "Side", "Target", "Target peak\n%MVC", "Time in\nband %",
                "Highest quiet\nregion", "Quiet peak\n%MVC", "Synkinesis"]
@@ -801,8 +844,29 @@ class SummaryScreen(QWidget):
         self.table.setStyleSheet("font-size: 13pt;")
         self.table.verticalHeader().setDefaultSectionSize(40)
         outer.addWidget(self.table, 1)
+        row = QHBoxLayout()
+        self.recording = _label("Not recorded.", muted=True, wrap=True)
+        row.addWidget(self.recording, 1)
+        self.report_btn = QPushButton("Write and open report")
+        self.report_btn.setMinimumHeight(44)
+        self.report_btn.setEnabled(False)
+        self.report_btn.clicked.connect(self.report_requested.emit)
+        row.addWidget(self.report_btn)
+        outer.addLayout(row)
+        self.after = _label("", muted=True, wrap=True)
+        outer.addWidget(self.after)
         self._key: tuple[Any, ...] = ()
         self.reps: tuple[RepResult, ...] = ()
+
+    def set_recording(self, path: str) -> None:
+        """Name the session's recording (GUI thread, once it is complete)."""
+        self.recording.setText(f"Recording: {path} (and its .json sidecar)")
+
+    def set_after_state(self, text: str, report: bool) -> None:
+        """What happened after the recording (analysis, history, report) and whether the
+        report button is usable (GUI thread)."""
+        self.after.setText(text)
+        self.report_btn.setEnabled(report)
 
     def refresh(self, fb: FeedbackSnapshot, affected: str) -> None:
         rows = []

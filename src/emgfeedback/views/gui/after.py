@@ -1,0 +1,138 @@
+"""After a recorded session: analysis, patient history and report (no Qt).
+
+When the session thread has closed a recording, the window calls :func:`analyse_and_store` in a
+helper thread: it runs the clinical analysis (``emgfeedback analyze``) on the EDF+ file, keeps its
+JSON beside the recording (``<name>-analysis.json``) and stores the session in the patient
+history (:func:`emgfeedback.views.history.store_session`).  The Summary screen's report button
+then calls :func:`write_session_report` (also in a helper thread), which writes
+``<name>-report.html`` from the recording and that JSON (:func:`emgfeedback.views.report.write_report`).
+
+Threads: every function here runs in a helper thread (file I/O, seconds of work); none touches
+Qt or the live session.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from emgfeedback.config import Config
+from emgfeedback.errors import FileFormatError
+
+__all__ = [
+    "Stored",
+    "analysis_available",
+    "analysis_path",
+    "analyse",
+    "analyse_and_store",
+    "report_path",
+    "session_input",
+    "write_session_report",
+]
+
+log = logging.getLogger(__name__)
+
+
+def analysis_available() -> bool:
+    """Whether this build has the clinical analysis (``emgfeedback.clinical.analysis``)."""
+    try:
+        return importlib.util.find_spec("emgfeedback.clinical.analysis") is not None
+    except ImportError:
+        return False
+
+
+def analysis_path(recording: Path) -> Path:
+    """``<name>-analysis.json`` beside ``<name>.edf`` (the sidecar is ``<name>.json``)."""
+    return recording.with_name(recording.stem + "-analysis.json")
+
+
+def report_path(recording: Path) -> Path:
+    """``<name>-report.html`` beside the recording."""
+    return recording.with_name(recording.stem + "-report.html")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What :func:`analyse_and_store` did."""
+
+    recording: Path
+    analysis: Path
+    session_id: int | None  # None: the history already had this session
+    n_reps: int
+    n_events: int
+
+    def describe(self) -> str:
+        where = (f"stored in the patient history as session {self.session_id}"
+                 if self.session_id is not None else "already in the patient history")
+        return (f"Analysed: {self.n_reps} reps, {self.n_events} synkinesis events; {where}. "
+                f"Analysis: {self.analysis.name}")
+
+
+def analyse(recording: Path, config: Config | None = None) -> dict[str, Any]:
+    """The JSON of ``emgfeedback analyze`` on ``recording`` (helper thread)."""
+    from emgfeedback.clinical.analysis import analyze, load_for_analysis  # type: ignore[attr-defined]
+
+    result = analyze(load_for_analysis(recording), config=config)
+    return dict(result.to_json())
+
+
+def session_input(recording: Path, analysis: dict[str, Any],
+                  meta: dict[str, Any] | None = None) -> Any:
+    """A :class:`~emgfeedback.views.summary.SessionInput` for the history and the report.
+
+    Patient id, start time and program come from the recording's sidecar (written by
+    :class:`emgfeedback.io.edf.Recorder`); ``meta`` adds what the window knows
+    (``affected_side``).
+    """
+    from emgfeedback.io.edf import read_edf, read_sidecar
+    from emgfeedback.views.report import session_from_parts
+
+    sc = read_sidecar(recording)
+    if not sc.get("patient"):
+        raise FileFormatError(f"{recording}: the sidecar has no pseudonymous patient id")
+    rec = read_edf(recording)
+    try:
+        signal = rec.to_chunk()
+    finally:
+        rec.close()
+    parts = {
+        "patient_id": sc["patient"],
+        "start": sc.get("started") or datetime.fromtimestamp(recording.stat().st_mtime).isoformat(),
+        "affected_side": (meta or {}).get("affected_side") or sc.get("affected_side") or "",
+        "program": sc.get("program") or analysis.get("program") or "",
+        "montage": sc.get("montage") or {},
+    }
+    return session_from_parts(recording, signal, parts, analysis)
+
+
+def analyse_and_store(recording: Path, db: Path | None = None, config: Config | None = None,
+                      meta: dict[str, Any] | None = None) -> Stored:
+    """Analyse ``recording``, keep the analysis JSON, store the session in the history."""
+    from emgfeedback.views.history import store_session
+
+    result = analyse(recording, config)
+    out = analysis_path(recording)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    tmp.replace(out)
+    sid = store_session(session_input(recording, result, meta), db)
+    return Stored(recording, out, sid, len(result.get("reps", [])), len(result.get("events", [])))
+
+
+def write_session_report(recording: Path, config: Config | None = None,
+                         meta: dict[str, Any] | None = None) -> Path:
+    """Write ``<name>-report.html`` from the recording and its analysis JSON; returns its path."""
+    from emgfeedback.views.report import write_report
+
+    a = analysis_path(recording)
+    analysis = (json.loads(a.read_text(encoding="utf-8")) if a.is_file()
+                else analyse(recording, config))
+    out = report_path(recording)
+    write_report(session_input(recording, analysis, meta), out,
+                 cfg=config.dsp if config is not None else None)
+    return out
