@@ -3,10 +3,10 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_gui.py
 
 Set-up: the simulated board at 2 kHz with 8 channels, paced to real time, runs through the real
-session thread (acquisition + DSP chain + interim feedback + ring buffers) while the window shows
-the Traces screen (8 plots x 10 s x 2 kHz = 160,000 samples per frame before min/max decimation).
+session thread (acquisition + DSP chain + feedback + ring buffers) while the window shows the Traces screen
+(8 channels x 10 s x 2 kHz = 160,000 samples on screen).
 The first 10.5 s of signal are produced as fast as possible so the ring buffers are full when the
-measurements start.
+measurements start.  (How the Traces screen draws: docs/gui.md, "Measured".)
 
 * **Redraw rate**: frames per second when the GUI thread redraws back to back (pull from the ring
   buffers, set the curves, paint), with acquisition and processing running.
@@ -111,7 +111,8 @@ def main() -> str:
     win = MainWindow(Config())
     win.show()
     src = TimedSource()
-    win.start_source(lambda: src, ConnectRequest("simulated", {}, "BENCH-1", "Standard NMR"))
+    win.start_source(lambda: src, ConnectRequest("simulated", {}, "B-0001", "Standard NMR",
+                                                 record=False))
     win.timer.stop()  # this benchmark drives the frames itself
     while not src.paced:
         app.processEvents()
@@ -142,6 +143,8 @@ def main() -> str:
         lat: list[float] = []
         _run(6.0, fps, app, win, src, lat)
         out[fps] = np.array(lat) * 1000.0
+    win.resize(1600, 1000)
+    _run(0.5, None, app, win, src)
     errors = list(win.errors)
     assert win.current_screen == "traces"
     win.close()
@@ -150,9 +153,11 @@ def main() -> str:
         "## GUI: redraw rate, CPU, sample-to-screen latency",
         "",
         f"Command: `{COMMAND}`  ",
-        "8 channels x 10 s at 2 kHz on the Traces screen (min/max decimated to 1,500 points per "
-        "filtered curve, every 27th envelope sample), the simulated board paced to real time through "
-        "the session thread, offscreen platform.",
+        "8 channels x 10 s at 2 kHz on the Traces screen: one plot with a fixed -10 … 0 s axis, "
+        f"the 8 channels as offset bands, one curve for all filtered traces (min/max per pixel "
+        f"column: {win.traces_screen.bins_used} columns) and one for all envelopes (mean per 4 "
+        "columns), reduced incrementally; the simulated board paced to real time through the "
+        "session thread, offscreen platform.",
         "",
         "| measure | value | target |",
         "|---|---|---|",

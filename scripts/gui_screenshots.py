@@ -59,7 +59,7 @@ def main() -> int:
             saved.append(name)
 
     win.frame_hook = hook
-    req = ConnectRequest("simulated", {}, "P-0042", "Smile x3 (clinic check)", "L")
+    req = ConnectRequest("simulated", {}, "P-0042", "Smile x3 (clinic check)", "L", record=False)
     speed = args.speed
     factory: Callable[[], SimulatedSource] = lambda: SimulatedSource(  # noqa: E731
         "session", duration=130.0, seed=3, speed=speed)

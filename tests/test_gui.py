@@ -28,7 +28,8 @@ from emgfeedback.errors import DeviceNotFound  # noqa: E402
 from emgfeedback.io.edf import read_edf, read_sidecar  # noqa: E402
 from emgfeedback.sources.simulated import SimulatedSource  # noqa: E402
 from emgfeedback.stream import Chunk, SourceBase  # noqa: E402
-from emgfeedback.views.gui.live import decimate_minmax  # noqa: E402
+from emgfeedback.stream import RingBuffer  # noqa: E402
+from emgfeedback.views.gui.live import ColumnCache  # noqa: E402
 from emgfeedback.views.gui.program import PROGRAMS, Feedback, validate_patient_id  # noqa: E402
 from emgfeedback.views.gui.screens import ConnectRequest  # noqa: E402
 from emgfeedback.views.gui.window import MainWindow  # noqa: E402
@@ -45,14 +46,70 @@ def test_patient_id_must_be_pseudonymous() -> None:
         assert msg is not None and ("P-0042" in msg), bad
 
 
-def test_decimate_minmax_keeps_spikes_and_newest_sample() -> None:
-    y = np.zeros((20000, 2))
-    y[12345, 0] = 500.0
-    y[-1, 1] = -7.0
-    idx, d = decimate_minmax(y, 1000)
-    assert d.shape == (2000, 2)
-    assert d[:, 0].max() == 500.0
-    assert d[-2:, 1].min() == -7.0 and idx[-1] == 19999.0
+def test_column_cache_equals_a_full_reduction_whatever_the_chunking() -> None:
+    """The incremental per-column min/max and mean of the Traces screen equal a reduction of
+    the whole window at every frame: chunks of any size, a gap, a spike, a frame skipped."""
+    rng = np.random.default_rng(4)
+    total, nch, window, step = 9000, 3, 2000, 37
+    x = rng.normal(0.0, 10.0, (total, nch))
+    x[5000, 1] = 900.0  # a spike must survive
+    buf = RingBuffer(2400, nch)
+    mm = ColumnCache(buf, window, step, "minmax")
+    mean = ColumnCache(buf, window, step * 4, "mean")
+    pos, frame, spike_frames, gap_shown = 0, 0, 0, False
+    while pos < total:
+        k = int(rng.integers(1, 300))
+        if 3000 <= pos < 3400:  # lost samples: the ring buffer writes NaN
+            pos += k
+            continue
+        buf.write(x[pos:pos + k], pos)
+        pos = min(total, pos + k)
+        frame += 1
+        if frame % 7 == 0:
+            continue  # the GUI skipped a frame
+        whole, first = buf.latest(buf.total)
+        for cache, how in ((mm, "minmax"), (mean, "mean")):
+            starts, vals = cache.update(buf.total)
+            assert starts[0] >= buf.total - window and starts[-1] <= buf.total - 1
+            for c, s0 in enumerate(starts):
+                block = whole[s0 - first:min(s0 + cache.step, buf.total) - first]
+                with np.errstate(invalid="ignore"):
+                    want = ([block.min(axis=0), block.max(axis=0)] if how == "minmax"
+                            else [block.mean(axis=0)])
+                np.testing.assert_array_equal(vals[c], np.array(want))
+            if how == "minmax" and np.nanmax(vals[:, 1, 1]) == 900.0:
+                spike_frames += 1
+        gap_shown |= bool(np.isnan(mm.update(buf.total)[1]).any())
+    assert spike_frames > 3 and gap_shown  # the spike was drawn while in the window; so was the gap
+
+
+def test_traces_draw_one_band_per_channel_and_break_at_gaps(qtbot) -> None:
+    """Two curves for all channels; a gap's NaN never reaches the curve and breaks the line."""
+    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.stream import Status
+    from emgfeedback.views.gui.live import LiveBuffers
+    from emgfeedback.views.gui.screens import TracesScreen
+
+    chans = ("EMG L-ZYG", "EMG L-OOC", "EMG R-ZYG")
+    live = LiveBuffers(12.0)
+    rng = np.random.default_rng(0)
+    for start in list(range(0, 8000, 20)) + list(range(9000, 20000, 20)):  # 0.5 s lost
+        x = rng.normal(0.0, 30.0, (20, 3))
+        live.feed(Processed(start, 2000.0, chans, x, x, np.abs(x), None, Status(), ()))
+    screen = TracesScreen(bins=400)
+    qtbot.addWidget(screen)
+    screen.set_channels(chans)
+    screen.refresh(live, [(2000, 4000, "rest", -1), (8000, 9000, "gap", -1)])
+    x, y = screen.curve_sig.getData()
+    assert len(x) == len(y) and len(x) % 6 == 0 and np.isfinite(y).all()  # min+max per column
+    assert x.min() >= -10.0 and x.max() <= 0.0
+    bands = y.reshape(3, -1)
+    for i in range(3):  # channel i stays in its band, first channel on top
+        assert (np.abs(bands[i] - (2 - i)) <= 0.5).all()
+    conn = screen.curve_sig.opts["connect"]
+    gap = (x[: len(x) // 3] > (8000 - 20000) / 2000.0) & (x[: len(x) // 3] < (9000 - 20000) / 2000.0)
+    assert gap.any() and not conn[: len(x) // 3][gap].any()
+    assert screen.shown_total == 20000 and len(screen.shading._rects) == 2
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from emgfeedback.dsp.chain import Processed
 from emgfeedback.dsp.quality import Quality
 from emgfeedback.stream import Marker, RingBuffer
 
-__all__ = ["LiveBuffers", "LiveStatus", "RecordingControl", "decimate_minmax"]
+__all__ = ["ColumnCache", "LiveBuffers", "LiveStatus", "RecordingControl"]
 
 log = logging.getLogger(__name__)
 
@@ -112,29 +112,74 @@ class LiveBuffers:
             )
 
 
-def decimate_minmax(y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reduce ``y`` (samples, channels) to ``2 * bins`` rows of alternating min and max.
+class ColumnCache:
+    """Per-column summaries of a ring buffer's newest samples, kept up to date incrementally.
 
-    Returns ``(index, values)`` where ``index`` is the fractional sample position of each row.
-    Drawing min and max per pixel column keeps every spike visible (a plain stride would drop
-    them) and bounds the cost of a frame whatever the sample rate.  NaN (gaps) stays NaN.
+    A column is ``step`` consecutive samples starting at a multiple of ``step`` (absolute sample
+    index), so a column, once complete, never changes: each redraw reduces only the samples that
+    arrived since the previous one (and the still-growing newest column) instead of the whole
+    window.  ``how`` is ``"minmax"`` (the lowest and highest sample of each column: what a trace
+    needs so no spike is lost) or ``"mean"`` (one value: enough for a smooth envelope).  A column
+    touching a gap (NaN) is NaN.
+
+    Threads: GUI thread only (it reads the ring buffer, which is thread-safe).
     """
-    n = y.shape[0]
-    if n <= 2 * bins or bins <= 0:
-        return np.arange(n, dtype=np.float64), y
-    step = n // bins
-    m = step * bins
-    off = n - m  # drop the oldest remainder so the newest sample is always drawn
-    blocks = y[off:].reshape(bins, step, y.shape[1])
-    with np.errstate(invalid="ignore"):
-        lo = blocks.min(axis=1)
-        hi = blocks.max(axis=1)
-    out = np.empty((2 * bins, y.shape[1]))
-    out[0::2] = lo
-    out[1::2] = hi
-    idx = off + np.repeat(np.arange(bins) * step, 2).astype(np.float64)
-    idx[1::2] += step - 1
-    return idx, out
+
+    def __init__(self, buf: RingBuffer, window: int, step: int, how: str = "minmax") -> None:
+        if how not in ("minmax", "mean"):
+            raise ValueError(f"how must be 'minmax' or 'mean', got {how!r}")
+        self.buf = buf
+        self.window = window
+        self.step = max(1, step)
+        self.how = how
+        self.ncols = -(-window // self.step) + 2
+        nch = buf.latest(0)[0].shape[1]
+        k = 2 if how == "minmax" else 1
+        self._vals = np.full((self.ncols, k, nch), np.nan)  # ring of columns by index % ncols
+        self._complete = 0  # columns before this absolute index are stored and final
+
+    def update(self, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Columns wholly inside the ``window`` samples before ``end``, plus the newest partial
+        column: ``(first sample of each column (int64), values (columns, 1 or 2, channels))``.
+
+        ``end`` is at most the buffer's ``total`` (the envelope's total: written last).
+        """
+        s = self.step
+        c_first = max(0, -(-(end - self.window) // s))  # first column starting in the window
+        c_last = (end - 1) // s  # the newest, maybe partial, column
+        if c_last < c_first:
+            return np.empty(0, np.int64), self._vals[:0]
+        if self._complete < c_first or self._complete > c_last + 1:
+            self._complete = c_first
+        a = self._complete * s
+        total = self.buf.total
+        data, start = self.buf.latest(total - a)
+        data = data[: max(0, end - start)]
+        if start > a:  # the buffer no longer holds these samples: their columns are unknown
+            skip_to = -(-start // s)
+            for c in range(self._complete, min(skip_to, c_last + 1)):
+                self._vals[c % self.ncols] = np.nan
+            self._complete = skip_to
+            data = data[skip_to * s - start:]
+            a = skip_to * s
+        n_full = len(data) // s
+        if n_full:
+            self._store(self._complete, data[: n_full * s].reshape(n_full, s, -1))
+            self._complete += n_full
+        rest = data[n_full * s:]
+        if len(rest):
+            self._store(self._complete, rest[None])
+        cols = np.arange(c_first, c_last + 1)
+        return cols * s, self._vals[cols % self.ncols]
+
+    def _store(self, c0: int, blocks: np.ndarray) -> None:
+        with np.errstate(invalid="ignore"):
+            if self.how == "minmax":
+                v = np.stack([blocks.min(axis=1), blocks.max(axis=1)], axis=1)
+            else:
+                v = blocks.mean(axis=1)[:, None, :]
+        idx = np.arange(c0, c0 + len(blocks)) % self.ncols
+        self._vals[idx] = v
 
 
 class RecordingControl:
