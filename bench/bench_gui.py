@@ -3,9 +3,8 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_gui.py
 
 Set-up: the simulated board at 2 kHz with 8 channels, paced to real time, runs through the real
-session thread (acquisition + DSP chain + feedback + ring buffers) while the window shows the Traces screen
-(8 channels x 10 s x 2 kHz = 160,000 samples on screen).
-The first 10.5 s of signal are produced as fast as possible so the ring buffers are full when the
+session thread (acquisition + DSP chain + feedback + ring buffers) while the window shows the
+Traces screen (8 channels x 10 s x 2 kHz = 160,000 samples on screen).  The first 10.5 s of signal are produced as fast as possible so the ring buffers are full when the
 measurements start.  (How the Traces screen draws: docs/gui.md, "Measured".)
 
 * **Redraw rate**: frames per second when the GUI thread redraws back to back (pull from the ring
