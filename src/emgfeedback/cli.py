@@ -171,6 +171,28 @@ def _run_console(args: argparse.Namespace, cfg: Config) -> int:
                     console=True)
 
 
+def _live_clinic(chain: Any, channels: Sequence[str], rec: Any, view: Any) -> Any:
+    """Live calibration + synkinesis detection when the channels are facial regions: alerts go
+    into the recording and the console's event list."""
+    from emgfeedback.clinical.live import LiveClinic
+    from emgfeedback.clinical.montage import Montage
+    from emgfeedback.clinical.exercises import default_program
+
+    try:
+        program = default_program()
+        montage = Montage.from_labels(channels, program.affected_side)
+    except ConfigError:
+        return None  # channels that are not facial regions: filters and bars only
+
+    def on_event(kind: str, ev: Any) -> None:
+        if view is not None and kind == "raised":
+            view.events.append(f"{ev.alert / chain.fs:8.2f} s  SYNKINESIS {ev.channel} during "
+                               f"{ev.exercise} ({ev.peak_pct_mvc:.0f} %MVC)")
+
+    return LiveClinic(chain, montage, program, on_event=on_event,
+                      annotate=rec.annotate if rec is not None else None)
+
+
 def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
              patient: str | None, lsl: bool, console: bool) -> int:
     """A live session on ``--board``: optional EDF+ recording and LSL outlets, console view.
@@ -213,6 +235,11 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
         if console:
             view = ConsoleView(chain, title=f"emgfeedback: {source.info.name}",
                                quality=cfg.quality)
+        clinic = _live_clinic(chain, source.info.channels, rec, view)
+        if clinic is not None:
+            session.add(clinic)
+            closers.append(clinic)
+        if view is not None:
             session.add(view)
         old = signal.signal(signal.SIGTERM, lambda *_: session.stop())
         t0 = time.monotonic()
@@ -408,6 +435,50 @@ def cmd_history_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- analyze
+def _add_analyze(sub: Any) -> None:
+    p = sub.add_parser("analyze", help="calibration, reps, synkinesis events and symmetry of a "
+                                       "recording (JSON + table)")
+    p.add_argument("file", type=Path, help="recording (.csv; .edf when the EDF reader is merged)")
+    p.add_argument("--montage", type=Path, default=None, help="montage TOML (labels -> regions)")
+    p.add_argument("--program", type=Path, default=None, help="exercise program TOML")
+    p.add_argument("--exercise", default=None,
+                   help="the whole file is one rep of this exercise (no annotations needed)")
+    p.add_argument("--affected", choices=("L", "R"), default=None, help="affected side")
+    p.add_argument("--calibration", choices=("annotations", "auto"), default="annotations",
+                   help="rest/mvc annotations (default; automatic fallback where missing) or "
+                        "the automatic estimate only")
+    p.add_argument("--json", type=Path, default=None, help="write the analysis JSON here")
+    p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
+    p.set_defaults(func=cmd_analyze)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    args.fs = args.unit = args.brainflow_board = None
+    return _write_analysis(args, load_config(args.config), table=True)
+
+
+def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
+    """Analyse ``args.file`` (the live pipeline replayed at full speed) and write the JSON."""
+    from emgfeedback.clinical.analysis import analyze, format_table, load_for_analysis
+    from emgfeedback.clinical.exercises import default_program, load_program
+    from emgfeedback.clinical.montage import Montage, load_montage
+
+    rec = load_for_analysis(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
+    program = load_program(args.program) if args.program else default_program()
+    affected = args.affected or program.affected_side
+    montage = (load_montage(args.montage, rec.channels, affected) if args.montage
+               else Montage.from_labels(rec.channels, affected))
+    result = analyze(rec, montage, program, exercise=args.exercise,
+                     calibration=args.calibration, config=cfg)
+    if table:
+        print(format_table(result))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- entry point
 COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _add_report, _add_progress, _add_history]
 
@@ -445,6 +516,8 @@ def _add_replay(sub: Any) -> None:
     p.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
     p.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
     p.add_argument("--lsl", action="store_true", help="also publish on LSL")
+    p.add_argument("--affected", choices=("L", "R"), default=None,
+                   help="affected side for --json (as analyze)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None)
     p.set_defaults(func=cmd_replay)
@@ -487,30 +560,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _replay_json(args: argparse.Namespace, cfg: Config) -> int:
-    """Headless replay through the live pipeline and the clinical detector -> analyze JSON.
-
-    Needs ``emgfeedback.clinical.analysis.LiveAnalysis(chain, info, config)``: a session consumer
-    whose ``result()`` returns the ``analyze`` JSON document.
-    """
-    from emgfeedback.session import Session
-
-    try:
-        from emgfeedback.clinical.analysis import LiveAnalysis  # type: ignore[import-not-found]
-    except ImportError:
-        raise EmgError("replay --json needs the clinical engine (emgfeedback.clinical.analysis), "
-                       "which is not part of this build") from None
-    source = _replay_source(args, None)
-    session = Session(source, cfg)
-    chain = session.open()
-    analysis = session.add(LiveAnalysis(chain, source.info, cfg))
-    try:
-        session.run()
-    finally:
-        session.close()
-    doc = analysis.result()  # type: ignore[attr-defined]
-    args.json.write_text(json.dumps(doc, indent=1))
-    print(f"wrote {args.json}")
-    return 0
+    """Headless replay at full speed through the live pipeline and the clinical engine: the
+    same code path, options and JSON document as ``emgfeedback analyze``."""
+    args.montage = args.program = args.exercise = None
+    args.calibration = "annotations"
+    return _write_analysis(args, cfg, table=False)
 
 
 def _add_convert(sub: Any) -> None:
@@ -587,6 +641,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
 
 
 COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair]
+COMMANDS += [_add_analyze]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -119,11 +119,14 @@ class Chain:
 
     @property
     def filter_delay_ms(self) -> float:
-        """Group delay of band-pass (+ notch) at 100 Hz, in ms (outside the notches)."""
-        d = sos_group_delay_s(self.front_sos, self.fs, 100.0)
-        if self._notch is not None:
-            d += sos_group_delay_s(self._notch.sos, self.fs, 100.0 + (self.mains or 50) / 2)
-        return 1000.0 * d
+        """Group delay of the DC high-pass + band-pass at 100 Hz, in ms.
+
+        The notches are left out on purpose: their delay is concentrated within about a hertz of
+        each notch and is about 1 ms elsewhere, and leaving it out keeps the reported delay fixed
+        from the first sample whatever the automatic mains decision (detectors built at different
+        moments of a stream then agree; see clinical.live).
+        """
+        return 1000.0 * sos_group_delay_s(self.front_sos, self.fs, 100.0)
 
     @property
     def delay_ms(self) -> float:

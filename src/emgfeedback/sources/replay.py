@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,16 +59,21 @@ class ReplaySource(SourceBase):
         Passed to :func:`~emgfeedback.io.importers.load` (``fs=``, ``unit=``, ``board=``).
     """
 
-    def __init__(self, path: Path | str, speed: float | None = 1.0, start_s: float = 0.0,
-                 block_ms: float = 10.0, marker_filter: Callable[[Marker], bool] | None = None,
+    def __init__(self, path: Path | str | Recording, speed: float | None = 1.0,
+                 start_s: float = 0.0, block_ms: float = 10.0,
+                 marker_filter: Callable[[Marker], bool] | None = None,
+                 markers: Sequence[Marker] | None = None,
                  **import_options: Any) -> None:
-        self.path = Path(path)
+        # An already opened Recording is replayed as it is (and left open for its owner).
+        self._given = path if isinstance(path, Recording) else None
+        self.path = Path(path.path) if isinstance(path, Recording) else Path(path)
         if speed is not None and speed <= 0:
             raise ConfigError(f"replay speed must be positive, got {speed}")
         self.speed = speed
         self.start_s = float(start_s)
         self.block_ms = block_ms
         self.marker_filter = marker_filter
+        self.markers_override = None if markers is None else sorted(markers, key=lambda m: m.sample)
         self.import_options = {k: v for k, v in import_options.items() if v is not None}
         self.recording: Recording | None = None
         self.info = SourceInfo(name=f"replay:{self.path.name}", fs=0.0, channels=())
@@ -88,14 +93,15 @@ class ReplaySource(SourceBase):
             return
         from emgfeedback.io.importers import load
 
-        rec = load(self.path, **self.import_options)
+        rec = self._given if self._given is not None else load(self.path, **self.import_options)
         self.recording = rec
         self.info = rec.source_info()
         if rec.rails_uv is not None:
             self.info = SourceInfo(**{**self.info.__dict__, "adc_range_uv": rec.rails_uv})
         self.block = max(1, int(round(self.block_ms * rec.fs / 1000.0)))
         self._segments = rec.segments()
-        self._markers = [m for m in rec.markers
+        given = rec.markers if self.markers_override is None else self.markers_override
+        self._markers = [m for m in given
                          if self.marker_filter is None or self.marker_filter(m)]
         self._marker_samples = [m.sample for m in self._markers]
         self.seek(self.start_s * rec.fs, _initial=True)
@@ -110,7 +116,7 @@ class ReplaySource(SourceBase):
         self._t0 = None
 
     def close(self) -> None:
-        if self.recording is not None:
+        if self.recording is not None and self._given is None:
             self.recording.close()
 
     @property

@@ -1,0 +1,412 @@
+"""Calibration: rest baseline and MVC per channel, %MVC normalisation, refusal of bad segments.
+
+Annotated calibration (docs/analysis.md, "Annotation vocabulary"):
+
+``rest``          a rest-baseline period.  Per channel: the robust mean and SD of the envelope
+                  (median, and 1.4826 x the median absolute deviation) after the first
+                  ``settle_s`` (the patient settles after the cue); robust so that spontaneous
+                  blinks during the rest period do not inflate the baseline.
+``mvc L-ZYG``     one MVC trial of that region.  Per trial: the highest ``mvc_window_ms`` moving
+                  mean of the envelope minus the rest mean.  The region's MVC is the **median over
+                  its trials** (robust to one weak or artefacted trial).
+
+Every segment is checked with the measures of :mod:`emgfeedback.dsp.quality` computed over the
+segment (clip fraction, sample-to-sample RMS for a flat line, mains RMS fitted at 50/60 Hz and
+harmonics, baseline RMS) and :func:`~emgfeedback.dsp.quality.assess`; a segment is **refused**
+with the reason when it clips, is flat (electrode off, cable cut), carries mains above
+``QualityConfig.off_mains_uv`` (electrode off, floating input) or above
+``CalibrationConfig.max_mains_uv`` (heavy mains: the baseline is not trustworthy).
+
+**Automatic fallback** (no ``rest`` segment, or ``method="auto"``): the envelope after the first
+``auto_settle_s`` is cut into ``auto_window_ms`` (1 s) windows; the quietest ``auto_quantile`` of the
+windows (by mean) form the baseline: rest mean = median of their means, rest SD = RMS of their
+within-window SDs.  Without ``mvc`` trials for a channel, its MVC is the
+``auto_peak_percentile`` of the window means minus the rest mean, but at least
+``auto_min_mvc_uv`` (80 µV of envelope, the low end of facial MVC amplitudes) and
+``auto_min_mvc_x_rest`` (20) times the rest mean: a region that never contracts in the recording
+would otherwise take its crosstalk as its MVC and every flicker would read as a large %MVC.  %MVC is then relative to the strongest activity
+*in that recording*, not to a true maximum; the JSON says so (``"mvc_source": "auto"``).
+
+:class:`Calibrator` is a session consumer collecting the same segments live, so the GUI's
+calibration phase and ``analyze`` share one implementation (:func:`calibrate_segments`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from emgfeedback.clinical.regions import parse_label, short_label
+from emgfeedback.config import QualityConfig
+from emgfeedback.dsp.chain import Processed
+from emgfeedback.dsp.quality import Quality, assess
+from emgfeedback.errors import CalibrationError
+from emgfeedback.stream import Marker
+
+__all__ = [
+    "Calibration",
+    "CalibrationConfig",
+    "Calibrator",
+    "Segment",
+    "auto_calibration",
+    "calibrate_segments",
+    "segment_quality",
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Calibration settings; defaults documented in the module docstring."""
+
+    settle_s: float = 0.5
+    min_rest_s: float = 2.0
+    mvc_window_ms: float = 500.0
+    max_mains_uv: float = 50.0
+    auto_settle_s: float = 1.0
+    auto_window_ms: float = 1000.0
+    auto_quantile: float = 0.2
+    auto_peak_percentile: float = 99.0
+    auto_min_mvc_x_rest: float = 20.0
+    auto_min_mvc_uv: float = 80.0
+    min_mvc_uv: float = 1.0
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-channel rest baseline and MVC of the envelope, in µV (arrays in channel order).
+
+    ``mvc_uv`` is the MVC *above the rest mean*, so
+    ``%MVC = 100 · (envelope − rest_mean) / mvc``.
+    """
+
+    channels: tuple[str, ...]  # short names, L-ZYG
+    rest_mean_uv: np.ndarray
+    rest_sd_uv: np.ndarray
+    mvc_uv: np.ndarray
+    rest_source: tuple[str, ...]  # per channel "rest" or "auto"
+    mvc_source: tuple[str, ...]  # per channel "mvc" or "auto"
+    mvc_trials_uv: tuple[tuple[float, ...], ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def pct_mvc(self, envelope: np.ndarray) -> np.ndarray:
+        """%MVC of an envelope array ``(samples, channels)`` (not clipped: rest gives ~0)."""
+        return (envelope - self.rest_mean_uv) * (100.0 / self.mvc_uv)
+
+    def to_json(self) -> dict[str, dict[str, Any]]:
+        """``{channel: {"rest_mean_uv", "rest_sd_uv", "mvc_uv", "rest_source", "mvc_source",
+        "mvc_trials_uv"}}``."""
+        out: dict[str, dict[str, Any]] = {}
+        for i, ch in enumerate(self.channels):
+            out[ch] = {
+                "rest_mean_uv": round(float(self.rest_mean_uv[i]), 4),
+                "rest_sd_uv": round(float(self.rest_sd_uv[i]), 4),
+                "mvc_uv": round(float(self.mvc_uv[i]), 4),
+                "rest_source": self.rest_source[i],
+                "mvc_source": self.mvc_source[i],
+                "mvc_trials_uv": [round(v, 4) for v in self.mvc_trials_uv[i]]
+                if self.mvc_trials_uv else [],
+            }
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, dict[str, Any]]) -> "Calibration":
+        """Inverse of :meth:`to_json` (a calibration stored with the session)."""
+        chans = tuple(data)
+        get = lambda k: np.array([float(data[c][k]) for c in chans])  # noqa: E731
+        return cls(
+            chans, get("rest_mean_uv"), get("rest_sd_uv"), get("mvc_uv"),
+            tuple(str(data[c].get("rest_source", "rest")) for c in chans),
+            tuple(str(data[c].get("mvc_source", "mvc")) for c in chans),
+            tuple(tuple(float(v) for v in data[c].get("mvc_trials_uv", [])) for c in chans),
+        )
+
+
+@dataclass
+class Segment:
+    """One annotated calibration segment's samples: ``kind`` is ``rest`` or ``mvc``."""
+
+    kind: str
+    channel: str | None  # for mvc: short name of the region tested
+    start: int
+    stop: int
+    raw: list[np.ndarray] = field(default_factory=list)
+    filtered: list[np.ndarray] = field(default_factory=list)
+    envelope: list[np.ndarray] = field(default_factory=list)
+    have: int = 0
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cat = lambda xs: np.concatenate(xs) if xs else np.zeros((0, 0))  # noqa: E731
+        return cat(self.raw), cat(self.filtered), cat(self.envelope)
+
+
+def parse_calibration_marker(text: str) -> tuple[str, str | None] | None:
+    """``rest`` -> ``("rest", None)``; ``mvc L-ZYG`` -> ``("mvc", "L-ZYG")``; else ``None``."""
+    t = text.strip()
+    low = t.lower()
+    if low == "rest":
+        return "rest", None
+    if low.startswith("mvc "):
+        try:
+            return "mvc", parse_label(t[4:]).short
+        except Exception:
+            log.warning("ignoring calibration annotation %r: not 'mvc <L|R>-<code>'", text)
+    return None
+
+
+def _mains_fit(x: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
+    """RMS of the best-fitting 50 or 60 Hz family (fundamental + harmonics) per channel."""
+    n = len(x)
+    t = np.arange(n) / fs
+    xc = x - x.mean(axis=0)
+    # Remove a linear drift so it does not leak into the fit.
+    ramp = t - t.mean()
+    denom = float(ramp @ ramp) or 1.0
+    xc = xc - np.outer(ramp, (ramp @ xc) / denom)
+    best: tuple[np.ndarray, int] = (np.zeros(x.shape[1]), 50)
+    for f0 in (50, 60):
+        power = np.zeros(x.shape[1])
+        k = 1
+        while k * f0 < min(0.45 * fs, 450.0):
+            w = 2 * np.pi * k * f0 * t
+            c, s = np.cos(w), np.sin(w)
+            a = 2.0 / n * (c @ xc)
+            b = 2.0 / n * (s @ xc)
+            power += (a**2 + b**2) / 2.0
+            k += 1
+        rms = np.sqrt(power)
+        if rms.sum() > best[0].sum():
+            best = (rms, f0)
+    return best
+
+
+def segment_quality(raw: np.ndarray, filtered: np.ndarray, fs: float, start: int,
+                    adc_range_uv: tuple[float, float] | None) -> Quality:
+    """The :class:`~emgfeedback.dsp.quality.Quality` measures over a whole segment."""
+    mains, _ = _mains_fit(raw, fs)
+    rms = np.sqrt(np.mean(filtered**2, axis=0))
+    d = np.diff(raw, axis=0)
+    diff = np.sqrt(np.mean(d**2, axis=0)) if len(d) else np.zeros(raw.shape[1])
+    if adc_range_uv is not None:
+        lo, hi = adc_range_uv
+        clip = np.mean((raw <= lo) | (raw >= hi), axis=0)
+    else:
+        clip = np.zeros(raw.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(mains > 0, mains**2 / (mains**2 + rms**2), 0.0)
+    return Quality(start + len(raw), rms, ratio, mains, diff, clip)
+
+
+def _refusal(q: Quality, i: int, qcfg: QualityConfig, ccfg: CalibrationConfig, rest: bool
+             ) -> str | None:
+    light, reason = assess(q, qcfg, at_rest=rest)[i]
+    if light == "red":
+        return reason
+    if q.mains_uv[i] > ccfg.max_mains_uv:
+        return (f"heavy mains ({q.mains_uv[i]:.0f} µV RMS > {ccfg.max_mains_uv:g}): clean the "
+                "skin, check the reference electrode, move away from mains cables")
+    return None
+
+
+def calibrate_segments(
+    segments: Sequence[Segment],
+    channels: Sequence[str],
+    fs: float,
+    adc_range_uv: tuple[float, float] | None = None,
+    fallback_envelope: np.ndarray | None = None,
+    cfg: CalibrationConfig | None = None,
+    quality: QualityConfig | None = None,
+    strict: bool = True,
+) -> Calibration:
+    """Calibration from annotated segments, with the automatic fallback where they are missing.
+
+    Parameters
+    ----------
+    segments:
+        ``rest`` and ``mvc`` segments with their samples (all channels).
+    channels:
+        Channel labels (``EMG L-ZYG`` or short); JSON names drop the prefix.
+    fallback_envelope:
+        The whole recording's envelope ``(samples, channels)``, used for the automatic estimate of
+        channels without rest or MVC segments (offline).  Live, pass ``None``: a channel without
+        segments then raises :class:`CalibrationError`.
+    strict:
+        Raise :class:`CalibrationError` listing every refused segment with its reason.  With
+        ``False``, refused segments are left out (noted in :attr:`Calibration.notes`).
+    """
+    cfg = cfg or CalibrationConfig()
+    qcfg = quality or QualityConfig()
+    names = tuple(short_label(c) for c in channels)
+    nch = len(names)
+    refused: list[str] = []
+    notes: list[str] = []
+    rest_env: list[np.ndarray] = []
+    trials: list[list[float]] = [[] for _ in range(nch)]
+    settle = int(round(cfg.settle_s * fs))
+    mvc_segs: list[tuple[Segment, np.ndarray]] = []
+    for seg in segments:
+        raw, filt, env = seg.arrays()
+        at = f"{seg.start / fs:.1f} s"
+        if seg.kind == "rest":
+            if len(env) - settle < cfg.min_rest_s * fs:
+                refused.append(f"rest at {at}: too short ({len(env) / fs:.1f} s; need "
+                               f"{cfg.min_rest_s + cfg.settle_s:g} s)")
+                continue
+            q = segment_quality(raw[settle:], filt[settle:], fs, seg.start + settle, adc_range_uv)
+            bad = [(names[i], r) for i in range(nch)
+                   if (r := _refusal(q, i, qcfg, cfg, True)) is not None]
+            if bad:
+                refused.extend(f"rest at {at}: {ch}: {r}" for ch, r in bad)
+                continue
+            rest_env.append(env[settle:])
+        elif seg.kind == "mvc" and seg.channel in names:
+            i = names.index(seg.channel)
+            if len(env) == 0:
+                continue
+            q = segment_quality(raw, filt, fs, seg.start, adc_range_uv)
+            r = _refusal(q, i, qcfg, cfg, False)
+            if r is not None:
+                refused.append(f"mvc {seg.channel} at {at}: {r}")
+                continue
+            mvc_segs.append((seg, env[:, i]))
+    if refused and strict:
+        raise CalibrationError(
+            "calibration refused: " + "; ".join(refused)
+            + " (repeat the segment, or analyse with the automatic baseline: --calibration auto)")
+    notes.extend(f"refused {r}" for r in refused)
+
+    auto = None
+    if fallback_envelope is not None and len(fallback_envelope):
+        auto = auto_calibration(fallback_envelope, names, fs, cfg)
+    if rest_env:
+        allr = np.concatenate(rest_env)
+        # Robust: spontaneous blinks and swallows during a rest period must not inflate it.
+        mean = np.median(allr, axis=0)
+        sd = 1.4826 * np.median(np.abs(allr - mean), axis=0)
+        rest_src = ("rest",) * nch
+    elif auto is not None:
+        mean, sd = auto.rest_mean_uv.copy(), auto.rest_sd_uv.copy()
+        rest_src = ("auto",) * nch
+        notes.append("no usable rest segment: automatic baseline (quietest windows)")
+    else:
+        raise CalibrationError("calibration needs a 'rest' segment of at least "
+                               f"{cfg.min_rest_s + cfg.settle_s:g} s")
+    w = max(1, int(round(cfg.mvc_window_ms * fs / 1000.0)))
+    for seg, e in mvc_segs:
+        i = names.index(seg.channel)  # type: ignore[arg-type]
+        k = min(w, len(e))
+        c = np.concatenate([[0.0], np.cumsum(e)])
+        peak = float(np.max((c[k:] - c[:-k]) / k)) - float(mean[i])
+        trials[i].append(peak)
+    mvc = np.zeros(nch)
+    mvc_src: list[str] = []
+    for i in range(nch):
+        if trials[i]:
+            mvc[i] = float(np.median(trials[i]))
+            mvc_src.append("mvc")
+        elif auto is not None:
+            mvc[i] = float(auto.mvc_uv[i] + auto.rest_mean_uv[i] - mean[i])
+            mvc_src.append("auto")
+        else:
+            raise CalibrationError(f"calibration has no MVC trial for {names[i]}: "
+                                   f"record 'mvc {names[i]}' trials")
+        if mvc[i] < max(cfg.min_mvc_uv, 3.0 * sd[i]):
+            msg = (f"{names[i]}: MVC {mvc[i]:.1f} µV is barely above rest (SD {sd[i]:.1f} µV); "
+                   "check the electrode and repeat the MVC trials")
+            if strict and mvc_src[-1] == "mvc":
+                raise CalibrationError("calibration refused: " + msg)
+            notes.append(msg)
+            mvc[i] = max(mvc[i], cfg.min_mvc_uv, 3.0 * sd[i])
+    return Calibration(names, mean, np.maximum(sd, 1e-6), mvc, rest_src, tuple(mvc_src),
+                       tuple(tuple(t) for t in trials), tuple(notes))
+
+
+def auto_calibration(envelope: np.ndarray, channels: Sequence[str], fs: float,
+                     cfg: CalibrationConfig | None = None) -> Calibration:
+    """The documented automatic estimate from a whole recording's envelope (module docstring)."""
+    cfg = cfg or CalibrationConfig()
+    names = tuple(short_label(c) for c in channels)
+    skip = int(round(cfg.auto_settle_s * fs))
+    e = envelope[skip:] if len(envelope) > skip + fs else envelope
+    w = max(2, int(round(cfg.auto_window_ms * fs / 1000.0)))
+    nwin = max(1, len(e) // w)
+    if len(e) < w:
+        raise CalibrationError("recording too short for an automatic baseline")
+    blocks = e[: nwin * w].reshape(nwin, w, e.shape[1])
+    means = blocks.mean(axis=1)
+    sds = blocks.std(axis=1)
+    k = max(1, int(np.ceil(cfg.auto_quantile * nwin)))
+    order = np.argsort(means, axis=0)[:k]
+    cols = np.arange(e.shape[1])
+    rest_mean = np.median(means[order, cols], axis=0)
+    rest_sd = np.sqrt(np.mean(sds[order, cols] ** 2, axis=0))
+    peak = np.percentile(means, cfg.auto_peak_percentile, axis=0) - rest_mean
+    # A region that never contracts in the recording would get its crosstalk as "MVC" and every
+    # flicker would read as a large %MVC: its MVC is at least auto_min_mvc_x_rest x rest level.
+    mvc = np.maximum(peak, np.maximum(cfg.auto_min_mvc_uv, cfg.auto_min_mvc_x_rest * rest_mean))
+    n = len(names)
+    return Calibration(names, rest_mean, np.maximum(rest_sd, 1e-6), mvc, ("auto",) * n,
+                       ("auto",) * n, tuple(() for _ in range(n)),
+                       ("automatic baseline and MVC from the recording itself",))
+
+
+class Calibrator:
+    """Session consumer that collects the ``rest`` and ``mvc`` segments as they stream.
+
+    ``feed`` is called by the session thread; :meth:`result` (any time after the segments
+    ended) returns the :class:`Calibration` via :func:`calibrate_segments`, raising
+    :class:`CalibrationError` with the reasons if a segment is refused.
+    """
+
+    def __init__(self, fs: float, channels: Sequence[str],
+                 adc_range_uv: tuple[float, float] | None = None,
+                 cfg: CalibrationConfig | None = None, quality: QualityConfig | None = None
+                 ) -> None:
+        self.fs = fs
+        self.channels = tuple(channels)
+        self.adc_range_uv = adc_range_uv
+        self.cfg = cfg or CalibrationConfig()
+        self.quality = quality
+        self.segments: list[Segment] = []
+        self._open: list[Segment] = []
+
+    def add_markers(self, markers: Iterable[Marker]) -> None:
+        for m in markers:
+            parsed = parse_calibration_marker(m.text)
+            if parsed is not None and m.duration > 0:
+                seg = Segment(parsed[0], parsed[1], m.sample, m.sample + m.duration)
+                self.segments.append(seg)
+                self._open.append(seg)
+
+    def feed(self, p: Processed) -> None:
+        self.add_markers(p.markers)
+        if not self._open:
+            return
+        still = []
+        for seg in self._open:
+            a = max(seg.start, p.start) - p.start
+            b = min(seg.stop, p.stop) - p.start
+            if b > a:
+                seg.raw.append(p.raw[a:b])
+                seg.filtered.append(p.filtered[a:b])
+                seg.envelope.append(p.envelope[a:b])
+                seg.have += b - a
+            if seg.stop > p.stop:
+                still.append(seg)
+        self._open = still
+
+    @property
+    def complete(self) -> bool:
+        """True when no segment is still being collected."""
+        return not self._open
+
+    def result(self, fallback_envelope: np.ndarray | None = None, strict: bool = True
+               ) -> Calibration:
+        done = [s for s in self.segments if s not in self._open]
+        return calibrate_segments(done, self.channels, self.fs, self.adc_range_uv,
+                                  fallback_envelope, self.cfg, self.quality, strict)

@@ -1,0 +1,141 @@
+"""Scoring detected synkinesis events against the simulator's ground truth (tests, bench).
+
+A detected event matches a planted one (:class:`~emgfeedback.sources.facesim.TruthEvent`) when
+it is on the same channel and its estimated onset lies between ``tolerance_s`` before the true
+onset and the true offset; each planted event matches at most one detection (closest onset
+first).  Reported: precision, recall, F1, the median |onset error| and the median alert latency
+(alert sample − true onset) over matched events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from emgfeedback.clinical.analysis import Analysis, analyze
+from emgfeedback.clinical.calibration import Calibration
+from emgfeedback.clinical.detect import SynkinesisEvent
+from emgfeedback.clinical.exercises import Program
+from emgfeedback.io.recording import ArrayRecording, Recording
+from emgfeedback.sources.facesim import ModelParams, TruthEvent
+
+__all__ = ["Score", "match_events", "patient_calibration", "simulate_and_analyze",
+           "simulated_recording"]
+
+#: Seconds of the session scenario that hold its rest period and all MVC trials (8 channels).
+CALIBRATION_S = 88.0
+
+
+@dataclass
+class Score:
+    """Counts and timing errors (seconds) of a set of runs; add with ``+=``."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    onset_err_s: list[float] = field(default_factory=list)
+    latency_s: list[float] = field(default_factory=list)
+
+    def __iadd__(self, other: "Score") -> "Score":
+        self.tp += other.tp
+        self.fp += other.fp
+        self.fn += other.fn
+        self.onset_err_s += other.onset_err_s
+        self.latency_s += other.latency_s
+        return self
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        d = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / d if d else 1.0
+
+    @property
+    def median_abs_onset_ms(self) -> float:
+        return 1000 * float(np.median(np.abs(self.onset_err_s))) if self.onset_err_s else 0.0
+
+    @property
+    def median_latency_ms(self) -> float:
+        return 1000 * float(np.median(self.latency_s)) if self.latency_s else 0.0
+
+
+def match_events(detected: Sequence[SynkinesisEvent], truth: Iterable[TruthEvent], fs: float,
+                 tolerance_s: float = 0.25) -> Score:
+    """Score one run (see the module docstring)."""
+    tol = int(round(tolerance_s * fs))
+    free = list(range(len(detected)))
+    s = Score()
+    for t in sorted(truth, key=lambda t: t.start):
+        cands = [i for i in free if detected[i].channel == t.channel
+                 and t.start - tol <= detected[i].onset <= t.stop]
+        if not cands:
+            s.fn += 1
+            continue
+        i = min(cands, key=lambda i: abs(detected[i].onset - t.start))
+        free.remove(i)
+        s.tp += 1
+        s.onset_err_s.append((detected[i].onset - t.start) / fs)
+        s.latency_s.append((detected[i].alert - t.start) / fs)
+    s.fp += len(free)
+    return s
+
+
+def simulated_recording(scenario: str, duration: float, seed: int,
+                        params: ModelParams | None = None) -> tuple[Recording, list[TruthEvent]]:
+    """A simulated recording with its cue annotations, and the planted events."""
+    from emgfeedback.sources.simulated import SIM_RANGE_UV, SimulatedSource
+
+    src = SimulatedSource(scenario, duration, seed, speed=None, params=params)
+    with src:
+        chunk = src.read_all()
+    rec = ArrayRecording(path=Path(f"simulated-{scenario}-seed{seed}"), format="simulated",
+                         fs=chunk.fs, channels=chunk.channels, n_samples=len(chunk),
+                         markers=list(chunk.markers), rails_uv=SIM_RANGE_UV, data=chunk.data)
+    return rec, list(src.script.events)
+
+
+def patient_calibration(seed: int, params: ModelParams | None = None) -> Calibration:
+    """Calibration of simulated patient ``seed`` from the rest and MVC part of its ``session``
+    scenario (the simulated patient's electrodes, noise and MVCs depend on the seed and the
+    parameters only, not on the scenario): what a clinic stores and reuses for the exercise
+    recordings of the same sitting."""
+    rec, _ = simulated_recording("session", CALIBRATION_S, seed, params)
+    from emgfeedback.clinical.calibration import Calibrator
+    from emgfeedback.dsp.chain import Chain
+    from emgfeedback.stream import Chunk
+
+    chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+    p = chain.process(rec.to_chunk())
+    cal = Calibrator(rec.fs, rec.channels, rec.rails_uv)
+    cal.feed(p)
+    return cal.result()
+
+
+def simulate_and_analyze(scenario: str, duration: float, seed: int,
+                         params: ModelParams | None = None, program: Program | None = None,
+                         calibration: str | Calibration = "annotations"
+                         ) -> tuple[Analysis, Score]:
+    """Simulate, analyse (affected side from ``params``) and score one run.
+
+    ``calibration``: ``"annotations"``, ``"auto"``, ``"patient"`` (:func:`patient_calibration`
+    of the same seed) or a :class:`Calibration`.
+    """
+    from emgfeedback.clinical.montage import Montage
+
+    p = params or ModelParams()
+    rec, truth = simulated_recording(scenario, duration, seed, p)
+    montage = Montage.from_labels(rec.channels, p.affected_side)
+    if calibration == "patient":
+        calibration = patient_calibration(seed, p)
+    a = analyze(rec, montage, program, calibration=calibration)
+    return a, match_events(a.events, truth, rec.fs)
