@@ -7,6 +7,7 @@ rep and none in reps 2 and 3.  The tests assert what the window shows.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,14 +24,13 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 
 from emgfeedback.config import Config  # noqa: E402
-from emgfeedback.dsp.chain import Chain  # noqa: E402
 from emgfeedback.errors import DeviceNotFound  # noqa: E402
 from emgfeedback.io.edf import read_edf, read_sidecar  # noqa: E402
 from emgfeedback.sources.simulated import SimulatedSource  # noqa: E402
-from emgfeedback.stream import Chunk, SourceBase  # noqa: E402
-from emgfeedback.stream import RingBuffer  # noqa: E402
+from emgfeedback.stream import Chunk, RingBuffer, SourceBase  # noqa: E402
+from emgfeedback.views.gui import after  # noqa: E402
 from emgfeedback.views.gui.live import ColumnCache  # noqa: E402
-from emgfeedback.views.gui.program import PROGRAMS, Feedback, validate_patient_id  # noqa: E402
+from emgfeedback.views.gui.program import validate_patient_id  # noqa: E402
 from emgfeedback.views.gui.screens import ConnectRequest  # noqa: E402
 from emgfeedback.views.gui.window import MainWindow  # noqa: E402
 
@@ -166,11 +166,19 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     qtbot.waitUntil(lambda: win.current_screen == "summary", timeout=30000)
     fs = truth.fs
     ev = planted[0]
-    red = [(s, ch) for s, ch in win.exercise_screen.red_log if ch == "EMG L-OOC"]
-    assert red, "the quiet bar of the left eye never turned red"
-    # Red while the planted event ran (the window pulls at 30 Hz: allow one tick of signal).
-    assert all(ev.start <= s <= ev.stop + 0.5 * fs for s, _ in red), (red, ev)
-    assert {ch for _, ch in win.exercise_screen.red_log} == {"EMG L-OOC"}
+    assert win.feedback is not None and win.feedback.clinic is not None
+    live_events = win.summary_screen.events
+    # The detector found the planted event (left eye during rep 1) ...
+    mine = [e for e in live_events if e.channel == "L-OOC" and e.rep == 0]
+    assert mine and mine[0].onset <= ev.stop and ev.start <= (mine[0].offset or 0)
+    # ... and the quiet bar turned red when, and only when, the detector said so (the window
+    # pulls at 30 Hz while the board runs 15x real time: allow one tick of signal).
+    red = win.exercise_screen.red_log
+    assert ("EMG L-OOC" in {ch for _, ch in red}
+            and {ch for _, ch in red} == {f"EMG {e.channel}" for e in live_events})
+    for s, ch in red:
+        assert any(f"EMG {e.channel}" == ch and e.alert <= s <= (e.offset or s) + 0.5 * fs
+                   for e in live_events), (s, ch, live_events)
 
     summary = win.summary_screen.table
     assert summary.rowCount() == 6
@@ -178,8 +186,8 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
             for r in range(summary.rowCount())]
     assert [(r[0], r[2]) for r in rows] == [("1", "L"), ("1", "R"), ("2", "L"), ("2", "R"),
                                            ("3", "L"), ("3", "R")]
-    assert rows[0][8] == "yes: L-OOC" and all(r[8] == "no" for r in rows[1:])
-    assert "synkinesis in 1 of 3 reps" in win.summary_screen.figures.text()
+    assert rows[0][-1].startswith("yes:") and "L-OOC" in rows[0][-1]
+    assert "reps" in win.summary_screen.figures.text()
 
     # The session file is complete when the session ends: EDF+ and its sidecar.
     qtbot.waitUntil(lambda: bool(win.saved_recordings), timeout=15000)
@@ -188,38 +196,50 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     sc = read_sidecar(edf)
     assert sc["status"] == "complete" and sc["patient"] == "P-0042"
     assert sc["program"]["name"] == PROGRAM and sc["from_stream_start"] is True
-    assert sorted(sc["calibration"]) == sorted(c.replace("EMG ", "") for c in sc["channels"])
-    assert all(c["mvc_uv"] > 0 and c["mvc_trials"] == 3 for c in sc["calibration"].values())
+    assert sc["affected_side"] == "L"
+    cal = win.feedback.clinic.calibration
+    assert cal is not None and sc["calibration"] == cal.to_json()
+    assert all(c["mvc_source"] == "mvc" and len(c["mvc_trials_uv"]) == 3
+               for c in sc["calibration"].values())
     assert win.record_btn.text() == "Record" and not win.record_btn.isChecked()
     assert win.summary_screen.recording.text().startswith(f"Recording: {edf}")
     rec = read_edf(edf)
     assert any(m.text == "smile" for m in rec.markers) and rec.lost_samples == 0
     assert rec.n_samples >= win.live.total - 200  # every sample shown is in the file
+    # Each synkinesis alert is annotated in the file at the sample it was raised.
+    assert [(m.sample, m.text) for m in rec.markers if m.text.startswith("synkinesis")] == [
+        (e.alert, f"synkinesis {e.channel}") for e in live_events]
     rec.close()
+
+    # `analyze` of the recording gives exactly the table shown live: same rep results (every
+    # number), same events.
+    from emgfeedback.clinical.analysis import analyze, load_for_analysis
+    from emgfeedback.clinical.montage import Montage
+    from emgfeedback.views.gui.program import resolve_program
+    from emgfeedback.views.gui.screens import rep_rows
+
+    offline = load_for_analysis(edf)
+    a = analyze(offline, Montage.from_labels(offline.channels, "L"), resolve_program(PROGRAM))
+    offline.close()
+    assert tuple(a.reps) == win.summary_screen.reps and tuple(a.events) == live_events
+    assert rep_rows(tuple(a.reps), tuple(a.events)) == rows
+
+    # After the recording: analysis JSON, patient history, then the report on request.
+    qtbot.waitUntil(lambda: win.summary_screen.report_btn.isEnabled(), timeout=30000)
     assert not win.errors, win.errors
+    assert "stored in the patient history" in win.summary_screen.after.text()
+    stored = json.loads(after.analysis_path(edf).read_text(encoding="utf-8"))
+    assert stored["reps"] == json.loads(json.dumps(a.to_json()["reps"]))
+    from emgfeedback.views.history import History
 
-    # Replaying the file reproduces the live rep table exactly (samples on the file's grid).
-    assert _replay_table(edf, 10.0) == rows
-    assert _replay_table(edf, 3.7) == rows
-
-
-def _replay_table(path: Path, block_ms: float) -> list[list[str]]:
-    """The summary rows of a replay of ``path`` in blocks of ``block_ms`` (no window)."""
-    from emgfeedback.session import Session
-    from emgfeedback.sources.replay import ReplaySource
-    from emgfeedback.views.gui.program import FeedbackSnapshot
-    from emgfeedback.views.gui.screens import SummaryScreen
-
-    fb = Feedback(PROGRAMS[PROGRAM], "L")
-    session = Session(ReplaySource(path, speed=None, block_ms=block_ms), Config())
-    session.add(fb)
-    session.run()
-    snap = fb.snapshot()
-    assert isinstance(snap, FeedbackSnapshot)
-    screen = SummaryScreen()
-    screen.refresh(snap, "L")
-    t = screen.table
-    return [[t.item(r, c).text() for c in range(t.columnCount())] for r in range(t.rowCount())]
+    with History(tmp_path / "history.sqlite") as h:
+        assert [x.source for x in h.sessions("P-0042")] == [edf.name]
+    qtbot.mouseClick(win.summary_screen.report_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(win.reports), timeout=60000)
+    report = Path(win.reports[0])
+    assert report == after.report_path(edf) and report.stat().st_size > 10000
+    assert win.opened == [str(report)]  # type: ignore[attr-defined]
+    assert "P-0042" in report.read_text(encoding="utf-8")
 
 
 class _NoCues(SourceBase):

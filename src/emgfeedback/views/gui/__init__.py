@@ -3,7 +3,8 @@
 ``emgfeedback demo`` calls :func:`run_demo` when a display is present.  Modules:
 
 ``live``      ring buffers and counters handed from the session thread to the window (no Qt)
-``program``   the protocol in samples: program runner and interim %MVC feedback (no Qt)
+``program``   the protocol in samples: programs (clinical TOML), the program runner (no Qt)
+``feedback``  the clinical engine (LiveClinic: calibration, Detector) for the screens (no Qt)
 ``after``     after a recording: analysis, patient history, report (no Qt)
 ``widgets``   painted region bar and traffic light
 ``screens``   Connect, Electrodes, Calibration, Exercise, Traces, Summary
@@ -38,7 +39,7 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
 
     from emgfeedback.cli import make_source
     from emgfeedback.errors import ConfigError
-    from emgfeedback.views.gui.program import PROGRAMS, validate_patient_id
+    from emgfeedback.views.gui.program import program_choices, validate_patient_id
     from emgfeedback.views.gui.screens import ConnectRequest
     from emgfeedback.views.gui.window import MainWindow
 
@@ -55,7 +56,7 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     win.connect_screen.set_choice(args.board, args.scenario, patient, "Standard NMR")
     win.connect_screen.record.setChecked(bool(record))
     program = str(getattr(args, "program", None) or "Standard NMR")
-    if program not in PROGRAMS:
+    if program not in program_choices() and not program.lower().endswith(".toml"):
         program = "Standard NMR"
     req = ConnectRequest(args.board, {}, patient, program, "L", record=bool(record),
                          record_path=str(record or ""))

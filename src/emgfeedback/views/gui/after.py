@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
 from emgfeedback.errors import FileFormatError
 
@@ -73,12 +74,19 @@ class Stored:
                 f"Analysis: {self.analysis.name}")
 
 
-def analyse(recording: Path, config: Config | None = None) -> dict[str, Any]:
-    """The JSON of ``emgfeedback analyze`` on ``recording`` (helper thread)."""
-    from emgfeedback.clinical.analysis import analyze, load_for_analysis  # type: ignore[attr-defined]
+def analyse(recording: Path, program: Program | None = None, config: Config | None = None,
+            affected_side: str | None = None) -> Any:
+    """``emgfeedback analyze`` on ``recording`` with the session's program and affected side:
+    an :class:`~emgfeedback.clinical.analysis.Analysis` (helper thread)."""
+    from emgfeedback.clinical.analysis import analyze, load_for_analysis
+    from emgfeedback.clinical.montage import Montage
 
-    result = analyze(load_for_analysis(recording), config=config)
-    return dict(result.to_json())
+    rec = load_for_analysis(recording)
+    try:
+        montage = Montage.from_labels(rec.channels, affected_side)
+        return analyze(rec, montage, program, config=config)
+    finally:
+        rec.close()
 
 
 def session_input(recording: Path, analysis: dict[str, Any],
@@ -110,12 +118,12 @@ def session_input(recording: Path, analysis: dict[str, Any],
     return session_from_parts(recording, signal, parts, analysis)
 
 
-def analyse_and_store(recording: Path, db: Path | None = None, config: Config | None = None,
-                      meta: dict[str, Any] | None = None) -> Stored:
+def analyse_and_store(recording: Path, program: Program | None = None, db: Path | None = None,
+                      config: Config | None = None, meta: dict[str, Any] | None = None) -> Stored:
     """Analyse ``recording``, keep the analysis JSON, store the session in the history."""
     from emgfeedback.views.history import store_session
 
-    result = analyse(recording, config)
+    result = analyse(recording, program, config, (meta or {}).get("affected_side")).to_json()
     out = analysis_path(recording)
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
@@ -124,14 +132,15 @@ def analyse_and_store(recording: Path, db: Path | None = None, config: Config | 
     return Stored(recording, out, sid, len(result.get("reps", [])), len(result.get("events", [])))
 
 
-def write_session_report(recording: Path, config: Config | None = None,
-                         meta: dict[str, Any] | None = None) -> Path:
+def write_session_report(recording: Path, program: Program | None = None,
+                         config: Config | None = None, meta: dict[str, Any] | None = None) -> Path:
     """Write ``<name>-report.html`` from the recording and its analysis JSON; returns its path."""
     from emgfeedback.views.report import write_report
 
     a = analysis_path(recording)
     analysis = (json.loads(a.read_text(encoding="utf-8")) if a.is_file()
-                else analyse(recording, config))
+                else analyse(recording, program, config,
+                             (meta or {}).get("affected_side")).to_json())
     out = report_path(recording)
     write_report(session_input(recording, analysis, meta), out,
                  cfg=config.dsp if config is not None else None)

@@ -2,7 +2,7 @@
 
 Every ``refresh(...)`` method is called by the window's timer in the GUI thread with plain,
 already-copied data (:class:`~emgfeedback.views.gui.live.LiveStatus`,
-:class:`~emgfeedback.views.gui.program.FeedbackSnapshot`, ring-buffer copies); screens never touch
+:class:`~emgfeedback.views.gui.feedback.FeedbackSnapshot`, ring-buffer copies); screens never touch
 the session, the source or the filters.
 """
 
@@ -39,16 +39,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.clinical.regions import EXERCISES, REGIONS, parse_label
+from emgfeedback.clinical.regions import REGIONS, parse_label
 from emgfeedback.dsp.quality import assess
 from emgfeedback.config import QualityConfig
 from emgfeedback.views.gui.live import ColumnCache, LiveBuffers, LiveStatus
+from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
+from emgfeedback.views.gui.feedback import FeedbackSnapshot
 from emgfeedback.views.gui.program import (
-    PROGRAMS,
     Cue,
-    FeedbackSnapshot,
-    RepResult,
     RunnerSnapshot,
+    program_choices,
     validate_patient_id,
 )
 from emgfeedback.views.gui.widgets import COLOURS, RegionBar, TrafficLight
@@ -109,7 +109,7 @@ class ConnectRequest:
     board: str  # a board spec for sources.open_source: "simulated", "serial:/dev/ttyUSB0", ...
     options: dict[str, Any] = field(default_factory=dict)
     patient_id: str = ""
-    program: str = ""
+    program: str = ""  # a name of program_choices() or a program TOML file
     affected_side: str = "L"
     record: bool = True  # record to EDF+ from the first sample (replay then reproduces it)
     record_path: str = ""  # the first recording's file; default <record_dir>/<id>_<time>.edf
@@ -153,7 +153,16 @@ class ConnectScreen(QWidget):
         self.patient.setPlaceholderText("e.g. P-0042 (no names)")
         self.patient_msg = _label("", muted=True)
         self.program = QComboBox()
-        self.program.addItems(list(PROGRAMS))
+        for name, path in program_choices().items():
+            self.program.addItem(name, str(path) if path else name)
+        program_browse = QPushButton("Program file…")
+        program_browse.clicked.connect(self._browse_program)
+        program_row = QHBoxLayout()
+        program_row.setContentsMargins(0, 0, 0, 0)
+        program_row.addWidget(self.program, 1)
+        program_row.addWidget(program_browse)
+        self.program_box = QWidget()
+        self.program_box.setLayout(program_row)
         self.side = QComboBox()
         self.side.addItem("Left side affected", "L")
         self.side.addItem("Right side affected", "R")
@@ -165,7 +174,7 @@ class ConnectScreen(QWidget):
         form.addRow("Replay file", self.replay_box)
         form.addRow("Patient id", self.patient)
         form.addRow("", self.patient_msg)
-        form.addRow("Program", self.program)
+        form.addRow("Program", self.program_box)
         form.addRow("Affected side", self.side)
         form.addRow("Recording", self.record)
         box = QWidget()
@@ -245,6 +254,26 @@ class ConnectScreen(QWidget):
         if path:
             self.replay_path.setText(path)
 
+    def _browse_program(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Exercise program", "",
+                                              "Programs (*.toml);;All (*)")
+        if path:
+            self.add_program_file(path)
+
+    def add_program_file(self, path: str) -> None:
+        """Offer the program TOML ``path`` and select it; a file that does not load is refused
+        with its one-line reason (GUI thread)."""
+        from emgfeedback.clinical.exercises import load_program
+        from emgfeedback.errors import EmgError
+
+        try:
+            prog = load_program(path)
+        except EmgError as exc:
+            self.message.setText(str(exc))
+            return
+        self.program.addItem(f"{prog.name} ({Path(path).name})", path)
+        self.program.setCurrentIndex(self.program.count() - 1)
+
     def _patient_changed(self) -> None:
         err = validate_patient_id(self.patient.text())
         self.patient_msg.setText(err or "ok")
@@ -271,7 +300,9 @@ class ConnectScreen(QWidget):
             self.patient.setText(patient)
         if program:
             k = self.program.findText(program)
-            if k >= 0:
+            if k < 0 and program.lower().endswith(".toml"):
+                self.add_program_file(program)
+            elif k >= 0:
                 self.program.setCurrentIndex(k)
 
     def request(self) -> ConnectRequest | str:
@@ -290,7 +321,8 @@ class ConnectScreen(QWidget):
             if not path:
                 return "choose a recording to replay"
             spec = f"replay:{path}"
-        return ConnectRequest(spec, opts, self.patient.text().strip(), self.program.currentText(),
+        return ConnectRequest(spec, opts, self.patient.text().strip(),
+                              str(self.program.currentData() or self.program.currentText()),
                               str(self.side.currentData()), record=self.record.isChecked())
 
     def _connect(self) -> None:
@@ -452,6 +484,11 @@ class CalibrationScreen(QWidget):
         self.table.setStyleSheet("font-size: 14pt;")
         self.table.verticalHeader().setDefaultSectionSize(46)
         outer.addWidget(self.table, 1)
+        self.notes = _label("", wrap=True)
+        self.notes.setStyleSheet(f"color: {COLOURS['alert'].name()};")
+        outer.addWidget(self.notes)
+        self.source = _label("", muted=True, wrap=True)
+        outer.addWidget(self.source)
         row = QHBoxLayout()
         self.next_btn = QPushButton("Start exercises")
         self.next_btn.setMinimumHeight(44)
@@ -471,7 +508,8 @@ class CalibrationScreen(QWidget):
                 self.table.setItem(r, c, QTableWidgetItem("–"))
             btn = QPushButton(f"Redo {cid.code}")
             btn.setEnabled(leading)
-            btn.setToolTip("Repeat this region's MVC trials" if leading else
+            btn.setToolTip("Record this region's MVC trials again (its MVC is the median of all "
+                           "its trials)" if leading else
                            "This board plays its own protocol; redo is for live boards")
             btn.clicked.connect(lambda _=False, code=cid.code: self.redo.emit(code))
             self.table.setCellWidget(r, 5, btn)
@@ -503,6 +541,15 @@ class CalibrationScreen(QWidget):
             item = self.table.item(r, 4)
             if item is not None and item.text() != str(row.trials):
                 item.setText(str(row.trials))
+        problems = ([fb.error] if fb.error else []) + list(fb.calibration_notes)
+        text = "\n".join(problems)
+        if self.notes.text() != text:
+            self.notes.setText(text)
+        src = ("Values the detector uses (computed at the first rep)." if fb.calibration_final
+               else "Values measured so far (the detector's calibration is computed at the "
+                    "first rep from every rest and MVC period).")
+        if self.source.text() != src:
+            self.source.setText(src)
 
 
 def calibration_instruction(cue: Cue, fb: FeedbackSnapshot) -> str:
@@ -611,9 +658,10 @@ class ExerciseScreen(QWidget):
         self._was_red = set()
 
     def refresh(self, fb: FeedbackSnapshot, run: RunnerSnapshot) -> None:
-        cue = fb.cue if fb.cue is not None and fb.cue.kind == "exercise" else None
-        calibrated = bool(np.isfinite(fb.pct).any())
-        values = fb.pct if calibrated else fb.envelope_uv
+        """Bars from the detector's %MVC and limits; red where the detector flags synkinesis."""
+        cue = fb.cue if fb.cue is not None and fb.exercise is not None else None
+        values = fb.pct if fb.calibrated else fb.envelope_uv
+        band = fb.band_pct or (0.0, 0.0)
         new_red = False
         for i, bar in self.bars.items():
             role = fb.role[i]
@@ -625,17 +673,18 @@ class ExerciseScreen(QWidget):
                 self._was_red.add(i)
             else:
                 self._was_red.discard(i)
-            bar.set_value(float(values[i]), role, fb.band_pct, fb.quiet_limit_pct, alert,
-                          calibrated)
+            limit = float(fb.quiet_limit_pct[i])
+            bar.set_value(float(values[i]), role, band, limit if np.isfinite(limit) else 0.0,
+                          alert, fb.calibrated)
         if new_red and self.tone.isChecked():
             self.tone_requested.emit()
-        if cue is not None:
-            self.cue.setText(EXERCISES[cue.text.lower()].cue)
+        if cue is not None and fb.exercise is not None:
+            self.cue.setText(fb.exercise.cue or fb.exercise.name)
             self.timer.setText(f"Hold  {max(0, cue.stop - fb.position) / fb.fs:3.1f} s")
         elif run.phase == "done":
             self.cue.setText("Program complete: well done")
             self.timer.setText("")
-        elif run.phase == "exercise" or (fb.last_cue and fb.last_cue.kind == "exercise"):
+        elif run.phase == "exercise" or (fb.last_cue is not None and fb.reps):
             self.cue.setText("Relax")
             if run.next_cue_at is not None:
                 self.timer.setText(f"Rest  {max(0, run.next_cue_at - fb.position) / fb.fs:3.1f} s")
@@ -648,11 +697,19 @@ class ExerciseScreen(QWidget):
         self.reps.setText(f"Rep {min(current, run.reps_total)} of {run.reps_total}"
                           if run.reps_total else "")
         self.symmetry.setText(symmetry_text(fb, self.affected))
-        self.hint.setText("" if calibrated else "not calibrated yet: bars show µV above rest")
+        if fb.error:
+            hint = "no synkinesis detection: " + fb.error
+        elif not fb.calibrated:
+            hint = "not calibrated yet: bars show the envelope in µV above rest"
+        else:
+            hint = ""
+        if self.hint.text() != hint:
+            self.hint.setText(hint)
 
 
 def symmetry_text(fb: FeedbackSnapshot, affected: str) -> str:
-    """``Symmetry\\n0.62`` = affected / unaffected %MVC of the current target region."""
+    """``Symmetry\\n0.62``: the detector's %MVC of the current target region, affected side over
+    unaffected side, at this moment (the per-rep figure is on the Summary)."""
     ids = [parse_label(c) for c in fb.channels]
     tgt = [i for i, r in enumerate(fb.role) if r == "target"]
     aff = [i for i in tgt if ids[i].side == affected]
@@ -957,8 +1014,9 @@ class SummaryScreen(QWidget):
 
     report_requested = Signal()
 
-    HEADERS = ["Rep", "Exercise", "Side", "Target", "Target peak\n%MVC", "Time in\nband %",
-               "Highest quiet\nregion", "Quiet peak\n%MVC", "Synkinesis"]
+    HEADERS = ["Rep", "Exercise", "Side", "Target", "Target peak\n%MVC",
+               "Mean active\n%MVC", "Time in\nband s", "Isolation", "Highest\nco-contraction %",
+               "Synkinesis"]
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -988,6 +1046,7 @@ class SummaryScreen(QWidget):
         outer.addWidget(self.after)
         self._key: tuple[Any, ...] = ()
         self.reps: tuple[RepResult, ...] = ()
+        self.events: tuple[SynkinesisEvent, ...] = ()
 
     def set_recording(self, path: str) -> None:
         """Name the session's recording (GUI thread, once it is complete)."""
@@ -1000,35 +1059,52 @@ class SummaryScreen(QWidget):
         self.report_btn.setEnabled(report)
 
     def refresh(self, fb: FeedbackSnapshot, affected: str) -> None:
-        rows = []
-        for r in fb.reps:
-            worst = max(r.quiet_peak_pct.items(), key=lambda kv: kv[1], default=("–", 0.0))
-            rows.append([str(r.index), r.exercise, r.side, r.target, f"{r.target_peak_pct:.0f}",
-                         f"{r.time_in_band_pct:.0f}", worst[0], f"{worst[1]:.0f}",
-                         ("yes: " + ", ".join(sorted({c[0] for c in r.crossings})))
-                         if r.synkinesis else "no"])
+        """The detector's rep results and events (GUI thread)."""
+        rows = rep_rows(fb.reps, fb.events)
         # The key is every shown cell: a rep still running changes figures that a coarser key
-        # (peak, crossing count) would miss, leaving a stale row on screen.
+        # would miss, leaving a stale row on screen.
         key = (tuple(tuple(c) for c in rows), affected)
         if key == self._key:
             return
         self._key = key
         self.reps = fb.reps
-        self.table.setRowCount(len(fb.reps))
+        self.events = fb.events
+        self.table.setRowCount(len(rows))
         for row, (r, cells) in enumerate(zip(fb.reps, rows)):
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if col == 8 and r.synkinesis:
+                if col == len(cells) - 1 and r.synkinesis:
                     item.setForeground(COLOURS["alert"])
                 self.table.setItem(row, col, item)
-        self.figures.setText(session_figures(fb.reps, affected))
+        self.figures.setText(session_figures(fb.reps, fb.affected_side or affected, fb.fs))
 
 
-def session_figures(reps: tuple[RepResult, ...], affected: str) -> str:
-    """The session's figures as a few readable lines."""
+def rep_rows(reps: tuple[RepResult, ...], events: tuple[SynkinesisEvent, ...]
+             ) -> list[list[str]]:
+    """The Summary table's cells: one row per rep and side, numbers as the detector gave them
+    (``analyze`` of the recording gives the same :class:`RepResult` objects)."""
+    rows = []
+    for r in reps:
+        worst = max(r.cocontraction.items(), key=lambda kv: kv[1], default=None)
+        synk = sorted({e.channel for e in events
+                       if e.rep == r.rep and e.channel.split("-", 1)[0] == r.side})
+        rows.append([
+            str(r.rep + 1), r.exercise, r.side, r.target, f"{r.target_peak_pct_mvc:.1f}",
+            f"{r.target_mean_active_pct_mvc:.1f}", f"{r.time_in_band_s:.2f}",
+            f"{r.isolation:.2f}", f"{worst[0]} {worst[1]:.0f}" if worst else "–",
+            ("yes: " + ", ".join(synk)) if r.synkinesis else "no",
+        ])
+    return rows
+
+
+def session_figures(reps: tuple[RepResult, ...], affected: str, fs: float) -> str:
+    """The session's figures as a few readable lines (means of the detector's rep figures;
+    symmetry per rep from :func:`emgfeedback.clinical.symmetry.symmetry`)."""
+    from emgfeedback.clinical.symmetry import symmetry
+
     if not reps:
         return "No reps yet."
-    n = len({(r.start, r.exercise) for r in reps})
+    n = len({r.rep for r in reps})
     lines = [f"{n} reps"]
     for side in sorted({r.side for r in reps}):
         rs = [r for r in reps if r.side == side]
@@ -1036,11 +1112,12 @@ def session_figures(reps: tuple[RepResult, ...], affected: str) -> str:
         tag = " (affected)" if side == affected else ""
         lines.append(
             f"{'Left' if side == 'L' else 'Right'}{tag}: mean target peak "
-            f"{np.mean([r.target_peak_pct for r in rs]):.0f} %MVC, time in band "
-            f"{np.mean([r.time_in_band_pct for r in rs]):.0f} %, synkinesis in {synk} of {len(rs)} reps")
-    aff = [r.target_peak_pct for r in reps if r.side == affected]
-    una = [r.target_peak_pct for r in reps if r.side != affected]
-    if aff and una and np.mean(una) > 0:
-        lines.append(f"Symmetry (affected / unaffected mean target peak): "
-                     f"{np.mean(aff) / np.mean(una):.2f}")
+            f"{np.mean([r.target_peak_pct_mvc for r in rs]):.0f} %MVC, time in band "
+            f"{np.mean([r.time_in_band_s for r in rs]):.1f} s, isolation "
+            f"{np.mean([r.isolation for r in rs]):.2f}, synkinesis in {synk} of {len(rs)} reps")
+    ratios = [f"{e['ratio']:.2f}" for e in symmetry(reps, affected or None, fs)
+              if e["ratio"] is not None]
+    if ratios:
+        lines.append("Symmetry per rep (affected / unaffected mean active %MVC): "
+                     + ", ".join(ratios))
     return "\n".join(lines)

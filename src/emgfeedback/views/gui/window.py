@@ -2,7 +2,8 @@
 
 Threads (docs/architecture.md, "Threads")::
 
-    session thread:  source.read -> Chain -> EDF+ Recorder, Feedback, ProgramRunner, LiveBuffers
+    session thread:  source.read -> Chain -> EDF+ Recorder, ClinicFeedback (the clinical engine),
+                     ProgramRunner, LiveBuffers
     GUI thread:      QTimer (30-60 Hz) -> snapshots / ring-buffer copies -> screens
     helper thread:   after a recording is closed: analysis + patient history; the report
 
@@ -35,17 +36,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
 from emgfeedback.errors import EmgError
 from emgfeedback.session import Session
 from emgfeedback.stream import SourceBase
 from emgfeedback.views.gui.live import LiveBuffers, RecordingControl
+from emgfeedback.views.gui.feedback import ClinicFeedback, FeedbackSnapshot
 from emgfeedback.views.gui.program import (
-    PROGRAMS,
-    Feedback,
-    FeedbackSnapshot,
+    Cue,
     ProgramRunner,
+    Protocol,
     program_sidecar,
+    resolve_program,
 )
 from emgfeedback.views.gui.screens import (
     CalibrationScreen,
@@ -133,7 +136,9 @@ class MainWindow(QMainWindow):
         self.session: Session | None = None
         self.worker: _Worker | None = None
         self.live: LiveBuffers | None = None
-        self.feedback: Feedback | None = None
+        self.feedback: ClinicFeedback | None = None
+        self.program: Program | None = None
+        self._clinic_error_shown = False
         self.runner: ProgramRunner | None = None
         self.recording: RecordingControl | None = None
         self.request: ConnectRequest | None = None
@@ -271,26 +276,34 @@ class MainWindow(QMainWindow):
         """Build the source with ``factory`` and run it through a session in a worker thread."""
         self.disconnect_board()
         self.clear_error()
+        try:
+            program = resolve_program(req.program or "default")
+        except EmgError as exc:
+            self.show_error(error_message(exc))
+            return
         self.request = req
-        program = PROGRAMS.get(req.program) or next(iter(PROGRAMS.values()))
+        self.program = program
+        protocol = Protocol()
         follow = req.board.partition(":")[0] in FOLLOW_KINDS
         self.affected = req.affected_side
-        self.feedback = Feedback(program, self.affected)
+        self.feedback = ClinicFeedback(program, self.affected,
+                                       on_calibrated=self._calibrated)
         self.recording = RecordingControl(
             req.patient_id, self._new_recording_path,
-            sidecar={"program": program_sidecar(program), "affected_side": self.affected,
-                     "board_choice": req.board},
+            sidecar={"program": program_sidecar(program, None if follow else protocol),
+                     "affected_side": self.affected, "board_choice": req.board},
             final_sidecar=self._final_sidecar,
             on_closed=lambda path, e: self.record_done_signal.emit(
                 str(path), "" if e is None else error_message(e)))
         if req.record:
             self.recording.request_start()  # attached right after the source opens
-        self.runner = ProgramRunner(program, None if follow else self._mark)
+        self.runner = ProgramRunner(program, None if follow else self._mark, protocol=protocol)
         self.runner.on_done = self.done_signal.emit
         self.live = LiveBuffers(seconds=TracesScreen.SECONDS + 2.0)
         self._configured = False
         self._phase = ""
         self._ended_reported = False
+        self._clinic_error_shown = False
         self._last = None
         self.worker = _Worker(self, factory)
         self.worker.start()
@@ -322,7 +335,14 @@ class MainWindow(QMainWindow):
     def _final_sidecar(self) -> dict[str, Any]:
         """Sidecar entries written when a recording closes (session thread)."""
         fbk = self.feedback
-        return {"calibration": fbk.calibration_json() if fbk is not None else None}
+        return {"calibration": fbk.calibration_json() if fbk is not None else None,
+                "affected_side": self.affected}
+
+    def _calibrated(self, cal: Any) -> None:
+        """The detector's calibration exists (session thread): into the sidecar at once, so a
+        recording cut short still carries it."""
+        if self.recording is not None:
+            self.recording.update_sidecar(calibration=cal.to_json())
 
     def disconnect_board(self) -> None:
         """Stop the session thread (waits at most a few seconds for the source to stop); the
@@ -345,8 +365,7 @@ class MainWindow(QMainWindow):
             self.show_screen("calibration")
 
     def _redo(self, code: str) -> None:
-        if self.runner is not None and self.runner.leading and self.feedback is not None:
-            self.feedback.redo(code)
+        if self.runner is not None and self.runner.leading:
             self.runner.redo_mvc(code)
 
     def _start_exercises(self) -> None:
@@ -421,12 +440,12 @@ class MainWindow(QMainWindow):
                 "and no report for this recording.", report=False)
             return
         self.summary_screen.set_after_state("Analysing the recording…", report=False)
-        cfg, db = self.config, self.db
+        cfg, db, program = self.config, self.db, self.program
         meta = {"affected_side": self.affected}
 
         def work() -> None:
             try:
-                done = after.analyse_and_store(path, db=db, config=cfg, meta=meta)
+                done = after.analyse_and_store(path, program, db=db, config=cfg, meta=meta)
             except BaseException as exc:  # shown in the window
                 log.error("analysis/history of %s failed", path, exc_info=exc)
                 self.stored_signal.emit(str(path), "error:" + error_message(exc))
@@ -456,12 +475,12 @@ class MainWindow(QMainWindow):
             return
         path = Path(self.saved_recordings[-1])
         self.summary_screen.set_after_state("Writing the report…", report=False)
-        cfg = self.config
+        cfg, program = self.config, self.program
         meta = {"affected_side": self.affected}
 
         def work() -> None:
             try:
-                out = after.write_session_report(path, config=cfg, meta=meta)
+                out = after.write_session_report(path, program, config=cfg, meta=meta)
             except BaseException as exc:
                 log.error("report of %s failed", path, exc_info=exc)
                 self.report_signal.emit(str(path), "error:" + error_message(exc))
@@ -520,6 +539,9 @@ class MainWindow(QMainWindow):
             return
         self.last_fb = fb
         self._last = (status, fb, run)
+        if fb.error and not self._clinic_error_shown:
+            self._clinic_error_shown = True
+            self.show_error("no synkinesis detection in this session: " + fb.error)
         # Exercise bars and electrode lights are cheap and must not miss a state (a red bar, a
         # light for the log) while another screen is shown: they refresh on every tick.
         self.exercise_screen.refresh(fb, run)
@@ -557,19 +579,22 @@ class MainWindow(QMainWindow):
         self.traces_screen.set_channels(channels)
         self._configured = True
 
-    @staticmethod
-    def _events(status: Any, fb: FeedbackSnapshot) -> list[tuple[int, int, str, int]]:
-        from emgfeedback.views.gui.program import Cue
-
+    def _events(self, status: Any, fb: FeedbackSnapshot) -> list[tuple[int, int, str, int]]:
+        """Periods to shade on the traces: cues, markers, the detector's synkinesis events (on
+        their channel, from onset to offset, or to now while open), gaps."""
         out: list[tuple[int, int, str, int]] = []
+        program = self.program
         for m in status.markers:
-            kind = Cue(m.text, m.sample, m.sample + m.duration).kind
+            if m.text.lower().startswith("synkinesis "):
+                continue  # a replayed alert: the detector raises it again below
+            cue = Cue(m.text, m.sample, m.sample + m.duration)
+            kind = cue.kind_in(program) if program is not None else cue.kind
             kind = "marker" if kind == "other" else kind
             out.append((m.sample, m.sample + m.duration, kind, -1))
         index = {c.replace("EMG ", ""): i for i, c in enumerate(fb.channels)}
-        for r in fb.reps:
-            for ch, a, b in r.spans:
-                out.append((a, b, "synkinesis", index.get(ch, -1)))
+        for e in fb.events:
+            stop = e.offset if e.offset is not None else fb.position
+            out.append((e.onset, stop, "synkinesis", index.get(e.channel, -1)))
         for g0, n in status.gaps:
             out.append((g0, g0 + n, "gap", -1))
         return out
@@ -635,37 +660,55 @@ class _Worker(threading.Thread):
                 win.feedback.affected_side = side
                 win.affected = side
             session = Session(source, win.config)
-            for consumer in (win.feedback, win.runner, win.live):
-                session.add(consumer)  # type: ignore[arg-type]
             self.session = session
             win.session = session
             if self._stop_requested.is_set():
                 return
-            session.open()
+            chain = session.open()
             try:
+                # The recorder first (so the chain sees the file's grid from the first sample),
+                # then the clinical engine, the runner (it ends the program after the detector
+                # finished the last rep) and the ring buffers.
+                self._service(session)
+                fbk = win.feedback
+                if fbk is not None:
+                    rc = win.recording
+                    fbk.start(chain, tuple(session.source.info.channels),
+                              annotate=rc.annotate if rc is not None else None)
+                for consumer in (fbk, win.runner, win.live):
+                    if consumer is not None:
+                        session.add(consumer)
                 self._loop(session)
             finally:
                 try:
                     session.close()
                 finally:
-                    if win.recording is not None:
-                        win.recording.close()
+                    try:
+                        if win.feedback is not None and win.feedback.clinic is not None:
+                            win.feedback.close()
+                    finally:
+                        if win.recording is not None:
+                            win.recording.close()
         except BaseException as exc:  # shown in the window as one line
             if not isinstance(exc, EmgError):
                 log.error("session thread failed", exc_info=exc)
             self.error = exc
             win.error_signal.emit(error_message(exc))
 
-    def _loop(self, session: Session) -> None:
+    def _service(self, session: Session) -> None:
         rc = self.win.recording
+        if rc is None:
+            return
+        try:
+            rc.service(session)
+        except Exception as exc:  # no recording, but the session goes on
+            if not isinstance(exc, EmgError):
+                log.error("recording could not start", exc_info=exc)
+            self.win.error_signal.emit("not recording: " + error_message(exc))
+
+    def _loop(self, session: Session) -> None:
         while not session.stopping:
-            if rc is not None:
-                try:
-                    rc.service(session)
-                except Exception as exc:  # no recording, but the session goes on
-                    if not isinstance(exc, EmgError):
-                        log.error("recording could not start", exc_info=exc)
-                    self.win.error_signal.emit("not recording: " + error_message(exc))
+            self._service(session)
             p = session.step()
             if p is None and session.source.finished:
                 break
