@@ -64,13 +64,14 @@ class Stored:
     recording: Path
     analysis: Path
     session_id: int | None  # None: the history already had this session
-    n_reps: int
+    n_reps: int  # reps (a rep recorded on both sides counts once)
     n_events: int
 
     def describe(self) -> str:
         where = (f"stored in the patient history as session {self.session_id}"
                  if self.session_id is not None else "already in the patient history")
-        return (f"Analysed: {self.n_reps} reps, {self.n_events} synkinesis events; {where}. "
+        return (f"Analysed: {self.n_reps} reps, {self.n_events} synkinesis "
+                f"event{'s' if self.n_events != 1 else ''}; {where}. "
                 f"Analysis: {self.analysis.name}")
 
 
@@ -129,7 +130,8 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
     tmp.replace(out)
     sid = store_session(session_input(recording, result, meta), db)
-    return Stored(recording, out, sid, len(result.get("reps", [])), len(result.get("events", [])))
+    return Stored(recording, out, sid, len({r["rep"] for r in result.get("reps", [])}),
+                  len(result.get("events", [])))
 
 
 def write_session_report(recording: Path, program: Program | None = None,

@@ -1029,7 +1029,10 @@ class SummaryScreen(QWidget):
         self.table.setHorizontalHeaderLabels(self.HEADERS)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        head = self.table.horizontalHeader()
+        head.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        for col in (0, 2):  # Rep, Side: narrow, so the long headers get the room
+            head.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setStyleSheet("font-size: 13pt;")
         self.table.verticalHeader().setDefaultSectionSize(40)
         outer.addWidget(self.table, 1)

@@ -241,6 +241,7 @@ class MainWindow(QMainWindow):
         else:
             self.show_screen("connect")
         self.resize(1600, 1000)
+        self._record_button()  # disabled until a session runs
 
     # ------------------------------------------------------------------ navigation
     def set_fps(self, fps: float) -> None:
