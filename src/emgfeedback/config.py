@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from emgfeedback.errors import ConfigError
 
-__all__ = ["Config", "DspConfig", "QualityConfig", "load_config", "from_mapping"]
+__all__ = ["Config", "DspConfig", "QualityConfig", "from_mapping", "load_config", "read_toml"]
 
 T = TypeVar("T")
 
@@ -150,19 +150,24 @@ def from_mapping(cls: type[T], data: dict[str, Any], where: str = "") -> T:
     return cls(**kwargs)
 
 
+def read_toml(path: str | Path, what: str = "configuration") -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is one :class:`ConfigError` naming it."""
+    p = Path(path)
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such {what} file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+
+
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
     """Read a TOML file (optional) and validate; ``overrides`` is a nested mapping applied last."""
     data: dict[str, Any] = {}
     label = "config"
     if path is not None:
-        p = Path(path)
-        label = str(p)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such configuration file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+        label = str(path)
+        data = read_toml(path)
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
     try:

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback.clinical.regions import EXERCISES, REGIONS
-from emgfeedback.config import from_mapping
+from emgfeedback.config import from_mapping, read_toml
 from emgfeedback.errors import ConfigError
 
 __all__ = [
@@ -287,12 +287,7 @@ def program_from_mapping(data: Mapping[str, Any], where: str = "program") -> Pro
 def load_program(path: str | Path) -> Program:
     """Read and validate a program TOML file."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such program file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    data = read_toml(p, "program")
     return program_from_mapping(data, str(p))
 
 

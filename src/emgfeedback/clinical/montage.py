@@ -20,13 +20,13 @@ which the placement guide prints.
 from __future__ import annotations
 
 import logging
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from emgfeedback.clinical.regions import REGIONS, ChannelId, parse_label
+from emgfeedback.config import read_toml
 from emgfeedback.errors import ConfigError
 
 __all__ = ["Montage", "MontageChannel", "load_montage", "montage_from_mapping"]
@@ -178,12 +178,7 @@ def load_montage(path: str | Path, labels: Sequence[str], affected_side: str | N
     ``affected_side`` (if given) overrides the file's value.
     """
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such montage file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    data = read_toml(p, "montage")
     m = montage_from_mapping(data, labels, affected_side, where=str(p))
     log.debug("montage %s: %s (affected %s)", p, m.names, m.affected_side)
     return m
