@@ -305,6 +305,28 @@ def test_leading_program_puts_cues_into_the_stream_at_sample_counts(qtbot, windo
     assert sc["first_sample"] > 0 and sc["samples"] >= 0.5 * win.live.fs
 
 
+def test_programs_are_the_clinical_engines_toml_programs(qtbot, window, tmp_path: Path) -> None:
+    from emgfeedback.clinical.exercises import default_program
+
+    cs = window.connect_screen
+    names = [cs.program.itemText(i) for i in range(cs.program.count())]
+    assert {"Smile x3 (clinic check)", "Standard NMR", default_program().name} <= set(names)
+    good = tmp_path / "p7.toml"
+    good.write_text('name = "P7 lips"\n[[exercise]]\nname = "pucker"\nreps = 2\n', "utf-8")
+    cs.add_program_file(str(good))
+    assert cs.program.currentText() == "P7 lips (p7.toml)"
+    cs.set_choice("simulated", "session", "P-0007")
+    req = cs.request()
+    assert not isinstance(req, str) and req.program == str(good)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[exercise]]\nname = "smiel"\n', "utf-8")
+    cs.add_program_file(str(bad))
+    assert "smiel" in cs.message.text() and cs.program.currentText() == "P7 lips (p7.toml)"
+    window.start_source(_NoCues, req)  # the window runs the file's program
+    assert window.program is not None and window.program.name == "P7 lips"
+    assert window.runner is not None and window.runner.snapshot().reps_total == 2
+
+
 class _Broken(SourceBase):
     def __init__(self) -> None:
         from emgfeedback.stream import SourceInfo
