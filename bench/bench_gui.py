@@ -3,10 +3,11 @@
     QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_gui.py
 
 Set-up: the simulated board at 2 kHz with 8 channels, paced to real time, runs through the real
-session thread (acquisition + DSP chain + interim feedback + ring buffers) while the window shows
-the Traces screen (8 plots x 10 s x 2 kHz = 160,000 samples per frame before min/max decimation).
-The first 10.5 s of signal are produced as fast as possible so the ring buffers are full when the
-measurements start.
+session thread (acquisition + DSP chain + clinical engine + ring buffers) while the window shows
+the Traces screen (8 channels x 10 s x 2 kHz = 160,000 samples on screen).  The first 88 s of
+the simulated session (rest, MVC trials, the start of the exercises) are produced as fast as
+possible, so the ring buffers are full and the clinical engine's detector runs (smile reps)
+while measuring.  (How the Traces screen draws: docs/gui.md, "Measured".)
 
 * **Redraw rate**: frames per second when the GUI thread redraws back to back (pull from the ring
   buffers, set the curves, paint), with acquisition and processing running.
@@ -38,6 +39,7 @@ from emgfeedback.views.gui.screens import ConnectRequest  # noqa: E402
 from emgfeedback.views.gui.window import MainWindow  # noqa: E402
 
 FS = 2000.0
+PREROLL_S = 88.0  # past the calibration: the detector runs during the measurements
 COMMAND = "QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_gui.py"
 
 
@@ -58,7 +60,7 @@ class TimedSource(SourceBase):
         self.inner.start()
 
     def read(self, timeout: float | None = None) -> Chunk | None:
-        if not self.paced and self.inner.position >= 10.5 * FS:
+        if not self.paced and self.inner.position >= PREROLL_S * FS:
             self.inner.speed = 1.0
             self.inner.start()  # real-time pacing from here on
             self.paced = True
@@ -111,7 +113,8 @@ def main() -> str:
     win = MainWindow(Config())
     win.show()
     src = TimedSource()
-    win.start_source(lambda: src, ConnectRequest("simulated", {}, "BENCH-1", "Standard NMR"))
+    win.start_source(lambda: src, ConnectRequest("simulated", {}, "B-0001", "Standard NMR",
+                                                 record=False))
     win.timer.stop()  # this benchmark drives the frames itself
     while not src.paced:
         app.processEvents()
@@ -142,7 +145,11 @@ def main() -> str:
         lat: list[float] = []
         _run(6.0, fps, app, win, src, lat)
         out[fps] = np.array(lat) * 1000.0
+    win.resize(1600, 1000)
+    _run(0.5, None, app, win, src)
     errors = list(win.errors)
+    fbk = win.feedback
+    detecting = bool(fbk is not None and fbk.clinic is not None and fbk.clinic.detector is not None)
     assert win.current_screen == "traces"
     win.close()
 
@@ -150,9 +157,12 @@ def main() -> str:
         "## GUI: redraw rate, CPU, sample-to-screen latency",
         "",
         f"Command: `{COMMAND}`  ",
-        "8 channels x 10 s at 2 kHz on the Traces screen (min/max decimated to 1,500 points per "
-        "filtered curve, every 27th envelope sample), the simulated board paced to real time through "
-        "the session thread, offscreen platform.",
+        "8 channels x 10 s at 2 kHz on the Traces screen: one plot with a fixed -10 … 0 s axis, "
+        f"the 8 channels as offset bands, one curve for all filtered traces (min/max per pixel "
+        f"column: {win.traces_screen.bins_used} columns) and one for all envelopes (mean per 4 "
+        "columns), reduced incrementally; the simulated board paced to real time through the "
+        "session thread, offscreen platform; the clinical engine's detector "
+        f"{'running' if detecting else 'NOT running'} during the measurements.",
         "",
         "| measure | value | target |",
         "|---|---|---|",

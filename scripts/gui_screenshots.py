@@ -11,9 +11,12 @@ second, so the pictures do not depend on the machine's speed.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
@@ -39,8 +42,12 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
 
-    # 1. Connect, filled in, before connecting.
-    win = MainWindow(Config())
+    # 1. Connect, filled in, before connecting.  The session is recorded into a scratch folder
+    # (with its own patient history database) so the Summary shows the recording and the report.
+    scratch = Path(tempfile.gettempdir()) / "emgfeedback-screenshots"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    win = MainWindow(Config(), record_dir=scratch, db=scratch / "history.sqlite")
     win.connect_screen.set_choice("simulated", "session", "P-0042", "Smile x3 (clinic check)")
     win.show()
     app.processEvents()
@@ -59,7 +66,8 @@ def main() -> int:
             saved.append(name)
 
     win.frame_hook = hook
-    req = ConnectRequest("simulated", {}, "P-0042", "Smile x3 (clinic check)", "L")
+    req = ConnectRequest("simulated", {}, "P-0042", "Smile x3 (clinic check)", "L",
+                         record_path=str(scratch / "P-0042_session.edf"))
     speed = args.speed
     factory: Callable[[], SimulatedSource] = lambda: SimulatedSource(  # noqa: E731
         "session", duration=130.0, seed=3, speed=speed)
@@ -72,6 +80,14 @@ def main() -> int:
             return 1
         if win.worker is not None and not win.worker.is_alive() and pending:
             print("the stream ended before every screenshot was taken", file=sys.stderr)
+            return 1
+    # The recording is analysed and stored in a helper thread; the report button then enables.
+    t0 = time.monotonic()
+    while not win.summary_screen.report_btn.isEnabled() and time.monotonic() - t0 < 60:
+        app.processEvents()
+        time.sleep(0.01)
+        if win.errors:
+            print("error:", win.errors[-1], file=sys.stderr)
             return 1
     win.tick()
     app.processEvents()
@@ -92,7 +108,7 @@ def main() -> int:
             saved.append("7-patient-mode.png")
 
     pat.frame_hook = phook
-    pat.start_source(factory, req)
+    pat.start_source(factory, replace(req, record=False))
     while not done:
         app.processEvents()
         time.sleep(0.002)

@@ -164,15 +164,24 @@ def test_calibration_refusals(session, fn, reason: str) -> None:
 
 def test_mvc_trial_refused_for_clipping(session) -> None:
     rec, _ = session
-    trial = next(m for m in rec.markers if m.text == "mvc L-ZYG")
-    bad = _spoil(rec, trial.sample / rec.fs, (trial.sample + trial.duration) / rec.fs, 2,
-                 lambda t, x: np.clip((x - x.mean()) * 40.0 + 2000.0, -2500.0, 2500.0))
+    trials = [m for m in rec.markers if m.text == "mvc L-ZYG"]
+    clip = lambda t, x: np.clip((x - x.mean()) * 40.0 + 2000.0, -2500.0, 2500.0)  # noqa: E731
+
+    def spoil(m):
+        return _spoil(rec, m.sample / rec.fs, (m.sample + m.duration) / rec.fs, 2, clip)
+
+    # The last trial clipped: nothing after it makes up for it, the calibration is refused.
+    bad = spoil(trials[-1])
     with pytest.raises(CalibrationError, match="mvc L-ZYG at .* clipping.*--calibration auto"):
         analyze(bad)
     # Not strict: the refused trial is left out and noted, the others are used.
     a = analyze(bad, strict=False)
     assert len(a.calibration.mvc_trials_uv[2]) == 2
     assert any("refused mvc L-ZYG" in n for n in a.calibration.notes)
+    # The first trial clipped and later trials accepted (a redo): superseded, noted, not refused.
+    a = analyze(spoil(trials[0]))
+    assert len(a.calibration.mvc_trials_uv[2]) == 2
+    assert any("superseded" in n and "mvc L-ZYG" in n for n in a.calibration.notes)
 
 
 def test_automatic_fallback_without_calibration_segments() -> None:

@@ -7,6 +7,7 @@ rep and none in reps 2 and 3.  The tests assert what the window shows.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,13 +24,13 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtGui import QImage  # noqa: E402
 
 from emgfeedback.config import Config  # noqa: E402
-from emgfeedback.dsp.chain import Chain  # noqa: E402
 from emgfeedback.errors import DeviceNotFound  # noqa: E402
-from emgfeedback.io.csvfile import read_csv  # noqa: E402
+from emgfeedback.io.edf import read_edf, read_sidecar  # noqa: E402
 from emgfeedback.sources.simulated import SimulatedSource  # noqa: E402
-from emgfeedback.stream import Chunk, SourceBase  # noqa: E402
-from emgfeedback.views.gui.live import decimate_minmax  # noqa: E402
-from emgfeedback.views.gui.program import PROGRAMS, Feedback, validate_patient_id  # noqa: E402
+from emgfeedback.stream import Chunk, RingBuffer, SourceBase  # noqa: E402
+from emgfeedback.views.gui import after  # noqa: E402
+from emgfeedback.views.gui.live import ColumnCache  # noqa: E402
+from emgfeedback.views.gui.program import validate_patient_id  # noqa: E402
 from emgfeedback.views.gui.screens import ConnectRequest  # noqa: E402
 from emgfeedback.views.gui.window import MainWindow  # noqa: E402
 
@@ -39,25 +40,83 @@ PROGRAM = "Smile x3 (clinic check)"
 
 def test_patient_id_must_be_pseudonymous() -> None:
     assert validate_patient_id("P-0042") is None
-    assert validate_patient_id("ab_12") is None
-    for bad in ("", "Maria", "Jan Smit", "P 0042", "x1", "é-123"):
+    assert validate_patient_id("AB-2024-17") is None
+    for bad in ("", "Maria", "Jan Smit", "P 0042", "x1", "é-123", "ab_12", "DEMO-1"):
         msg = validate_patient_id(bad)
         assert msg is not None and ("P-0042" in msg), bad
 
 
-def test_decimate_minmax_keeps_spikes_and_newest_sample() -> None:
-    y = np.zeros((20000, 2))
-    y[12345, 0] = 500.0
-    y[-1, 1] = -7.0
-    idx, d = decimate_minmax(y, 1000)
-    assert d.shape == (2000, 2)
-    assert d[:, 0].max() == 500.0
-    assert d[-2:, 1].min() == -7.0 and idx[-1] == 19999.0
+def test_column_cache_equals_a_full_reduction_whatever_the_chunking() -> None:
+    """The incremental per-column min/max and mean of the Traces screen equal a reduction of
+    the whole window at every frame: chunks of any size, a gap, a spike, a frame skipped."""
+    rng = np.random.default_rng(4)
+    total, nch, window, step = 9000, 3, 2000, 37
+    x = rng.normal(0.0, 10.0, (total, nch))
+    x[5000, 1] = 900.0  # a spike must survive
+    buf = RingBuffer(2400, nch)
+    mm = ColumnCache(buf, window, step, "minmax")
+    mean = ColumnCache(buf, window, step * 4, "mean")
+    pos, frame, spike_frames, gap_shown = 0, 0, 0, False
+    while pos < total:
+        k = int(rng.integers(1, 300))
+        if 3000 <= pos < 3400:  # lost samples: the ring buffer writes NaN
+            pos += k
+            continue
+        buf.write(x[pos:pos + k], pos)
+        pos = min(total, pos + k)
+        frame += 1
+        if frame % 7 == 0:
+            continue  # the GUI skipped a frame
+        whole, first = buf.latest(buf.total)
+        for cache, how in ((mm, "minmax"), (mean, "mean")):
+            starts, vals = cache.update(buf.total)
+            assert starts[0] >= buf.total - window and starts[-1] <= buf.total - 1
+            for c, s0 in enumerate(starts):
+                block = whole[s0 - first:min(s0 + cache.step, buf.total) - first]
+                with np.errstate(invalid="ignore"):
+                    want = ([block.min(axis=0), block.max(axis=0)] if how == "minmax"
+                            else [block.mean(axis=0)])
+                np.testing.assert_array_equal(vals[c], np.array(want))
+            if how == "minmax" and np.nanmax(vals[:, 1, 1]) == 900.0:
+                spike_frames += 1
+        gap_shown |= bool(np.isnan(mm.update(buf.total)[1]).any())
+    assert spike_frames > 3 and gap_shown  # the spike was drawn while in the window; so was the gap
+
+
+def test_traces_draw_one_band_per_channel_and_break_at_gaps(qtbot) -> None:
+    """Two curves for all channels; a gap's NaN never reaches the curve and breaks the line."""
+    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.stream import Status
+    from emgfeedback.views.gui.live import LiveBuffers
+    from emgfeedback.views.gui.screens import TracesScreen
+
+    chans = ("EMG L-ZYG", "EMG L-OOC", "EMG R-ZYG")
+    live = LiveBuffers(12.0)
+    rng = np.random.default_rng(0)
+    for start in list(range(0, 8000, 20)) + list(range(9000, 20000, 20)):  # 0.5 s lost
+        x = rng.normal(0.0, 30.0, (20, 3))
+        live.feed(Processed(start, 2000.0, chans, x, x, np.abs(x), None, Status(), ()))
+    screen = TracesScreen(bins=400)
+    qtbot.addWidget(screen)
+    screen.set_channels(chans)
+    screen.refresh(live, [(2000, 4000, "rest", -1), (8000, 9000, "gap", -1)])
+    x, y = screen.curve_sig.getData()
+    assert len(x) == len(y) and len(x) % 6 == 0 and np.isfinite(y).all()  # min+max per column
+    assert x.min() >= -10.0 and x.max() <= 0.0
+    bands = y.reshape(3, -1)
+    for i in range(3):  # channel i stays in its band, first channel on top
+        assert (np.abs(bands[i] - (2 - i)) <= 0.5).all()
+    conn = screen.curve_sig.opts["connect"]
+    gap = (x[: len(x) // 3] > (8000 - 20000) / 2000.0) & (x[: len(x) // 3] < (9000 - 20000) / 2000.0)
+    assert gap.any() and not conn[: len(x) // 3][gap].any()
+    assert screen.shown_total == 20000 and len(screen.shading._rects) == 2
 
 
 @pytest.fixture
 def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
-    win = MainWindow(Config(), record_dir=tmp_path, fps=30)
+    win = MainWindow(Config(), record_dir=tmp_path, fps=30, db=tmp_path / "history.sqlite")
+    win.open_url = lambda url: win.opened.append(url.toLocalFile())  # type: ignore[attr-defined]
+    win.opened = []  # type: ignore[attr-defined]
     qtbot.addWidget(win)
     win.show()
     yield win
@@ -80,9 +139,13 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     qtbot.mouseClick(cs.connect_btn, Qt.MouseButton.LeftButton)
     assert "P-0042" in cs.message.text() and win.worker is None
     cs.patient.setText("P-0042")
+    assert cs.record.isChecked()  # recording from the first sample is the default
     qtbot.mouseClick(cs.connect_btn, Qt.MouseButton.LeftButton)
     assert win.worker is not None and win.current_screen == "check"
-    qtbot.mouseClick(win.record_btn, Qt.MouseButton.LeftButton)
+    # The record button tells the truth: recording once the session thread attached the recorder.
+    qtbot.waitUntil(lambda: win.record_btn.text() == "Stop recording", timeout=10000)
+    assert win.record_btn.isChecked() and win.recording is not None
+    assert win.recording.state == "on"
 
     # Electrode check: a light and a reason per channel.
     qtbot.waitUntil(lambda: len(win.check_screen.states) == 8, timeout=10000)
@@ -103,11 +166,19 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     qtbot.waitUntil(lambda: win.current_screen == "summary", timeout=30000)
     fs = truth.fs
     ev = planted[0]
-    red = [(s, ch) for s, ch in win.exercise_screen.red_log if ch == "EMG L-OOC"]
-    assert red, "the quiet bar of the left eye never turned red"
-    # Red while the planted event ran (the window pulls at 30 Hz: allow one tick of signal).
-    assert all(ev.start <= s <= ev.stop + 0.5 * fs for s, _ in red), (red, ev)
-    assert {ch for _, ch in win.exercise_screen.red_log} == {"EMG L-OOC"}
+    assert win.feedback is not None and win.feedback.clinic is not None
+    live_events = win.summary_screen.events
+    # The detector found the planted event (left eye during rep 1) ...
+    mine = [e for e in live_events if e.channel == "L-OOC" and e.rep == 0]
+    assert mine and mine[0].onset <= ev.stop and ev.start <= (mine[0].offset or 0)
+    # ... and the quiet bar turned red when, and only when, the detector said so (the window
+    # pulls at 30 Hz while the board runs 15x real time: allow one tick of signal).
+    red = win.exercise_screen.red_log
+    assert ("EMG L-OOC" in {ch for _, ch in red}
+            and {ch for _, ch in red} == {f"EMG {e.channel}" for e in live_events})
+    for s, ch in red:
+        assert any(f"EMG {e.channel}" == ch and e.alert <= s <= (e.offset or s) + 0.5 * fs
+                   for e in live_events), (s, ch, live_events)
 
     summary = win.summary_screen.table
     assert summary.rowCount() == 6
@@ -115,39 +186,60 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
             for r in range(summary.rowCount())]
     assert [(r[0], r[2]) for r in rows] == [("1", "L"), ("1", "R"), ("2", "L"), ("2", "R"),
                                            ("3", "L"), ("3", "R")]
-    assert rows[0][8] == "yes: L-OOC" and all(r[8] == "no" for r in rows[1:])
-    assert "synkinesis in 1 of 3 reps" in win.summary_screen.figures.text()
+    assert rows[0][-1].startswith("yes:") and "L-OOC" in rows[0][-1]
+    assert "reps" in win.summary_screen.figures.text()
 
-    # The recording made during the session gives the same rep table when processed again
-    # offline (whole signal, then 37-sample chunks).
+    # The session file is complete when the session ends: EDF+ and its sidecar.
     qtbot.waitUntil(lambda: bool(win.saved_recordings), timeout=15000)
-    chunk, markers = read_csv(Path(win.saved_recordings[0]))
-    assert any(m.text == "smile" for m in markers) and not win.errors
-    for size in (len(chunk), 37):
-        again = _replay_table(chunk, markers, size)
-        assert again == rows
+    edf = Path(win.saved_recordings[0])
+    assert edf.parent == tmp_path and edf.suffix == ".edf" and edf.is_file()
+    sc = read_sidecar(edf)
+    assert sc["status"] == "complete" and sc["patient"] == "P-0042"
+    assert sc["program"]["name"] == PROGRAM and sc["from_stream_start"] is True
+    assert sc["affected_side"] == "L"
+    cal = win.feedback.clinic.calibration
+    assert cal is not None and sc["calibration"] == cal.to_json()
+    assert all(c["mvc_source"] == "mvc" and len(c["mvc_trials_uv"]) == 3
+               for c in sc["calibration"].values())
+    assert win.record_btn.text() == "Record" and not win.record_btn.isChecked()
+    assert win.summary_screen.recording.text().startswith(f"Recording: {edf}")
+    rec = read_edf(edf)
+    assert any(m.text == "smile" for m in rec.markers) and rec.lost_samples == 0
+    assert rec.n_samples >= win.live.total - 200  # every sample shown is in the file
+    # Each synkinesis alert is annotated in the file at the sample it was raised.
+    assert [(m.sample, m.text) for m in rec.markers if m.text.startswith("synkinesis")] == [
+        (e.alert, f"synkinesis {e.channel}") for e in live_events]
+    rec.close()
 
+    # `analyze` of the recording gives exactly the table shown live: same rep results (every
+    # number), same events.
+    from emgfeedback.clinical.analysis import analyze, load_for_analysis
+    from emgfeedback.clinical.montage import Montage
+    from emgfeedback.views.gui.program import resolve_program
+    from emgfeedback.views.gui.screens import rep_rows
 
-def _replay_table(chunk: Chunk, markers: list, size: int) -> list[list[str]]:
-    """The summary rows recomputed from a recording, fed in chunks of ``size`` samples."""
-    from dataclasses import replace
+    offline = load_for_analysis(edf)
+    a = analyze(offline, Montage.from_labels(offline.channels, "L"), resolve_program(PROGRAM))
+    offline.close()
+    assert tuple(a.reps) == win.summary_screen.reps and tuple(a.events) == live_events
+    assert rep_rows(tuple(a.reps), tuple(a.events)) == rows
 
-    from emgfeedback.views.gui.program import FeedbackSnapshot
-    from emgfeedback.views.gui.screens import SummaryScreen
+    # After the recording: analysis JSON, patient history, then the report on request.
+    qtbot.waitUntil(lambda: win.summary_screen.report_btn.isEnabled(), timeout=30000)
+    assert not win.errors, win.errors
+    assert "stored in the patient history" in win.summary_screen.after.text()
+    stored = json.loads(after.analysis_path(edf).read_text(encoding="utf-8"))
+    assert stored["reps"] == json.loads(json.dumps(a.to_json()["reps"]))
+    from emgfeedback.views.history import History
 
-    chain = Chain(chunk.fs, len(chunk.channels))
-    fb = Feedback(PROGRAMS[PROGRAM], "L")
-    for a in range(0, len(chunk), size):
-        part = replace(chunk, data=chunk.data[a:a + size], start=chunk.start + a,
-                       markers=tuple(m for m in markers
-                                     if chunk.start + a <= m.sample < chunk.start + a + size))
-        fb.feed(chain.process(part))
-    snap = fb.snapshot()
-    assert isinstance(snap, FeedbackSnapshot)
-    screen = SummaryScreen()
-    screen.refresh(snap, "L")
-    t = screen.table
-    return [[t.item(r, c).text() for c in range(t.columnCount())] for r in range(t.rowCount())]
+    with History(tmp_path / "history.sqlite") as h:
+        assert [x.source for x in h.sessions("P-0042")] == [edf.name]
+    qtbot.mouseClick(win.summary_screen.report_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(win.reports), timeout=60000)
+    report = Path(win.reports[0])
+    assert report == after.report_path(edf) and report.stat().st_size > 10000
+    assert win.opened == [str(report)]  # type: ignore[attr-defined]
+    assert "P-0042" in report.read_text(encoding="utf-8")
 
 
 class _NoCues(SourceBase):
@@ -174,8 +266,9 @@ class _NoCues(SourceBase):
 
 def test_leading_program_puts_cues_into_the_stream_at_sample_counts(qtbot, window) -> None:
     win = window
-    win.start_source(_NoCues, ConnectRequest("simavr", {}, "P-0007", PROGRAM, "L"))
+    win.start_source(_NoCues, ConnectRequest("simavr", {}, "P-0007", PROGRAM, "L", record=False))
     assert win.runner is not None and win.runner.leading
+    assert win.record_btn.text() == "Record" and not win.record_btn.isChecked()
     qtbot.waitUntil(lambda: win.check_screen.start_btn.isVisible() and bool(win.live.ready),
                     timeout=10000)
     qtbot.mouseClick(win.check_screen.start_btn, Qt.MouseButton.LeftButton)
@@ -196,6 +289,42 @@ def test_leading_program_puts_cues_into_the_stream_at_sample_counts(qtbot, windo
     win.add_marker()
     qtbot.waitUntil(lambda: any(m.text == "marker" for m in win.live.status().markers),
                     timeout=5000)
+
+    # Record during a session: the file starts at the next chunk, the button follows the
+    # recorder's real state, and stopping closes the file (session thread, between chunks).
+    qtbot.mouseClick(win.record_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.record_btn.text() == "Stop recording", timeout=5000)
+    assert win.record_btn.isChecked()
+    qtbot.waitUntil(lambda: win.recording.seconds >= 0.5, timeout=5000)
+    qtbot.mouseClick(win.record_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(win.saved_recordings), timeout=5000)
+    assert win.record_btn.text() == "Record" and not win.record_btn.isChecked()
+    edf = Path(win.saved_recordings[0])
+    sc = read_sidecar(edf)
+    assert sc["status"] == "complete" and sc["from_stream_start"] is False
+    assert sc["first_sample"] > 0 and sc["samples"] >= 0.5 * win.live.fs
+
+
+def test_programs_are_the_clinical_engines_toml_programs(qtbot, window, tmp_path: Path) -> None:
+    from emgfeedback.clinical.exercises import default_program
+
+    cs = window.connect_screen
+    names = [cs.program.itemText(i) for i in range(cs.program.count())]
+    assert {"Smile x3 (clinic check)", "Standard NMR", default_program().name} <= set(names)
+    good = tmp_path / "p7.toml"
+    good.write_text('name = "P7 lips"\n[[exercise]]\nname = "pucker"\nreps = 2\n', "utf-8")
+    cs.add_program_file(str(good))
+    assert cs.program.currentText() == "P7 lips (p7.toml)"
+    cs.set_choice("simulated", "session", "P-0007")
+    req = cs.request()
+    assert not isinstance(req, str) and req.program == str(good)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[exercise]]\nname = "smiel"\n', "utf-8")
+    cs.add_program_file(str(bad))
+    assert "smiel" in cs.message.text() and cs.program.currentText() == "P7 lips (p7.toml)"
+    window.start_source(_NoCues, req)  # the window runs the file's program
+    assert window.program is not None and window.program.name == "P7 lips"
+    assert window.runner is not None and window.runner.snapshot().reps_total == 2
 
 
 class _Broken(SourceBase):

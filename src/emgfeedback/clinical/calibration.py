@@ -243,7 +243,9 @@ def calibrate_segments(
     qcfg = quality or QualityConfig()
     names = tuple(short_label(c) for c in channels)
     nch = len(names)
-    refused: list[str] = []
+    # (what, start sample, message): what is "rest" or the channel of an MVC trial.
+    refusals: list[tuple[str, int, str]] = []
+    accepted: dict[str, int] = {}  # what -> start of the latest accepted segment
     notes: list[str] = []
     rest_env: list[np.ndarray] = []
     trials: list[list[float]] = [[] for _ in range(nch)]
@@ -254,16 +256,17 @@ def calibrate_segments(
         at = f"{seg.start / fs:.1f} s"
         if seg.kind == "rest":
             if len(env) - settle < cfg.min_rest_s * fs:
-                refused.append(f"rest at {at}: too short ({len(env) / fs:.1f} s; need "
-                               f"{cfg.min_rest_s + cfg.settle_s:g} s)")
+                refusals.append(("rest", seg.start, f"rest at {at}: too short "
+                                 f"({len(env) / fs:.1f} s; need {cfg.min_rest_s + cfg.settle_s:g} s)"))
                 continue
             q = segment_quality(raw[settle:], filt[settle:], fs, seg.start + settle, adc_range_uv)
             bad = [(names[i], r) for i in range(nch)
                    if (r := _refusal(q, i, qcfg, cfg, True)) is not None]
             if bad:
-                refused.extend(f"rest at {at}: {ch}: {r}" for ch, r in bad)
+                refusals.extend(("rest", seg.start, f"rest at {at}: {ch}: {r}") for ch, r in bad)
                 continue
             rest_env.append(env[settle:])
+            accepted["rest"] = seg.start
         elif seg.kind == "mvc" and seg.channel in names:
             i = names.index(seg.channel)
             if len(env) == 0:
@@ -271,9 +274,15 @@ def calibrate_segments(
             q = segment_quality(raw, filt, fs, seg.start, adc_range_uv)
             r = _refusal(q, i, qcfg, cfg, False)
             if r is not None:
-                refused.append(f"mvc {seg.channel} at {at}: {r}")
+                refusals.append((seg.channel, seg.start, f"mvc {seg.channel} at {at}: {r}"))
                 continue
             mvc_segs.append((seg, env[:, i]))
+            accepted[seg.channel] = seg.start
+    # A refused segment that the therapist repeated successfully later (Redo) is superseded:
+    # it is left out with a note, in live sessions and in analyze alike.
+    refused = [m for what, start, m in refusals if accepted.get(what, -1) < start]
+    notes.extend(f"superseded by a later accepted segment: {m}" for what, start, m in refusals
+                 if accepted.get(what, -1) > start)
     if refused and strict:
         raise CalibrationError(
             "calibration refused: " + "; ".join(refused)

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ from emgfeedback.dsp.chain import Processed
 from emgfeedback.dsp.quality import Quality
 from emgfeedback.stream import Marker, RingBuffer
 
-__all__ = ["InterimRecorder", "LiveBuffers", "LiveStatus", "decimate_minmax"]
+__all__ = ["ColumnCache", "LiveBuffers", "LiveStatus", "RecordingControl"]
 
 log = logging.getLogger(__name__)
 
@@ -111,100 +112,217 @@ class LiveBuffers:
             )
 
 
-def decimate_minmax(y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reduce ``y`` (samples, channels) to ``2 * bins`` rows of alternating min and max.
+class ColumnCache:
+    """Per-column summaries of a ring buffer's newest samples, kept up to date incrementally.
 
-    Returns ``(index, values)`` where ``index`` is the fractional sample position of each row.
-    Drawing min and max per pixel column keeps every spike visible (a plain stride would drop
-    them) and bounds the cost of a frame whatever the sample rate.  NaN (gaps) stays NaN.
-    """
-    n = y.shape[0]
-    if n <= 2 * bins or bins <= 0:
-        return np.arange(n, dtype=np.float64), y
-    step = n // bins
-    m = step * bins
-    off = n - m  # drop the oldest remainder so the newest sample is always drawn
-    blocks = y[off:].reshape(bins, step, y.shape[1])
-    with np.errstate(invalid="ignore"):
-        lo = blocks.min(axis=1)
-        hi = blocks.max(axis=1)
-    out = np.empty((2 * bins, y.shape[1]))
-    out[0::2] = lo
-    out[1::2] = hi
-    idx = off + np.repeat(np.arange(bins) * step, 2).astype(np.float64)
-    idx[1::2] += step - 1
-    return idx, out
+    A column is ``step`` consecutive samples starting at a multiple of ``step`` (absolute sample
+    index), so a column, once complete, never changes: each redraw reduces only the samples that
+    arrived since the previous one (and the still-growing newest column) instead of the whole
+    window.  ``how`` is ``"minmax"`` (the lowest and highest sample of each column: what a trace
+    needs so no spike is lost) or ``"mean"`` (one value: enough for a smooth envelope).  A column
+    touching a gap (NaN) is NaN.
 
-
-class InterimRecorder:
-    """Keeps the raw stream and its markers between :meth:`start` and :meth:`stop`.
-
-    This is the window's stop-gap until the EDF+ recorder of ``emgfeedback.io`` is merged: it
-    writes the recording as CSV (:func:`emgfeedback.io.csvfile.write_csv`) when stopped, from a
-    helper thread so the window never waits for the disk.
-
-    Threads: :meth:`feed` in the session thread; :meth:`start`, :meth:`stop` in the GUI thread.
+    Threads: GUI thread only (it reads the ring buffer, which is thread-safe).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, buf: RingBuffer, window: int, step: int, how: str = "minmax") -> None:
+        if how not in ("minmax", "mean"):
+            raise ValueError(f"how must be 'minmax' or 'mean', got {how!r}")
+        self.buf = buf
+        self.window = window
+        self.step = max(1, step)
+        self.how = how
+        self.ncols = -(-window // self.step) + 2
+        nch = buf.latest(0)[0].shape[1]
+        k = 2 if how == "minmax" else 1
+        self._vals = np.full((self.ncols, k, nch), np.nan)  # ring of columns by index % ncols
+        self._complete = 0  # columns before this absolute index are stored and final
+
+    def update(self, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Columns wholly inside the ``window`` samples before ``end``, plus the newest partial
+        column: ``(first sample of each column (int64), values (columns, 1 or 2, channels))``.
+
+        ``end`` is at most the buffer's ``total`` (the envelope's total: written last).
+        """
+        s = self.step
+        c_first = max(0, -(-(end - self.window) // s))  # first column starting in the window
+        c_last = (end - 1) // s  # the newest, maybe partial, column
+        if c_last < c_first:
+            return np.empty(0, np.int64), self._vals[:0]
+        if self._complete < c_first or self._complete > c_last + 1:
+            self._complete = c_first
+        a = self._complete * s
+        total = self.buf.total
+        data, start = self.buf.latest(total - a)
+        data = data[: max(0, end - start)]
+        if start > a:  # the buffer no longer holds these samples: their columns are unknown
+            skip_to = -(-start // s)
+            for c in range(self._complete, min(skip_to, c_last + 1)):
+                self._vals[c % self.ncols] = np.nan
+            self._complete = skip_to
+            data = data[skip_to * s - start:]
+            a = skip_to * s
+        n_full = len(data) // s
+        if n_full:
+            self._store(self._complete, data[: n_full * s].reshape(n_full, s, -1))
+            self._complete += n_full
+        rest = data[n_full * s:]
+        if len(rest):
+            self._store(self._complete, rest[None])
+        cols = np.arange(c_first, c_last + 1)
+        return cols * s, self._vals[cols % self.ncols]
+
+    def _store(self, c0: int, blocks: np.ndarray) -> None:
+        with np.errstate(invalid="ignore"):
+            if self.how == "minmax":
+                v = np.stack([blocks.min(axis=1), blocks.max(axis=1)], axis=1)
+            else:
+                v = blocks.mean(axis=1)[:, None, :]
+        idx = np.arange(c0, c0 + len(blocks)) % self.ncols
+        self._vals[idx] = v
+
+
+class RecordingControl:
+    """Start and stop of the EDF+ recording: asked for by the window, done by the session thread.
+
+    The recorder is :class:`emgfeedback.io.edf.Recorder`.  It is attached with
+    :meth:`Recorder.attach` *between two chunks, in the session thread*: right after
+    ``session.open()`` when recording was chosen on the Connect screen (then every sample the
+    chain, the feedback and the screens saw is in the file, on the file's digital grid, and a
+    replay of the file reproduces the live session exactly), or before the next chunk when the
+    therapist presses *Record* during a session (the file then starts at that sample and its
+    first second of filter settling differs from what was shown live).  Closing also happens in
+    the session thread, between chunks or when the session ends, so a chunk is never half in a
+    file and the window never waits for the disk.
+
+    Parameters
+    ----------
+    patient:
+        Pseudonymous patient id (validated by the recorder).
+    make_path:
+        Returns the path of a new recording (called in the session thread at each start).
+    sidecar:
+        Sidecar entries written when a recording starts (program, affected side, ...).
+    final_sidecar:
+        Called in the session thread just before a recording is closed; its entries
+        (``calibration=...``) are merged into the sidecar.
+    on_closed:
+        ``on_closed(path, error)`` in the session thread once a recording is complete (or failed).
+
+    Threads: :meth:`request_start`, :meth:`request_stop`, :attr:`state`, :attr:`seconds` and
+    :meth:`annotate` from any thread (the window's); :meth:`service`, :meth:`update_sidecar` and
+    :meth:`close` from the session thread only.
+    """
+
+    def __init__(self, patient: str, make_path: Callable[[], Path],
+                 sidecar: dict[str, Any] | None = None,
+                 final_sidecar: Callable[[], dict[str, Any]] | None = None,
+                 on_closed: Callable[[Path, BaseException | None], None] | None = None) -> None:
+        self.patient = patient
+        self.make_path = make_path
+        self.sidecar = dict(sidecar or {})
+        self.final_sidecar = final_sidecar
+        self.on_closed = on_closed
         self._lock = threading.Lock()
-        self._parts: list[np.ndarray] | None = None
-        self._markers: list[Marker] = []
-        self._first: int | None = None
-        self._next: int | None = None
-        self._fs = 0.0
-        self._channels: tuple[str, ...] = ()
+        self._want = False
+        self._rec: Any = None  # emgfeedback.io.edf.Recorder while a recording is open
+        self._opened_at: int | None = None
+        self.paths: list[Path] = []
+
+    # ---- any thread
+    def request_start(self) -> None:
+        """Ask for a recording from the next chunk on (the session thread attaches it)."""
+        with self._lock:
+            self._want = True
+
+    def request_stop(self) -> None:
+        """Ask for the recording to be closed before the next chunk."""
+        with self._lock:
+            self._want = False
+
+    @property
+    def state(self) -> str:
+        """``off``, ``starting`` (asked, not attached yet), ``on`` or ``saving`` (closing)."""
+        with self._lock:
+            if self._rec is None:
+                return "starting" if self._want else "off"
+            return "on" if self._want else "saving"
 
     @property
     def recording(self) -> bool:
-        with self._lock:
-            return self._parts is not None
+        return self.state in ("starting", "on")
 
-    def samples(self) -> int:
+    @property
+    def seconds(self) -> float:
+        """Signal seconds in the open recording (0 when none)."""
         with self._lock:
-            return sum(len(x) for x in self._parts) if self._parts else 0
+            rec = self._rec
+        return rec.samples / rec.fs if rec is not None and rec.fs else 0.0
 
-    def start(self) -> None:
+    def annotate(self, marker: Marker) -> bool:
+        """Put ``marker`` into the open recording (alerts); ``False`` when none is open."""
         with self._lock:
-            self._parts = []
-            self._markers = []
-            self._first = None
-            self._next = None
+            rec = self._rec
+        if rec is None:
+            return False
+        rec.annotate(marker)
+        return True
 
-    def feed(self, p: Processed) -> None:
-        with self._lock:
-            if self._parts is None:
-                return
-            if self._first is None:
-                self._first = p.start
-                self._fs, self._channels = p.fs, p.channels
-            elif self._next is not None and p.start > self._next:
-                # A gap: CSV has no gaps, so mark it (never fill with zeros).
-                self._markers.append(Marker(self._next, p.start - self._next, "gap"))
-                self._parts.append(np.full((p.start - self._next, len(p.channels)), np.nan))
-            self._parts.append(p.raw.copy())
-            self._markers.extend(p.markers)
-            self._next = p.stop
+    # ---- session thread
+    def service(self, session: Any) -> None:
+        """Carry out a pending start or stop (session thread, between chunks).
 
-    def stop(self, path: str, done: Callable[[str, BaseException | None], None]) -> None:
-        """Stop and write ``path`` in a helper thread; ``done(path, error)`` is called there."""
-        from emgfeedback.io.csvfile import write_csv
-        from emgfeedback.stream import Chunk
+        ``session`` must be opened.  A failure to start (bad id, disk) is raised: the caller
+        reports it and the session goes on unrecorded.
+        """
+        from emgfeedback.io.edf import Recorder
 
         with self._lock:
-            parts, markers, first = self._parts, self._markers, self._first
-            fs, channels = self._fs, self._channels
-            self._parts = None
-
-        def write() -> None:
+            want, rec = self._want, self._rec
+        if want and rec is None:
+            path = self.make_path()
             try:
-                if not parts or first is None:
-                    raise ValueError("nothing was recorded")
-                chunk = Chunk(np.concatenate(parts), first, fs, channels)
-                write_csv(Path(path), chunk, markers=markers)
-            except BaseException as exc:  # reported in the window
-                done(path, exc)
-            else:
-                done(path, None)
+                rec = Recorder.attach(session, path, patient=self.patient,
+                                      sidecar={**self.sidecar,
+                                               "from_stream_start": session.samples == 0})
+            except BaseException:
+                with self._lock:
+                    self._want = False
+                raise
+            with self._lock:
+                self._rec = rec
+            self.paths.append(path)
+        elif not want and rec is not None:
+            self._close(rec)
 
-        threading.Thread(target=write, name="emgfeedback-csv-writer", daemon=True).start()
+    def update_sidecar(self, **entries: Any) -> None:
+        """Merge entries into the open recording's sidecar (session thread: it writes a file)."""
+        with self._lock:
+            rec = self._rec
+        if rec is not None:
+            rec.update_sidecar(**entries)
+
+    def close(self) -> None:
+        """Close the open recording, if any (session thread, when the session ends)."""
+        with self._lock:
+            self._want = False
+            rec = self._rec
+        if rec is not None:
+            self._close(rec)
+
+    def _close(self, rec: Any) -> None:
+        err: BaseException | None = None
+        try:
+            if self.final_sidecar is not None:
+                rec.update_sidecar(**self.final_sidecar())
+        except Exception as exc:  # the samples matter more than the sidecar: still close
+            log.exception("final sidecar entries not written")
+            err = exc
+        try:
+            rec.close()
+        except BaseException as exc:
+            err = exc
+        with self._lock:
+            self._rec = None
+        if self.on_closed is not None:
+            self.on_closed(rec.path, err)

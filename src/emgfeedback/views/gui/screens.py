@@ -2,13 +2,14 @@
 
 Every ``refresh(...)`` method is called by the window's timer in the GUI thread with plain,
 already-copied data (:class:`~emgfeedback.views.gui.live.LiveStatus`,
-:class:`~emgfeedback.views.gui.program.FeedbackSnapshot`, ring-buffer copies); screens never touch
+:class:`~emgfeedback.views.gui.feedback.FeedbackSnapshot`, ring-buffer copies); screens never touch
 the session, the source or the filters.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -37,16 +39,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.clinical.regions import EXERCISES, REGIONS, parse_label
+from emgfeedback.clinical.regions import REGIONS, parse_label
 from emgfeedback.dsp.quality import assess
 from emgfeedback.config import QualityConfig
-from emgfeedback.views.gui.live import LiveBuffers, LiveStatus, decimate_minmax
+from emgfeedback.views.gui.live import ColumnCache, LiveBuffers, LiveStatus
+from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
+from emgfeedback.views.gui.feedback import FeedbackSnapshot
 from emgfeedback.views.gui.program import (
-    PROGRAMS,
     Cue,
-    FeedbackSnapshot,
-    RepResult,
     RunnerSnapshot,
+    program_choices,
     validate_patient_id,
 )
 from emgfeedback.views.gui.widgets import COLOURS, RegionBar, TrafficLight
@@ -103,17 +105,25 @@ class ConnectRequest:
     board: str  # a board spec for sources.open_source: "simulated", "serial:/dev/ttyUSB0", ...
     options: dict[str, Any] = field(default_factory=dict)
     patient_id: str = ""
-    program: str = ""
+    program: str = ""  # a name of program_choices() or a program TOML file
     affected_side: str = "L"
+    record: bool = True  # record to EDF+ from the first sample (replay then reproduces it)
+    record_path: str = ""  # the first recording's file; default <record_dir>/<id>_<time>.edf
 
 
 class ConnectScreen(QWidget):
-    """Board choice, patient id and program.  Emits :attr:`connect_requested` (GUI thread)."""
+    """Board choice, patient id and program.  Emits :attr:`connect_requested` (GUI thread).
+
+    Serial ports are listed at once; asking each port which board it holds (IDENTIFY, ~2.5 s
+    because an Arduino resets when the port opens) runs in a helper thread, whose result comes
+    back through :attr:`ports_identified` and renames the entries.
+    """
 
     connect_requested = Signal(object)
     disconnect_requested = Signal()
+    ports_identified = Signal(object)  # list of (spec, text), from the probe thread
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, probe_ports: bool = True) -> None:
         super().__init__(parent)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(40, 30, 40, 30)
@@ -139,17 +149,30 @@ class ConnectScreen(QWidget):
         self.patient.setPlaceholderText("e.g. P-0042 (no names)")
         self.patient_msg = _label("", muted=True)
         self.program = QComboBox()
-        self.program.addItems(list(PROGRAMS))
+        for name, path in program_choices().items():
+            self.program.addItem(name, str(path) if path else name)
+        program_browse = QPushButton("Program file…")
+        program_browse.clicked.connect(self._browse_program)
+        program_row = QHBoxLayout()
+        program_row.setContentsMargins(0, 0, 0, 0)
+        program_row.addWidget(self.program, 1)
+        program_row.addWidget(program_browse)
+        self.program_box = QWidget()
+        self.program_box.setLayout(program_row)
         self.side = QComboBox()
         self.side.addItem("Left side affected", "L")
         self.side.addItem("Right side affected", "R")
+        self.record = QCheckBox("Record the session (EDF+ with its sidecar, from the first "
+                                "sample)")
+        self.record.setChecked(True)
         form.addRow("Board", self.board)
         form.addRow("Scenario", self.scenario)
         form.addRow("Replay file", self.replay_box)
         form.addRow("Patient id", self.patient)
         form.addRow("", self.patient_msg)
-        form.addRow("Program", self.program)
+        form.addRow("Program", self.program_box)
         form.addRow("Affected side", self.side)
+        form.addRow("Recording", self.record)
         box = QWidget()
         box.setLayout(form)
         box.setMaximumWidth(900)
@@ -174,10 +197,13 @@ class ConnectScreen(QWidget):
         self.speed: float | None = 1.0
         self.seed = 0
         self.extra: dict[str, Any] = {}
-        self.populate()
+        self.ports_identified.connect(self._ports_identified)
+        self.probe_thread: threading.Thread | None = None
+        self.populate(probe_ports)
 
-    def populate(self) -> None:
-        """Fill the board list: simulated, simavr, serial ports with their board, replay."""
+    def populate(self, probe_ports: bool = True) -> None:
+        """Fill the board list: simulated, simavr, serial ports, replay (GUI thread, fast); the
+        boards behind the ports are identified in a helper thread when ``probe_ports``."""
         from emgfeedback import sources
         from emgfeedback.sources.facesim import SCENARIOS
 
@@ -186,13 +212,32 @@ class ConnectScreen(QWidget):
         self.board.addItem("Simulated board (built-in patient model)", "simulated")
         if "simavr" in kinds:
             self.board.addItem("Simulated firmware (real firmware in simavr)", "simavr")
-        for spec, text in _serial_ports():
+        for spec, text in _serial_ports(identify=False):
             self.board.addItem(text, spec)
         self.board.addItem("Replay a recording…", "replay")
         self.scenario.clear()
         for name, text in SCENARIOS.items():
             self.scenario.addItem(f"{name}: {text}", name)
         self._board_changed()
+        if probe_ports and any(str(self.board.itemData(i)).startswith("serial:")
+                               for i in range(self.board.count())):
+            self.probe_thread = threading.Thread(target=self._probe, name="emgfeedback-ports",
+                                                 daemon=True)
+            self.probe_thread.start()
+
+    def _probe(self) -> None:
+        """Identify the boards on the serial ports (probe thread)."""
+        found = _serial_ports(identify=True)
+        try:
+            self.ports_identified.emit(found)
+        except RuntimeError:  # the window was closed meanwhile
+            pass
+
+    def _ports_identified(self, found: list[tuple[str, str]]) -> None:
+        for spec, text in found:
+            i = self.board.findData(spec)
+            if i >= 0:
+                self.board.setItemText(i, text)
 
     def _board_changed(self) -> None:
         kind = str(self.board.currentData() or "")
@@ -204,6 +249,26 @@ class ConnectScreen(QWidget):
                                               "Recordings (*.edf *.bdf *.csv *.txt);;All (*)")
         if path:
             self.replay_path.setText(path)
+
+    def _browse_program(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Exercise program", "",
+                                              "Programs (*.toml);;All (*)")
+        if path:
+            self.add_program_file(path)
+
+    def add_program_file(self, path: str) -> None:
+        """Offer the program TOML ``path`` and select it; a file that does not load is refused
+        with its one-line reason (GUI thread)."""
+        from emgfeedback.clinical.exercises import load_program
+        from emgfeedback.errors import EmgError
+
+        try:
+            prog = load_program(path)
+        except EmgError as exc:
+            self.message.setText(str(exc))
+            return
+        self.program.addItem(f"{prog.name} ({Path(path).name})", path)
+        self.program.setCurrentIndex(self.program.count() - 1)
 
     def _patient_changed(self) -> None:
         err = validate_patient_id(self.patient.text())
@@ -231,7 +296,9 @@ class ConnectScreen(QWidget):
             self.patient.setText(patient)
         if program:
             k = self.program.findText(program)
-            if k >= 0:
+            if k < 0 and program.lower().endswith(".toml"):
+                self.add_program_file(program)
+            elif k >= 0:
                 self.program.setCurrentIndex(k)
 
     def request(self) -> ConnectRequest | str:
@@ -250,8 +317,9 @@ class ConnectScreen(QWidget):
             if not path:
                 return "choose a recording to replay"
             spec = f"replay:{path}"
-        return ConnectRequest(spec, opts, self.patient.text().strip(), self.program.currentText(),
-                              str(self.side.currentData()))
+        return ConnectRequest(spec, opts, self.patient.text().strip(),
+                              str(self.program.currentData() or self.program.currentText()),
+                              str(self.side.currentData()), record=self.record.isChecked())
 
     def _connect(self) -> None:
         req = self.request()
@@ -267,21 +335,23 @@ class ConnectScreen(QWidget):
         self.message.setText(text)
 
 
-def _serial_ports() -> list[tuple[str, str]]:
-    """``[(spec, text)]`` of serial ports, using the board module's ``list_ports`` when merged."""
-    try:
-        from emgfeedback.sources import serial as serial_src  # type: ignore[attr-defined]
-    except ImportError:
-        return []
-    lister = getattr(serial_src, "list_ports", None)
-    if lister is None:
-        return []
+def _serial_ports(identify: bool) -> list[tuple[str, str]]:
+    """``[(spec, text)]`` of serial ports from the board module's ``list_ports``; with
+    ``identify`` each port is asked which board it holds (seconds: never in the GUI thread)."""
+    from emgfeedback.sources.serial import list_ports
+
     out = []
     try:
-        for port in lister():
-            dev = getattr(port, "device", None) or (port[0] if isinstance(port, tuple) else str(port))
-            desc = getattr(port, "board", None) or getattr(port, "description", "") or ""
-            out.append((f"serial:{dev}", f"Serial {dev}  {desc}".rstrip()))
+        for port in list_ports(identify=identify):
+            dev = port.device
+            b = port.board
+            if b is not None:
+                what = f"{b.board}, firmware {b.firmware_version}, {b.channels} ch @ {b.rate} Hz"
+            elif identify:
+                what = f"no board ({port.error})" if port.error else "no board"
+            else:
+                what = port.description if port.description not in ("", "n/a") else ""
+            out.append((f"serial:{dev}", f"Serial {dev}  {what}".rstrip()))
     except Exception as exc:  # a listing failure must not stop the window
         log.warning("listing serial ports failed: %s", exc)
     return out
@@ -410,6 +480,11 @@ class CalibrationScreen(QWidget):
         self.table.setStyleSheet("font-size: 14pt;")
         self.table.verticalHeader().setDefaultSectionSize(46)
         outer.addWidget(self.table, 1)
+        self.notes = _label("", wrap=True)
+        self.notes.setStyleSheet(f"color: {COLOURS['alert'].name()};")
+        outer.addWidget(self.notes)
+        self.source = _label("", muted=True, wrap=True)
+        outer.addWidget(self.source)
         row = QHBoxLayout()
         self.next_btn = QPushButton("Start exercises")
         self.next_btn.setMinimumHeight(44)
@@ -429,7 +504,8 @@ class CalibrationScreen(QWidget):
                 self.table.setItem(r, c, QTableWidgetItem("–"))
             btn = QPushButton(f"Redo {cid.code}")
             btn.setEnabled(leading)
-            btn.setToolTip("Repeat this region's MVC trials" if leading else
+            btn.setToolTip("Record this region's MVC trials again (its MVC is the median of all "
+                           "its trials)" if leading else
                            "This board plays its own protocol; redo is for live boards")
             btn.clicked.connect(lambda _=False, code=cid.code: self.redo.emit(code))
             self.table.setCellWidget(r, 5, btn)
@@ -461,6 +537,15 @@ class CalibrationScreen(QWidget):
             item = self.table.item(r, 4)
             if item is not None and item.text() != str(row.trials):
                 item.setText(str(row.trials))
+        problems = ([fb.error] if fb.error else []) + list(fb.calibration_notes)
+        text = "\n".join(problems)
+        if self.notes.text() != text:
+            self.notes.setText(text)
+        src = ("Values the detector uses (computed at the first rep)." if fb.calibration_final
+               else "Values measured so far (the detector's calibration is computed at the "
+                    "first rep from every rest and MVC period).")
+        if self.source.text() != src:
+            self.source.setText(src)
 
 
 def calibration_instruction(cue: Cue, fb: FeedbackSnapshot) -> str:
@@ -569,9 +654,10 @@ class ExerciseScreen(QWidget):
         self._was_red = set()
 
     def refresh(self, fb: FeedbackSnapshot, run: RunnerSnapshot) -> None:
-        cue = fb.cue if fb.cue is not None and fb.cue.kind == "exercise" else None
-        calibrated = bool(np.isfinite(fb.pct).any())
-        values = fb.pct if calibrated else fb.envelope_uv
+        """Bars from the detector's %MVC and limits; red where the detector flags synkinesis."""
+        cue = fb.cue if fb.cue is not None and fb.exercise is not None else None
+        values = fb.pct if fb.calibrated else fb.envelope_uv
+        band = fb.band_pct or (0.0, 0.0)
         new_red = False
         for i, bar in self.bars.items():
             role = fb.role[i]
@@ -583,17 +669,18 @@ class ExerciseScreen(QWidget):
                 self._was_red.add(i)
             else:
                 self._was_red.discard(i)
-            bar.set_value(float(values[i]), role, fb.band_pct, fb.quiet_limit_pct, alert,
-                          calibrated)
+            limit = float(fb.quiet_limit_pct[i])
+            bar.set_value(float(values[i]), role, band, limit if np.isfinite(limit) else 0.0,
+                          alert, fb.calibrated)
         if new_red and self.tone.isChecked():
             self.tone_requested.emit()
-        if cue is not None:
-            self.cue.setText(EXERCISES[cue.text.lower()].cue)
+        if cue is not None and fb.exercise is not None:
+            self.cue.setText(fb.exercise.cue or fb.exercise.name)
             self.timer.setText(f"Hold  {max(0, cue.stop - fb.position) / fb.fs:3.1f} s")
         elif run.phase == "done":
             self.cue.setText("Program complete: well done")
             self.timer.setText("")
-        elif run.phase == "exercise" or (fb.last_cue and fb.last_cue.kind == "exercise"):
+        elif run.phase == "exercise" or (fb.last_cue is not None and fb.reps):
             self.cue.setText("Relax")
             if run.next_cue_at is not None:
                 self.timer.setText(f"Rest  {max(0, run.next_cue_at - fb.position) / fb.fs:3.1f} s")
@@ -606,11 +693,19 @@ class ExerciseScreen(QWidget):
         self.reps.setText(f"Rep {min(current, run.reps_total)} of {run.reps_total}"
                           if run.reps_total else "")
         self.symmetry.setText(symmetry_text(fb, self.affected))
-        self.hint.setText("" if calibrated else "not calibrated yet: bars show µV above rest")
+        if fb.error:
+            hint = "no synkinesis detection: " + fb.error
+        elif not fb.calibrated:
+            hint = "not calibrated yet: bars show the envelope in µV above rest"
+        else:
+            hint = ""
+        if self.hint.text() != hint:
+            self.hint.setText(hint)
 
 
 def symmetry_text(fb: FeedbackSnapshot, affected: str) -> str:
-    """``Symmetry\\n0.62`` = affected / unaffected %MVC of the current target region."""
+    """``Symmetry\\n0.62``: the detector's %MVC of the current target region, affected side over
+    unaffected side, at this moment (the per-rep figure is on the Summary)."""
     ids = [parse_label(c) for c in fb.channels]
     tgt = [i for i, r in enumerate(fb.role) if r == "target"]
     aff = [i for i in tgt if ids[i].side == affected]
@@ -624,14 +719,65 @@ def symmetry_text(fb: FeedbackSnapshot, affected: str) -> str:
 
 
 # =========================================================================== traces
+class _Shading(pg.GraphicsObject):  # type: ignore[misc]
+    """Filled rectangles in data coordinates (event periods), painted in one pass.
+
+    One item for every shaded period instead of a ``LinearRegionItem`` each: a region item is two
+    movable lines with their own bounds and signals, and scrolling moves every region on every
+    frame.  Threads: GUI thread only.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rects: list[tuple[QRectF, QColor]] = []
+        self._bounds = QRectF()
+
+    def set_rects(self, rects: list[tuple[QRectF, QColor]], bounds: QRectF) -> None:
+        if bounds != self._bounds:
+            self.prepareGeometryChange()
+            self._bounds = bounds
+        self._rects = rects
+        self.update()
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
+        return self._bounds
+
+    def paint(self, p: QPainter, *args: Any) -> None:
+        for r, colour in self._rects:
+            p.fillRect(r, colour)
+
+
 class TracesScreen(QWidget):
-    """Raw, or filtered with its envelope, per channel; scrolling 10 s; events shaded."""
+    """Filtered signal with its envelope (or raw) per channel; scrolling 10 s; events shaded.
+
+    Drawing is built for a high frame rate (docs/gui.md, "Measured"):
+
+    * **one** plot whose time axis is fixed at -10 … 0 s (0 = the newest sample), so neither axis
+      is laid out again while the signal scrolls; the channels are vertically offset bands of
+      that plot, each scaled to its own amplitude (rescaled once a second; the left axis names
+      the channel and its full scale);
+    * all channels' signal traces are **one** curve and all envelopes another, each set with one
+      ``setData`` call (``skipFiniteCheck``; a gap's NaN only breaks the line through the
+      ``connect`` array) and drawn as line segments;
+    * the signal is reduced to its min and max per pixel column of the plot, drawn as one
+      vertical segment per column; the envelope to its mean per four columns; both through
+      :class:`~emgfeedback.views.gui.live.ColumnCache`, which reduces only the samples that
+      arrived since the last frame.
+
+    Threads: GUI thread only; :meth:`refresh` reads the ring buffers of
+    :class:`~emgfeedback.views.gui.live.LiveBuffers` (thread-safe copies).
+    """
 
     SECONDS = 10.0
+    ENV_COLUMNS = 4  # pixel columns per envelope point (the envelope is smooth: a few Hz)
+    HALF_BAND = 0.45  # half height of a channel's band (bands are 1 apart)
+    BRUSHES = {"rest": (120, 140, 170, 40), "mvc": (224, 180, 70, 45),
+               "exercise": (90, 160, 110, 45), "synkinesis": (200, 69, 60, 80),
+               "marker": (60, 60, 60, 90), "gap": (0, 0, 0, 60)}
 
-    def __init__(self, parent: QWidget | None = None, bins: int = 750) -> None:
+    def __init__(self, parent: QWidget | None = None, bins: int | None = None) -> None:
         super().__init__(parent)
-        self.bins = bins
+        self.fixed_bins = bins
         outer = QVBoxLayout(self)
         outer.setContentsMargins(16, 10, 16, 10)
         head = QHBoxLayout()
@@ -642,145 +788,231 @@ class TracesScreen(QWidget):
         self.mode.addItems(["filtered + envelope", "raw"])
         head.addWidget(self.mode)
         outer.addLayout(head)
-        self.plot = pg.GraphicsLayoutWidget()
-        self.plot.setBackground(COLOURS["background"])
-        outer.addWidget(self.plot, 1)
-        self.plots: list[pg.PlotItem] = []
-        self.curves: list[tuple[pg.PlotDataItem, pg.PlotDataItem]] = []
-        self.regions: list[list[pg.LinearRegionItem]] = []
-        self._region_key: tuple[Any, ...] = ()
-        self._yscale: np.ndarray | None = None
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground(COLOURS["background"])
+        outer.addWidget(self.view, 1)
+        self.plot: pg.PlotItem = self.view.addPlot(row=0, col=0)
+        p = self.plot
+        p.setMenuEnabled(False)
+        p.setMouseEnabled(x=False, y=False)
+        p.hideButtons()
+        p.enableAutoRange(False)
+        p.setLabel("bottom", "seconds (0 = now)")
+        tick_font = QFont()
+        tick_font.setPointSizeF(11.0)
+        for name in ("left", "bottom"):
+            ax = p.getAxis(name)
+            ax.setStyle(tickFont=tick_font)
+            ax.setTextPen(pg.mkPen("#22262a"))
+        p.getAxis("left").setWidth(170)
+        p.setXRange(-self.SECONDS, 0.0, padding=0)
+        self.shading = _Shading()
+        self.shading.setZValue(-10)
+        p.addItem(self.shading, ignoreBounds=True)
+        # Measured choices (bench/bench_gui.py): line segments (QPainter.drawLines) are cheaper
+        # than one path for these curves, and a 2 px envelope far cheaper than 2.5 px.
+        self.curve_sig = pg.PlotCurveItem(pen=pg.mkPen("#9db4c8", width=1), skipFiniteCheck=True,
+                                          antialias=False)
+        self.curve_env = pg.PlotCurveItem(pen=pg.mkPen("#1f5e38", width=2), skipFiniteCheck=True,
+                                          antialias=False)
+        for c in (self.curve_sig, self.curve_env):
+            c.setSegmentedLineMode("on")
+            p.addItem(c)
+        self.channels: tuple[str, ...] = ()
+        self.mode.currentIndexChanged.connect(self._reset)
+        self._caches: tuple[Any, ...] = ()  # (key, signal ColumnCache, envelope ColumnCache)
+        self._conn: dict[tuple[str, int], np.ndarray] = {}
+        self._xbuf: dict[str, np.ndarray] = {}
+        self._ybuf: dict[str, np.ndarray] = {}
+        self._scale: np.ndarray | None = None  # (2, channels): low and high of each band
         self._last_scale_at = -10**12
         self._scale_raw = False
+        self._region_key: tuple[Any, ...] = ()
         self.frames = 0
         self.shown_total = 0
+        self.bins_used = 0
 
     def set_channels(self, channels: tuple[str, ...]) -> None:
-        self.plot.clear()
-        self.plots, self.curves, self.regions = [], [], []
-        first: pg.PlotItem | None = None
-        pen_f = pg.mkPen("#9db4c8", width=1)
-        pen_e = pg.mkPen("#1f5e38", width=2.5)
-        for i, ch in enumerate(channels):
-            p = self.plot.addPlot(row=i, col=0)
-            p.setMenuEnabled(False)
-            p.setMouseEnabled(x=False, y=False)
-            p.hideButtons()
-            p.setLabel("left", ch.replace("EMG ", ""), units="",
-                       **{"font-size": "12pt", "color": "#22262a"})
-            p.getAxis("left").setWidth(78)
-            # Only the last plot has a time axis: an axis whose range moves is re-laid out on
-            # every frame, and eight of them cost more than all the curves.
-            if i < len(channels) - 1:
-                p.hideAxis("bottom")
-            else:
-                p.setLabel("bottom", "signal time", units="s")
-            p.enableAutoRange(False)
-            if first is None:
-                first = p
-            else:
-                p.setXLink(first)
-            c1 = p.plot(pen=pen_f, skipFiniteCheck=True)
-            c2 = p.plot(pen=pen_e, skipFiniteCheck=True)
-            self.plots.append(p)
-            self.curves.append((c1, c2))
-            self.regions.append([])
+        """One band per channel, first channel at the top (GUI thread, once per connection)."""
+        self.channels = channels
+        self.plot.setYRange(-0.5, len(channels) - 0.5, padding=0)
+        self._reset()
+        self._set_ticks()
+
+    def _reset(self) -> None:
+        self._caches = ()
+        self._conn.clear()
+        self._scale = None
         self._region_key = ()
-        self._yscale = None
+
+    def _centre(self, i: int) -> float:
+        return float(len(self.channels) - 1 - i)
+
+    def _set_ticks(self) -> None:
+        ticks = []
+        for i, ch in enumerate(self.channels):
+            text = ch.replace("EMG ", "")
+            if self._scale is not None:
+                half = (self._scale[1, i] - self._scale[0, i]) / 2.0
+                if np.isfinite(half):
+                    text += f"  ±{half:.0f} µV"
+            ticks.append((self._centre(i), text))
+        self.plot.getAxis("left").setTicks([ticks, []])
+
+    def _bins(self) -> int:
+        """Pixel columns of the plot: one min/max pair each."""
+        if self.fixed_bins:
+            return self.fixed_bins
+        return max(100, int(self.plot.getViewBox().width()))
+
+    def _connect(self, kind: str, npts: int, per_col: int) -> np.ndarray:
+        """The ``connect`` array: lines within a channel's points, none between channels;
+        with two points per column (min, max) only the vertical segment of each column."""
+        key = (kind, npts)
+        conn = self._conn.get(key)
+        if conn is None:
+            conn = np.ones(npts * len(self.channels), dtype=np.int32)
+            if per_col == 2:
+                conn[1::2] = 0
+            conn[npts - 1::npts] = 0  # the last point of a channel does not join the next
+            if len(self._conn) > 8:
+                self._conn.clear()
+            self._conn[key] = conn
+        return conn
+
+    def _xy(self, kind: str, starts: np.ndarray, vals: np.ndarray, end: int,
+            fs: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x (seconds before now) and y (band coordinates) of all channels end to end, written
+        into buffers kept between frames, and the ``connect`` array."""
+        assert self._scale is not None
+        ncol, per_col, nch = vals.shape
+        npts = ncol * per_col
+        xb = self._xbuf.get(kind)
+        yb = self._ybuf.get(kind)
+        if xb is None or xb.shape != (nch, npts):
+            xb = self._xbuf[kind] = np.empty((nch, npts))
+            yb = self._ybuf[kind] = np.empty((nch, npts))
+        assert yb is not None
+        x1 = (starts - end) / fs
+        xb[:] = np.repeat(x1, per_col) if per_col > 1 else x1
+        lo, hi = self._scale
+        mid = (lo + hi) / 2.0
+        gain = self.HALF_BAND * 2.0 / np.where(hi > lo, hi - lo, 1.0)
+        centre = np.arange(nch - 1, -1, -1, dtype=np.float64)
+        np.subtract(vals.reshape(npts, nch).T, mid[:, None], out=yb)
+        yb *= gain[:, None]
+        # A peak beyond the band's scale is clipped at the band's edge, never drawn over the
+        # neighbouring channel (the scale follows within a second).
+        np.clip(yb, -0.5, 0.5, out=yb)
+        yb += centre[:, None]
+        x, y = xb.reshape(-1), yb.reshape(-1)
+        conn = self._connect(kind, npts, per_col)
+        bad = np.isnan(y)
+        if bad.any():  # a gap: no segment starts or ends at a NaN point
+            conn = conn.copy()
+            conn[bad] = 0
+            conn[:-1][bad[1:]] = 0
+            y = np.where(bad, np.repeat(centre, npts), y)
+        return x, y, conn
 
     def refresh(self, live: LiveBuffers, events: list[tuple[int, int, str, int]]) -> None:
         """Redraw from the ring buffers (GUI thread).
 
-        ``events``: ``(start, stop, kind, channel)`` with channel ``-1`` for all plots.
+        ``events``: ``(start, stop, kind, channel)`` in samples, channel ``-1`` for all bands.
         """
-        if live.envelope is None or not self.curves:
+        if live.envelope is None or not self.channels:
             return
-        n = int(self.SECONDS * live.fs)
+        fs = live.fs
+        n = int(self.SECONDS * fs)
         raw_mode = self.mode.currentIndex() == 1
-        env, first = live.envelope.latest(n)
         src = live.raw if raw_mode else live.filtered
         assert src is not None
-        sig, first_s = src.latest(n)
-        if len(env) == 0:
+        end = live.envelope.total  # written last: raw and filtered hold at least as much
+        if end < 2:
             return
-        # Align on the envelope's range (written last, so sig holds at least as much).
-        k = first - first_s
-        if k > 0:
-            sig = sig[k:k + len(env)]
-        fs = live.fs
-        idx, sig_d = decimate_minmax(sig, self.bins)
-        # The envelope is smooth (low-pass, a few Hz): a stride keeps its shape, min/max would
-        # draw a saw-tooth.  Stride from the newest sample backwards so it is always drawn.
-        stride = max(1, len(env) // (self.bins // 2))
-        idx_e = np.arange(len(env) - 1, -1, -stride)[::-1].astype(np.float64)
-        env_d = env[idx_e.astype(np.int64)]
-        t = (first + idx) / fs
-        te = (first + idx_e) / fs
-        end = (first + len(env)) / fs
-        if (first + len(env) - self._last_scale_at >= fs or self._yscale is None
-                or raw_mode != self._scale_raw):
-            # Once a second, from the decimated min/max (cheap): a robust range per channel.
-            self._last_scale_at = first + len(env)
-            self._scale_raw = raw_mode
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN after a long gap
-                if raw_mode:
-                    lo = np.nanmin(sig_d, axis=0)
-                    hi = np.nanmax(sig_d, axis=0)
-                    self._yscale = np.vstack([lo, hi])
-                else:
-                    a = np.nanpercentile(np.abs(sig_d), 99.0, axis=0)
-                    a = np.nan_to_num(np.maximum(a * 1.2, 20.0), nan=20.0)
-                    self._yscale = np.vstack([-a, a])
-            rescale = True
+        bins = self._bins()
+        key = (id(live), raw_mode, bins)
+        if not self._caches or self._caches[0] != key:
+            step = max(1, n // bins)
+            self._caches = (key, ColumnCache(src, n, step, "minmax"),
+                            ColumnCache(live.envelope, n, step * self.ENV_COLUMNS, "mean"))
+        _, sig_cache, env_cache = self._caches
+        self.bins_used = bins
+        starts, vals = sig_cache.update(end)
+        if len(starts) == 0:
+            return
+        if end - self._last_scale_at >= fs or self._scale is None or raw_mode != self._scale_raw:
+            self._rescale(vals, raw_mode)
+            self._last_scale_at = end
+        x, y, conn = self._xy("sig", starts, vals, end, fs)
+        self.curve_sig.setData(x, y, connect=conn, skipFiniteCheck=True)
+        if raw_mode:
+            self.curve_env.setData([], [])
         else:
-            rescale = False
-        # "finite" connection only when the window holds a gap (NaN): it is slower.
-        conn = "finite" if bool(np.isnan(sig_d).any()) else "all"
-        for i, (c1, c2) in enumerate(self.curves):
-            c1.setData(t, sig_d[:, i], connect=conn)
-            if raw_mode:
-                c2.setData([], [])
-            else:
-                c2.setData(te, env_d[:, i], connect=conn)
-            lo, hi = self._yscale[0, i], self._yscale[1, i]
-            if rescale and np.isfinite(lo) and np.isfinite(hi) and hi > lo:
-                self.plots[i].setYRange(float(lo), float(hi), padding=0.05)
-        self.plots[0].setXRange(end - self.SECONDS, end, padding=0)
-        self._shade(events, first, first + len(env), fs)
+            starts_e, vals_e = env_cache.update(end)
+            xe, ye, conne = self._xy("env", starts_e, vals_e, end, fs)
+            self.curve_env.setData(xe, ye, connect=conne, skipFiniteCheck=True)
+        self._shade(events, end, fs)
         self.frames += 1
-        self.shown_total = first + len(env)
+        self.shown_total = end
 
-    def _shade(self, events: list[tuple[int, int, str, int]], a: int, b: int, fs: float) -> None:
-        visible = tuple(e for e in events if e[1] > a and e[0] < b)
-        if visible == self._region_key:
+    def _rescale(self, vals: np.ndarray, raw_mode: bool) -> None:
+        """A robust range per channel from the column min/max (cheap; once a second)."""
+        self._scale_raw = raw_mode
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN after a long gap
+            if raw_mode:
+                lo = np.nanmin(vals[:, 0], axis=0)
+                hi = np.nanmax(vals[:, 1], axis=0)
+                pad = np.maximum((hi - lo) * 0.05, 1.0)
+                lo, hi = lo - pad, hi + pad
+            else:
+                a = np.nanpercentile(np.abs(vals).reshape(-1, vals.shape[2]), 99.0, axis=0)
+                a = np.maximum(a * 1.2, 20.0)
+                lo, hi = -a, a
+        lo = np.nan_to_num(lo, nan=-20.0)
+        hi = np.nan_to_num(hi, nan=20.0)
+        self._scale = np.vstack([lo, hi])
+        self._set_ticks()
+
+    def _shade(self, events: list[tuple[int, int, str, int]], end: int, fs: float) -> None:
+        a = end - int(self.SECONDS * fs)
+        visible = tuple(e for e in events if e[1] > a and e[0] < end)
+        key = (visible, end)
+        if key == self._region_key:
             return
-        self._region_key = visible
-        brushes = {"rest": (120, 140, 170, 40), "mvc": (224, 180, 70, 45),
-                   "exercise": (90, 160, 110, 45), "synkinesis": (200, 69, 60, 80),
-                   "marker": (60, 60, 60, 90), "gap": (0, 0, 0, 60)}
-        for i, (p, items) in enumerate(zip(self.plots, self.regions)):
-            for it in items:
-                p.removeItem(it)
-            items.clear()
-            for s, e, kind, ch in visible:
-                if ch not in (-1, i):
-                    continue
-                stop = max(e, s + int(0.05 * fs))
-                it = pg.LinearRegionItem((s / fs, stop / fs), movable=False,
-                                         brush=pg.mkBrush(*brushes.get(kind, (0, 0, 0, 30))),
-                                         pen=pg.mkPen(None))
-                it.setZValue(-10)
-                p.addItem(it)
-                items.append(it)
+        self._region_key = key
+        nch = len(self.channels)
+        rects: list[tuple[QRectF, QColor]] = []
+        for s0, e0, kind, ch in visible:
+            stop = max(e0, s0 + int(0.05 * fs))
+            x0 = max(s0 - end, a - end) / fs
+            x1 = min(stop - end, 0) / fs
+            if x1 <= x0:
+                continue
+            if ch == -1:
+                y0, y1 = -0.5, nch - 0.5
+            else:
+                c = self._centre(ch)
+                y0, y1 = c - 0.5, c + 0.5
+            rects.append((QRectF(x0, y0, x1 - x0, y1 - y0),
+                          QColor(*self.BRUSHES.get(kind, (0, 0, 0, 30)))))
+        self.shading.set_rects(rects, QRectF(-self.SECONDS, -0.5, self.SECONDS, nch))
 
 
 # =========================================================================== summary
 class SummaryScreen(QWidget):
-    """Per-rep table and the session's figures."""
+    """Per-rep table, the session's figures, the recording and its report.
 
-    HEADERS = ["Rep", "Exercise", "Side", "Target", "Target peak\n%MVC", "Time in\nband %",
-               "Highest quiet\nregion", "Quiet peak\n%MVC", "Synkinesis"]
+    :attr:`report_requested` is emitted by the *Write and open report* button, which is enabled
+    once the recording has been analysed and stored in the patient history.
+    """
+
+    report_requested = Signal()
+
+    HEADERS = ["Rep", "Exercise", "Side", "Target", "Target peak\n%MVC",
+               "Mean active\n%MVC", "Time in\nband s", "Isolation", "Highest\nco-contraction %",
+               "Synkinesis"]
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -793,40 +1025,85 @@ class SummaryScreen(QWidget):
         self.table.setHorizontalHeaderLabels(self.HEADERS)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        head = self.table.horizontalHeader()
+        head.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        for col in (0, 2):  # Rep, Side: narrow, so the long headers get the room
+            head.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setStyleSheet("font-size: 13pt;")
         self.table.verticalHeader().setDefaultSectionSize(40)
         outer.addWidget(self.table, 1)
+        row = QHBoxLayout()
+        self.recording = _label("Not recorded.", muted=True, wrap=True)
+        row.addWidget(self.recording, 1)
+        self.report_btn = QPushButton("Write and open report")
+        self.report_btn.setMinimumHeight(44)
+        self.report_btn.setEnabled(False)
+        self.report_btn.clicked.connect(self.report_requested.emit)
+        row.addWidget(self.report_btn)
+        outer.addLayout(row)
+        self.after = _label("", muted=True, wrap=True)
+        outer.addWidget(self.after)
         self._key: tuple[Any, ...] = ()
         self.reps: tuple[RepResult, ...] = ()
+        self.events: tuple[SynkinesisEvent, ...] = ()
+
+    def set_recording(self, path: str) -> None:
+        """Name the session's recording (GUI thread, once it is complete)."""
+        self.recording.setText(f"Recording: {path} (and its .json sidecar)")
+
+    def set_after_state(self, text: str, report: bool) -> None:
+        """What happened after the recording (analysis, history, report) and whether the
+        report button is usable (GUI thread)."""
+        self.after.setText(text)
+        self.report_btn.setEnabled(report)
 
     def refresh(self, fb: FeedbackSnapshot, affected: str) -> None:
-        key = tuple((r.start, r.side, round(r.target_peak_pct, 1), len(r.crossings))
-                    for r in fb.reps)
+        """The detector's rep results and events (GUI thread)."""
+        rows = rep_rows(fb.reps, fb.events)
+        # The key is every shown cell: a rep still running changes figures that a coarser key
+        # would miss, leaving a stale row on screen.
+        key = (tuple(tuple(c) for c in rows), affected)
         if key == self._key:
             return
         self._key = key
         self.reps = fb.reps
-        self.table.setRowCount(len(fb.reps))
-        for row, r in enumerate(fb.reps):
-            worst = max(r.quiet_peak_pct.items(), key=lambda kv: kv[1], default=("–", 0.0))
-            cells = [str(r.index), r.exercise, r.side, r.target, f"{r.target_peak_pct:.0f}",
-                     f"{r.time_in_band_pct:.0f}", worst[0], f"{worst[1]:.0f}",
-                     ("yes: " + ", ".join(sorted({c[0] for c in r.crossings})))
-                     if r.synkinesis else "no"]
+        self.events = fb.events
+        self.table.setRowCount(len(rows))
+        for row, (r, cells) in enumerate(zip(fb.reps, rows)):
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
-                if col == 8 and r.synkinesis:
+                if col == len(cells) - 1 and r.synkinesis:
                     item.setForeground(COLOURS["alert"])
                 self.table.setItem(row, col, item)
-        self.figures.setText(session_figures(fb.reps, affected))
+        self.figures.setText(session_figures(fb.reps, fb.affected_side or affected, fb.fs))
 
 
-def session_figures(reps: tuple[RepResult, ...], affected: str) -> str:
-    """The session's figures as a few readable lines."""
+def rep_rows(reps: tuple[RepResult, ...], events: tuple[SynkinesisEvent, ...]
+             ) -> list[list[str]]:
+    """The Summary table's cells: one row per rep and side, numbers as the detector gave them
+    (``analyze`` of the recording gives the same :class:`RepResult` objects)."""
+    rows = []
+    for r in reps:
+        worst = max(r.cocontraction.items(), key=lambda kv: kv[1], default=None)
+        synk = sorted({e.channel for e in events
+                       if e.rep == r.rep and e.channel.split("-", 1)[0] == r.side})
+        rows.append([
+            str(r.rep + 1), r.exercise, r.side, r.target, f"{r.target_peak_pct_mvc:.1f}",
+            f"{r.target_mean_active_pct_mvc:.1f}", f"{r.time_in_band_s:.2f}",
+            f"{r.isolation:.2f}", f"{worst[0]} {worst[1]:.0f}" if worst else "–",
+            ("yes: " + ", ".join(synk)) if r.synkinesis else "no",
+        ])
+    return rows
+
+
+def session_figures(reps: tuple[RepResult, ...], affected: str, fs: float) -> str:
+    """The session's figures as a few readable lines (means of the detector's rep figures;
+    symmetry per rep from :func:`emgfeedback.clinical.symmetry.symmetry`)."""
+    from emgfeedback.clinical.symmetry import symmetry
+
     if not reps:
         return "No reps yet."
-    n = len({(r.start, r.exercise) for r in reps})
+    n = len({r.rep for r in reps})
     lines = [f"{n} reps"]
     for side in sorted({r.side for r in reps}):
         rs = [r for r in reps if r.side == side]
@@ -834,11 +1111,12 @@ def session_figures(reps: tuple[RepResult, ...], affected: str) -> str:
         tag = " (affected)" if side == affected else ""
         lines.append(
             f"{'Left' if side == 'L' else 'Right'}{tag}: mean target peak "
-            f"{np.mean([r.target_peak_pct for r in rs]):.0f} %MVC, time in band "
-            f"{np.mean([r.time_in_band_pct for r in rs]):.0f} %, synkinesis in {synk} of {len(rs)} reps")
-    aff = [r.target_peak_pct for r in reps if r.side == affected]
-    una = [r.target_peak_pct for r in reps if r.side != affected]
-    if aff and una and np.mean(una) > 0:
-        lines.append(f"Symmetry (affected / unaffected mean target peak): "
-                     f"{np.mean(aff) / np.mean(una):.2f}")
+            f"{np.mean([r.target_peak_pct_mvc for r in rs]):.0f} %MVC, time in band "
+            f"{np.mean([r.time_in_band_s for r in rs]):.1f} s, isolation "
+            f"{np.mean([r.isolation for r in rs]):.2f}, synkinesis in {synk} of {len(rs)} reps")
+    ratios = [f"{e['ratio']:.2f}" for e in symmetry(reps, affected or None, fs)
+              if e["ratio"] is not None]
+    if ratios:
+        lines.append("Symmetry per rep (affected / unaffected mean active %MVC): "
+                     + ", ".join(ratios))
     return "\n".join(lines)

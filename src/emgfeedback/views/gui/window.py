@@ -2,13 +2,15 @@
 
 Threads (docs/architecture.md, "Threads")::
 
-    session thread:  source.read -> Chain -> Feedback, recorder, ProgramRunner, LiveBuffers
+    session thread:  source.read -> Chain -> EDF+ Recorder, ClinicFeedback (the clinical engine),
+                     ProgramRunner, LiveBuffers
     GUI thread:      QTimer (30-60 Hz) -> snapshots / ring-buffer copies -> screens
+    helper thread:   after a recording is closed: analysis + patient history; the report
 
-The window never receives arrays through signals: the only signals crossing threads carry an
-error message or "program done".  It knows nothing of bytes or filters; it reads processed
-samples from ring buffers and small snapshots.  An exception in the session thread, the CSV writer
-or a timer tick ends up as one line in the red banner at the top.
+The window never receives arrays through signals: the signals crossing threads carry an error
+message, "program done", "recording closed" and "stored".  It knows nothing of bytes or filters;
+it reads processed samples from ring buffers and small snapshots.  An exception in the session
+thread, the recorder, the helper thread or a timer tick ends up as one line in the red banner.
 """
 
 from __future__ import annotations
@@ -16,13 +18,12 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QButtonGroup,
@@ -35,12 +36,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
 from emgfeedback.errors import EmgError
-from emgfeedback.session import Session, SessionThread
+from emgfeedback.session import Session
 from emgfeedback.stream import SourceBase
-from emgfeedback.views.gui.live import InterimRecorder, LiveBuffers
-from emgfeedback.views.gui.program import PROGRAMS, Feedback, FeedbackSnapshot, ProgramRunner
+from emgfeedback.views.gui.live import LiveBuffers, RecordingControl
+from emgfeedback.views.gui.feedback import ClinicFeedback, FeedbackSnapshot
+from emgfeedback.views.gui.program import (
+    Cue,
+    ProgramRunner,
+    Protocol,
+    program_sidecar,
+    resolve_program,
+)
 from emgfeedback.views.gui.screens import (
     CalibrationScreen,
     CheckScreen,
@@ -99,7 +108,10 @@ class MainWindow(QMainWindow):
     fps:
         Redraw rate of the timer (30-60).
     record_dir:
-        Where recordings are written.
+        Where recordings (``<patient>_<date-time>.edf`` and its ``.json`` sidecar) and reports
+        are written.
+    db:
+        The patient history database (default: :func:`emgfeedback.views.history.default_db_path`).
 
     Threads: every method runs in the GUI thread, except the ``_from_*`` callbacks, which only
     emit signals.
@@ -108,33 +120,42 @@ class MainWindow(QMainWindow):
     error_signal = Signal(str)
     done_signal = Signal()
     record_done_signal = Signal(str, str)
+    stored_signal = Signal(str, str)
+    report_signal = Signal(str, str)
 
     def __init__(self, config: Config | None = None, patient_mode: bool = False,
-                 fps: float = 30.0, record_dir: Path | None = None) -> None:
+                 fps: float = 30.0, record_dir: Path | None = None,
+                 db: Path | None = None) -> None:
         super().__init__()
         self.config = config or Config()
         self.patient_mode = patient_mode
         self.record_dir = record_dir or Path.cwd()
+        self.db = db
         self.setWindowTitle("emgfeedback" + (": exercises" if patient_mode else ""))
         self.setStyleSheet(STYLE)
         self.session: Session | None = None
         self.worker: _Worker | None = None
         self.live: LiveBuffers | None = None
-        self.feedback: Feedback | None = None
+        self.feedback: ClinicFeedback | None = None
+        self.program: Program | None = None
+        self._clinic_error_shown = False
         self.runner: ProgramRunner | None = None
-        self.recorder: InterimRecorder | None = None
+        self.recording: RecordingControl | None = None
         self.request: ConnectRequest | None = None
         self.last_fb: FeedbackSnapshot | None = None
         self._last: tuple[Any, FeedbackSnapshot, Any] | None = None
         self.errors: list[str] = []
         self.saved_recordings: list[str] = []
+        self.after_threads: list[threading.Thread] = []
+        self.reports: list[str] = []
+        #: Opens a written report (tests replace it to avoid starting a browser).
+        self.open_url: Callable[[QUrl], object] = QDesktopServices.openUrl
         self.affected = "L"
         self.frame_hook: Callable[[int], None] | None = None
         self.ticks = 0
         self._configured = False
         self._phase = ""
         self._ended_reported = False
-        self._rec_started = 0.0
         self._delay_key: tuple[int, int | None] | None = None
         self._delay_ms = 0.0
 
@@ -202,6 +223,9 @@ class MainWindow(QMainWindow):
         self.error_signal.connect(self.show_error)
         self.done_signal.connect(self._program_done)
         self.record_done_signal.connect(self._record_done)
+        self.stored_signal.connect(self._stored)
+        self.report_signal.connect(self._report_done)
+        self.summary_screen.report_requested.connect(self.write_report)
         for key in ("M", "Space"):
             sc = QShortcut(QKeySequence(key), self)
             sc.activated.connect(self.add_marker)
@@ -217,16 +241,24 @@ class MainWindow(QMainWindow):
         else:
             self.show_screen("connect")
         self.resize(1600, 1000)
+        self._record_button()  # disabled until a session runs
 
     # ------------------------------------------------------------------ navigation
     def set_fps(self, fps: float) -> None:
         self.timer.setInterval(max(1, int(round(1000.0 / fps))))
 
     def show_screen(self, name: str) -> None:
+        """Switch to screen ``name`` and draw it at once from the last pulled state.
+
+        Screens other than Exercise and Electrodes are redrawn only while visible, so a screen
+        must be filled when it appears, not at the next timer tick: otherwise whoever looks at it
+        first (a person, a test) sees the state of its previous visit.
+        """
         if self.patient_mode and name != "exercise":
             return
         self.stack.setCurrentWidget(self.screens[name])
         self.nav_buttons[name].setChecked(True)
+        self.refresh_current()
 
     @property
     def current_screen(self) -> str:
@@ -245,18 +277,34 @@ class MainWindow(QMainWindow):
         """Build the source with ``factory`` and run it through a session in a worker thread."""
         self.disconnect_board()
         self.clear_error()
+        try:
+            program = resolve_program(req.program or "default")
+        except EmgError as exc:
+            self.show_error(error_message(exc))
+            return
         self.request = req
-        program = PROGRAMS.get(req.program) or next(iter(PROGRAMS.values()))
+        self.program = program
+        protocol = Protocol()
         follow = req.board.partition(":")[0] in FOLLOW_KINDS
         self.affected = req.affected_side
-        self.feedback = Feedback(program, self.affected)
-        self.recorder = InterimRecorder()
-        self.runner = ProgramRunner(program, None if follow else self._mark)
+        self.feedback = ClinicFeedback(program, self.affected,
+                                       on_calibrated=self._calibrated)
+        self.recording = RecordingControl(
+            req.patient_id, self._new_recording_path,
+            sidecar={"program": program_sidecar(program, None if follow else protocol),
+                     "affected_side": self.affected, "board_choice": req.board},
+            final_sidecar=self._final_sidecar,
+            on_closed=lambda path, e: self.record_done_signal.emit(
+                str(path), "" if e is None else error_message(e)))
+        if req.record:
+            self.recording.request_start()  # attached right after the source opens
+        self.runner = ProgramRunner(program, None if follow else self._mark, protocol=protocol)
         self.runner.on_done = self.done_signal.emit
         self.live = LiveBuffers(seconds=TracesScreen.SECONDS + 2.0)
         self._configured = False
         self._phase = ""
         self._ended_reported = False
+        self._clinic_error_shown = False
         self._last = None
         self.worker = _Worker(self, factory)
         self.worker.start()
@@ -271,10 +319,35 @@ class MainWindow(QMainWindow):
         if session is not None:
             session.mark(text, duration)
 
+    def _new_recording_path(self) -> Path:
+        """``<record_dir>/<patient>_<date-time>.edf`` (session thread, when a recording starts)."""
+        req = self.request
+        if req is not None and req.record_path and not self.saved_recordings:
+            return Path(req.record_path)
+        pid = req.patient_id if req else "session"
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = self.record_dir / f"{pid}_{stamp}.edf"
+        k = 1
+        while path.exists():
+            k += 1
+            path = self.record_dir / f"{pid}_{stamp}-{k}.edf"
+        return path
+
+    def _final_sidecar(self) -> dict[str, Any]:
+        """Sidecar entries written when a recording closes (session thread)."""
+        fbk = self.feedback
+        return {"calibration": fbk.calibration_json() if fbk is not None else None,
+                "affected_side": self.affected}
+
+    def _calibrated(self, cal: Any) -> None:
+        """The detector's calibration exists (session thread): into the sidecar at once, so a
+        recording cut short still carries it."""
+        if self.recording is not None:
+            self.recording.update_sidecar(calibration=cal.to_json())
+
     def disconnect_board(self) -> None:
-        """Stop the session thread (waits at most a few seconds for the source to stop)."""
-        if self.recorder is not None and self.recorder.recording:
-            self.toggle_record(False)
+        """Stop the session thread (waits at most a few seconds for the source to stop); the
+        session thread closes the recording on its way out."""
         if self.worker is not None:
             self.worker.stop(timeout=5.0)
         self.worker = None
@@ -293,8 +366,7 @@ class MainWindow(QMainWindow):
             self.show_screen("calibration")
 
     def _redo(self, code: str) -> None:
-        if self.runner is not None and self.runner.leading and self.feedback is not None:
-            self.feedback.redo(code)
+        if self.runner is not None and self.runner.leading:
             self.runner.redo_mvc(code)
 
     def _start_exercises(self) -> None:
@@ -303,10 +375,13 @@ class MainWindow(QMainWindow):
             self.show_screen("exercise")
 
     def _program_done(self) -> None:
+        """The runner counted the last rep (queued signal from the session thread).
+
+        The session stops; the session thread then closes the recording, which reaches
+        :meth:`_record_done`."""
         if self.session is not None:
             self.session.stop()
-        if self.recorder is not None and self.recorder.recording:
-            self.toggle_record(False)
+        # Pull the final state first: show_screen draws the summary from it.
         self.tick()
         if not self.patient_mode:
             self.show_screen("summary")
@@ -318,29 +393,113 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("marker added", 1500)
 
     def toggle_record(self, checked: bool | None = None) -> None:
-        if self.recorder is None:
-            self.record_btn.setChecked(False)
+        """Start or stop the recording (the Record button; GUI thread).
+
+        The session thread carries the request out before its next chunk; the button shows the
+        recorder's real state on every tick (:meth:`_record_button`)."""
+        rc = self.recording
+        if rc is None or self.worker is None or not self.worker.is_alive():
+            self._record_button()
             return
         if checked is None:
-            checked = not self.recorder.recording
-        if checked and not self.recorder.recording:
-            self.recorder.start()
-            self._rec_started = time.monotonic()
-        elif not checked and self.recorder.recording:
-            pid = self.request.patient_id if self.request else "session"
-            stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-            path = self.record_dir / f"{pid}_{stamp}.csv"
-            self.recorder.stop(str(path), lambda p, e: self.record_done_signal.emit(
-                p, "" if e is None else error_message(e)))
-        self.record_btn.setChecked(self.recorder.recording)
-        self.record_btn.setText("Stop recording" if self.recorder.recording else "Record")
+            checked = not rc.recording
+        if checked:
+            rc.request_start()
+        else:
+            rc.request_stop()
+        self._record_button()
+
+    def _record_button(self) -> None:
+        state = self.recording.state if self.recording is not None else "off"
+        text = {"off": "Record", "starting": "Starting…", "on": "Stop recording",
+                "saving": "Saving…"}[state]
+        self.record_btn.setChecked(state in ("starting", "on"))
+        if self.record_btn.text() != text:
+            self.record_btn.setText(text)
+        alive = self.worker is not None and self.worker.is_alive()
+        self.record_btn.setEnabled(alive and state in ("off", "on"))
 
     def _record_done(self, path: str, err: str) -> None:
+        """A recording was closed by the session thread (queued signal)."""
+        self._record_button()
         if err:
-            self.show_error(f"recording not saved: {err}")
-        else:
-            self.statusBar().showMessage(f"recording saved: {path}", 8000)
-            self.saved_recordings.append(path)
+            self.show_error(f"recording {Path(path).name}: {err}")
+            if not Path(path).is_file():
+                return
+        self.statusBar().showMessage(f"recording saved: {path}", 8000)
+        self.saved_recordings.append(path)
+        self.summary_screen.set_recording(path)
+        self._after_recording(Path(path))
+
+    def _after_recording(self, path: Path) -> None:
+        """Analyse the recording and store it in the patient history, in a helper thread."""
+        from emgfeedback.views.gui import after
+
+        if not after.analysis_available():
+            self.summary_screen.set_after_state(
+                "The clinical analysis is not part of this build: no patient history entry "
+                "and no report for this recording.", report=False)
+            return
+        self.summary_screen.set_after_state("Analysing the recording…", report=False)
+        cfg, db, program = self.config, self.db, self.program
+        meta = {"affected_side": self.affected}
+
+        def work() -> None:
+            try:
+                done = after.analyse_and_store(path, program, db=db, config=cfg, meta=meta)
+            except BaseException as exc:  # shown in the window
+                log.error("analysis/history of %s failed", path, exc_info=exc)
+                self.stored_signal.emit(str(path), "error:" + error_message(exc))
+            else:
+                self.stored_signal.emit(str(path), done.describe())
+
+        th = threading.Thread(target=work, name="emgfeedback-after", daemon=True)
+        self.after_threads.append(th)
+        th.start()
+
+    def _stored(self, path: str, text: str) -> None:
+        if text.startswith("error:"):
+            self.show_error(f"{Path(path).name}: {text[6:]}")
+            self.summary_screen.set_after_state(f"Not stored: {text[6:]}", report=False)
+            return
+        self.summary_screen.set_after_state(text, report=True)
+
+    def write_report(self) -> None:
+        """Write the report of the last recording and open it (Summary button; GUI thread).
+
+        The report is built in a helper thread (matplotlib figures take a few seconds); the
+        file is opened with :attr:`open_url` when ready.
+        """
+        from emgfeedback.views.gui import after
+
+        if not self.saved_recordings:
+            return
+        path = Path(self.saved_recordings[-1])
+        self.summary_screen.set_after_state("Writing the report…", report=False)
+        cfg, program = self.config, self.program
+        meta = {"affected_side": self.affected}
+
+        def work() -> None:
+            try:
+                out = after.write_session_report(path, program, config=cfg, meta=meta)
+            except BaseException as exc:
+                log.error("report of %s failed", path, exc_info=exc)
+                self.report_signal.emit(str(path), "error:" + error_message(exc))
+            else:
+                self.report_signal.emit(str(path), str(out))
+
+        th = threading.Thread(target=work, name="emgfeedback-report", daemon=True)
+        self.after_threads.append(th)
+        th.start()
+
+    def _report_done(self, path: str, result: str) -> None:
+        if result.startswith("error:"):
+            self.show_error(f"report of {Path(path).name}: {result[6:]}")
+            self.summary_screen.set_after_state(f"Report not written: {result[6:]}", report=True)
+            return
+        self.reports.append(result)
+        self.summary_screen.set_after_state(f"Report written: {result}", report=True)
+        self.open_url(QUrl.fromLocalFile(result))
 
     # ------------------------------------------------------------------ errors
     def show_error(self, text: str) -> None:
@@ -380,17 +539,22 @@ class MainWindow(QMainWindow):
         if fb is None:
             return
         self.last_fb = fb
-        if run.phase != self._phase:
-            self._phase = run.phase
-            if run.phase in ("calibration", "exercise"):
-                self.show_screen(run.phase)
+        self._last = (status, fb, run)
+        if fb.error and not self._clinic_error_shown:
+            self._clinic_error_shown = True
+            self.show_error("no synkinesis detection in this session: " + fb.error)
         # Exercise bars and electrode lights are cheap and must not miss a state (a red bar, a
         # light for the log) while another screen is shown: they refresh on every tick.
         self.exercise_screen.refresh(fb, run)
         self.check_screen.refresh(status, fb.cue is None or fb.cue.kind == "rest")
-        self._last = (status, fb, run)
-        self.refresh_current()
+        if run.phase != self._phase and run.phase in ("calibration", "exercise"):
+            self._phase = run.phase
+            self.show_screen(run.phase)  # draws the new screen
+        else:
+            self._phase = run.phase
+            self.refresh_current()
         self._status_bar(status, fb)
+        self._record_button()
         self._check_thread()
         if self.frame_hook is not None:
             self.frame_hook(status.total)
@@ -416,19 +580,22 @@ class MainWindow(QMainWindow):
         self.traces_screen.set_channels(channels)
         self._configured = True
 
-    @staticmethod
-    def _events(status: Any, fb: FeedbackSnapshot) -> list[tuple[int, int, str, int]]:
-        from emgfeedback.views.gui.program import Cue
-
+    def _events(self, status: Any, fb: FeedbackSnapshot) -> list[tuple[int, int, str, int]]:
+        """Periods to shade on the traces: cues, markers, the detector's synkinesis events (on
+        their channel, from onset to offset, or to now while open), gaps."""
         out: list[tuple[int, int, str, int]] = []
+        program = self.program
         for m in status.markers:
-            kind = Cue(m.text, m.sample, m.sample + m.duration).kind
+            if m.text.lower().startswith("synkinesis "):
+                continue  # a replayed alert: the detector raises it again below
+            cue = Cue(m.text, m.sample, m.sample + m.duration)
+            kind = cue.kind_in(program) if program is not None else cue.kind
             kind = "marker" if kind == "other" else kind
             out.append((m.sample, m.sample + m.duration, kind, -1))
         index = {c.replace("EMG ", ""): i for i, c in enumerate(fb.channels)}
-        for r in fb.reps:
-            for ch, a, b in r.spans:
-                out.append((a, b, "synkinesis", index.get(ch, -1)))
+        for e in fb.events:
+            stop = e.offset if e.offset is not None else fb.position
+            out.append((e.onset, stop, "synkinesis", index.get(e.channel, -1)))
         for g0, n in status.gaps:
             out.append((g0, g0 + n, "gap", -1))
         return out
@@ -447,8 +614,8 @@ class MainWindow(QMainWindow):
                 self._delay_key, self._delay_ms = key, chain.delay_ms
             parts.append(f"delay {self._delay_ms:.0f} ms")
             parts.append("notch " + (f"{chain.mains} Hz" if chain.mains else "off/auto"))
-        if self.recorder is not None and self.recorder.recording:
-            parts.append(f"● REC {time.monotonic() - self._rec_started:5.0f} s")
+        if self.recording is not None and self.recording.state == "on":
+            parts.append(f"● REC {self.recording.seconds:6.1f} s")
         if self.request is not None:
             parts.append(f"patient {self.request.patient_id}")
         text = "   ·   ".join(parts)
@@ -464,10 +631,16 @@ class MainWindow(QMainWindow):
 
 
 class _Worker(threading.Thread):
-    """The session thread: builds the source, wires the session, runs it.
+    """The session thread: builds the source, wires and opens the session, runs it.
+
+    It runs the session's read-process-feed loop itself (:meth:`Session.step`) instead of
+    :meth:`Session.run`, because the recorder must be attached and closed *between* chunks in this
+    thread (:meth:`RecordingControl.service`): attached right after ``session.open()`` when
+    recording was chosen at Connect, so the file holds every sample the screens showed.
 
     Everything it shares with the window is thread-safe (ring buffers, snapshots under locks,
-    ``Session.mark``); it reports errors through the window's ``error_signal`` only.
+    ``Session.mark``, the recording control); it reports errors through the window's
+    ``error_signal`` only.
     """
 
     def __init__(self, win: MainWindow, factory: Callable[[], SourceBase]) -> None:
@@ -488,21 +661,58 @@ class _Worker(threading.Thread):
                 win.feedback.affected_side = side
                 win.affected = side
             session = Session(source, win.config)
-            for consumer in (win.feedback, win.recorder, win.runner, win.live):
-                session.add(consumer)  # type: ignore[arg-type]
             self.session = session
             win.session = session
             if self._stop_requested.is_set():
                 return
-            inner = SessionThread(session)
-            inner.run()  # in this thread: the same error handling as SessionThread
-            if inner.error is not None:
-                raise inner.error
+            chain = session.open()
+            try:
+                # The recorder first (so the chain sees the file's grid from the first sample),
+                # then the clinical engine, the runner (it ends the program after the detector
+                # finished the last rep) and the ring buffers.
+                self._service(session)
+                fbk = win.feedback
+                if fbk is not None:
+                    rc = win.recording
+                    fbk.start(chain, tuple(session.source.info.channels),
+                              annotate=rc.annotate if rc is not None else None)
+                for consumer in (fbk, win.runner, win.live):
+                    if consumer is not None:
+                        session.add(consumer)
+                self._loop(session)
+            finally:
+                try:
+                    session.close()
+                finally:
+                    try:
+                        if win.feedback is not None and win.feedback.clinic is not None:
+                            win.feedback.close()
+                    finally:
+                        if win.recording is not None:
+                            win.recording.close()
         except BaseException as exc:  # shown in the window as one line
             if not isinstance(exc, EmgError):
                 log.error("session thread failed", exc_info=exc)
             self.error = exc
             win.error_signal.emit(error_message(exc))
+
+    def _service(self, session: Session) -> None:
+        rc = self.win.recording
+        if rc is None:
+            return
+        try:
+            rc.service(session)
+        except Exception as exc:  # no recording, but the session goes on
+            if not isinstance(exc, EmgError):
+                log.error("recording could not start", exc_info=exc)
+            self.win.error_signal.emit("not recording: " + error_message(exc))
+
+    def _loop(self, session: Session) -> None:
+        while not session.stopping:
+            self._service(session)
+            p = session.step()
+            if p is None and session.source.finished:
+                break
 
     def stop(self, timeout: float = 5.0) -> None:
         """Ask the session to stop and wait up to ``timeout`` seconds (GUI thread)."""

@@ -1,0 +1,154 @@
+"""After a recorded session: analysis, patient history and report (no Qt).
+
+When the session thread has closed a recording, the window calls :func:`analyse_and_store` in a
+helper thread: it runs the clinical analysis (``emgfeedback analyze``) on the EDF+ file, keeps its
+JSON beside the recording (``<name>-analysis.json``) and stores the session in the patient
+history (:func:`emgfeedback.views.history.store_session`).  The Summary screen's report button
+then calls :func:`write_session_report` (also in a helper thread), which writes
+``<name>-report.html`` from the recording and that JSON (:func:`emgfeedback.views.report.write_report`).
+
+Threads: every function here runs in a helper thread (file I/O, seconds of work); none touches
+Qt or the live session.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from emgfeedback.clinical.exercises import Program
+from emgfeedback.config import Config
+from emgfeedback.errors import FileFormatError
+
+__all__ = [
+    "Stored",
+    "analysis_available",
+    "analysis_path",
+    "analyse",
+    "analyse_and_store",
+    "report_path",
+    "session_input",
+    "write_session_report",
+]
+
+log = logging.getLogger(__name__)
+
+
+def analysis_available() -> bool:
+    """Whether this build has the clinical analysis (``emgfeedback.clinical.analysis``)."""
+    try:
+        return importlib.util.find_spec("emgfeedback.clinical.analysis") is not None
+    except ImportError:
+        return False
+
+
+def analysis_path(recording: Path) -> Path:
+    """``<name>-analysis.json`` beside ``<name>.edf`` (the sidecar is ``<name>.json``)."""
+    return recording.with_name(recording.stem + "-analysis.json")
+
+
+def report_path(recording: Path) -> Path:
+    """``<name>-report.html`` beside the recording."""
+    return recording.with_name(recording.stem + "-report.html")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What :func:`analyse_and_store` did."""
+
+    recording: Path
+    analysis: Path
+    session_id: int | None  # None: the history already had this session
+    n_reps: int  # reps (a rep recorded on both sides counts once)
+    n_events: int
+
+    def describe(self) -> str:
+        where = (f"stored in the patient history as session {self.session_id}"
+                 if self.session_id is not None else "already in the patient history")
+        return (f"Analysed: {self.n_reps} reps, {self.n_events} synkinesis "
+                f"event{'s' if self.n_events != 1 else ''}; {where}. "
+                f"Analysis: {self.analysis.name}")
+
+
+def analyse(recording: Path, program: Program | None = None, config: Config | None = None,
+            affected_side: str | None = None) -> Any:
+    """``emgfeedback analyze`` on ``recording`` with the session's program and affected side:
+    an :class:`~emgfeedback.clinical.analysis.Analysis` (helper thread)."""
+    from emgfeedback.clinical.analysis import analyze, load_for_analysis
+    from emgfeedback.clinical.montage import Montage
+
+    rec = load_for_analysis(recording)
+    try:
+        montage = Montage.from_labels(rec.channels, affected_side)
+        return analyze(rec, montage, program, config=config)
+    finally:
+        rec.close()
+
+
+def session_input(recording: Path, analysis: dict[str, Any],
+                  meta: dict[str, Any] | None = None, keep_signal: bool = False) -> Any:
+    """A :class:`~emgfeedback.views.summary.SessionInput` for the history and the report.
+
+    Patient id, start time, montage and program come from the recording's sidecar (written by
+    :class:`emgfeedback.io.edf.Recorder`; :func:`emgfeedback.views.report.session_from_recording`);
+    ``meta`` adds what the window knows (``affected_side``, which wins).  With ``keep_signal`` the
+    recording stays open in ``SessionInput.signal`` for the report's plots (close it after use).
+    """
+    import dataclasses
+
+    from emgfeedback.io.importers import load
+    from emgfeedback.views.report import session_from_recording
+    from emgfeedback.views.summary import json_ready
+
+    rec = load(recording)
+    try:
+        if not (rec.sidecar or {}).get("patient"):
+            raise FileFormatError(f"{recording}: the sidecar has no pseudonymous patient id")
+        session = session_from_recording(rec, json_ready(analysis), keep_signal)
+        side = str((meta or {}).get("affected_side") or "").upper()
+        if side in ("L", "R") and side != session.affected_side:
+            session = dataclasses.replace(session, affected_side=side)
+    except BaseException:
+        rec.close()
+        raise
+    if not keep_signal:
+        rec.close()
+    return session
+
+
+def analyse_and_store(recording: Path, program: Program | None = None, db: Path | None = None,
+                      config: Config | None = None, meta: dict[str, Any] | None = None) -> Stored:
+    """Analyse ``recording``, keep the analysis JSON, store the session in the history."""
+    from emgfeedback.views.history import store_session
+
+    result = analyse(recording, program, config, (meta or {}).get("affected_side")).to_json()
+    out = analysis_path(recording)
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    tmp.replace(out)
+    sid = store_session(session_input(recording, result, meta), db)
+    return Stored(recording, out, sid, len({r["rep"] for r in result.get("reps", [])}),
+                  len(result.get("events", [])))
+
+
+def write_session_report(recording: Path, program: Program | None = None,
+                         config: Config | None = None, meta: dict[str, Any] | None = None) -> Path:
+    """Write ``<name>-report.html`` from the recording and its analysis JSON; returns its path."""
+    from emgfeedback.views.report import write_report
+
+    a = analysis_path(recording)
+    analysis = (json.loads(a.read_text(encoding="utf-8")) if a.is_file()
+                else analyse(recording, program, config,
+                             (meta or {}).get("affected_side")).to_json())
+    out = report_path(recording)
+    session = session_input(recording, analysis, meta, keep_signal=True)
+    try:
+        write_report(session, out, cfg=config.dsp if config is not None else None)
+    finally:
+        if session.signal is not None:
+            session.signal.close()
+    return out
