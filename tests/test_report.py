@@ -390,3 +390,29 @@ def test_plotted_envelopes_are_what_analyze_measured(session):
         a, b = int(rep["onset_s"] * scan.fs), int(rep["offset_s"] * scan.fs) + 1
         peak = float(np.nanmax(scan.envelope_pct[a:b, j]))
         assert rep["target_peak_pct_mvc"] - 2.0 <= peak <= rep["target_peak_pct_mvc"] + 0.01
+
+
+def test_analysis_saved_after_the_session_is_used_and_other_programs_noted(edf, tmp_path):
+    """The GUI keeps <name>-analysis.json (the session's program) beside the recording: report and
+    history use it; without it a sidecar naming another program gets a note in the report."""
+    import shutil
+
+    from emgfeedback.views.report import saved_analysis_path
+
+    path = tmp_path / "gui.edf"
+    shutil.copy(edf[0], path)
+    sc = json.loads(sidecar_path(edf[0]).read_text())
+    sc["program"] = {"name": "oral-ocular", "affected_side": "L"}
+    sidecar_path(path).write_text(json.dumps(sc))
+    s = load_session(path)
+    assert dict(s.analysis, file="") == dict(edf[1], file="") and s.program == "oral-ocular"
+    assert any("the session ran 'oral-ocular'" in n for n in s.notes)
+    saved = json.loads(json.dumps(edf[1]))
+    saved["program"] = "oral-ocular"
+    saved["reps"][0]["target_peak_pct_mvc"] = 12.3
+    saved_analysis_path(path).write_text(json.dumps(saved))
+    assert saved_analysis_path(path).name == "gui-analysis.json"
+    s = load_session(path)
+    assert s.analysis == saved
+    assert s.notes == ("analysis: gui-analysis.json, written when the session stopped",)
+    assert "12.3" in render_html(build_report(s))

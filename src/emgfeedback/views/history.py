@@ -34,7 +34,13 @@ import numpy as np
 
 from emgfeedback import __version__
 from emgfeedback.errors import DatabaseError, EmgError
-from emgfeedback.views.summary import ExerciseMetrics, SessionInput, check_patient_id, exercise_metrics
+from emgfeedback.views.summary import (
+    ExerciseMetrics,
+    SessionInput,
+    check_patient_id,
+    exercise_metrics,
+    json_ready,
+)
 
 __all__ = [
     "DB_ENV",
@@ -209,7 +215,7 @@ class History:
         """
         session.require_calibration()
         metrics = exercise_metrics(session.analysis, session.affected_side)
-        analysis = json.dumps(session.analysis, separators=(",", ":"), allow_nan=False)
+        analysis = json.dumps(json_ready(session.analysis), separators=(",", ":"), allow_nan=False)
         c = self._conn
         try:
             c.execute("BEGIN IMMEDIATE")
@@ -339,16 +345,17 @@ class _ProgressBar:
 
 
 def _read_new_edf(path: Path, h: History) -> SessionInput | None:
-    """The default reader of :func:`import_folder`: the recording and its sidecar, analysed by
-    ``analyze`` unless the history holds the session already (then ``None``, without analysing);
+    """The default reader of :func:`import_folder`: the recording and its sidecar with its
+    analysis (:func:`emgfeedback.views.report.analysis_of`: the one saved after the session, else
+    ``analyze``), unless the history holds the session already (then ``None``, without analysing);
     the file is closed before returning (the history keeps no signal)."""
     from emgfeedback.io.importers import load
-    from emgfeedback.views.report import analyse_recording, recording_identity, session_from_recording
+    from emgfeedback.views.report import analysis_of, recording_identity, session_from_recording
 
     with load(path) as rec:
         if h.contains(*recording_identity(rec)):
             return None
-        return session_from_recording(rec, analyse_recording(rec), keep_signal=False)
+        return session_from_recording(rec, analysis_of(rec)[0], keep_signal=False)
 
 
 def import_folder(

@@ -52,6 +52,7 @@ __all__ = [
     "PLACEMENT_ENV",
     "Report",
     "analyse_recording",
+    "analysis_of",
     "SignalScan",
     "build_report",
     "envelopes_pct",
@@ -60,6 +61,7 @@ __all__ = [
     "recording_from_chunk",
     "recording_identity",
     "render_html",
+    "saved_analysis_path",
     "session_from_recording",
     "sidecar_affected_side",
     "write_pdf",
@@ -705,7 +707,7 @@ def _read_analysis(path: Path) -> dict[str, Any]:
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' ({exc})") from None
     if not isinstance(result, dict):
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' (not an object)")
-    return result
+    return dict(json_ready(result))
 
 
 def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
@@ -733,6 +735,32 @@ def analyse_recording(rec: Recording) -> dict[str, Any]:
     return dict(json_ready(analyze(rec, montage).to_json()))
 
 
+def saved_analysis_path(path: Path) -> Path:
+    """``<name>-analysis.json`` beside ``<name>.edf``: the analysis the GUI writes when a recorded
+    session stops, with the session's own program (``views.gui.after.analysis_path``)."""
+    return Path(path).with_name(Path(path).stem + "-analysis.json")
+
+
+def analysis_of(rec: Recording) -> tuple[dict[str, Any], str]:
+    """The analysis of a recording and a note for the report saying where it came from.
+
+    The analysis saved beside the recording after the session (:func:`saved_analysis_path`,
+    made with the session's program) when there is one; else :func:`analyse_recording` (the
+    default program), with a note when the sidecar names another program.
+    """
+    saved = saved_analysis_path(rec.path)
+    if saved.is_file():
+        return _read_analysis(saved), f"analysis: {saved.name}, written when the session stopped"
+    result = analyse_recording(rec)
+    program = (rec.sidecar or {}).get("program")
+    name = program.get("name") if isinstance(program, Mapping) else program
+    note = ""
+    if isinstance(name, str) and name and name != result.get("program"):
+        note = (f"analysed with the {result.get('program')!r} program; the session ran {name!r}: "
+                f"run 'emgfeedback analyze --program' and pass --analysis")
+    return result, note
+
+
 def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
                  keep_signal: bool = True) -> SessionInput:
     """Open a recorded session (EDF+/BDF+ with its JSON sidecar) and analyse it.
@@ -743,7 +771,8 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
         The recording; any format :func:`emgfeedback.io.importers.load` reads (files of other
         tools carry no patient id and are refused).
     analysis:
-        The JSON of ``emgfeedback analyze`` (a file or a dict) to use instead of analysing again.
+        The JSON of ``emgfeedback analyze`` (a file or a dict) to use; by default
+        :func:`analysis_of` (the analysis saved after the session, else ``analyze``).
     keep_signal:
         Keep the recording open in :attr:`SessionInput.signal` for the report's plots; the
         history passes ``False`` (it stores metrics only) and the file is closed at once.
@@ -753,6 +782,8 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     FileFormatError
         The file is not a readable session recording (one line naming the file).
     """
+    import dataclasses
+
     from emgfeedback.io.importers import load
 
     path = Path(path)
@@ -760,14 +791,17 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
         raise FileFormatError(f"{path}: no such session file")
     rec = load(path)
     try:
+        note = ""
         result: dict[str, Any]
         if isinstance(analysis, (str, Path)):
             result = _read_analysis(Path(analysis))
         elif analysis is not None:
-            result = dict(analysis)
+            result = dict(json_ready(analysis))
         else:
-            result = analyse_recording(rec)
+            result, note = analysis_of(rec)
         session = session_from_recording(rec, result, keep_signal)
+        if note:
+            session = dataclasses.replace(session, notes=(*session.notes, note))
     except BaseException:
         rec.close()
         raise
