@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from _sessions import make_session, read_json_session, write_json_session
+from _sessions import (
+    SMALL,
+    analyse_file,
+    make_session,
+    make_source,
+    read_json_session,
+    session_start,
+    write_edf_session,
+    write_json_session,
+)
 from emgfeedback.errors import CalibrationError, DatabaseError
 from emgfeedback.views.history import (
     DB_ENV,
@@ -56,16 +67,29 @@ class _TrendRows(HTMLParser):
             self._cells[-1] += data
 
 
-def test_falling_synkinesis_probability_shows_a_falling_trend(tmp_path):
-    db = tmp_path / "h.sqlite"
+def test_falling_synkinesis_probability_shows_a_falling_trend(tmp_path, capsys):
+    """Ten EDF+ sessions of a simulated patient whose synkinesis probability falls, imported by
+    'history import' (each analysed by the real analyze), show a falling trend in 'progress'."""
+    from emgfeedback.cli import main
+
+    folder = tmp_path / "P-010"
+    folder.mkdir()
     probs = [0.9 - 0.09 * k for k in range(10)]
-    for k, p in enumerate(probs):
-        sid = store_session(make_session(seed=10 + k, synkinesis_prob=p, day=14 * k,
-                                         duration=240.0, with_signal=False), db)
-        assert sid == k + 1
+    for k, prob in enumerate(probs):
+        src = make_source(seed=10 + k, synkinesis_prob=prob, duration=150.0, channels=SMALL)
+        write_edf_session(folder / f"session-{k:02d}.edf", src, patient="P-010",
+                          start=session_start(14 * k))
+    db = tmp_path / "h.sqlite"
+    assert main(["history", "import", str(folder), "--db", str(db)]) == 0
+    io_ = capsys.readouterr()
+    assert "imported 10 sessions, 0 already stored, 0 failed" in io_.out
+    assert "10/10 sessions (100 %)" in io_.err
     out = tmp_path / "progress.html"
-    sessions = write_progress("P001", out, db)
-    assert len(sessions) == 10
+    assert main(["progress", "P-010", "--db", str(db), "--out", str(out)]) == 0
+    assert "(10 sessions)" in capsys.readouterr().out
+    with History(db) as h:
+        sessions = h.sessions("P-010")
+    assert [s.recorded_at for s in sessions] == [session_start(14 * k) for k in range(10)]
     html = out.read_text(encoding="utf-8")
     assert "data:image/png;base64," in html
     parser = _TrendRows()
@@ -76,7 +100,7 @@ def test_falling_synkinesis_probability_shows_a_falling_trend(tmp_path):
         assert int(n) == 10
         assert float(last) < float(first)
         assert float(slope) < 0 and direction == "falling"
-        assert parser.rows[(ex, "isolation")][6] == "rising"
+    assert parser.rows[("smile", "isolation")][6] == "rising"
     # Overall: the share of affected-side reps with synkinesis falls from first to last session.
     def rate(s):
         reps = sum(m.n_reps for m in s.metrics.values())
@@ -128,8 +152,9 @@ def test_corrupt_database_is_refused_and_left_untouched(tmp_path):
     assert other.read_bytes() == before
     # A valid history with a page overwritten in the middle: refused as damaged.
     good = tmp_path / "good.sqlite"
+    base = make_session(seed=3, duration=200.0, with_signal=False)
     for k in range(30):
-        store_session(make_session(seed=k, duration=200.0, with_signal=False, day=k), good)
+        store_session(replace(base, recorded_at=session_start(k), source=f"s{k}.edf"), good)
     data = bytearray(good.read_bytes())
     page = 4096
     assert len(data) > 6 * page
@@ -238,3 +263,60 @@ def test_kill_during_import_leaves_no_partial_session(tmp_path):
     assert len(r.imported) + len(r.skipped) == n and len(r.skipped) == len(rows)
     with History(db) as h:
         assert sum(len(h.sessions(p)) for p in h.patients()) == n
+
+
+def test_import_folder_of_edf_sessions(tmp_path):
+    folder = tmp_path / "clinic"
+    (folder / "2025").mkdir(parents=True)
+    for k in range(3):
+        src = make_source(seed=20 + k, synkinesis_prob=0.6, duration=80.0, channels=SMALL)
+        write_edf_session(folder / "2025" / f"P-007_{k}.edf", src, patient="P-007",
+                          start=session_start(7 * k))
+    (folder / "notes.edf").write_text("not a recording")
+    nocal = make_source(seed=9, duration=30.0, channels=SMALL, scenario="smile-synkinesis")
+    write_edf_session(folder / "nocal.edf", nocal, patient="P-007", start=session_start(30))
+
+    import io
+    bar = io.StringIO()
+    db = tmp_path / "h.sqlite"
+    r = import_folder(folder, db, progress=bar)  # default reader: EDF+ and sidecar, analyze
+    assert len(r.imported) == 3
+    failed = dict((p.name, why) for p, why in r.failed)
+    assert set(failed) == {"notes.edf", "nocal.edf"}
+    assert all("\n" not in why for why in failed.values())
+    assert "notes.edf" in failed["notes.edf"] and "no calibration" in failed["nocal.edf"]
+    assert "5/5 sessions (100 %)" in bar.getvalue()
+    with History(db) as h:
+        stored = h.sessions("P-007")
+        analysis = json.loads(h._conn.execute(
+            "SELECT analysis FROM sessions WHERE source = 'P-007_0.edf'").fetchone()[0])
+    assert [s.recorded_at for s in stored] == [session_start(7 * k) for k in range(3)]
+    assert all(s.affected_side == "L" and s.duration_s == pytest.approx(80.0) for s in stored)
+    assert [s.source for s in stored] == [f"P-007_{k}.edf" for k in range(3)]
+    # what is stored is what analyze gives for the file
+    assert analysis == analyse_file(folder / "2025" / "P-007_0.edf")
+    smile = stored[0].metrics["smile"]
+    reps = [x for x in analysis["reps"] if x["exercise"] == "smile" and x["side"] == "L"]
+    assert smile.n_reps == len(reps) > 0
+    assert smile.peak_pct_mvc_affected == pytest.approx(
+        sum(x["target_peak_pct_mvc"] for x in reps) / len(reps))
+
+    # Importing again skips the stored sessions without analysing them again (the refused one
+    # is analysed again: it was not stored).
+    import emgfeedback.views.report as report_mod
+
+    analysed = []
+    orig = report_mod.analyse_recording
+
+    def spy(rec):
+        analysed.append(Path(rec.path).name)
+        return orig(rec)
+
+    report_mod.analyse_recording = spy
+    try:
+        r2 = import_folder(folder, db, progress=None)
+    finally:
+        report_mod.analyse_recording = orig
+    assert len(r2.skipped) == 3 and not r2.imported
+    assert {p.name for p, _ in r2.failed} == {"notes.edf", "nocal.edf"}
+    assert analysed == ["nocal.edf"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import io
 import re
 import shutil
@@ -15,10 +16,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _sessions import make_session
-from emgfeedback.errors import CalibrationError, ConfigError
-from emgfeedback.views.report import PLACEMENT_ENV, build_report, render_html, write_report
-from emgfeedback.views.summary import SessionInput, rep_rows
+from _sessions import SMALL, analyse_file, make_source, session_start, write_edf_session
+from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
+from emgfeedback.io.edf import read_edf, sidecar_path
+from emgfeedback.views.report import (
+    PLACEMENT_ENV,
+    build_report,
+    envelopes_pct,
+    load_session,
+    render_html,
+    write_report,
+)
+from emgfeedback.views.summary import SessionInput, placement_svg_path, rep_rows
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class _Tables(HTMLParser):
@@ -67,8 +78,19 @@ class _Tables(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def session() -> SessionInput:
-    return make_session(seed=3, synkinesis_prob=0.5, duration=200.0)
+def edf(tmp_path_factory) -> tuple[Path, dict]:
+    """A simulated 4-channel clinic session recorded as EDF+ with its sidecar, and what
+    ``analyze`` gives for it (run here, independently of the report)."""
+    d = tmp_path_factory.mktemp("edf")
+    path = d / "P-001_2025-01-06.edf"
+    src = make_source(seed=3, synkinesis_prob=0.5, duration=100.0, channels=SMALL)
+    write_edf_session(path, src, patient="P-001", start=session_start(0))
+    return path, analyse_file(path)
+
+
+@pytest.fixture(scope="module")
+def session(edf) -> SessionInput:
+    return load_session(edf[0])  # reads the file and runs analyze itself
 
 
 @pytest.fixture(scope="module")
@@ -85,44 +107,62 @@ def _close(text: str, value: float | None, decimals: int) -> bool:
     return abs(float(text) - value) <= 0.5 * 10 ** -decimals + 1e-9
 
 
-def test_report_holds_the_numbers_of_the_analysis(session, written):
+def test_report_holds_the_numbers_of_analyze(edf, session, written):
+    analysis = edf[1]
+    assert session.analysis == analysis
     p = _Tables()
     p.feed(written[0].read_text(encoding="utf-8"))
-    assert p.ids["patient"] == "P001"
+    assert p.ids["patient"] == "P-001"
     assert p.ids["date"] == "2025-01-06 09:30"
     reps = p.tables["reps"]
     head, body = reps[0], reps[1:]
     col = {h: i for i, h in enumerate(head)}
-    analysis_reps = session.analysis["reps"]
-    assert len(body) == len(analysis_reps) > 10
+    analysis_reps = analysis["reps"]
+    assert len(body) == len(analysis_reps) >= 10
+    assert {r["exercise"] for r in analysis_reps} == {"smile", "eye_closure"}
+    sym_by_rep = {(s["rep"], s["exercise"]): s["ratio"] for s in analysis["symmetry"]}
     for row, rep in zip(body, analysis_reps):
         assert row[col["exercise"]] == rep["exercise"]
+        assert row[col["side"]] == rep["side"]
         assert row[col["target"]] == rep["target"]
         assert _close(row[col["onset (s)"]], rep["onset_s"], 2)
+        assert _close(row[col["duration (s)"]], rep["offset_s"] - rep["onset_s"], 2)
         assert _close(row[col["target peak %MVC"]], rep["target_peak_pct_mvc"], 1)
         assert _close(row[col["time in band (s)"]], rep["time_in_band_s"], 2)
         assert _close(row[col["isolation"]], rep["isolation"], 2)
-        assert _close(row[col["co-contraction"]], max(rep["cocontraction"].values()), 1)
-        n_events = sum(1 for e in session.analysis["events"]
-                       if rep["onset_s"] <= e["onset_s"] < rep["offset_s"]
-                       and e["channel"][0] == rep["side"])
+        worst = max(rep["cocontraction"], key=rep["cocontraction"].get)
+        assert row[col["worst quiet region"]] == worst
+        assert _close(row[col["co-contraction"]], rep["cocontraction"][worst], 1)
+        n_events = sum(1 for e in analysis["events"]
+                       if e["rep"] == rep["rep"] and e["channel"][0] == rep["side"])
         assert int(row[col["synkinesis events"]]) == n_events
         assert (n_events > 0) == rep["synkinesis"]
-    # Every analysis event is counted in exactly one rep row.
-    assert sum(int(r[col["synkinesis events"]]) for r in body) == len(session.analysis["events"]) > 0
+        assert _close(row[col["symmetry"]], sym_by_rep.get((rep["rep"], rep["exercise"])), 2)
+    # Every event of analyze is counted in exactly one rep row, and there are some.
+    assert sum(int(r[col["synkinesis events"]]) for r in body) == len(analysis["events"]) > 0
     cal = {r[0]: r for r in p.tables["calibration"][1:]}
-    for ch, c in session.analysis["calibration"].items():
+    assert set(cal) == set(analysis["calibration"]) == set(analysis["channels"])
+    for ch, c in analysis["calibration"].items():
         assert _close(cal[ch][1], c["rest_mean_uv"], 2)
         assert _close(cal[ch][2], c["rest_sd_uv"], 2)
         assert _close(cal[ch][3], c["mvc_uv"], 1)
+        assert cal[ch][5] == "rest, mvc"
+        trials = [float(v) for v in cal[ch][6].split(",")]
+        assert len(trials) == len(c["mvc_trials_uv"]) == 3
+        assert all(_close(f"{v:.1f}", w, 1) for v, w in zip(trials, c["mvc_trials_uv"]))
     ex = {r[0]: r for r in p.tables["exercises"][1:]}
     for name in {r["exercise"] for r in analysis_reps}:
         aff = [r for r in analysis_reps if r["exercise"] == name and r["side"] == "L"]
+        other = [r for r in analysis_reps if r["exercise"] == name and r["side"] == "R"]
         assert int(ex[name][1]) == len(aff)
         assert int(ex[name][2]) == sum(r["synkinesis"] for r in aff)
-    sym = {s["exercise"]: s["ratio"] for s in session.analysis["symmetry"]}
-    for name, ratio in sym.items():
-        assert _close(ex[name][9], ratio, 2)
+        assert int(ex[name][3]) == sum(1 for e in analysis["events"]
+                                       if e["exercise"] == name and e["channel"][0] == "L")
+        assert _close(ex[name][4], np.mean([r["target_peak_pct_mvc"] for r in aff]), 1)
+        assert _close(ex[name][5], np.mean([r["target_peak_pct_mvc"] for r in other]), 1)
+        ratios = [s["ratio"] for s in analysis["symmetry"]
+                  if s["exercise"] == name and s["ratio"] is not None]
+        assert ratios and _close(ex[name][9], float(np.mean(ratios)), 2)
     # Signal quality: one row per channel, each with a traffic light.
     q = p.tables["quality"][1:]
     assert [r[0] for r in q] == session.channels
@@ -144,23 +184,41 @@ def test_every_image_is_a_real_png(written):
         assert (px < 200).mean() > 0.005  # something is drawn
 
 
-def test_placement_figure_inline_svg_or_note(session, tmp_path, monkeypatch):
+def test_packaged_placement_figure_is_the_only_copy_and_is_embedded(written):
+    path = placement_svg_path()
+    assert path is not None and path.name == "placement.svg"
+    assert path.resolve() == (REPO / "src" / "emgfeedback" / "data" / "placement.svg").resolve()
+    copies = [p for p in REPO.rglob("placement.svg")
+              if not {".venv", "build", ".git"} & set(p.relative_to(REPO).parts)
+              and "site-packages" not in p.parts]
+    assert copies == [REPO / "src" / "emgfeedback" / "data" / "placement.svg"]
+    assert "src/emgfeedback/data/placement.svg" in (REPO / "hardware" / "README.md").read_text()
+    text = written[0].read_text(encoding="utf-8")
+    m = re.search(r"<svg\b.*?</svg>", text, re.DOTALL)
+    assert m is not None
+    root = ET.fromstring(m.group(0))
+    assert root.tag.endswith("svg")
+    title = root.find("{http://www.w3.org/2000/svg}title")
+    assert title is not None and "electrode placement" in (title.text or "").lower()
+    # the codes of the regions in the montage are on the figure
+    assert all(code in m.group(0) for code in ("ZYG", "OOC"))
+
+
+def test_placement_figure_override_is_cleaned_or_note(session, tmp_path, monkeypatch):
     svg = tmp_path / "placement.svg"
     svg.write_text('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" width="100" '
                    'height="80"><circle cx="40" cy="40" r="5"/><script>alert(1)</script></svg>')
     monkeypatch.setenv(PLACEMENT_ENV, str(svg))
     bare = SessionInput(session.patient_id, session.recorded_at, session.source, session.analysis,
                         session.affected_side)
-    import emgfeedback.views.report as report_mod
-
-    monkeypatch.setattr(report_mod.resources, "files", lambda _p: tmp_path / "nowhere")
     text = render_html(build_report(bare))
     m = re.search(r"<svg\b.*?</svg>", text, re.DOTALL)
     assert m is not None
     root = ET.fromstring(m.group(0))
-    assert root.tag.endswith("svg") and "script" not in m.group(0)
-    svg.unlink()
-    monkeypatch.setattr(report_mod.Path, "is_file", lambda self: False)
+    assert root.tag.endswith("svg") and "script" not in m.group(0) and "circle" in m.group(0)
+    import emgfeedback.views.report as report_mod
+
+    monkeypatch.setattr(report_mod, "placement_svg_path", lambda: None)
     text = render_html(build_report(bare))
     assert "<svg" not in text and "placement figure not installed" in text
 
@@ -191,6 +249,26 @@ def test_session_without_calibration_is_refused_and_nothing_overwritten(session,
     assert out.read_text() == "earlier report"
 
 
+def test_recording_without_calibration_periods_is_refused(tmp_path, capsys):
+    """A file with reps but no rest/mvc periods: analyze falls back to its automatic estimate,
+    which the report refuses in one line (the CLI too), leaving an earlier report alone."""
+    from emgfeedback.cli import main
+
+    path = tmp_path / "nocal.edf"
+    src = make_source(seed=6, duration=40.0, channels=SMALL, scenario="smile-synkinesis")
+    write_edf_session(path, src, patient="P-003", start=session_start(2))
+    s = load_session(path)
+    assert {c["mvc_source"] for c in s.analysis["calibration"].values()} == {"auto"}
+    out = tmp_path / "nocal.report.html"
+    out.write_text("earlier report")
+    with pytest.raises(CalibrationError, match="no calibration .all channels"):
+        write_report(s, out)
+    assert main(["report", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nocal.edf: session has no calibration" in err
+    assert out.read_text() == "earlier report"
+
+
 @pytest.mark.parametrize("bad", ["Jane Doe", "", "x" * 65, "../etc"])
 def test_names_are_not_patient_ids(session, bad):
     with pytest.raises(ConfigError, match="pseudonymous"):
@@ -211,3 +289,104 @@ def test_rep_rows_count_events_per_side():
     rows = rep_rows(analysis)
     assert [r.events for r in rows] == [1, 0]
     assert rows[0].cocontraction_channel == "L-OOC" and rows[0].time_in_band_s is None
+
+
+# ----------------------------------------------------------------------------- EDF+ sessions
+def test_load_session_takes_metadata_from_the_sidecar(edf, session):
+    from emgfeedback.clinical.regions import REGIONS
+
+    sc = read_edf(edf[0]).sidecar
+    assert sc["patient"] == "P-001" and sc["status"] == "complete"
+    assert session.patient_id == "P-001"
+    assert session.recorded_at == session_start(0)
+    assert session.affected_side == "L"  # the simulated board records it in source.extra
+    assert session.montage["L-ZYG"] == REGIONS["ZYG"].site
+    assert set(session.montage) == {"L-ZYG", "L-OOC", "R-ZYG", "R-OOC"}
+    assert session.status == "complete" and session.notes == ()
+    assert session.signal is not None and session.signal.n_samples == 100_000
+    assert session.duration_s == pytest.approx(100.0)
+
+
+def test_edf_of_another_tool_without_sidecar_uses_the_header(edf, tmp_path):
+    plain = tmp_path / "plain.edf"
+    plain.write_bytes(edf[0].read_bytes())
+    s = load_session(plain, edf[1])
+    assert s.patient_id == "P-001" and s.recorded_at == session_start(0)
+    assert s.montage == {} and s.status == ""
+    # no patient anywhere: refused in one line
+    raw = bytearray(plain.read_bytes())
+    raw[8:88] = b"X X X X".ljust(80)
+    plain.write_bytes(bytes(raw))
+    with pytest.raises(FileFormatError, match="no pseudonymous patient id") as exc:
+        load_session(plain, edf[1])
+    assert "\n" not in str(exc.value)
+
+
+def test_recording_that_was_never_closed_is_reported_as_recovered(edf, tmp_path):
+    crashed = tmp_path / "crashed.edf"
+    raw = bytearray(edf[0].read_bytes())
+    raw[236:244] = b"-1".ljust(8)
+    crashed.write_bytes(bytes(raw[:-1000]))  # and a partial last record
+    sc = json.loads(sidecar_path(edf[0]).read_text())
+    sc.update(status="recording", slots=None)
+    sidecar_path(crashed).write_text(json.dumps(sc))
+    s = load_session(crashed, edf[1])
+    assert s.status == "recording" and s.notes and s.notes[0].startswith("recovered")
+    assert s.signal is not None and s.signal.n_samples < 100_000
+    text = render_html(build_report(s))
+    assert "recovered: header says -1 records" in text
+
+
+def test_gaps_stay_gaps_in_the_envelopes(tmp_path):
+    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.io.edf import Recorder, grid_for
+
+    src = make_source(seed=4, duration=100.0, channels=SMALL)
+    grid = grid_for(src.info)
+    path = tmp_path / "gap.edf"
+    rec = Recorder(path, src.info, patient="P-002", grid=grid, start_time=session_start(1))
+    chunk = src.read_all()
+    raw = grid.quantise(chunk.data)
+    lost = (40_000, 42_500)  # 2.5 s lost in transmission
+    for a, b in ((0, lost[0]), (lost[1], len(chunk))):
+        rec.feed(Processed(a, chunk.fs, chunk.channels, raw[a:b], raw[a:b], raw[a:b], None,
+                           chunk.status, tuple(m for m in chunk.markers if a <= m.sample < b)))
+    rec.close()
+    s = load_session(path)
+    assert s.signal is not None and s.signal.gaps == [(lost[0], lost[1] - lost[0])]
+    scan = envelopes_pct(s)
+    assert scan.lost_samples == 2500 and scan.fs == pytest.approx(100.0)
+    gap_bins = scan.envelope_pct[lost[0] // 10: lost[1] // 10]
+    assert np.isnan(gap_bins).all()
+    ok = np.delete(scan.envelope_pct, np.s_[lost[0] // 10: lost[1] // 10], axis=0)
+    assert np.isfinite(ok).all()
+    report = build_report(s)
+    assert report.lost_samples == 2500
+    assert "Samples lost in transmission: 2500." in render_html(report)
+
+
+def test_live_session_in_memory_becomes_a_session(edf):
+    from emgfeedback.sources.simulated import SIM_RANGE_UV
+    from emgfeedback.views.report import recording_from_chunk, session_from_recording
+
+    src = make_source(seed=3, synkinesis_prob=0.5, duration=100.0, channels=SMALL)
+    chunk = src.read_all()
+    rec = recording_from_chunk(chunk, "live", SIM_RANGE_UV,
+                               sidecar={"patient": "P-001", "started": "2025-01-06T09:30:00+01:00",
+                                        "affected_side": "L"})
+    s = session_from_recording(rec, edf[1])
+    assert (s.patient_id, s.recorded_at, s.affected_side) == ("P-001", session_start(0), "L")
+    assert s.signal is rec and rec.markers[0].text == "rest"
+    with pytest.raises(FileFormatError, match="no pseudonymous patient id"):
+        session_from_recording(recording_from_chunk(chunk), edf[1])
+
+
+def test_plotted_envelopes_are_what_analyze_measured(session):
+    """The report's %MVC envelopes come from the chain analyze replays the file through: within
+    each rep the plotted target peaks at the rep's target_peak_pct_mvc (10 ms bin means)."""
+    scan = envelopes_pct(session)
+    for rep in session.analysis["reps"]:
+        j = session.channels.index(rep["target"])
+        a, b = int(rep["onset_s"] * scan.fs), int(rep["offset_s"] * scan.fs) + 1
+        peak = float(np.nanmax(scan.envelope_pct[a:b, j]))
+        assert rep["target_peak_pct_mvc"] - 2.0 <= peak <= rep["target_peak_pct_mvc"] + 0.01

@@ -35,3 +35,37 @@ def test_bad_inputs_are_one_line(tmp_path, capsys):
         assert err.count("\n") == 1 and msg in err and err.startswith("emgfeedback: error:")
     assert bad.read_bytes() == b"garbage" * 100
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_report_of_a_simulated_edf_session(tmp_path, capsys):
+    """simulate -> EDF+; report runs analyze itself, or takes the JSON of 'analyze': same report."""
+    import re
+
+    edf = tmp_path / "sim.edf"
+    assert main(["simulate", "--scenario", "session", "--duration", "110", "--seed", "2",
+                 "--out", str(edf)]) == 0
+    analysis = tmp_path / "a.json"
+    assert main(["analyze", str(edf), "--json", str(analysis)]) == 0
+    out = tmp_path / "r.html"
+    capsys.readouterr()
+    assert main(["report", str(edf), "--out", str(out), "--pdf"]) == 0
+    assert f"wrote {out} and {out.with_suffix('.pdf')}" in capsys.readouterr().out
+    text = out.read_text(encoding="utf-8")
+    assert '<td id="patient">0000</td>' in text and "<svg" in text
+    assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    out2 = tmp_path / "r2.html"
+    assert main(["report", str(edf), "--analysis", str(analysis), "--out", str(out2)]) == 0
+
+    def tables(s: str) -> list[str]:
+        return re.findall(r"<table.*?</table>", s, re.DOTALL)
+
+    assert tables(out2.read_text(encoding="utf-8")) == tables(text)
+    assert len(tables(text)) == 6
+    # something that is not an analysis is refused in one line, nothing written
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    capsys.readouterr()
+    assert main(["report", str(edf), "--analysis", str(bad), "--out", str(tmp_path / "x.html")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not the JSON of 'emgfeedback analyze'" in err
+    assert not (tmp_path / "x.html").exists()

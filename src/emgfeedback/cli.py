@@ -416,7 +416,7 @@ def _add_history(sub: Any) -> None:
 def cmd_history_import(args: argparse.Namespace) -> int:
     from emgfeedback.views.history import import_folder
 
-    r = import_folder(args.folder, args.db, pattern=args.pattern)
+    r = import_folder(args.folder, args.db, pattern=args.pattern, progress=sys.stderr)
     for path, reason in r.failed:
         print(f"emgfeedback: skipped {path.name}: {reason}", file=sys.stderr)
     print(f"imported {len(r.imported)} sessions, {len(r.skipped)} already stored, "

@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 
 import numpy as np  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -124,7 +125,11 @@ def fig_envelopes(
         _span_collection(ax, list(calibration), "#bbbbbb", 0.25)
         for ex, sp in spans.items():
             _span_collection(ax, sp, colors[ex], 0.18)
-        ev = [(float(e["onset_s"]), float(e["offset_s"]) - float(e["onset_s"]))  # type: ignore[arg-type]
+        # an event still open when a live stream stopped has no offset: drawn to its alert + 0.5 s
+        ev = [(float(e["onset_s"]),  # type: ignore[arg-type]
+               max(0.05, float(e["offset_s"] if e.get("offset_s") is not None  # type: ignore[arg-type]
+                               else float(e.get("alert_s") or e["onset_s"]) + 0.5)  # type: ignore[arg-type]
+                   - float(e["onset_s"])))  # type: ignore[arg-type]
               for e in events if e.get("channel") == ch]
         _span_collection(ax, ev, EVENT_COLOR, 0.45, zorder=1)
         for e in events:
@@ -178,20 +183,29 @@ def fig_rep_overlays(
     for i, ex in enumerate(exercises):
         for k, side in enumerate(sides):
             ax = axes[i, k]
+            # One collection per kind of line (fast with hundreds of reps; overlaps still darken).
+            groups: dict[str, list[np.ndarray]] = {"quiet": [], "quiet_syn": [], "target": []}
             for r in (r for r in reps if r.exercise == ex and r.side == side):
                 a = max(0, int((r.onset_s - pre_s) * fs))
                 b = min(n, int((r.offset_s + post_s) * fs))
+                if b - a < 2:
+                    continue
                 tt = np.arange(a, b) / fs - r.onset_s
                 step = max(1, (b - a) // 600)
                 for q in quiet.get(r.target, ()):
                     if q in channels:
                         j = channels.index(q)
-                        ax.plot(tt[::step], env_pct[a:b:step, j], lw=0.7, alpha=0.8,
-                                color=EVENT_COLOR if r.synkinesis else UNAFFECTED_COLOR,
-                                rasterized=True)
+                        groups["quiet_syn" if r.synkinesis else "quiet"].append(
+                            np.column_stack([tt[::step], env_pct[a:b:step, j]]))
                 j = channels.index(r.target)
-                ax.plot(tt[::step], env_pct[a:b:step, j], color="#1f3b57", lw=1.3, alpha=0.8,
-                        rasterized=True)
+                groups["target"].append(np.column_stack([tt[::step], env_pct[a:b:step, j]]))
+            for kind, color, lw in (("quiet", UNAFFECTED_COLOR, 0.7), ("quiet_syn", EVENT_COLOR, 0.7),
+                                    ("target", "#1f3b57", 1.3)):
+                if groups[kind]:
+                    lc = LineCollection(groups[kind], colors=color, linewidths=lw, alpha=0.8,
+                                        rasterized=True)
+                    ax.add_collection(lc)
+            ax.autoscale_view()
             ax.axvline(0, color="k", lw=0.5, ls=":")
             ax.set_title(f"{ex}, side {side}", fontsize=9, loc="left")
             ax.tick_params(labelsize=7)
@@ -226,7 +240,12 @@ def fig_rep_bars(rows: Sequence[RepRow], affected_side: str = "") -> Figure:
                 b.set_linewidth(2.0)
                 b.set_hatch("//")
         ax.set_ylabel("peak %MVC", fontsize=8)
-        ax.set_xticks(x, [f"{r.index}{r.side}" for r in reps], fontsize=6, rotation=90)
+        if len(reps) <= 60:
+            ax.set_xticks(x, [f"{r.index}{r.side}" for r in reps], fontsize=6, rotation=90)
+        else:  # a long session: rep labels would be unreadable; number the bars instead
+            ax.set_xlabel("rep (in order; both sides of a cue side by side)", fontsize=7)
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_xlim(-1, len(reps))
         ax.tick_params(axis="y", labelsize=7)
         ax.set_title(ex, fontsize=9, loc="left")
         ax.grid(axis="y", alpha=0.3)

@@ -244,6 +244,16 @@ class History:
         return sid
 
     # -------------------------------------------------------------- reading
+    def contains(self, patient_id: str, recorded_at: datetime, source: str) -> bool:
+        """Whether the session (patient, start, source) is stored already."""
+        try:
+            row = self._conn.execute(
+                "SELECT 1 FROM sessions WHERE patient_id = ? AND recorded_at = ? AND source = ?",
+                (patient_id, recorded_at.isoformat(timespec="seconds"), source)).fetchone()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot read sessions ({exc})") from None
+        return row is not None
+
     def patients(self) -> list[str]:
         return [r[0] for r in self._conn.execute(
             "SELECT DISTINCT patient_id FROM sessions ORDER BY patient_id")]
@@ -328,6 +338,19 @@ class _ProgressBar:
         self.out.flush()
 
 
+def _read_new_edf(path: Path, h: History) -> SessionInput | None:
+    """The default reader of :func:`import_folder`: the recording and its sidecar, analysed by
+    ``analyze`` unless the history holds the session already (then ``None``, without analysing);
+    the file is closed before returning (the history keeps no signal)."""
+    from emgfeedback.io.importers import load
+    from emgfeedback.views.report import analyse_recording, recording_identity, session_from_recording
+
+    with load(path) as rec:
+        if h.contains(*recording_identity(rec)):
+            return None
+        return session_from_recording(rec, analyse_recording(rec), keep_signal=False)
+
+
 def import_folder(
     folder: Path,
     db: Path | None = None,
@@ -340,8 +363,10 @@ def import_folder(
     Parameters
     ----------
     reader:
-        Turns a file into an analysed :class:`SessionInput`; default
-        :func:`emgfeedback.views.report.load_session` (EDF + sidecar, then ``analyze``).
+        Turns a file into an analysed :class:`SessionInput`.  Default: the recording (EDF+ and
+        its sidecar, any format :func:`emgfeedback.io.importers.load` reads) analysed by
+        ``analyze``; a session already stored is recognised from its patient id, start and file
+        name before it is analysed, so importing a folder again is quick.
     pattern:
         Glob of session files, searched recursively.
     progress:
@@ -353,18 +378,14 @@ def import_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise DatabaseError(f"{folder}: not a folder of session files")
-    if reader is None:
-        from emgfeedback.views.report import load_session
-
-        reader = load_session
     files = sorted(folder.rglob(pattern))
     result = ImportResult()
     bar = _ProgressBar(len(files), progress)
     with History(db) as h:
         for i, f in enumerate(files, start=1):
             try:
-                session = reader(f)
-                sid = h.add(session)
+                session = reader(f) if reader is not None else _read_new_edf(f, h)
+                sid = h.add(session) if session is not None else None
             except DatabaseError:
                 raise
             except EmgError as exc:

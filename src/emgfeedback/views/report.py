@@ -16,14 +16,13 @@ Report building runs in the calling thread; it never imports Qt.
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import html
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -34,34 +33,40 @@ from emgfeedback.clinical.regions import EXERCISES, parse_label, short_label
 from emgfeedback.config import DspConfig, QualityConfig
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import Quality, assess
-from datetime import datetime
-
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
-from emgfeedback.stream import Chunk
+from emgfeedback.io.recording import ArrayRecording, Recording
+from emgfeedback.stream import Chunk, Status
 from emgfeedback.views import figures
 from emgfeedback.views.summary import (
+    PLACEMENT_ENV,
     ExerciseMetrics,
     RepRow,
     SessionInput,
     exercise_metrics,
+    json_ready,
+    placement_svg_path,
     rep_rows,
 )
 
 __all__ = [
+    "PLACEMENT_ENV",
     "Report",
-    "load_session",
+    "analyse_recording",
+    "SignalScan",
     "build_report",
     "envelopes_pct",
+    "load_session",
     "placement_svg",
+    "recording_from_chunk",
+    "recording_identity",
     "render_html",
+    "session_from_recording",
+    "sidecar_affected_side",
     "write_pdf",
     "write_report",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Environment variable naming an electrode placement SVG that overrides the packaged one.
-PLACEMENT_ENV = "EMGFEEDBACK_PLACEMENT_SVG"
 
 
 # ----------------------------------------------------------------------------- data
@@ -89,48 +94,143 @@ class Report:
 
 
 # ----------------------------------------------------------------------------- signal side
-def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None) -> tuple[np.ndarray, Quality]:
-    """Envelope of the recording in %MVC, ``(samples, channels)`` in the analysis' channel order,
-    and the signal quality at the end of the rest period (the first 10 s without one).
+@dataclass(frozen=True)
+class SignalScan:
+    """What a report needs from the raw recording, computed in one pass of bounded memory.
 
-    The recording goes through the same causal chain as the live view.  %MVC is
-    ``100 · (envelope - rest_mean_uv) / mvc_uv`` with the calibration of the analysis
-    (docs/analysis.md); channels without calibration stay in µV.
+    Attributes
+    ----------
+    fs:
+        Rate of :attr:`envelope_pct` (bins per second; 100 Hz by default).
+    envelope_pct:
+        ``(bins, channels)`` envelope in %MVC, in the analysis' channel order; the mean over each
+        bin; NaN in gaps and for channels the recording lacks (µV for uncalibrated channels).
+    rest_quality:
+        The chain's quality snapshot at the end of the rest period (the first 10 s without one).
+    saturated:
+        Samples on the digital rails per channel (analysis order).
+    lost_samples:
+        Samples lost while recording (the file's gaps).
     """
-    sig = session.signal
-    if sig is None:
+
+    fs: float
+    envelope_pct: np.ndarray
+    rest_quality: Quality
+    saturated: np.ndarray
+    lost_samples: int
+
+
+def _rest_end(rec: Recording) -> int:
+    rest = [m for m in rec.markers if m.text.strip().lower() == "rest"]
+    cut = rest[0].sample + rest[0].duration if rest else int(10 * rec.fs)
+    return max(1, min(rec.n_samples, cut))
+
+
+def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: float = 0.01,
+                  block_s: float = 10.0, qcfg: QualityConfig | None = None) -> SignalScan:
+    """Envelopes of the recording in %MVC and its signal quality at rest, read block by block.
+
+    The recording goes through the same causal chain as the live view, stretch by stretch between
+    gaps (the chain restarts after each gap, as on replay), ``block_s`` seconds at a time, so a
+    one-hour file needs no more memory than its 100 Hz envelope.  %MVC is
+    ``100 · (envelope - rest_mean_uv) / mvc_uv`` with the calibration of the analysis
+    (docs/analysis.md); channels without calibration stay in µV.  With the default configuration
+    this is the chain ``analyze`` replays the file through, so a rep's plotted peak is its
+    ``target_peak_pct_mvc`` (less the averaging over 10 ms bins).
+    """
+    rec = session.signal
+    if rec is None:
         raise ConfigError(f"{session.source}: no signal to plot")
-    names = [short_label(c) for c in sig.channels]
-    chain = Chain(sig.fs, len(names), cfg)
-    # Split at the end of the rest period so the quality snapshot describes the rest baseline.
-    rest = [m for m in sig.markers if m.text.strip().lower() == "rest"]
-    cut = (rest[0].sample + rest[0].duration - sig.start) if rest else min(len(sig), int(10 * sig.fs))
-    cut = max(1, min(len(sig), cut))
-    first, second = sig.split(cut)
-    p1 = chain.process(first)
-    session_quality = p1.quality
-    env = p1.envelope
-    if len(second):
-        env = np.vstack([env, chain.process(second).envelope])
+    names = [short_label(c) for c in rec.channels]
+    nch = len(names)
+    chain = Chain(rec.fs, nch, cfg, qcfg, adc_range_uv=rec.rails_uv)
+    k = max(1, int(round(bin_s * rec.fs)))
+    nbins = -(-rec.n_samples // k)
+    acc = np.zeros((nbins, nch))
+    cnt = np.zeros(nbins)
+    sat = np.zeros(nch, dtype=np.int64)
+    cut = _rest_end(rec)
+    blk = max(k, int(block_s * rec.fs) // k * k)
+    rest_q: Quality | None = None
+    last_q: Quality | None = None
+    prev = 0
+    for a, b in rec.segments():
+        s = a
+        while s < b:
+            e = min(b, s + blk)
+            if rest_q is None and s < cut < e:
+                e = cut
+            x = rec.read(s, e)
+            if rec.rails_uv is not None:
+                lo, hi = rec.rails_uv
+                sat += ((x <= lo) | (x >= hi)).sum(axis=0)
+            p = chain.process(Chunk(x, s, rec.fs, rec.channels,
+                                    Status(lost_samples=max(0, s - prev))))
+            prev = e
+            last_q = p.quality
+            if rest_q is None and e >= cut:
+                rest_q = p.quality
+            # mean of the envelope per bin of k samples (bins aligned to the sample index)
+            idx = np.arange(s, e) // k
+            starts = np.flatnonzero(np.diff(idx)) + 1
+            starts = np.concatenate([[0], starts])
+            bins = idx[starts]
+            acc[bins] += np.add.reduceat(p.envelope, starts, axis=0)
+            cnt[bins] += np.diff(np.append(starts, e - s))
+            s = e
+    if last_q is None:
+        raise FileFormatError(f"{session.source}: the recording holds no samples")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        env = acc / cnt[:, None]
+    env[cnt == 0] = np.nan
     cal = session.calibration
-    out = np.empty((env.shape[0], len(session.channels)))
+    out = np.full((nbins, len(session.channels)), np.nan)
+    sat_out = np.zeros(len(session.channels), dtype=np.int64)
     for j, ch in enumerate(session.channels):
-        k = names.index(ch) if ch in names else j
-        c = cal.get(ch, {})
-        mvc, rest_mean = c.get("mvc_uv"), c.get("rest_mean_uv") or 0.0
-        out[:, j] = 100.0 * (env[:, k] - rest_mean) / mvc if mvc else env[:, k]
-    return out, session_quality
+        if ch not in names:
+            continue
+        c = names.index(ch)
+        vals = cal.get(ch, {})
+        mvc, rest_mean = vals.get("mvc_uv"), vals.get("rest_mean_uv") or 0.0
+        out[:, j] = 100.0 * (env[:, c] - rest_mean) / mvc if mvc else env[:, c]
+        sat_out[j] = sat[c]
+    return SignalScan(rec.fs / k, out, rest_q or last_q, sat_out, int(rec.lost_samples))
 
 
-def _quality_rows(session: SessionInput, q: Quality,
-                  qcfg: QualityConfig | None) -> tuple[list[QualityRow], int]:
-    sig = session.signal
-    assert sig is not None
+def _quality_rows(session: SessionInput, scan: SignalScan,
+                  qcfg: QualityConfig | None) -> list[QualityRow]:
+    q = scan.rest_quality
     lights = assess(q, qcfg, at_rest=True)
-    sat = sig.status.saturated or (0,) * len(sig.channels)
-    rows = [QualityRow(short_label(ch), float(q.rms_uv[j]), float(q.mains_uv[j]), int(sat[j]),
-                       lights[j][0], lights[j][1]) for j, ch in enumerate(sig.channels)]
-    return rows, int(sig.status.lost_samples)
+    rec = session.signal
+    assert rec is not None
+    names = [short_label(c) for c in rec.channels]
+    rows = []
+    for j, ch in enumerate(session.channels):
+        if ch not in names:
+            rows.append(QualityRow(ch, float("nan"), float("nan"), 0, "red", "not in the recording"))
+            continue
+        c = names.index(ch)
+        rows.append(QualityRow(ch, float(q.rms_uv[c]), float(q.mains_uv[c]),
+                               int(scan.saturated[j]), lights[c][0], lights[c][1]))
+    return rows
+
+
+def recording_from_chunk(chunk: Chunk, name: str = "live",
+                         rails_uv: tuple[float, float] | None = None,
+                         sidecar: Mapping[str, Any] | None = None) -> Recording:
+    """An in-memory :class:`~emgfeedback.io.recording.Recording` of one chunk (a live session
+    kept in memory, tests); sample indices and markers become relative to ``chunk.start``.
+
+    ``sidecar`` holds the metadata a recorder would write (``patient``, ``started``, ...), for
+    :func:`session_from_recording`.
+    """
+    from emgfeedback.stream import Marker
+
+    markers = [Marker(m.sample - chunk.start, m.duration, m.text) for m in chunk.markers]
+    return ArrayRecording(path=Path(name), format="memory", fs=chunk.fs,
+                          channels=tuple(chunk.channels), n_samples=len(chunk), markers=markers,
+                          sidecar=dict(sidecar or {}), rails_uv=rails_uv,
+                          data=np.asarray(chunk.data, dtype=np.float64))
 
 
 def _quiet_channels(channels: Sequence[str], rows: Sequence[RepRow]) -> dict[str, list[str]]:
@@ -147,29 +247,19 @@ def _quiet_channels(channels: Sequence[str], rows: Sequence[RepRow]) -> dict[str
 
 # ----------------------------------------------------------------------------- placement figure
 def placement_svg() -> str | None:
-    """The electrode placement figure (SVG text), or ``None`` when it is not installed.
+    """The electrode placement figure as inline SVG text, or ``None`` when it is not installed.
 
-    Looked up in order: ``$EMGFEEDBACK_PLACEMENT_SVG``, the package data
-    (``emgfeedback/data/placement.svg``), ``hardware/placement.svg`` of a source checkout.
+    The file is :func:`emgfeedback.views.summary.placement_svg_path`: ``$EMGFEEDBACK_PLACEMENT_SVG``
+    or the package data ``emgfeedback/data/placement.svg`` (the project's only copy).
     """
-    candidates: list[Path] = []
-    if os.environ.get(PLACEMENT_ENV):
-        candidates.append(Path(os.environ[PLACEMENT_ENV]))
+    path = placement_svg_path()
+    if path is None:
+        return None
     try:
-        pkg = resources.files("emgfeedback").joinpath("data/placement.svg")
-        if pkg.is_file():
-            return _clean_svg(pkg.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ModuleNotFoundError, NotADirectoryError):
-        pass
-    here = Path(__file__).resolve()
-    candidates += [p / "hardware" / "placement.svg" for p in here.parents[:4]]
-    for c in candidates:
-        if c.is_file():
-            try:
-                return _clean_svg(c.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError) as exc:
-                log.warning("placement figure %s unreadable: %s", c, exc)
-    return None
+        return _clean_svg(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("placement figure %s unreadable: %s", path, exc)
+        return None
 
 
 def _clean_svg(text: str) -> str | None:
@@ -197,12 +287,11 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
     events = [e for e in session.analysis.get("events", []) if e.get("type", "synkinesis") == "synkinesis"]
     report = Report(session, rows, metrics, [], 0, placement=placement_svg())
     if session.signal is not None:
-        env, rest_q = envelopes_pct(session, cfg)
-        report.quality, report.lost_samples = _quality_rows(session, rest_q, qcfg)
-        fs = session.signal.fs
-        t, red = figures.reduce_for_plot(env, fs, max_points=3000)
-        t = t + session.signal.start / fs
-        calib = [((m.sample) / fs, m.duration / fs) for m in session.signal.markers
+        scan = envelopes_pct(session, cfg, qcfg=qcfg)
+        report.quality, report.lost_samples = _quality_rows(session, scan, qcfg), scan.lost_samples
+        rec = session.signal
+        t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
+        calib = [(m.sample / rec.fs, m.duration / rec.fs) for m in rec.markers
                  if m.text.strip().lower() == "rest" or m.text.strip().lower().startswith("mvc ")]
         report.figures.append(("envelopes", "Whole session: envelopes in %MVC of each channel; "
                                "cue windows shaded by exercise, synkinesis events in red (tick: "
@@ -214,11 +303,13 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
             report.figures.append(("overlays", "Every rep overlaid from its cue: the target region "
                                    "(thick) and the regions to keep quiet (thin; red in reps with "
                                    "synkinesis).",
-                                   figures.fig_rep_overlays(env, fs, session.channels, rows, quiet)))
+                                   figures.fig_rep_overlays(scan.envelope_pct, scan.fs,
+                                                            session.channels, rows, quiet)))
     if rows:
         report.figures.append(("bars", "Per rep: target peak %MVC; hatched red bars carried "
                                "synkinesis.", figures.fig_rep_bars(rows, session.affected_side)))
-        report.figures.append(("symmetry", "Symmetry per exercise: affected / unaffected %MVC.",
+        report.figures.append(("symmetry", "Symmetry per exercise: affected / unaffected mean %MVC of the target "
+                               "while active, mean over the reps.",
                                figures.fig_symmetry(metrics)))
     return report
 
@@ -272,6 +363,23 @@ def _montage_rows(session: SessionInput) -> list[list[str]]:
     return rows
 
 
+def _calibration_rows(s: SessionInput) -> list[list[str]]:
+    cal = s.calibration
+    raw = s.analysis.get("calibration") or {}
+    rows = []
+    for ch in s.channels:
+        c = cal.get(ch, {})
+        rest, mvc = c.get("rest_mean_uv"), c.get("mvc_uv")
+        trials = raw.get(ch, {}).get("mvc_trials_uv") if isinstance(raw.get(ch), Mapping) else None
+        trials = [float(v) for v in trials or [] if isinstance(v, (int, float))]
+        rest_src, mvc_src = s.calibration_sources(ch)
+        rows.append([ch, _f(rest, "{:.2f}"), _f(c.get("rest_sd_uv"), "{:.2f}"), _f(mvc, "{:.1f}"),
+                     _f(mvc / rest if mvc is not None and rest else None, "{:.0f}"),
+                     f"{rest_src or '–'}, {mvc_src or '–'}",
+                     ", ".join(f"{v:.1f}" for v in trials) or "–"])
+    return rows
+
+
 def render_html(report: Report) -> str:
     """The report as one self-contained HTML document."""
     s = report.session
@@ -288,6 +396,7 @@ def render_html(report: Report) -> str:
         f"{len(s.channels)} channels at {s.fs:g} Hz</td></tr>",
         f"<tr><td>Affected side</td><td>{e(s.affected_side or 'not recorded')}</td></tr>",
         f"<tr><td>Program</td><td>{e(s.program or '–')}</td></tr>",
+        *[f"<tr><td>Note</td><td class=\"red\">{e(n)}</td></tr>" for n in s.notes],
         "</table>",
         "<h2>Montage</h2>",
     ]
@@ -295,7 +404,7 @@ def render_html(report: Report) -> str:
         parts.append(f'<div class="placement">{report.placement}</div>')
     else:
         parts.append('<p class="note">Electrode placement figure not installed '
-                     "(hardware/placement.svg); sites are described below.</p>")
+                     "(emgfeedback/data/placement.svg); sites are described below.</p>")
     parts.append(_table(["channel", "muscle", "side", "electrode site"], _montage_rows(s), left=4))
 
     parts.append("<h2>Signal quality at rest</h2>")
@@ -309,14 +418,13 @@ def render_html(report: Report) -> str:
         parts.append('<p class="note">No signal stored with this session (metrics only).</p>')
 
     parts.append("<h2>Calibration</h2>")
-    cal = s.calibration
-    parts.append(_table(
-        ["channel", "rest mean (µV)", "rest SD (µV)", "MVC (µV)", "MVC / rest"],
-        [[ch, _f(cal.get(ch, {}).get("rest_mean_uv"), "{:.2f}"),
-          _f(cal.get(ch, {}).get("rest_sd_uv"), "{:.2f}"), _f(cal.get(ch, {}).get("mvc_uv"), "{:.1f}"),
-          _f((cal[ch]["mvc_uv"] or 0) / cal[ch]["rest_mean_uv"]  # type: ignore[operator]
-             if cal.get(ch, {}).get("rest_mean_uv") else None, "{:.0f}")]
-         for ch in s.channels], cls="calibration"))
+    parts.append(_table(["channel", "rest mean (µV)", "rest SD (µV)", "MVC (µV)", "MVC / rest",
+                         "from", "MVC trials (µV)"], _calibration_rows(s), cls="calibration"))
+    parts.append('<p class="note">%MVC = 100 · (envelope − rest mean) / MVC. Rest: robust mean '
+                 "and SD of the envelope over the <i>rest</i> period; MVC: per trial the highest "
+                 "500 ms mean above rest, median over the trials (docs/analysis.md).</p>")
+    for n in s.analysis.get("calibration_notes") or []:
+        parts.append(f'<p class="note">Calibration note: {e(str(n))}</p>')
 
     parts.append("<h2>Exercises</h2>")
     parts.append(_table(
@@ -328,7 +436,8 @@ def render_html(report: Report) -> str:
          for m in report.metrics], cls="exercises"))
     if s.affected_side:
         parts.append('<p class="note">Reps, synkinesis and isolation count the affected side '
-                     f"({e(s.affected_side)}); symmetry = affected / unaffected %MVC.</p>")
+                     f"({e(s.affected_side)}); symmetry = affected / unaffected mean %MVC of the target "
+                     "while active (1 = equal).</p>")
 
     for key, caption, fig in report.figures:
         data = base64.b64encode(figures.png_bytes(fig, dpi=90)).decode("ascii")
@@ -356,15 +465,26 @@ def _table_pages(title: str, head: Sequence[str], body: Sequence[Sequence[str]],
                  rows_per_page: int = 34) -> list[Any]:
     """A table over as many A4 landscape pages as needed.
 
-    Cells are plain text at computed positions (matplotlib's ``Axes.table`` measures every cell
-    and takes most of a second per page); rows are striped for reading across.
+    Each row is one line of monospaced text with its columns padded (text columns left-aligned,
+    numeric ones right-aligned), over striped rows for reading across.  One text object per row
+    instead of one per cell makes a 500-rep table a few times faster to write as PDF; matplotlib's
+    ``Axes.table`` measures every cell and takes most of a second per page.
     """
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    widths = [max([len(h)] + [len(r[i]) for r in body]) + 2 for i, h in enumerate(head)]
-    scale = 0.94 / max(1, sum(widths))
-    lefts = np.concatenate([[0.03], 0.03 + np.cumsum(widths)[:-1] * scale])
+    numeric = [i > 0 and any(r[i][:1].isdigit() for r in body)
+               and all(r[i][:1].isdigit() or r[i][:1] in "-–+." for r in body)
+               for i in range(len(head))]
+    widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(head)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if num else c.ljust(w)
+                         for c, w, num in zip(cells, widths, numeric))
+
+    n_chars = sum(widths) + 2 * (len(widths) - 1)
+    # DejaVu Sans Mono advances 0.6 em per character; 0.94 of the page width is usable.
+    fontsize = float(min(9.0, 0.94 * 11.69 * 72 / (0.6 * max(1, n_chars))))
     pages = []
     line_h = 0.84 / (rows_per_page + 1)
     for start in range(0, max(1, len(body)), rows_per_page):
@@ -378,13 +498,11 @@ def _table_pages(title: str, head: Sequence[str], body: Sequence[Sequence[str]],
             fig.patches.append(Rectangle((0.03, top - (k + 1) * line_h), 0.94, line_h,
                                          transform=fig.transFigure, facecolor="#f5f5f5",
                                          edgecolor="none"))
-        for i, h in enumerate(head):
-            left = i < 1 or not any(c[i][:1].isdigit() or c[i][:1] in "-–" for c in chunk)
-            x = lefts[i] + (0.005 if left else widths[i] * scale - 0.005)
-            ha = "left" if left else "right"
-            fig.text(x, top - 0.5 * line_h, h, ha=ha, va="center", fontsize=7.5, weight="bold")
-            for k, r in enumerate(chunk, start=1):
-                fig.text(x, top - (k + 0.5) * line_h, r[i], ha=ha, va="center", fontsize=7.5)
+        fig.text(0.035, top - 0.5 * line_h, line(head), va="center", fontsize=fontsize,
+                 family="monospace", weight="bold")
+        for k, r in enumerate(chunk, start=1):
+            fig.text(0.035, top - (k + 0.5) * line_h, line(r), va="center", fontsize=fontsize,
+                     family="monospace")
         pages.append(fig)
     return pages
 
@@ -404,22 +522,20 @@ def write_pdf(report: Report, path: Path) -> None:
     from matplotlib.backends.backend_pdf import PdfPages
 
     s = report.session
-    cal = s.calibration
     pages: list[Any] = [_text_page([
         f"Patient (pseudonymous id): {s.patient_id}",
         f"Date: {s.recorded_at:%Y-%m-%d %H:%M}",
         f"Recording: {s.source}, {s.duration_s / 60:.1f} min, {len(s.channels)} channels at {s.fs:g} Hz",
         f"Affected side: {s.affected_side or 'not recorded'}      Program: {s.program or '–'}",
         f"Samples lost in transmission: {report.lost_samples}",
+        *[f"Note: {n}" for n in s.notes],
         "",
         "Signal quality at rest:",
         *[f"   {q.channel}: rest {q.rest_rms_uv:.1f} µV RMS, mains {q.mains_uv:.1f} µV, "
           f"{q.light}: {q.reason}" for q in report.quality],
         "",
-        "Calibration (rest mean / rest SD / MVC, µV):",
-        *[f"   {ch}: {_f(cal.get(ch, {}).get('rest_mean_uv'), '{:.2f}')} / "
-          f"{_f(cal.get(ch, {}).get('rest_sd_uv'), '{:.2f}')} / {_f(cal.get(ch, {}).get('mvc_uv'))}"
-          for ch in s.channels],
+        "Calibration (rest mean / rest SD / MVC in µV; from; MVC trials in µV):",
+        *[f"   {r[0]}: {r[1]} / {r[2]} / {r[3]};  {r[5]};  {r[6]}" for r in _calibration_rows(s)],
     ], f"Session report: patient {s.patient_id}")]
     pages += _table_pages("Montage", ["channel", "muscle", "side", "electrode site"],
                           _montage_rows(s))
@@ -467,74 +583,194 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
 
 
 # ----------------------------------------------------------------------------- loading
-def session_from_parts(path: Path, signal: Chunk | None, meta: Mapping[str, Any],
-                       analysis: Mapping[str, Any]) -> SessionInput:
-    """A :class:`SessionInput` from a recording, its sidecar metadata and its analysis.
+_EDF_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
-    ``meta`` is the recording's JSON sidecar (docs/recording.md): ``patient_id``, ``start``
-    (ISO date-time; ``recorded_at`` accepted), ``affected_side``, ``program`` and ``montage``
-    (channel -> electrode site), all optional except the patient id.
-    """
-    pid = meta.get("patient_id")
-    if not pid:
-        raise FileFormatError(f"{path}: no pseudonymous patient id in the recording's metadata; "
-                              "record with --patient ID")
-    when = meta.get("start") or meta.get("recorded_at")
+
+def _edf_header(path: Path) -> tuple[str, _dt.datetime | None]:
+    """``(patient, start)`` from an EDF/BDF header: the first subfield of the patient field
+    (``""`` for ``X``) and the start date and time (EDF+ ``Startdate`` for the 4-digit year)."""
     try:
-        recorded_at = datetime.fromisoformat(str(when)) if when else datetime.fromtimestamp(
-            Path(path).stat().st_mtime)
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return "", None
+    if len(head) < 256 or head[:8] not in (b"0       ", b"\xffBIOSEMI"):
+        return "", None
+    words = head[8:88].decode("latin-1").split()
+    patient = words[0] if words and words[0] != "X" else ""
+    try:
+        d, mo, y = (int(v) for v in head[168:176].decode("ascii").strip().split("."))
+        hh, mm, ss = (int(v) for v in head[176:184].decode("ascii").strip().split("."))
+        year = 2000 + y if y < 85 else 1900 + y
+        m = re.search(r"Startdate (\d\d)-([A-Z]{3})-(\d{4})", head[88:168].decode("latin-1"))
+        if m and m.group(2) in _EDF_MONTHS:
+            year = int(m.group(3))
+        return patient, _dt.datetime(year, mo, d, hh, mm, ss)
+    except (ValueError, UnicodeDecodeError):
+        return patient, None
+
+
+def _wall_clock(text: str) -> _dt.datetime:
+    """An ISO 8601 time as the local wall-clock time it names (any UTC offset dropped: sessions
+    are compared in the time of the clinic that recorded them, as the EDF header stores it)."""
+    return _dt.datetime.fromisoformat(text).replace(tzinfo=None, microsecond=0)
+
+
+def recording_identity(rec: Recording) -> tuple[str, _dt.datetime, str]:
+    """``(patient_id, recorded_at, source)`` of a recording: what identifies a session in the
+    history, known before any analysis.
+
+    The patient id is the sidecar's ``patient``, else the first subfield of the EDF patient
+    field; the start is the sidecar's ``started`` (ISO 8601, as local wall-clock time), else the
+    EDF header's start date and time; the source is the file name.
+
+    Raises
+    ------
+    FileFormatError
+        No pseudonymous patient id anywhere, or no readable start time.
+    """
+    meta: Mapping[str, Any] = rec.sidecar or {}
+    path = Path(rec.path)
+    head_patient, head_start = _edf_header(path) if path.is_file() else ("", None)
+    pid = meta.get("patient") or head_patient
+    if not pid:
+        raise FileFormatError(f"{path}: no pseudonymous patient id in the recording (sidecar "
+                              "'patient' or EDF patient field); record with --patient ID")
+    started = meta.get("started") or meta.get("start")
+    try:
+        recorded_at = _wall_clock(str(started)) if started else head_start
     except ValueError:
-        raise FileFormatError(f"{path}: start date {when!r} is not ISO 8601") from None
+        raise FileFormatError(f"{path}: sidecar start time {started!r} is not ISO 8601") from None
+    if recorded_at is None:
+        raise FileFormatError(f"{path}: no start time in the sidecar or the EDF header")
+    return str(pid), recorded_at, path.name
+
+
+def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
+                           keep_signal: bool = True) -> SessionInput:
+    """A :class:`SessionInput` from an opened recording and its analysis.
+
+    Metadata come from the recording's JSON sidecar as :class:`emgfeedback.io.edf.Recorder`
+    writes it (:func:`recording_identity` for the patient id and start): ``montage`` (label ->
+    ``{"side", "region", "muscle", "site"}``), ``program`` (a name or ``{"name": ...}``),
+    ``status``, and the affected side: the analysis' own (its symmetry and affected-side metrics
+    are defined by it), else :func:`sidecar_affected_side`.
+
+    Raises
+    ------
+    FileFormatError
+        No pseudonymous patient id anywhere, or an unreadable start time.
+    """
+    meta: Mapping[str, Any] = rec.sidecar or {}
+    path = Path(rec.path)
+    pid, recorded_at, source = recording_identity(rec)
     program = meta.get("program") or ""
     if isinstance(program, Mapping):
         program = str(program.get("name", ""))
+    program = program or str(analysis.get("program") or "")
+    # The analysis' side first: its symmetry ratios and affected-side metrics are defined by it.
+    side = str(analysis.get("affected_side") or "") or sidecar_affected_side(meta)
     montage = meta.get("montage") or {}
-    sites = {str(k): str(v.get("site", "")) if isinstance(v, Mapping) else str(v)
-             for k, v in montage.items()} if isinstance(montage, Mapping) else {}
+    sites: dict[str, str] = {}
+    if isinstance(montage, Mapping):
+        for label, v in montage.items():
+            site = v.get("site", "") if isinstance(v, Mapping) else v
+            if site:
+                sites[short_label(str(label))] = str(site)
+    status = str(meta.get("status") or "")
+    notes = list(rec.notes)
+    if status == "recording" and not any(n.startswith("recovered") for n in notes):
+        notes.append("the recording was not closed (status 'recording' in the sidecar)")
     return SessionInput(
         patient_id=str(pid),
         recorded_at=recorded_at,
-        source=Path(path).name,
+        source=source,
         analysis=analysis,
-        affected_side=str(meta.get("affected_side") or analysis.get("affected_side") or "").upper(),
+        affected_side=str(side).upper(),
         program=str(program),
-        signal=signal,
-        montage={k: v for k, v in sites.items() if v},
+        signal=rec if keep_signal else None,
+        montage=sites,
+        status=status,
+        notes=tuple(notes),
+        recorded_s=rec.duration_s,
     )
 
 
-def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None) -> SessionInput:
-    """Read a recorded session (EDF+ with its sidecar) and analyse it.
+def _read_analysis(path: Path) -> dict[str, Any]:
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileFormatError(f"{path}: no such analysis file") from None
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' ({exc})") from None
+    if not isinstance(result, dict):
+        raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' (not an object)")
+    return result
+
+
+def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
+    """The affected side a recording's sidecar states (``"L"``, ``"R"`` or ``""``): top-level
+    ``affected_side``, the program's, or the source's (the simulated board records it)."""
+    program = meta.get("program")
+    source = meta.get("source")
+    extra = source.get("extra") if isinstance(source, Mapping) else None
+    for v in (meta.get("affected_side"),
+              program.get("affected_side") if isinstance(program, Mapping) else None,
+              extra.get("affected_side") if isinstance(extra, Mapping) else None):
+        if isinstance(v, str) and v.upper() in ("L", "R"):
+            return v.upper()
+    return ""
+
+
+def analyse_recording(rec: Recording) -> dict[str, Any]:
+    """``analyze`` of the recording with the default program, the montage from its channel labels
+    and the affected side of its sidecar, as JSON (docs/analysis.md)."""
+    from emgfeedback.clinical.analysis import analyze
+    from emgfeedback.clinical.montage import Montage
+
+    side = sidecar_affected_side(rec.sidecar or {})
+    montage = Montage.from_labels(rec.channels, side or None)
+    return dict(json_ready(analyze(rec, montage).to_json()))
+
+
+def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
+                 keep_signal: bool = True) -> SessionInput:
+    """Open a recorded session (EDF+/BDF+ with its JSON sidecar) and analyse it.
 
     Parameters
     ----------
+    path:
+        The recording; any format :func:`emgfeedback.io.importers.load` reads (files of other
+        tools carry no patient id and are refused).
     analysis:
-        The JSON of ``emgfeedback analyze`` (a file or a dict) to use instead of running the
-        analysis again.
+        The JSON of ``emgfeedback analyze`` (a file or a dict) to use instead of analysing again.
+    keep_signal:
+        Keep the recording open in :attr:`SessionInput.signal` for the report's plots; the
+        history passes ``False`` (it stores metrics only) and the file is closed at once.
 
     Raises
     ------
     FileFormatError
         The file is not a readable session recording (one line naming the file).
     """
+    from emgfeedback.io.importers import load
+
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such session file")
+    rec = load(path)
     try:
-        from emgfeedback.io import edf as edf_io  # type: ignore[attr-defined]
-    except ImportError:
-        raise FileFormatError(f"{path}: this build has no EDF+ reader (emgfeedback.io.edf)") from None
-    rec = edf_io.read_session(path)
-    signal, meta = rec.chunk, rec.meta
-    if isinstance(analysis, (str, Path)):
-        try:
-            result = json.loads(Path(analysis).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise FileFormatError(f"{analysis}: not the JSON of 'emgfeedback analyze' ({exc})") from None
-    elif analysis is not None:
-        result = dict(analysis)
-    else:
-        from emgfeedback.clinical.analysis import analyze  # type: ignore[import-not-found]
-
-        result = analyze(rec)
-    return session_from_parts(path, signal, meta, result)
+        result: dict[str, Any]
+        if isinstance(analysis, (str, Path)):
+            result = _read_analysis(Path(analysis))
+        elif analysis is not None:
+            result = dict(analysis)
+        else:
+            result = analyse_recording(rec)
+        session = session_from_recording(rec, result, keep_signal)
+    except BaseException:
+        rec.close()
+        raise
+    if not keep_signal:
+        rec.close()
+    return session

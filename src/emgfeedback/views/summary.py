@@ -4,6 +4,7 @@ The input is the JSON of ``emgfeedback analyze`` (docs/analysis.md, issue 5) plu
 metadata (pseudonymous patient id, date, affected side, program).  This module turns it into:
 
 * :class:`SessionInput`: everything a report or the history stores, validated once;
+* :func:`placement_svg_path`: the electrode placement figure shipped as package data;
 * :func:`rep_rows`: one row per rep for the rep table (numbers exactly as ``analyze`` gave them);
 * :func:`exercise_metrics`: per exercise, the numbers tracked across months (synkinesis rate,
   isolation, co-contraction, peak %MVC of each side, symmetry, time in band).
@@ -15,25 +16,55 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
-from emgfeedback.stream import Chunk
+from emgfeedback.io.recording import Recording
 
 __all__ = [
+    "PLACEMENT_ENV",
     "ExerciseMetrics",
     "RepRow",
     "SessionInput",
     "check_patient_id",
+    "json_ready",
     "exercise_metrics",
+    "placement_svg_path",
     "rep_rows",
 ]
 
 log = logging.getLogger(__name__)
+
+#: Environment variable naming an electrode placement SVG that overrides the packaged one.
+PLACEMENT_ENV = "EMGFEEDBACK_PLACEMENT_SVG"
+
+
+def placement_svg_path() -> Path | None:
+    """The electrode placement figure, or ``None`` when it is not installed.
+
+    ``$EMGFEEDBACK_PLACEMENT_SVG`` when set (a clinic's own figure), else the package data
+    ``emgfeedback/data/placement.svg``: the only copy of the figure in the project (the hardware
+    guide links to it), shown by the GUI's electrode screen and embedded in session reports.
+    """
+    env = os.environ.get(PLACEMENT_ENV)
+    if env:
+        p = Path(env).expanduser()
+        if p.is_file():
+            return p
+        log.warning("$%s=%s: no such file; using the packaged figure", PLACEMENT_ENV, env)
+    try:
+        pkg = resources.files("emgfeedback").joinpath("data/placement.svg")
+    except (ModuleNotFoundError, FileNotFoundError):  # pragma: no cover - broken installation
+        return None
+    path = Path(str(pkg))
+    return path if path.is_file() else None
 
 #: A pseudonymous patient id: letters, digits, ``-``, ``_`` and ``.``, no spaces (a name such as
 #: "Jane Doe" is refused), at most 64 characters.
@@ -65,6 +96,22 @@ def _side(channel: str) -> str:
     return channel[:1].upper() if channel[1:2] == "-" else ""
 
 
+def json_ready(obj: Any) -> Any:
+    """``obj`` as plain JSON values: numpy scalars and arrays as Python numbers and lists, tuples
+    as lists, NaN and infinities as ``None`` (strict JSON, what the history stores)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return json_ready(obj.tolist())
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return str(obj)
+
+
 @dataclass(frozen=True)
 class SessionInput:
     """One analysed session, as reports and the history see it.
@@ -85,10 +132,18 @@ class SessionInput:
     program:
         Name of the exercise program, or ``""``.
     signal:
-        The raw recording (µV) for the envelope plots and the signal-quality table; ``None``
-        when only metrics are available (the history stores no signals).
+        The recording (µV, read by range; gaps are NaN) for the envelope plots and the
+        signal-quality table; ``None`` when only metrics are available (the history stores no
+        signals).  :func:`emgfeedback.views.report.recording_from_chunk` wraps an in-memory chunk.
     montage:
         Channel (short label) -> electrode site description, for the montage table.
+    status:
+        The recording's sidecar ``status`` (``complete``, ``recovered``, or ``recording`` when it
+        was never closed), ``""`` when unknown.
+    notes:
+        What the reader had to decide or repair (shown in the report).
+    recorded_s:
+        Length of the recording in seconds, kept when the signal is not (history imports).
     """
 
     patient_id: str
@@ -97,8 +152,11 @@ class SessionInput:
     analysis: Mapping[str, Any]
     affected_side: str = ""
     program: str = ""
-    signal: Chunk | None = None
+    signal: Recording | None = None
     montage: Mapping[str, str] = field(default_factory=dict)
+    status: str = ""
+    notes: tuple[str, ...] = ()
+    recorded_s: float | None = None
 
     def __post_init__(self) -> None:
         check_patient_id(self.patient_id)
@@ -123,27 +181,45 @@ class SessionInput:
         return {ch: {k: _num(v) for k, v in vals.items()} for ch, vals in cal.items()
                 if isinstance(vals, Mapping)}
 
-    def require_calibration(self) -> None:
-        """Raise :class:`CalibrationError` unless every channel has rest and MVC values.
+    def calibration_sources(self, channel: str) -> tuple[str, str]:
+        """``(rest_source, mvc_source)`` of a channel as ``analyze`` reports them: ``"rest"`` /
+        ``"mvc"`` from the session's calibration periods (or a stored calibration), ``"auto"`` for
+        the automatic estimate (docs/analysis.md, "Calibration"); ``("", "")`` when absent."""
+        raw = (self.analysis.get("calibration") or {}).get(channel)
+        if not isinstance(raw, Mapping):
+            return "", ""
+        return str(raw.get("rest_source") or "rest"), str(raw.get("mvc_source") or "mvc")
 
-        Without a calibration, %MVC values are not comparable between sessions, so reports and the
+    def require_calibration(self) -> None:
+        """Raise :class:`CalibrationError` unless every channel was calibrated from ``rest`` and
+        ``mvc`` periods (or a stored calibration).
+
+        Without them ``analyze`` falls back to an automatic estimate (``"rest_source"`` /
+        ``"mvc_source"`` ``"auto"``): %MVC is then relative to the recording's strongest
+        activity, so its values are not comparable between sessions, and reports and the
         history refuse such a session instead of showing numbers that look comparable.
         """
         cal = self.calibration
-        auto = str(self.analysis.get("calibration_source", "")).lower() == "auto"
-        missing = [ch for ch in self.channels
-                   if not cal.get(ch) or cal[ch].get("mvc_uv") is None
-                   or cal[ch].get("rest_mean_uv") is None or bool(cal[ch].get("auto"))]
-        if auto or not cal or missing:
-            which = ", ".join(missing) if missing and cal else "all channels"
+        missing = []
+        for ch in self.channels:
+            vals = cal.get(ch)
+            rest_src, mvc_src = self.calibration_sources(ch)
+            if (not vals or vals.get("mvc_uv") is None or vals.get("rest_mean_uv") is None
+                    or "auto" in (rest_src, mvc_src)):
+                missing.append(ch)
+        if missing:
+            which = "all channels" if len(missing) == len(self.channels) else ", ".join(missing)
             raise CalibrationError(
                 f"{self.source}: session has no calibration ({which}: no 'rest' and 'mvc' "
-                "periods); %MVC would not be comparable across sessions: record a calibration")
+                "periods, only the automatic estimate); %MVC would not be comparable across "
+                "sessions: record a calibration")
 
     @property
     def duration_s(self) -> float:
         if self.signal is not None and self.signal.fs > 0:
-            return len(self.signal) / self.signal.fs
+            return self.signal.n_samples / self.signal.fs
+        if self.recorded_s is not None:
+            return self.recorded_s
         ends = [_num(r.get("offset_s")) or 0.0 for r in self.analysis.get("reps", [])]
         return max(ends, default=0.0)
 
@@ -168,46 +244,69 @@ class RepRow:
     symmetry: float | None  # affected / unaffected %MVC for this rep, when both sides recorded
 
 
-def _time_in_band(rep: Mapping[str, Any]) -> float | None:
-    v = _num(rep.get("time_in_band_s"))
-    if v is None and "time_in_band" in rep:
-        v = _num(rep.get("time_in_band"))
-    return v
+def _rep_key(item: Mapping[str, Any]) -> tuple[int, str] | None:
+    rep = item.get("rep")
+    if rep is None or isinstance(rep, bool):
+        return None
+    try:
+        return int(rep), str(item.get("exercise", ""))
+    except (TypeError, ValueError):
+        return None
 
 
 def rep_rows(analysis: Mapping[str, Any]) -> list[RepRow]:
-    """Rows of the rep table, in the order of ``analysis["reps"]``."""
-    events = [e for e in analysis.get("events", []) if e.get("type", "synkinesis") == "synkinesis"]
+    """Rows of the rep table, in the order of ``analysis["reps"]``.
+
+    A synkinesis event belongs to the rep of the same ``rep`` number and exercise on the side of
+    its channel (``analyze`` numbers reps; both sides of one cue share the number); events without
+    a rep number are counted in the rep whose cue window holds their onset.  A rep's symmetry is
+    the ``ratio`` of the ``symmetry`` entry of its rep number (the same for both sides).
+    """
+    events = [e for e in analysis.get("events", []) or []
+              if isinstance(e, Mapping) and e.get("type", "synkinesis") == "synkinesis"]
+    sym_by_rep: dict[tuple[int, str], float | None] = {}
+    for s in analysis.get("symmetry", []) or []:
+        if isinstance(s, Mapping) and (key := _rep_key(s)) is not None:
+            sym_by_rep[key] = _num(s.get("ratio"))
     rows: list[RepRow] = []
     for i, rep in enumerate(analysis.get("reps", []), start=1):
         onset = float(rep["onset_s"])
         offset = float(rep["offset_s"])
         target = str(rep.get("target", ""))
         side = str(rep.get("side") or _side(target))
+        exercise = str(rep.get("exercise", ""))
+        key = _rep_key(rep)
         cc = {str(k): _num(v) for k, v in (rep.get("cocontraction") or {}).items()}
         cc_valid = {k: v for k, v in cc.items() if v is not None}
         worst = max(cc_valid, key=lambda k: cc_valid[k], default="")
-        n_ev = sum(
-            1 for e in events
-            if onset <= float(e["onset_s"]) < offset
-            and (not side or _side(str(e.get("channel", ""))) == side)
-            and (not rep.get("exercise") or e.get("exercise", rep["exercise"]) == rep["exercise"])
-        )
+
+        def mine(e: Mapping[str, Any]) -> bool:
+            if side and _side(str(e.get("channel", ""))) != side:
+                return False
+            ek = _rep_key(e)
+            if ek is not None and key is not None:
+                return ek == key
+            return (onset <= float(e["onset_s"]) < offset
+                    and (not exercise or e.get("exercise", exercise) == exercise))
+
+        sym = _num(rep.get("symmetry"))
+        if sym is None and key is not None:
+            sym = sym_by_rep.get(key)
         rows.append(RepRow(
             index=i,
-            exercise=str(rep.get("exercise", "")),
+            exercise=exercise,
             side=side,
             target=target,
             onset_s=onset,
             offset_s=offset,
             peak_pct_mvc=_num(rep.get("target_peak_pct_mvc")),
-            time_in_band_s=_time_in_band(rep),
+            time_in_band_s=_num(rep.get("time_in_band_s")),
             isolation=_num(rep.get("isolation")),
             cocontraction=cc_valid.get(worst) if worst else None,
             cocontraction_channel=worst,
             synkinesis=bool(rep.get("synkinesis")),
-            events=n_ev,
-            symmetry=_num(rep.get("symmetry")),
+            events=sum(1 for e in events if mine(e)),
+            symmetry=sym,
         ))
     return rows
 
@@ -217,8 +316,9 @@ class ExerciseMetrics:
     """Per exercise, the numbers a therapist follows across months.
 
     ``synkinesis_rate`` is the share of the affected side's reps that carried at least one
-    synkinesis event (all reps when the affected side is unknown); ``symmetry`` is the mean ratio
-    affected / unaffected %MVC (1.0 = symmetric).
+    synkinesis event (all reps when the affected side is unknown); ``symmetry`` is the mean of the
+    analysis' per-rep ratios affected / unaffected mean %MVC of the target while active
+    (1.0 = symmetric).
     """
 
     exercise: str
@@ -240,15 +340,14 @@ def _mean(values: Sequence[float | None]) -> float | None:
 
 
 def _symmetry_entries(analysis: Mapping[str, Any]) -> dict[str, list[float]]:
-    """Exercise -> affected/unaffected ratios from ``analysis["symmetry"]``."""
+    """Exercise -> the ``ratio`` of each of its ``analysis["symmetry"]`` entries (one per rep
+    recorded on both sides: affected / unaffected mean %MVC of the target while active; entries
+    whose ratio is null, an unaffected side at 0 %MVC, are left out)."""
     out: dict[str, list[float]] = {}
     for s in analysis.get("symmetry", []) or []:
         if not isinstance(s, Mapping):
             continue
         ratio = _num(s.get("ratio"))
-        if ratio is None:
-            a, u = _num(s.get("affected_pct_mvc")), _num(s.get("unaffected_pct_mvc"))
-            ratio = a / u if a is not None and u else None
         if ratio is not None:
             out.setdefault(str(s.get("exercise", "")), []).append(ratio)
     return out
@@ -269,10 +368,7 @@ def exercise_metrics(analysis: Mapping[str, Any], affected_side: str = "") -> li
         unaff = [r for r in reps if affected_side and r.side and r.side != affected_side]
         peak_a = _mean([r.peak_pct_mvc for r in aff])
         peak_u = _mean([r.peak_pct_mvc for r in unaff])
-        ratios = sym.get(ex) or [r.symmetry for r in reps if r.symmetry is not None]
-        symmetry = _mean(ratios)
-        if symmetry is None and peak_a is not None and peak_u:
-            symmetry = peak_a / peak_u
+        symmetry = _mean(sym.get(ex) or [])
         n_syn = sum(1 for r in aff if r.synkinesis)
         out.append(ExerciseMetrics(
             exercise=ex,

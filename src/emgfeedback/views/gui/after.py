@@ -17,13 +17,11 @@ import importlib.util
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
-from emgfeedback.errors import FileFormatError
 
 __all__ = [
     "Stored",
@@ -90,33 +88,13 @@ def analyse(recording: Path, program: Program | None = None, config: Config | No
         rec.close()
 
 
-def session_input(recording: Path, analysis: dict[str, Any],
-                  meta: dict[str, Any] | None = None) -> Any:
-    """A :class:`~emgfeedback.views.summary.SessionInput` for the history and the report.
+def session_input(recording: Path, analysis: dict[str, Any]) -> Any:
+    """A :class:`~emgfeedback.views.summary.SessionInput` for the history and the report: the
+    recording with its sidecar (patient id, start, program, affected side written by
+    :class:`emgfeedback.io.edf.Recorder`) and the analysis already made."""
+    from emgfeedback.views.report import load_session
 
-    Patient id, start time and program come from the recording's sidecar (written by
-    :class:`emgfeedback.io.edf.Recorder`); ``meta`` adds what the window knows
-    (``affected_side``).
-    """
-    from emgfeedback.io.edf import read_edf, read_sidecar
-    from emgfeedback.views.report import session_from_parts
-
-    sc = read_sidecar(recording)
-    if not sc.get("patient"):
-        raise FileFormatError(f"{recording}: the sidecar has no pseudonymous patient id")
-    rec = read_edf(recording)
-    try:
-        signal = rec.to_chunk()
-    finally:
-        rec.close()
-    parts = {
-        "patient_id": sc["patient"],
-        "start": sc.get("started") or datetime.fromtimestamp(recording.stat().st_mtime).isoformat(),
-        "affected_side": (meta or {}).get("affected_side") or sc.get("affected_side") or "",
-        "program": sc.get("program") or analysis.get("program") or "",
-        "montage": sc.get("montage") or {},
-    }
-    return session_from_parts(recording, signal, parts, analysis)
+    return load_session(recording, analysis)
 
 
 def analyse_and_store(recording: Path, program: Program | None = None, db: Path | None = None,
@@ -129,7 +107,7 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
     tmp.replace(out)
-    sid = store_session(session_input(recording, result, meta), db)
+    sid = store_session(session_input(recording, result), db)
     return Stored(recording, out, sid, len({r["rep"] for r in result.get("reps", [])}),
                   len(result.get("events", [])))
 
@@ -144,6 +122,6 @@ def write_session_report(recording: Path, program: Program | None = None,
                 else analyse(recording, program, config,
                              (meta or {}).get("affected_side")).to_json())
     out = report_path(recording)
-    write_report(session_input(recording, analysis, meta), out,
+    write_report(session_input(recording, analysis), out,
                  cfg=config.dsp if config is not None else None)
     return out

@@ -90,15 +90,11 @@ def _title(text: str) -> QLabel:
 
 
 def placement_figure_path() -> Path | None:
-    """``hardware/placement.svg`` of a source checkout, when present."""
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        cand = parent / "hardware" / "placement.svg"
-        if cand.is_file():
-            return cand
-        if (parent / "pyproject.toml").is_file():
-            break
-    return None
+    """The electrode placement figure: the package's ``data/placement.svg`` (the only copy, see
+    :func:`emgfeedback.views.summary.placement_svg_path`), or ``None`` when not installed."""
+    from emgfeedback.views.summary import placement_svg_path
+
+    return placement_svg_path()
 
 
 # =========================================================================== connect
@@ -432,7 +428,7 @@ class CheckScreen(QWidget):
             return
         path = placement_figure_path()
         if path is None:
-            self.figure_box.addWidget(_label("(placement figure hardware/placement.svg not "
+            self.figure_box.addWidget(_label("(placement figure data/placement.svg not "
                                              "available; electrode sites below)", muted=True,
                                              wrap=True))
         else:
