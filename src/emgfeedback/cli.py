@@ -439,7 +439,7 @@ def cmd_history_list(args: argparse.Namespace) -> int:
 def _add_analyze(sub: Any) -> None:
     p = sub.add_parser("analyze", help="calibration, reps, synkinesis events and symmetry of a "
                                        "recording (JSON + table)")
-    p.add_argument("file", type=Path, help="recording (.csv; .edf when the EDF reader is merged)")
+    p.add_argument("file", type=Path, help="recording (EDF+/BDF+, or any file 'info' reads)")
     p.add_argument("--montage", type=Path, default=None, help="montage TOML (labels -> regions)")
     p.add_argument("--program", type=Path, default=None, help="exercise program TOML")
     p.add_argument("--exercise", default=None,
@@ -450,11 +450,11 @@ def _add_analyze(sub: Any) -> None:
                         "the automatic estimate only")
     p.add_argument("--json", type=Path, default=None, help="write the analysis JSON here")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
+    _add_import_options(p)
     p.set_defaults(func=cmd_analyze)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    args.fs = args.unit = args.brainflow_board = None
     return _write_analysis(args, load_config(args.config), table=True)
 
 
@@ -512,9 +512,7 @@ def _add_replay(sub: Any) -> None:
     p.add_argument("--start", type=float, default=0.0, help="start at this second")
     p.add_argument("--json", type=Path, default=None,
                    help="run headless at --speed max and write the analysis JSON (as 'analyze')")
-    p.add_argument("--fs", type=float, default=None, help="rate for files without one")
-    p.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
-    p.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
+    _add_import_options(p)
     p.add_argument("--lsl", action="store_true", help="also publish on LSL")
     p.add_argument("--affected", choices=("L", "R"), default=None,
                    help="affected side for --json (as analyze)")
@@ -567,13 +565,19 @@ def _replay_json(args: argparse.Namespace, cfg: Config) -> int:
     return _write_analysis(args, cfg, table=False)
 
 
+def _add_import_options(p: argparse.ArgumentParser) -> None:
+    """What a file may need to be read (``io.importers.load``): rate, unit, BrainFlow board."""
+    g = p.add_argument_group("reading other tools' files")
+    g.add_argument("--fs", type=float, default=None, help="rate for files without one")
+    g.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
+    g.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
+
+
 def _add_convert(sub: Any) -> None:
     p = sub.add_parser("convert", help="convert between formats (to .edf, .bdf or .csv)")
     p.add_argument("input", type=Path)
     p.add_argument("output", type=Path)
-    p.add_argument("--fs", type=float, default=None, help="rate for files without one")
-    p.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
-    p.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
+    _add_import_options(p)
     p.add_argument("--patient", default="X", help="pseudonymous patient id for EDF output")
     p.set_defaults(func=cmd_convert)
 
@@ -594,9 +598,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def _add_info(sub: Any) -> None:
     p = sub.add_parser("info", help="channels, rate, duration, annotations, quality of a file")
     p.add_argument("file", type=Path)
-    p.add_argument("--fs", type=float, default=None, help="rate for files without one")
-    p.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
-    p.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
+    _add_import_options(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 

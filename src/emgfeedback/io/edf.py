@@ -97,8 +97,8 @@ def validate_patient_id(pid: str) -> str:
     """
     if not isinstance(pid, str) or not PATIENT_RE.match(pid):
         raise ConfigError(
-            f"patient id {pid!r} is not a pseudonym: use up to 3 capital letters, an optional "
-            "dash and digits, e.g. P-0001 (names are never stored)"
+            f"patient id {pid!r} is not a pseudonymous id: use up to 3 capital letters, an "
+            "optional dash and digits, e.g. P-0001 (names are never stored)"
         )
     return pid
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -66,19 +65,16 @@ def placement_svg_path() -> Path | None:
     path = Path(str(pkg))
     return path if path.is_file() else None
 
-#: A pseudonymous patient id: letters, digits, ``-``, ``_`` and ``.``, no spaces (a name such as
-#: "Jane Doe" is refused), at most 64 characters.
-_PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
 def check_patient_id(patient_id: str) -> str:
-    """Return ``patient_id`` if it is a valid pseudonymous id; raise :class:`ConfigError` else."""
-    if not isinstance(patient_id, str) or not _PATIENT_ID.match(patient_id):
-        raise ConfigError(
-            f"patient id {patient_id!r} is not a pseudonymous id (letters, digits, '-', '_', '.', "
-            "no spaces, at most 64 characters); never use a name"
-        )
-    return patient_id
+    """Return ``patient_id`` if it is a valid pseudonymous id; raise :class:`ConfigError` else.
+
+    One rule for the whole project: the recorder's
+    (:func:`emgfeedback.io.edf.validate_patient_id`), so every id stored in the history could
+    have been written into a recording, and a name is refused everywhere.
+    """
+    from emgfeedback.io.edf import validate_patient_id
+
+    return validate_patient_id(patient_id)
 
 
 def _num(value: Any) -> float | None:

@@ -22,7 +22,6 @@ from typing import Any
 
 from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
-from emgfeedback.errors import FileFormatError
 
 __all__ = [
     "Stored",
@@ -89,35 +88,15 @@ def analyse(recording: Path, program: Program | None = None, config: Config | No
         rec.close()
 
 
-def session_input(recording: Path, analysis: dict[str, Any],
-                  meta: dict[str, Any] | None = None, keep_signal: bool = False) -> Any:
-    """A :class:`~emgfeedback.views.summary.SessionInput` for the history and the report.
+def session_input(recording: Path, analysis: dict[str, Any], keep_signal: bool = False) -> Any:
+    """A :class:`~emgfeedback.views.summary.SessionInput` for the history and the report: the
+    recording with its sidecar (patient id, start, program, affected side written by
+    :class:`emgfeedback.io.edf.Recorder`) and the analysis already made.  With ``keep_signal``
+    the recording stays open in ``SessionInput.signal`` for the report's plots (close it after
+    use); otherwise it is closed at once."""
+    from emgfeedback.views.report import load_session
 
-    Patient id, start time, montage and program come from the recording's sidecar (written by
-    :class:`emgfeedback.io.edf.Recorder`; :func:`emgfeedback.views.report.session_from_recording`);
-    ``meta`` adds what the window knows (``affected_side``, which wins).  With ``keep_signal`` the
-    recording stays open in ``SessionInput.signal`` for the report's plots (close it after use).
-    """
-    import dataclasses
-
-    from emgfeedback.io.importers import load
-    from emgfeedback.views.report import session_from_recording
-    from emgfeedback.views.summary import json_ready
-
-    rec = load(recording)
-    try:
-        if not (rec.sidecar or {}).get("patient"):
-            raise FileFormatError(f"{recording}: the sidecar has no pseudonymous patient id")
-        session = session_from_recording(rec, json_ready(analysis), keep_signal)
-        side = str((meta or {}).get("affected_side") or "").upper()
-        if side in ("L", "R") and side != session.affected_side:
-            session = dataclasses.replace(session, affected_side=side)
-    except BaseException:
-        rec.close()
-        raise
-    if not keep_signal:
-        rec.close()
-    return session
+    return load_session(recording, analysis, keep_signal=keep_signal)
 
 
 def analyse_and_store(recording: Path, program: Program | None = None, db: Path | None = None,
@@ -130,7 +109,7 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
     tmp.replace(out)
-    sid = store_session(session_input(recording, result, meta), db)
+    sid = store_session(session_input(recording, result), db)
     return Stored(recording, out, sid, len({r["rep"] for r in result.get("reps", [])}),
                   len(result.get("events", [])))
 
@@ -145,7 +124,7 @@ def write_session_report(recording: Path, program: Program | None = None,
                 else analyse(recording, program, config,
                              (meta or {}).get("affected_side")).to_json())
     out = report_path(recording)
-    session = session_input(recording, analysis, meta, keep_signal=True)
+    session = session_input(recording, analysis, keep_signal=True)
     try:
         write_report(session, out, cfg=config.dsp if config is not None else None)
     finally:
