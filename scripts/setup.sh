@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything emgfeedback needs on a fresh Debian machine, idempotently:
 #   1. Debian packages (AVR toolchain + simavr for the firmware, Xvfb and the Qt xcb libraries for
-#      the GUI tests, poppler for PDF checks) with apt-get when running as root; otherwise a clear
+#      the GUI tests, poppler for PDF checks, librsvg for the placement figure in PDF reports)
+#      with apt-get when running as root; otherwise a clear
 #      message naming what is missing.
 #   2. A virtual environment in .venv with the package and the extras named in $1 (default "test").
 # Usage: scripts/setup.sh [extras]      e.g. scripts/setup.sh test,bench
@@ -15,7 +16,7 @@ debs=(build-essential gcc-avr avr-libc arduino-core-avr arduino-mk simavr libsim
       xvfb xauth libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0
       libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
       libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libx11-xcb1 libglib2.0-0 libdbus-1-3
-      poppler-utils)
+      poppler-utils librsvg2-bin)
 
 missing=()
 for d in "${debs[@]}"; do

@@ -416,3 +416,23 @@ def test_analysis_saved_after_the_session_is_used_and_other_programs_noted(edf, 
     assert s.analysis == saved
     assert s.notes == ("analysis: gui-analysis.json, written when the session stopped",)
     assert "12.3" in render_html(build_report(s))
+
+
+def test_pdf_has_the_placement_figure_or_says_where_it_is(session, tmp_path, monkeypatch):
+    from emgfeedback.views import report as report_mod
+
+    report = build_report(session)
+    png = report_mod.placement_png(report.placement)
+    if shutil.which("rsvg-convert") is not None:
+        assert png is not None
+        img = Image.open(io.BytesIO(png))
+        assert img.width > 600 and img.height > 700  # 640 x 800 px at 96 dpi, drawn at 150 dpi
+        page = report_mod._placement_page(report.placement)
+        assert len(page.axes) == 1 and page.axes[0].get_images()
+    else:
+        assert png is None
+    # Without rsvg-convert: a page that says where the figure is.
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    assert report_mod.placement_png(report.placement) is None
+    page = report_mod._placement_page(report.placement)
+    assert not page.axes and any("rsvg-convert" in t.get_text() for t in page.texts)

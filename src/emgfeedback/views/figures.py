@@ -282,7 +282,7 @@ def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
     ax.set_yticks(y, [m.exercise for m in ms], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, max(1.25, max(vals) * 1.15))
-    ax.set_xlabel("affected / unaffected %MVC (dashed: equal)")
+    ax.set_xlabel("affected / unaffected mean %MVC while active (dashed: equal)")
     ax.set_title("Symmetry per exercise", fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return fig

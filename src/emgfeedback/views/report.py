@@ -519,6 +519,74 @@ def _text_page(lines: Sequence[str], title: str) -> Any:
     return fig
 
 
+def placement_png(svg: str | None, dpi: int = 150) -> bytes | None:
+    """The placement figure rasterised by ``rsvg-convert`` (librsvg) for the PDF, or ``None``
+    when there is no figure or no ``rsvg-convert`` (matplotlib cannot draw SVG)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("rsvg-convert")
+    if not svg or exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--format", "png", "--dpi-x", str(dpi), "--dpi-y", str(dpi)],
+                             input=svg.encode("utf-8"), capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("rsvg-convert failed: %s", exc)
+        return None
+    if out.returncode != 0 or not out.stdout.startswith(b"\x89PNG"):
+        log.warning("rsvg-convert failed: %s", out.stderr.decode("utf-8", "replace").strip())
+        return None
+    return out.stdout
+
+
+def _placement_page(svg: str | None) -> Any:
+    """A PDF page with the electrode placement figure, or a note where to find it."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11.69, 8.27))
+    fig.text(0.03, 0.95, "Electrode placement", fontsize=13, weight="bold")
+    png = placement_png(svg)
+    if png is None:
+        fig.text(0.03, 0.88, "The placement figure is in the HTML report (and in emgfeedback/data/"
+                 "placement.svg); this PDF was made without rsvg-convert (Debian: librsvg2-bin).",
+                 fontsize=10)
+        return fig
+    from matplotlib.image import imread
+
+    img = imread(io.BytesIO(png), format="png")
+    ax = fig.add_axes((0.03, 0.03, 0.94, 0.88))
+    ax.imshow(img, interpolation="antialiased")
+    ax.set_axis_off()
+    return fig
+
+
+def _figure_page(fig: Any, caption: str, dpi: int = 150) -> Any:
+    """A report figure on an A4 landscape page: drawn at ``dpi``, scaled to fit above its caption.
+
+    Report figures have their own sizes (a strip per channel, a row per exercise); putting each
+    on its own page size would print at odd scales, so every page of the PDF is A4.
+    """
+    import io
+
+    from matplotlib.figure import Figure
+    from matplotlib.image import imread
+
+    img = imread(io.BytesIO(figures.png_bytes(fig, dpi=dpi)), format="png")
+    page = Figure(figsize=(11.69, 8.27))
+    h, w = img.shape[:2]
+    box_w, box_h = 0.94 * 11.69, 0.86 * 8.27  # inches available above the caption
+    scale = min(box_w / (w / dpi), box_h / (h / dpi), 1.25)
+    fw, fh = w / dpi * scale / 11.69, h / dpi * scale / 8.27
+    ax = page.add_axes(((1 - fw) / 2, 0.11 + (0.86 - fh), fw, fh))
+    ax.imshow(img, interpolation="antialiased")
+    ax.set_axis_off()
+    page.text(0.03, 0.05, caption, fontsize=9, color="#444444", wrap=True)
+    return page
+
+
 def write_pdf(report: Report, path: Path) -> None:
     """Write the report as a multi-page PDF (A4 landscape) to ``path``."""
     from matplotlib.backends.backend_pdf import PdfPages
@@ -541,6 +609,7 @@ def write_pdf(report: Report, path: Path) -> None:
     ], f"Session report: patient {s.patient_id}")]
     pages += _table_pages("Montage", ["channel", "muscle", "side", "electrode site"],
                           _montage_rows(s))
+    pages.append(_placement_page(report.placement))
     pages += _table_pages("Exercises", ["exercise", "reps", "synk. reps", "events", "peak aff.",
                                         "peak other", "in band (s)", "isolation", "co-contr.",
                                         "symmetry"],
@@ -548,7 +617,7 @@ def write_pdf(report: Report, path: Path) -> None:
                             _f(m.peak_pct_mvc_affected), _f(m.peak_pct_mvc_unaffected),
                             _f(m.time_in_band_s, "{:.2f}"), _f(m.isolation, "{:.2f}"),
                             _f(m.cocontraction), _f(m.symmetry, "{:.2f}")] for m in report.metrics])
-    pages += [fig for _k, _c, fig in report.figures]
+    pages += [_figure_page(fig, caption) for _k, caption, fig in report.figures]
     pages += _table_pages("Reps", ["#", "exercise", "side", "target", "onset (s)", "dur. (s)",
                                    "peak %MVC", "in band (s)", "isolation", "co-contr.", "worst quiet",
                                    "synk. events", "symmetry"],
