@@ -96,6 +96,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="two conditions only")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    print("## Synkinesis detection (issue 5)\n")
     print(f"Command: `python bench/bench_detection.py {' '.join(sys.argv[1:])}`".rstrip() + "\n")
     print(f"Held-out seeds {seeds} (tuning used 0-4); targets F1 >= 0.95, median |onset error| "
           "<= 30 ms, median alert latency <= 100 ms.\n")
