@@ -58,3 +58,12 @@ def test_replay_json_equals_analyze_json(tmp_path: Path) -> None:
     assert ja == jb
     assert [e["alert_s"] for e in ja["events"]] == [round(e.alert / 1000.0, 4)
                                                    for e in clinic.events]
+
+
+def test_analyze_takes_the_affected_side_from_the_sidecar(tmp_path: Path) -> None:
+    out = tmp_path / "s.edf"
+    assert main(["simulate", "--scenario", "smile-synkinesis", "--duration", "20",
+                 "--out", str(out)]) == 0
+    js = tmp_path / "a.json"
+    assert main(["analyze", str(out), "--calibration", "auto", "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["affected_side"] == "L"  # the simulated patient's side

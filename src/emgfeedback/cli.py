@@ -466,7 +466,11 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
 
     rec = load_for_analysis(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
     program = load_program(args.program) if args.program else default_program()
-    affected = args.affected or program.affected_side
+    from emgfeedback.io.edf import sidecar_affected_side
+
+    # The side the recording's sidecar states wins over the program's default.
+    affected = (args.affected or sidecar_affected_side(rec.sidecar or {})
+                or program.affected_side)
     montage = (load_montage(args.montage, rec.channels, affected) if args.montage
                else Montage.from_labels(rec.channels, affected))
     result = analyze(rec, montage, program, exercise=args.exercise,

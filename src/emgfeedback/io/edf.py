@@ -53,6 +53,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,7 @@ __all__ = [
     "read_edf",
     "read_sidecar",
     "repair",
+    "sidecar_affected_side",
     "sidecar_path",
     "validate_patient_id",
     "write_edf",
@@ -106,6 +108,20 @@ def validate_patient_id(pid: str) -> str:
 def sidecar_path(path: Path | str) -> Path:
     """``FILE.json`` beside ``FILE.edf`` / ``FILE.bdf``."""
     return Path(path).with_suffix(".json")
+
+
+def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
+    """The affected side a recording's sidecar states (``"L"``, ``"R"`` or ``""``): top-level
+    ``affected_side``, the program's, or the source's (the simulated board records it)."""
+    program = meta.get("program")
+    source = meta.get("source")
+    extra = source.get("extra") if isinstance(source, Mapping) else None
+    for v in (meta.get("affected_side"),
+              program.get("affected_side") if isinstance(program, Mapping) else None,
+              extra.get("affected_side") if isinstance(extra, Mapping) else None):
+        if isinstance(v, str) and v.upper() in ("L", "R"):
+            return v.upper()
+    return ""
 
 
 def read_sidecar(path: Path | str) -> dict[str, Any]:

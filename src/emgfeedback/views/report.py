@@ -34,6 +34,7 @@ from emgfeedback.config import DspConfig, QualityConfig
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import Quality, assess
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.io.edf import sidecar_affected_side
 from emgfeedback.io.recording import ArrayRecording, Recording
 from emgfeedback.stream import Chunk, Status
 from emgfeedback.views import figures
@@ -63,7 +64,6 @@ __all__ = [
     "render_html",
     "saved_analysis_path",
     "session_from_recording",
-    "sidecar_affected_side",
     "write_pdf",
     "write_report",
 ]
@@ -779,18 +779,6 @@ def _read_analysis(path: Path) -> dict[str, Any]:
     return dict(json_ready(result))
 
 
-def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
-    """The affected side a recording's sidecar states (``"L"``, ``"R"`` or ``""``): top-level
-    ``affected_side``, the program's, or the source's (the simulated board records it)."""
-    program = meta.get("program")
-    source = meta.get("source")
-    extra = source.get("extra") if isinstance(source, Mapping) else None
-    for v in (meta.get("affected_side"),
-              program.get("affected_side") if isinstance(program, Mapping) else None,
-              extra.get("affected_side") if isinstance(extra, Mapping) else None):
-        if isinstance(v, str) and v.upper() in ("L", "R"):
-            return v.upper()
-    return ""
 
 
 def analyse_recording(rec: Recording) -> dict[str, Any]:
