@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emgfeedback.cli import main
-from emgfeedback.io.csvfile import read_csv
+from emgfeedback.io.importers import load
 
 
 def _run(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
@@ -23,7 +23,8 @@ def test_simulate_writes_csv_and_truth(tmp_path: Path) -> None:
     out = tmp_path / "s.csv"
     assert main(["simulate", "--scenario", "smile-synkinesis", "--duration", "12", "--seed", "2",
                  "--out", str(out)]) == 0
-    chunk, markers = read_csv(out)
+    rec = load(out)
+    chunk, markers = rec.to_chunk(), rec.markers
     assert chunk.data.shape == (12000, 8) and chunk.fs == 1000.0
     assert [m.text for m in markers] and all(m.text == "smile" for m in markers)
     truth = json.loads(out.with_suffix(".csv.truth.json").read_text())
@@ -33,7 +34,7 @@ def test_simulate_writes_csv_and_truth(tmp_path: Path) -> None:
     out2 = tmp_path / "t.csv"
     main(["simulate", "--scenario", "smile-synkinesis", "--duration", "12", "--seed", "2",
           "--out", str(out2)])
-    assert np.array_equal(read_csv(out2)[0].data, chunk.data)
+    assert np.array_equal(load(out2).to_chunk().data, chunk.data)
 
 
 def test_console_demo_runs_and_ends_on_duration() -> None:

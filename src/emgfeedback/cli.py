@@ -295,12 +295,11 @@ def _add_simulate(sub: Any) -> None:
                    help="baseline noise RMS upper bound in µV (default 5)")
     p.add_argument("--synkinesis-prob", type=float, default=None,
                    help="probability that a rep carries synkinesis (scenario default otherwise)")
-    p.add_argument("--out", type=Path, required=True, help="output file (.csv)")
+    p.add_argument("--out", type=Path, required=True, help="output file (.edf, .bdf or .csv)")
     p.set_defaults(func=cmd_simulate)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from emgfeedback.io.csvfile import write_csv
     from emgfeedback.sources.simulated import _factory
 
     if args.duration <= 0:
@@ -318,7 +317,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if suffix in (".edf", ".bdf"):
         _simulate_edf(args.out, src, chunk)
     elif suffix in (".csv", ".tsv", ".txt"):
-        write_csv(args.out, chunk, markers=[m for m in chunk.markers])
+        from emgfeedback.io.exporters import write_csv
+        from emgfeedback.io.recording import ArrayRecording
+
+        write_csv(ArrayRecording(path=args.out, format="simulated", fs=chunk.fs,
+                                 channels=chunk.channels, n_samples=len(chunk),
+                                 markers=list(chunk.markers), data=chunk.data), args.out)
     else:
         raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
     truth = args.out.with_suffix(args.out.suffix + ".truth.json")
