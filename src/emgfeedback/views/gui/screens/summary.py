@@ -1,0 +1,144 @@
+"""The summary screen: the detector's rep table, the session's figures, the recording."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
+from emgfeedback.views.gui.feedback import FeedbackSnapshot
+from emgfeedback.views.gui.screens.common import _label, _title
+from emgfeedback.views.gui.widgets import COLOURS
+
+
+class SummaryScreen(QWidget):
+    """Per-rep table, the session's figures, the recording and its report.
+
+    :attr:`report_requested` is emitted by the *Write and open report* button, which is enabled
+    once the recording has been analysed and stored in the patient history.
+    """
+
+    report_requested = Signal()
+
+    HEADERS = ["Rep", "Exercise", "Side", "Target", "Target peak\n%MVC",
+               "Mean active\n%MVC", "Time in\nband s", "Isolation", "Highest\nco-contraction %",
+               "Synkinesis"]
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(40, 30, 40, 30)
+        outer.addWidget(_title("Summary"))
+        self.figures = _label("No reps yet.", 15, wrap=True)
+        outer.addWidget(self.figures)
+        self.table = QTableWidget(0, len(self.HEADERS))
+        self.table.setHorizontalHeaderLabels(self.HEADERS)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        head = self.table.horizontalHeader()
+        head.setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        for col in (0, 2):  # Rep, Side: narrow, so the long headers get the room
+            head.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.setStyleSheet("font-size: 13pt;")
+        self.table.verticalHeader().setDefaultSectionSize(40)
+        outer.addWidget(self.table, 1)
+        row = QHBoxLayout()
+        self.recording = _label("Not recorded.", muted=True, wrap=True)
+        row.addWidget(self.recording, 1)
+        self.report_btn = QPushButton("Write and open report")
+        self.report_btn.setMinimumHeight(44)
+        self.report_btn.setEnabled(False)
+        self.report_btn.clicked.connect(self.report_requested.emit)
+        row.addWidget(self.report_btn)
+        outer.addLayout(row)
+        self.after = _label("", muted=True, wrap=True)
+        outer.addWidget(self.after)
+        self._key: tuple[Any, ...] = ()
+        self.reps: tuple[RepResult, ...] = ()
+        self.events: tuple[SynkinesisEvent, ...] = ()
+
+    def set_recording(self, path: str) -> None:
+        """Name the session's recording (GUI thread, once it is complete)."""
+        self.recording.setText(f"Recording: {path} (and its .json sidecar)")
+
+    def set_after_state(self, text: str, report: bool) -> None:
+        """What happened after the recording (analysis, history, report) and whether the
+        report button is usable (GUI thread)."""
+        self.after.setText(text)
+        self.report_btn.setEnabled(report)
+
+    def refresh(self, fb: FeedbackSnapshot, affected: str) -> None:
+        """The detector's rep results and events (GUI thread)."""
+        rows = rep_rows(fb.reps, fb.events)
+        # The key is every shown cell: a rep still running changes figures that a coarser key
+        # would miss, leaving a stale row on screen.
+        key = (tuple(tuple(c) for c in rows), affected)
+        if key == self._key:
+            return
+        self._key = key
+        self.reps = fb.reps
+        self.events = fb.events
+        self.table.setRowCount(len(rows))
+        for row, (r, cells) in enumerate(zip(fb.reps, rows)):
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col == len(cells) - 1 and r.synkinesis:
+                    item.setForeground(COLOURS["alert"])
+                self.table.setItem(row, col, item)
+        self.figures.setText(session_figures(fb.reps, fb.affected_side or affected, fb.fs))
+
+
+def rep_rows(reps: tuple[RepResult, ...], events: tuple[SynkinesisEvent, ...]
+             ) -> list[list[str]]:
+    """The Summary table's cells: one row per rep and side, numbers as the detector gave them
+    (``analyze`` of the recording gives the same :class:`RepResult` objects)."""
+    rows = []
+    for r in reps:
+        worst = max(r.cocontraction.items(), key=lambda kv: kv[1], default=None)
+        synk = sorted({e.channel for e in events
+                       if e.rep == r.rep and e.channel.split("-", 1)[0] == r.side})
+        rows.append([
+            str(r.rep + 1), r.exercise, r.side, r.target, f"{r.target_peak_pct_mvc:.1f}",
+            f"{r.target_mean_active_pct_mvc:.1f}", f"{r.time_in_band_s:.2f}",
+            f"{r.isolation:.2f}", f"{worst[0]} {worst[1]:.0f}" if worst else "–",
+            ("yes: " + ", ".join(synk)) if r.synkinesis else "no",
+        ])
+    return rows
+
+
+def session_figures(reps: tuple[RepResult, ...], affected: str, fs: float) -> str:
+    """The session's figures as a few readable lines (means of the detector's rep figures;
+    symmetry per rep from :func:`emgfeedback.clinical.symmetry.symmetry`)."""
+    from emgfeedback.clinical.symmetry import symmetry
+
+    if not reps:
+        return "No reps yet."
+    n = len({r.rep for r in reps})
+    lines = [f"{n} reps"]
+    for side in sorted({r.side for r in reps}):
+        rs = [r for r in reps if r.side == side]
+        synk = sum(r.synkinesis for r in rs)
+        tag = " (affected)" if side == affected else ""
+        lines.append(
+            f"{'Left' if side == 'L' else 'Right'}{tag}: mean target peak "
+            f"{np.mean([r.target_peak_pct_mvc for r in rs]):.0f} %MVC, time in band "
+            f"{np.mean([r.time_in_band_s for r in rs]):.1f} s, isolation "
+            f"{np.mean([r.isolation for r in rs]):.2f}, synkinesis in {synk} of {len(rs)} reps")
+    ratios = [f"{e['ratio']:.2f}" for e in symmetry(reps, affected or None, fs)
+              if e["ratio"] is not None]
+    if ratios:
+        lines.append("Symmetry per rep (affected / unaffected mean active %MVC): "
+                     + ", ".join(ratios))
+    return "\n".join(lines)
