@@ -109,21 +109,10 @@ def make_source(args: argparse.Namespace, duration: float | None = None) -> Any:
 def _simulated_signal(
     args: argparse.Namespace, channels: tuple[str, ...]
 ) -> Callable[[int, float, int], Any]:
-    """The facial model's samples in µV for ``channels``, as the simavr board's analog input
-    (pin A<i> carries ``channels[i]``; the source labels its channels the same way)."""
+    """The facial model's samples in µV for ``channels``, as the simavr board's analog input."""
+    from emgfeedback.sources.simulated import facial_signal
 
-    def signal(n: int, fs: float, n_channels: int) -> Any:
-        from emgfeedback.sources.facesim import ModelParams
-        from emgfeedback.sources.simulated import SimulatedSource
-
-        params = ModelParams(fs=fs, channels=channels,
-                             **({"mains_hz": args.mains} if args.mains else {}))
-        src = SimulatedSource(args.scenario or "smile-synkinesis", n / fs, args.seed, speed=None,
-                              params=params)
-        with src:
-            return src.read_all().data
-
-    return signal
+    return facial_signal(args.scenario, args.seed, channels, args.mains)
 
 
 # ---------------------------------------------------------------------------- demo

@@ -12,6 +12,7 @@ planted synkinesis events) is available as :attr:`SimulatedSource.script`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -20,7 +21,7 @@ from emgfeedback import sources
 from emgfeedback.sources.facesim import SCENARIOS, FaceModel, ModelParams, Script, make_script
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
 
-__all__ = ["SimulatedSource"]
+__all__ = ["SimulatedSource", "facial_signal"]
 
 #: Physical range of the simulated front end (a ±2.5 mV input range, as the Nano board's).
 SIM_RANGE_UV = (-2500.0, 2500.0)
@@ -141,6 +142,24 @@ class SimulatedSource(SourceBase):
             status=Status(saturated=tuple(int(v) for v in sat)),
             markers=tuple(markers),
         )
+
+
+def facial_signal(scenario: str | None, seed: int, channels: tuple[str, ...],
+                  mains: float | None = None) -> "Callable[[int, float, int], np.ndarray]":
+    """The facial model's samples in µV for ``channels``, as the simavr board's analog input
+    (pin A<i> carries ``channels[i]``; the simavr source labels its channels the same way).
+    Used by the CLI (``--board simavr``) and the GUI's Connect screen alike."""
+
+    def signal(n: int, fs: float, n_channels: int) -> np.ndarray:
+        params = ModelParams(fs=fs, channels=channels)
+        if mains:
+            params = replace(params, mains_hz=float(mains))
+        src = SimulatedSource(scenario or "smile-synkinesis", n / fs, seed, speed=None,
+                              params=params)
+        with src:
+            return src.read_all().data
+
+    return signal
 
 
 def _factory(arg: str = "", *, scenario: str | None = None, duration: float | None = None,

@@ -42,7 +42,7 @@ from emgfeedback.errors import CalibrationError
 from emgfeedback.stream import Marker
 from emgfeedback.views.gui.program import Cue
 
-__all__ = ["CalibrationRow", "ClinicFeedback", "FeedbackSnapshot"]
+__all__ = ["RETRACTED_KINDS", "CalibrationRow", "ClinicFeedback", "FeedbackSnapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,14 @@ class FeedbackSnapshot:
     reps: tuple[RepResult, ...]
     events: tuple[SynkinesisEvent, ...]
     affected_side: str | None
+    #: Channels (``L-OOC``) whose alert the detector took back since the last snapshot (a blink
+    #: first alerted, then reclassified): the screens say so instead of leaving it red.
+    retracted: tuple[str, ...] = ()
+
+
+#: Detector callback kinds that take an alert back (clinic's ``retracted``: a blink first
+#: alerted as synkinesis, then reclassified).  The hook for the live feedback.
+RETRACTED_KINDS = ("retracted",)
 
 
 class ClinicFeedback:
@@ -122,6 +130,7 @@ class ClinicFeedback:
         self._cues: list[Cue] = []
         self._last_cue: Cue | None = None
         self._flagged: set[int] = set()
+        self._retracted: list[str] = []
         self._reps: tuple[RepResult, ...] = ()
         self._events: tuple[SynkinesisEvent, ...] = ()
         self._preview: Calibrator | None = None
@@ -152,10 +161,16 @@ class ClinicFeedback:
         self._rows = tuple(CalibrationRow(c, None, None, None, 0) for c in self.montage.names)
 
     def _on_event(self, kind: str, ev: SynkinesisEvent) -> None:
-        if kind == "raised" and self.montage is not None:
-            i = self.montage.names.index(ev.channel)
+        if self.montage is None or ev.channel not in self.montage.names:
+            return
+        i = self.montage.names.index(ev.channel)
+        if kind == "raised":
             with self._lock:
                 self._flagged.add(i)
+        elif kind in RETRACTED_KINDS:
+            with self._lock:
+                self._flagged.discard(i)
+                self._retracted.append(ev.channel)
 
     def feed(self, p: Processed) -> None:
         """The clinical engine first, then the screen state (session thread)."""
@@ -271,6 +286,8 @@ class ClinicFeedback:
             for i in self._flagged:
                 red[i] = True
             self._flagged.clear()
+            retracted = tuple(dict.fromkeys(self._retracted))
+            self._retracted.clear()
             exercise = band = None
             role: tuple[str, ...] = ("",) * n
             limit = np.full(n, np.nan)
@@ -295,5 +312,5 @@ class ClinicFeedback:
                 cue=cue, last_cue=self._last_cue, calibration=self._rows,
                 calibration_final=self._final, calibration_notes=self._notes,
                 error=clinic.error, reps=self._reps, events=self._events,
-                affected_side=self.montage.affected_side,
+                affected_side=self.montage.affected_side, retracted=retracted,
             )
