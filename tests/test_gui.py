@@ -152,9 +152,18 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     assert all(s in ("green", "amber", "red") for s, _ in win.check_screen.states)
     assert all(reason for _, reason in win.check_screen.states)
 
+    # The electrode check waits for the therapist: the simulated patient's stream is held at its
+    # first cue (no sample lost) until Start calibration.
+    assert win.ctl.held is not None
+    qtbot.waitUntil(lambda: win.ctl.held.waiting_for_start, timeout=10000)
+    held_at = win.live.total
+    qtbot.wait(300)
+    assert win.current_screen == "check" and win.live.total == held_at
+    qtbot.mouseClick(win.check_screen.start_btn, Qt.MouseButton.LeftButton)
+
     # Calibration: the screen follows the rest and MVC cues and shows the values.
     qtbot.waitUntil(lambda: win.current_screen == "calibration", timeout=15000)
-    qtbot.waitUntil(lambda: "Maximum effort" in win.calibration_screen.instruction.text(),
+    qtbot.waitUntil(lambda: "Full strength" in win.calibration_screen.instruction.text(),
                     timeout=15000)
     qtbot.waitUntil(lambda: win.current_screen == "exercise", timeout=30000)
     table = win.calibration_screen.table

@@ -123,6 +123,11 @@ def _add_demo(sub: Any) -> None:
     p.add_argument("--record", type=Path, default=None, metavar="FILE.edf",
                    help="record the session to EDF+ (needs --patient)")
     p.add_argument("--patient", default=None, help="pseudonymous patient id, e.g. P-0001")
+    p.add_argument("--program", default=None, metavar="P",
+                   help="GUI: exercise program, a preset name (e.g. 'Standard NMR') or a TOML file")
+    p.add_argument("--connect", action="store_true",
+                   help="GUI: connect at once instead of waiting on the Connect / Start screen "
+                        "(needs --patient)")
     p.add_argument("--lsl", action="store_true", help="publish raw/envelope/markers on LSL")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds of signal")
     p.add_argument("--patient-mode", action="store_true",

@@ -6,9 +6,13 @@
 ``program``   the protocol in samples: programs (clinical TOML), the program runner (no Qt)
 ``feedback``  the clinical engine (LiveClinic: calibration, Detector) for the screens (no Qt)
 ``after``     after a recording: analysis, patient history, report (no Qt)
-``widgets``   painted region bar and traffic light
-``screens``   Connect, Electrodes, Calibration, Exercise, Traces, Summary
-``window``    the main window, the timer, errors, record and markers
+``controller`` the session without Qt: phases, screen state, guidance, pause/resume/stop
+``words``     plain words for the patient (no Qt)
+``sound``     synthesised tones and their player (no Qt)
+``face``      the face map's geometry from the placement figure (no Qt)
+``widgets``   painted region bar, traffic light, face map
+``screens``   Connect, Electrodes, Calibration, Exercise, Traces, Summary, Patient
+``window``    the main window: a thin view over the controller
 """
 
 from __future__ import annotations
@@ -28,40 +32,67 @@ log = logging.getLogger(__name__)
 def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     """Open the window on the board named by the command line and run the Qt event loop.
 
-    The demo connects at once (patient id ``--patient``, default ``DEM-01``); it records only
-    with ``--record FILE.edf``; ``--patient-mode`` shows only the exercise screen;
-    ``--screenshot OUT.png --after S`` saves a picture of the window after S seconds and exits.
-    Called in the main thread; returns the exit status.
+    The Connect screen comes first, filled in from the command line (``--board``,
+    ``--scenario``, ``--patient``, ``--program``, ``--record``); the therapist connects.  With
+    ``--patient-mode`` the patient screen waits for its Start button (``--patient`` needed);
+    ``--connect`` starts at once (scripted runs); ``--screenshot OUT.png --after S`` saves a
+    picture of the window after S seconds and exits.  Called in the main thread; returns the
+    exit status.
     """
     import pyqtgraph as pg
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from emgfeedback.cli import make_source
     from emgfeedback.errors import ConfigError
-    from emgfeedback.views.gui.program import program_choices, validate_patient_id
-    from emgfeedback.views.gui.screens import ConnectRequest
+    from emgfeedback.views.gui.controller import ConnectRequest
+    from emgfeedback.views.gui.program import program_choices, resolve_program, validate_patient_id
     from emgfeedback.views.gui.window import MainWindow
 
+    patient_mode = bool(getattr(args, "patient_mode", False))
+    patient = getattr(args, "patient", None)
+    if patient is not None:
+        err = validate_patient_id(str(patient))
+        if err:
+            raise ConfigError(err)
+    elif patient_mode:
+        raise ConfigError("patient mode needs --patient ID: the pseudonymous id your therapist "
+                          "gave you, e.g. P-0042")
+    program = str(getattr(args, "program", None) or next(iter(program_choices())))
+    resolve_program(program)  # a bad program is one line now, not a banner later
+    record = getattr(args, "record", None)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     pg.setConfigOptions(antialias=False)
-    win = MainWindow(cfg, patient_mode=bool(getattr(args, "patient_mode", False)))
+    win = MainWindow(cfg, patient_mode=patient_mode)
+    cs = win.connect_screen
+    cs.set_choice(args.board, args.scenario, str(patient or ""), program)
+    cs.record.setChecked(bool(record) or not patient_mode)
+    cs.seed = int(getattr(args, "seed", 0) or 0)
+    from emgfeedback.cli import _speed  # the CLI's one --speed rule
+
+    cs.speed = _speed(str(getattr(args, "speed", "1")))
     # A simulated script of 24 h takes seconds to build: the demo runs 2 h unless told otherwise.
-    duration = args.duration if args.duration else (7200.0 if args.board == "simulated" else None)
-    patient = str(getattr(args, "patient", None) or "DEM-01")
-    err = validate_patient_id(patient)
-    if err:
-        raise ConfigError(err)
-    record = getattr(args, "record", None)
-    win.connect_screen.set_choice(args.board, args.scenario, patient, "Standard NMR")
-    win.connect_screen.record.setChecked(bool(record))
-    program = str(getattr(args, "program", None) or "Standard NMR")
-    if program not in program_choices() and not program.lower().endswith(".toml"):
-        program = "Standard NMR"
-    req = ConnectRequest(args.board, {}, patient, program, "L", record=bool(record),
-                         record_path=str(record or ""))
-    win.start_source(lambda: make_source(args, duration=duration), req)
+    duration = args.duration if args.duration else 7200.0
+    req = cs.request() if patient is not None else None
+    if isinstance(req, str):
+        raise ConfigError(req)
+    if req is not None:
+        opts = dict(req.options)
+        if req.kind == "simulated":
+            opts.update(duration=duration, fs=getattr(args, "fs", None),
+                        mains=getattr(args, "mains", None))
+        req = ConnectRequest(req.board, opts, req.patient_id, req.program, req.affected_side,
+                             record=bool(record) or not patient_mode,
+                             record_path=str(record or ""))
+    win.patient_request = req
     win.show()
+    if getattr(args, "connect", False):
+        if req is None:
+            raise ConfigError("--connect needs --patient ID (a pseudonymous id, e.g. P-0042)")
+        if patient_mode:
+            win.start_patient()
+        else:
+            win.start(req)
+            win.ctl.start_calibration()
     shot_arg = getattr(args, "screenshot", None)
     shot = str(shot_arg) if shot_arg else None
     if shot:

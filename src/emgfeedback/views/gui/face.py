@@ -13,6 +13,7 @@ import functools
 import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 __all__ = ["FACE", "face_sites"]
 
@@ -22,7 +23,7 @@ _SIDE_COLOUR = {"#e0703a": "L", "#3a8ee0": "R"}
 _NS = "{http://www.w3.org/2000/svg}"
 
 #: The face outline of the figure: (kind, cx, cy, rx, ry) ellipses and the mouth (viewBox units).
-FACE = {
+FACE: dict[str, Any] = {
     "viewbox": (150.0, 170.0, 340.0, 480.0),  # x, y, width, height around the face
     "face": (320.0, 400.0, 150.0, 230.0),
     "ears": ((166.0, 410.0, 16.0, 44.0), (474.0, 410.0, 16.0, 44.0)),

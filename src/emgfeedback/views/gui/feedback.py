@@ -125,6 +125,7 @@ class ClinicFeedback:
         self.fs = 0.0
         self.channels: tuple[str, ...] = ()
         self._lock = threading.Lock()
+        self._chunk_lock = threading.Lock()
         self._pos = 0
         self._env = np.zeros(0)
         self._cues: list[Cue] = []
@@ -174,6 +175,12 @@ class ClinicFeedback:
 
     def feed(self, p: Processed) -> None:
         """The clinical engine first, then the screen state (session thread)."""
+        # One chunk at a time as the GUI thread sees it: the detector's state and the position
+        # of the snapshot belong to the same chunk.
+        with self._chunk_lock:
+            self._feed(p)
+
+    def _feed(self, p: Processed) -> None:
         clinic = self.clinic
         assert clinic is not None, "start() the feedback on the opened session first"
         clinic.feed(p)
@@ -276,7 +283,8 @@ class ClinicFeedback:
             return None
         det = clinic.detector
         n = len(self.channels)
-        state = det.state() if det is not None else None
+        with self._chunk_lock:
+            state = det.state() if det is not None else None
         with self._lock:
             running = [c for c in self._cues if c.start <= self._pos]
             cue = running[-1] if running else None

@@ -13,10 +13,11 @@ session, the source or the filters.
 ``patient``      the home screen: big words, face map, start / pause / stop
 """
 
-from emgfeedback.views.gui.screens.calibration import CalibrationScreen, calibration_instruction
+from emgfeedback.views.gui.screens.calibration import CalibrationScreen, muscle_of
 from emgfeedback.views.gui.screens.check import CheckScreen
 from emgfeedback.views.gui.screens.common import placement_figure_path
 from emgfeedback.views.gui.screens.connect import ConnectRequest, ConnectScreen
+from emgfeedback.views.gui.screens.patient import PatientScreen, SoundControls
 from emgfeedback.views.gui.screens.exercise import ExerciseScreen, symmetry_text
 from emgfeedback.views.gui.screens.summary import SummaryScreen, rep_rows, session_figures
 from emgfeedback.views.gui.screens.traces import TracesScreen
@@ -27,9 +28,11 @@ __all__ = [
     "ConnectRequest",
     "ConnectScreen",
     "ExerciseScreen",
+    "PatientScreen",
+    "SoundControls",
     "SummaryScreen",
     "TracesScreen",
-    "calibration_instruction",
+    "muscle_of",
     "placement_figure_path",
     "rep_rows",
     "session_figures",

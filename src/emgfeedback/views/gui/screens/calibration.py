@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
     QHeaderView,
+    QProgressBar,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from emgfeedback.clinical.regions import REGIONS, parse_label
+from emgfeedback.views.gui.controller import Guidance
 from emgfeedback.views.gui.feedback import FeedbackSnapshot
 from emgfeedback.views.gui.program import Cue, RunnerSnapshot
 from emgfeedback.views.gui.screens.common import _label, _title
@@ -34,8 +36,20 @@ class CalibrationScreen(QWidget):
         outer.addWidget(_title("Calibration"))
         self.instruction = _label("Waiting for the rest period…", 24, bold=True, wrap=True)
         self.countdown = _label("", 22)
-        outer.addWidget(self.instruction)
-        outer.addWidget(self.countdown)
+        self.detail = _label("", 16, wrap=True)
+        head = QHBoxLayout()
+        words = QVBoxLayout()
+        words.addWidget(self.instruction)
+        words.addWidget(self.detail)
+        head.addLayout(words, 4)
+        self.countdown.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        head.addWidget(self.countdown, 1)
+        outer.addLayout(head)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("")
+        self.progress.setMinimumHeight(26)
+        outer.addWidget(self.progress)
         self.table = QTableWidget(0, 6)
         self.table.setHorizontalHeaderLabels(
             ["Channel", "Rest mean µV", "Rest SD µV", "MVC µV (above rest)", "MVC trials", ""])
@@ -78,22 +92,28 @@ class CalibrationScreen(QWidget):
             self.table.setCellWidget(r, 5, btn)
         self.next_btn.setVisible(leading)
 
-    def refresh(self, fb: FeedbackSnapshot, run: RunnerSnapshot) -> None:
+    def refresh(self, fb: FeedbackSnapshot, run: RunnerSnapshot,
+                guidance: Guidance | None = None) -> None:
         cue = fb.cue
-        if cue is not None and cue.kind in ("rest", "mvc"):
-            self.instruction.setText(calibration_instruction(cue, fb))
-            left = max(0, cue.stop - fb.position) / fb.fs
-            self.countdown.setText(f"{left:4.1f} s left")
-        elif run.phase in ("exercise", "done"):
-            self.instruction.setText("Calibration complete")
-            self.countdown.setText("")
+        if guidance is not None:
+            title, detail, left = guidance.title, guidance.detail, guidance.countdown_s
+            if guidance.step == "effort" and cue is not None:
+                detail += f"  ({muscle_of(cue)})"
+            if guidance.steps_total:
+                self.progress.setValue(int(round(guidance.progress * 1000)))
+                self.progress.setFormat(guidance.progress_text)
         else:
-            self.instruction.setText("Relax between trials")
-            if run.next_cue_at is not None:
-                self.countdown.setText(
-                    f"next in {max(0, run.next_cue_at - fb.position) / fb.fs:4.1f} s")
-            else:
-                self.countdown.setText("")
+            title, detail = "Calibration", ""
+            left = max(0, cue.stop - fb.position) / fb.fs if cue is not None else None
+        if run.phase in ("exercise", "done"):
+            title, detail, left = "Calibration complete", "", None
+        if self.instruction.text() != title:
+            self.instruction.setText(title)
+        if self.detail.text() != detail:
+            self.detail.setText(detail)
+        cd = f"{left:4.1f} s" if left is not None else ""
+        if self.countdown.text() != cd:
+            self.countdown.setText(cd)
         for r, row in enumerate(fb.calibration):
             vals = (row.rest_mean_uv, row.rest_sd_uv, row.mvc_uv)
             for c, v in enumerate(vals, start=1):
@@ -115,11 +135,8 @@ class CalibrationScreen(QWidget):
             self.source.setText(src)
 
 
-def calibration_instruction(cue: Cue, fb: FeedbackSnapshot) -> str:
-    if cue.kind == "rest":
-        return "Rest: relax the whole face, eyes open, look ahead"
-    target = cue.text.split(" ", 1)[1]
-    code = target.split("-")[-1].upper()
+def muscle_of(cue: Cue) -> str:
+    """The muscle of a maximum-effort cue ``mvc L-ZYG`` (for the therapist)."""
+    code = cue.text.split(" ", 1)[-1].split("-")[-1].upper()
     region = REGIONS.get(code)
-    what = region.movement if region else code
-    return f"Maximum effort: {what} ({region.muscle if region else code}), as strongly as you can"
+    return region.muscle if region else code

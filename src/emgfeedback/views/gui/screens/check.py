@@ -80,10 +80,10 @@ class CheckScreen(QWidget):
         codes = list(dict.fromkeys(parse_label(c).code for c in channels))
         self.sites.setText("\n\n".join(f"{c} ({REGIONS[c].muscle}): {REGIONS[c].site}"
                                        for c in codes))
-        self.start_btn.setVisible(leading)
         self.follow_note.setText("" if leading else
                                  "This board plays its own protocol (simulated patient or "
-                                 "recording): calibration and exercises follow its cues.")
+                                 "recording): it waits here until you start the calibration, "
+                                 "then follows its own cues.")
         self._load_figure()
 
     def _load_figure(self) -> None:

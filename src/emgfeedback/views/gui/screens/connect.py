@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +20,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from emgfeedback.views.gui.controller import ConnectRequest, PatientEntry
 from emgfeedback.views.gui.program import program_choices, validate_patient_id
 from emgfeedback.views.gui.screens.common import _label, _title
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ConnectRequest:
-    """What the therapist chose on the Connect screen."""
-
-    board: str  # a board spec for sources.open_source: "simulated", "serial:/dev/ttyUSB0", ...
-    options: dict[str, Any] = field(default_factory=dict)
-    patient_id: str = ""
-    program: str = ""  # a name of program_choices() or a program TOML file
-    affected_side: str = "L"
-    record: bool = True  # record to EDF+ from the first sample (replay then reproduces it)
-    record_path: str = ""  # the first recording's file; default <record_dir>/<id>_<time>.edf
 
 
 class ConnectScreen(QWidget):
@@ -74,6 +61,11 @@ class ConnectScreen(QWidget):
         self.replay_box = QWidget()
         self.replay_box.setLayout(replay_row)
         replay_row.setContentsMargins(0, 0, 0, 0)
+        self.patients = QComboBox()
+        self.patients.addItem("New patient (type the id below)", None)
+        self.patients.setToolTip("Patients of the history database: pseudonymous id, affected "
+                                 "side, program of the last session")
+        self.patients.currentIndexChanged.connect(self._patient_picked)
         self.patient = QLineEdit()
         self.patient.setPlaceholderText("e.g. P-0042 (no names)")
         self.patient_msg = _label("", muted=True)
@@ -97,6 +89,7 @@ class ConnectScreen(QWidget):
         form.addRow("Board", self.board)
         form.addRow("Scenario", self.scenario)
         form.addRow("Replay file", self.replay_box)
+        form.addRow("Patient", self.patients)
         form.addRow("Patient id", self.patient)
         form.addRow("", self.patient_msg)
         form.addRow("Program", self.program_box)
@@ -130,6 +123,30 @@ class ConnectScreen(QWidget):
         self.probe_thread: threading.Thread | None = None
         self.populate(probe_ports)
 
+    def set_patients(self, entries: list[PatientEntry]) -> None:
+        """Offer the patients of the history (GUI thread)."""
+        self.patients.blockSignals(True)
+        while self.patients.count() > 1:
+            self.patients.removeItem(1)
+        for e in entries:
+            side = {"L": "left side", "R": "right side"}.get(e.affected_side, "side not given")
+            prog = f", {e.program}" if e.program else ""
+            self.patients.addItem(f"{e.patient_id}  ({side}{prog}; {e.sessions} session"
+                                  f"{'s' if e.sessions != 1 else ''}, last {e.last})", e)
+        self.patients.blockSignals(False)
+
+    def _patient_picked(self) -> None:
+        e = self.patients.currentData()
+        if not isinstance(e, PatientEntry):
+            return
+        self.patient.setText(e.patient_id)
+        if e.affected_side in ("L", "R"):
+            self.side.setCurrentIndex(self.side.findData(e.affected_side))
+        if e.program:
+            k = self.program.findText(e.program)
+            if k >= 0:
+                self.program.setCurrentIndex(k)
+
     def populate(self, probe_ports: bool = True) -> None:
         """Fill the board list: simulated, simavr, serial ports, replay (GUI thread, fast); the
         boards behind the ports are identified in a helper thread when ``probe_ports``."""
@@ -140,7 +157,8 @@ class ConnectScreen(QWidget):
         kinds = sources.kinds()
         self.board.addItem("Simulated board (built-in patient model)", "simulated")
         if "simavr" in kinds:
-            self.board.addItem("Simulated firmware (real firmware in simavr)", "simavr")
+            self.board.addItem("Simulated firmware (real firmware in simavr, fed the patient "
+                               "model)", "simavr")
         for spec, text in _serial_ports(identify=False):
             self.board.addItem(text, spec)
         self.board.addItem("Replay a recording…", "replay")
@@ -170,7 +188,7 @@ class ConnectScreen(QWidget):
 
     def _board_changed(self) -> None:
         kind = str(self.board.currentData() or "")
-        self.scenario.setEnabled(kind == "simulated")
+        self.scenario.setEnabled(kind in ("simulated", "simavr"))
         self.replay_box.setEnabled(kind == "replay")
 
     def _browse(self) -> None:
@@ -241,6 +259,9 @@ class ConnectScreen(QWidget):
             # 2 h of script: a clinic session fits, and building it takes under a second.
             opts.update(scenario=self.scenario.currentData(), seed=self.seed, duration=7200.0,
                         **self.extra)
+        elif spec == "simavr":
+            # The real firmware, its ADC fed with the facial model of the chosen scenario.
+            opts.update(scenario=self.scenario.currentData(), seed=self.seed)
         elif spec == "replay" or spec.startswith("replay:"):
             path = self.replay_path.text().strip()
             if not path:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QVBoxLayout, QWidget
 
 from emgfeedback.clinical.regions import parse_label
+from emgfeedback.views.gui.controller import Guidance
 from emgfeedback.views.gui.feedback import FeedbackSnapshot
 from emgfeedback.views.gui.program import RunnerSnapshot
 from emgfeedback.views.gui.screens.common import _label
+from emgfeedback.views.gui.screens.patient import SoundControls
+from emgfeedback.views.gui.sound import SoundSettings
 from emgfeedback.views.gui.widgets import RegionBar
 
 
@@ -20,9 +23,8 @@ class ExerciseScreen(QWidget):
     tests and the summary.  ``patient`` enlarges everything and drops the details.
     """
 
-    tone_requested = Signal()
-
-    def __init__(self, patient: bool = False, parent: QWidget | None = None) -> None:
+    def __init__(self, patient: bool = False, parent: QWidget | None = None,
+                 sound: SoundSettings | None = None) -> None:
         super().__init__(parent)
         self.patient = patient
         outer = QVBoxLayout(self)
@@ -43,10 +45,13 @@ class ExerciseScreen(QWidget):
         self.bars_row = QHBoxLayout()
         self.bars_row.setSpacing(12)
         outer.addLayout(self.bars_row, 1)
+        self.alert = _label("", 18, bold=True, wrap=True)
+        self.alert.setStyleSheet("font-size: 18pt; font-weight: bold; color: #7d231d;")
+        self.alert.setMinimumHeight(34)
+        outer.addWidget(self.alert)
         bottom = QHBoxLayout()
-        self.tone = QCheckBox("Tone when a quiet region crosses its limit")
-        self.tone.setVisible(not patient)
-        bottom.addWidget(self.tone)
+        self.sound = SoundControls(sound or SoundSettings())
+        bottom.addWidget(self.sound)
         bottom.addStretch(1)
         self.hint = _label("", muted=True)
         bottom.addWidget(self.hint)
@@ -107,18 +112,18 @@ class ExerciseScreen(QWidget):
         self.red_log = []
         self._was_red = set()
 
-    def refresh(self, fb: FeedbackSnapshot, run: RunnerSnapshot) -> None:
-        """Bars from the detector's %MVC and limits; red where the detector flags synkinesis."""
+    def refresh(self, fb: FeedbackSnapshot, run: RunnerSnapshot,
+                guidance: Guidance | None = None) -> None:
+        """Bars from the detector's %MVC and limits; red where the detector flags synkinesis,
+        with the words of the alert."""
         cue = fb.cue if fb.cue is not None and fb.exercise is not None else None
         values = fb.pct if fb.calibrated else fb.envelope_uv
         band = fb.band_pct or (0.0, 0.0)
-        new_red = False
         for i, bar in self.bars.items():
             role = fb.role[i]
-            alert = bool(fb.red[i]) and role == "quiet"
+            alert = bool(fb.red[i])  # the detector says so (even as its rep ends)
             if alert and i not in self._was_red:
                 self.red_log.append((fb.position, fb.channels[i]))
-                new_red = True
             if alert:
                 self._was_red.add(i)
             else:
@@ -126,23 +131,25 @@ class ExerciseScreen(QWidget):
             limit = float(fb.quiet_limit_pct[i])
             bar.set_value(float(values[i]), role, band, limit if np.isfinite(limit) else 0.0,
                           alert, fb.calibrated)
-        if new_red and self.tone.isChecked():
-            self.tone_requested.emit()
-        if cue is not None and fb.exercise is not None:
-            self.cue.setText(fb.exercise.cue or fb.exercise.name)
-            self.timer.setText(f"Hold  {max(0, cue.stop - fb.position) / fb.fs:3.1f} s")
-        elif run.phase == "done":
-            self.cue.setText("Program complete: well done")
-            self.timer.setText("")
-        elif run.phase == "exercise" or (fb.last_cue is not None and fb.reps):
-            self.cue.setText("Relax")
-            if run.next_cue_at is not None:
-                self.timer.setText(f"Rest  {max(0, run.next_cue_at - fb.position) / fb.fs:3.1f} s")
-            else:
-                self.timer.setText("Rest")
+        said = (guidance.alert or guidance.retracted) if guidance is not None else ""
+        if self.alert.text() != said:
+            self.alert.setText(said)
+        if guidance is not None:
+            # The same words the patient reads (views.gui.words), the countdown in signal s.
+            text = guidance.detail if guidance.step == "exercise" else guidance.title
+            left = guidance.countdown_s
+            what = {"exercise": "Hold", "effort": "Hold", "rest": "Rest", "between": "Next in"
+                    }.get(guidance.step, "")
+            timer = f"{what}  {left:3.1f} s" if left is not None and what else ""
+        elif cue is not None and fb.exercise is not None:
+            text = fb.exercise.cue or fb.exercise.name
+            timer = f"Hold  {max(0, cue.stop - fb.position) / fb.fs:3.1f} s"
         else:
-            self.cue.setText("Get ready")
-            self.timer.setText("")
+            text, timer = ("Session complete" if run.phase == "done" else "Relax"), ""
+        if self.cue.text() != text:
+            self.cue.setText(text)
+        if self.timer.text() != timer:
+            self.timer.setText(timer)
         current = run.reps_done + (1 if cue is not None else 0)
         self.reps.setText(f"Rep {min(current, run.reps_total)} of {run.reps_total}"
                           if run.reps_total else "")

@@ -8,9 +8,13 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
+    QFormLayout,
     QHBoxLayout,
     QHeaderView,
+    QPlainTextEdit,
     QPushButton,
+    QSpinBox,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -31,6 +35,9 @@ class SummaryScreen(QWidget):
     """
 
     report_requested = Signal()
+    clinician_saved = Signal(object)  # a controller.Clinician
+
+    HB = ("not graded", "I", "II", "III", "IV", "V", "VI")
 
     HEADERS = ["Rep", "Exercise", "Side", "Target", "Target peak\n%MVC",
                "Mean active\n%MVC", "Time in\nband s", "Isolation", "Highest\nco-contraction %",
@@ -41,7 +48,9 @@ class SummaryScreen(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(40, 30, 40, 30)
         outer.addWidget(_title("Summary"))
-        self.figures = _label("No reps yet.", 15, wrap=True)
+        self.plain = _label("", 15, bold=True, wrap=True)
+        outer.addWidget(self.plain)
+        self.figures = _label("No reps yet.", 13, wrap=True)
         outer.addWidget(self.figures)
         self.table = QTableWidget(0, len(self.HEADERS))
         self.table.setHorizontalHeaderLabels(self.HEADERS)
@@ -65,13 +74,58 @@ class SummaryScreen(QWidget):
         outer.addLayout(row)
         self.after = _label("", muted=True, wrap=True)
         outer.addWidget(self.after)
+        outer.addWidget(self._clinician_box())
         self._key: tuple[Any, ...] = ()
         self.reps: tuple[RepResult, ...] = ()
         self.events: tuple[SynkinesisEvent, ...] = ()
 
+    def _clinician_box(self) -> QWidget:
+        """Therapist's notes, House-Brackmann grade and Sunnybrook synkinesis score."""
+        box = QWidget()
+        row = QHBoxLayout(box)
+        row.setContentsMargins(0, 4, 0, 0)
+        self.notes = QPlainTextEdit()
+        self.notes.setPlaceholderText("Therapist's notes (stored with the recording; no names)")
+        self.notes.setMaximumHeight(76)
+        row.addWidget(self.notes, 3)
+        grades = QFormLayout()
+        grades.setVerticalSpacing(4)
+        self.house_brackmann = QComboBox()
+        for i, text in enumerate(self.HB):
+            self.house_brackmann.addItem(text, i or None)
+        self.sunnybrook = QSpinBox()
+        self.sunnybrook.setRange(-1, 15)
+        self.sunnybrook.setSpecialValueText("not scored")
+        self.sunnybrook.setValue(-1)
+        grades.addRow("House-Brackmann", self.house_brackmann)
+        grades.addRow("Sunnybrook synkinesis (0-15)", self.sunnybrook)
+        row.addLayout(grades, 2)
+        self.save_notes_btn = QPushButton("Save notes")
+        self.save_notes_btn.setMinimumHeight(44)
+        self.save_notes_btn.setEnabled(False)
+        self.save_notes_btn.clicked.connect(self._save_notes)
+        row.addWidget(self.save_notes_btn)
+        return box
+
+    def clinician(self) -> Any:
+        """The fields as a :class:`~emgfeedback.views.gui.controller.Clinician`."""
+        from emgfeedback.views.gui.controller import Clinician
+
+        hb = self.house_brackmann.currentData()
+        sb = self.sunnybrook.value()
+        return Clinician(self.notes.toPlainText().strip(), int(hb) if hb else None,
+                         None if sb < 0 else sb)
+
+    def _save_notes(self) -> None:
+        self.clinician_saved.emit(self.clinician())
+
+    def set_notes_state(self, text: str) -> None:
+        self.after.setText(text)
+
     def set_recording(self, path: str) -> None:
         """Name the session's recording (GUI thread, once it is complete)."""
         self.recording.setText(f"Recording: {path} (and its .json sidecar)")
+        self.save_notes_btn.setEnabled(True)
 
     def set_after_state(self, text: str, report: bool) -> None:
         """What happened after the recording (analysis, history, report) and whether the
@@ -79,8 +133,11 @@ class SummaryScreen(QWidget):
         self.after.setText(text)
         self.report_btn.setEnabled(report)
 
-    def refresh(self, fb: FeedbackSnapshot, affected: str) -> None:
-        """The detector's rep results and events (GUI thread)."""
+    def refresh(self, fb: FeedbackSnapshot, affected: str, guidance: Any = None) -> None:
+        """The detector's rep results and events, the summary in plain words (GUI thread)."""
+        said = guidance.summary if guidance is not None else ""
+        if self.plain.text() != said:
+            self.plain.setText(said)
         rows = rep_rows(fb.reps, fb.events)
         # The key is every shown cell: a rep still running changes figures that a coarser key
         # would miss, leaving a stale row on screen.
