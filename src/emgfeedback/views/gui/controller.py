@@ -262,6 +262,8 @@ class Guidance:
     def progress_text(self) -> str:
         if not self.steps_total:
             return ""
+        if self.steps_done >= self.steps_total:
+            return f"All {self.steps_total} steps done"
         return f"Step {min(self.steps_done + 1, self.steps_total)} of {self.steps_total}"
 
     def texts(self) -> list[str]:

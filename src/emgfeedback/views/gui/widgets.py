@@ -296,11 +296,11 @@ class FaceMap(QWidget):
         for (x0, y0), (x1, y1), (x2, y2) in FACE["brows"]:
             p.drawPolyline([QPointF(*pt(x0, y0)), QPointF(*pt(x1, y1)), QPointF(*pt(x2, y2))])
         p.setPen(line)
-        nose = [QPointF(*pt(x, y)) for x, y in FACE["nose"]]
-        p.drawPolyline(nose)
-        mouth = [QPointF(*pt(x, y)) for x, y in FACE["mouth"]]
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.drawPolygon([QPointF(*pt(x, y)) for x, y in FACE["nose"]])
         p.setBrush(QColor("#e7b3b3"))
-        p.drawPolygon(mouth)
+        p.setPen(QPen(QColor("#a05a5a"), 2))
+        p.drawEllipse(ellipse(*FACE["mouth_ellipse"]))
 
         # Side names (a front view: the patient's left is on the right).
         f = QFont(self.font())

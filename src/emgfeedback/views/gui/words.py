@@ -98,9 +98,9 @@ def alert_words(channels: Iterable[str], exercise: str | None) -> str:
         return ""
     who = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
     verb = "is" if len(parts) == 1 else "are"
-    what = (exercise or "the movement").replace("_", " ")
+    what = f"the {exercise.replace('_', ' ')}" if exercise else "the movement"
     keep = "it" if len(parts) == 1 else "them"
-    return (f"{who[0].upper()}{who[1:]} {verb} joining in. Keep {keep} relaxed: do the {what} "
+    return (f"{who[0].upper()}{who[1:]} {verb} joining in. Keep {keep} relaxed: do {what} "
             "more gently and slowly.")
 
 

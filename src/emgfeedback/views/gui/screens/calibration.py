@@ -52,14 +52,14 @@ class CalibrationScreen(QWidget):
         outer.addWidget(self.progress)
         self.table = QTableWidget(0, 6)
         self.table.setHorizontalHeaderLabels(
-            ["Channel", "Rest mean µV", "Rest SD µV", "MVC µV (above rest)", "MVC trials", ""])
+            ["Channel", "Rest mean\nµV", "Rest SD\nµV", "MVC µV\n(above rest)", "MVC\ntrials", ""])
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setSectionResizeMode(
             0, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setStyleSheet("font-size: 14pt;")
-        self.table.verticalHeader().setDefaultSectionSize(46)
+        self.table.verticalHeader().setDefaultSectionSize(38)
         outer.addWidget(self.table, 1)
         self.notes = _label("", wrap=True)
         self.notes.setStyleSheet(f"color: {COLOURS['alert'].name()};")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -53,7 +55,15 @@ class CheckScreen(QWidget):
         right.addLayout(self.figure_box, 1)
         self.sites = _label("", wrap=True, muted=True)
         self.sites.setAlignment(Qt.AlignmentFlag.AlignTop)
-        right.addWidget(self.sites)
+        # The site descriptions scroll in their own box: the figure keeps its room on a small
+        # screen and nothing is cut off.
+        self.sites_box = QScrollArea()
+        self.sites_box.setWidgetResizable(True)
+        self.sites_box.setFrameShape(QFrame.Shape.NoFrame)
+        self.sites_box.setWidget(self.sites)
+        self.sites_box.setMinimumHeight(90)
+        self.sites_box.setMaximumHeight(220)
+        right.addWidget(self.sites_box)
         outer.addLayout(right, 2)
         self.rows: list[tuple[TrafficLight, QLabel, QLabel]] = []
         self._figure_loaded = False
@@ -101,7 +111,8 @@ class CheckScreen(QWidget):
                 self.figure_box.addWidget(_label(f"placement figure: {path}", muted=True))
             else:
                 w = QSvgWidget(str(path))
-                w.setMinimumSize(320, 320)
+                w.renderer().setAspectRatioMode(Qt.AspectRatioMode.KeepAspectRatio)
+                w.setMinimumSize(240, 280)
                 w.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
                 self.figure_box.addWidget(w)
         self._figure_loaded = True

@@ -12,6 +12,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -155,6 +156,8 @@ class PatientScreen(QWidget):
             self.pause_btn.blockSignals(False)
 
     def set_channels(self, channels: tuple[str, ...]) -> None:
+        """One bar per channel in two groups, *Your right side* and *Your left side* (the face
+        map's order: a front view)."""
         while self.bars_row.count():
             item = self.bars_row.takeAt(0)
             w = item.widget() if item is not None else None
@@ -162,16 +165,28 @@ class PatientScreen(QWidget):
                 w.setParent(None)
         self.bars = {}
         ids = [parse_label(c) for c in channels]
-        order = sorted(range(len(ids)), key=lambda i: (ids[i].side != "R", i))
-        for i in order:
-            cid = ids[i]
-            side = "Right" if cid.side == "R" else "Left"
-            bar = RegionBar(f"{side} {BODY_PART.get(cid.code, 'face')}")
-            bar.plain = True
-            bar.setMinimumSize(70, 160)
-            bar.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-            self.bars[i] = bar
-            self.bars_row.addWidget(bar)
+        for side in ("R", "L"):
+            mine = [i for i, c in enumerate(ids) if c.side == side]
+            if not mine:
+                continue
+            group = QFrame()
+            group.setFrameShape(QFrame.Shape.StyledPanel)
+            g = QVBoxLayout(group)
+            g.setContentsMargins(4, 4, 4, 4)
+            head = _label(f"Your {'right' if side == 'R' else 'left'} side", 16, bold=True)
+            head.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            g.addWidget(head)
+            row = QHBoxLayout()
+            row.setSpacing(4)
+            for i in mine:
+                bar = RegionBar(BODY_PART.get(ids[i].code, "face"))
+                bar.plain = True
+                bar.setMinimumSize(60, 150)
+                bar.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+                self.bars[i] = bar
+                row.addWidget(bar)
+            g.addLayout(row, 1)
+            self.bars_row.addWidget(group, 1)
         self.face.set_channels(channels)
 
     def _set_alert(self, text: str, kind: str) -> None:

@@ -40,7 +40,7 @@ class SummaryScreen(QWidget):
     HB = ("not graded", "I", "II", "III", "IV", "V", "VI")
 
     HEADERS = ["Rep", "Exercise", "Side", "Target", "Target peak\n%MVC",
-               "Mean active\n%MVC", "Time in\nband s", "Isolation", "Highest\nco-contraction %",
+               "Mean active\n%MVC", "Time in\nband s", "Isolation", "Highest co-\ncontraction %",
                "Synkinesis"]
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -61,7 +61,7 @@ class SummaryScreen(QWidget):
         for col in (0, 2):  # Rep, Side: narrow, so the long headers get the room
             head.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setStyleSheet("font-size: 13pt;")
-        self.table.verticalHeader().setDefaultSectionSize(40)
+        self.table.verticalHeader().setDefaultSectionSize(34)
         outer.addWidget(self.table, 1)
         row = QHBoxLayout()
         self.recording = _label("Not recorded.", muted=True, wrap=True)
