@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
 from emgfeedback.errors import ConfigError, EmgError
+from emgfeedback.vocabulary import SIDES
 
 log = logging.getLogger("emgfeedback")
 
@@ -312,7 +313,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         _simulate_edf(args.out, src, chunk)
     elif suffix in (".csv", ".tsv", ".txt"):
         from emgfeedback.io.exporters import write_csv
-        from emgfeedback.io.recording import ArrayRecording
+        from emgfeedback.recording import ArrayRecording
 
         write_csv(ArrayRecording(path=args.out, format="simulated", fs=chunk.fs,
                                  channels=chunk.channels, n_samples=len(chunk),
@@ -328,7 +329,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def _simulate_edf(path: Path, src: Any, chunk: Any) -> None:
     """EDF+/BDF+ of a simulated chunk, written by the same recorder as a live session."""
-    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.stream import Processed
     from emgfeedback.io.edf import Recorder, grid_for
 
     grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
@@ -442,7 +443,7 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--program", type=Path, default=None, help="exercise program TOML")
     p.add_argument("--exercise", default=None,
                    help="the whole file is one rep of this exercise (no annotations needed)")
-    p.add_argument("--affected", choices=("L", "R"), default=None, help="affected side")
+    p.add_argument("--affected", choices=SIDES, default=None, help="affected side")
     p.add_argument("--calibration", choices=("annotations", "auto"), default="annotations",
                    help="rest/mvc annotations (default; automatic fallback where missing) or "
                         "the automatic estimate only")
@@ -516,7 +517,7 @@ def _add_replay(sub: Any) -> None:
                    help="run headless at --speed max and write the analysis JSON (as 'analyze')")
     _add_import_options(p)
     p.add_argument("--lsl", action="store_true", help="also publish on LSL")
-    p.add_argument("--affected", choices=("L", "R"), default=None,
+    p.add_argument("--affected", choices=SIDES, default=None,
                    help="affected side for --json (as analyze)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None)

@@ -48,6 +48,7 @@ from emgfeedback.errors import ConfigError, EmgError
 from emgfeedback.session import Session
 from emgfeedback.stream import Chunk, SourceBase
 from emgfeedback.views.gui import words
+from emgfeedback.vocabulary import EVENT_TYPES, MARKER, parse_annotation
 from emgfeedback.views.gui.feedback import ClinicFeedback, FeedbackSnapshot
 from emgfeedback.views.gui.live import LiveBuffers, LiveStatus, RecordingControl
 from emgfeedback.views.gui.program import (
@@ -578,7 +579,7 @@ class SessionController:
     def add_marker(self) -> bool:
         if self.session is None:
             return False
-        self.session.mark("marker", 0)
+        self.session.mark(MARKER, 0)
         return True
 
     def toggle_record(self, checked: bool | None = None) -> None:
@@ -901,7 +902,7 @@ class SessionController:
         out: list[tuple[int, int, str, int]] = []
         program = self.program
         for m in status.markers:
-            if m.text.lower().startswith("synkinesis "):
+            if parse_annotation(m.text).kind in EVENT_TYPES:
                 continue  # a replayed alert: the detector raises it again below
             cue = Cue(m.text, m.sample, m.sample + m.duration)
             kind = cue.kind_in(program) if program is not None else cue.kind

@@ -244,7 +244,7 @@ class FaceMap(QWidget):
         return QSize(340, 460)
 
     def set_channels(self, channels: tuple[str, ...]) -> None:
-        from emgfeedback.clinical.regions import parse_label
+        from emgfeedback.vocabulary import parse_label
 
         ids = [parse_label(c) for c in channels]
         self.spots = [(c.side, c.code) for c in ids]

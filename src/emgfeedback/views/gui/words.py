@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from emgfeedback.clinical.regions import EXERCISES, REGIONS, parse_label
+from emgfeedback.vocabulary import EXERCISES, REGIONS, parse_label
 
 __all__ = [
     "BODY_PART",

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.clinical.regions import REGIONS, parse_label
+from emgfeedback.vocabulary import REGIONS, parse_annotation, parse_label
 from emgfeedback.views.gui.controller import Guidance
 from emgfeedback.views.gui.feedback import FeedbackSnapshot
 from emgfeedback.views.gui.program import Cue, RunnerSnapshot
@@ -137,6 +137,6 @@ class CalibrationScreen(QWidget):
 
 def muscle_of(cue: Cue) -> str:
     """The muscle of a maximum-effort cue ``mvc L-ZYG`` (for the therapist)."""
-    code = cue.text.split(" ", 1)[-1].split("-")[-1].upper()
+    code = (parse_annotation(cue.text).channel or "").split("-")[-1]
     region = REGIONS.get(code)
     return region.muscle if region else code

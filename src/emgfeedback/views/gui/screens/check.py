@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.clinical.regions import REGIONS, parse_label
+from emgfeedback.vocabulary import REGIONS, parse_label
 from emgfeedback.config import QualityConfig
 from emgfeedback.dsp.quality import assess
 from emgfeedback.views.gui.live import LiveStatus

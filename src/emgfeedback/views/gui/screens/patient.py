@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.clinical.regions import parse_label
+from emgfeedback.vocabulary import parse_label
 from emgfeedback.views.gui.controller import Guidance
 from emgfeedback.views.gui.feedback import FeedbackSnapshot
 from emgfeedback.views.gui.screens.common import _label
