@@ -1,0 +1,196 @@
+"""The GUI's controller, words and sounds without Qt (issue 10 item 4; issue 12 items 2, 3).
+
+The whole-session test runs in a subprocess with PySide6 and pyqtgraph blocked, so an import of
+Qt anywhere under the controller fails it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import wave
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DRIVE = r'''
+import json, sys, time
+sys.modules["PySide6"] = None      # any Qt import fails
+sys.modules["pyqtgraph"] = None
+from pathlib import Path
+from emgfeedback.views.gui.controller import Clinician, ConnectRequest, SessionController
+from emgfeedback.io.edf import read_sidecar
+
+out = Path(sys.argv[1])
+ctl = SessionController(record_dir=out, db=out / "history.sqlite")
+req = ConnectRequest("simulated", {"scenario": "session", "seed": 3, "speed": 40.0,
+                                   "duration": 7200.0}, "P-0042", "Smile x3 (clinic check)", "L")
+assert ctl.connect(req) is None and ctl.phase == "check"
+res = {"held": None, "paused_moved": None, "sounds": [], "phases": []}
+t0 = time.monotonic()
+paused_done = False
+while time.monotonic() - t0 < 60:
+    f = ctl.pull()
+    if not res["phases"] or res["phases"][-1] != ctl.phase:
+        res["phases"].append(ctl.phase)
+    res["sounds"] += list(f.sounds)
+    if ctl.phase == "check" and ctl.held is not None and ctl.held.waiting_for_start:
+        n = f.status.total
+        time.sleep(0.3)
+        res["held"] = [n, ctl.pull().status.total, ctl.phase]
+        ctl.start_calibration()
+    g = f.guidance
+    if not paused_done and g.step == "effort" and "eyes" in g.title:
+        ctl.pause()
+        time.sleep(0.15)  # the chunk being read when Pause was pressed still arrives
+        a = ctl.pull().status.total
+        time.sleep(0.3)
+        p = ctl.pull()
+        res["paused_moved"] = p.status.total - a
+        res["paused_title"] = p.guidance.title
+        ctl.resume()
+        paused_done = True
+    if any(e[0] == "stored" for e in f.events):
+        break
+    time.sleep(0.004)
+last = ctl.pull()
+res["log"] = [[g.phase, g.step, g.title, g.detail, g.alert, g.steps_done, g.steps_total,
+               g.countdown_s is not None] for g in ctl.guidance_log]
+res["summary"] = last.guidance.summary
+res["red"] = [c for _, c in ctl.red_log]
+res["recordings"] = ctl.saved_recordings
+path = ctl.save_clinician(Clinician("Smiles well; eye joins in rep 1.", 3, 6))
+res["clinician"] = read_sidecar(Path(ctl.saved_recordings[0]))["clinician"]
+res["mode"] = oct(path.stat().st_mode & 0o777)
+res["qt_loaded"] = sorted(m for m in sys.modules if m.startswith(("PySide6.", "pyqtgraph.")))
+print(json.dumps(res))
+'''
+
+
+def test_controller_runs_a_whole_session_without_qt(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    r = subprocess.run([sys.executable, "-c", DRIVE, str(tmp_path)], capture_output=True,
+                       text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["qt_loaded"] == []
+    # The electrode check waits for the therapist: the stream is held at the first cue.
+    n0, n1, phase = res["held"]
+    assert n0 == n1 and phase == "check"
+    assert res["phases"] == ["check", "calibration", "exercise", "summary"]
+    # Pause holds a self-playing board's stream (no sample passes) and says so.
+    assert res["paused_moved"] == 0 and res["paused_title"] == "Paused"
+    log = res["log"]
+    titles = [row[2] for row in log]
+    # Every phase has its plain instruction, with a countdown where a step is timed.
+    assert "Rest" in titles and "Relax" in titles
+    for code, title in (("FRO", "Full strength: eyebrows up"), ("OOC", "Full strength: eyes shut"),
+                        ("ZYG", "Full strength: big smile"), ("OOR", "Full strength: lips forward")):
+        assert title in titles, (code, titles)
+    smile = [row for row in log if row[1] == "exercise"]
+    assert smile and smile[0][2] == "Smile"
+    assert smile[0][3] == "Smile slowly, lips closed; keep the eye open and relaxed."
+    assert all(row[7] for row in log if row[1] in ("rest", "effort", "exercise"))
+    # Progress: 1 rest + 4 regions x 3 MVC trials + 3 smiles, counted up to the end.
+    assert {row[6] for row in log if row[6]} == {16}
+    assert log[-1][5] == 16
+    # The planted left-eye synkinesis: the detector's flag, words and a sound.
+    assert res["red"] and set(res["red"]) == {"EMG L-OOC"}
+    alerts = {row[4] for row in log if row[4]}
+    assert alerts == {"Your left eye is joining in. Keep it relaxed: do the smile more gently "
+                      "and slowly."}
+    assert {"hold", "relax", "joined"} <= set(res["sounds"])
+    assert res["summary"].startswith("Well done: you did 3 exercises (smile).")
+    assert "your left eye joined in" in res["summary"]
+    # The therapist's notes and grades are in the recording's sidecar, the file private.
+    assert res["clinician"] == {"notes": "Smiles well; eye joins in rep 1.",
+                                "house_brackmann": 3, "sunnybrook_synkinesis": 6}
+    assert res["mode"] == "0o600"
+
+
+def test_patient_words_have_no_jargon() -> None:
+    from emgfeedback.views.gui import words
+    from emgfeedback.vocabulary import REGIONS
+
+    texts = [*words.rest_words(), *words.between_words("Smile")]
+    for code in REGIONS:
+        texts += list(words.effort_words(f"mvc L-{code}"))
+        texts.append(words.alert_words([f"EMG R-{code}"], "smile"))
+    texts.append(words.alert_words(["EMG L-OOC", "L-FRO"], None))
+    texts.append(words.retracted_words(["L-OOC"]))
+    texts.append(words.session_summary_words([], [], "L", 3, stopped_early=True))
+    for t in texts:
+        assert t and not words.plain_problems(t), (t, words.plain_problems(t))
+    assert words.plain_problems("L-OOC at 40 %MVC, orbicularis oculi") == [
+        "L-OOC", "MVC", "orbicularis oculi", "OOC"]
+    assert words.alert_words(["EMG L-OOC", "L-FRO"], None) == (
+        "Your left eye and your left forehead are joining in. Keep them relaxed: do the "
+        "movement more gently and slowly.")
+
+
+def test_tones_are_synthesised_and_follow_the_settings() -> None:
+    from emgfeedback.views.gui.sound import RATE, Player, SoundSettings, synth, wav_bytes
+
+    captured: list[tuple[np.ndarray, int]] = []
+    settings = SoundSettings(enabled=True, volume=0.5)
+    player = Player(settings, sink=lambda buf, rate: captured.append((buf, rate)))
+    assert player.play("hold") and player.play("relax") and player.play("joined")
+    assert [k for k in player.played] == ["hold", "relax", "joined"]
+    for (buf, rate), kind in zip(captured, ("hold", "relax", "joined")):
+        assert rate == RATE and buf.dtype == np.int16 and 0.25 * RATE < len(buf) < 0.5 * RATE
+        assert np.abs(buf).max() == round(0.5 * 0.8 * 32767)
+        assert abs(int(buf[0])) < 200 and abs(int(buf[-1])) < 200  # soft edges, no click
+
+    def peak_hz(x: np.ndarray) -> float:
+        spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+        return float(np.fft.rfftfreq(len(x), 1.0 / RATE)[np.argmax(spec)])
+
+    hold, relax, joined = (c[0].astype(float) for c in captured)
+    n = int(0.1 * RATE)
+    assert abs(peak_hz(hold[:n]) - 523.25) < 15 and abs(peak_hz(hold[-n:]) - 783.99) < 15
+    assert abs(peak_hz(relax[:n]) - 659.25) < 15 and abs(peak_hz(relax[-n:]) - 440.0) < 15
+    assert abs(peak_hz(joined[: int(0.1 * RATE)]) - 330.0) < 15
+    # Volume scales the buffer; off or silent plays nothing.
+    assert np.abs(synth("hold", 1.0)).max() == round(0.8 * 32767)
+    settings.volume = 0.0
+    assert not player.play("hold")
+    settings.volume, settings.enabled = 0.7, False
+    assert not player.play("hold") and len(captured) == 3
+    with wave.open(BytesIO(wav_bytes(synth("relax"))), "rb") as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, RATE)
+        assert w.getnframes() == len(synth("relax"))
+    with pytest.raises(ValueError, match="unknown sound"):
+        synth("bang")
+
+
+def test_face_map_sites_come_from_the_placement_figure() -> None:
+    from emgfeedback.views.gui.face import face_sites
+    from emgfeedback.vocabulary import REGIONS
+
+    sites = face_sites()
+    assert set(sites) == {(s, c) for s in "LR" for c in REGIONS}
+    # A front view: the patient's left on the right of the picture, eyes above the mouth.
+    assert sites[("L", "OOC")][0] > 320 > sites[("R", "OOC")][0]
+    assert sites[("L", "FRO")][1] < sites[("L", "OOC")][1] < sites[("L", "OOR")][1]
+
+
+def test_clinician_grades_are_validated(tmp_path: Path) -> None:
+    from emgfeedback.errors import ConfigError
+    from emgfeedback.views.gui.controller import Clinician, save_clinician
+
+    rec = tmp_path / "P-0001_x.edf"
+    (tmp_path / "P-0001_x.json").write_text(json.dumps({"patient": "P-0001"}), "utf-8")
+    save_clinician(rec, Clinician("", None, None))
+    meta = json.loads((tmp_path / "P-0001_x.json").read_text("utf-8"))
+    assert meta == {"patient": "P-0001", "clinician": {
+        "notes": "", "house_brackmann": None, "sunnybrook_synkinesis": None}}
+    with pytest.raises(ConfigError, match="House-Brackmann"):
+        save_clinician(rec, Clinician("", 7, None))
+    with pytest.raises(ConfigError, match="Sunnybrook"):
+        save_clinician(rec, Clinician("", None, 16))
