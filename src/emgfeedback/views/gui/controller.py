@@ -482,7 +482,7 @@ class SessionController:
             self.recording.request_start()  # attached right after the source opens
         self.runner = ProgramRunner(program, None if follow else self._mark,
                                     protocol=self.protocol)
-        self.runner.on_done = lambda: self._post("done")
+        self.runner.on_done = self._program_done
         self.live = LiveBuffers(seconds=12.0)
         self.plan = ()
         build = factory or source_factory(req)
@@ -624,6 +624,14 @@ class SessionController:
     def _calibrated(self, cal: Any) -> None:
         if self.recording is not None:
             self.recording.update_sidecar(calibration=cal.to_json())
+
+    def _program_done(self) -> None:
+        """The runner counted the last rep (session thread): the session stops after this
+        chunk, whatever the GUI thread is doing; the GUI learns it from the event."""
+        session = self.session
+        if session is not None:
+            session.stop()
+        self._post("done")
 
     def _source_ready(self, source: SourceBase) -> None:
         """The session thread built the source: its affected side and its script (if any)."""

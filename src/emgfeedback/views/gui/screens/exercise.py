@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QVBoxLayout, QWidget
 
 from emgfeedback.vocabulary import parse_label
@@ -30,8 +31,14 @@ class ExerciseScreen(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(30, 20, 30, 20)
         top = QHBoxLayout()
-        big = 34 if patient else 26
+        big = 30 if patient else 24
         self.cue = _label("Get ready", big, bold=True, wrap=True)
+        # Room for a two-line cue from the start: a wrapped label in a row of the layout does
+        # not always get the height of its second line when its text changes.
+        cue_font = QFont(self.cue.font())
+        cue_font.setPointSizeF(big)
+        cue_font.setBold(True)
+        self.cue.setMinimumHeight(int(QFontMetrics(cue_font).lineSpacing() * 2 + 8))
         self.timer = _label("", big)
         self.timer.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.reps = _label("", big * 0.7)
@@ -57,9 +64,10 @@ class ExerciseScreen(QWidget):
         bottom.addWidget(self.hint)
         outer.addLayout(bottom)
         self.bars: dict[int, RegionBar] = {}
-        self.symmetry = _label("", 20 if not patient else 26, bold=True)
+        self.symmetry = _label("", 17 if not patient else 22, bold=True)
         self.symmetry.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.red_log: list[tuple[int, str]] = []
+        self.said: list[str] = []  # every alert said in words (tests, the summary)
         self._was_red: set[int] = set()
         self.affected = "L"
 
@@ -107,7 +115,7 @@ class ExerciseScreen(QWidget):
                 mid.addStretch(1)
                 holder = QWidget()
                 holder.setLayout(mid)
-                holder.setMinimumWidth(170)
+                holder.setMinimumWidth(190)
                 self.bars_row.addWidget(holder)
         self.red_log = []
         self._was_red = set()
@@ -134,6 +142,8 @@ class ExerciseScreen(QWidget):
         said = (guidance.alert or guidance.retracted) if guidance is not None else ""
         if self.alert.text() != said:
             self.alert.setText(said)
+            if said:
+                self.said.append(said)
         if guidance is not None:
             # The same words the patient reads (views.gui.words), the countdown in signal s.
             text = guidance.detail if guidance.step == "exercise" else guidance.title
