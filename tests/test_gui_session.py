@@ -69,9 +69,9 @@ def layout_problems(win: QWidget) -> list[str]:
         if isinstance(w, QLabel) and w.text() and w.textFormat() != Qt.TextFormat.RichText:
             cr = w.contentsRect()
             if w.wordWrap():
-                need = w.heightForWidth(cr.width())
-                if need > cr.height() + 2:
-                    out.append(f"{name}: needs {need} px height, has {cr.height()}")
+                need = w.heightForWidth(w.width())  # the whole label, margins included
+                if need > w.height() + 1:
+                    out.append(f"{name}: needs {need} px height, has {w.height()}")
             else:
                 fm = w.fontMetrics()
                 need = max(fm.horizontalAdvance(line) for line in w.text().split("\n"))
@@ -168,11 +168,11 @@ def test_whole_session_in_the_window(qtbot: Any, tmp_path: Path, shots: Path,
     # Exercises: the program's cue, the alert in words when the eye joins in.
     ex = win.exercise_screen
     qtbot.waitUntil(lambda: "Smile slowly" in ex.cue.text(), timeout=10000)
-    check_sizes(win, "exercise", shots)
-    win.resize(1280, 720)
     region = SCENARIOS[scenario][1]
     qtbot.waitUntil(lambda: bool(ex.said), timeout=30000)
     assert ex.said[0].startswith("Your left eye is joining in")
+    check_sizes(win, "exercise", shots)
+    win.resize(1280, 720)
     assert region in {ch for _, ch in win.ctl.red_log}
     win.show_screen("traces")
     check_sizes(win, "traces", shots)
@@ -244,10 +244,10 @@ def test_whole_session_in_patient_mode(qtbot: Any, tmp_path: Path, shots: Path,
         qtbot.waitUntil(lambda t=title: ps.title.text() == t, timeout=30000)
     qtbot.waitUntil(lambda: ps.title.text() == "Smile", timeout=30000)
     assert ps.detail.text() == "Smile slowly, lips closed; keep the eye open and relaxed."
-    check_sizes(win, "patient-exercise", shots)
-    win.resize(1280, 720)
     said = "Your left eye is joining in. Keep it relaxed: do the smile more gently and slowly."
     qtbot.waitUntil(lambda: said in ps.shown, timeout=30000)
+    check_sizes(win, "patient-exercise", shots)
+    win.resize(1280, 720)
 
     qtbot.waitUntil(lambda: ps.title.text() == "Session complete", timeout=60000)
     assert ps.detail.text().startswith("Well done: you did 3 exercises (smile).")

@@ -763,7 +763,12 @@ class SessionController:
         if red:
             self._alert_channels = tuple(fb.channels[i] for i in sorted(red))
             self._alert_until = fb.position + int(ALERT_HOLD_S * fb.fs)
-            self._alert_exercise = fb.exercise.name if fb.exercise is not None else None
+            # The exercise the detector's event belongs to (the rep may have ended by the time
+            # this redraw sees the flag), else the running one.
+            shorts = {c.replace("EMG ", "") for c in self._alert_channels}
+            evs = [e for e in fb.events if e.channel in shorts]
+            self._alert_exercise = (evs[-1].exercise if evs else
+                                    fb.exercise.name if fb.exercise is not None else None)
         self._red_now = red
         if fb.retracted:
             self._retracted_text = words.retracted_words(fb.retracted)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QCheckBox,
     QFrame,
@@ -105,7 +106,12 @@ class PatientScreen(QWidget):
         outer.addWidget(self.progress)
         self.alert = QLabel("")
         self.alert.setWordWrap(True)
-        self.alert.setMinimumHeight(64)
+        # Two lines of 20 pt bold words plus padding and border, reserved at all times so the
+        # layout does not jump when an alert appears.
+        alert_font = QFont(self.alert.font())
+        alert_font.setPointSizeF(20)
+        alert_font.setBold(True)
+        self.alert.setMinimumHeight(int(QFontMetrics(alert_font).lineSpacing() * 2 + 30))
         self.alert.setAlignment(Qt.AlignmentFlag.AlignCenter)
         outer.addWidget(self.alert)
         self._alert_style = ""
