@@ -116,6 +116,7 @@ def main() -> str:
     win.start_source(lambda: src, ConnectRequest("simulated", {}, "B-0001", "Standard NMR",
                                                  record=False))
     win.timer.stop()  # this benchmark drives the frames itself
+    win.ctl.start_calibration()  # the therapist's click: the stream is not held at its first cue
     while not src.paced:
         app.processEvents()
         time.sleep(0.01)

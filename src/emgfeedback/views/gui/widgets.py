@@ -83,9 +83,9 @@ class RegionBar(QWidget):
 
     def band_state(self) -> str:
         """``below``, ``in`` or ``above`` the target band (target bars; ``""`` otherwise)."""
-        if self.role != "target" or not self.calibrated:
-            return ""
         lo, hi = self.band
+        if self.role != "target" or not self.calibrated or hi <= 0:
+            return ""
         return "below" if self.value < lo else ("above" if self.value > hi else "in")
 
     def fill_colour(self) -> QColor:
@@ -151,7 +151,8 @@ class RegionBar(QWidget):
         p.setPen(Qt.PenStyle.NoPen)
         p.setBrush(COLOURS["track"])
         p.drawRoundedRect(track, 8, 8)
-        if self.role == "target":
+        has_band = self.role == "target" and self.band[1] > 0
+        if has_band:
             y1, y0 = self._y(track, self.band[1]), self._y(track, self.band[0])
             p.setBrush(COLOURS["band"])
             p.drawRect(QRectF(track.left(), y1, track.width(), y0 - y1))
@@ -163,7 +164,7 @@ class RegionBar(QWidget):
         if self.value > self.full_scale:
             p.setBrush(COLOURS["text"])
             p.drawRect(QRectF(track.left(), track.top() - 3, track.width(), 6))
-        if self.role == "target":
+        if has_band:
             pen = QPen(COLOURS["band_edge"], 2)
             p.setPen(pen)
             for v in self.band:

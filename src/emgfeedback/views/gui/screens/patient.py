@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.vocabulary import parse_label
+from emgfeedback.vocabulary import parse_annotation, parse_label
 from emgfeedback.views.gui.controller import Guidance
 from emgfeedback.views.gui.feedback import FeedbackSnapshot
 from emgfeedback.views.gui.screens.common import _label
@@ -141,6 +141,7 @@ class PatientScreen(QWidget):
         self.pause_btn.toggled.connect(self._pause_toggled)
         self.stop_btn.clicked.connect(self.stop_requested.emit)
         self.bars: dict[int, RegionBar] = {}
+        self._peak: np.ndarray | None = None
         self.shown: list[str] = []  # every distinct text shown (tests check it for jargon)
         self.set_running(False)
 
@@ -194,6 +195,7 @@ class PatientScreen(QWidget):
             g.addLayout(row, 1)
             self.bars_row.addWidget(group, 1)
         self.face.set_channels(channels)
+        self._peak = None
 
     def _set_alert(self, text: str, kind: str) -> None:
         style = {"alert": "background: #f6dedb; color: #7d231d; border: 2px solid #c8453c;",
@@ -238,14 +240,31 @@ class PatientScreen(QWidget):
             self._set_alert("", "")
         if fb is None:
             return
-        calibrated = fb.calibrated
-        pct = fb.pct if calibrated else np.zeros(len(fb.channels))
+        n = len(fb.channels)
         band = fb.band_pct or (0.0, 0.0)
-        alerts = [bool(fb.red[i]) for i in range(len(fb.channels))]
+        alerts = [bool(fb.red[i]) for i in range(n)]
+        roles: tuple[str, ...] = fb.role
+        if fb.calibrated:
+            pct = np.asarray(fb.pct, dtype=np.float64)
+        else:
+            # Before the calibration exists there is no %MVC: during a maximum effort the
+            # regions asked for are lit by their strength relative to the strongest seen so
+            # far in this session (where to work and how hard), the others stay dark.
+            env = np.nan_to_num(np.asarray(fb.envelope_uv, dtype=np.float64))
+            if self._peak is None or len(self._peak) != n:
+                self._peak = np.full(n, 1e-9)
+            self._peak = np.maximum(self._peak, env)
+            pct = np.zeros(n)
+            roles = ("",) * n
+            if g.step == "effort" and fb.cue is not None:
+                code = (parse_annotation(fb.cue.text).channel or "").split("-")[-1]
+                asked = [i for i, c in enumerate(fb.channels) if parse_label(c).code == code]
+                for i in asked:
+                    pct[i] = 100.0 * max(env[i], 0.0) / self._peak[i]
+                roles = tuple("target" if i in asked else "" for i in range(n))
         for i, bar in self.bars.items():
-            role = fb.role[i]
+            role = roles[i]
             limit = float(fb.quiet_limit_pct[i])
             bar.set_value(float(pct[i]), role, band, limit if np.isfinite(limit) else 0.0,
                           alerts[i], True)
-        self.face.set_state([float(v) for v in pct], fb.role, alerts, band)
-
+        self.face.set_state([float(v) for v in pct], roles, alerts, band)
