@@ -609,7 +609,7 @@ class FrameDecoder:
         """Apply the sequence rules (class docstring) to counters ``c`` (uint32) and samples
         ``s``; fill ``out.index/samples/gaps`` and the counts; hold unconfirmed frames."""
         n = len(c)
-        step: np.ndarray = np.diff(c.astype(np.int64)) % (1 << 32) if n > 1 else np.zeros(0, np.int64)
+        step = np.diff(c).astype(np.uint32).astype(np.int64)  # mod 2**32
         # fast path: one consecutive run continuing the last accepted frame
         if (self._last_index is not None and n and not len(self._held_c)
                 and (int(c[0]) - self._last_counter) & 0xFFFFFFFF == 1 and (step == 1).all()):
