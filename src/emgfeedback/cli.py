@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
 from emgfeedback.errors import ConfigError, EmgError
+from emgfeedback.validate import MAX_FS
 
 log = logging.getLogger("emgfeedback")
 
@@ -32,6 +33,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+# ---------------------------------------------------------------------------- option types
+# Every number an option takes is checked here, at the boundary, by the schema's check_number
+# (config.py): finite, of the right kind, in a range that also bounds memory and time.
+MAX_SIM_S = 3600.0  # s: simulate holds the whole session in memory
+MAX_LIVE_S = 86_400.0  # s: a live session streams, one day at most
+SPEED_RANGE = (0.01, 10_000.0)
+
+
+def _num(name: str, *, integer: bool = False, unit: str = "", **bounds: float) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses a number and checks it (usage error otherwise)."""
+    from emgfeedback.config import check_number
+
+    def convert(text: str) -> Any:
+        try:
+            value: Any = int(text, 10) if integer else float(text)
+        except ValueError:
+            kind = "a whole number" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+        try:
+            check_number(name, value, integer=integer, unit=unit, **bounds)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(name + " ")) from None
+        return value
+
+    convert.__name__ = name  # argparse names the type in its messages
+    return convert
+
+
+def _speed_arg(text: str) -> str:
+    """``--speed``: ``max`` or a factor in :data:`SPEED_RANGE` (kept as text for :func:`_speed`)."""
+    try:
+        _speed(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--speed ")) from None
+    return text
+
+
+_FS = _num("--fs", gt=0, le=MAX_FS, unit="Hz")
+_SEED = _num("--seed", integer=True, ge=0, le=2**32 - 1)
+
+
 # ---------------------------------------------------------------------------- shared options
 def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> None:
     g = p.add_argument_group("signal source")
@@ -41,15 +83,17 @@ def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> 
     g.add_argument("--scenario", default=None,
                    help="simulated board scenario (rest, smile-clean, smile-synkinesis, "
                         "eye-closure-synkinesis, asymmetric-smile, session)")
-    g.add_argument("--seed", type=int, default=0, help="simulated board random seed")
-    g.add_argument("--fs", type=float, default=None, help="sample rate in Hz (where settable)")
+    g.add_argument("--seed", type=_SEED, default=0, help="simulated board random seed")
+    g.add_argument("--fs", type=_FS, default=None, help="sample rate in Hz (where settable)")
     g.add_argument("--mains", type=float, choices=(50.0, 60.0), default=None,
                    help="simulated mains frequency (the filter detects it; see --notch)")
-    g.add_argument("--speed", default=default_speed,
+    g.add_argument("--speed", default=default_speed, type=_speed_arg,
                    help="pacing: 1 = real time, N = N times faster, max = as fast as possible")
     g.add_argument("--port", default="", help="serial port for BrainFlow boards")
-    g.add_argument("--baud", type=int, default=None, help="serial baud rate (default 500000)")
-    g.add_argument("--channels", type=int, default=None,
+    g.add_argument("--baud", type=_num("--baud", integer=True, ge=300, le=4_000_000),
+                   default=None, help="serial baud rate (default 500000)")
+    g.add_argument("--channels", type=_num("--channels", integer=True, ge=1, le=16),
+                   default=None,
                    help="channel count to ask the board for (firmware boards)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None,
@@ -63,8 +107,9 @@ def _speed(value: str) -> float | None:
         v = float(value)
     except ValueError:
         raise ConfigError(f"--speed must be a number or 'max', got {value!r}") from None
-    if v <= 0:
-        raise ConfigError(f"--speed must be positive, got {value}")
+    lo, hi = SPEED_RANGE
+    if not lo <= v <= hi:  # also refuses nan
+        raise ConfigError(f"--speed must be 'max' or a factor in [{lo:g}, {hi:g}], got {value}")
     return v
 
 
@@ -135,12 +180,14 @@ def _add_demo(sub: Any) -> None:
                    help="record the session to EDF+ (needs --patient)")
     p.add_argument("--patient", default=None, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--lsl", action="store_true", help="publish raw/envelope/markers on LSL")
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds of signal")
+    p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_LIVE_S, unit="s"),
+                   default=None, help="stop after S seconds of signal")
     p.add_argument("--patient-mode", action="store_true",
                    help="GUI: large and simple, only the exercise screen (home use)")
     p.add_argument("--screenshot", type=Path, default=None, metavar="OUT.png",
                    help="GUI: save a picture of the window after --after seconds and exit")
-    p.add_argument("--after", type=float, default=5.0, metavar="S",
+    p.add_argument("--after", type=_num("--after", gt=0, le=3600, unit="s"), default=5.0,
+                   metavar="S",
                    help="seconds before --screenshot is taken (default 5)")
     p.set_defaults(func=cmd_demo)
 
@@ -171,7 +218,8 @@ def _run_console(args: argparse.Namespace, cfg: Config) -> int:
                     console=True)
 
 
-def _live_clinic(chain: Any, channels: Sequence[str], rec: Any, view: Any) -> Any:
+def _live_clinic(chain: Any, channels: Sequence[str], rec: Any, view: Any,
+                 cfg: Config | None = None) -> Any:
     """Live calibration + synkinesis detection when the channels are facial regions: alerts go
     into the recording and the console's event list."""
     from emgfeedback.clinical.live import LiveClinic
@@ -179,7 +227,7 @@ def _live_clinic(chain: Any, channels: Sequence[str], rec: Any, view: Any) -> An
     from emgfeedback.clinical.exercises import default_program
 
     try:
-        program = default_program()
+        program = default_program(cfg.detection if cfg else None)
         montage = Montage.from_labels(channels, program.affected_side)
     except ConfigError:
         return None  # channels that are not facial regions: filters and bars only
@@ -190,7 +238,8 @@ def _live_clinic(chain: Any, channels: Sequence[str], rec: Any, view: Any) -> An
                                f"{ev.exercise} ({ev.peak_pct_mvc:.0f} %MVC)")
 
     return LiveClinic(chain, montage, program, on_event=on_event,
-                      annotate=rec.annotate if rec is not None else None)
+                      annotate=rec.annotate if rec is not None else None,
+                      calibration_config=cfg.calibration if cfg else None)
 
 
 def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
@@ -235,7 +284,7 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
         if console:
             view = ConsoleView(chain, title=f"emgfeedback: {source.info.name}",
                                quality=cfg.quality)
-        clinic = _live_clinic(chain, source.info.channels, rec, view)
+        clinic = _live_clinic(chain, source.info.channels, rec, view, cfg)
         if clinic is not None:
             session.add(clinic)
             closers.append(clinic)
@@ -287,13 +336,15 @@ def cmd_ports(args: argparse.Namespace) -> int:
 def _add_simulate(sub: Any) -> None:
     p = sub.add_parser("simulate", help="write a simulated session to a file")
     p.add_argument("--scenario", default="session")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fs", type=float, default=None)
+    p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_SIM_S, unit="s"),
+                   default=60.0, help=f"seconds (at most {MAX_SIM_S:g})")
+    p.add_argument("--seed", type=_SEED, default=0)
+    p.add_argument("--fs", type=_FS, default=None)
     p.add_argument("--mains", type=float, choices=(50.0, 60.0), default=None)
-    p.add_argument("--noise", type=float, default=None,
+    p.add_argument("--noise", type=_num("--noise", ge=0, le=1000, unit="µV"), default=None,
                    help="baseline noise RMS upper bound in µV (default 5)")
-    p.add_argument("--synkinesis-prob", type=float, default=None,
+    p.add_argument("--synkinesis-prob", type=_num("--synkinesis-prob", ge=0, le=1),
+                   default=None,
                    help="probability that a rep carries synkinesis (scenario default otherwise)")
     p.add_argument("--out", type=Path, required=True, help="output file (.edf, .bdf or .csv)")
     p.set_defaults(func=cmd_simulate)
@@ -332,14 +383,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+SIMULATED_PATIENT = "SIM-0000"  # the pseudonym of simulated sessions
+
+
 def _simulate_edf(path: Path, src: Any, chunk: Any) -> None:
     """EDF+/BDF+ of a simulated chunk, written by the same recorder as a live session."""
     from emgfeedback.dsp.chain import Processed
     from emgfeedback.io.edf import Recorder, grid_for
 
     grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
-    rec = Recorder(path, src.info, patient="0000", grid=grid,
-                   sidecar={"patient": "0000", "simulated": True})
+    rec = Recorder(path, src.info, patient=SIMULATED_PATIENT, grid=grid,
+                   sidecar={"patient": SIMULATED_PATIENT, "simulated": True})
     raw = grid.quantise(chunk.data)
     rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
                        chunk.status, chunk.markers))
@@ -469,7 +523,8 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     from emgfeedback.clinical.montage import Montage, load_montage
 
     rec = load_for_analysis(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
-    program = load_program(args.program) if args.program else default_program()
+    program = (load_program(args.program, cfg.detection) if args.program
+               else default_program(cfg.detection))
     from emgfeedback.io.edf import sidecar_affected_side
 
     # The side the recording's sidecar states wins over the program's default.
@@ -494,7 +549,8 @@ COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _
 def _add_record(sub: Any) -> None:
     p = sub.add_parser("record", help="record a session to EDF+/BDF+ with a JSON sidecar")
     _add_board_options(p)
-    p.add_argument("--duration", type=float, required=True, help="seconds of signal")
+    p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_LIVE_S, unit="s"),
+                   required=True, help="seconds of signal")
     p.add_argument("--patient", required=True, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--out", type=Path, required=True, help="output .edf (or .bdf)")
     p.add_argument("--lsl", action="store_true", help="also publish raw/envelope/markers on LSL")
@@ -516,8 +572,10 @@ def _add_replay(sub: Any) -> None:
     p = sub.add_parser("replay", help="replay a recording (any supported file) through the "
                                       "live pipeline")
     p.add_argument("file", type=Path)
-    p.add_argument("--speed", default="1", help="1 = real time, N = N times faster, max")
-    p.add_argument("--start", type=float, default=0.0, help="start at this second")
+    p.add_argument("--speed", default="1", type=_speed_arg,
+                   help="1 = real time, N = N times faster, max")
+    p.add_argument("--start", type=_num("--start", ge=0, le=1e7, unit="s"), default=0.0,
+                   help="start at this second")
     p.add_argument("--json", type=Path, default=None,
                    help="run headless at --speed max and write the analysis JSON (as 'analyze')")
     _add_import_options(p)
@@ -576,7 +634,7 @@ def _replay_json(args: argparse.Namespace, cfg: Config) -> int:
 def _add_import_options(p: argparse.ArgumentParser) -> None:
     """What a file may need to be read (``io.importers.load``): rate, unit, BrainFlow board."""
     g = p.add_argument_group("reading other tools' files")
-    g.add_argument("--fs", type=float, default=None, help="rate for files without one")
+    g.add_argument("--fs", type=_FS, default=None, help="rate for files without one")
     g.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
     g.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
 

@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from emgfeedback import __version__
+from emgfeedback.validate import PATIENT_RE, validate_patient_id  # the one rule
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.io.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo
@@ -83,28 +84,12 @@ log = logging.getLogger(__name__)
 RECORD_CHOICES_S = (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0)
 ANNOT_BYTES = 240  # bytes of annotation signal per data record (EDF: 120 samples, BDF: 80)
 GAP_TEXT = "gap"
-PATIENT_RE = re.compile(r"^[A-Z]{0,3}-?[0-9][0-9-]{1,15}$")
 SIDECAR_FORMAT = "emgfeedback-sidecar"
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
 # ============================================================================ small helpers
-def validate_patient_id(pid: str) -> str:
-    """Return ``pid`` if it looks like a pseudonym, else raise :class:`ConfigError`.
-
-    Accepted: up to three capital letters, an optional dash, then 2-16 digits or dashes, starting
-    with a digit (``P-0001``, ``AB-2024-17``, ``0042``).  Anything with lower-case letters,
-    spaces or longer letter runs is refused: it could be a name.
-    """
-    if not isinstance(pid, str) or not PATIENT_RE.match(pid):
-        raise ConfigError(
-            f"patient id {pid!r} is not a pseudonymous id: use up to 3 capital letters, an "
-            "optional dash and digits, e.g. P-0001 (names are never stored)"
-        )
-    return pid
-
-
 def sidecar_path(path: Path | str) -> Path:
     """``FILE.json`` beside ``FILE.edf`` / ``FILE.bdf``."""
     return Path(path).with_suffix(".json")
