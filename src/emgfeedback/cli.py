@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
 from emgfeedback.errors import ConfigError, EmgError
-from emgfeedback.validate import MAX_FS
+from emgfeedback.validate import MAX_FS, write_private
 
 log = logging.getLogger("emgfeedback")
 
@@ -377,7 +377,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
     truth = args.out.with_suffix(args.out.suffix + ".truth.json")
-    truth.write_text(json.dumps(script_to_json(src), indent=1))
+    write_private(truth, json.dumps(script_to_json(src), indent=1, allow_nan=False))
     print(f"wrote {args.out} ({len(chunk)} samples, {len(chunk.channels)} channels, "
           f"{chunk.fs:g} Hz) and ground truth {truth}")
     return 0
@@ -537,7 +537,7 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     if table:
         print(format_table(result))
     if args.json is not None:
-        args.json.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+        write_private(args.json, json.dumps(result.to_json(), indent=1, allow_nan=False))
         print(f"wrote {args.json}")
     return 0
 
@@ -724,6 +724,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything this process writes may hold patient data: owner-only files (0600) and
+    # folders (0700), whatever the caller's umask; the writers also set 0600 explicitly.
+    old_umask = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(old_umask)  # main() called in-process (tests) leaves the caller's umask
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,

@@ -59,7 +59,8 @@ from typing import Any
 import numpy as np
 
 from emgfeedback import __version__
-from emgfeedback.validate import PATIENT_RE, validate_patient_id  # the one rule
+from emgfeedback.validate import (  # the one patient-id rule, private files
+    PATIENT_RE, io_error, private_file, validate_patient_id, write_private)
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.io.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo
@@ -124,9 +125,8 @@ def read_sidecar(path: Path | str) -> dict[str, Any]:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    """Patient data: written ``0600``, atomically (validate.write_private)."""
+    write_private(path, json.dumps(data, indent=1, default=_json_default))
 
 
 def _json_default(o: Any) -> Any:
@@ -307,7 +307,7 @@ class _EdfFile:
         self.transducer = transducer
         self.prefilter = prefilter
         self.n_records = 0
-        self._f = open(path, "wb")  # noqa: SIM115 - kept open for the recording
+        self._f = private_file(path, "wb")  # 0600: patient data; kept open for the recording
         self._f.write(self._header(-1))
         self._f.flush()
         self._last_sync = time.monotonic()
@@ -516,7 +516,28 @@ class Recorder:
                 self._write_sidecar("recording")
 
     def feed(self, p: Any) -> None:
-        """Take one processed chunk (session thread); uses ``p.raw``, ``p.start``, markers."""
+        """Take one processed chunk (session thread); uses ``p.raw``, ``p.start``, markers.
+
+        A write error (disk full, I/O error) stops the recording: the file keeps every record
+        written so far and the error says so and names ``emgfeedback repair``."""
+        try:
+            self._feed(p)
+        except OSError as exc:
+            self._abandon()
+            raise io_error(exc, self.path, repairable=True) from None
+
+    def _abandon(self) -> None:
+        """After a write error: stop writing, release the file, keep what is on disk."""
+        with self._lock:
+            self.closed = True
+            f = self._file
+            if f is not None:
+                try:
+                    f._f.close()
+                except OSError:
+                    pass
+
+    def _feed(self, p: Any) -> None:
         with self._lock:
             if self.closed:
                 return
@@ -545,6 +566,13 @@ class Recorder:
 
     def close(self) -> None:
         """Write the last (padded) record, the true record count and the final sidecar."""
+        try:
+            self._close()
+        except OSError as exc:
+            self._abandon()
+            raise io_error(exc, self.path, repairable=True) from None
+
+    def _close(self) -> None:
         with self._lock:
             if self.closed:
                 return
