@@ -654,6 +654,69 @@ COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair]
 COMMANDS += [_add_analyze]
 
 
+
+# ---------------------------------------------------------------------------- video
+def _finite(kind: str, lo: float, hi: float) -> Callable[[str], float]:
+    def conv(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
+        if not (lo <= v <= hi):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{kind} must be in [{lo:g}, {hi:g}], got {text}")
+        return v
+
+    return conv
+
+
+def _add_video(sub: Any) -> None:
+    p = sub.add_parser("video", help="face measures and video synkinesis of a video file "
+                                     "(needs the video extra)")
+    p.add_argument("file", type=Path, help="video file (MP4/H.264, AVI, ...)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT.json",
+                   help="write per-frame measures, summary and events")
+    p.add_argument("--fs", type=_finite("--fs", 100.0, 20000.0), default=1000.0,
+                   help="EMG sample rate of the sample axis (default 1000 Hz)")
+    p.add_argument("--offset", type=_finite("--offset", 0.0, 1e9), default=0.0,
+                   metavar="SAMPLES", help="EMG sample index of the first frame (default 0)")
+    p.add_argument("--rest", type=_finite("--rest", 0.05, 60.0), default=0.5, metavar="S",
+                   help="seconds of relaxed face at the start used as rest (default 0.5)")
+    p.add_argument("--mirror", action="store_true", help="the frames are a mirror view")
+    p.add_argument("--eye-narrowing", type=_finite("--eye-narrowing", 0.05, 0.95), default=0.30,
+                   metavar="F", help="narrowing of the eye, fraction of rest (default 0.30)")
+    p.set_defaults(func=cmd_video)
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from emgfeedback.video import missing
+
+    why = missing()
+    if why is not None:
+        raise EmgError(why)
+    from emgfeedback.video.analysis import analyze_video
+    from emgfeedback.video.detect import VideoRules
+
+    a = analyze_video(args.file, fs=args.fs, offset_samples=args.offset, rest_s=args.rest,
+                      rules=VideoRules(eye_narrowing=args.eye_narrowing), mirror=args.mirror)
+    s = a.summary()
+    print(f"{args.file}: {s['frames']} frames at {a.fps:g} fps, {a.size[0]}x{a.size[1]}, face in "
+          f"{100 * s['face_fraction']:.0f} % (frontal {100 * s['frontal_fraction']:.0f} %)")
+    for side in ("L", "R"):
+        d = s[side]
+        print(f"  {side}: eye down to {d['eye_min_pct_of_rest']} % of rest, mouth corner up to "
+              f"{d['mouth_peak_excursion']} IOD, brow up to {d['brow_peak_pct_of_rest']} % of rest")
+    print(f"  {len(a.events)} video synkinesis event(s)")
+    for e in a.events:
+        print(f"    {e.side} {e.pattern}: {e.onset / a.fs:.2f}-{e.offset / a.fs:.2f} s, eye "
+              f"{e.eye_pct_of_rest:.0f} % of rest")
+    if args.json is not None:
+        a.write_json(args.json)
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+COMMANDS += [_add_video]
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emgfeedback",
                      description="Surface-EMG biofeedback for facial paralysis rehabilitation.")
