@@ -159,7 +159,7 @@ def test_eye_closure_first_is_ocular_oral_and_reps_decide_the_trigger() -> None:
     samples = np.arange(n) * 33
     (e,) = detect(_rel(eye, mouth), samples, fps)
     assert e.pattern == "ocular-oral"
-    reps = [{"start": 0, "stop": 10**6, "exercise": "smile"}]
+    reps = [(0, 10**6, "smile")]
     (e2,) = detect(_rel(eye, mouth), samples, fps, reps=reps)
     assert e2.trigger == "mouth"
     # A healthy genuine smile narrows the eye about 20 %: under the default 30 % limit.
@@ -259,3 +259,38 @@ def test_video_command_writes_strict_json(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "emgfeedback", "video", str(tmp_path / "x.mp4")],
                          capture_output=True, text=True, env=env, timeout=60)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "no such video" in bad.stderr
+
+
+def test_rep_table_agreement_with_the_emg() -> None:
+    from emgfeedback.video.analysis import emg_reps, measure_landmarks, rep_table
+
+    fps, n = 25.0, 250  # 10 s
+    frames = []
+    for i in range(n):
+        t = i / fps
+        smiling = 2.0 <= t < 4.0 or 6.0 <= t < 8.0
+        # rep 1: the left eye narrows with the smile (synkinesis); rep 2: it does not
+        eye_l = 0.5 if 2.2 <= t < 3.8 else 1.0
+        frames.append(_face(smile=1.0 if smiling else 0.0,
+                            side_scale={"L": eye_l}))
+    lm = np.stack(frames)
+    samples = np.round(np.arange(n) / fps * 1000).astype(int)
+    analysis = {"fs": 1000.0, "reps": [
+        {"rep": 1, "exercise": "smile", "side": "L", "onset_s": 2.0, "offset_s": 4.0,
+         "synkinesis": True},
+        {"rep": 1, "exercise": "smile", "side": "R", "onset_s": 2.0, "offset_s": 4.0,
+         "synkinesis": False},
+        {"rep": 2, "exercise": "smile", "side": "L", "onset_s": 6.0, "offset_s": 8.0,
+         "synkinesis": True},  # the EMG saw one the camera did not
+        {"rep": 2, "exercise": "smile", "side": "R", "onset_s": 6.0, "offset_s": 8.0,
+         "synkinesis": False},
+    ]}
+    assert emg_reps(analysis) == [(2000, 4000, "smile"), (6000, 8000, "smile")]
+    a = measure_landmarks(lm, samples, fps, 1000.0, reps=emg_reps(analysis))
+    assert [(e.side, e.trigger) for e in a.events] == [("L", "mouth")]
+    t = rep_table(a, analysis)
+    assert [r["video_synkinesis"] for r in t["reps"]] == [True, False, False, False]
+    assert [r["agree"] for r in t["reps"]] == [True, True, False, True]
+    assert t["agreement"] == 0.75 and t["judged"] == 4
+    assert t["reps"][0]["eye_min_pct_of_rest"] == pytest.approx(50.0)
+    assert t["kappa"] == pytest.approx(0.5)

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
-from emgfeedback.errors import ConfigError, EmgError
+from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 
 log = logging.getLogger("emgfeedback")
 
@@ -682,6 +682,9 @@ def _add_video(sub: Any) -> None:
     p.add_argument("--rest", type=_finite("--rest", 0.05, 60.0), default=0.5, metavar="S",
                    help="seconds of relaxed face at the start used as rest (default 0.5)")
     p.add_argument("--mirror", action="store_true", help="the frames are a mirror view")
+    p.add_argument("--analysis", type=Path, default=None, metavar="A.json",
+                   help="the session's EMG analysis (emgfeedback analyze --json): per-rep video "
+                        "measures and agreement of the two detectors")
     p.add_argument("--eye-narrowing", type=_finite("--eye-narrowing", 0.05, 0.95), default=0.30,
                    metavar="F", help="narrowing of the eye, fraction of rest (default 0.30)")
     p.set_defaults(func=cmd_video)
@@ -693,11 +696,24 @@ def cmd_video(args: argparse.Namespace) -> int:
     why = missing()
     if why is not None:
         raise EmgError(why)
-    from emgfeedback.video.analysis import analyze_video
+    from emgfeedback.video.analysis import analyze_video, emg_reps, rep_table
     from emgfeedback.video.detect import VideoRules
 
+    emg = None
+    if args.analysis is not None:
+        try:
+            emg = json.loads(args.analysis.read_text(encoding="utf-8"))
+            fs = float(emg["fs"])
+            reps = emg_reps(emg)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise FileFormatError(f"{args.analysis}: not an emgfeedback analysis JSON "
+                                  f"({type(exc).__name__}: {exc}); make one with "
+                                  "'emgfeedback analyze FILE --json OUT'") from None
+        if fs != args.fs:
+            args.fs = fs  # the video goes on the analysed recording's sample axis
     a = analyze_video(args.file, fs=args.fs, offset_samples=args.offset, rest_s=args.rest,
-                      rules=VideoRules(eye_narrowing=args.eye_narrowing), mirror=args.mirror)
+                      rules=VideoRules(eye_narrowing=args.eye_narrowing), mirror=args.mirror,
+                      reps=reps if emg is not None else None)
     s = a.summary()
     print(f"{args.file}: {s['frames']} frames at {a.fps:g} fps, {a.size[0]}x{a.size[1]}, face in "
           f"{100 * s['face_fraction']:.0f} % (frontal {100 * s['frontal_fraction']:.0f} %)")
@@ -709,8 +725,19 @@ def cmd_video(args: argparse.Namespace) -> int:
     for e in a.events:
         print(f"    {e.side} {e.pattern}: {e.onset / a.fs:.2f}-{e.offset / a.fs:.2f} s, eye "
               f"{e.eye_pct_of_rest:.0f} % of rest")
+    doc = a.to_json()
+    if emg is not None:
+        table = rep_table(a, emg)
+        doc["per_rep"] = table
+        print(f"  per rep side with frames ({table['judged']}): camera and EMG "
+              f"agree on {table['agreement']} of them, kappa {table['kappa']}")
+        for r in table["reps"]:
+            print(f"    rep {r['rep']:>3} {r['side']} {r['exercise']:<14} eye min "
+                  f"{r['eye_min_pct_of_rest']} %  mouth {r['mouth_peak_excursion']}  video "
+                  f"{'SYNK' if r['video_synkinesis'] else '-':<4} EMG "
+                  f"{'SYNK' if r['emg_synkinesis'] else '-'}")
     if args.json is not None:
-        a.write_json(args.json)
+        args.json.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
 

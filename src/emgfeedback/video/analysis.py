@@ -29,7 +29,7 @@ from emgfeedback.video.measures import (
     rest_of,
 )
 
-__all__ = ["VideoAnalysis", "analyze_video", "measure_landmarks"]
+__all__ = ["VideoAnalysis", "analyze_video", "measure_landmarks", "emg_reps", "rep_table"]
 
 SCHEMA_VERSION = 1
 
@@ -114,7 +114,7 @@ class VideoAnalysis:
 def measure_landmarks(landmarks: np.ndarray, samples: np.ndarray, fps: float, fs: float,
                       rest_s: float = 0.5, rest_frames: np.ndarray | None = None,
                       rules: VideoRules | None = None, mirrored: bool = False,
-                      reps: list[dict[str, Any]] | None = None,
+                      reps: list[tuple[int, int, str]] | None = None,
                       size: tuple[int, int] = (0, 0), path: Path | None = None) -> VideoAnalysis:
     """The analysis of already-found landmarks ``(frames, 468, 2)`` (NaN = no face)."""
     rules = rules or VideoRules()
@@ -135,7 +135,7 @@ def measure_landmarks(landmarks: np.ndarray, samples: np.ndarray, fps: float, fs
 
 def analyze_video(path: str | Path, fs: float = 1000.0, offset_samples: float = 0.0,
                   rest_s: float = 0.5, rules: VideoRules | None = None, mirror: bool = False,
-                  reps: list[dict[str, Any]] | None = None,
+                  reps: list[tuple[int, int, str]] | None = None,
                   progress: Callable[[int, int | None], None] | None = None) -> VideoAnalysis:
     """Run the face pipeline over the video file ``path``.
 
@@ -172,3 +172,51 @@ def analyze_video(path: str | Path, fs: float = 1000.0, offset_samples: float = 
                           mirrored=mirror, reps=reps, size=size, path=path)
     a.landmarks_ms = ms
     return a
+
+
+def emg_reps(analysis: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """The reps of an EMG analysis JSON (``emgfeedback analyze``) as ``(start, stop, exercise)``
+    sample ranges, one per rep number (a rep's sides share its cue)."""
+    fs = float(analysis["fs"])
+    seen: dict[int, tuple[int, int, str]] = {}
+    for r in analysis.get("reps", []):
+        seen.setdefault(int(r["rep"]), (int(round(float(r["onset_s"]) * fs)),
+                                        int(round(float(r["offset_s"]) * fs)),
+                                        str(r["exercise"])))
+    return [seen[k] for k in sorted(seen)]
+
+
+def rep_table(video: VideoAnalysis, analysis: dict[str, Any]) -> dict[str, Any]:
+    """Per rep and side of the EMG analysis: the video measures during the rep, whether the
+    camera saw synkinesis, and whether the two detectors agree; plus the agreement over all
+    rows (fraction and Cohen's kappa)."""
+    fs = float(analysis["fs"])
+    rows = []
+    for r in analysis.get("reps", []):
+        side = str(r["side"])
+        if side not in ("L", "R"):
+            continue
+        a = int(round(float(r["onset_s"]) * fs))
+        b = int(round(float(r["offset_s"]) * fs))
+        sel = (video.samples >= a) & (video.samples < b) & video.geometry.frontal
+        eye, mouth = video.rel.eye[side][sel], video.rel.mouth[side][sel]
+        vs = any(e.side == side and e.onset < b and e.offset >= a for e in video.events)
+        emg = bool(r.get("synkinesis", False))
+        rows.append({
+            "rep": r["rep"], "exercise": r["exercise"], "side": side, "frames": int(sel.sum()),
+            "eye_min_pct_of_rest": _num(100 * float(np.min(eye)), 1) if eye.size else None,
+            "mouth_peak_excursion": _num(float(np.max(mouth))) if mouth.size else None,
+            "video_synkinesis": vs, "emg_synkinesis": emg,
+            "agree": vs == emg if sel.any() else None,
+        })
+    judged = [x for x in rows if x["agree"] is not None]
+    kappa = None
+    if judged:
+        v = np.array([x["video_synkinesis"] for x in judged], dtype=float)
+        e = np.array([x["emg_synkinesis"] for x in judged], dtype=float)
+        po = float(np.mean(v == e))
+        pe = float(v.mean() * e.mean() + (1 - v.mean()) * (1 - e.mean()))
+        kappa = None if pe >= 1.0 else _num((po - pe) / (1 - pe), 3)
+    return {"reps": rows,
+            "agreement": _num(float(np.mean([x["agree"] for x in judged])), 3) if judged else None,
+            "kappa": kappa, "judged": len(judged)}

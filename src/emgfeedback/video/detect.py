@@ -92,11 +92,11 @@ def _run_start(mask: np.ndarray, i: int) -> int:
 
 
 def detect(rel: Relative, samples: np.ndarray, fps: float, rules: VideoRules | None = None,
-           reps: list[dict[str, Any]] | None = None) -> list[VideoEvent]:
+           reps: list[tuple[int, int, str]] | None = None) -> list[VideoEvent]:
     """Video synkinesis events of ``rel`` (per-frame relative measures).
 
-    ``samples`` holds each frame's EMG sample index; ``reps`` optionally the EMG analysis's reps
-    (dicts with ``start``/``stop`` samples and ``exercise``), which then decide the trigger.
+    ``samples`` holds each frame's EMG sample index; ``reps`` optionally the EMG reps as
+    ``(start_sample, stop_sample, exercise)``, which then decide the trigger.
     """
     rules = rules or VideoRules()
     samples = np.asarray(samples, dtype=np.int64)
@@ -111,9 +111,9 @@ def detect(rel: Relative, samples: np.ndarray, fps: float, rules: VideoRules | N
             if b - a < min_frames:
                 continue
             trigger = "mouth" if _run_start(moving, a) <= _run_start(narrow, a) else "eye"
-            for r in reps or ():
-                if int(r["start"]) <= samples[a] < int(r["stop"]):
-                    trigger = "eye" if "eye" in str(r.get("exercise", "")) else "mouth"
+            for start, stop, exercise in reps or ():
+                if start <= samples[a] < stop:
+                    trigger = "eye" if "eye" in exercise else "mouth"
                     break
             seg = eye[a:b]
             k = a + int(np.nanargmin(seg))
