@@ -62,8 +62,9 @@ from emgfeedback import __version__
 from emgfeedback.validate import (  # the one patient-id rule, private files
     PATIENT_RE, io_error, private_file, validate_patient_id, write_private)
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo
+from emgfeedback.vocabulary import GAP, match_label, parse_annotation
 
 __all__ = [
     "DigitalGrid",
@@ -84,7 +85,7 @@ log = logging.getLogger(__name__)
 
 RECORD_CHOICES_S = (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0)
 ANNOT_BYTES = 240  # bytes of annotation signal per data record (EDF: 120 samples, BDF: 80)
-GAP_TEXT = "gap"
+GAP_TEXT = GAP
 SIDECAR_FORMAT = "emgfeedback-sidecar"
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -711,14 +712,12 @@ def _asdict(obj: Any) -> Any:
 
 
 def _montage(channels: tuple[str, ...]) -> dict[str, Any]:
-    from emgfeedback.clinical.regions import REGIONS
-
     out: dict[str, Any] = {}
     for lab in channels:
-        m = re.match(r"^EMG ([LR])-([A-Z]{3})$", lab)
-        if m and m.group(2) in REGIONS:
-            r = REGIONS[m.group(2)]
-            out[lab] = {"side": m.group(1), "region": r.code, "muscle": r.muscle, "site": r.site}
+        cid = match_label(lab)
+        if cid is not None:
+            r = cid.region
+            out[lab] = {"side": cid.side, "region": r.code, "muscle": r.muscle, "site": r.site}
         else:
             out[lab] = {}
     return out
@@ -862,7 +861,7 @@ class EdfRecording(Recording):
                     for t in texts:
                         s = int(round(onset * fs))
                         d = int(round(dur * fs))
-                        if t == GAP_TEXT:
+                        if parse_annotation(t).kind == GAP:
                             gaps.append((s, d))
                         else:
                             markers.append(Marker(s, d, t))
