@@ -192,6 +192,9 @@ def _add_demo(sub: Any) -> None:
                    help="record the session to EDF+ (needs --patient)")
     p.add_argument("--patient", default=None, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--lsl", action="store_true", help="publish raw/envelope/markers on LSL")
+    p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
+                   help="with --lsl: localhost (default: this machine only), an IPv4 address or "
+                        "interface of this machine (e.g. eth0), or all (every interface)")
     p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_LIVE_S, unit="s"),
                    default=None, help="stop after S seconds of signal")
     p.add_argument("--patient-mode", action="store_true",
@@ -291,7 +294,8 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
         if lsl:
             from emgfeedback.io.lsl import LslPublisher
 
-            closers.append(session.add(LslPublisher(session.source.info)))
+            closers.append(session.add(LslPublisher(
+                session.source.info, scope=getattr(args, "lsl_scope", "localhost"))))
         view = None
         if console:
             view = ConsoleView(chain, title=f"emgfeedback: {source.info.name}",
@@ -586,6 +590,9 @@ def _add_record(sub: Any) -> None:
     p.add_argument("--patient", required=True, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--out", type=Path, required=True, help="output .edf (or .bdf)")
     p.add_argument("--lsl", action="store_true", help="also publish raw/envelope/markers on LSL")
+    p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
+                   help="with --lsl: localhost (default: this machine only), an IPv4 address or "
+                        "interface of this machine (e.g. eth0), or all (every interface)")
     p.set_defaults(func=cmd_record)
 
 
@@ -612,6 +619,9 @@ def _add_replay(sub: Any) -> None:
                    help="run headless at --speed max and write the analysis JSON (as 'analyze')")
     _add_import_options(p)
     p.add_argument("--lsl", action="store_true", help="also publish on LSL")
+    p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
+                   help="with --lsl: localhost (default: this machine only), an IPv4 address or "
+                        "interface of this machine (e.g. eth0), or all (every interface)")
     p.add_argument("--affected", choices=SIDES, default=None,
                    help="affected side for --json (as analyze)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
@@ -642,7 +652,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.lsl:
         from emgfeedback.io.lsl import LslPublisher
 
-        session.add(LslPublisher(source.info))
+        session.add(LslPublisher(source.info, scope=args.lsl_scope))
     try:
         session.run()
     except KeyboardInterrupt:
