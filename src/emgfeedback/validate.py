@@ -27,7 +27,12 @@ __all__ = [
     "PATIENT_RE",
     "MAX_FS",
     "PRIVATE_MODE",
+    "check_annotation",
+    "check_edf_signals",
+    "check_edf_size",
     "check_rate",
+    "check_sidecar",
+    "load_json_file",
     "input_file",
     "io_error",
     "make_private",
@@ -224,3 +229,176 @@ def io_error(exc: OSError, path: str | Path, *, kept: bool = True,
     elif kept:
         msg += "; what was written before is kept"
     return EmgError(msg)
+
+
+# ------------------------------------------------------------------------------ recordings
+MAX_SIGNALS = 512  # EDF signals in one file
+MAX_RECORD_S = 3600.0  # an EDF data record longer than an hour is not a recording we wrote
+MAX_SIDECAR_BYTES = 16 << 20  # a sidecar is a few kB; calibration and analyses make it larger
+MAX_JSON_DEPTH = 64
+PATIENT_REFUSED = "patient_refused"  # set by check_sidecar when the id breaks the rule
+
+
+def check_edf_signals(path: Path | str, *, bdf: bool, record_s: float, labels: list[str],
+                      pmin: list[float], pmax: list[float], dmin: list[int], dmax: list[int],
+                      n_per_record: list[int], annotation: list[bool]) -> None:
+    """Header fields of an EDF/BDF file that would make a reader divide by zero, allocate
+    without bound or scale garbage: one :class:`FileFormatError` naming the file, the signal,
+    the field and the allowed range."""
+    import math
+
+    lo, hi = (-(1 << 23), (1 << 23) - 1) if bdf else (-(1 << 15), (1 << 15) - 1)
+    if not (math.isfinite(record_s) and 0 < record_s <= MAX_RECORD_S):
+        raise FileFormatError(f"{path}: header byte 244: record duration {record_s!r} s is "
+                              f"outside (0, {MAX_RECORD_S:g}] s")
+    if len(labels) > MAX_SIGNALS:
+        raise FileFormatError(f"{path}: {len(labels)} signals (at most {MAX_SIGNALS})")
+    for k, lab in enumerate(labels):
+        where = f"{path}: signal {k + 1} ({lab!r})"
+        n = n_per_record[k]
+        if not 1 <= n <= int(MAX_FS * record_s) + 1:
+            raise FileFormatError(f"{where}: samples per record {n} outside "
+                                  f"[1, {int(MAX_FS * record_s) + 1}] (at most {MAX_FS:g} Hz)")
+        if annotation[k]:
+            continue
+        if not (lo <= dmin[k] < dmax[k] <= hi):
+            raise FileFormatError(f"{where}: digital range [{dmin[k]}, {dmax[k]}] must satisfy "
+                                  f"{lo} <= min < max <= {hi}")
+        if not (math.isfinite(pmin[k]) and math.isfinite(pmax[k]) and pmin[k] != pmax[k]):
+            raise FileFormatError(f"{where}: physical range [{pmin[k]}, {pmax[k]}] must be two "
+                                  "different finite numbers")
+
+
+def check_edf_size(path: Path | str, *, header_bytes: int, record_bytes: int, records: int,
+                   size: int) -> None:
+    """A header that says ``records`` complete records must match the file size; more data
+    than declared means a header field was edited (samples per record, record count), and
+    reading on would scramble every value (pyedflib refuses such a file too).  A file shorter
+    than declared, or ``-1`` records, is a crash the reader recovers from, with a note."""
+    expected = header_bytes + records * record_bytes
+    if records >= 0 and size > expected:
+        raise FileFormatError(
+            f"{path}: the header says {records} records of {record_bytes} bytes ({expected} "
+            f"bytes with the header) but the file has {size}: the header disagrees with the "
+            "file size (samples per record or record count edited?)")
+
+
+def check_annotation(onset: float, duration: float, total_s: float) -> str | None:
+    """Why an annotation's onset/duration is impossible (``None`` when it is fine)."""
+    import math
+
+    if not (math.isfinite(onset) and math.isfinite(duration)):
+        return f"onset {onset!r} s / duration {duration!r} s is not a finite time"
+    if duration < 0:
+        return f"duration {duration:g} s is negative"
+    if onset < -1.0 or onset > total_s + 1.0 or onset + duration > total_s + MAX_RECORD_S:
+        return f"onset {onset:g} s (+{duration:g} s) lies outside the {total_s:g} s recording"
+    return None
+
+
+def _depth(obj: Any, limit: int) -> int:
+    stack = [(obj, 1)]
+    deepest = 0
+    while stack:
+        o, d = stack.pop()
+        deepest = max(deepest, d)
+        if d > limit:
+            return d
+        if isinstance(o, dict):
+            stack += [(v, d + 1) for v in o.values()]
+        elif isinstance(o, list):
+            stack += [(v, d + 1) for v in o]
+    return deepest
+
+
+def load_json_file(path: Path | str, what: str, max_bytes: int = MAX_SIDECAR_BYTES) -> Any:
+    """A JSON document from a regular file of bounded size and nesting depth (no RecursionError,
+    no NaN/Infinity literals); :class:`FileFormatError` naming the file otherwise."""
+    import json
+
+    p = input_file(path, what, max_bytes)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{p}: damaged {what} (not UTF-8 at byte {exc.start})") from None
+    # the nesting depth is bounded before parsing (json.loads recurses per level)
+    depth = 0
+    in_str = esc = False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise FileFormatError(f"{p}: damaged {what}: nested deeper than "
+                                      f"{MAX_JSON_DEPTH} levels")
+        elif ch in "]}":
+            depth -= 1
+
+    def _no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise FileFormatError(f"{p}: damaged {what} JSON ({exc})") from None
+
+
+# fields of a recording's sidecar that readers use, with their types and ranges
+_SIDECAR_INTS = {"version": (0, 1000), "first_sample": (0, 1 << 62), "samples": (0, 1 << 62),
+                 "slots": (0, 1 << 62), "lost_samples": (0, 1 << 62), "gaps": (0, 1 << 40)}
+_SIDECAR_STRS = ("format", "recording", "status", "started", "affected_side")
+_SIDECAR_MAPS = ("source", "digital", "montage", "dsp", "program", "calibration", "thresholds")
+
+
+def check_sidecar(data: Any, path: Path | str) -> dict[str, Any]:
+    """``data`` if it is a sidecar whose known fields have their types and ranges (unknown keys
+    are kept: sidecars grow), else a :class:`FileFormatError` naming the file and the field.
+    A patient id that breaks the rule is withheld: ``patient`` becomes ``None`` and
+    ``data[PATIENT_REFUSED]`` says why (older recordings stay readable; nothing shows the id)."""
+    import math
+
+    if not isinstance(data, dict):
+        raise FileFormatError(f"{path}: sidecar is not a JSON object")
+    for key, (lo, hi) in _SIDECAR_INTS.items():
+        v = data.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
+            raise FileFormatError(f"{path}: sidecar field {key!r} must be a whole number in "
+                                  f"[{lo}, {hi}], got {v!r}")
+    fs = data.get("fs")
+    if fs is not None and (isinstance(fs, bool) or not isinstance(fs, (int, float))
+                           or not math.isfinite(fs) or not 0 < fs <= MAX_FS):
+        raise FileFormatError(f"{path}: sidecar field 'fs' must be a rate in (0, {MAX_FS:g}] "
+                              f"Hz, got {fs!r}")
+    for key in _SIDECAR_STRS:
+        v = data.get(key)
+        if v is not None and not isinstance(v, str):
+            raise FileFormatError(f"{path}: sidecar field {key!r} must be text, got {v!r}")
+    for key in _SIDECAR_MAPS:
+        v = data.get(key)
+        if v is not None and not isinstance(v, dict):
+            raise FileFormatError(f"{path}: sidecar field {key!r} must be an object, got "
+                                  f"{type(v).__name__}")
+    src = data.get("source")
+    bits = src.get("adc_bits") if isinstance(src, dict) else None
+    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int)
+                             or not 0 <= bits <= 32):
+        raise FileFormatError(f"{path}: sidecar field 'source.adc_bits' must be a whole number "
+                              f"in [0, 32], got {bits!r}")
+    ch = data.get("channels")
+    if ch is not None and (not isinstance(ch, list) or not all(isinstance(c, str) for c in ch)):
+        raise FileFormatError(f"{path}: sidecar field 'channels' must be a list of labels")
+    pid = data.get("patient")
+    if pid is not None:
+        why = patient_id_problem(pid)
+        if why is not None:  # withheld, never shown; the recording stays readable
+            data["patient"] = None
+            data[PATIENT_REFUSED] = why
+    return data

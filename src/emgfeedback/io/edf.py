@@ -60,7 +60,8 @@ import numpy as np
 
 from emgfeedback import __version__
 from emgfeedback.validate import (  # the one patient-id rule, private files
-    PATIENT_RE, io_error, private_file, validate_patient_id, write_private)
+    PATIENT_RE, check_annotation, check_edf_signals, check_edf_size, check_sidecar, io_error,
+    load_json_file, private_file, validate_patient_id, write_private)
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo
@@ -114,15 +115,9 @@ def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
 def read_sidecar(path: Path | str) -> dict[str, Any]:
     """The sidecar of recording ``path`` (``{}`` when there is none)."""
     sp = sidecar_path(path)
-    if not sp.is_file():
+    if not sp.exists():
         return {}
-    try:
-        data = json.loads(sp.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{sp}: damaged sidecar JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise FileFormatError(f"{sp}: sidecar is not a JSON object")
-    return data
+    return check_sidecar(load_json_file(sp, "sidecar"), sp)  # types, ranges, patient rule
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
@@ -808,6 +803,12 @@ class EdfRecording(Recording):
         rec_bytes = sum(nsamp) * bps
         if rec_bytes <= 0 or rec_s <= 0:
             raise _bad(path, 244, "record duration or samples per record is not positive")
+        ann_name = "BDF Annotations" if bdf else "EDF Annotations"
+        is_ann = [lab == ann_name or lab == "EDF Annotations" for lab in labels]
+        check_edf_signals(path, bdf=bdf, record_s=rec_s, labels=labels, pmin=pmin, pmax=pmax,
+                          dmin=dmin, dmax=dmax, n_per_record=nsamp, annotation=is_ann)
+        check_edf_size(path, header_bytes=hbytes, record_bytes=rec_bytes, records=nrec_hdr,
+                       size=size)
         avail, tail = divmod(size - hbytes, rec_bytes)
         notes: list[str] = []
         if nrec_hdr == -1 or nrec_hdr > avail:
@@ -823,8 +824,6 @@ class EdfRecording(Recording):
         if nrec <= 0:
             raise FileFormatError(f"{path}: byte {hbytes}: no complete data record "
                                   f"({size - hbytes} data bytes, a record has {rec_bytes})")
-        ann_name = "BDF Annotations" if bdf else "EDF Annotations"
-        is_ann = [lab == ann_name or lab == "EDF Annotations" for lab in labels]
         data_idx = [k for k in range(ns) if not is_ann[k]]
         if not data_idx:
             raise FileFormatError(f"{path}: no data signals (only annotations)")
@@ -856,8 +855,14 @@ class EdfRecording(Recording):
         for k in [k for k in range(ns) if is_ann[k]]:
             a, b = int(starts[k]), int(starts[k + 1])
             block = np.asarray(self._mm[:, a:b])
+            total_s = nrec * rec_s
+            refused: list[str] = []
             for r in range(nrec):
                 for onset, dur, texts in _parse_tals(bytes(block[r])):
+                    why = check_annotation(onset, dur, total_s)
+                    if why is not None:
+                        refused.append(f"record {r}: {texts[0][:40]!r}: {why}")
+                        continue
                     for t in texts:
                         s = int(round(onset * fs))
                         d = int(round(dur * fs))
@@ -865,6 +870,8 @@ class EdfRecording(Recording):
                             gaps.append((s, d))
                         else:
                             markers.append(Marker(s, d, t))
+            if refused:
+                notes.append(f"{len(refused)} impossible annotation(s) ignored, e.g. {refused[0]}")
         markers.sort(key=lambda m: m.sample)
         n_slots = nrec * nmax
         if sidecar.get("format") == SIDECAR_FORMAT and isinstance(sidecar.get("slots"), int):

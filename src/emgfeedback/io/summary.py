@@ -68,10 +68,10 @@ def summarise(path: Path | str, block_s: float = 10.0, **load_options: Any) -> d
             "notes": list(rec.notes),
         }
         if sc:
-            from emgfeedback.validate import patient_id_problem
+            from emgfeedback.validate import PATIENT_REFUSED, patient_id_problem
 
             pid = sc.get("patient")
-            why = patient_id_problem(pid) if pid is not None else None
+            why = patient_id_problem(pid) if pid is not None else sc.get(PATIENT_REFUSED)
             if why is None:
                 doc["patient"] = pid
             else:  # an edited sidecar: never echo what could be a name or a birth date

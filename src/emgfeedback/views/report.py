@@ -771,11 +771,13 @@ def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
 
 
 def _read_analysis(path: Path) -> dict[str, Any]:
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: no such analysis file") from None
-    except (OSError, ValueError) as exc:
+    from emgfeedback.validate import load_json_file
+
+    try:  # regular file, bounded size and depth, no NaN literals
+        result = load_json_file(path, "analysis file")
+    except FileFormatError as exc:
+        raise FileFormatError(f"{exc}: not the JSON of 'emgfeedback analyze'") from None
+    except OSError as exc:
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' ({exc})") from None
     if not isinstance(result, dict):
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' (not an object)")
