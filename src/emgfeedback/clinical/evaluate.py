@@ -105,8 +105,8 @@ def patient_calibration(seed: int, params: ModelParams | None = None) -> Calibra
     recordings of the same sitting."""
     from emgfeedback.sources.facesim import calibration_s
 
-    p = replace(params or ModelParams(), calibration=True)
-    rec, _ = simulated_recording("session", calibration_s(p) + 2.0, seed, p)
+    sim = replace(params or ModelParams(), calibration=True)
+    rec, _ = simulated_recording("session", calibration_s(sim) + 2.0, seed, sim)
     from emgfeedback.clinical.calibration import Calibrator
     from emgfeedback.dsp.chain import Chain
     from emgfeedback.stream import Chunk
