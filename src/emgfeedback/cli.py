@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 
 from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
-from emgfeedback.errors import ConfigError, EmgError
+from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.vocabulary import SIDES
 
 log = logging.getLogger("emgfeedback")
 
@@ -377,7 +378,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def _simulate_edf(path: Path, src: Any, parts: Any) -> None:
     """EDF+/BDF+ of simulated chunks (gaps stay gaps), written by the same recorder as a live
     session."""
-    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.stream import Processed
     from emgfeedback.io.edf import Recorder, grid_for
 
     grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
@@ -496,7 +497,7 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--program", type=Path, default=None, help="exercise program TOML")
     p.add_argument("--exercise", default=None,
                    help="the whole file is one rep of this exercise (no annotations needed)")
-    p.add_argument("--affected", choices=("L", "R"), default=None, help="affected side")
+    p.add_argument("--affected", choices=SIDES, default=None, help="affected side")
     p.add_argument("--calibration", choices=("annotations", "auto"), default="annotations",
                    help="rest/mvc annotations (default; automatic fallback where missing) or "
                         "the automatic estimate only")
@@ -570,7 +571,7 @@ def _add_replay(sub: Any) -> None:
                    help="run headless at --speed max and write the analysis JSON (as 'analyze')")
     _add_import_options(p)
     p.add_argument("--lsl", action="store_true", help="also publish on LSL")
-    p.add_argument("--affected", choices=("L", "R"), default=None,
+    p.add_argument("--affected", choices=SIDES, default=None,
                    help="affected side for --json (as analyze)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None)
@@ -701,6 +702,96 @@ def cmd_repair(args: argparse.Namespace) -> int:
 COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair]
 COMMANDS += [_add_analyze]
 
+
+
+# ---------------------------------------------------------------------------- video
+def _finite(kind: str, lo: float, hi: float) -> Callable[[str], float]:
+    def conv(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
+        if not (lo <= v <= hi):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{kind} must be in [{lo:g}, {hi:g}], got {text}")
+        return v
+
+    return conv
+
+
+def _add_video(sub: Any) -> None:
+    p = sub.add_parser("video", help="face measures and video synkinesis of a video file "
+                                     "(needs the video extra)")
+    p.add_argument("file", type=Path, help="video file (MP4/H.264, AVI, ...)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT.json",
+                   help="write per-frame measures, summary and events")
+    p.add_argument("--fs", type=_finite("--fs", 100.0, 20000.0), default=1000.0,
+                   help="EMG sample rate of the sample axis (default 1000 Hz)")
+    p.add_argument("--offset", type=_finite("--offset", 0.0, 1e9), default=0.0,
+                   metavar="SAMPLES", help="EMG sample index of the first frame (default 0)")
+    p.add_argument("--rest", type=_finite("--rest", 0.05, 60.0), default=0.5, metavar="S",
+                   help="seconds of relaxed face at the start used as rest (default 0.5)")
+    p.add_argument("--mirror", action="store_true", help="the frames are a mirror view")
+    p.add_argument("--analysis", type=Path, default=None, metavar="A.json",
+                   help="the session's EMG analysis (emgfeedback analyze --json): per-rep video "
+                        "measures and agreement of the two detectors")
+    p.add_argument("--eye-narrowing", type=_finite("--eye-narrowing", 0.05, 0.95), default=0.30,
+                   metavar="F", help="narrowing of the eye, fraction of rest (default 0.30)")
+    p.set_defaults(func=cmd_video)
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from emgfeedback.video import missing
+
+    why = missing()
+    if why is not None:
+        raise EmgError(why)
+    from emgfeedback.video.analysis import analyze_video, emg_reps, rep_table
+    from emgfeedback.video.detect import VideoRules
+
+    emg = None
+    if args.analysis is not None:
+        try:
+            emg = json.loads(args.analysis.read_text(encoding="utf-8"))
+            fs = float(emg["fs"])
+            reps = emg_reps(emg)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise FileFormatError(f"{args.analysis}: not an emgfeedback analysis JSON "
+                                  f"({type(exc).__name__}: {exc}); make one with "
+                                  "'emgfeedback analyze FILE --json OUT'") from None
+        if fs != args.fs:
+            args.fs = fs  # the video goes on the analysed recording's sample axis
+    a = analyze_video(args.file, fs=args.fs, offset_samples=args.offset, rest_s=args.rest,
+                      rules=VideoRules(eye_narrowing=args.eye_narrowing), mirror=args.mirror,
+                      reps=reps if emg is not None else None)
+    s = a.summary()
+    print(f"{args.file}: {s['frames']} frames at {a.fps:g} fps, {a.size[0]}x{a.size[1]}, face in "
+          f"{100 * s['face_fraction']:.0f} % (frontal {100 * s['frontal_fraction']:.0f} %)")
+    for side in ("L", "R"):
+        d = s[side]
+        print(f"  {side}: eye down to {d['eye_min_pct_of_rest']} % of rest, mouth corner up to "
+              f"{d['mouth_peak_excursion']} IOD, brow up to {d['brow_peak_pct_of_rest']} % of rest")
+    print(f"  {len(a.events)} video synkinesis event(s)")
+    for e in a.events:
+        print(f"    {e.side} {e.pattern}: {e.onset / a.fs:.2f}-{e.offset / a.fs:.2f} s, eye "
+              f"{e.eye_pct_of_rest:.0f} % of rest")
+    doc = a.to_json()
+    if emg is not None:
+        table = rep_table(a, emg)
+        doc["per_rep"] = table
+        print(f"  per rep side with frames ({table['judged']}): camera and EMG "
+              f"agree on {table['agreement']} of them, kappa {table['kappa']}")
+        for r in table["reps"]:
+            print(f"    rep {r['rep']:>3} {r['side']} {r['exercise']:<14} eye min "
+                  f"{r['eye_min_pct_of_rest']} %  mouth {r['mouth_peak_excursion']}  video "
+                  f"{'SYNK' if r['video_synkinesis'] else '-':<4} EMG "
+                  f"{'SYNK' if r['emg_synkinesis'] else '-'}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+COMMANDS += [_add_video]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emgfeedback",

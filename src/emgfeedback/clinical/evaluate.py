@@ -18,7 +18,7 @@ from emgfeedback.clinical.analysis import Analysis, analyze
 from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.detect import SynkinesisEvent
 from emgfeedback.clinical.exercises import Program
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.sources.facesim import ModelParams, TruthEvent
 
 __all__ = ["Score", "match_events", "patient_calibration", "simulate_and_analyze",

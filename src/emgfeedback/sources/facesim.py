@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import signal
 
-from emgfeedback.clinical.regions import EXERCISES, format_label, parse_label
+from emgfeedback.vocabulary import EXERCISES, REST, format_label, format_mvc, parse_label
 from emgfeedback.errors import ConfigError
 
 __all__ = [
@@ -346,7 +346,7 @@ class _Builder:
 
     def rest(self, dur: float, annotate: bool = False) -> None:
         if annotate:
-            self.script.cues.append(Cue("rest", self.s(self.t), self.s(self.t + dur)))
+            self.script.cues.append(Cue(REST, self.s(self.t), self.s(self.t + dur)))
         self.t += dur
 
     def synkinesis_onset(self, on: float, off: float) -> float:
@@ -410,7 +410,7 @@ class _Builder:
             for side in self.sides():
                 if not self.has(side, code):
                     continue
-                self.script.cues.append(Cue(f"mvc {side}-{code}", self.s(t0), self.s(t1), side))
+                self.script.cues.append(Cue(format_mvc(f"{side}-{code}"), self.s(t0), self.s(t1), side))
                 on = t0 + float(self.rng.uniform(0.2, 0.4))
                 off = t1 - float(self.rng.uniform(0.1, 0.3))
                 self.activate(f"{side}-{code}", on, off, float(self.rng.uniform(90, 100)), "mvc")

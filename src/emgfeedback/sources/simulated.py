@@ -37,7 +37,7 @@ from emgfeedback.sources.facesim import (
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
 
 if TYPE_CHECKING:
-    from emgfeedback.io.recording import ArrayRecording
+    from emgfeedback.recording import ArrayRecording
 
 __all__ = ["SimulatedSource"]
 
@@ -153,7 +153,7 @@ class SimulatedSource(SourceBase):
         """The whole remaining signal (or ``parts``, what :meth:`read_segments` returned) as an
         in-memory recording: cue markers, gaps (NaN in their slots, listed in ``gaps``), the
         front end's rails."""
-        from emgfeedback.io.recording import ArrayRecording
+        from emgfeedback.recording import ArrayRecording
 
         if parts is None:
             parts = self.read_segments()
