@@ -9,7 +9,7 @@ from scipy import signal
 from emgfeedback.config import DspConfig
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.sources import open_source
-from emgfeedback.clinical.regions import EXERCISES
+from emgfeedback.vocabulary import EXERCISES
 from emgfeedback.sources.facesim import SCENARIOS, ModelParams, calibration_s
 from emgfeedback.sources.simulated import SimulatedSource
 
