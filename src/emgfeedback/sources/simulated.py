@@ -207,7 +207,8 @@ class SimulatedSource(SourceBase):
 
 
 def facial_signal(scenario: str | None, seed: int, channels: tuple[str, ...],
-                  mains: float | None = None) -> "Callable[[int, float, int], np.ndarray]":
+                  mains: float | None = None, confounders: str | None = None
+                  ) -> "Callable[[int, float, int], np.ndarray]":
     """The facial model's samples in µV for ``channels``, as the simavr board's analog input
     (pin A<i> carries ``channels[i]``; the simavr source labels its channels the same way).
     Used by the CLI (``--board simavr``) and the GUI's Connect screen alike."""
@@ -216,6 +217,10 @@ def facial_signal(scenario: str | None, seed: int, channels: tuple[str, ...],
         params = ModelParams(fs=fs, channels=channels)
         if mains:
             params = replace(params, mains_hz=float(mains))
+        if confounders:
+            params = apply_confounders(params, confounders)
+        # Lost samples are the wire's business, not the electrodes': no gaps in the input.
+        params = replace(params, gaps_per_min=0.0)
         src = SimulatedSource(scenario or "smile-synkinesis", n / fs, seed, speed=None,
                               params=params)
         with src:

@@ -48,7 +48,7 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     from emgfeedback.views.gui.program import program_choices, resolve_program, validate_patient_id
     from emgfeedback.views.gui.window import MainWindow
 
-    patient_mode = bool(getattr(args, "patient_mode", False))
+    patient_mode = bool(getattr(args, "patient_mode", False)) or cfg.ui.patient_mode
     patient = getattr(args, "patient", None)
     if patient is not None:
         err = validate_patient_id(str(patient))
@@ -79,7 +79,8 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
         opts = dict(req.options)
         if req.kind == "simulated":
             opts.update(duration=duration, fs=getattr(args, "fs", None),
-                        mains=getattr(args, "mains", None))
+                        mains=getattr(args, "mains", None),
+                        confounders=",".join(getattr(args, "confounder", None) or []) or None)
         req = ConnectRequest(req.board, opts, req.patient_id, req.program, req.affected_side,
                              record=bool(record) or not patient_mode,
                              record_path=str(record or ""))

@@ -380,7 +380,7 @@ class SessionController:
                  record_dir: Path | None = None, db: Path | None = None) -> None:
         self.config = config or Config()
         self.patient_mode = patient_mode
-        self.record_dir = record_dir or Path.cwd()
+        self.record_dir = record_dir or Path(self.config.ui.record_dir or Path.cwd())
         self.db = db
         self.protocol = Protocol()
         self.request: ConnectRequest | None = None
@@ -470,7 +470,8 @@ class SessionController:
         self.stopped_early = False
         follow = req.kind in FOLLOW_KINDS
         self.affected = req.affected_side
-        self.feedback = ClinicFeedback(program, self.affected, on_calibrated=self._calibrated)
+        self.feedback = ClinicFeedback(program, self.affected, on_calibrated=self._calibrated,
+                                       calibration_config=self.config.calibration)
         self.recording = RecordingControl(
             req.patient_id, self._new_recording_path,
             sidecar={"program": program_sidecar(program, None if follow else self.protocol),

@@ -96,7 +96,7 @@ class MainWindow(QMainWindow):
     patient_mode:
         Home use: one patient screen (big words, face map, start / pause / stop).
     fps:
-        Redraw rate of the timer (30-60).
+        Redraw rate of the timer (default: the configuration's ``ui.fps``).
     record_dir, db:
         Where recordings go; the patient history database.
     sound_sink:
@@ -104,7 +104,7 @@ class MainWindow(QMainWindow):
     """
 
     def __init__(self, config: Config | None = None, patient_mode: bool = False,
-                 fps: float = 30.0, record_dir: Path | None = None,
+                 fps: float | None = None, record_dir: Path | None = None,
                  db: Path | None = None,
                  sound_sink: Callable[[Any, int], None] | None = None) -> None:
         super().__init__()
@@ -208,7 +208,7 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.tick)
-        self.set_fps(fps)
+        self.set_fps(fps if fps is not None else self.config.ui.fps)
         if patient_mode:
             self.nav_box.setVisible(False)
             self.statusBar().setVisible(False)
