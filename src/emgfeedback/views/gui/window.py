@@ -395,16 +395,17 @@ class MainWindow(QMainWindow):
         if self.record_btn.text() != text:
             self.record_btn.setText(text)
         alive = self.ctl.running
+        ending = self.ctl.phase == "summary"  # the session thread is closing the recording
         self.record_btn.setEnabled(alive and state in ("off", "on"))
-        self.stop_btn.setEnabled(alive)
-        self.pause_btn.setEnabled(alive)
-        self.marker_btn.setEnabled(alive)
+        self.stop_btn.setEnabled(alive and not ending)
+        self.pause_btn.setEnabled(alive and not ending)
+        self.marker_btn.setEnabled(alive and not ending)
         if self.pause_btn.isChecked() != self.ctl.paused:
             self.pause_btn.blockSignals(True)
             self.pause_btn.setChecked(self.ctl.paused)
             self.pause_btn.blockSignals(False)
         self.pause_btn.setText("Resume" if self.ctl.paused else "Pause")
-        self.patient_screen.set_running(alive, finished=self.ctl.phase == "summary")
+        self.patient_screen.set_running(alive and not ending, finished=ending)
 
     # ------------------------------------------------------------------ errors
     def show_error(self, text: str) -> None:
