@@ -73,6 +73,7 @@ print(json.dumps(res))
 '''
 
 
+@pytest.mark.slow
 def test_controller_runs_a_whole_session_without_qt(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     r = subprocess.run([sys.executable, "-c", DRIVE, str(tmp_path)], capture_output=True,
@@ -194,3 +195,89 @@ def test_clinician_grades_are_validated(tmp_path: Path) -> None:
         save_clinician(rec, Clinician("", 7, None))
     with pytest.raises(ConfigError, match="Sunnybrook"):
         save_clinician(rec, Clinician("", None, 16))
+
+
+def _chunk(start: int, n: int, fs: float = 1000.0) -> object:
+    from emgfeedback.stream import Processed, Quality, Status
+
+    ch = ("EMG L-ZYG", "EMG R-ZYG")
+    z = np.zeros((n, 2))
+    q = Quality(start, np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2))
+    return Processed(start, fs, ch, z, z, z, q, Status())
+
+
+def test_leading_runner_holds_its_next_cue_while_paused() -> None:
+    from emgfeedback.views.gui.program import ProgramRunner, Protocol, resolve_program
+
+    marks: list[tuple[str, int, int]] = []
+    pos = [0]
+    runner = ProgramRunner(resolve_program("Smile x3 (clinic check)"),
+                           lambda text, n: marks.append((text, n, pos[0])),
+                           protocol=Protocol(rest_s=1.0, rest_gap_s=0.5, mvc_trials=1,
+                                             mvc_hold_s=1.0, mvc_gap_s=0.5))
+
+    def feed(seconds: float) -> None:
+        for _ in range(int(seconds * 100)):
+            runner.feed(_chunk(pos[0], 10))  # type: ignore[arg-type]
+            pos[0] += 10
+
+    feed(0.1)
+    snap = runner.snapshot()
+    assert snap.steps_total == 1 + 1 + 3 and snap.steps_done == 0  # rest, ZYG, 3 smiles
+    runner.start_calibration()
+    feed(1.2)
+    assert [m[0] for m in marks] == ["rest"]
+    runner.pause()
+    feed(5.0)  # the rest ends as planned; no new cue while paused
+    assert [m[0] for m in marks] == ["rest"] and runner.snapshot().paused
+    runner.resume()
+    at = pos[0]
+    feed(2.5)
+    mvc = [m for m in marks if m[0].startswith("mvc")]
+    assert [m[0] for m in mvc] == ["mvc L-ZYG", "mvc R-ZYG"]
+    # The cue lands at the end of the chunk it was issued in: 2 s to get ready after Resume.
+    assert 2000 <= mvc[0][2] + 10 - at <= 2010
+    feed(2.0)
+    assert runner.calibration_queued_done() and runner.snapshot().steps_done == 2
+    runner.start_exercises()
+    feed(0.01)
+    # The first rep waits for the end of the last trial's gap, never overlapping it.
+    assert [m[0] for m in marks][-1] == "smile"
+
+
+def test_a_retracted_alert_is_said_as_taken_back() -> None:
+    from emgfeedback.clinical.detect import SynkinesisEvent
+    from emgfeedback.clinical.montage import Montage
+    from emgfeedback.views.gui.feedback import RETRACTED_KINDS, ClinicFeedback
+    from emgfeedback.views.gui.program import resolve_program
+    from emgfeedback.views.gui.words import retracted_words
+
+    fbk = ClinicFeedback(resolve_program("Smile x3 (clinic check)"), "L")
+    fbk.montage = Montage.from_labels(("EMG L-OOC", "EMG L-ZYG"), "L")
+    ev = SynkinesisEvent(channel="L-OOC", trigger="L-ZYG", exercise="smile", rep=0, onset=10,
+                         alert=20, offset=None, peak_pct_mvc=40.0)
+    fbk._on_event("raised", ev)
+    assert fbk._flagged == {0}
+    fbk._on_event(RETRACTED_KINDS[0], ev)
+    assert fbk._flagged == set() and fbk._retracted == ["L-OOC"]
+    assert retracted_words(["L-OOC"]) == ("That was only a blink of your left eye: it does not "
+                                          "count. Carry on.")
+
+
+@pytest.mark.slow
+def test_demo_opens_connect_with_the_command_lines_choices(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "QT_QPA_PLATFORM": "offscreen",
+           "EMGFEEDBACK_DB": str(tmp_path / "h.sqlite")}
+    shot = tmp_path / "demo.png"
+    r = subprocess.run([sys.executable, "-m", "emgfeedback", "demo", "--patient", "P-0042",
+                        "--program", "Standard NMR", "--scenario", "smile-synkinesis",
+                        "--connect", "--speed", "10", "--duration", "200", "--screenshot",
+                        str(shot), "--after", "3"],
+                       capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 10000
+    for args, words_ in ((["--patient-mode"], "patient mode needs --patient ID"),
+                         (["--patient", "P-0007", "--program", "Nope"], "unknown program 'Nope'")):
+        r = subprocess.run([sys.executable, "-m", "emgfeedback", "demo", *args],
+                           capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+        assert r.returncode != 0 and words_ in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -39,14 +39,9 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     picture of the window after S seconds and exits.  Called in the main thread; returns the
     exit status.
     """
-    import pyqtgraph as pg
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
-
     from emgfeedback.errors import ConfigError
     from emgfeedback.views.gui.controller import ConnectRequest
     from emgfeedback.views.gui.program import program_choices, resolve_program, validate_patient_id
-    from emgfeedback.views.gui.window import MainWindow
 
     patient_mode = bool(getattr(args, "patient_mode", False)) or cfg.ui.patient_mode
     patient = getattr(args, "patient", None)
@@ -60,6 +55,13 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     program = str(getattr(args, "program", None) or next(iter(program_choices())))
     resolve_program(program)  # a bad program is one line now, not a banner later
     record = getattr(args, "record", None)
+    # Qt only once the command line is known to be good (an error is one line, at once).
+    import pyqtgraph as pg
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from emgfeedback.views.gui.window import MainWindow
+
     app = QApplication.instance() or QApplication(sys.argv[:1])
     pg.setConfigOptions(antialias=False)
     win = MainWindow(cfg, patient_mode=patient_mode)
