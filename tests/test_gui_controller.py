@@ -281,3 +281,33 @@ def test_demo_opens_connect_with_the_command_lines_choices(tmp_path: Path) -> No
         r = subprocess.run([sys.executable, "-m", "emgfeedback", "demo", *args],
                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
         assert r.returncode != 0 and words_ in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_stop_ends_the_session_early_with_a_summary(tmp_path: Path) -> None:
+    import time
+
+    from emgfeedback.views.gui.controller import ConnectRequest, SessionController
+
+    ctl = SessionController(record_dir=tmp_path, db=tmp_path / "h.sqlite")
+    req = ConnectRequest("simulated", {"scenario": "session", "seed": 1, "speed": 20.0,
+                                       "duration": 300.0}, "P-0042", "Smile x3 (clinic check)",
+                         "L", record=False)
+    assert ctl.connect(req) is None
+    t0 = time.monotonic()
+    while not (ctl.held is not None and ctl.held.waiting_for_start):
+        ctl.pull()
+        time.sleep(0.01)
+        assert time.monotonic() - t0 < 20
+    ctl.start_calibration()
+    while ctl.pull().guidance.step != "rest":
+        time.sleep(0.01)
+        assert time.monotonic() - t0 < 20
+    ctl.stop()
+    while ctl.running:
+        time.sleep(0.01)
+        assert time.monotonic() - t0 < 20
+    f = ctl.pull()
+    assert ctl.phase == "summary" and ctl.stopped_early and ("ended", "") in f.events
+    assert f.guidance.title == "Session complete"
+    assert f.guidance.summary == ("You stopped before the exercises began. That is fine: try "
+                                  "again when ready.")

@@ -447,7 +447,8 @@ class MainWindow(QMainWindow):
             self._status_bar(status, fb)
             if self.frame_hook is not None:
                 self.frame_hook(status.total)
-        self.patient_screen.refresh(frame.guidance, fb)
+        if self.patient_mode:
+            self.patient_screen.refresh(frame.guidance, fb)
         if frame.screen is not None:
             self.show_screen(frame.screen)
         else:
