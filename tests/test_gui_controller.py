@@ -311,3 +311,34 @@ def test_stop_ends_the_session_early_with_a_summary(tmp_path: Path) -> None:
     assert f.guidance.title == "Session complete"
     assert f.guidance.summary == ("You stopped before the exercises began. That is fine: try "
                                   "again when ready.")
+
+
+@pytest.mark.firmware
+@pytest.mark.slow
+def test_simavr_on_connect_is_fed_the_facial_model() -> None:
+    from emgfeedback.sources import simavr as SIM
+    from emgfeedback.sources.facesim import DEFAULT_CHANNELS
+    from emgfeedback.sources.simulated import facial_signal
+    from emgfeedback.views.gui.controller import ConnectRequest, source_factory
+
+    missing = SIM.toolchain_missing()
+    if missing is not None:
+        pytest.skip(f"{missing} (CI installs them)")
+    # What the Connect screen asks for: the board, the scenario and seed of the patient model.
+    req = ConnectRequest("simavr", {"speed": None, "scenario": "smile-synkinesis", "seed": 5,
+                                    "input_seconds": 4.0},
+                         "P-0042", "Smile x3 (clinic check)")
+    src = source_factory(req)()
+    with src:
+        assert tuple(src.info.channels) == tuple(DEFAULT_CHANNELS)
+        chunk = src.read(5.0)
+        assert chunk is not None and len(chunk) > 0
+        fed = src.input_mv  # type: ignore[attr-defined]
+        assert fed is not None
+        n = len(fed)
+        model = facial_signal("smile-synkinesis", 5, tuple(DEFAULT_CHANNELS))(
+            n, src.info.fs, len(DEFAULT_CHANNELS))
+        assert np.array_equal(fed, SIM.front_end_mv(model))
+        # The samples read back are the firmware's conversions of exactly that input.
+        counts = np.rint(chunk.data / src.info.extra["uv_per_count"] + 512).astype(np.int64)
+        assert np.array_equal(counts, SIM.expected_counts(fed)[: len(counts)])
