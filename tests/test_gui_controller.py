@@ -342,3 +342,59 @@ def test_simavr_on_connect_is_fed_the_facial_model() -> None:
         # The samples read back are the firmware's conversions of exactly that input.
         counts = np.rint(chunk.data / src.info.extra["uv_per_count"] + 512).astype(np.int64)
         assert np.array_equal(counts, SIM.expected_counts(fed)[: len(counts)])
+
+
+@pytest.mark.slow
+def test_patient_mode_on_a_live_board_leads_the_whole_session(tmp_path: Path) -> None:
+    """A board without a protocol of its own (here the simulated patient at rest, its cues
+    dropped): patient mode's Start calibrates and then runs the exercises by itself."""
+    import time
+
+    from emgfeedback.sources.simulated import SimulatedSource
+    from emgfeedback.stream import Chunk, SourceBase
+    from emgfeedback.views.gui.controller import ConnectRequest, SessionController
+
+    class NoCues(SourceBase):
+        def __init__(self) -> None:
+            self.inner = SimulatedSource("rest", duration=60.0, seed=1, speed=None)
+            self.info = self.inner.info
+
+        def open(self) -> None:
+            self.inner.open()
+
+        def start(self) -> None:
+            self.inner.start()
+
+        def read(self, timeout: float | None = None) -> Chunk | None:
+            time.sleep(0.001)  # paced: the test's pulls see every step
+            c = self.inner.read(timeout)
+            return None if c is None else Chunk(c.data, c.start, c.fs, c.channels, c.status)
+
+        @property
+        def finished(self) -> bool:
+            return bool(self.inner.finished)
+
+    from emgfeedback.views.gui.program import Protocol
+
+    ctl = SessionController(patient_mode=True, record_dir=tmp_path)
+    ctl.protocol = Protocol(rest_s=3.0, rest_gap_s=0.5, mvc_trials=1, mvc_hold_s=1.5,
+                            mvc_gap_s=0.5)
+    req = ConnectRequest("serial:/dev/null", {}, "P-0042", "Smile x3 (clinic check)", "L",
+                         record=False)
+    assert ctl.start_patient_session(req, NoCues) is None
+    steps: list[str] = []
+    t0 = time.monotonic()
+    while ctl.phase != "summary" and time.monotonic() - t0 < 90:
+        g = ctl.pull().guidance
+        if not steps or steps[-1] != g.step:
+            steps.append(g.step)
+        time.sleep(0.005)
+    ctl.disconnect()
+    assert ctl.phase == "summary", steps
+    assert ctl.leading and steps.count("exercise") == 3, steps
+    first = steps.index("rest")
+    assert steps.index("effort") > first and steps.index("exercise") > steps.index("effort")
+    markers = [m for m in ctl.live.status().markers] if ctl.live is not None else []
+    mvc_end = max(m.sample + m.duration for m in markers if m.text.startswith("mvc"))
+    smile = min(m.sample for m in markers if m.text == "smile")
+    assert smile >= mvc_end  # the first rep never overlaps the last maximum effort
