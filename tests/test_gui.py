@@ -212,9 +212,9 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
 
     # `analyze` of the recording gives exactly the table shown live: same rep results (every
     # number), same events.
-    from emgfeedback.clinical.analysis import analyze, load_for_analysis
+    from emgfeedback.app.analyze import analyze, load_for_analysis
     from emgfeedback.clinical.montage import Montage
-    from emgfeedback.views.gui.program import resolve_program
+    from emgfeedback.app.program import resolve_program
     from emgfeedback.views.gui.screens import rep_rows
 
     offline = load_for_analysis(edf)

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 from emgfeedback.cli import main
-from emgfeedback.clinical.analysis import analyze, load_for_analysis
+from emgfeedback.app.analyze import analyze, load_for_analysis
 from emgfeedback.clinical.live import LiveClinic
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.io.edf import Recorder
-from emgfeedback.session import Session
+from emgfeedback.app.pipeline import Pipeline, RecordingGrid
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.simulated import SimulatedSource
 
@@ -19,17 +18,14 @@ from emgfeedback.sources.simulated import SimulatedSource
 def _live(tmp_path: Path, seconds: float = 130.0) -> tuple[Path, LiveClinic, SimulatedSource]:
     src = SimulatedSource("session", seconds, 7, speed=None, block_ms=10.0,
                           params=ModelParams(synkinesis_prob=0.8))
-    session = Session(src)
-    chain = session.open()
     out = tmp_path / "live.edf"
-    rec = Recorder.attach(session, out, patient="P-0007")
+    session = Pipeline(src, recording=RecordingGrid.for_path(out))
+    chain = session.open()
+    rec = session.start_recording(out, patient="P-0007")
     clinic = LiveClinic(chain, Montage.from_labels(src.info.channels, "L"),
                         annotate=rec.annotate)
     session.add(clinic)
-    session.run()
-    session.close()
-    clinic.close()
-    rec.close()
+    session.run()  # closes the source, the recorder, then the clinic
     return out, clinic, src
 
 

@@ -8,7 +8,7 @@ from scipy import signal
 
 from emgfeedback.config import DspConfig
 from emgfeedback.dsp.chain import Chain
-from emgfeedback.sources import open_source
+from emgfeedback.sources.registry import open_source
 from emgfeedback.sources.facesim import SCENARIOS, ModelParams
 from emgfeedback.sources.simulated import SimulatedSource
 

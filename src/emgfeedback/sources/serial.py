@@ -48,7 +48,6 @@ from emgfeedback.errors import (
     SourceError,
     SourceTimeout,
 )
-from emgfeedback.sources import register
 from emgfeedback.stream import Chunk, SourceBase, SourceInfo, Status
 
 log = logging.getLogger(__name__)
@@ -314,7 +313,6 @@ class SerialSource(SourceBase):
         handshake_timeout: float = 3.0,
         queue_size: int = 512,
         read_timeout: float = 0.02,
-        **_ignored: Any,
     ) -> None:
         if not port:
             raise ConfigError("serial board needs a port: --board serial:/dev/ttyUSB0")
@@ -532,14 +530,23 @@ class SerialSource(SourceBase):
     _start_leftover = b""
 
     def read(self, timeout: float | None = None) -> Chunk | None:
-        """Next chunk, or ``None`` after ``timeout`` s; re-raises reader-thread errors."""
-        try:
-            return self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()
-        except queue.Empty:
-            if self._error is not None:
-                err, self._error = self._error, None
-                raise err
-            return None
+        """Next chunk, or ``None`` after ``timeout`` s (``None``: block until data, a reader-thread
+        error, or the reader's end); re-raises reader-thread errors."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                if timeout == 0:
+                    return self._queue.get_nowait()
+                wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
+                return self._queue.get(timeout=wait)
+            except queue.Empty:
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                if deadline is None and (self._thread is None or not self._thread.is_alive()):
+                    return None  # nothing can arrive any more
 
     def stop(self) -> None:
         """Stop the reader thread and the board's streaming (consumer thread)."""
@@ -739,10 +746,11 @@ class SerialSource(SourceBase):
             self._start_leftover = b""
 
 
-def _factory(arg: str, **options: Any) -> SerialSource:
-    if "baud" in options and "baudrate" not in options:
-        options["baudrate"] = options.pop("baud")
-    return SerialSource(arg, **options)
-
-
-register("serial", _factory)
+def create(arg: str = "", *, baud: int = DEFAULT_BAUD, fs: float | None = None,
+           n_channels: int | None = None, labels: Sequence[str] | None = None,
+           format: str = "auto", text_scale: float = 1.0, reconnect: bool = True,
+           reconnect_timeout: float = 60.0, handshake_timeout: float = 3.0) -> SerialSource:
+    """``serial:PORT`` (registry factory; typed options)."""
+    return SerialSource(arg, baudrate=baud, fs=fs, n_channels=n_channels, labels=labels,
+                        format=format, text_scale=text_scale, reconnect=reconnect,
+                        reconnect_timeout=reconnect_timeout, handshake_timeout=handshake_timeout)

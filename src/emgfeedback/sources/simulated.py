@@ -12,15 +12,15 @@ planted synkinesis events) is available as :attr:`SimulatedSource.script`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
-from emgfeedback import sources
 from emgfeedback.sources.facesim import SCENARIOS, FaceModel, ModelParams, Script, make_script
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
 
-__all__ = ["SimulatedSource"]
+__all__ = ["SimulatedSource", "create", "facial_signal"]
 
 #: Physical range of the simulated front end (a ±2.5 mV input range, as the Nano board's).
 SIM_RANGE_UV = (-2500.0, 2500.0)
@@ -143,20 +143,43 @@ class SimulatedSource(SourceBase):
         )
 
 
-def _factory(arg: str = "", *, scenario: str | None = None, duration: float | None = None,
-             seed: int = 0, speed: float | None = 1.0, fs: float | None = None,
-             mains: float | None = None, **params: object) -> SimulatedSource:
-    p = ModelParams()
-    changes: dict[str, object] = {k: v for k, v in params.items() if v is not None}
+def create(arg: str = "", *, scenario: str | None = None, duration: float | None = None,
+           seed: int = 0, speed: float | None = 1.0, fs: float | None = None,
+           mains: float | None = None, block_ms: float = 10.0,
+           noise_uv: tuple[float, float] | None = None, synkinesis_prob: float | None = None,
+           affected_side: str | None = None, affected_strength: float | None = None,
+           channels: tuple[str, ...] | None = None,
+           params: ModelParams | None = None) -> SimulatedSource:
+    """``simulated[:SCENARIO]``: the facial model (registry factory; typed options)."""
+    p = params or ModelParams()
+    model = dict(noise_uv=noise_uv, synkinesis_prob=synkinesis_prob,
+                 affected_side=affected_side, affected_strength=affected_strength,
+                 channels=channels)
+    changes: dict[str, object] = {k: v for k, v in model.items() if v is not None}
     if fs:
         changes["fs"] = float(fs)
     if mains:
         changes["mains_hz"] = float(mains)
     if changes:
         p = replace(p, **changes)  # type: ignore[arg-type]
-    return SimulatedSource(scenario or arg or "session", duration, seed, speed, params=p)
-
-
-sources.register("simulated", _factory)
+    return SimulatedSource(scenario or arg or "session", duration, seed, speed,
+                           block_ms=block_ms, params=p)
 
 __all__ += ["SCENARIOS"]
+
+
+def facial_signal(scenario: str, channels: tuple[str, ...], *, seed: int = 0,
+                  mains: float | None = None) -> Callable[[int, float, int], np.ndarray]:
+    """The facial model's samples in µV for ``channels`` as an analog input: what the simavr
+    board's ADC pins carry (pin A<i> gets ``channels[i]``; the source labels its channels the
+    same way)."""
+
+    def signal(n: int, fs: float, n_channels: int) -> np.ndarray:
+        params = ModelParams(fs=fs, channels=channels)
+        if mains:
+            params = replace(params, mains_hz=float(mains))
+        src = SimulatedSource(scenario, n / fs, seed, speed=None, params=params)
+        with src:
+            return src.read_all().data
+
+    return signal
