@@ -73,7 +73,7 @@ class Keep:
     def __init__(self) -> None:
         self.items: list = []
 
-    def feed(self, p) -> None:  # noqa: ANN001
+    def feed(self, p) -> None:
         self.items.append(p)
 
     def close(self) -> None:

@@ -13,7 +13,8 @@ from emgfeedback.sources.facesim import SCENARIOS, ModelParams
 from emgfeedback.sources.simulated import SimulatedSource
 
 
-def _whole(scenario: str, seconds: float = 30.0, seed: int = 1, **params) -> tuple[SimulatedSource, np.ndarray]:
+def _whole(scenario: str, seconds: float = 30.0, seed: int = 1,
+           **params) -> tuple[SimulatedSource, np.ndarray]:
     src = SimulatedSource(scenario, seconds, seed, speed=None, params=ModelParams(**params))
     with src:
         return src, src.read_all().data

@@ -441,7 +441,8 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
 
 
 # ---------------------------------------------------------------------------- entry point
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _add_report, _add_progress, _add_history]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _add_report,
+                                         _add_progress, _add_history]
 
 # ---------------------------------------------------------------------------- recording & files
 def _add_record(sub: Any) -> None:

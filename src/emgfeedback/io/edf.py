@@ -324,7 +324,7 @@ class _EdfFile:
         self.transducer = transducer
         self.prefilter = prefilter
         self.n_records = 0
-        self._f = open(path, "wb")  # noqa: SIM115 - kept open for the recording
+        self._f = open(path, "wb")
         self._f.write(self._header(-1))
         self._f.flush()
         self._last_sync = time.monotonic()

@@ -79,7 +79,7 @@ DEFAULT_LABELS = (
 
 def _serial() -> Any:
     try:
-        import serial  # noqa: PLC0415
+        import serial
     except ModuleNotFoundError as exc:  # pragma: no cover - pyserial is a dependency
         raise SourceError("pyserial is not installed: pip install pyserial") from exc
     return serial
@@ -201,7 +201,7 @@ def identify_port(device: str, timeout: float = 2.5, baudrate: int = DEFAULT_BAU
     try:
         ser.reset_input_buffer()
         hs = _handshake(ser, timeout)
-    except Exception as exc:  # noqa: BLE001 - a port listing must list, whatever the port does
+    except Exception as exc:
         return PortInfo(device, error=f"{type(exc).__name__}: {exc}")
     finally:
         ser.close()
@@ -223,10 +223,10 @@ def list_ports(
     """
     found: list[tuple[str, str, str]] = []
     try:
-        from serial.tools import list_ports as lp  # noqa: PLC0415
+        from serial.tools import list_ports as lp
 
         found = [(p.device, p.description or "", p.hwid or "") for p in lp.comports()]
-    except Exception as exc:  # noqa: BLE001 - listing is best effort
+    except Exception as exc:
         log.warning("cannot enumerate serial ports: %s", exc)
     found += [(d, "", "") for d in extra if d not in {f[0] for f in found}]
     if not identify:
@@ -558,7 +558,7 @@ class SerialSource(SourceBase):
             try:
                 self._ser.write(P.encode_command(P.CMD_STOP))
                 self._ser.flush()
-            except Exception as exc:  # noqa: BLE001 - best effort on the way out
+            except Exception as exc:
                 log.debug("STOP not sent: %s", exc)
 
     def close(self) -> None:
@@ -583,7 +583,7 @@ class SerialSource(SourceBase):
                     data = self._ser.read(waiting) if waiting else self._ser.read(1)
                     if data and len(data) < 2048:
                         self._stop.wait(0.015)
-                except Exception as exc:  # noqa: BLE001 - any I/O failure is a disconnect
+                except Exception as exc:
                     serial = _serial()
                     if not isinstance(exc, (serial.SerialException, OSError)):
                         raise
@@ -592,7 +592,7 @@ class SerialSource(SourceBase):
                 if data:
                     self._last_rx = time.monotonic()
                     self._process(data)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:
             log.error("serial reader stopped: %s", exc)
             self._error = exc if isinstance(exc, SourceError) else SourceError(
                 f"serial reader failed on {self.port}: {type(exc).__name__}: {exc}"
@@ -670,7 +670,7 @@ class SerialSource(SourceBase):
         self._connected = False
         try:
             self._ser.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         lost_at = time.monotonic()
         last_rx = self._last_rx
@@ -698,11 +698,11 @@ class SerialSource(SourceBase):
                     self._pending = self._pending.merged(Status(reconnects=1))
                 else:
                     self._resume_binary(ser, last_rx)
-            except Exception as e:  # noqa: BLE001 - try again until reconnect_timeout
+            except Exception as e:
                 log.info("reconnect attempt on %s failed: %s", self.port, e)
                 try:
                     ser.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
                 self._stop.wait(0.1)
                 continue

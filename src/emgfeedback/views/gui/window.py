@@ -359,7 +359,7 @@ class MainWindow(QMainWindow):
         self.session = None
         self.connect_screen.set_connected(False)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         self.disconnect_board()
         super().closeEvent(event)
