@@ -19,7 +19,7 @@ from emgfeedback.sources import simavr as SIM
 from emgfeedback.stream import Chunk, SourceBase
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fakeboard import FakeBoard  # noqa: E402  (tests/ is not a package)
+from fakeboard import FakeBoard
 
 
 
