@@ -331,6 +331,11 @@ class Session:
     def is_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the worker thread to end (the source ended, an error, or :meth:`stop`)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def stop(self, timeout: float | None = None) -> None:
         """Ask the session to stop after the current chunk (any thread); with a worker thread
         and ``timeout``, wait that long for it to end."""
