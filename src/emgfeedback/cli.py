@@ -286,7 +286,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
     truth = args.out.with_suffix(args.out.suffix + ".truth.json")
-    truth.write_text(json.dumps(script_to_json(src), indent=1))
+    truth.write_text(json.dumps(script_to_json(src), indent=1, allow_nan=False))
     print(f"wrote {args.out} ({len(chunk)} samples, {len(chunk.channels)} channels, "
           f"{chunk.fs:g} Hz) and ground truth {truth}")
     return 0
