@@ -40,7 +40,7 @@ from emgfeedback.clinical.montage import Montage
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.stream import Marker, Processed
 from emgfeedback.errors import CalibrationError
-from emgfeedback.app.program import Cue
+from emgfeedback.vocabulary import Cue
 
 __all__ = ["CalibrationRow", "ClinicFeedback", "FeedbackSnapshot"]
 
@@ -185,7 +185,7 @@ class ClinicFeedback:
         with self._lock:
             for m in p.markers:
                 cue = Cue(m.text, m.sample, m.sample + max(m.duration, 0))
-                if cue.kind_in(self.program) != "other":
+                if cue.kind_in(self.program.names()) != "other":
                     self._cues.append(cue)
                     self._last_cue = cue
             self._cues = [c for c in self._cues if c.stop > p.stop]

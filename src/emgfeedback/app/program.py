@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback.clinical.exercises import Program, default_program, load_program
-from emgfeedback.vocabulary import EXERCISES, REST, format_mvc, parse_annotation, parse_label
+from emgfeedback.vocabulary import EXERCISES, REST, Cue, format_mvc, parse_annotation, parse_label
 from emgfeedback.stream import Processed
 
 __all__ = [
     "FOLLOW_KINDS",
-    "Cue",
     "Protocol",
     "cue_text",
     "ProgramRunner",
@@ -123,28 +122,6 @@ def cue_text(program: Program, name: str) -> str:
     if ex is not None and ex.cue:
         return ex.cue
     return EXERCISES[name].cue if name in EXERCISES else name
-
-
-@dataclass(frozen=True)
-class Cue:
-    """A protocol period seen in the stream: ``text`` from ``start`` to ``stop`` (samples)."""
-
-    text: str
-    start: int
-    stop: int
-
-    @property
-    def kind(self) -> str:
-        """``rest``, ``mvc``, ``exercise`` or ``other`` (markers)."""
-        k = parse_annotation(self.text).kind
-        return k if k in ("rest", "mvc", "exercise") else "other"
-
-    def kind_in(self, program: Program) -> str:
-        """Like :attr:`kind`, with the exercises the program defines besides the vocabulary."""
-        k = self.kind
-        if k == "other" and program.find(self.text) is not None:
-            return "exercise"
-        return k
 
 
 # --------------------------------------------------------------------------- runner

@@ -39,13 +39,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.vocabulary import REGIONS, parse_annotation, parse_label
+from emgfeedback.vocabulary import REGIONS, Cue, parse_annotation, parse_label
 from emgfeedback.dsp.quality import assess
 from emgfeedback.config import QualityConfig
 from emgfeedback.views.gui.live import ColumnCache, LiveBuffers, LiveStatus
 from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
 from emgfeedback.app.feedback import FeedbackSnapshot
-from emgfeedback.app.program import Cue, RunnerSnapshot, program_choices
+from emgfeedback.app.program import RunnerSnapshot, program_choices
 from emgfeedback.views.gui.program import validate_patient_id
 from emgfeedback.views.gui.widgets import COLOURS, RegionBar, TrafficLight
 

@@ -40,11 +40,10 @@ from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
 from emgfeedback.errors import EmgError
 from emgfeedback.stream import SourceBase
-from emgfeedback.vocabulary import EVENT_TYPES, MARKER, parse_annotation
+from emgfeedback.vocabulary import EVENT_TYPES, MARKER, Cue, parse_annotation
 from emgfeedback.app.feedback import ClinicFeedback, FeedbackSnapshot
 from emgfeedback.app.program import (
     FOLLOW_KINDS,
-    Cue,
     ProgramRunner,
     Protocol,
     program_sidecar,
@@ -594,7 +593,7 @@ class MainWindow(QMainWindow):
             if parse_annotation(m.text).kind in EVENT_TYPES:
                 continue  # a replayed alert: the detector raises it again below
             cue = Cue(m.text, m.sample, m.sample + m.duration)
-            kind = cue.kind_in(program) if program is not None else cue.kind
+            kind = cue.kind_in(program.names()) if program is not None else cue.kind
             kind = "marker" if kind == "other" else kind
             out.append((m.sample, m.sample + m.duration, kind, -1))
         index = {c.replace("EMG ", ""): i for i, c in enumerate(fb.channels)}
