@@ -19,7 +19,7 @@ import numpy as np
 
 from emgfeedback.app.pipeline import Consumer, Pipeline
 from emgfeedback.clinical.analysis import Analysis
-from emgfeedback.clinical.calibration import Calibration, CalibrationConfig, Calibrator
+from emgfeedback.clinical.calibration import Calibration, Calibrator
 from emgfeedback.clinical.detect import Detector
 from emgfeedback.clinical.exercises import Program, default_program, load_program
 from emgfeedback.clinical.live import LiveClinic
@@ -54,16 +54,18 @@ def analyze_file(path: str | Path, *, montage: str | Path | None = None,
     sidecar, else the program; ``import_options`` as :func:`load_for_analysis`."""
     from emgfeedback.io.edf import sidecar_affected_side
 
+    cfg = config or Config()
     rec = load_for_analysis(path, **import_options)
     if isinstance(program, Program):
         prog = program
     else:
-        prog = load_program(program) if program else default_program()
+        prog = (load_program(program, cfg.detection) if program
+                else default_program(cfg.detection))
     # The side the recording's sidecar states wins over the program's default.
     side = affected or sidecar_affected_side(rec.sidecar or {}) or prog.affected_side
     mont = (load_montage(montage, rec.channels, side) if montage
             else Montage.from_labels(rec.channels, side))
-    return analyze(rec, mont, prog, exercise=exercise, calibration=calibration, config=config)
+    return analyze(rec, mont, prog, exercise=exercise, calibration=calibration, config=cfg)
 
 
 def analyze(
@@ -97,7 +99,7 @@ def analyze(
         Chunk size fed to the detector (results do not depend on it).
     """
     cfg = config or Config()
-    program = program or default_program()
+    program = program or default_program(cfg.detection)
     montage = montage or Montage.from_labels(rec.channels)
     if montage.affected_side is None and program.affected_side is not None:
         montage = montage.with_affected(program.affected_side)
@@ -126,7 +128,7 @@ def analyze(
         if calibration not in ("annotations", "auto"):
             raise ValueError(f"calibration must be 'annotations', 'auto' or a Calibration, "
                              f"got {calibration!r}")
-        calib = Calibrator(rec.fs, names, rec.rails_uv, CalibrationConfig(), cfg.quality)
+        calib = Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality)
         envelopes: list[np.ndarray] = []
 
         class _Collect:

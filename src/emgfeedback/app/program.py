@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emgfeedback.clinical.exercises import Program, default_program, load_program
+from emgfeedback.clinical.exercises import DetectionConfig, Program, default_program, load_program
 from emgfeedback.vocabulary import EXERCISES, REST, Cue, format_mvc, parse_annotation, parse_label
 from emgfeedback.stream import Processed
 
@@ -86,17 +86,18 @@ def program_choices() -> dict[str, Path | None]:
     return out
 
 
-def resolve_program(choice: str) -> Program:
-    """The program called ``choice`` in :func:`program_choices`, or the TOML file ``choice``;
-    raises :class:`~emgfeedback.errors.ConfigError` (one line) for anything else."""
+def resolve_program(choice: str, detection: DetectionConfig | None = None) -> Program:
+    """The program called ``choice`` in :func:`program_choices`, or the TOML file ``choice``
+    (``detection``: the configuration's detection defaults); raises
+    :class:`~emgfeedback.errors.ConfigError` (one line) for anything else."""
     from emgfeedback.errors import ConfigError
 
     choices = program_choices()
     if choice in choices:
         f = choices[choice]
-        return default_program() if f is None else load_program(f)
+        return default_program(detection) if f is None else load_program(f, detection)
     if choice.lower().endswith(".toml"):
-        return load_program(choice)
+        return load_program(choice, detection)
     raise ConfigError(f"unknown program {choice!r} (known: {', '.join(choices)}, or a .toml file)")
 
 

@@ -78,8 +78,9 @@ class SessionSpec:
     recordable:
         Samples go on a recording grid from the first sample so that a recording can start
         later (the GUI's Record button), as if it had been started at once.
-    lsl:
-        Publish raw, envelope and markers on Lab Streaming Layer outlets.
+    lsl, lsl_scope:
+        Publish raw, envelope and markers on Lab Streaming Layer outlets, on loopback unless
+        ``lsl_scope`` names an interface (:class:`emgfeedback.io.lsl.LslPublisher`).
     duration_s:
         Stop after this many seconds of signal (sample count), or when the source ends.
     calibration:
@@ -100,6 +101,7 @@ class SessionSpec:
     patient: str | None = None
     recordable: bool = False
     lsl: bool = False
+    lsl_scope: str = "localhost"
     duration_s: float | None = None
     calibration: Calibration | None = None
 
@@ -169,7 +171,7 @@ class Session:
                  on_opened: Callable[["Session"], None] | None = None,
                  on_recording_error: Callable[[BaseException], None] | None = None) -> None:
         self.spec = spec
-        self.program = spec.program or default_program()
+        self.program = spec.program or default_program(spec.config.detection)
         follow = spec.follow if spec.follow is not None else spec.kind in FOLLOW_KINDS
         self.follow = follow
         record = spec.record_to is not None or spec.recordable or recording is not None
@@ -189,7 +191,8 @@ class Session:
         if spec.clinic is not False:
             self.feedback = ClinicFeedback(self.program, spec.affected_side,
                                            calibration=spec.calibration, on_event=on_event,
-                                           on_calibrated=self._calibrated)
+                                           on_calibrated=self._calibrated,
+                                           calibration_config=spec.config.calibration)
             self.runner = ProgramRunner(self.program, None if follow else self.pipeline.mark,
                                         protocol=spec.protocol, auto=spec.auto_program)
         self.views = list(views)
@@ -256,7 +259,7 @@ class Session:
         if self.spec.lsl:
             from emgfeedback.io.lsl import LslPublisher
 
-            self.lsl = pl.add(LslPublisher(info))
+            self.lsl = pl.add(LslPublisher(info, scope=self.spec.lsl_scope))
         for v in self.views:
             pl.add(v if isinstance(v, Consumer) else v(self))
         if self.on_opened is not None:

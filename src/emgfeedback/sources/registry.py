@@ -19,7 +19,8 @@ only when used, and importing this module imports no source.
 Each factory is ``create(arg, *, option=default, ...)``: ``arg`` is the part after the colon,
 and its keyword-only parameters are the source's **typed options**.  :func:`open_source`
 rejects an option the factory does not take, by name, and a value of the wrong type, with one
-:class:`~emgfeedback.errors.ConfigError` line, before anything is opened.
+:class:`~emgfeedback.errors.ConfigError` line, before anything is opened.  A factory that also
+takes ``**more`` (the simulated board: its model's parameters) checks those names itself.
 """
 
 from __future__ import annotations
@@ -123,7 +124,11 @@ def check_options(kind: str, options: Mapping[str, Any]) -> None:
     fn = factory(kind)
     params = options_of(kind)
     hints = typing.get_type_hints(fn)
+    more = any(p.kind is inspect.Parameter.VAR_KEYWORD
+               for p in inspect.signature(fn).parameters.values())
     for name, value in options.items():
+        if name not in params and more:
+            continue  # the factory checks these itself (simulated: the model's parameters)
         if name not in params:
             known = ", ".join(sorted(params)) or "none"
             raise ConfigError(f"board {kind!r} has no option {name!r} (its options: {known})")

@@ -51,7 +51,8 @@ def run_demo(args: argparse.Namespace, cfg: Config,
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     pg.setConfigOptions(antialias=False)
-    win = MainWindow(cfg, patient_mode=bool(getattr(args, "patient_mode", False)))
+    win = MainWindow(cfg, patient_mode=bool(getattr(args, "patient_mode", False))
+                     or cfg.ui.patient_mode)
     patient = str(getattr(args, "patient", None) or "DEM-01")
     err = validate_patient_id(patient)
     if err:
