@@ -142,8 +142,8 @@ def test_tones_are_synthesised_and_follow_the_settings() -> None:
     settings = SoundSettings(enabled=True, volume=0.5)
     player = Player(settings, sink=lambda buf, rate: captured.append((buf, rate)))
     assert player.play("hold") and player.play("relax") and player.play("joined")
-    assert [k for k in player.played] == ["hold", "relax", "joined"]
-    for (buf, rate), kind in zip(captured, ("hold", "relax", "joined")):
+    assert player.played == ["hold", "relax", "joined"]
+    for buf, rate in captured:
         assert rate == RATE and buf.dtype == np.int16 and 0.25 * RATE < len(buf) < 0.5 * RATE
         assert np.abs(buf).max() == round(0.5 * 0.8 * 32767)
         assert abs(int(buf[0])) < 200 and abs(int(buf[-1])) < 200  # soft edges, no click
@@ -248,7 +248,7 @@ def test_leading_runner_holds_its_next_cue_while_paused() -> None:
 def test_a_retracted_alert_is_said_as_taken_back() -> None:
     from emgfeedback.clinical.detect import SynkinesisEvent
     from emgfeedback.clinical.montage import Montage
-    from emgfeedback.views.gui.feedback import RETRACTED_KINDS, ClinicFeedback
+    from emgfeedback.app.feedback import RETRACTED_KINDS, ClinicFeedback
     from emgfeedback.views.gui.program import resolve_program
     from emgfeedback.views.gui.words import retracted_words
 

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import QPoint, QRect, Qt  # noqa: E402
-from PySide6.QtWidgets import (  # noqa: E402
+from PySide6.QtCore import QPoint, QRect, Qt
+from PySide6.QtWidgets import (
     QAbstractScrollArea,
     QApplication,
     QLabel,
@@ -22,13 +22,13 @@ from PySide6.QtWidgets import (  # noqa: E402
     QWidget,
 )
 
-from emgfeedback.config import Config  # noqa: E402
-from emgfeedback.io.edf import read_sidecar  # noqa: E402
-from emgfeedback.sources.simulated import SimulatedSource  # noqa: E402
-from emgfeedback.views.gui.controller import ConnectRequest  # noqa: E402
-from emgfeedback.views.gui.widgets import RegionBar  # noqa: E402
-from emgfeedback.views.gui.window import MainWindow  # noqa: E402
-from emgfeedback.views.gui.words import plain_problems  # noqa: E402
+from emgfeedback.config import Config
+from emgfeedback.io.edf import read_sidecar
+from emgfeedback.sources.simulated import SimulatedSource
+from emgfeedback.views.gui.controller import ConnectRequest
+from emgfeedback.views.gui.widgets import RegionBar
+from emgfeedback.views.gui.window import MainWindow
+from emgfeedback.views.gui.words import plain_problems
 
 SIZES = ((1280, 720), (1366, 768), (1920, 1080))
 PROGRAM = "Smile x3 (clinic check)"

@@ -2,9 +2,8 @@
 
 ``emgfeedback demo`` calls :func:`run_demo` when a display is present.  Modules:
 
-``live``      ring buffers and counters handed from the session thread to the window (no Qt)
-``program``   the protocol in samples: programs (clinical TOML), the program runner (no Qt)
-``feedback``  the clinical engine (LiveClinic: calibration, Detector) for the screens (no Qt)
+``live``      ring buffers handed from the session thread to the window (no Qt)
+``program``   the Connect screen's patient-id check (programs and the runner: app.program)
 ``after``     after a recording: analysis, patient history, report (no Qt)
 ``controller`` the session without Qt: phases, screen state, guidance, pause/resume/stop
 ``words``     plain words for the patient (no Qt)
@@ -20,28 +19,34 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from emgfeedback.config import Config
+from emgfeedback.stream import SourceBase
 
 __all__ = ["run_demo"]
 
 log = logging.getLogger(__name__)
 
 
-def run_demo(args: argparse.Namespace, cfg: Config) -> int:
+def run_demo(args: argparse.Namespace, cfg: Config,
+             make_source: Callable[[], SourceBase] | None = None) -> int:
     """Open the window on the board named by the command line and run the Qt event loop.
 
     The Connect screen comes first, filled in from the command line (``--board``,
     ``--scenario``, ``--patient``, ``--program``, ``--record``); the therapist connects.  With
     ``--patient-mode`` the patient screen waits for its Start button (``--patient`` needed);
-    ``--connect`` starts at once (scripted runs); ``--screenshot OUT.png --after S`` saves a
-    picture of the window after S seconds and exits.  Called in the main thread; returns the
+    ``--connect`` starts at once (scripted runs); both start the source ``make_source`` builds
+    from the command line's board options (a board changed on the Connect screen is built from
+    the screen's choice).  ``--screenshot OUT.png --after S`` saves a picture of the window after
+    S seconds and exits.  Called in the main thread; returns the
     exit status.
     """
     from emgfeedback.errors import ConfigError
     from emgfeedback.views.gui.controller import ConnectRequest
-    from emgfeedback.views.gui.program import program_choices, resolve_program, validate_patient_id
+    from emgfeedback.app.program import program_choices, resolve_program
+    from emgfeedback.views.gui.program import validate_patient_id
 
     patient_mode = bool(getattr(args, "patient_mode", False)) or cfg.ui.patient_mode
     patient = getattr(args, "patient", None)
@@ -53,7 +58,7 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
         raise ConfigError("patient mode needs --patient ID: the pseudonymous id your therapist "
                           "gave you, e.g. P-0042")
     program = str(getattr(args, "program", None) or next(iter(program_choices())))
-    resolve_program(program)  # a bad program is one line now, not a banner later
+    resolve_program(program, cfg.detection)  # a bad program is one line now, not a banner later
     record = getattr(args, "record", None)
     # Qt only once the command line is known to be good (an error is one line, at once).
     import pyqtgraph as pg
@@ -69,9 +74,8 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     cs.set_choice(args.board, args.scenario, str(patient or ""), program)
     cs.record.setChecked(bool(record) or not patient_mode)
     cs.seed = int(getattr(args, "seed", 0) or 0)
-    from emgfeedback.cli import _speed  # the CLI's one --speed rule
-
-    cs.speed = _speed(str(getattr(args, "speed", "1")))
+    speed = str(getattr(args, "speed", None) or "1")  # checked by the command line already
+    cs.speed = None if speed in ("max", "inf") else float(speed)
     # A simulated script of 24 h takes seconds to build: the demo runs 2 h unless told otherwise.
     duration = args.duration if args.duration else 7200.0
     req = cs.request() if patient is not None else None
@@ -87,6 +91,7 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
                              record=bool(record) or not patient_mode,
                              record_path=str(record or ""))
     win.patient_request = req
+    win.patient_factory = make_source
     win.show()
     if getattr(args, "connect", False):
         if req is None:
@@ -94,7 +99,7 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
         if patient_mode:
             win.start_patient()
         else:
-            win.start(req)
+            win.start_source(make_source, req)
             win.ctl.start_calibration()
     shot_arg = getattr(args, "screenshot", None)
     shot = str(shot_arg) if shot_arg else None

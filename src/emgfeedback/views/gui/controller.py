@@ -16,8 +16,9 @@ with pause / resume / stop at any point after Connect.  The therapist starts the
 (*Start calibration*) and, on a live board, the exercises; in patient mode (home) *Start* does
 both in turn.
 
-Threads: one session thread (:class:`_Worker`: source -> chain -> recorder, clinical engine,
-program runner, ring buffers), helper threads after a recording (analysis + history, report).
+Threads: one session thread (:class:`emgfeedback.app.session.Session`, the Qt-free
+orchestrator: source -> chain -> recorder, clinical engine, program runner, ring buffers), helper
+threads after a recording (analysis + history, report).
 They never call the view: they put events in a queue that :meth:`SessionController.pull` drains
 in the caller's (GUI) thread and hands over in :attr:`Frame.events`.
 
@@ -42,23 +43,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emgfeedback.clinical.exercises import Program
-from emgfeedback.config import Config
-from emgfeedback.errors import ConfigError, EmgError
-from emgfeedback.session import Session
-from emgfeedback.stream import Chunk, SourceBase
-from emgfeedback.views.gui import words
-from emgfeedback.vocabulary import EVENT_TYPES, MARKER, parse_annotation
-from emgfeedback.views.gui.feedback import ClinicFeedback, FeedbackSnapshot
-from emgfeedback.views.gui.live import LiveBuffers, LiveStatus, RecordingControl
-from emgfeedback.views.gui.program import (
-    Cue,
+from emgfeedback.app.feedback import ClinicFeedback, FeedbackSnapshot
+from emgfeedback.app.program import (
+    FOLLOW_KINDS,
     ProgramRunner,
     Protocol,
     RunnerSnapshot,
     program_sidecar,
     resolve_program,
 )
+from emgfeedback.app.recording import RecordingControl
+from emgfeedback.app.session import Session, SessionSpec
+from emgfeedback.clinical.exercises import Program
+from emgfeedback.config import Config
+from emgfeedback.errors import ConfigError, EmgError
+from emgfeedback.stream import Chunk, SourceBase
+from emgfeedback.views.gui import words
+from emgfeedback.views.gui.live import LiveBuffers, LiveStatus
+from emgfeedback.vocabulary import EVENT_TYPES, MARKER, Cue, parse_annotation
 
 __all__ = [
     "FOLLOW_KINDS",
@@ -76,10 +78,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-#: Sources that bring their own protocol cues (the simulated patient's script, a recording's
-#: annotations): the program follows them instead of issuing cues.
-FOLLOW_KINDS = ("simulated", "replay")
 
 PHASES = ("connect", "check", "calibration", "exercise", "summary")
 
@@ -120,7 +118,7 @@ def source_factory(req: ConnectRequest) -> Callable[[], SourceBase]:
     """
 
     def build() -> SourceBase:
-        from emgfeedback.sources import open_source
+        from emgfeedback.sources.registry import open_source
 
         opts = dict(req.options)
         if req.kind == "simavr":
@@ -133,7 +131,8 @@ def source_factory(req: ConnectRequest) -> Callable[[], SourceBase]:
             scenario = opts.pop("scenario", None)
             seed = int(opts.pop("seed", 0) or 0)
             opts.pop("duration", None)
-            opts.update(labels=labels, signal=facial_signal(scenario, seed, labels),
+            opts.update(labels=labels,
+                        signal=facial_signal(scenario or "smile-synkinesis", labels, seed=seed),
                         speed=speed or 1.0, realtime=speed is not None)
         src: SourceBase = open_source(req.board, **opts)
         return src
@@ -229,7 +228,7 @@ class HeldSource(SourceBase):
 
     def _is_protocol(self, text: str) -> bool:
         cue = Cue(text, 0, 0)
-        kind = cue.kind_in(self.program) if self.program is not None else cue.kind
+        kind = cue.kind_in(self.program.names()) if self.program is not None else cue.kind
         return kind in _PROTOCOL_KINDS
 
 
@@ -385,8 +384,8 @@ class SessionController:
         self.protocol = Protocol()
         self.request: ConnectRequest | None = None
         self.program: Program | None = None
-        self.session: Session | None = None
-        self.worker: _Worker | None = None
+        self.session: Session | None = None  # the running session (app.session)
+        self.worker: Session | None = None  # the same session: its thread
         self.held: HeldSource | None = None
         self.live: LiveBuffers | None = None
         self.feedback: ClinicFeedback | None = None
@@ -470,8 +469,6 @@ class SessionController:
         self.stopped_early = False
         follow = req.kind in FOLLOW_KINDS
         self.affected = req.affected_side
-        self.feedback = ClinicFeedback(program, self.affected, on_calibrated=self._calibrated,
-                                       calibration_config=self.config.calibration)
         self.recording = RecordingControl(
             req.patient_id, self._new_recording_path,
             sidecar={"program": program_sidecar(program, None if follow else self.protocol),
@@ -480,24 +477,35 @@ class SessionController:
             on_closed=lambda path, e: self._post(
                 "record_done", str(path), "" if e is None else error_message(e)))
         if req.record:
-            self.recording.request_start()  # attached right after the source opens
-        self.runner = ProgramRunner(program, None if follow else self._mark,
-                                    protocol=self.protocol)
-        self.runner.on_done = self._program_done
+            self.recording.request_start()  # from the first sample, right after the source opens
         self.live = LiveBuffers(seconds=12.0)
         self.plan = ()
         build = factory or source_factory(req)
 
-        def make() -> SourceBase:
+        def make() -> SourceBase:  # session thread
             src = build()
+            self._source_ready(src)
             if follow:
                 self.held = HeldSource(src, hold_at_first_cue=True, program=program)
                 return self.held
             self.held = None
             return src
 
-        self.worker = _Worker(self, make)
-        self.worker.start()
+        # The session (app.session): recorder first, then the clinical engine, the runner (it
+        # ends the program after the detector finished the last rep) and the ring buffers.
+        spec = SessionSpec(source=req.board, source_factory=make, config=self.config,
+                           program=program, affected_side=self.affected, clinic=True,
+                           follow=follow, protocol=self.protocol, recordable=True)
+        session = Session(spec, views=[self.live], recording=self.recording,
+                          on_opened=self._opened,
+                          on_recording_error=lambda exc: self._post(
+                              "error", "not recording: " + error_message(exc)))
+        self.feedback = session.feedback
+        self.runner = session.runner
+        assert self.runner is not None
+        self.runner.on_done = self._program_done
+        self.session = self.worker = session
+        session.start(on_error=lambda exc: self._post("error", error_message(exc)))
         self.phase = "check"
         self._want_screen("check")
         return None
@@ -509,7 +517,6 @@ class SessionController:
                 self.held.release()
             self.worker.stop(timeout=5.0)
         self.worker = None
-        self.session = None
 
     def start_calibration(self) -> None:
         """The therapist (or *Start* in patient mode) starts the calibration."""
@@ -599,11 +606,6 @@ class SessionController:
         return self.recording.state if self.recording is not None else "off"
 
     # ------------------------------------------------------------------ session-thread hooks
-    def _mark(self, text: str, duration: int) -> None:
-        session = self.session
-        if session is not None:
-            session.mark(text, duration)
-
     def _new_recording_path(self) -> Path:
         req = self.request
         if req is not None and req.record_path and not self.saved_recordings:
@@ -622,9 +624,10 @@ class SessionController:
         return {"calibration": fbk.calibration_json() if fbk is not None else None,
                 "affected_side": self.affected}
 
-    def _calibrated(self, cal: Any) -> None:
-        if self.recording is not None:
-            self.recording.update_sidecar(calibration=cal.to_json())
+    def _opened(self, session: Session) -> None:
+        """The source is open (session thread): the side a simulated patient states wins."""
+        if session.feedback is not None and session.feedback.affected_side in ("L", "R"):
+            self.affected = session.feedback.affected_side
 
     def _program_done(self) -> None:
         """The runner counted the last rep (session thread): the session stops after this
@@ -635,12 +638,8 @@ class SessionController:
         self._post("done")
 
     def _source_ready(self, source: SourceBase) -> None:
-        """The session thread built the source: its affected side and its script (if any)."""
-        extra = getattr(getattr(source, "info", None), "extra", {}) or {}
-        side = extra.get("affected_side")
-        if side in ("L", "R") and self.feedback is not None:
-            self.feedback.affected_side = side
-            self.affected = side
+        """The session thread built the source: a simulated patient's script is the plan of
+        the progress indicator (its cues up to the program's last rep)."""
         script = getattr(source, "script", None)
         program = self.program
         if script is not None and program is not None:
@@ -649,7 +648,7 @@ class SessionController:
             reps = sum(e.reps for e in program.exercises)
             own = {e.name.lower() for e in program.exercises}
             for c in cues:
-                k = c.kind_in(program)
+                k = c.kind_in(program.names())
                 if k in ("rest", "mvc") and not any(p.start == c.start for p in plan):
                     plan.append(c)
                 elif k == "exercise" and c.text.lower() in own and reps > 0:
@@ -741,7 +740,7 @@ class SessionController:
     def _sounds(self, fb: FeedbackSnapshot) -> list[str]:
         out: list[str] = []
         cue = fb.cue
-        hold = cue is not None and cue.kind_in(self.program) in ("mvc", "exercise") \
+        hold = cue is not None and cue.kind_in(self.program.names()) in ("mvc", "exercise") \
             if self.program is not None and cue is not None else False
         key = (cue.text, cue.start) if cue is not None else None
         if key != self._cue_key:
@@ -804,7 +803,7 @@ class SessionController:
             step, title, detail = "waiting", "Getting ready", "Connecting to the sensors…"
         else:
             cue = fb.cue
-            kind = cue.kind_in(self.program) if cue is not None and self.program else None
+            kind = cue.kind_in(self.program.names()) if cue is not None and self.program else None
             if phase == "check":
                 step, title = "waiting", "Getting ready"
                 detail = ("Sit still and let your face relax while the sensors are checked."
@@ -919,7 +918,7 @@ class SessionController:
             if parse_annotation(m.text).kind in EVENT_TYPES:
                 continue  # a replayed alert: the detector raises it again below
             cue = Cue(m.text, m.sample, m.sample + m.duration)
-            kind = cue.kind_in(program) if program is not None else cue.kind
+            kind = cue.kind_in(program.names()) if program is not None else cue.kind
             kind = "marker" if kind == "other" else kind
             out.append((m.sample, m.sample + m.duration, kind, -1))
         index = {c.replace("EMG ", ""): i for i, c in enumerate(fb.channels)}
@@ -935,7 +934,7 @@ def _cue_title(text: str | None, program: Program | None) -> str | None:
     if not text:
         return None
     cue = Cue(text, 0, 0)
-    kind = cue.kind_in(program) if program is not None else cue.kind
+    kind = cue.kind_in(program.names()) if program is not None else cue.kind
     if kind == "rest":
         return words.rest_words()[0]
     if kind == "mvc":
@@ -948,90 +947,3 @@ def _cue_title(text: str | None, program: Program | None) -> str | None:
 def _changed(a: Guidance, b: Guidance) -> bool:
     return (a.phase, a.step, a.title, a.detail, a.alert, a.retracted, a.paused, a.summary) != (
         b.phase, b.step, b.title, b.detail, b.alert, b.retracted, b.paused, b.summary)
-
-
-# =========================================================================== the session thread
-class _Worker(threading.Thread):
-    """The session thread: builds the source, wires and opens the session, runs it.
-
-    It runs the read-process-feed loop itself (:meth:`Session.step`) because the recorder must
-    be attached and closed *between* chunks in this thread (:meth:`RecordingControl.service`):
-    attached right after ``session.open()`` when recording was chosen at Connect, so the file
-    holds every sample the screens showed.  Errors reach the GUI as ``("error", text)`` events.
-    """
-
-    def __init__(self, ctl: SessionController, factory: Callable[[], SourceBase]) -> None:
-        super().__init__(name="emgfeedback-session", daemon=True)
-        self.ctl = ctl
-        self.factory = factory
-        self.error: BaseException | None = None
-        self._stop_requested = threading.Event()
-        self.session: Session | None = None
-
-    def run(self) -> None:
-        ctl = self.ctl
-        try:
-            source = self.factory()
-            ctl._source_ready(source)
-            session = Session(source, ctl.config)
-            self.session = session
-            ctl.session = session
-            if self._stop_requested.is_set():
-                return
-            chain = session.open()
-            try:
-                # The recorder first (so the chain sees the file's grid from the first sample),
-                # then the clinical engine, the runner and the ring buffers.
-                self._service(session)
-                fbk = ctl.feedback
-                if fbk is not None:
-                    rc = ctl.recording
-                    fbk.start(chain, tuple(session.source.info.channels),
-                              annotate=rc.annotate if rc is not None else None)
-                for consumer in (fbk, ctl.runner, ctl.live):
-                    if consumer is not None:
-                        session.add(consumer)
-                self._loop(session)
-            finally:
-                try:
-                    session.close()
-                finally:
-                    try:
-                        if ctl.feedback is not None and ctl.feedback.clinic is not None:
-                            ctl.feedback.close()
-                    finally:
-                        if ctl.recording is not None:
-                            ctl.recording.close()
-        except BaseException as exc:  # shown in the window as one line
-            if not isinstance(exc, EmgError):
-                log.error("session thread failed", exc_info=exc)
-            self.error = exc
-            ctl._post("error", error_message(exc))
-
-    def _service(self, session: Session) -> None:
-        rc = self.ctl.recording
-        if rc is None:
-            return
-        try:
-            rc.service(session)
-        except Exception as exc:  # no recording, but the session goes on
-            if not isinstance(exc, EmgError):
-                log.error("recording could not start", exc_info=exc)
-            self.ctl._post("error", "not recording: " + error_message(exc))
-
-    def _loop(self, session: Session) -> None:
-        while not session.stopping:
-            self._service(session)
-            p = session.step()
-            if p is None and session.source.finished:
-                break
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the session to stop and wait up to ``timeout`` seconds (GUI thread)."""
-        self._stop_requested.set()
-        if self.session is not None:
-            self.session.stop()
-        self.join(timeout)
-        if self.is_alive():
-            log.warning("session thread did not stop within %.1f s", timeout)
-

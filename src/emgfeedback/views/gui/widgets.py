@@ -63,7 +63,7 @@ class RegionBar(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(90, 220)
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def sizeHint(self) -> QSize:
         return QSize(140, 420)
 
     def set_value(self, value: float, role: str, band: tuple[float, float], limit: float,
@@ -118,7 +118,7 @@ class RegionBar(QWidget):
         painter.setFont(f)
         return f
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event: object) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.drawn_texts = []
@@ -208,7 +208,7 @@ class TrafficLight(QWidget):
             self.state = state
             self.update()
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event: object) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setPen(QPen(QColor("#6b7076"), 1.5))
@@ -241,7 +241,7 @@ class FaceMap(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(200, 240)
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def sizeHint(self) -> QSize:
         return QSize(340, 460)
 
     def set_channels(self, channels: tuple[str, ...]) -> None:
@@ -265,7 +265,7 @@ class FaceMap(QWidget):
     def flashing_on(self) -> bool:
         return (self.flash // 8) % 2 == 0
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event: object) -> None:
         from emgfeedback.views.gui.face import FACE
 
         p = QPainter(self)

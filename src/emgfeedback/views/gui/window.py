@@ -30,10 +30,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from emgfeedback.app.feedback import ClinicFeedback, FeedbackSnapshot
+from emgfeedback.app.program import ProgramRunner
+from emgfeedback.app.recording import RecordingControl
+from emgfeedback.app.session import Session
 from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
 from emgfeedback.errors import EmgError
-from emgfeedback.session import Session
 from emgfeedback.stream import SourceBase
 from emgfeedback.views.gui.controller import (
     FOLLOW_KINDS,
@@ -44,9 +47,7 @@ from emgfeedback.views.gui.controller import (
     error_message,
     patient_list,
 )
-from emgfeedback.views.gui.feedback import ClinicFeedback, FeedbackSnapshot
-from emgfeedback.views.gui.live import LiveBuffers, RecordingControl
-from emgfeedback.views.gui.program import ProgramRunner
+from emgfeedback.views.gui.live import LiveBuffers
 from emgfeedback.views.gui.screens import (
     CalibrationScreen,
     CheckScreen,
@@ -339,7 +340,7 @@ class MainWindow(QMainWindow):
         self.connect_screen.set_connected(False)
         self._buttons()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         self.disconnect_board()
         super().closeEvent(event)

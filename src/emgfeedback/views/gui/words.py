@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from emgfeedback.vocabulary import EXERCISES, REGIONS, parse_label
 
@@ -112,37 +113,37 @@ def retracted_words(channels: Iterable[str]) -> str:
     return f"That was only a blink of {parts[0]}: it does not count. Carry on."
 
 
-def session_summary_words(reps: Sequence[object], events: Sequence[object],
+def session_summary_words(reps: Sequence[Any], events: Sequence[Any],
                           affected: str | None, reps_total: int, stopped_early: bool) -> str:
     """The end-of-session summary in plain words.
 
     ``reps`` are the detector's :class:`~emgfeedback.clinical.detect.RepResult` (one per rep and
     side), ``events`` its synkinesis events.
     """
-    rep_ids = sorted({int(getattr(r, "rep")) for r in reps})
+    rep_ids = sorted({int(r.rep) for r in reps})
     if not rep_ids:
         if stopped_early:
             return "You stopped before the exercises began. That is fine: try again when ready."
         return "No exercises were done in this session."
     n = len(rep_ids)
-    names = sorted({str(getattr(r, "exercise")).replace("_", " ") for r in reps})
+    names = sorted({str(r.exercise).replace("_", " ") for r in reps})
     lines = [f"Well done: you did {n} exercise{'s' if n != 1 else ''} "
              f"({', '.join(names)})" + (f" of {reps_total}." if reps_total and n < reps_total
                                         else ".")]
-    synk_reps = sorted({int(getattr(r, "rep")) for r in reps if getattr(r, "synkinesis")})
+    synk_reps = sorted({int(r.rep) for r in reps if r.synkinesis})
     clean = n - len(synk_reps)
     if not synk_reps:
         lines.append("Every time, the parts of your face that should rest stayed relaxed.")
     else:
-        joined = sorted({str(getattr(e, "channel")) for e in events
+        joined = sorted({str(e.channel) for e in events
                          if getattr(e, "rep", None) in synk_reps})
         who = ", ".join(region_words(c) for c in joined) or "another part of your face"
         lines.append(f"In {clean} of {n} the rest of your face stayed relaxed. In "
                      f"{len(synk_reps)}, {who} joined in: next time move more slowly and gently.")
     side = affected if affected in ("L", "R") else None
-    mine = [r for r in reps if side is None or getattr(r, "side") == side]
+    mine = [r for r in reps if side is None or r.side == side]
     if mine:
-        held = sum(float(getattr(r, "time_in_band_s")) for r in mine) / len(mine)
+        held = sum(float(r.time_in_band_s) for r in mine) / len(mine)
         where = f" with your {_SIDE[side]} side" if side else ""
         lines.append(f"You held the movement in the green zone{where} for {held:.1f} seconds "
                      "on average.")

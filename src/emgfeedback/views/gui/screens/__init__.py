@@ -3,7 +3,7 @@ snapshots.
 
 Every ``refresh(...)`` method is called by the window's timer in the GUI thread with plain,
 already-copied data (:class:`~emgfeedback.views.gui.live.LiveStatus`,
-:class:`~emgfeedback.views.gui.feedback.FeedbackSnapshot`, the controller's
+:class:`~emgfeedback.app.feedback.FeedbackSnapshot`, the controller's
 :class:`~emgfeedback.views.gui.controller.Guidance`, ring-buffer copies); screens never touch the
 session, the source or the filters.
 

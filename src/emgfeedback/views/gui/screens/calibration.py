@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.vocabulary import REGIONS, parse_annotation, parse_label
+from emgfeedback.vocabulary import REGIONS, Cue, parse_annotation, parse_label
 from emgfeedback.views.gui.controller import Guidance
-from emgfeedback.views.gui.feedback import FeedbackSnapshot
-from emgfeedback.views.gui.program import Cue, RunnerSnapshot
+from emgfeedback.app.feedback import FeedbackSnapshot
+from emgfeedback.app.program import RunnerSnapshot
 from emgfeedback.views.gui.screens.common import _label, _title
 from emgfeedback.views.gui.widgets import COLOURS
 

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from emgfeedback.views.gui.controller import ConnectRequest, PatientEntry
-from emgfeedback.views.gui.program import program_choices, validate_patient_id
+from emgfeedback.app.program import program_choices
+from emgfeedback.views.gui.program import validate_patient_id
 from emgfeedback.views.gui.screens.common import _label, _title
 
 log = logging.getLogger(__name__)
@@ -150,11 +151,11 @@ class ConnectScreen(QWidget):
     def populate(self, probe_ports: bool = True) -> None:
         """Fill the board list: simulated, simavr, serial ports, replay (GUI thread, fast); the
         boards behind the ports are identified in a helper thread when ``probe_ports``."""
-        from emgfeedback import sources
         from emgfeedback.sources.facesim import SCENARIOS
+        from emgfeedback.sources.registry import kinds as source_kinds
 
         self.board.clear()
-        kinds = sources.kinds()
+        kinds = source_kinds()
         self.board.addItem("Simulated board (built-in patient model)", "simulated")
         if "simavr" in kinds:
             self.board.addItem("Simulated firmware (real firmware in simavr, fed the patient "
@@ -254,7 +255,9 @@ class ConnectScreen(QWidget):
         if err:
             return err
         spec = str(self.board.currentData() or "simulated")
-        opts: dict[str, Any] = {"speed": self.speed}
+        opts: dict[str, Any] = {}
+        if spec in ("simulated", "simavr") or spec.startswith("replay"):
+            opts["speed"] = self.speed  # paced sources only (the registry rejects the rest)
         if spec == "simulated":
             # 2 h of script: a clinic session fits, and building it takes under a second.
             opts.update(scenario=self.scenario.currentData(), seed=self.seed, duration=7200.0,

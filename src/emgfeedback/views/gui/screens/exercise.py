@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QVBoxLayout, QWidget
 
 from emgfeedback.vocabulary import parse_label
 from emgfeedback.views.gui.controller import Guidance
-from emgfeedback.views.gui.feedback import FeedbackSnapshot
-from emgfeedback.views.gui.program import RunnerSnapshot
+from emgfeedback.app.feedback import FeedbackSnapshot
+from emgfeedback.app.program import RunnerSnapshot
 from emgfeedback.views.gui.screens.common import _label
 from emgfeedback.views.gui.screens.patient import SoundControls
 from emgfeedback.views.gui.sound import SoundSettings

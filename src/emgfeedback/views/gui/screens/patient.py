@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from emgfeedback.vocabulary import parse_annotation, parse_label
 from emgfeedback.views.gui.controller import Guidance
-from emgfeedback.views.gui.feedback import FeedbackSnapshot
+from emgfeedback.app.feedback import FeedbackSnapshot
 from emgfeedback.views.gui.screens.common import _label
 from emgfeedback.views.gui.sound import SoundSettings
 from emgfeedback.views.gui.widgets import FaceMap, RegionBar

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
-from emgfeedback.views.gui.feedback import FeedbackSnapshot
+from emgfeedback.app.feedback import FeedbackSnapshot
 from emgfeedback.views.gui.screens.common import _label, _title
 from emgfeedback.views.gui.widgets import COLOURS
 

@@ -36,7 +36,7 @@ class _Shading(pg.GraphicsObject):  # type: ignore[misc]
         self._rects = rects
         self.update()
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
+    def boundingRect(self) -> QRectF:
         return self._bounds
 
     def paint(self, p: QPainter, *args: Any) -> None:
