@@ -207,7 +207,7 @@ def _chunk(start: int, n: int, fs: float = 1000.0) -> object:
 
 
 def test_leading_runner_holds_its_next_cue_while_paused() -> None:
-    from emgfeedback.views.gui.program import ProgramRunner, Protocol, resolve_program
+    from emgfeedback.app.program import ProgramRunner, Protocol, resolve_program
 
     marks: list[tuple[str, int, int]] = []
     pos = [0]
@@ -249,7 +249,7 @@ def test_a_retracted_alert_is_said_as_taken_back() -> None:
     from emgfeedback.clinical.detect import SynkinesisEvent
     from emgfeedback.clinical.montage import Montage
     from emgfeedback.app.feedback import RETRACTED_KINDS, ClinicFeedback
-    from emgfeedback.views.gui.program import resolve_program
+    from emgfeedback.app.program import resolve_program
     from emgfeedback.views.gui.words import retracted_words
 
     fbk = ClinicFeedback(resolve_program("Smile x3 (clinic check)"), "L")
@@ -336,7 +336,7 @@ def test_simavr_on_connect_is_fed_the_facial_model() -> None:
         fed = src.input_mv  # type: ignore[attr-defined]
         assert fed is not None
         n = len(fed)
-        model = facial_signal("smile-synkinesis", 5, tuple(DEFAULT_CHANNELS))(
+        model = facial_signal("smile-synkinesis", tuple(DEFAULT_CHANNELS), seed=5)(
             n, src.info.fs, len(DEFAULT_CHANNELS))
         assert np.array_equal(fed, SIM.front_end_mv(model))
         # The samples read back are the firmware's conversions of exactly that input.
@@ -374,7 +374,7 @@ def test_patient_mode_on_a_live_board_leads_the_whole_session(tmp_path: Path) ->
         def finished(self) -> bool:
             return bool(self.inner.finished)
 
-    from emgfeedback.views.gui.program import Protocol
+    from emgfeedback.app.program import Protocol
 
     ctl = SessionController(patient_mode=True, record_dir=tmp_path)
     ctl.protocol = Protocol(rest_s=3.0, rest_gap_s=0.5, mvc_trials=1, mvc_hold_s=1.5,
