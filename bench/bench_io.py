@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from emgfeedback.config import Config
-from emgfeedback.dsp.chain import Processed
-from emgfeedback.io.edf import Recorder, grid_for
+from emgfeedback.io.edf.format import grid_for
+from emgfeedback.io.edf.recorder import Recorder
 from emgfeedback.session import Session
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.sources.simulated import SimulatedSource
-from emgfeedback.stream import SourceInfo, Status
+from emgfeedback.stream import Chunk, SourceInfo, Status
 
 
 def rss_mb() -> float:
@@ -65,7 +65,7 @@ def recorder_only(tmp: Path, seconds: float) -> dict[str, float]:
     n = int(seconds * 2000)
     t0 = time.monotonic()
     for a in range(0, n, 20):
-        rec.feed(Processed(a, 2000.0, info.channels, x, x, x, None, Status(), ()))  # type: ignore[arg-type]
+        rec.write(Chunk(x, a, 2000.0, info.channels, Status()))
     rec.close()
     return {"samples": n, "wall": time.monotonic() - t0}
 
@@ -74,13 +74,10 @@ def make_long(tmp: Path, hours: float) -> Path:
     """A long 8-ch 1 kHz recording written with the recorder (simulated 'rest', 60 s blocks)."""
     path = tmp / "long.edf"
     src = SimulatedSource("rest", duration=hours * 3600, seed=0, speed=None)
-    grid = grid_for(src.info)
-    rec = Recorder(path, src.info, patient="P-0000", grid=grid)
+    rec = Recorder(path, src.info, patient="P-0000")
     with src:
         while not src.finished:
-            c = src._emit(min(60000, src.script.n_samples - src.position))
-            q = grid.quantise(c.data)
-            rec.feed(Processed(c.start, c.fs, c.channels, q, q, q, None, c.status, c.markers))  # type: ignore[arg-type]
+            rec.write(src._emit(min(60000, src.script.n_samples - src.position)))
     rec.close()
     return path
 

@@ -25,12 +25,14 @@ from PySide6.QtGui import QImage  # noqa: E402
 
 from emgfeedback.config import Config  # noqa: E402
 from emgfeedback.errors import DeviceNotFound  # noqa: E402
-from emgfeedback.io.edf import read_edf, read_sidecar  # noqa: E402
+from emgfeedback.io.edf.reader import read_edf  # noqa: E402
+from emgfeedback.io.edf.sidecar import read_sidecar  # noqa: E402
 from emgfeedback.sources.simulated import SimulatedSource  # noqa: E402
 from emgfeedback.stream import Chunk, RingBuffer, SourceBase  # noqa: E402
 from emgfeedback.views.gui import after  # noqa: E402
 from emgfeedback.views.gui.live import ColumnCache  # noqa: E402
-from emgfeedback.views.gui.program import validate_patient_id  # noqa: E402
+from emgfeedback.errors import ConfigError  # noqa: E402
+from emgfeedback.patient import validate_patient_id  # noqa: E402
 from emgfeedback.views.gui.screens import ConnectRequest  # noqa: E402
 from emgfeedback.views.gui.window import MainWindow  # noqa: E402
 
@@ -39,11 +41,12 @@ PROGRAM = "Smile x3 (clinic check)"
 
 
 def test_patient_id_must_be_pseudonymous() -> None:
-    assert validate_patient_id("P-0042") is None
-    assert validate_patient_id("AB-2024-17") is None
+    """The Connect screen's rule is the project's one rule, with a reason naming an example."""
+    assert validate_patient_id("P-0042") == "P-0042"
+    assert validate_patient_id("AB-2024-17") == "AB-2024-17"
     for bad in ("", "Maria", "Jan Smit", "P 0042", "x1", "é-123", "ab_12", "DEMO-1"):
-        msg = validate_patient_id(bad)
-        assert msg is not None and ("P-0042" in msg), bad
+        with pytest.raises(ConfigError, match="P-0042"):
+            validate_patient_id(bad)
 
 
 def test_column_cache_equals_a_full_reduction_whatever_the_chunking() -> None:

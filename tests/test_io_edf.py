@@ -18,11 +18,15 @@ import pytest
 from emgfeedback.cli import main
 from emgfeedback.config import Config
 from emgfeedback.errors import ConfigError
-from emgfeedback.io.edf import Recorder, grid_for, read_edf, repair, validate_patient_id
+from emgfeedback.io.edf.format import grid_for
+from emgfeedback.io.edf.reader import read_edf
+from emgfeedback.io.edf.recorder import Recorder
+from emgfeedback.io.edf.repair import repair
+from emgfeedback.patient import validate_patient_id
 from emgfeedback.session import Session
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.sources.simulated import SimulatedSource
-from emgfeedback.stream import Chunk, SourceBase, Status
+from emgfeedback.stream import Chunk, Marker, SourceBase, Status
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -241,7 +245,7 @@ def test_kill9_loses_at_most_one_second(tmp_path: Path) -> None:
         "import sys, time\n"
         "from emgfeedback.session import Session\n"
         "from emgfeedback.sources.simulated import SimulatedSource\n"
-        "from emgfeedback.io.edf import Recorder\n"
+        "from emgfeedback.io.edf.recorder import Recorder\n"
         "s = Session(SimulatedSource('rest', duration=60, speed=1.0)); s.open()\n"
         f"rec = Recorder.attach(s, {str(out)!r}, patient='P-0004')\n"
         "class Tell:\n"
@@ -297,11 +301,29 @@ def test_simulate_writes_edf(tmp_path: Path) -> None:
     assert Path(str(out) + ".truth.json").exists()
 
 
-def test_status_is_kept_by_quantised_source(tmp_path: Path) -> None:
-    s = Session(SimulatedSource("rest", duration=1, speed=None), Config())
+def test_recorder_write_returns_the_chunk_on_the_file_grid(tmp_path: Path) -> None:
+    """The recorder is a raw stage before the chain: it hands back what the file stores (on the
+    digital grid, saturation counted on the grid's rails, status and markers kept) and leaves
+    the session's source alone."""
+    src = SimulatedSource("rest", duration=1, speed=None)
+    s = Session(src, Config())
     s.open()
-    Recorder.attach(s, tmp_path / "q.edf", patient="P-0006")
-    c = s.source.read()
-    assert c is not None and isinstance(c.status, Status) and c.status.saturated == (0,) * 8
-    assert s.source.position == len(c)  # attributes of the wrapped source stay reachable
+    rec = Recorder.attach(s, tmp_path / "q.edf", patient="P-0006")
+    assert s.source is src and s.stages == [rec.write] and not s.consumers
+    assert s.chain is not None and s.chain.quality.adc_range_uv == rec.rails_uv
+    c = src.read()
+    assert c is not None
+    lo, hi = rec.rails_uv
+    spiky = replace(c, data=c.data + np.where(np.arange(len(c)) % 7 == 0, 1e6, 0.0)[:, None],
+                    status=Status(crc_errors=2), markers=(Marker(c.start + 3, 0, "marker"),))
+    out = rec.write(spiky)
+    assert np.array_equal(out.data, rec.grid.quantise(spiky.data))
+    assert out.status.crc_errors == 2 and out.markers == spiky.markers
+    assert out.status.saturated == tuple(int(v) for v in (out.data >= hi).sum(axis=0))
+    assert out.status.saturated[0] == len(range(0, len(c), 7))
     s.close()
+    rec.close()
+    back = read_edf(tmp_path / "q.edf")
+    assert np.array_equal(back.read(0, len(c)), out.data)
+    assert [m.text for m in back.markers] == ["marker"] and back.rails_uv == (lo, hi)
+    assert rec.write(c).data.shape == c.data.shape  # closed: only put on the grid

@@ -10,7 +10,7 @@ from emgfeedback.cli import main
 from emgfeedback.clinical.analysis import analyze, load_for_analysis
 from emgfeedback.clinical.live import LiveClinic
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.io.edf import Recorder
+from emgfeedback.io.edf.recorder import Recorder
 from emgfeedback.session import Session
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.simulated import SimulatedSource

@@ -208,7 +208,7 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
     from emgfeedback.views.console import ConsoleView
 
     if record_to is not None:
-        from emgfeedback.io.edf import validate_patient_id
+        from emgfeedback.patient import validate_patient_id
 
         if not patient:
             raise ConfigError("recording needs a pseudonymous patient id: --patient P-0001")
@@ -222,7 +222,7 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
     closers: list[Any] = []
     try:
         if record_to is not None:
-            from emgfeedback.io.edf import Recorder
+            from emgfeedback.io.edf.recorder import Recorder
 
             assert patient is not None  # validated above
             rec = Recorder.attach(session, record_to, patient=patient)
@@ -334,15 +334,10 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def _simulate_edf(path: Path, src: Any, chunk: Any) -> None:
     """EDF+/BDF+ of a simulated chunk, written by the same recorder as a live session."""
-    from emgfeedback.dsp.chain import Processed
-    from emgfeedback.io.edf import Recorder, grid_for
+    from emgfeedback.io.edf.recorder import Recorder
 
-    grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
-    rec = Recorder(path, src.info, patient="0000", grid=grid,
-                   sidecar={"patient": "0000", "simulated": True})
-    raw = grid.quantise(chunk.data)
-    rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
-                       chunk.status, chunk.markers))
+    rec = Recorder(path, src.info, patient="0000", sidecar={"patient": "0000", "simulated": True})
+    rec.write(chunk)
     rec.close()
 
 
@@ -470,7 +465,7 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
 
     rec = load_for_analysis(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
     program = load_program(args.program) if args.program else default_program()
-    from emgfeedback.io.edf import sidecar_affected_side
+    from emgfeedback.io.edf.sidecar import sidecar_affected_side
 
     # The side the recording's sidecar states wins over the program's default.
     affected = (args.affected or sidecar_affected_side(rec.sidecar or {})
@@ -644,7 +639,7 @@ def _add_repair(sub: Any) -> None:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from emgfeedback.io.edf import repair
+    from emgfeedback.io.edf.repair import repair
 
     print(repair(args.file))
     return 0

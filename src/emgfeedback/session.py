@@ -2,7 +2,8 @@
 
 ::
 
-    source.read() ──Chunk──> Chain.process() ──Processed──> consumer.feed(p) for each consumer
+    source.read() ──Chunk──> stages (recorder.write) ──Chunk──> Chain.process()
+                  ──Processed──> consumer.feed(p) for each consumer
 
 The session runs in whichever thread calls :meth:`Session.run` (the main thread for the console
 view, a worker thread for the GUI: :class:`SessionThread`).  Consumers are called in that thread,
@@ -22,7 +23,7 @@ from typing import Protocol
 from emgfeedback.config import Config
 from emgfeedback.dsp.chain import Chain, Processed
 from emgfeedback.errors import EmgError
-from emgfeedback.stream import Marker, SourceBase
+from emgfeedback.stream import Chunk, Marker, SourceBase, Status
 
 __all__ = ["Consumer", "Session", "SessionThread"]
 
@@ -48,14 +49,27 @@ class Session:
         self.source = source
         self.config = config or Config()
         self.consumers: list[Consumer] = []
+        #: Raw stages: each sees every chunk (with the session's markers) before the chain and
+        #: returns what the chain gets (the recorder: the chunk on the file's digital grid).
+        self.stages: list[Callable[[Chunk], Chunk]] = []
         self.chain: Chain | None = None
         self.samples = 0
-        self.lost = 0
-        self.crc_errors = 0
-        self.reconnects = 0
+        self.faults = Status()  # soft faults so far
         self._stop = threading.Event()
         self._pending: list[tuple[str, int]] = []
         self._pending_lock = threading.Lock()
+
+    @property
+    def lost(self) -> int:
+        return self.faults.lost_samples
+
+    @property
+    def crc_errors(self) -> int:
+        return self.faults.crc_errors
+
+    @property
+    def reconnects(self) -> int:
+        return self.faults.reconnects
 
     def add(self, consumer: Consumer) -> Consumer:
         self.consumers.append(consumer)
@@ -109,12 +123,11 @@ class Session:
                 extra = tuple(Marker(chunk.start, d, t) for t, d in self._pending)
                 self._pending.clear()
             chunk = replace(chunk, markers=extra + chunk.markers)
+        for stage in self.stages:
+            chunk = stage(chunk)
         p = self.chain.process(chunk)
         self.samples += len(chunk)
-        st = chunk.status
-        self.lost += st.lost_samples
-        self.crc_errors += st.crc_errors
-        self.reconnects += st.reconnects
+        self.faults = self.faults + chunk.status
         for c in self.consumers:
             c.feed(p)
         return p

@@ -43,14 +43,13 @@ import numpy as np
 from emgfeedback.errors import ConfigError, FileFormatError
 from emgfeedback.io.recording import ArrayRecording, Recording
 from emgfeedback.stream import Marker, SourceInfo
+from emgfeedback.units import uv_per
 
 __all__ = ["FORMATS", "detect", "load"]
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("edf", "openbci", "brainflow", "biopac", "opensignals", "emgfeedback-csv", "csv")
-_UNITS = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolts": 1.0, "mv": 1e3, "millivolts": 1e3,
-          "v": 1e6, "volt": 1e6, "volts": 1e6, "nv": 1e-3}
 _LABEL_COLS = ("class", "label", "marker", "markers", "event", "events", "trigger", "stim",
                "marker channel")
 _TIME_COLS = ("time", "t", "timestamp", "times", "seconds", "time_s", "time_ms", "time (s)",
@@ -119,7 +118,7 @@ def load(path: Path | str, *, fs: float | None = None, unit: str | None = None,
     path = Path(path)
     fmt = format or detect(path)
     if fmt == "edf":
-        from emgfeedback.io.edf import read_edf
+        from emgfeedback.io.edf.reader import read_edf
 
         return read_edf(path)
     try:
@@ -396,11 +395,11 @@ def _biopac(path: Path, lines: list[str], unit: str | None) -> Recording:
     t = _table(path, lines, first, ",", nch, use)
     scale = []
     for k in raw:
-        u = (unit or units[k]).strip().lower()
-        if u not in _UNITS:
+        uv = uv_per(unit or units[k])
+        if uv is None:
             raise FileFormatError(f"{path}: line {4 + 2 * k + 1}: unit {units[k]!r} of "
                                   f"{names[k]!r} is not a voltage")
-        scale.append(_UNITS[u])
+        scale.append(uv)
     x = t[:, : len(raw)] * np.asarray(scale)
     for j, k in enumerate(raw):
         rms = float(np.sqrt(np.mean((x[:, j] - x[:, j].mean()) ** 2)))
@@ -459,7 +458,7 @@ def _unit_of(name: str) -> tuple[str, float | None]:
     if not m:
         return name, None
     u = (m.group(1) or m.group(2)).lower()
-    return name[: m.start()].strip(), _UNITS.get(u)
+    return name[: m.start()].strip(), uv_per(u)
 
 
 def _generic(path: Path, lines: list[str], fs: float | None, unit: str | None) -> Recording:
@@ -543,10 +542,9 @@ def _generic(path: Path, lines: list[str], fs: float | None, unit: str | None) -
     for k in chans:
         lab, sc = _unit_of(names[k])
         if unit is not None:
-            u = unit.strip().lower()
-            if u not in _UNITS:
+            sc = uv_per(unit)
+            if sc is None:
                 raise ConfigError(f"unknown unit {unit!r}; use uV, mV or V")
-            sc = _UNITS[u]
         scale.append(1.0 if sc is None else sc)
         labels.append(lab[:16])
     if unit is None and all(s is None for s in (_unit_of(names[k])[1] for k in chans)) \

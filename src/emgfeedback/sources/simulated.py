@@ -18,7 +18,7 @@ import numpy as np
 
 from emgfeedback import sources
 from emgfeedback.sources.facesim import SCENARIOS, FaceModel, ModelParams, Script, make_script
-from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
+from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status, rail_counts
 
 __all__ = ["SimulatedSource"]
 
@@ -121,10 +121,9 @@ class SimulatedSource(SourceBase):
     def _emit(self, n: int) -> Chunk:
         start = self._pos
         x = self.model.samples(start, start + n)
-        lo, hi = SIM_RANGE_UV
-        sat = ((x <= lo) | (x >= hi)).sum(axis=0)
-        if sat.any():
-            x = np.clip(x, lo, hi)
+        sat = rail_counts(x, SIM_RANGE_UV)
+        if any(sat):
+            x = np.clip(x, *SIM_RANGE_UV)
         markers = []
         cues = self.script.cues
         while self._cue_i < len(cues) and cues[self._cue_i].start < start + n:
@@ -138,7 +137,7 @@ class SimulatedSource(SourceBase):
             start=start,
             fs=self.params.fs,
             channels=self.params.channels,
-            status=Status(saturated=tuple(int(v) for v in sat)),
+            status=Status(saturated=sat),
             markers=tuple(markers),
         )
 

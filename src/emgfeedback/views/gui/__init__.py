@@ -38,8 +38,8 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     from PySide6.QtWidgets import QApplication
 
     from emgfeedback.cli import make_source
-    from emgfeedback.errors import ConfigError
-    from emgfeedback.views.gui.program import program_choices, validate_patient_id
+    from emgfeedback.patient import validate_patient_id
+    from emgfeedback.views.gui.program import program_choices
     from emgfeedback.views.gui.screens import ConnectRequest
     from emgfeedback.views.gui.window import MainWindow
 
@@ -49,9 +49,7 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     # A simulated script of 24 h takes seconds to build: the demo runs 2 h unless told otherwise.
     duration = args.duration if args.duration else (7200.0 if args.board == "simulated" else None)
     patient = str(getattr(args, "patient", None) or "DEM-01")
-    err = validate_patient_id(patient)
-    if err:
-        raise ConfigError(err)
+    validate_patient_id(patient.strip())
     record = getattr(args, "record", None)
     win.connect_screen.set_choice(args.board, args.scenario, patient, "Standard NMR")
     win.connect_screen.record.setChecked(bool(record))

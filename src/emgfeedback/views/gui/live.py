@@ -22,7 +22,7 @@ import numpy as np
 
 from emgfeedback.dsp.chain import Processed
 from emgfeedback.dsp.quality import Quality
-from emgfeedback.stream import Marker, RingBuffer
+from emgfeedback.stream import Marker, RingBuffer, Status
 
 __all__ = ["ColumnCache", "LiveBuffers", "LiveStatus", "RecordingControl"]
 
@@ -60,7 +60,7 @@ class LiveBuffers:
         self.filtered: RingBuffer | None = None
         self.envelope: RingBuffer | None = None
         self._lock = threading.Lock()
-        self._lost = self._crc = self._reconnects = self._sat = 0
+        self._faults = Status()  # soft faults so far
         self._quality: Quality | None = None
         self._markers: deque[Marker] = deque(maxlen=keep_markers)
         self._gaps: deque[tuple[int, int]] = deque(maxlen=keep_markers)
@@ -84,10 +84,7 @@ class LiveBuffers:
         assert self.raw is not None and self.filtered is not None and self.envelope is not None
         st = p.status
         with self._lock:
-            self._lost += st.lost_samples
-            self._crc += st.crc_errors
-            self._reconnects += st.reconnects
-            self._sat += sum(st.saturated)
+            self._faults = self._faults + st
             self._quality = p.quality
             self._markers.extend(p.markers)
             if st.lost_samples:
@@ -105,9 +102,10 @@ class LiveBuffers:
     def status(self) -> LiveStatus:
         """Copy of the counters (GUI thread)."""
         with self._lock:
+            f = self._faults
             return LiveStatus(
-                total=self.total, lost_samples=self._lost, crc_errors=self._crc,
-                reconnects=self._reconnects, saturated=self._sat, quality=self._quality,
+                total=self.total, lost_samples=f.lost_samples, crc_errors=f.crc_errors,
+                reconnects=f.reconnects, saturated=sum(f.saturated), quality=self._quality,
                 markers=tuple(self._markers), gaps=tuple(self._gaps),
             )
 
@@ -185,7 +183,7 @@ class ColumnCache:
 class RecordingControl:
     """Start and stop of the EDF+ recording: asked for by the window, done by the session thread.
 
-    The recorder is :class:`emgfeedback.io.edf.Recorder`.  It is attached with
+    The recorder is :class:`emgfeedback.io.edf.recorder.Recorder`.  It is attached with
     :meth:`Recorder.attach` *between two chunks, in the session thread*: right after
     ``session.open()`` when recording was chosen on the Connect screen (then every sample the
     chain, the feedback and the screens saw is in the file, on the file's digital grid, and a
@@ -225,7 +223,7 @@ class RecordingControl:
         self.on_closed = on_closed
         self._lock = threading.Lock()
         self._want = False
-        self._rec: Any = None  # emgfeedback.io.edf.Recorder while a recording is open
+        self._rec: Any = None  # emgfeedback.io.edf.recorder.Recorder while a recording is open
         self._opened_at: int | None = None
         self.paths: list[Path] = []
 
@@ -275,7 +273,7 @@ class RecordingControl:
         ``session`` must be opened.  A failure to start (bad id, disk) is raised: the caller
         reports it and the session goes on unrecorded.
         """
-        from emgfeedback.io.edf import Recorder
+        from emgfeedback.io.edf.recorder import Recorder
 
         with self._lock:
             want, rec = self._want, self._rec

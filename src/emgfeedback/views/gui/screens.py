@@ -42,6 +42,8 @@ from PySide6.QtWidgets import (
 from emgfeedback.clinical.regions import REGIONS, parse_label
 from emgfeedback.dsp.quality import assess
 from emgfeedback.config import QualityConfig
+from emgfeedback.errors import ConfigError
+from emgfeedback.patient import validate_patient_id
 from emgfeedback.views.gui.live import ColumnCache, LiveBuffers, LiveStatus
 from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
 from emgfeedback.views.gui.feedback import FeedbackSnapshot
@@ -49,7 +51,6 @@ from emgfeedback.views.gui.program import (
     Cue,
     RunnerSnapshot,
     program_choices,
-    validate_patient_id,
 )
 from emgfeedback.views.gui.widgets import COLOURS, RegionBar, TrafficLight
 
@@ -271,8 +272,12 @@ class ConnectScreen(QWidget):
         self.program.setCurrentIndex(self.program.count() - 1)
 
     def _patient_changed(self) -> None:
-        err = validate_patient_id(self.patient.text())
-        self.patient_msg.setText(err or "ok")
+        try:
+            validate_patient_id(self.patient.text().strip())
+        except ConfigError as exc:
+            self.patient_msg.setText(str(exc))
+            return
+        self.patient_msg.setText("ok")
 
     def set_choice(self, board: str, scenario: str | None = None, patient: str | None = None,
                    program: str | None = None) -> None:
@@ -303,9 +308,10 @@ class ConnectScreen(QWidget):
 
     def request(self) -> ConnectRequest | str:
         """The current choice, or the reason it cannot be used (one line)."""
-        err = validate_patient_id(self.patient.text())
-        if err:
-            return err
+        try:
+            validate_patient_id(self.patient.text().strip())
+        except ConfigError as exc:
+            return str(exc)
         spec = str(self.board.currentData() or "simulated")
         opts: dict[str, Any] = {"speed": self.speed}
         if spec == "simulated":
