@@ -7,7 +7,8 @@
 
 The session runs in whichever thread calls :meth:`Session.run` (the main thread for the console
 view, a worker thread for the GUI: :class:`SessionThread`).  Consumers are called in that thread,
-in the order they were added, so a recorder always sees a chunk before a view can show it.  Time is
+in the order they were added; raw stages (:attr:`Session.stages`, the recorder) see each chunk
+before the chain, so a chunk is in the file before any consumer can show it.  Time is
 the sample index: consumers must never look at the wall clock to decide what a sample means.
 """
 

@@ -193,15 +193,18 @@ class EdfWriter:
         self._write_records(data[:take], ann)
 
     def _fill_record(self, index: int) -> list[bytes]:
-        room = self._tal_room(index)
+        room = full = self._tal_room(index)
         tals: list[bytes] = []
         keep: list[tuple[int, int, str]] = []
         for slot, dur, text in sorted(self._pending):
-            t = tal(fmt_seconds(slot, self.fs), text, fmt_seconds(dur, self.fs) if dur > 0 else "")
+            onset, length = fmt_seconds(slot, self.fs), fmt_seconds(dur, self.fs) if dur > 0 else ""
+            t = tal(onset, text, length)
             if len(t) > self._tal_room(0) - 8:  # a single huge text: cut it
                 text = text[:_CUT_TEXT]
-                t = tal(fmt_seconds(slot, self.fs), text,
-                        fmt_seconds(dur, self.fs) if dur > 0 else "")
+                t = tal(onset, text, length)
+                while len(t) > full and text:  # many-byte characters: cut until it fits
+                    text = text[:-1]
+                    t = tal(onset, text, length)
             if len(t) <= room:
                 tals.append(t)
                 room -= len(t)
