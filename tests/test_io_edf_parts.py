@@ -89,3 +89,28 @@ def test_rail_counts_and_fault_totals() -> None:
 def test_paths_beside_a_recording() -> None:
     assert sidecar_path("/d/s1.edf") == Path("/d/s1.json")
     assert analysis_path("/d/s1.edf") == Path("/d/s1-analysis.json")
+
+
+def test_a_second_recording_in_one_session_replaces_the_closed_recorder_stage(tmp_path: Path) -> None:
+    """The GUI's Record button: record, stop, record again in one session.  The closed recorder
+    is no longer a stage; the live signal stays on the grid; each file holds its own part."""
+    from emgfeedback.config import Config
+    from emgfeedback.session import Session
+    from emgfeedback.sources.simulated import SimulatedSource
+
+    s = Session(SimulatedSource("rest", duration=2, speed=None), Config())
+    s.open()
+    first = Recorder.attach(s, tmp_path / "1.edf", patient="P-0003")
+    for _ in range(5):
+        s.step()
+    first.close()
+    p = s.step()
+    assert p is not None and np.array_equal(p.raw, first.grid.quantise(p.raw))
+    second = Recorder.attach(s, tmp_path / "2.edf", patient="P-0003")
+    assert s.stages == [second.write]
+    s.run()
+    s.close()
+    second.close()
+    a, b = read_edf(tmp_path / "1.edf"), read_edf(tmp_path / "2.edf")
+    assert first.samples + len(p) + second.samples == s.samples
+    assert b.sidecar["first_sample"] == first.samples + len(p) and a.sidecar["first_sample"] == 0

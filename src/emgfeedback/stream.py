@@ -118,7 +118,7 @@ def at_rails(x: np.ndarray, rails: tuple[float, float] | None) -> np.ndarray:
 
 def rail_counts(x: np.ndarray, rails: tuple[float, float] | None) -> tuple[int, ...]:
     """Per channel (column of ``x``), how many samples sit at the rails: ``Status.saturated``."""
-    return tuple(int(v) for v in at_rails(x, rails).sum(axis=0))
+    return tuple(np.count_nonzero(at_rails(x, rails), axis=0).tolist())
 
 
 @dataclass(frozen=True)

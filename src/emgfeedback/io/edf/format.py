@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,7 @@ class DigitalGrid:
     def bdf(self) -> bool:
         return self.dmax > EDF_RANGE[1]
 
-    @property
+    @cached_property
     def rails_uv(self) -> tuple[float, float]:
         """Physical values of the lowest and highest digital codes."""
         d = np.array([self.dmin, self.dmax])
@@ -121,10 +122,15 @@ class DigitalGrid:
 
     def to_digital(self, x: np.ndarray) -> np.ndarray:
         """µV -> int32 codes, rounded and clipped to ``[dmin, dmax]`` (NaN -> ``dmin``)."""
-        d = np.rint((np.asarray(x, dtype=np.float64) - self.pmin) / self.gain) + self.dmin
-        d = np.clip(d, self.dmin, self.dmax)
-        if np.isnan(d).any():
-            d = np.where(np.isnan(d), self.dmin, d)
+        d = np.asarray(x, dtype=np.float64) - self.pmin  # a new array: x is never written
+        d /= self.gain
+        np.rint(d, out=d)
+        d += self.dmin
+        np.minimum(d, self.dmax, out=d)
+        np.maximum(d, self.dmin, out=d)  # NaN stays NaN here ...
+        nan = np.isnan(d)
+        if nan.any():
+            d[nan] = self.dmin  # ... and becomes the gap fill
         return d.astype(np.int32)
 
     def to_physical(self, d: np.ndarray) -> np.ndarray:

@@ -184,6 +184,10 @@ class Recorder:
         rec = cls(path, info, patient=patient, grid=grid_for(info, bdf), chain=session.chain,
                   sidecar=sidecar)
         session.chain.quality.adc_range_uv = rec.rails_uv
+        # A closed recorder on the same grid only quantises, as the new one does: replace it.
+        session.stages[:] = [s for s in session.stages
+                             if not (isinstance(getattr(s, "__self__", None), Recorder)
+                                     and s.__self__.closed and s.__self__.grid == rec.grid)]
         session.stages.append(rec.write)
         return rec
 
