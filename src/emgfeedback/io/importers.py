@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from emgfeedback.errors import ConfigError, FileFormatError
+from emgfeedback.io.edf.format import BDF_MAGIC, EDF_MAGIC
 from emgfeedback.io.recording import ArrayRecording, Recording
 from emgfeedback.stream import Marker, SourceInfo
 from emgfeedback.units import uv_per
@@ -70,7 +71,7 @@ def detect(path: Path | str) -> str:
         raise FileFormatError(f"{path}: is a directory, not a recording") from None
     if not head:
         raise FileFormatError(f"{path}: empty file")
-    if head[:8] in (b"0       ", b"\xffBIOSEMI"):
+    if head[:8] in (EDF_MAGIC, BDF_MAGIC):
         return "edf"
     nul = head.find(b"\x00")
     if nul >= 0:
