@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.simulated import SIM_RANGE_UV, SimulatedSource
 from emgfeedback.views.report import recording_from_chunk

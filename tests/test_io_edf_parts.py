@@ -15,7 +15,7 @@ from emgfeedback.io.edf.reader import read_edf
 from emgfeedback.io.edf.recorder import Recorder
 from emgfeedback.io.edf.sidecar import analysis_path, sidecar_path
 from emgfeedback.io.edf.writer import write_edf
-from emgfeedback.io.recording import ArrayRecording
+from emgfeedback.recording import ArrayRecording
 from emgfeedback.patient import validate_patient_id
 from emgfeedback.stream import Chunk, Marker, SourceInfo, Status, at_rails, rail_counts
 from emgfeedback.units import uv_per

@@ -295,7 +295,7 @@ def test_rep_rows_count_events_per_side():
 
 # ----------------------------------------------------------------------------- EDF+ sessions
 def test_load_session_takes_metadata_from_the_sidecar(edf, session):
-    from emgfeedback.clinical.regions import REGIONS
+    from emgfeedback.vocabulary import REGIONS
 
     sc = read_edf(edf[0]).sidecar
     assert sc["patient"] == "P-001" and sc["status"] == "complete"

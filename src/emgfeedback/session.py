@@ -22,9 +22,9 @@ from dataclasses import replace
 from typing import Protocol
 
 from emgfeedback.config import Config
-from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.stream import Chunk, Marker, Processed, SourceBase, Status
 from emgfeedback.errors import EmgError
-from emgfeedback.stream import Chunk, Marker, SourceBase, Status
 
 __all__ = ["Consumer", "Session", "SessionThread"]
 

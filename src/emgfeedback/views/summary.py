@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
-from emgfeedback.io.recording import Recording
 from emgfeedback.patient import validate_patient_id
+from emgfeedback.recording import Recording
 
 __all__ = [
     "PLACEMENT_ENV",

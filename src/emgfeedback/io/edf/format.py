@@ -24,6 +24,7 @@ import numpy as np
 
 from emgfeedback.errors import ConfigError, EmgError
 from emgfeedback.stream import SourceInfo
+from emgfeedback.vocabulary import GAP
 
 __all__ = [
     "ANNOT_BYTES",
@@ -38,7 +39,7 @@ __all__ = [
 
 RECORD_CHOICES_S = (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0)
 ANNOT_BYTES = 240  # bytes of annotation signal per data record (EDF: 120 samples, BDF: 80)
-GAP_TEXT = "gap"
+GAP_TEXT = GAP
 EDF_MAGIC = b"0       "
 BDF_MAGIC = b"\xffBIOSEMI"
 EDF_RANGE = (-32768, 32767)

@@ -1,6 +1,6 @@
 """Reading EDF/EDF+/BDF/BDF+ files: ours and other tools'.
 
-:func:`read_edf` returns an :class:`EdfRecording`, a :class:`~emgfeedback.io.recording.Recording`
+:func:`read_edf` returns an :class:`EdfRecording`, a :class:`~emgfeedback.recording.Recording`
 read by range through a memory map (any size).  Our own files come back exactly as the live
 chain saw them (see :mod:`emgfeedback.io.edf.format`): gap slots as NaN and listed in
 ``gaps``, annotations as markers, the sidecar in ``sidecar``.  A file whose header says ``-1``
@@ -21,16 +21,16 @@ from emgfeedback.errors import FileFormatError
 from emgfeedback.io.edf.format import (
     BDF_MAGIC,
     EDF_MAGIC,
-    GAP_TEXT,
     SIGNAL_FIELDS,
     DigitalGrid,
     parse_tals,
     read_identity,
 )
 from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, read_sidecar
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.stream import Marker, SourceInfo
 from emgfeedback.units import uv_per
+from emgfeedback.vocabulary import GAP, parse_annotation
 
 __all__ = ["EdfRecording", "read_edf", "read_identity"]
 
@@ -169,7 +169,7 @@ class EdfRecording(Recording):
                     for t in texts:
                         s = int(round(onset * fs))
                         d = int(round(dur * fs))
-                        if t == GAP_TEXT:
+                        if parse_annotation(t).kind == GAP:
                             gaps.append((s, d))
                         else:
                             markers.append(Marker(s, d, t))

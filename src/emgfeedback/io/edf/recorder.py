@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import logging
-import re
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -40,6 +39,7 @@ from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, sidecar_path, write_sidec
 from emgfeedback.io.edf.writer import EdfWriter
 from emgfeedback.patient import validate_patient_id
 from emgfeedback.stream import Chunk, Marker, SourceInfo, rail_counts
+from emgfeedback.vocabulary import match_label
 
 __all__ = ["Recorder"]
 
@@ -262,14 +262,12 @@ def _asdict(obj: Any) -> Any:
 
 
 def _montage(channels: tuple[str, ...]) -> dict[str, Any]:
-    from emgfeedback.clinical.regions import REGIONS
-
     out: dict[str, Any] = {}
     for lab in channels:
-        m = re.match(r"^EMG ([LR])-([A-Z]{3})$", lab)
-        if m and m.group(2) in REGIONS:
-            r = REGIONS[m.group(2)]
-            out[lab] = {"side": m.group(1), "region": r.code, "muscle": r.muscle, "site": r.site}
+        cid = match_label(lab)
+        if cid is not None:
+            r = cid.region
+            out[lab] = {"side": cid.side, "region": r.code, "muscle": r.muscle, "site": r.site}
         else:
             out[lab] = {}
     return out

@@ -47,7 +47,7 @@ from emgfeedback.io.edf.format import (
     tal,
 )
 from emgfeedback.io.edf.reader import EdfRecording
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.patient import validate_patient_id
 
 __all__ = ["MAX_TEXT", "EdfWriter", "write_edf"]
