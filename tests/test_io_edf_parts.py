@@ -12,7 +12,7 @@ import pytest
 from emgfeedback.errors import ConfigError
 from emgfeedback.io.edf.format import read_identity
 from emgfeedback.io.edf.reader import read_edf
-from emgfeedback.io.edf.recorder import Recorder
+from emgfeedback.io.edf.recorder import Recorder, on_grid
 from emgfeedback.io.edf.sidecar import analysis_path, sidecar_path
 from emgfeedback.io.edf.writer import write_edf
 from emgfeedback.recording import ArrayRecording
@@ -51,6 +51,8 @@ def test_recorder_puts_nan_on_the_digital_minimum_live_and_in_the_file(tmp_path:
     rec.close()
     lo, _ = rec.rails_uv
     assert out.data[10, 1] == lo and out.status.saturated == (0, 1)
+    same = on_grid(Chunk(x, 0, 500.0, INFO.channels), rec.grid)  # what a session not recording
+    assert np.array_equal(same.data, out.data) and same.status == out.status  # yet does
     assert np.array_equal(read_edf(tmp_path / "n.edf").read(0, 100), out.data)
     assert read_identity(tmp_path / "n.edf") == ("P-0002", dt.datetime(2026, 3, 4, 5, 6, 7))
 

@@ -9,15 +9,15 @@
 :mod:`~emgfeedback.io.edf.sidecar`     the JSON sidecar: path, read, write, affected side
 =====================================  ===========================================================
 
-The names below are re-exported for convenience; code in this project imports them from their
-modules.
+The names below are re-exported so that older imports keep working (``validate_patient_id``
+lives in :mod:`emgfeedback.patient`); code in this project imports them from their modules.
 """
 
 from __future__ import annotations
 
 from emgfeedback.io.edf.format import DigitalGrid, grid_for
 from emgfeedback.io.edf.reader import EdfRecording, read_edf
-from emgfeedback.io.edf.recorder import Recorder
+from emgfeedback.io.edf.recorder import Recorder, on_grid
 from emgfeedback.io.edf.repair import repair
 from emgfeedback.io.edf.sidecar import (
     analysis_path,
@@ -26,6 +26,7 @@ from emgfeedback.io.edf.sidecar import (
     sidecar_path,
 )
 from emgfeedback.io.edf.writer import EdfWriter, write_edf
+from emgfeedback.patient import validate_patient_id  # the rule's home is emgfeedback.patient
 
 __all__ = [
     "DigitalGrid",
@@ -34,10 +35,12 @@ __all__ = [
     "Recorder",
     "analysis_path",
     "grid_for",
+    "on_grid",
     "read_edf",
     "read_sidecar",
     "repair",
     "sidecar_affected_side",
     "sidecar_path",
+    "validate_patient_id",
     "write_edf",
 ]

@@ -33,6 +33,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from emgfeedback import __version__
 from emgfeedback.io.edf.format import DigitalGrid, grid_for
 from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, sidecar_path, write_sidecar
@@ -41,7 +43,7 @@ from emgfeedback.patient import validate_patient_id
 from emgfeedback.stream import Chunk, Marker, SourceInfo, rail_counts
 from emgfeedback.vocabulary import match_label
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "on_grid"]
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +114,7 @@ class Recorder:
         ``chunk.markers`` become annotations.  After :meth:`close` the chunk is only put on the
         grid (the live signal stays what a replay would give).
         """
-        digital = self.grid.to_digital(chunk.data)
-        data = self.grid.to_physical(digital)
-        out = replace(chunk, data=data,
-                      status=replace(chunk.status, saturated=rail_counts(data, self.rails_uv)))
+        out, digital = _on_grid(chunk, self.grid)
         with self._lock:
             if self.closed:
                 return out
@@ -255,6 +254,21 @@ class Recorder:
         if "patient" in self._extra:
             validate_patient_id(str(self._extra["patient"]))
         write_sidecar(self.sidecar_path, data)
+
+
+def on_grid(chunk: Chunk, grid: DigitalGrid) -> Chunk:
+    """``chunk`` as a file on ``grid`` gives it back: samples on the digital grid, saturation
+    counted on the grid's rails, everything else kept.  What :meth:`Recorder.write` returns; a
+    session that may start recording later puts its chunks through this until it does, so the
+    chain sees file values from the first sample."""
+    return _on_grid(chunk, grid)[0]
+
+
+def _on_grid(chunk: Chunk, grid: DigitalGrid) -> tuple[Chunk, np.ndarray]:
+    digital = grid.to_digital(chunk.data)
+    data = grid.to_physical(digital)
+    status = replace(chunk.status, saturated=rail_counts(data, grid.rails_uv))
+    return replace(chunk, data=data, status=status), digital
 
 
 def _asdict(obj: Any) -> Any:
