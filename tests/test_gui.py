@@ -32,7 +32,7 @@ from emgfeedback.stream import Chunk, RingBuffer, SourceBase  # noqa: E402
 from emgfeedback.views.gui import after  # noqa: E402
 from emgfeedback.views.gui.live import ColumnCache  # noqa: E402
 from emgfeedback.errors import ConfigError  # noqa: E402
-from emgfeedback.patient import validate_patient_id  # noqa: E402
+from emgfeedback.validate import validate_patient_id  # noqa: E402
 from emgfeedback.views.gui.screens import ConnectRequest  # noqa: E402
 from emgfeedback.views.gui.window import MainWindow  # noqa: E402
 

@@ -22,7 +22,7 @@ from emgfeedback.io.edf.format import grid_for
 from emgfeedback.io.edf.reader import read_edf
 from emgfeedback.io.edf.recorder import Recorder
 from emgfeedback.io.edf.repair import repair
-from emgfeedback.patient import validate_patient_id
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.session import Session
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.sources.simulated import SimulatedSource
@@ -294,9 +294,9 @@ def test_cli_record_info_convert_repair(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_simulate_writes_edf(tmp_path: Path) -> None:
     out = tmp_path / "sim.edf"
-    assert main(["simulate", "--duration", "16", "--out", str(out)]) == 0
+    assert main(["simulate", "--duration", "100", "--out", str(out)]) == 0
     r = read_edf(out)
-    assert r.n_samples == 16000 and r.channels[0] == "EMG L-FRO"
+    assert r.n_samples == 100000 and r.channels[0] == "EMG L-FRO"
     assert any(m.text.startswith("mvc") for m in r.markers)
     assert Path(str(out) + ".truth.json").exists()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
-from emgfeedback.patient import validate_patient_id
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.recording import Recording
 
 __all__ = [
@@ -103,7 +103,7 @@ class SessionInput:
     Attributes
     ----------
     patient_id:
-        Pseudonymous id (checked by :func:`emgfeedback.patient.validate_patient_id`).
+        Pseudonymous id (checked by :func:`emgfeedback.validate.validate_patient_id`).
     recorded_at:
         Start of the recording (local time as recorded).
     source:

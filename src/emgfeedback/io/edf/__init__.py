@@ -10,7 +10,7 @@
 =====================================  ===========================================================
 
 The names below are re-exported so that older imports keep working (``validate_patient_id``
-lives in :mod:`emgfeedback.patient`); code in this project imports them from their modules.
+lives in :mod:`emgfeedback.validate`); code in this project imports them from their modules.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from emgfeedback.io.edf.sidecar import (
     sidecar_path,
 )
 from emgfeedback.io.edf.writer import EdfWriter, write_edf
-from emgfeedback.patient import validate_patient_id  # the rule's home is emgfeedback.patient
+from emgfeedback.validate import validate_patient_id  # the rule's home is emgfeedback.validate
 
 __all__ = [
     "DigitalGrid",

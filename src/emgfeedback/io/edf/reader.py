@@ -30,6 +30,7 @@ from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, read_sidecar
 from emgfeedback.recording import Recording
 from emgfeedback.stream import Marker, SourceInfo
 from emgfeedback.units import uv_per
+from emgfeedback.validate import check_annotation, check_edf_signals, check_edf_size
 from emgfeedback.vocabulary import GAP, parse_annotation
 
 __all__ = ["EdfRecording", "read_edf", "read_identity"]
@@ -116,6 +117,12 @@ class EdfRecording(Recording):
         rec_bytes = sum(nsamp) * bps
         if rec_bytes <= 0 or rec_s <= 0:
             raise _bad(path, 244, "record duration or samples per record is not positive")
+        ann_name = "BDF Annotations" if bdf else "EDF Annotations"
+        is_ann = [lab == ann_name or lab == "EDF Annotations" for lab in labels]
+        check_edf_signals(path, bdf=bdf, record_s=rec_s, labels=labels, pmin=pmin, pmax=pmax,
+                          dmin=dmin, dmax=dmax, n_per_record=nsamp, annotation=is_ann)
+        check_edf_size(path, header_bytes=hbytes, record_bytes=rec_bytes, records=nrec_hdr,
+                       size=size)
         avail, tail = divmod(size - hbytes, rec_bytes)
         notes: list[str] = []
         if nrec_hdr == -1 or nrec_hdr > avail:
@@ -131,8 +138,6 @@ class EdfRecording(Recording):
         if nrec <= 0:
             raise FileFormatError(f"{path}: byte {hbytes}: no complete data record "
                                   f"({size - hbytes} data bytes, a record has {rec_bytes})")
-        ann_name = "BDF Annotations" if bdf else "EDF Annotations"
-        is_ann = [lab == ann_name or lab == "EDF Annotations" for lab in labels]
         data_idx = [k for k in range(ns) if not is_ann[k]]
         if not data_idx:
             raise FileFormatError(f"{path}: no data signals (only annotations)")
@@ -164,8 +169,14 @@ class EdfRecording(Recording):
         for k in [k for k in range(ns) if is_ann[k]]:
             a, b = int(starts[k]), int(starts[k + 1])
             block = np.asarray(self._mm[:, a:b])
+            total_s = nrec * rec_s
+            refused: list[str] = []
             for r in range(nrec):
                 for onset, dur, texts in parse_tals(bytes(block[r])):
+                    why = check_annotation(onset, dur, total_s)
+                    if why is not None:
+                        refused.append(f"record {r}: {texts[0][:40]!r}: {why}")
+                        continue
                     for t in texts:
                         s = int(round(onset * fs))
                         d = int(round(dur * fs))
@@ -173,6 +184,8 @@ class EdfRecording(Recording):
                             gaps.append((s, d))
                         else:
                             markers.append(Marker(s, d, t))
+            if refused:
+                notes.append(f"{len(refused)} impossible annotation(s) ignored, e.g. {refused[0]}")
         markers.sort(key=lambda m: m.sample)
         n_slots = nrec * nmax
         if sidecar.get("format") == SIDECAR_FORMAT and isinstance(sidecar.get("slots"), int):

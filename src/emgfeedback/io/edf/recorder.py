@@ -39,8 +39,8 @@ from emgfeedback import __version__
 from emgfeedback.io.edf.format import DigitalGrid, grid_for
 from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, sidecar_path, write_sidecar
 from emgfeedback.io.edf.writer import EdfWriter
-from emgfeedback.patient import validate_patient_id
 from emgfeedback.stream import Chunk, Marker, SourceInfo, rail_counts
+from emgfeedback.validate import io_error, validate_patient_id
 from emgfeedback.vocabulary import match_label
 
 __all__ = ["Recorder", "on_grid"]
@@ -58,7 +58,7 @@ class Recorder:
     info:
         The source's :class:`SourceInfo` (rate, labels, board, ADC range).
     patient:
-        Pseudonymous patient id (:func:`~emgfeedback.patient.validate_patient_id`).
+        Pseudonymous patient id (:func:`~emgfeedback.validate.validate_patient_id`).
     sidecar:
         Extra sidecar entries (``montage``, ``calibration``, ``thresholds``, ``program``, ...).
     grid:
@@ -115,9 +115,17 @@ class Recorder:
         grid (the live signal stays what a replay would give).
         """
         out, digital = _on_grid(chunk, self.grid)
+        try:
+            self._write(chunk, digital)
+        except OSError as exc:
+            self._abandon()
+            raise io_error(exc, self.path, repairable=True) from None
+        return out
+
+    def _write(self, chunk: Chunk, digital: np.ndarray) -> None:
         with self._lock:
             if self.closed:
-                return out
+                return
             if self._file is None:
                 self._open(chunk.start)
             assert self._file is not None and self._first is not None
@@ -136,7 +144,6 @@ class Recorder:
                 digital = digital[skip:]
             self._file.write(digital)
             self.samples += len(digital)
-        return out
 
     def annotate(self, marker: Marker) -> None:
         """Add an annotation at stream sample ``marker.sample`` (alerts, notes; any thread)."""
@@ -154,7 +161,25 @@ class Recorder:
                 self._write_sidecar("recording")
 
     def close(self) -> None:
-        """Write the last (padded) record, the true record count and the final sidecar."""
+        """Write the last (padded) record, the true record count and the final sidecar.
+
+        A write error (disk full, I/O error) here or in :meth:`write` stops the recording: the
+        file keeps every record written so far and the error says so and names
+        ``emgfeedback repair``."""
+        try:
+            self._close()
+        except OSError as exc:
+            self._abandon()
+            raise io_error(exc, self.path, repairable=True) from None
+
+    def _abandon(self) -> None:
+        """After a write error: stop writing, release the file, keep what is on disk."""
+        with self._lock:
+            self.closed = True
+            if self._file is not None:
+                self._file.abandon()
+
+    def _close(self) -> None:
         with self._lock:
             if self.closed:
                 return

@@ -2,7 +2,7 @@
 
 It holds what EDF cannot: montage, calibration, thresholds, exercise program, board and
 firmware, software version, the digital grid, gap count and the pseudonymous patient id
-(:func:`emgfeedback.patient.validate_patient_id`).  Written by the
+(:func:`emgfeedback.validate.validate_patient_id`).  Written by the
 :class:`~emgfeedback.io.edf.recorder.Recorder` (atomically: a temporary file renamed over the old
 one), read by the reader, repair, analysis and the report.
 
@@ -21,14 +21,13 @@ recorded session stops.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from emgfeedback.errors import FileFormatError
+from emgfeedback.validate import check_sidecar, load_json_file, write_private
 
 __all__ = [
     "SIDECAR_FORMAT",
@@ -69,24 +68,17 @@ def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
 
 
 def read_sidecar(path: Path | str) -> dict[str, Any]:
-    """The sidecar of recording ``path`` (``{}`` when there is none)."""
+    """The sidecar of recording ``path`` (``{}`` when there is none, ``0600``)."""
     sp = sidecar_path(path)
-    if not sp.is_file():
+    if not sp.exists():
         return {}
-    try:
-        data = json.loads(sp.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{sp}: damaged sidecar JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise FileFormatError(f"{sp}: sidecar is not a JSON object")
-    return data
+    return check_sidecar(load_json_file(sp, "sidecar"), sp)  # types, ranges, patient rule
 
 
 def write_sidecar(path: Path, data: Mapping[str, Any]) -> None:
-    """Write sidecar JSON ``path`` atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write sidecar JSON ``path``: patient data, so ``0600``, atomically
+    (:func:`emgfeedback.validate.write_private`)."""
+    write_private(path, json.dumps(data, indent=1, default=_json_default))
 
 
 def _json_default(o: Any) -> Any:

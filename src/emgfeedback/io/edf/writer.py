@@ -48,7 +48,7 @@ from emgfeedback.io.edf.format import (
 )
 from emgfeedback.io.edf.reader import EdfRecording
 from emgfeedback.recording import Recording
-from emgfeedback.patient import validate_patient_id
+from emgfeedback.validate import private_file, validate_patient_id
 
 __all__ = ["MAX_TEXT", "EdfWriter", "write_edf"]
 
@@ -106,7 +106,7 @@ class EdfWriter:
         self._buf: list[np.ndarray] = []
         self._buffered = 0
         self._pending: list[tuple[int, int, str]] = []  # (slot, duration, text)
-        self._f = open(path, "wb")  # noqa: SIM115 - kept open for the recording
+        self._f = private_file(path, "wb")  # 0600: patient data; kept open for the recording
         self._f.write(self._header(-1))
         self._f.flush()
         self._last_sync = time.monotonic()
@@ -115,6 +115,14 @@ class EdfWriter:
     @property
     def closed(self) -> bool:
         return self._f.closed
+
+    def abandon(self) -> None:
+        """After a write error: stop writing and release the file; what is on disk stays (the
+        header says -1 records: the reader recovers it, ``emgfeedback repair`` fixes it)."""
+        try:
+            self._f.close()
+        except OSError:
+            pass
 
     def write(self, digital: np.ndarray) -> None:
         """Append ``(n, channels)`` int codes; every whole record is written at once."""

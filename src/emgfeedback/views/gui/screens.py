@@ -43,7 +43,7 @@ from emgfeedback.vocabulary import REGIONS, parse_annotation, parse_label
 from emgfeedback.dsp.quality import assess
 from emgfeedback.config import QualityConfig
 from emgfeedback.errors import ConfigError
-from emgfeedback.patient import validate_patient_id
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.views.gui.live import ColumnCache, LiveBuffers, LiveStatus
 from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
 from emgfeedback.views.gui.feedback import FeedbackSnapshot
