@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from emgfeedback.app.pipeline import Pipeline, RecordingGrid
 from emgfeedback.config import Config
 from emgfeedback.io.edf.format import grid_for
 from emgfeedback.io.edf.recorder import Recorder
-from emgfeedback.session import Session
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.sources.simulated import SimulatedSource
@@ -46,13 +46,11 @@ def cpu_s() -> float:
 def live_recording(tmp: Path, seconds: float) -> dict[str, float]:
     params = replace(ModelParams(), fs=2000.0)
     src = SimulatedSource("session", duration=seconds, seed=0, speed=1.0, params=params)
-    s = Session(src, Config())
+    s = Pipeline(src, Config(), recording=RecordingGrid())
     s.open()
-    rec = Recorder.attach(s, tmp / "live.edf", patient="P-0000")
+    rec = s.start_recording(tmp / "live.edf", patient="P-0000")
     c0, t0 = cpu_s(), time.monotonic()
-    s.run(seconds)
-    s.close()
-    rec.close()
+    s.run(seconds)  # closes the source and the recorder
     wall, cpu = time.monotonic() - t0, cpu_s() - c0
     return {"seconds": seconds, "wall": wall, "cpu": cpu, "samples": rec.samples,
             "bytes": (tmp / "live.edf").stat().st_size}
@@ -85,7 +83,7 @@ def make_long(tmp: Path, hours: float) -> Path:
 
 def replay_max(path: Path) -> dict[str, object]:
     src = ReplaySource(path, speed=None, block_ms=100.0)
-    s = Session(src, Config())
+    s = Pipeline(src, Config())
     chain = s.open()
     rss: list[float] = [rss_mb()]
     t0 = time.monotonic()
@@ -127,7 +125,8 @@ def main() -> int:
           f"per channel ({live['samples'] * 8 / live['wall']:.0f} values/s) |")
     print(f"| CPU share while recording live (simulator + chain + recorder) | "
           f"{100 * live['cpu'] / live['wall']:.1f} % of one core |")
-    print(f"| recorder alone (Recorder.write: grid + rails + file), as fast as possible, 8 ch @ 2 kHz, 10 ms chunks | "
+    print("| recorder alone (Recorder.write: grid + rails + file), as fast as possible, "
+          f"8 ch @ 2 kHz, 10 ms chunks | "
           f"{fast['samples'] / fast['wall'] / 2000:.0f}x real time "
           f"({fast['samples'] * 8 / fast['wall'] / 1e6:.1f} M values/s) |")
     print(f"| writing the {a.hours:g} h 8 ch @ 1 kHz test file (simulator included) | "

@@ -23,7 +23,7 @@ from emgfeedback.io.edf.reader import read_edf
 from emgfeedback.io.edf.recorder import Recorder
 from emgfeedback.io.edf.repair import repair
 from emgfeedback.validate import validate_patient_id
-from emgfeedback.session import Session
+from emgfeedback.app.pipeline import Pipeline, RecordingGrid
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.sources.simulated import SimulatedSource
 from emgfeedback.stream import Chunk, Marker, SourceBase, Status
@@ -45,6 +45,12 @@ class Lossy(SourceBase):
     def finished(self) -> bool:
         return self.inner.finished
 
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
     def read(self, timeout: float | None = None) -> Chunk | None:
         while True:
             c = self.inner.read(timeout)
@@ -64,29 +70,29 @@ class Keep:
     def __init__(self) -> None:
         self.items: list = []
 
-    def feed(self, p) -> None:  # noqa: ANN001
+    def feed(self, p) -> None:
         self.items.append(p)
+
+    def close(self) -> None:
+        pass
 
 
 def _live(path: Path, seconds: float = 20.0, drop: set[int] | None = None) -> tuple[list, Recorder]:
     src = Lossy(SimulatedSource("session", duration=seconds, seed=3, speed=None), drop or set())
-    s = Session(src, Config())
+    s = Pipeline(src, Config(), recording=RecordingGrid.for_path(path))
     s.open()
-    rec = Recorder.attach(s, path, patient="P-0001", sidecar={"program": {"name": "test"}})
+    rec = s.start_recording(path, patient="P-0001", sidecar={"program": {"name": "test"}})
     keep = s.add(Keep())
     s.mark("marker", 0)
-    s.run(seconds)
-    s.close()
-    rec.close()
+    s.run(seconds)  # closes the source, the recorder and the consumers
     return keep.items, rec
 
 
 def _replayed(path: Path, block_ms: float = 10.0) -> list:
-    s = Session(ReplaySource(path, speed=None, block_ms=block_ms), Config())
+    s = Pipeline(ReplaySource(path, speed=None, block_ms=block_ms), Config())
     s.open()
     keep = s.add(Keep())
     s.run()
-    s.close()
     return keep.items
 
 
@@ -158,13 +164,11 @@ def test_other_clients_read_our_files(tmp_path: Path) -> None:
 def test_bdf_when_source_has_more_than_16_bits(tmp_path: Path) -> None:
     src = SimulatedSource("rest", duration=2, seed=0, speed=None)
     src.info = replace(src.info, adc_bits=24)
-    s = Session(src, Config())
+    s = Pipeline(src, Config(), recording=RecordingGrid.for_path(tmp_path / "s.bdf"))
     s.open()
-    rec = Recorder.attach(s, tmp_path / "s.bdf", patient="P-0002")
+    rec = s.start_recording(tmp_path / "s.bdf", patient="P-0002")
     keep = s.add(Keep())
     s.run(2)
-    s.close()
-    rec.close()
     assert rec.grid.bdf
     r = read_edf(tmp_path / "s.bdf")
     assert r.format == "BDF+" and np.array_equal(r.read(), _cat(keep.items, "raw"))
@@ -243,14 +247,15 @@ def test_kill9_loses_at_most_one_second(tmp_path: Path) -> None:
     out = tmp_path / "c.edf"
     code = (
         "import sys, time\n"
-        "from emgfeedback.session import Session\n"
+        "from emgfeedback.app.pipeline import Pipeline, RecordingGrid\n"
         "from emgfeedback.sources.simulated import SimulatedSource\n"
-        "from emgfeedback.io.edf.recorder import Recorder\n"
-        "s = Session(SimulatedSource('rest', duration=60, speed=1.0)); s.open()\n"
-        f"rec = Recorder.attach(s, {str(out)!r}, patient='P-0004')\n"
+        "s = Pipeline(SimulatedSource('rest', duration=60, speed=1.0), recording=RecordingGrid())\n"
+        f"s.open(); rec = s.start_recording({str(out)!r}, patient='P-0004')\n"
         "class Tell:\n"
         "    def feed(self, p):\n"
         "        print(p.stop, flush=True)\n"
+        "    def close(self):\n"
+        "        pass\n"
         "s.add(Tell()); s.run(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -303,15 +308,11 @@ def test_simulate_writes_edf(tmp_path: Path) -> None:
 
 def test_recorder_write_returns_the_chunk_on_the_file_grid(tmp_path: Path) -> None:
     """The recorder is a raw stage before the chain: it hands back what the file stores (on the
-    digital grid, saturation counted on the grid's rails, status and markers kept) and leaves
-    the session's source alone."""
+    digital grid, saturation counted on the grid's rails, status and markers kept)."""
     src = SimulatedSource("rest", duration=1, speed=None)
-    s = Session(src, Config())
-    s.open()
-    rec = Recorder.attach(s, tmp_path / "q.edf", patient="P-0006")
-    assert s.source is src and s.stages == [rec.write] and not s.consumers
-    assert s.chain is not None and s.chain.quality.adc_range_uv == rec.rails_uv
-    c = src.read()
+    rec = Recorder(tmp_path / "q.edf", src.info, patient="P-0006")
+    with src:
+        c = src.read()
     assert c is not None
     lo, hi = rec.rails_uv
     spiky = replace(c, data=c.data + np.where(np.arange(len(c)) % 7 == 0, 1e6, 0.0)[:, None],
@@ -321,9 +322,27 @@ def test_recorder_write_returns_the_chunk_on_the_file_grid(tmp_path: Path) -> No
     assert out.status.crc_errors == 2 and out.markers == spiky.markers
     assert out.status.saturated == tuple(int(v) for v in (out.data >= hi).sum(axis=0))
     assert out.status.saturated[0] == len(range(0, len(c), 7))
-    s.close()
     rec.close()
     back = read_edf(tmp_path / "q.edf")
     assert np.array_equal(back.read(0, len(c)), out.data)
     assert [m.text for m in back.markers] == ["marker"] and back.rails_uv == (lo, hi)
     assert rec.write(c).data.shape == c.data.shape  # closed: only put on the grid
+
+
+def test_recording_pipeline_reads_the_source_itself_and_the_chain_sees_file_values(
+        tmp_path: Path) -> None:
+    """No wrapper around the source: the pipeline gives each raw chunk to the recorder first
+    (or puts it on the grid while not recording) and the chain clips on the grid's rails."""
+    src = SimulatedSource("rest", duration=1, speed=None)
+    pl = Pipeline(src, Config(), recording=RecordingGrid())
+    pl.open()
+    p0 = pl.step()  # not recording yet: on the grid all the same
+    rec = pl.start_recording(tmp_path / "r.edf", patient="P-0006")
+    assert pl.source is src and pl.chain is not None
+    assert pl.chain.quality.adc_range_uv == rec.rails_uv
+    p1 = pl.step()
+    pl.close()
+    assert p0 is not None and p1 is not None
+    assert np.array_equal(p0.raw, rec.grid.quantise(p0.raw))
+    back = read_edf(tmp_path / "r.edf")
+    assert np.array_equal(back.read(0, len(p1)), p1.raw) and back.sidecar["first_sample"] == p0.stop

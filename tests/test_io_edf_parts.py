@@ -92,26 +92,24 @@ def test_paths_beside_a_recording() -> None:
     assert analysis_path("/d/s1.edf") == Path("/d/s1-analysis.json")
 
 
-def test_a_second_recording_in_one_session_replaces_the_closed_recorder_stage(tmp_path: Path) -> None:
-    """The GUI's Record button: record, stop, record again in one session.  The closed recorder
-    is no longer a stage; the live signal stays on the grid; each file holds its own part."""
+def test_two_recordings_in_one_session_each_hold_their_part(tmp_path: Path) -> None:
+    """The GUI's Record button: record, stop, record again in one pipeline.  Between the two the
+    live signal stays on the grid (on_grid); each file holds its own samples."""
+    from emgfeedback.app.pipeline import Pipeline, RecordingGrid
     from emgfeedback.config import Config
-    from emgfeedback.session import Session
     from emgfeedback.sources.simulated import SimulatedSource
 
-    s = Session(SimulatedSource("rest", duration=2, speed=None), Config())
-    s.open()
-    first = Recorder.attach(s, tmp_path / "1.edf", patient="P-0003")
+    pl = Pipeline(SimulatedSource("rest", duration=2, speed=None), Config(),
+                  recording=RecordingGrid())
+    pl.open()
+    first = pl.start_recording(tmp_path / "1.edf", patient="P-0003")
     for _ in range(5):
-        s.step()
-    first.close()
-    p = s.step()
+        pl.step()
+    pl.stop_recording()
+    p = pl.step()
     assert p is not None and np.array_equal(p.raw, first.grid.quantise(p.raw))
-    second = Recorder.attach(s, tmp_path / "2.edf", patient="P-0003")
-    assert s.stages == [second.write]
-    s.run()
-    s.close()
-    second.close()
+    second = pl.start_recording(tmp_path / "2.edf", patient="P-0003")
+    pl.run()
     a, b = read_edf(tmp_path / "1.edf"), read_edf(tmp_path / "2.edf")
-    assert first.samples + len(p) + second.samples == s.samples
+    assert first.samples + len(p) + second.samples == pl.samples
     assert b.sidecar["first_sample"] == first.samples + len(p) and a.sidecar["first_sample"] == 0

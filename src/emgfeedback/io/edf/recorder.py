@@ -4,14 +4,16 @@ A :class:`Recorder` sees every raw chunk *before* the DSP chain (:meth:`Recorder
 hands back the chunk as the file stores it: on the file's digital grid, with saturation counted
 on the grid's rails.  The chain, the detector and the views then see exactly the values the file
 will give back, so replaying the file through the same chain reproduces the live output bit for
-bit.  Whoever runs the session (``emgfeedback.app``; until it lands, :meth:`Recorder.attach` on a
-:class:`~emgfeedback.session.Session`) does::
+bit.  The orchestrator (:class:`emgfeedback.app.pipeline.Pipeline`) does::
 
     rec = Recorder("s1.edf", source.info, patient="P-0001", sidecar={"program": ...})
     chain = Chain(..., adc_range_uv=rec.rails_uv)    # clipping on the file's rails
     for chunk in chunks:                              # with the session's markers in them
         p = chain.process(rec.write(chunk))
     rec.close()
+
+and, while no recording is open, :func:`on_grid` (what :meth:`Recorder.write` returns, without
+the file) so that a recording started later sees the same values as the chain did.
 
 The file layout and its crash safety (records flushed as they fill, fsync every 0.5 s, ``-1``
 records until :meth:`close`, repair after ``kill -9``) are :mod:`emgfeedback.io.edf.writer`'s.
@@ -190,30 +192,6 @@ class Recorder:
             self._write_sidecar("complete")
             log.info("recorded %s: %d samples, %d lost in %d gaps", self.path, self.samples,
                      self.lost_samples, self.n_gaps)
-
-    @classmethod
-    def attach(cls, session: Any, path: Path | str, *, patient: str,
-               sidecar: dict[str, Any] | None = None, bdf: bool | None = None) -> Recorder:
-        """Record an opened :class:`~emgfeedback.session.Session` from its next chunk.
-
-        Transitional, until ``emgfeedback.app`` wires the recorder itself: registers
-        :meth:`write` as the session's raw stage (before the chain) and sets the chain's
-        clipping rails to the file's.  The caller closes the recorder.
-        """
-        if session.chain is None:
-            raise RuntimeError("open() the session before attaching a recorder")
-        info = session.source.info
-        if bdf is None and Path(path).suffix.lower() == ".bdf":
-            bdf = True
-        rec = cls(path, info, patient=patient, grid=grid_for(info, bdf), chain=session.chain,
-                  sidecar=sidecar)
-        session.chain.quality.adc_range_uv = rec.rails_uv
-        # A closed recorder on the same grid only quantises, as the new one does: replace it.
-        session.stages[:] = [s for s in session.stages
-                             if not (isinstance(getattr(s, "__self__", None), Recorder)
-                                     and s.__self__.closed and s.__self__.grid == rec.grid)]
-        session.stages.append(rec.write)
-        return rec
 
     # ----------------------------------------------------------------- internals
     def _prefilter(self) -> str:

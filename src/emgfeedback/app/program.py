@@ -1,4 +1,5 @@
-"""The clinic session's protocol as the GUI runs it: programs, cues, patient ids (no Qt).
+"""The clinic session's protocol: programs, cues, the program runner (no Qt; the GUI and the
+console demo use it through :mod:`emgfeedback.app.session`).
 
 Everything here is timed in **samples of the stream**, never by the wall clock, so the same
 recording replayed at any speed drives the screens exactly as it did live.
@@ -8,13 +9,13 @@ docs/analysis.md "Exercise programs"): :func:`program_choices` offers the shippe
 and the GUI's presets (``emgfeedback/data/programs/*.toml``); any other TOML can be loaded.
 
 :class:`ProgramRunner` is a session consumer (its :meth:`feed` is called by the session thread
-with every :class:`~emgfeedback.dsp.chain.Processed` chunk).  It leads or follows the protocol.
+with every :class:`~emgfeedback.stream.Processed` chunk).  It leads or follows the protocol.
 *Leading* (a live board): it puts the cues into the stream with :meth:`Session.mark` at sample
 counts (``rest``, ``mvc L-ZYG`` with the timing of a :class:`Protocol`, then the program's reps
 with their hold and rest times), and the patient follows the screen.  *Following* (the simulated
 board, a replay): the source brings its own cues; the runner only counts reps and ends the
 program when it is complete.  What the cues *mean* (calibration, %MVC, synkinesis, rep figures)
-is the clinical engine's business: :mod:`emgfeedback.views.gui.feedback`.
+is the clinical engine's business: :mod:`emgfeedback.app.feedback`.
 
 The GUI thread reads the runner through :meth:`ProgramRunner.snapshot` (a small copy under a lock).
 """
@@ -29,12 +30,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emgfeedback.clinical.exercises import Program, default_program, load_program
-from emgfeedback.vocabulary import EXERCISES, REST, format_mvc, parse_annotation, parse_label
+from emgfeedback.clinical.exercises import DetectionConfig, Program, default_program, load_program
+from emgfeedback.vocabulary import EXERCISES, REST, Cue, format_mvc, parse_annotation, parse_label
 from emgfeedback.stream import Processed
 
 __all__ = [
-    "Cue",
+    "FOLLOW_KINDS",
     "Protocol",
     "cue_text",
     "ProgramRunner",
@@ -45,6 +46,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+#: Source kinds that bring their own cues (the runner follows them); live boards are led.
+FOLLOW_KINDS = ("simulated", "replay")
 
 
 # --------------------------------------------------------------------------- programs
@@ -81,17 +86,18 @@ def program_choices() -> dict[str, Path | None]:
     return out
 
 
-def resolve_program(choice: str) -> Program:
-    """The program called ``choice`` in :func:`program_choices`, or the TOML file ``choice``;
-    raises :class:`~emgfeedback.errors.ConfigError` (one line) for anything else."""
+def resolve_program(choice: str, detection: DetectionConfig | None = None) -> Program:
+    """The program called ``choice`` in :func:`program_choices`, or the TOML file ``choice``
+    (``detection``: the configuration's detection defaults); raises
+    :class:`~emgfeedback.errors.ConfigError` (one line) for anything else."""
     from emgfeedback.errors import ConfigError
 
     choices = program_choices()
     if choice in choices:
         f = choices[choice]
-        return default_program() if f is None else load_program(f)
+        return default_program(detection) if f is None else load_program(f, detection)
     if choice.lower().endswith(".toml"):
-        return load_program(choice)
+        return load_program(choice, detection)
     raise ConfigError(f"unknown program {choice!r} (known: {', '.join(choices)}, or a .toml file)")
 
 
@@ -117,28 +123,6 @@ def cue_text(program: Program, name: str) -> str:
     if ex is not None and ex.cue:
         return ex.cue
     return EXERCISES[name].cue if name in EXERCISES else name
-
-
-@dataclass(frozen=True)
-class Cue:
-    """A protocol period seen in the stream: ``text`` from ``start`` to ``stop`` (samples)."""
-
-    text: str
-    start: int
-    stop: int
-
-    @property
-    def kind(self) -> str:
-        """``rest``, ``mvc``, ``exercise`` or ``other`` (markers)."""
-        k = parse_annotation(self.text).kind
-        return k if k in ("rest", "mvc", "exercise") else "other"
-
-    def kind_in(self, program: Program) -> str:
-        """Like :attr:`kind`, with the exercises the program defines besides the vocabulary."""
-        k = self.kind
-        if k == "other" and program.find(self.text) is not None:
-            return "exercise"
-        return k
 
 
 # --------------------------------------------------------------------------- runner
@@ -167,6 +151,9 @@ class ProgramRunner:
     regions, sides, fs:
         Region codes and sides in use and the sample rate; taken from the first chunk when not
         given (the session opens the source in its own thread).
+    auto:
+        Leading without buttons (the console demo): queue the calibration at the first chunk
+        and the program's reps once the calibration cues are over.
 
     Threads: :meth:`feed` runs in the session thread; :meth:`start_calibration`,
     :meth:`start_exercises`, :meth:`redo_mvc` and :meth:`snapshot` are called by the GUI thread.
@@ -174,7 +161,7 @@ class ProgramRunner:
 
     def __init__(self, program: Program, mark: Callable[[str, int], None] | None,
                  regions: tuple[str, ...] = (), sides: tuple[str, ...] = (),
-                 fs: float = 0.0, protocol: Protocol | None = None) -> None:
+                 fs: float = 0.0, protocol: Protocol | None = None, auto: bool = False) -> None:
         self.program = program
         self.protocol = protocol or Protocol()
         self.mark = mark
@@ -191,6 +178,8 @@ class ProgramRunner:
         self._redo: list[str] = []
         self._own = {e.name.lower() for e in program.exercises}  # reps that count
         self.on_done: Callable[[], None] | None = None
+        self.auto = auto
+        self._auto_step = 0  # auto: 0 nothing queued yet, 1 calibration queued, 2 reps queued
 
     @property
     def leading(self) -> bool:
@@ -202,13 +191,16 @@ class ProgramRunner:
     # ---- GUI thread
     def start_calibration(self) -> None:
         """Queue the rest period and the MVC trials of every region (leading only)."""
-        p = self.protocol
         with self._lock:
-            self._queue.append(((REST,), self._n(p.rest_s), self._n(p.rest_gap_s)))
-            for code in self.regions:
-                self._queue_mvc(code)
-            self._next_at = self._pos if self._next_at is None else self._next_at
-            self._phase = "calibration"
+            self._queue_calibration()
+
+    def _queue_calibration(self) -> None:
+        p = self.protocol
+        self._queue.append(((REST,), self._n(p.rest_s), self._n(p.rest_gap_s)))
+        for code in self.regions:
+            self._queue_mvc(code)
+        self._next_at = self._pos if self._next_at is None else self._next_at
+        self._phase = "calibration"
 
     def _queue_mvc(self, code: str) -> None:
         p = self.protocol
@@ -227,11 +219,27 @@ class ProgramRunner:
     def start_exercises(self) -> None:
         """Queue the program's reps (leading only)."""
         with self._lock:
-            for ex in self.program.exercises:
-                for _ in range(ex.reps):
-                    self._queue.append(((ex.name,), self._n(ex.hold_s), self._n(ex.rest_s)))
-            if self._next_at is None:
-                self._next_at = self._pos
+            self._queue_exercises()
+
+    def _queue_exercises(self) -> None:
+        for ex in self.program.exercises:
+            for _ in range(ex.reps):
+                self._queue.append(((ex.name,), self._n(ex.hold_s), self._n(ex.rest_s)))
+        if self._next_at is None:
+            self._next_at = self._pos
+
+    def _auto(self, now: int) -> None:
+        """Console demo: calibration at once, the reps when the calibration cues are over."""
+        if self._auto_step == 0:
+            self._auto_step = 1
+            self._queue_calibration()
+            self._next_at = now
+        elif self._auto_step == 1 and not self._queue and self._next_at is None:
+            self._auto_step = 2
+            self._queue_exercises()
+
+    def close(self) -> None:
+        """Nothing to release (a session consumer)."""
 
     def snapshot(self) -> RunnerSnapshot:
         with self._lock:
@@ -287,6 +295,8 @@ class ProgramRunner:
                 self._next_at = p.stop + n + gap
             elif not self._queue:
                 self._next_at = None
+            if self.auto and self.leading:
+                self._auto(p.stop)
         for texts, n in zip(due, durations):
             assert self.mark is not None
             for t in texts:
