@@ -393,16 +393,12 @@ SIMULATED_PATIENT = "SIM-0000"  # the pseudonym of simulated sessions
 def _simulate_edf(path: Path, src: Any, parts: Any) -> None:
     """EDF+/BDF+ of simulated chunks (gaps stay gaps), written by the same recorder as a live
     session."""
-    from emgfeedback.stream import Processed
-    from emgfeedback.io.edf import Recorder, grid_for
+    from emgfeedback.io.edf.recorder import Recorder
 
-    grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
-    rec = Recorder(path, src.info, patient=SIMULATED_PATIENT, grid=grid,
+    rec = Recorder(path, src.info, patient=SIMULATED_PATIENT,
                    sidecar={"patient": SIMULATED_PATIENT, "simulated": True})
     for chunk in parts:
-        raw = grid.quantise(chunk.data)
-        rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
-                           chunk.status, chunk.markers))
+        rec.write(chunk)
     rec.close()
 
 
@@ -696,7 +692,7 @@ def _add_repair(sub: Any) -> None:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from emgfeedback.io.edf import repair
+    from emgfeedback.io.edf.repair import repair
 
     print(repair(args.file))
     return 0

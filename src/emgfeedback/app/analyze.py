@@ -52,7 +52,7 @@ def analyze_file(path: str | Path, *, montage: str | Path | None = None,
     """Analyse the file at ``path``: ``montage``/``program`` TOML files (default: from the
     labels / the default program), the affected side from ``affected``, else the recording's
     sidecar, else the program; ``import_options`` as :func:`load_for_analysis`."""
-    from emgfeedback.io.edf import sidecar_affected_side
+    from emgfeedback.io.edf.sidecar import sidecar_affected_side
 
     cfg = config or Config()
     rec = load_for_analysis(path, **import_options)

@@ -34,10 +34,10 @@ import numpy as np
 
 from emgfeedback import __version__
 from emgfeedback.errors import DatabaseError, EmgError
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.views.summary import (
     ExerciseMetrics,
     SessionInput,
-    check_patient_id,
     exercise_metrics,
     json_ready,
 )
@@ -294,7 +294,7 @@ class History:
 
     def sessions(self, patient_id: str) -> list[StoredSession]:
         """Stored sessions of ``patient_id``, oldest first (an empty list when none)."""
-        check_patient_id(patient_id)
+        validate_patient_id(patient_id)
         try:
             rows = self._conn.execute(
                 "SELECT id, patient_id, recorded_at, source, affected_side, program, duration_s"
@@ -561,7 +561,7 @@ def write_progress(patient_id: str, out: Path, db: Path | None = None) -> list[S
     DatabaseError
         No database, a corrupt one, or no session of this patient; ``out`` is not touched.
     """
-    check_patient_id(patient_id)
+    validate_patient_id(patient_id)
     with History(db, create=False) as h:
         sessions = h.sessions(patient_id)
         if not sessions:
