@@ -29,10 +29,12 @@ __all__ = [
     "PRIVATE_MODE",
     "check_annotation",
     "check_edf_signals",
+    "check_edf_layout",
     "check_edf_size",
     "check_rate",
     "check_sidecar",
     "load_json_file",
+    "timekeeping_onset",
     "input_file",
     "io_error",
     "make_private",
@@ -70,7 +72,7 @@ def input_file(path: str | Path, what: str = "file", max_bytes: int | None = Non
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise FileFormatError(f"{p}: no such {what}") from None
+        raise FileFormatError(f"{p}: no such file (the {what})") from None
     except OSError as exc:
         raise FileFormatError(f"{p}: cannot read the {what} ({exc.strerror or exc})") from None
     if stat.S_ISDIR(st.st_mode):
@@ -281,6 +283,32 @@ def check_edf_size(path: Path | str, *, header_bytes: int, record_bytes: int, re
             f"{path}: the header says {records} records of {record_bytes} bytes ({expected} "
             f"bytes with the header) but the file has {size}: the header disagrees with the "
             "file size (samples per record or record count edited?)")
+
+
+def timekeeping_onset(block: bytes) -> float | None:
+    """The onset of an EDF+ record's time-keeping TAL (``+<onset>\\x14\\x14`` first in its
+    annotation block), or ``None`` when the block does not start with one."""
+    end = block.find(b"\x14\x14")
+    if end <= 0 or block[:1] not in (b"+", b"-"):
+        return None
+    try:
+        return float(block[:end])
+    except ValueError:
+        return None
+
+
+def check_edf_layout(path: Path | str, onsets: list[tuple[int, float | None]], record_s: float,
+                     continuous: bool) -> None:
+    """EDF+: records sit where their time-keeping TALs say; a misplaced one means the header's
+    layout (samples per record) is not the file's: reading on would scramble every value."""
+    for r, onset in onsets:
+        if onset is None:
+            raise FileFormatError(f"{path}: data record {r} does not start with an EDF+ time "
+                                  "stamp: the header disagrees with the file (samples per "
+                                  "record edited?)")
+        if continuous and abs(onset - r * record_s) > 1e-3 + 1e-9 * r:
+            raise FileFormatError(f"{path}: data record {r} is stamped {onset:g} s, expected "
+                                  f"{r * record_s:g} s: the header disagrees with the file")
 
 
 def check_annotation(onset: float, duration: float, total_s: float) -> str | None:

@@ -60,8 +60,9 @@ import numpy as np
 
 from emgfeedback import __version__
 from emgfeedback.validate import (  # the one patient-id rule, private files
-    PATIENT_RE, check_annotation, check_edf_signals, check_edf_size, check_sidecar, io_error,
-    load_json_file, private_file, validate_patient_id, write_private)
+    PATIENT_RE, check_annotation, check_edf_layout, check_edf_signals, check_edf_size,
+    check_sidecar, io_error, load_json_file, private_file, timekeeping_onset,
+    validate_patient_id, write_private)
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo
@@ -87,6 +88,9 @@ log = logging.getLogger(__name__)
 RECORD_CHOICES_S = (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0)
 ANNOT_BYTES = 240  # bytes of annotation signal per data record (EDF: 120 samples, BDF: 80)
 GAP_TEXT = GAP
+# The longest gap the recorder fills with padding (a longer one closes the recording): beyond the
+# serial source's reconnect timeout (60 s), so every real outage is kept on one time axis.
+MAX_GAP_FILL_S = 600.0
 SIDECAR_FORMAT = "emgfeedback-sidecar"
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
@@ -447,9 +451,11 @@ class Recorder:
     def __init__(self, path: Path | str, info: SourceInfo, *, patient: str,
                  grid: DigitalGrid | None = None, chain: Any = None,
                  sidecar: dict[str, Any] | None = None,
-                 start_time: _dt.datetime | None = None) -> None:
+                 start_time: _dt.datetime | None = None,
+                 max_gap_s: float = MAX_GAP_FILL_S) -> None:
         self.path = Path(path)
         self.info = info
+        self.max_gap = int(max_gap_s * float(info.fs))
         self.patient = validate_patient_id(patient)
         if grid is None:
             grid = grid_for(info, bdf=True if self.path.suffix.lower() == ".bdf" else None)
@@ -522,6 +528,19 @@ class Recorder:
             self._abandon()
             raise io_error(exc, self.path, repairable=True) from None
 
+    def _stop_at_gap(self, gap: int) -> None:
+        """A gap beyond ``max_gap_s``: close the file with everything before it (lock held)."""
+        at = self._next / self.fs
+        self._extra["stopped"] = (f"{gap} samples ({gap / self.fs:.1f} s) missing at {at:.1f} s, "
+                                  f"more than the {self.max_gap / self.fs:g} s a recording fills")
+        self._lock.release()
+        try:
+            self.close()
+        finally:
+            self._lock.acquire()
+        raise EmgError(f"{self.path}: {self._extra['stopped']}: the recording was closed with "
+                       "everything before the gap; start a new recording")
+
     def _abandon(self) -> None:
         """After a write error: stop writing, release the file, keep what is on disk."""
         with self._lock:
@@ -543,8 +562,16 @@ class Recorder:
             rel = p.start - self._first
             if rel > self._next:
                 gap = rel - self._next
-                self._add_samples(np.full((gap, len(self.channels)), self.grid.dmin, np.int32))
-                self._pending.append((self._next - gap, gap, GAP_TEXT))
+                if gap > self.max_gap:
+                    self._stop_at_gap(gap)
+                    return
+                self._pending.append((self._next, gap, GAP_TEXT))
+                assert self._file is not None
+                block = max(self._file.n_per_rec, int(self.fs))  # fill: ~1 s in memory at most
+                for k in range(0, gap, block):
+                    m = min(block, gap - k)
+                    self._add_samples(np.full((m, len(self.channels)), self.grid.dmin, np.int32))
+                    self._flush_full()
                 self.lost_samples += gap
                 self.n_gaps += 1
             raw = np.asarray(p.raw)
@@ -849,6 +876,16 @@ class EdfRecording(Recording):
         self._scales = np.array(scales)
         fs = nmax / rec_s
         sidecar = read_sidecar(path)
+        if any(is_ann) and reserved.startswith(("EDF+", "BDF+")):  # records where stamped
+            a0 = int(starts[is_ann.index(True)])
+            a1 = a0 + nsamp[is_ann.index(True)] * bps
+            check_edf_layout(path, [(r, timekeeping_onset(bytes(self._mm[r, a0:a1])))
+                                    for r in sorted({0, nrec - 1})], rec_s,
+                             continuous=not reserved.startswith(("EDF+D", "BDF+D")))
+        elif nrec_hdr >= 0 and nrec_hdr != avail:
+            raise FileFormatError(f"{path}: the header says {nrec_hdr} records but the file "
+                                  f"holds {avail} (+{tail} bytes): truncated or edited; run "
+                                  f"`emgfeedback repair {path}` if a crash cut it")
         # annotations
         markers: list[Marker] = []
         gaps: list[tuple[int, int]] = []
