@@ -72,7 +72,7 @@ def input_file(path: str | Path, what: str = "file", max_bytes: int | None = Non
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise FileFormatError(f"{p}: no such file (the {what})") from None
+        raise FileFormatError(f"{p}: no such {what}") from None
     except OSError as exc:
         raise FileFormatError(f"{p}: cannot read the {what} ({exc.strerror or exc})") from None
     if stat.S_ISDIR(st.st_mode):

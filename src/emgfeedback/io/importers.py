@@ -122,7 +122,7 @@ def load(path: Path | str, *, fs: float | None = None, unit: str | None = None,
     """
     from emgfeedback.validate import input_file
 
-    path = input_file(Path(path), "recording")
+    path = input_file(Path(path), "file")
     fmt = format or detect(path)
     if fmt == "edf":
         from emgfeedback.io.edf import read_edf
