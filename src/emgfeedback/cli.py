@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import logging
 import os
 import sys
@@ -173,8 +174,13 @@ def _simulated_signal(
         from emgfeedback.sources.facesim import ModelParams
         from emgfeedback.sources.simulated import SimulatedSource
 
+        from emgfeedback.sources.facesim import apply_confounders
+
         params = ModelParams(fs=fs, channels=channels,
                              **({"mains_hz": args.mains} if args.mains else {}))
+        params = apply_confounders(params, ",".join(getattr(args, "confounder", None) or []))
+        # Lost samples are the wire's business, not the electrodes': no gaps in the input.
+        params = replace(params, gaps_per_min=0.0)
         src = SimulatedSource(args.scenario or "smile-synkinesis", n / fs, args.seed, speed=None,
                               params=params)
         with src:
@@ -353,7 +359,11 @@ def _add_simulate(sub: Any) -> None:
     p = sub.add_parser("simulate", help="write a simulated session to a file")
     p.add_argument("--scenario", default="session")
     p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_SIM_S, unit="s"),
-                   default=60.0, help=f"seconds (at most {MAX_SIM_S:g})")
+                   default=None,
+                   help=f"seconds, at most {MAX_SIM_S:g} (default: the calibration protocol plus "
+                        "60 s of exercises; rest: 60 s)")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="exercise reps from the start, without the rest and MVC periods")
     p.add_argument("--seed", type=_SEED, default=0)
     p.add_argument("--fs", type=_FS, default=None)
     p.add_argument("--mains", type=_num("--mains", ge=45, le=65, unit="Hz"), default=None,
@@ -378,9 +388,23 @@ def _add_simulate(sub: Any) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from emgfeedback.sources.simulated import _factory
 
+    from emgfeedback.sources.facesim import ModelParams, calibration_s
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".edf", ".bdf", ".csv", ".tsv", ".txt"):
+        raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
+    extra: dict[str, Any] = {}
+    if args.no_calibration:
+        extra["calibration"] = False
+    cal_s = 0.0 if args.no_calibration or args.scenario == "rest" else calibration_s(ModelParams())
+    if args.duration is None:
+        args.duration = cal_s + 60.0
     if args.duration <= 0:
         raise ConfigError(f"--duration must be positive, got {args.duration}")
-    extra: dict[str, Any] = {}
+    if cal_s and args.duration < cal_s + 10.0:
+        raise ConfigError(f"--duration {args.duration:g} s leaves no exercise after the "
+                          f"calibration protocol ({cal_s:g} s): give at least {cal_s + 10:g} s, "
+                          "or --no-calibration")
     if args.noise is not None:
         extra["noise_uv"] = (min(1.0, args.noise), args.noise)
     if args.synkinesis_prob is not None:
@@ -392,9 +416,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     src = _factory(scenario=args.scenario, duration=args.duration, seed=args.seed, speed=None,
                    fs=args.fs, mains=args.mains,
                    confounders=",".join(args.confounder or []) or None, **extra)
-    suffix = args.out.suffix.lower()
-    if suffix not in (".edf", ".bdf", ".csv", ".tsv", ".txt"):
-        raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
     with src:
         parts = src.read_segments()
     if suffix in (".edf", ".bdf"):
