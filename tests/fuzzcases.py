@@ -61,9 +61,9 @@ def make_base(work: Path) -> None:
     work.mkdir(parents=True, exist_ok=True)
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["simulate", "--scenario", "smile-synkinesis", "--duration", "8",
-                     "--fs", "500", "--out", str(work / BASE)]) == 0
+                     "--fs", "500", "--no-calibration", "--out", str(work / BASE)]) == 0
         assert main(["simulate", "--scenario", "smile-clean", "--duration", "3", "--fs", "500",
-                     "--out", str(work / "base.csv")]) == 0
+                     "--no-calibration", "--out", str(work / "base.csv")]) == 0
     (work / "base.toml").write_text("[dsp]\nmains = \"auto\"\n")
     (work / "prog.toml").write_text('name = "p"\n[[exercise]]\nname = "smile"\nreps = 2\n')
     (work / "montage.toml").write_text('affected_side = "L"\n')

@@ -68,8 +68,9 @@ def test_everything_written_is_owner_only(tmp_path: Path, capsys) -> None:
     old = os.umask(0o022)  # a permissive caller: the files must be private anyway
     try:
         edf = tmp_path / "s.edf"
-        assert main(["simulate", "--duration", "3", "--out", str(edf)]) == 0
-        assert main(["simulate", "--duration", "2", "--out", str(tmp_path / "s.csv")]) == 0
+        assert main(["simulate", "--duration", "3", "--no-calibration", "--out", str(edf)]) == 0
+        assert main(["simulate", "--duration", "2", "--no-calibration", "--out",
+                     str(tmp_path / "s.csv")]) == 0
         assert main(["analyze", str(tmp_path / "s.csv"), "--json", str(tmp_path / "a.json")]) == 0
         assert main(["convert", str(edf), str(tmp_path / "c.csv")]) == 0
         assert main(["convert", str(tmp_path / "s.csv"), str(tmp_path / "c.bdf"),
