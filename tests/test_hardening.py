@@ -244,3 +244,31 @@ def test_named_pipe_input_is_refused_without_blocking(tmp_path: Path, capsys) ->
     t0 = time.monotonic()
     assert main(["info", str(fifo)]) == 1
     assert "named pipe" in capsys.readouterr().err and time.monotonic() - t0 < 10
+
+
+def test_history_withholds_stored_ids_that_break_the_rule(tmp_path: Path, capsys) -> None:
+    import sqlite3
+
+    from emgfeedback.views.history import History
+
+    db = tmp_path / "h.sqlite"
+    with History(db) as h:
+        assert h.patients() == []
+    con = sqlite3.connect(db)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(sessions)")]
+    for pid in ("P-0042", "John Smith", "19510502"):
+        values = {c: None for c in cols if c != "id"}
+        values.update(patient_id=pid, recorded_at="2026-01-01T10:00:00", source=f"{pid}.edf")
+        for c in cols:  # NOT NULL columns get a plain value
+            if values.get(c, 0) is None:
+                values[c] = 0
+        con.execute(f"INSERT INTO sessions ({', '.join(values)}) VALUES "
+                    f"({', '.join('?' * len(values))})", list(values.values()))
+    con.commit()
+    con.close()
+    with History(db, create=False) as h:
+        assert h.patients() == ["P-0042"]
+    capsys.readouterr()
+    main(["history", "list", "--db", str(db)])
+    out = capsys.readouterr()
+    assert "John Smith" not in out.out + out.err and "19510502" not in out.out + out.err
