@@ -53,6 +53,7 @@ class ConsoleView:
         self._last: Processed | None = None
         self._lost = 0
         self._crc = 0
+        self._dropped = 0
         self._reconnects = 0
         self._at_rest = True
         self._active_until = -1
@@ -61,7 +62,11 @@ class ConsoleView:
         self._last = p
         self._lost += p.status.lost_samples
         self._crc += p.status.crc_errors
+        self._dropped += p.status.dropped_frames
         self._reconnects += p.status.reconnects
+        if p.status.dropped_frames:
+            self.events.append(f"{p.start / p.fs:8.2f} s  {p.status.dropped_frames} frame(s) "
+                               "dropped: duplicated, out of order or implausible counter")
         if p.status.lost_samples:
             self.events.append(f"{p.start / p.fs:8.2f} s  gap: {p.status.lost_samples} samples lost")
         for m in p.markers:
@@ -87,7 +92,8 @@ class ConsoleView:
         lines = [
             f"{self.title}   t = {t:7.2f} s   fs = {p.fs:g} Hz   mains notch: {mains}   "
             f"delay {self.chain.delay_ms:.0f} ms",
-            f"lost samples {self._lost}   CRC errors {self._crc}   reconnects {self._reconnects}",
+            f"lost samples {self._lost}   CRC errors {self._crc}   dropped frames "
+            f"{self._dropped}   reconnects {self._reconnects}",
             "",
         ]
         for i, ch in enumerate(p.channels):
