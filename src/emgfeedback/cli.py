@@ -670,16 +670,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     view = ConsoleView(chain, title=f"emgfeedback replay: {args.file.name}", quality=cfg.quality)
     session.add(view)
+    publisher: Any = None
     if args.lsl:
         from emgfeedback.io.lsl import LslPublisher
 
-        session.add(LslPublisher(source.info, scope=args.lsl_scope))
+        publisher = LslPublisher(source.info, scope=args.lsl_scope)
+        session.add(publisher)
     try:
         session.run()
     except KeyboardInterrupt:
         pass
     finally:
-        session.close()
+        try:
+            session.close()
+        finally:
+            if publisher is not None:
+                publisher.close()  # the outlets (and their helper process) end with the replay
     view.draw()
     print(f"replayed {session.samples / chain.fs:.1f} s of {args.file} "
           f"({session.lost} samples lost)", file=sys.stderr)
