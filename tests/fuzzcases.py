@@ -448,6 +448,8 @@ def special_cases(work: Path) -> list[Case]:
     cases = [Case("special files", f"{cmd[0]} on a named pipe",
                   _argv(cmd, work / "pipe.edf", work, "pipe"), "error", fifo)
              for cmd in COMMANDS]
+    cases += [Case("special files", f"{cmd} on a named pipe", [cmd, str(work / "pipe.edf")],
+                   "error", fifo) for cmd in ("repair", "report", "replay")]
     cases += [Case("special files", f"info {p}", ["info", p], "error") for p in
               ("/dev/zero", "/dev/null", str(work), str(work / "missing.edf"))]
     cases.append(Case("special files", "config is a pipe",

@@ -61,7 +61,7 @@ import numpy as np
 from emgfeedback import __version__
 from emgfeedback.validate import (  # the one patient-id rule, private files
     PATIENT_RE, check_annotation, check_edf_layout, check_edf_signals, check_edf_size,
-    check_sidecar, io_error, load_json_file, private_file, timekeeping_onset,
+    check_sidecar, input_file, io_error, load_json_file, private_file, timekeeping_onset,
     validate_patient_id, write_private)
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.recording import Recording
@@ -761,8 +761,8 @@ class EdfRecording(Recording):
     than the file holds (a crash), is recovered from the file size with a note.
     """
 
-    def __init__(self, path: Path | str) -> None:
-        path = Path(path)
+    def __init__(self, path: Path | str, repairing: bool = False) -> None:
+        path = input_file(Path(path), "file")  # a FIFO would block open() forever
         try:
             size = path.stat().st_size
             with open(path, "rb") as f:
@@ -882,7 +882,7 @@ class EdfRecording(Recording):
             check_edf_layout(path, [(r, timekeeping_onset(bytes(self._mm[r, a0:a1])))
                                     for r in sorted({0, nrec - 1})], rec_s,
                              continuous=not reserved.startswith(("EDF+D", "BDF+D")))
-        elif nrec_hdr >= 0 and nrec_hdr != avail:
+        elif nrec_hdr >= 0 and nrec_hdr != avail and not repairing:
             raise FileFormatError(f"{path}: the header says {nrec_hdr} records but the file "
                                   f"holds {avail} (+{tail} bytes): truncated or edited; run "
                                   f"`emgfeedback repair {path}` if a crash cut it")
@@ -1001,7 +1001,7 @@ def repair(path: Path | str) -> str:
     """Fix a recording after a crash: true record count in the header, partial record dropped,
     sidecar marked ``recovered``.  Returns a one-line summary."""
     path = Path(path)
-    rec = EdfRecording(path)
+    rec = EdfRecording(path, repairing=True)
     nrec = int(rec.header["records"])
     rec_bytes = int(rec._mm.shape[1])
     rec.close()
