@@ -19,8 +19,11 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import IO, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO, Any, ClassVar
 
+from emgfeedback.config import Settings, from_mapping, setting
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 
 __all__ = [
@@ -379,50 +382,19 @@ def load_json_file(path: Path | str, what: str, max_bytes: int = MAX_SIDECAR_BYT
         raise FileFormatError(f"{p}: damaged {what} JSON ({exc})") from None
 
 
-# fields of a recording's sidecar that readers use, with their types and ranges
-_SIDECAR_INTS = {"version": (0, 1000), "first_sample": (0, 1 << 62), "samples": (0, 1 << 62),
-                 "slots": (0, 1 << 62), "lost_samples": (0, 1 << 62), "gaps": (0, 1 << 40)}
-_SIDECAR_STRS = ("format", "recording", "status", "started", "affected_side")
-_SIDECAR_MAPS = ("source", "digital", "montage", "dsp", "program", "calibration", "thresholds")
-
-
 def check_sidecar(data: Any, path: Path | str) -> dict[str, Any]:
-    """``data`` if it is a sidecar whose known fields have their types and ranges (unknown keys
-    are kept: sidecars grow), else a :class:`FileFormatError` naming the file and the field.
+    """``data`` if it is a sidecar whose known fields have their types and ranges
+    (:class:`SidecarFields`, the configuration's schema mechanism; unknown keys are kept:
+    sidecars grow), else a :class:`FileFormatError` naming the file and the field.
+
     A patient id that breaks the rule is withheld: ``patient`` becomes ``None`` and
     ``data[PATIENT_REFUSED]`` says why (older recordings stay readable; nothing shows the id)."""
-    import math
-
     if not isinstance(data, dict):
         raise FileFormatError(f"{path}: sidecar is not a JSON object")
-    for key, (lo, hi) in _SIDECAR_INTS.items():
-        v = data.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
-            raise FileFormatError(f"{path}: sidecar field {key!r} must be a whole number in "
-                                  f"[{lo}, {hi}], got {v!r}")
-    fs = data.get("fs")
-    if fs is not None and (isinstance(fs, bool) or not isinstance(fs, (int, float))
-                           or not math.isfinite(fs) or not 0 < fs <= MAX_FS):
-        raise FileFormatError(f"{path}: sidecar field 'fs' must be a rate in (0, {MAX_FS:g}] "
-                              f"Hz, got {fs!r}")
-    for key in _SIDECAR_STRS:
-        v = data.get(key)
-        if v is not None and not isinstance(v, str):
-            raise FileFormatError(f"{path}: sidecar field {key!r} must be text, got {v!r}")
-    for key in _SIDECAR_MAPS:
-        v = data.get(key)
-        if v is not None and not isinstance(v, dict):
-            raise FileFormatError(f"{path}: sidecar field {key!r} must be an object, got "
-                                  f"{type(v).__name__}")
-    src = data.get("source")
-    bits = src.get("adc_bits") if isinstance(src, dict) else None
-    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int)
-                             or not 0 <= bits <= 32):
-        raise FileFormatError(f"{path}: sidecar field 'source.adc_bits' must be a whole number "
-                              f"in [0, 32], got {bits!r}")
-    ch = data.get("channels")
-    if ch is not None and (not isinstance(ch, list) or not all(isinstance(c, str) for c in ch)):
-        raise FileFormatError(f"{path}: sidecar field 'channels' must be a list of labels")
+    try:
+        from_mapping(SidecarFields, data, "sidecar", ignore_unknown=True)
+    except ConfigError as exc:
+        raise FileFormatError(f"{path}: {exc}") from None
     pid = data.get("patient")
     if pid is not None:
         why = patient_id_problem(pid)
@@ -430,3 +402,44 @@ def check_sidecar(data: Any, path: Path | str) -> dict[str, Any]:
             data["patient"] = None
             data[PATIENT_REFUSED] = why
     return data
+
+
+big = 1 << 62  # sample counts: bounded, never negative
+
+
+@dataclass(frozen=True)
+class SidecarSource(Settings):
+    """``source`` of a sidecar: the fields readers use (others kept)."""
+
+    OPEN: ClassVar[bool] = True
+    adc_bits: int | None = setting(None, ge=0, le=32)
+    adc_range_uv: tuple[float, float] | None = setting(None, ge=-1e9, le=1e9)
+    extra: Mapping[str, Any] | None = setting(None)
+
+
+@dataclass(frozen=True)
+class SidecarFields(Settings):
+    """The sidecar fields readers use, typed and bounded (others kept: sidecars grow)."""
+
+    OPEN: ClassVar[bool] = True
+    format: str | None = setting(None)
+    version: int | None = setting(None, ge=0, le=1000)
+    recording: str | None = setting(None)
+    status: str | None = setting(None)
+    started: str | None = setting(None)
+    patient: str | None = setting(None)
+    affected_side: str | None = setting(None)
+    fs: float | None = setting(None, gt=0, le=MAX_FS, unit="Hz")
+    channels: tuple[str, ...] | None = setting(None, max_len=MAX_SIGNALS)
+    first_sample: int | None = setting(None, ge=0, le=big)
+    samples: int | None = setting(None, ge=0, le=big)
+    slots: int | None = setting(None, ge=0, le=big)
+    lost_samples: int | None = setting(None, ge=0, le=big)
+    gaps: int | None = setting(None, ge=0, le=big)
+    source: SidecarSource | None = setting(None)
+    digital: Mapping[str, Any] | None = setting(None)
+    montage: Mapping[str, Any] | None = setting(None)
+    dsp: Mapping[str, Any] | None = setting(None)
+    program: Mapping[str, Any] | None = setting(None)
+    calibration: Mapping[str, Any] | None = setting(None)
+    thresholds: Mapping[str, Any] | None = setting(None)
