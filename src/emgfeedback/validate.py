@@ -244,34 +244,48 @@ MAX_JSON_DEPTH = 64
 PATIENT_REFUSED = "patient_refused"  # set by check_sidecar when the id breaks the rule
 
 
+@dataclass(frozen=True)
+class EdfSignalHeader(Settings):
+    """One signal of an EDF/BDF header, typed and bounded by the configuration's schema."""
+
+    bdf: bool = setting(False)
+    record_s: float = setting(1.0, gt=0, le=MAX_RECORD_S, unit="s")
+    annotation: bool = setting(False)
+    n_per_record: int = setting(1, ge=1, le=int(MAX_FS * MAX_RECORD_S))
+    pmin: float = setting(-1.0)
+    pmax: float = setting(1.0)
+    dmin: int = setting(-1, ge=-(1 << 23), le=(1 << 23) - 1)
+    dmax: int = setting(1, ge=-(1 << 23), le=(1 << 23) - 1)
+
+    def check(self) -> None:
+        if self.n_per_record > MAX_FS * self.record_s + 1:
+            raise ConfigError(f"n_per_record {self.n_per_record} in a {self.record_s:g} s "
+                              f"record is above {MAX_FS:g} Hz")
+        if self.annotation:
+            return
+        lo, hi = (-(1 << 23), (1 << 23) - 1) if self.bdf else (-(1 << 15), (1 << 15) - 1)
+        if not lo <= self.dmin < self.dmax <= hi:
+            raise ConfigError(f"dmin/dmax [{self.dmin}, {self.dmax}] must satisfy "
+                              f"{lo} <= min < max <= {hi}")
+        if self.pmin == self.pmax:
+            raise ConfigError(f"pmin/pmax [{self.pmin}, {self.pmax}] must differ")
+
+
 def check_edf_signals(path: Path | str, *, bdf: bool, record_s: float, labels: list[str],
                       pmin: list[float], pmax: list[float], dmin: list[int], dmax: list[int],
                       n_per_record: list[int], annotation: list[bool]) -> None:
     """Header fields of an EDF/BDF file that would make a reader divide by zero, allocate
-    without bound or scale garbage: one :class:`FileFormatError` naming the file, the signal,
-    the field and the allowed range."""
-    import math
-
-    lo, hi = (-(1 << 23), (1 << 23) - 1) if bdf else (-(1 << 15), (1 << 15) - 1)
-    if not (math.isfinite(record_s) and 0 < record_s <= MAX_RECORD_S):
-        raise FileFormatError(f"{path}: header byte 244: record duration {record_s!r} s is "
-                              f"outside (0, {MAX_RECORD_S:g}] s")
+    without bound or scale garbage (:class:`EdfSignalHeader`): one :class:`FileFormatError`
+    naming the file, the signal, the field and the allowed range."""
     if len(labels) > MAX_SIGNALS:
         raise FileFormatError(f"{path}: {len(labels)} signals (at most {MAX_SIGNALS})")
     for k, lab in enumerate(labels):
-        where = f"{path}: signal {k + 1} ({lab!r})"
-        n = n_per_record[k]
-        if not 1 <= n <= int(MAX_FS * record_s) + 1:
-            raise FileFormatError(f"{where}: samples per record {n} outside "
-                                  f"[1, {int(MAX_FS * record_s) + 1}] (at most {MAX_FS:g} Hz)")
-        if annotation[k]:
-            continue
-        if not (lo <= dmin[k] < dmax[k] <= hi):
-            raise FileFormatError(f"{where}: digital range [{dmin[k]}, {dmax[k]}] must satisfy "
-                                  f"{lo} <= min < max <= {hi}")
-        if not (math.isfinite(pmin[k]) and math.isfinite(pmax[k]) and pmin[k] != pmax[k]):
-            raise FileFormatError(f"{where}: physical range [{pmin[k]}, {pmax[k]}] must be two "
-                                  "different finite numbers")
+        try:
+            EdfSignalHeader(bdf=bdf, record_s=record_s, annotation=annotation[k],
+                            n_per_record=n_per_record[k], pmin=pmin[k], pmax=pmax[k],
+                            dmin=dmin[k], dmax=dmax[k])
+        except ConfigError as exc:
+            raise FileFormatError(f"{path}: header of signal {k + 1} ({lab!r}): {exc}") from None
 
 
 def check_edf_size(path: Path | str, *, header_bytes: int, record_bytes: int, records: int,
