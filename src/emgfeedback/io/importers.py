@@ -122,7 +122,7 @@ def load(path: Path | str, *, fs: float | None = None, unit: str | None = None,
     """
     from emgfeedback.validate import input_file
 
-    path = input_file(Path(path), "recording")
+    path = input_file(Path(path), "file")
     fmt = format or detect(path)
     if fmt == "edf":
         from emgfeedback.io.edf.reader import read_edf
@@ -531,6 +531,12 @@ def _generic(path: Path, lines: list[str], fs: float | None, unit: str | None) -
     notes: list[str] = []
     rate = fs or meta_fs
     positions: np.ndarray | None = None
+    for col, what in ((icol, "sample index"), (tcol, "time")):
+        if col is not None:
+            bad_rows = np.flatnonzero(~(np.abs(t[:, col]) < 2.0**52))  # NaN, inf, absurd
+            if len(bad_rows):
+                raise FileFormatError(f"{path}: line {int(bad_rows[0]) + first + 2}: {what} "
+                                      f"{t[int(bad_rows[0]), col]!r} is not a finite position")
     if icol is not None:
         positions = np.rint(t[:, icol]).astype(np.int64)
         if np.any(np.diff(positions) <= 0):

@@ -63,6 +63,9 @@ class ConsoleView:
     def feed(self, p: Processed) -> None:
         self._last = p
         self._faults = self._faults + p.status
+        if p.status.dropped_frames:
+            self.events.append(f"{p.start / p.fs:8.2f} s  {p.status.dropped_frames} frame(s) "
+                               "dropped: duplicated, out of order or implausible counter")
         if p.status.lost_samples:
             self.events.append(f"{p.start / p.fs:8.2f} s  gap: {p.status.lost_samples} samples lost")
         for m in p.markers:
@@ -89,7 +92,7 @@ class ConsoleView:
             f"{self.title}   t = {t:7.2f} s   fs = {p.fs:g} Hz   mains notch: {mains}   "
             f"delay {self.chain.delay_ms:.0f} ms",
             f"lost samples {self._faults.lost_samples}   CRC errors {self._faults.crc_errors}   "
-            f"reconnects {self._faults.reconnects}",
+            f"dropped frames {self._faults.dropped_frames}   reconnects {self._faults.reconnects}",
             "",
         ]
         for i, ch in enumerate(p.channels):

@@ -289,8 +289,17 @@ class History:
         return row is not None
 
     def patients(self) -> list[str]:
-        return [r[0] for r in self._conn.execute(
+        """Stored patient ids; an id that breaks the patient-id rule (a database written by
+        another tool or an older version) is withheld, never shown."""
+        from emgfeedback.validate import patient_id_problem
+
+        ids = [r[0] for r in self._conn.execute(
             "SELECT DISTINCT patient_id FROM sessions ORDER BY patient_id")]
+        bad = [i for i in ids if patient_id_problem(i) is not None]
+        if bad:
+            log.warning("%s: %d patient id(s) withheld: they break the pseudonym rule "
+                        "(names, dates or digits only)", self.path, len(bad))
+        return [i for i in ids if i not in bad]
 
     def sessions(self, patient_id: str) -> list[StoredSession]:
         """Stored sessions of ``patient_id``, oldest first (an empty list when none)."""

@@ -30,7 +30,9 @@ from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, read_sidecar
 from emgfeedback.recording import Recording
 from emgfeedback.stream import Marker, SourceInfo
 from emgfeedback.units import uv_per
-from emgfeedback.validate import check_annotation, check_edf_signals, check_edf_size
+from emgfeedback.validate import (
+    check_annotation, check_edf_layout, check_edf_signals, check_edf_size, input_file,
+    timekeeping_onset)
 from emgfeedback.vocabulary import GAP, parse_annotation
 
 __all__ = ["EdfRecording", "read_edf", "read_identity"]
@@ -50,8 +52,8 @@ class EdfRecording(Recording):
     than the file holds (a crash), is recovered from the file size with a note.
     """
 
-    def __init__(self, path: Path | str) -> None:
-        path = Path(path)
+    def __init__(self, path: Path | str, repairing: bool = False) -> None:
+        path = input_file(Path(path), "file")  # a FIFO would block open() forever
         try:
             size = path.stat().st_size
             with open(path, "rb") as f:
@@ -163,6 +165,16 @@ class EdfRecording(Recording):
         self._scales = np.array(scales)
         fs = nmax / rec_s
         sidecar = read_sidecar(path)
+        if any(is_ann) and reserved.startswith(("EDF+", "BDF+")):  # records where stamped
+            a0 = int(starts[is_ann.index(True)])
+            a1 = a0 + nsamp[is_ann.index(True)] * bps
+            check_edf_layout(path, [(r, timekeeping_onset(bytes(self._mm[r, a0:a1])))
+                                    for r in sorted({0, nrec - 1})], rec_s,
+                             continuous=not reserved.startswith(("EDF+D", "BDF+D")))
+        elif nrec_hdr >= 0 and nrec_hdr != avail and not repairing:
+            raise FileFormatError(f"{path}: the header says {nrec_hdr} records but the file "
+                                  f"holds {avail} (+{tail} bytes): truncated or edited; run "
+                                  f"`emgfeedback repair {path}` if a crash cut it")
         # annotations
         markers: list[Marker] = []
         gaps: list[tuple[int, int]] = []

@@ -43,6 +43,10 @@ from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, sidecar_path, write_sidec
 from emgfeedback.io.edf.writer import EdfWriter
 from emgfeedback.stream import Chunk, Marker, SourceInfo, rail_counts
 from emgfeedback.validate import io_error, validate_patient_id
+
+# The longest gap the recorder fills with padding (a longer one closes the recording): beyond the
+# serial source's reconnect timeout (60 s), so every real outage is kept on one time axis.
+MAX_GAP_FILL_S = 600.0
 from emgfeedback.vocabulary import match_label
 
 __all__ = ["Recorder", "on_grid"]
@@ -74,9 +78,11 @@ class Recorder:
 
     def __init__(self, path: Path | str, info: SourceInfo, *, patient: str,
                  sidecar: dict[str, Any] | None = None, grid: DigitalGrid | None = None,
-                 chain: Any = None, start_time: _dt.datetime | None = None) -> None:
+                 chain: Any = None, start_time: _dt.datetime | None = None,
+                 max_gap_s: float = MAX_GAP_FILL_S) -> None:
         self.path = Path(path)
         self.info = info
+        self.max_gap = int(max_gap_s * float(info.fs))
         self.patient = validate_patient_id(patient)
         if grid is None:
             grid = grid_for(info, bdf=True if self.path.suffix.lower() == ".bdf" else None)
@@ -136,6 +142,9 @@ class Recorder:
                 self._queue(m)
             if rel > self._file.slots:
                 gap = rel - self._file.slots
+                if gap > self.max_gap:
+                    self._stop_at_gap(gap)
+                    return
                 self._file.write_gap(gap)
                 self.lost_samples += gap
                 self.n_gaps += 1
@@ -173,6 +182,20 @@ class Recorder:
         except OSError as exc:
             self._abandon()
             raise io_error(exc, self.path, repairable=True) from None
+
+    def _stop_at_gap(self, gap: int) -> None:
+        """A gap beyond ``max_gap_s``: close the file with everything before it (lock held)."""
+        assert self._file is not None
+        at = self._file.slots / self.fs
+        self._extra["stopped"] = (f"{gap} samples ({gap / self.fs:.1f} s) missing at {at:.1f} s, "
+                                  f"more than the {self.max_gap / self.fs:g} s a recording fills")
+        self._lock.release()
+        try:
+            self.close()
+        finally:
+            self._lock.acquire()
+        raise EmgError(f"{self.path}: {self._extra['stopped']}: the recording was closed with "
+                       "everything before the gap; start a new recording")
 
     def _abandon(self) -> None:
         """After a write error: stop writing, release the file, keep what is on disk."""

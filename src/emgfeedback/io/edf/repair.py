@@ -27,7 +27,7 @@ def repair(path: Path | str) -> str:
     """Fix a recording after a crash: true record count in the header, partial record dropped,
     sidecar marked ``recovered``.  Returns a one-line summary."""
     path = Path(path)
-    rec = EdfRecording(path)
+    rec = EdfRecording(path, repairing=True)
     nrec = int(rec.header["records"])
     rec_bytes = rec.record_bytes
     dur = nrec * rec.samples_per_record / rec.fs

@@ -136,7 +136,11 @@ class EdfWriter:
         """Append ``n`` slots of lost samples: digital-minimum fill under a ``gap`` annotation."""
         if n > 0:
             self.annotate(self.slots, n, GAP_TEXT)
-            self.write(np.broadcast_to(self._fill, (n, len(self._fill))))
+            # In pieces, each flushed as whole records: a long gap never sits in memory at once.
+            block = max(self.n_per_rec, 4096)
+            for k in range(0, n, block):
+                m = min(block, n - k)
+                self.write(np.broadcast_to(self._fill, (m, len(self._fill))))
 
     def annotate(self, slot: int, duration: int, text: str) -> None:
         """An annotation at file slot ``slot`` lasting ``duration`` samples; it is written with
