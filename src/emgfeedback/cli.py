@@ -371,6 +371,10 @@ def _add_report(sub: Any) -> None:
                    help="JSON of 'emgfeedback analyze' to use instead of analysing again")
     p.add_argument("--out", type=Path, default=None, help="HTML file (default SESSION.report.html)")
     p.add_argument("--pdf", action="store_true", help="also write a PDF beside the HTML")
+    _add_identity_options(p)
+    p.add_argument("--montage", type=Path, default=None,
+                   help="montage TOML naming the region of each channel (files of other tools)")
+    _add_import_options(p)
     p.set_defaults(func=cmd_report)
 
 
@@ -379,7 +383,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = args.out or args.session.with_suffix(".report.html")
     pdf = out.with_suffix(".pdf") if args.pdf else None
-    session = load_session(args.session, args.analysis)
+    session = load_session(args.session, args.analysis, opener=_opener(args))
     write_report(session, out, pdf)
     print(f"wrote {out}" + (f" and {pdf}" if pdf else ""))
     return 0
@@ -410,7 +414,12 @@ def _add_history(sub: Any) -> None:
     imp = hs.add_parser("import", help="analyse and store every session file under FOLDER")
     imp.add_argument("folder", type=Path)
     imp.add_argument("--db", type=Path, default=None)
-    imp.add_argument("--pattern", default="*.edf", help="file glob, searched recursively")
+    imp.add_argument("--pattern", default="*.edf",
+                     help="file glob, searched recursively (e.g. '*.txt' for OpenBCI files)")
+    _add_identity_options(imp)
+    imp.add_argument("--montage", type=Path, default=None,
+                     help="montage TOML naming the region of each channel (files of other tools)")
+    _add_import_options(imp)
     imp.set_defaults(func=cmd_history_import)
     ls = hs.add_parser("list", help="patients and their number of sessions")
     ls.add_argument("--db", type=Path, default=None)
@@ -420,7 +429,8 @@ def _add_history(sub: Any) -> None:
 def cmd_history_import(args: argparse.Namespace) -> int:
     from emgfeedback.views.history import import_folder
 
-    r = import_folder(args.folder, args.db, pattern=args.pattern, progress=sys.stderr)
+    r = import_folder(args.folder, args.db, pattern=args.pattern, progress=sys.stderr,
+                      opener=_opener(args))
     for path, reason in r.failed:
         print(f"emgfeedback: skipped {path.name}: {reason}", file=sys.stderr)
     print(f"imported {len(r.imported)} sessions, {len(r.skipped)} already stored, "
@@ -448,7 +458,10 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--program", type=Path, default=None, help="exercise program TOML")
     p.add_argument("--exercise", default=None,
                    help="the whole file is one rep of this exercise (no annotations needed)")
-    p.add_argument("--affected", choices=("L", "R"), default=None, help="affected side")
+    p.add_argument("--affected-side", "--affected", dest="affected", choices=("L", "R"),
+                   default=None, help="affected side (when the file does not state it)")
+    p.add_argument("--patient", default=None,
+                   help="pseudonymous patient id (when the file carries none), kept in the JSON")
     p.add_argument("--calibration", choices=("annotations", "auto"), default="annotations",
                    help="rest/mvc annotations (default; automatic fallback where missing) or "
                         "the automatic estimate only")
@@ -471,6 +484,11 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     rec = load_for_analysis(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
     program = load_program(args.program) if args.program else default_program()
     from emgfeedback.io.edf import sidecar_affected_side
+    from emgfeedback.io.identity import apply_identity
+
+    # --affected-side here overrides the file's side (re-analysis with another side), as before
+    apply_identity(rec, getattr(args, "patient", None))
+    _beside_events(rec)
 
     # The side the recording's sidecar states wins over the program's default.
     affected = (args.affected or sidecar_affected_side(rec.sidecar or {})
@@ -482,7 +500,10 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     if table:
         print(format_table(result))
     if args.json is not None:
-        args.json.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+        doc = result.to_json()
+        if rec.sidecar.get("patient"):
+            doc["patient"] = str(rec.sidecar["patient"])
+        args.json.write_text(json.dumps(doc, indent=1, allow_nan=False), encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 
@@ -522,8 +543,10 @@ def _add_replay(sub: Any) -> None:
                    help="run headless at --speed max and write the analysis JSON (as 'analyze')")
     _add_import_options(p)
     p.add_argument("--lsl", action="store_true", help="also publish on LSL")
-    p.add_argument("--affected", choices=("L", "R"), default=None,
-                   help="affected side for --json (as analyze)")
+    p.add_argument("--affected-side", "--affected", dest="affected", choices=("L", "R"),
+                   default=None, help="affected side for --json (as analyze)")
+    p.add_argument("--patient", default=None,
+                   help="pseudonymous patient id for --json (as analyze)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None)
     p.set_defaults(func=cmd_replay)
@@ -579,6 +602,77 @@ def _add_import_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fs", type=float, default=None, help="rate for files without one")
     g.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
     g.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
+
+
+def _add_identity_options(p: argparse.ArgumentParser) -> None:
+    """``--patient`` and ``--affected-side`` for files that do not carry them."""
+    g = p.add_argument_group("files without a patient id or affected side")
+    g.add_argument("--patient", default=None,
+                   help="pseudonymous patient id, e.g. P-0001 (files of other tools carry none)")
+    g.add_argument("--affected-side", choices=("L", "R"), default=None,
+                   help="affected side when the file does not state it")
+
+
+def _opener(args: argparse.Namespace) -> Callable[[Path], Any]:
+    """Opens a session file with the import options, ``--patient``/``--affected-side``
+    (:func:`emgfeedback.io.identity.apply_identity`) and ``--montage`` (channels relabelled
+    ``EMG <side>-<code>``, the labels every later step reads)."""
+    from emgfeedback.io.identity import apply_identity, validate_side
+    from emgfeedback.io.importers import load
+
+    patient = getattr(args, "patient", None)
+    side = validate_side(getattr(args, "affected_side", None))
+    if patient:
+        from emgfeedback.io.edf import validate_patient_id
+
+        validate_patient_id(patient)  # refused before any file is read
+
+    def open_(path: Path) -> Any:
+        rec = load(path, fs=getattr(args, "fs", None), unit=getattr(args, "unit", None),
+                   board=getattr(args, "brainflow_board", None))
+        try:
+            apply_identity(rec, patient, side)
+            _beside_events(rec)
+            if getattr(args, "montage", None) is not None:
+                _relabel(rec, args.montage)
+        except BaseException:
+            rec.close()
+            raise
+        return rec
+
+    return open_
+
+
+def _beside_events(rec: Any) -> None:
+    """A file of another tool with a BIDS ``<stem>_events.tsv`` beside it (and no protocol
+    annotations of its own) takes its annotation rows as markers (``io.bids.read_events_tsv``)."""
+    from emgfeedback.io.bids import events_path_for, read_events_tsv
+
+    if any(not m.text.startswith("marker") for m in rec.markers):
+        return
+    ev = events_path_for(rec.path)
+    if ev is not None:
+        rec.markers = sorted([*rec.markers, *read_events_tsv(ev, rec.fs)],
+                             key=lambda m: m.sample)
+        rec.notes.append(f"annotations from {ev.name}")
+
+
+def _relabel(rec: Any, montage_path: Path) -> None:
+    """Give the recording's channels the region labels of a montage TOML."""
+    import dataclasses
+
+    from emgfeedback.clinical.montage import load_montage
+    from emgfeedback.clinical.regions import format_label
+    from emgfeedback.io.edf import sidecar_affected_side
+
+    m = load_montage(montage_path, rec.channels, sidecar_affected_side(rec.sidecar) or None)
+    labels = tuple(format_label(c.side, c.code) for c in m.channels)
+    rec.channels = labels
+    if rec.info is not None:
+        rec.info = dataclasses.replace(rec.info, channels=labels)
+    if m.affected_side and not sidecar_affected_side(rec.sidecar):
+        rec.sidecar["affected_side"] = m.affected_side
+    rec.notes.append(f"channels relabelled by the montage {montage_path.name}")
 
 
 def _add_convert(sub: Any) -> None:
@@ -650,7 +744,62 @@ def cmd_repair(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair]
+def _add_export_bids(sub: Any) -> None:
+    p = sub.add_parser("export-bids", help="write sessions as a BIDS-EMG dataset")
+    p.add_argument("sessions", nargs="+", type=Path, metavar="SESSION",
+                   help="recordings (EDF+ with sidecar, or any file 'info' reads)")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder (new or empty)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--montage", type=Path, default=None,
+                   help="montage TOML naming the region of each channel (files of other tools)")
+    _add_identity_options(p)
+    _add_import_options(p)
+    p.set_defaults(func=cmd_export_bids)
+
+
+def cmd_export_bids(args: argparse.Namespace) -> int:
+    """Each session with its analysis (the one saved beside it, else analyze) and the electrode
+    sites of its channels, written by :func:`emgfeedback.io.bids.export_bids`."""
+    from emgfeedback.clinical.regions import REGIONS, parse_label
+    from emgfeedback.io.bids import BidsSession, export_bids
+    from emgfeedback.views.report import analysis_of
+
+    opener = _opener(args)
+    recs: list[Any] = []
+    sessions = []
+    try:
+        for path in args.sessions:
+            if not path.is_file():
+                raise ConfigError(f"{path}: no such session file")
+            rec = opener(path)
+            recs.append(rec)
+            analysis, _ = analysis_of(rec)
+            placement: dict[str, tuple[str, str]] = {}
+            for label in rec.channels:
+                try:
+                    cid = parse_label(label)
+                except ConfigError:
+                    continue
+                region = REGIONS[cid.code]
+                placement[label] = (f"{'left' if cid.side == 'L' else 'right'} {region.muscle}",
+                                    region.site)
+            sessions.append(BidsSession(rec, analysis, placement))
+        written = export_bids(sessions, args.out, overwrite=args.overwrite)
+    finally:
+        for rec in recs:
+            rec.close()
+    print(f"wrote {args.out}: {len(written)} sessions of "
+          f"{len({w.parts[-4] for w in written})} participants (BIDS {_bids_version()})")
+    return 0
+
+
+def _bids_version() -> str:
+    from emgfeedback.io.bids import BIDS_VERSION
+
+    return BIDS_VERSION
+
+
+COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair, _add_export_bids]
 COMMANDS += [_add_analyze]
 
 
