@@ -6,6 +6,8 @@
 ``simulated``             the built-in facial sEMG model (default), ``--scenario``
 ``simavr``                the real firmware running in the simavr simulator
 ``serial:PORT``           a board on a serial port (``serial:/dev/ttyUSB0``)
+``chords:PORT``           an Upside Down Labs board with the Chords firmware
+``spikershield:PORT``     a Backyard Brains Muscle SpikerShield (Spike Recorder sketch)
 ``replay:FILE``           a recording or any importable file
 ``brainflow:BOARD``       a BrainFlow board (with ``port=`` option)
 ``lsl:NAME``              a Lab Streaming Layer inlet
@@ -37,7 +39,9 @@ def _load_builtin() -> None:
     # dependencies (pyserial, pylsl, brainflow) are only needed when used.
     from emgfeedback.sources import simulated  # noqa: F401
 
-    for mod in ("serial", "simavr", "replay", "brainflow", "lsl"):
+    for mod in ("serial", "simavr", "replay", "brainflow", "lsl",
+                "chords",  # Upside Down Labs Chords firmware
+                "spikershield"):  # Backyard Brains Muscle SpikerShield
         try:
             __import__(f"emgfeedback.sources.{mod}")
         except ModuleNotFoundError as exc:  # module not part of this build, or missing extra
