@@ -178,3 +178,17 @@ def test_one_line_errors(tmp_path: Path) -> None:
             ChordsSource(board.link, baudrate=230400, **SRC).open()
     with pytest.raises(Exception, match="no serial port /dev/nonexistent"):
         ChordsSource("/dev/nonexistent").open()
+
+
+def test_record_from_a_chords_board_through_the_cli(tmp_path: Path, capsys) -> None:
+    from emgfeedback.cli import main
+    from emgfeedback.io.importers import load
+
+    out = tmp_path / "chords.edf"
+    with FakeChords(tmp_path, board="UNO-R4", **FAST) as board:
+        assert main(["record", "--board", f"chords:{board.link}", "--duration", "2",
+                     "--patient", "P-0003", "--out", str(out)]) == 0
+    assert "6 channels at 500 Hz" in capsys.readouterr().out
+    with load(out) as rec:
+        assert rec.fs == 500 and 1000 <= rec.n_samples < 1100 and not rec.gaps
+        assert rec.sidecar["source"]["board"] == "Chords UNO-R4"

@@ -36,8 +36,10 @@ class _Parser(argparse.ArgumentParser):
 def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> None:
     g = p.add_argument_group("signal source")
     g.add_argument("--board", default="simulated",
-                   help="simulated (default), simavr, serial:PORT, replay:FILE, brainflow:BOARD, "
-                        "lsl:NAME")
+                   help="simulated (default), simavr, serial:PORT, chords:PORT (Upside Down Labs "
+                        "Chords firmware), spikershield:PORT (Backyard Brains), replay:FILE, "
+                        "brainflow:BOARD, lsl:NAME; PORT e.g. /dev/ttyUSB0, COM3, "
+                        "/dev/cu.usbmodem1101")
     g.add_argument("--scenario", default=None,
                    help="simulated board scenario (rest, smile-clean, smile-synkinesis, "
                         "eye-closure-synkinesis, asymmetric-smile, session)")
@@ -50,7 +52,10 @@ def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> 
     g.add_argument("--port", default="", help="serial port for BrainFlow boards")
     g.add_argument("--baud", type=int, default=None, help="serial baud rate (default 500000)")
     g.add_argument("--channels", type=int, default=None,
-                   help="channel count to ask the board for (firmware boards)")
+                   help="channel count to ask the board for (firmware boards, spikershield)")
+    g.add_argument("--gain", type=float, default=None,
+                   help="front-end gain V/V for boards that do not report it (chords: 2420, "
+                        "spikershield: assumed 1000)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None,
                    help="mains notch (default from config: auto-detect)")
@@ -91,6 +96,8 @@ def make_source(args: argparse.Namespace, duration: float | None = None) -> Any:
         opts["baud"] = args.baud
     if getattr(args, "channels", None):
         opts["n_channels"] = args.channels
+    if getattr(args, "gain", None):
+        opts["gain"] = args.gain
     if getattr(args, "port", ""):
         opts["port"] = args.port
     if kind == "simavr":
