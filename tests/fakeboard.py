@@ -208,6 +208,13 @@ class FakeBoard(PtyDevice):
             elif self.mode == "text":
                 self._out += b"L-ZYG:%d,R-ZYG:%d\n" % (self.counter % 100, 5)
                 self.counter += 1
+            elif self.mode == "myoware":
+                # a MyoWare 2.0 sketch printing analogRead of its ENV and RAW pins: the
+                # envelope is smooth and positive, RAW sits around mid-scale with EMG on it
+                env = 120 + 80 * np.sin(2 * np.pi * 0.5 * self.counter / 250)
+                raw = 512 + self.rng.normal(0, 40)
+                self._out += b"ENV:%d,RAW:%d\n" % (round(env), round(raw))
+                self.counter += 1
         if self.streaming:
             due = int((time.monotonic() - self.t0) * self.rate) - self.counter
             if due > 0:
