@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.simulated import SIM_RANGE_UV, SimulatedSource
 from emgfeedback.views.report import recording_from_chunk
@@ -102,7 +102,7 @@ def write_edf_session(path, src: SimulatedSource, patient: str = "P-001",
     The same path as ``emgfeedback simulate --out x.edf`` (the live :class:`Recorder`, samples on
     its digital grid), with the patient id and start time given (header and sidecar ``started``).
     """
-    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.stream import Processed
     from emgfeedback.io.edf import Recorder, grid_for
 
     start = start or session_start()

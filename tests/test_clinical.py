@@ -12,7 +12,7 @@ import pytest
 
 from emgfeedback.cli import main
 from emgfeedback.clinical.analysis import analyze
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.clinical.calibration import Calibrator
 from emgfeedback.clinical.detect import Detector
 from emgfeedback.clinical.evaluate import (
@@ -23,7 +23,7 @@ from emgfeedback.clinical.evaluate import (
 )
 from emgfeedback.clinical.exercises import default_program, load_program, program_from_mapping
 from emgfeedback.clinical.montage import Montage, load_montage, montage_from_mapping
-from emgfeedback.clinical.regions import EXERCISES
+from emgfeedback.vocabulary import EXERCISES
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.errors import CalibrationError, ConfigError
 from emgfeedback.sources.facesim import ModelParams

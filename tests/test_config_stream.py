@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emgfeedback.clinical.regions import parse_label, short_label
+from emgfeedback.vocabulary import parse_label, short_label
 from emgfeedback.config import Config, DspConfig, load_config
 from emgfeedback.errors import ConfigError
 from emgfeedback.stream import Chunk, Marker, RingBuffer, Status

@@ -64,7 +64,7 @@ def write_events(path: Path, chunk) -> None:
     """The protocol (rest, mvc, exercise cues) as the BIDS events.tsv beside the file: files of
     other tools have no room for our annotations (OpenBCI's marker channel holds numbers)."""
     from emgfeedback.io.bids import write_events_tsv
-    from emgfeedback.io.recording import ArrayRecording
+    from emgfeedback.recording import ArrayRecording
 
     rec = ArrayRecording(path=path, format="sim", fs=chunk.fs, channels=chunk.channels,
                          n_samples=len(chunk), markers=list(chunk.markers), data=chunk.data)

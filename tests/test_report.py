@@ -293,7 +293,7 @@ def test_rep_rows_count_events_per_side():
 
 # ----------------------------------------------------------------------------- EDF+ sessions
 def test_load_session_takes_metadata_from_the_sidecar(edf, session):
-    from emgfeedback.clinical.regions import REGIONS
+    from emgfeedback.vocabulary import REGIONS
 
     sc = read_edf(edf[0]).sidecar
     assert sc["patient"] == "P-001" and sc["status"] == "complete"
@@ -338,7 +338,7 @@ def test_recording_that_was_never_closed_is_reported_as_recovered(edf, tmp_path)
 
 
 def test_gaps_stay_gaps_in_the_envelopes(tmp_path):
-    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.stream import Processed
     from emgfeedback.io.edf import Recorder, grid_for
 
     src = make_source(seed=4, duration=100.0, channels=SMALL)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -38,8 +39,15 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 120) -
 def test_wheel_installs_into_a_clean_venv_and_runs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["QT_QPA_PLATFORM"] = "offscreen"
+    # build from a copy of what the sdist holds: an in-tree build would leave build/ behind,
+    # whose stale modules a later wheel could pick up
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "src", tree / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tree / name)
     dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(tree)],
          tmp_path, env, timeout=300)
     wheels = list(dist.glob("emgfeedback-*.whl"))
     assert len(wheels) == 1

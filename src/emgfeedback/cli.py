@@ -17,7 +17,8 @@ from typing import Any, NoReturn
 
 from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
-from emgfeedback.errors import ConfigError, EmgError
+from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.vocabulary import SIDES
 
 log = logging.getLogger("emgfeedback")
 
@@ -45,8 +46,10 @@ def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> 
                         "eye-closure-synkinesis, asymmetric-smile, session)")
     g.add_argument("--seed", type=int, default=0, help="simulated board random seed")
     g.add_argument("--fs", type=float, default=None, help="sample rate in Hz (where settable)")
-    g.add_argument("--mains", type=float, choices=(50.0, 60.0), default=None,
-                   help="simulated mains frequency (the filter detects it; see --notch)")
+    g.add_argument("--mains", type=float, default=None, metavar="HZ",
+                   help="simulated mains frequency, 45-65 Hz, e.g. 50, 49.9, 60, 59.8 (the "
+                        "filter detects it; see --notch)")
+    _add_confounder_option(g)
     g.add_argument("--speed", default=default_speed,
                    help="pacing: 1 = real time, N = N times faster, max = as fast as possible")
     g.add_argument("--port", default="", help="serial port for BrainFlow boards")
@@ -59,6 +62,14 @@ def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> 
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None,
                    help="mains notch (default from config: auto-detect)")
+
+
+def _add_confounder_option(g: Any) -> None:
+    g.add_argument("--confounder", action="append", default=None, metavar="NAME",
+                   help="simulated board: add a confounder preset (repeat or comma-separate): "
+                        "all, blinks, hypertonic, crosstalk, motion, pops, electrode-off, "
+                        "electrode-off-mains, gaps, mains-49.9, mains-59.8, ecg, fs-500, "
+                        "fs-2000, synkinesis-lag, synkinesis-mid (docs/simulator.md)")
 
 
 def _speed(value: str) -> float | None:
@@ -88,7 +99,7 @@ def make_source(args: argparse.Namespace, duration: float | None = None) -> Any:
     kind = args.board.partition(":")[0]
     if kind == "simulated":
         opts.update(scenario=args.scenario, seed=args.seed, fs=args.fs, mains=args.mains,
-                    duration=duration)
+                    duration=duration, confounders=",".join(args.confounder or []) or None)
         return open_source(args.board, **opts)
     if args.fs:
         opts["fs"] = args.fs
@@ -297,9 +308,15 @@ def _add_simulate(sub: Any) -> None:
     p.add_argument("--duration", type=float, default=60.0, help="seconds")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fs", type=float, default=None)
-    p.add_argument("--mains", type=float, choices=(50.0, 60.0), default=None)
+    p.add_argument("--mains", type=float, default=None, metavar="HZ",
+                   help="mains frequency, 45-65 Hz (50, 49.9, 60, 59.8 ...)")
+    p.add_argument("--mains-uv", type=float, default=None, metavar="UV",
+                   help="typical mains amplitude, µV RMS of the fundamental (default 4)")
     p.add_argument("--noise", type=float, default=None,
                    help="baseline noise RMS upper bound in µV (default 5)")
+    p.add_argument("--crosstalk", type=float, default=None, metavar="PCT",
+                   help="share of a neighbour's muscle signal in each channel, %% (default 4)")
+    _add_confounder_option(p)
     p.add_argument("--synkinesis-prob", type=float, default=None,
                    help="probability that a rep carries synkinesis (scenario default otherwise)")
     p.add_argument("--out", type=Path, required=True, help="output file (.edf, .bdf or .csv)")
@@ -316,40 +333,47 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         extra["noise_uv"] = (min(1.0, args.noise), args.noise)
     if args.synkinesis_prob is not None:
         extra["synkinesis_prob"] = args.synkinesis_prob
+    if args.mains_uv is not None:
+        extra["mains_uv"] = args.mains_uv
+    if args.crosstalk is not None:
+        extra["crosstalk"] = args.crosstalk / 100.0
     src = _factory(scenario=args.scenario, duration=args.duration, seed=args.seed, speed=None,
-                   fs=args.fs, mains=args.mains, **extra)
-    with src:
-        chunk = src.read_all()
+                   fs=args.fs, mains=args.mains,
+                   confounders=",".join(args.confounder or []) or None, **extra)
     suffix = args.out.suffix.lower()
-    if suffix in (".edf", ".bdf"):
-        _simulate_edf(args.out, src, chunk)
-    elif suffix in (".csv", ".tsv", ".txt"):
-        from emgfeedback.io.exporters import write_csv
-        from emgfeedback.io.recording import ArrayRecording
-
-        write_csv(ArrayRecording(path=args.out, format="simulated", fs=chunk.fs,
-                                 channels=chunk.channels, n_samples=len(chunk),
-                                 markers=list(chunk.markers), data=chunk.data), args.out)
-    else:
+    if suffix not in (".edf", ".bdf", ".csv", ".tsv", ".txt"):
         raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
+    with src:
+        parts = src.read_segments()
+    if suffix in (".edf", ".bdf"):
+        _simulate_edf(args.out, src, parts)
+    else:
+        from emgfeedback.io.exporters import write_csv
+
+        write_csv(src.recording(parts), args.out)
     truth = args.out.with_suffix(args.out.suffix + ".truth.json")
-    truth.write_text(json.dumps(script_to_json(src), indent=1))
-    print(f"wrote {args.out} ({len(chunk)} samples, {len(chunk.channels)} channels, "
-          f"{chunk.fs:g} Hz) and ground truth {truth}")
+    truth.write_text(json.dumps(script_to_json(src), indent=1, allow_nan=False))
+    n = sum(len(c) for c in parts)
+    lost = sum(c.status.lost_samples for c in parts)
+    print(f"wrote {args.out} ({n} samples" + (f", {lost} lost in {len(parts) - 1} gaps"
+                                               if lost else "") +
+          f", {len(src.info.channels)} channels, {src.params.fs:g} Hz) and ground truth {truth}")
     return 0
 
 
-def _simulate_edf(path: Path, src: Any, chunk: Any) -> None:
-    """EDF+/BDF+ of a simulated chunk, written by the same recorder as a live session."""
-    from emgfeedback.dsp.chain import Processed
+def _simulate_edf(path: Path, src: Any, parts: Any) -> None:
+    """EDF+/BDF+ of simulated chunks (gaps stay gaps), written by the same recorder as a live
+    session."""
+    from emgfeedback.stream import Processed
     from emgfeedback.io.edf import Recorder, grid_for
 
     grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
     rec = Recorder(path, src.info, patient="0000", grid=grid,
                    sidecar={"patient": "0000", "simulated": True})
-    raw = grid.quantise(chunk.data)
-    rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
-                       chunk.status, chunk.markers))
+    for chunk in parts:
+        raw = grid.quantise(chunk.data)
+        rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
+                           chunk.status, chunk.markers))
     rec.close()
 
 
@@ -365,8 +389,12 @@ def script_to_json(src: Any) -> dict[str, Any]:
         "activations": [{"channel": a.channel, "onset_s": a.start / fs, "offset_s": a.stop / fs,
                          "level_pct_mvc": a.level_pct, "kind": a.kind} for a in s.activations],
         "events": [{"type": e.type, "channel": e.channel, "trigger": e.trigger,
-                    "exercise": e.exercise, "onset_s": e.start / fs, "offset_s": e.stop / fs,
-                    "peak_pct_mvc": e.peak_pct} for e in s.events],
+                    "exercise": e.exercise, "rep": e.rep, "onset_s": e.start / fs,
+                    "offset_s": e.stop / fs, "peak_pct_mvc": e.peak_pct} for e in s.events],
+        "truth": [t.to_json(fs) for t in s.truth],
+        "ecg_beats_s": [b / fs for b in s.ecg_beats],
+        "params": {k: (list(v) if isinstance(v, tuple) else v)
+                   for k, v in vars(src.params).items()},
     }
 
 
@@ -465,7 +493,7 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--program", type=Path, default=None, help="exercise program TOML")
     p.add_argument("--exercise", default=None,
                    help="the whole file is one rep of this exercise (no annotations needed)")
-    p.add_argument("--affected-side", "--affected", dest="affected", choices=("L", "R"),
+    p.add_argument("--affected-side", "--affected", dest="affected", choices=SIDES,
                    default=None, help="affected side (when the file does not state it)")
     p.add_argument("--patient", default=None,
                    help="pseudonymous patient id (when the file carries none), kept in the JSON")
@@ -550,7 +578,7 @@ def _add_replay(sub: Any) -> None:
                    help="run headless at --speed max and write the analysis JSON (as 'analyze')")
     _add_import_options(p)
     p.add_argument("--lsl", action="store_true", help="also publish on LSL")
-    p.add_argument("--affected-side", "--affected", dest="affected", choices=("L", "R"),
+    p.add_argument("--affected-side", "--affected", dest="affected", choices=SIDES,
                    default=None, help="affected side for --json (as analyze)")
     p.add_argument("--patient", default=None,
                    help="pseudonymous patient id for --json (as analyze)")
@@ -616,7 +644,7 @@ def _add_identity_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("files without a patient id or affected side")
     g.add_argument("--patient", default=None,
                    help="pseudonymous patient id, e.g. P-0001 (files of other tools carry none)")
-    g.add_argument("--affected-side", choices=("L", "R"), default=None,
+    g.add_argument("--affected-side", choices=SIDES, default=None,
                    help="affected side when the file does not state it")
 
 
@@ -669,7 +697,7 @@ def _relabel(rec: Any, montage_path: Path) -> None:
     import dataclasses
 
     from emgfeedback.clinical.montage import load_montage
-    from emgfeedback.clinical.regions import format_label
+    from emgfeedback.vocabulary import format_label
     from emgfeedback.io.edf import sidecar_affected_side
 
     m = load_montage(montage_path, rec.channels, sidecar_affected_side(rec.sidecar) or None)
@@ -767,7 +795,7 @@ def _add_export_bids(sub: Any) -> None:
 def cmd_export_bids(args: argparse.Namespace) -> int:
     """Each session with its analysis (the one saved beside it, else analyze) and the electrode
     sites of its channels, written by :func:`emgfeedback.io.bids.export_bids`."""
-    from emgfeedback.clinical.regions import REGIONS, parse_label
+    from emgfeedback.vocabulary import REGIONS, parse_label
     from emgfeedback.io.bids import BidsSession, export_bids
     from emgfeedback.views.report import analysis_of
 
@@ -809,6 +837,96 @@ def _bids_version() -> str:
 COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair, _add_export_bids]
 COMMANDS += [_add_analyze]
 
+
+
+# ---------------------------------------------------------------------------- video
+def _finite(kind: str, lo: float, hi: float) -> Callable[[str], float]:
+    def conv(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
+        if not (lo <= v <= hi):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{kind} must be in [{lo:g}, {hi:g}], got {text}")
+        return v
+
+    return conv
+
+
+def _add_video(sub: Any) -> None:
+    p = sub.add_parser("video", help="face measures and video synkinesis of a video file "
+                                     "(needs the video extra)")
+    p.add_argument("file", type=Path, help="video file (MP4/H.264, AVI, ...)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT.json",
+                   help="write per-frame measures, summary and events")
+    p.add_argument("--fs", type=_finite("--fs", 100.0, 20000.0), default=1000.0,
+                   help="EMG sample rate of the sample axis (default 1000 Hz)")
+    p.add_argument("--offset", type=_finite("--offset", 0.0, 1e9), default=0.0,
+                   metavar="SAMPLES", help="EMG sample index of the first frame (default 0)")
+    p.add_argument("--rest", type=_finite("--rest", 0.05, 60.0), default=0.5, metavar="S",
+                   help="seconds of relaxed face at the start used as rest (default 0.5)")
+    p.add_argument("--mirror", action="store_true", help="the frames are a mirror view")
+    p.add_argument("--analysis", type=Path, default=None, metavar="A.json",
+                   help="the session's EMG analysis (emgfeedback analyze --json): per-rep video "
+                        "measures and agreement of the two detectors")
+    p.add_argument("--eye-narrowing", type=_finite("--eye-narrowing", 0.05, 0.95), default=0.30,
+                   metavar="F", help="narrowing of the eye, fraction of rest (default 0.30)")
+    p.set_defaults(func=cmd_video)
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from emgfeedback.video import missing
+
+    why = missing()
+    if why is not None:
+        raise EmgError(why)
+    from emgfeedback.video.analysis import analyze_video, emg_reps, rep_table
+    from emgfeedback.video.detect import VideoRules
+
+    emg = None
+    if args.analysis is not None:
+        try:
+            emg = json.loads(args.analysis.read_text(encoding="utf-8"))
+            fs = float(emg["fs"])
+            reps = emg_reps(emg)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise FileFormatError(f"{args.analysis}: not an emgfeedback analysis JSON "
+                                  f"({type(exc).__name__}: {exc}); make one with "
+                                  "'emgfeedback analyze FILE --json OUT'") from None
+        if fs != args.fs:
+            args.fs = fs  # the video goes on the analysed recording's sample axis
+    a = analyze_video(args.file, fs=args.fs, offset_samples=args.offset, rest_s=args.rest,
+                      rules=VideoRules(eye_narrowing=args.eye_narrowing), mirror=args.mirror,
+                      reps=reps if emg is not None else None)
+    s = a.summary()
+    print(f"{args.file}: {s['frames']} frames at {a.fps:g} fps, {a.size[0]}x{a.size[1]}, face in "
+          f"{100 * s['face_fraction']:.0f} % (frontal {100 * s['frontal_fraction']:.0f} %)")
+    for side in ("L", "R"):
+        d = s[side]
+        print(f"  {side}: eye down to {d['eye_min_pct_of_rest']} % of rest, mouth corner up to "
+              f"{d['mouth_peak_excursion']} IOD, brow up to {d['brow_peak_pct_of_rest']} % of rest")
+    print(f"  {len(a.events)} video synkinesis event(s)")
+    for e in a.events:
+        print(f"    {e.side} {e.pattern}: {e.onset / a.fs:.2f}-{e.offset / a.fs:.2f} s, eye "
+              f"{e.eye_pct_of_rest:.0f} % of rest")
+    doc = a.to_json()
+    if emg is not None:
+        table = rep_table(a, emg)
+        doc["per_rep"] = table
+        print(f"  per rep side with frames ({table['judged']}): camera and EMG "
+              f"agree on {table['agreement']} of them, kappa {table['kappa']}")
+        for r in table["reps"]:
+            print(f"    rep {r['rep']:>3} {r['side']} {r['exercise']:<14} eye min "
+                  f"{r['eye_min_pct_of_rest']} %  mouth {r['mouth_peak_excursion']}  video "
+                  f"{'SYNK' if r['video_synkinesis'] else '-':<4} EMG "
+                  f"{'SYNK' if r['emg_synkinesis'] else '-'}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+COMMANDS += [_add_video]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emgfeedback",

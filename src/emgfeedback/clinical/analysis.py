@@ -21,13 +21,13 @@ from emgfeedback.clinical.calibration import Calibration, CalibrationConfig, Cal
 from emgfeedback.clinical.detect import Detector, RepResult, SynkinesisEvent
 from emgfeedback.clinical.exercises import Program, default_program
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.clinical.regions import short_label
+from emgfeedback.vocabulary import short_label
 from emgfeedback.clinical.symmetry import symmetry
 from emgfeedback.config import Config
-from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.stream import Marker, Processed
 from emgfeedback.errors import FileFormatError
-from emgfeedback.io.recording import Recording
-from emgfeedback.stream import Marker
+from emgfeedback.recording import Recording
 
 __all__ = ["Analysis", "analyze", "format_table", "load_for_analysis"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +18,7 @@ from emgfeedback.clinical.analysis import Analysis, analyze
 from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.detect import SynkinesisEvent
 from emgfeedback.clinical.exercises import Program
-from emgfeedback.io.recording import ArrayRecording, Recording
+from emgfeedback.recording import Recording
 from emgfeedback.sources.facesim import ModelParams, TruthEvent
 
 __all__ = ["Score", "match_events", "patient_calibration", "simulate_and_analyze",
@@ -93,14 +92,11 @@ def match_events(detected: Sequence[SynkinesisEvent], truth: Iterable[TruthEvent
 def simulated_recording(scenario: str, duration: float, seed: int,
                         params: ModelParams | None = None) -> tuple[Recording, list[TruthEvent]]:
     """A simulated recording with its cue annotations, and the planted events."""
-    from emgfeedback.sources.simulated import SIM_RANGE_UV, SimulatedSource
+    from emgfeedback.sources.simulated import SimulatedSource
 
     src = SimulatedSource(scenario, duration, seed, speed=None, params=params)
     with src:
-        chunk = src.read_all()
-    rec = ArrayRecording(path=Path(f"simulated-{scenario}-seed{seed}"), format="simulated",
-                         fs=chunk.fs, channels=chunk.channels, n_samples=len(chunk),
-                         markers=list(chunk.markers), rails_uv=SIM_RANGE_UV, data=chunk.data)
+        rec = src.recording()
     return rec, list(src.script.events)
 
 

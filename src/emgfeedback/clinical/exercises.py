@@ -48,7 +48,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emgfeedback.clinical.regions import EXERCISES, REGIONS
+from emgfeedback.vocabulary import EXERCISES, REGIONS, SIDES
 from emgfeedback.config import from_mapping, read_toml
 from emgfeedback.errors import ConfigError
 
@@ -259,7 +259,7 @@ def program_from_mapping(data: Mapping[str, Any], where: str = "program") -> Pro
         det.validate()
         chans: dict[str, ChannelOverride] = {}
         for ch, ov in dict(data.get("channels", {})).items():
-            from emgfeedback.clinical.regions import parse_label
+            from emgfeedback.vocabulary import parse_label
 
             short = parse_label(ch).short
             if not isinstance(ov, dict):
@@ -276,7 +276,7 @@ def program_from_mapping(data: Mapping[str, Any], where: str = "program") -> Pro
     if dup:
         raise ConfigError(f"{where}: exercise {sorted(dup)[0]!r} is defined twice")
     side = data.get("affected_side")
-    if side is not None and (not isinstance(side, str) or side.upper() not in ("L", "R")):
+    if side is not None and (not isinstance(side, str) or side.upper() not in SIDES):
         raise ConfigError(f"{where}: affected_side must be \"L\" or \"R\", got {side!r}")
     name = data.get("name", "program")
     if not isinstance(name, str):

@@ -24,9 +24,10 @@ from emgfeedback.clinical.calibration import Calibration, CalibrationConfig, Cal
 from emgfeedback.clinical.detect import Detector, SynkinesisEvent
 from emgfeedback.clinical.exercises import Program, default_program
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.stream import Marker, Processed
+from emgfeedback.vocabulary import format_event
 from emgfeedback.errors import CalibrationError
-from emgfeedback.stream import Marker
 
 __all__ = ["LiveClinic"]
 
@@ -83,7 +84,7 @@ class LiveClinic:
 
     def _event(self, kind: str, ev: SynkinesisEvent) -> None:
         if kind == "raised" and self.annotate is not None:
-            self.annotate(Marker(ev.alert, 0, f"synkinesis {ev.channel}"))
+            self.annotate(Marker(ev.alert, 0, format_event(ev.type, ev.channel)))
         if self.on_event is not None:
             self.on_event(kind, ev)
 

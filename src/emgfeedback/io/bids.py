@@ -40,7 +40,7 @@ from typing import Any
 from emgfeedback import __version__
 from emgfeedback.errors import ConfigError, FileFormatError
 from emgfeedback.io.edf import validate_patient_id, write_edf
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.stream import Marker
 
 __all__ = ["BIDS_VERSION", "BidsSession", "events_path_for", "export_bids", "read_events_tsv",

@@ -60,8 +60,9 @@ import numpy as np
 
 from emgfeedback import __version__
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo
+from emgfeedback.vocabulary import GAP, match_label, parse_annotation
 
 __all__ = [
     "DigitalGrid",
@@ -82,7 +83,7 @@ log = logging.getLogger(__name__)
 
 RECORD_CHOICES_S = (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0)
 ANNOT_BYTES = 240  # bytes of annotation signal per data record (EDF: 120 samples, BDF: 80)
-GAP_TEXT = "gap"
+GAP_TEXT = GAP
 PATIENT_RE = re.compile(r"^[A-Z]{0,3}-?[0-9][0-9-]{1,15}$")
 SIDECAR_FORMAT = "emgfeedback-sidecar"
 
@@ -698,14 +699,12 @@ def _asdict(obj: Any) -> Any:
 
 
 def _montage(channels: tuple[str, ...]) -> dict[str, Any]:
-    from emgfeedback.clinical.regions import REGIONS
-
     out: dict[str, Any] = {}
     for lab in channels:
-        m = re.match(r"^EMG ([LR])-([A-Z]{3})$", lab)
-        if m and m.group(2) in REGIONS:
-            r = REGIONS[m.group(2)]
-            out[lab] = {"side": m.group(1), "region": r.code, "muscle": r.muscle, "site": r.site}
+        cid = match_label(lab)
+        if cid is not None:
+            r = cid.region
+            out[lab] = {"side": cid.side, "region": r.code, "muscle": r.muscle, "site": r.site}
         else:
             out[lab] = {}
     return out
@@ -849,7 +848,7 @@ class EdfRecording(Recording):
                     for t in texts:
                         s = int(round(onset * fs))
                         d = int(round(dur * fs))
-                        if t == GAP_TEXT:
+                        if parse_annotation(t).kind == GAP:
                             gaps.append((s, d))
                         else:
                             markers.append(Marker(s, d, t))

@@ -1,4 +1,4 @@
-"""Write a :class:`~emgfeedback.io.recording.Recording` as EDF+, BDF+ or CSV.
+"""Write a :class:`~emgfeedback.recording.Recording` as EDF+, BDF+ or CSV.
 
 :func:`export` chooses the format from the suffix: ``.edf`` (EDF+, 16 bit), ``.bdf`` (BDF+,
 24 bit), ``.csv``/``.tsv``/``.txt`` (the emgfeedback CSV: ``# fs=`` and ``# marker`` comment lines,
@@ -16,7 +16,7 @@ import numpy as np
 
 from emgfeedback.errors import ConfigError
 from emgfeedback.io.edf import write_edf
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 
 __all__ = ["export", "write_csv"]
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from emgfeedback.errors import ConfigError
 from emgfeedback.io.edf import sidecar_affected_side, validate_patient_id
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 
 __all__ = ["apply_identity", "validate_side"]
 

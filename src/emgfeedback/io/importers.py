@@ -13,7 +13,7 @@ emgfeedback CSV        ``# emgfeedback csv v1`` (:mod:`emgfeedback.io.exporters`
 generic CSV/TSV        a header row of names; rate from ``fs=`` or from a time column
 =====================  ==========================================================================
 
-Every importer returns a :class:`~emgfeedback.io.recording.Recording` in microvolts.  Packet or
+Every importer returns a :class:`~emgfeedback.recording.Recording` in microvolts.  Packet or
 sample counters (OpenBCI ``Sample Index``, BrainFlow package number, a time column with missing
 steps) become gaps, never interpolated values.  Unknown, damaged and truncated files raise
 :class:`~emgfeedback.errors.FileFormatError` naming the file and the line or byte.
@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 
 from emgfeedback.errors import ConfigError, FileFormatError
-from emgfeedback.io.recording import ArrayRecording, Recording
+from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.stream import Marker, SourceInfo
+from emgfeedback.vocabulary import format_marker
 
 __all__ = ["FORMATS", "detect", "load"]
 
@@ -249,11 +250,11 @@ def _label_markers(values: np.ndarray, name: str, skip_zero: bool = True) -> lis
     return out
 
 
-def _pulse_markers(values: np.ndarray, name: str) -> list[Marker]:
+def _pulse_markers(values: np.ndarray) -> list[Marker]:
     """Instant markers where a marker column holds a non-zero value (first row of a run)."""
     v = np.asarray(values)
     on = np.flatnonzero((v != 0) & np.concatenate([[True], v[1:] != v[:-1]]))
-    return [Marker(int(i), 0, f"{name} {v[i]:g}") for i in on]
+    return [Marker(int(i), 0, format_marker(f"{v[i]:g}")) for i in on]
 
 
 # ============================================================================ OpenBCI GUI
@@ -287,7 +288,7 @@ def _openbci(path: Path, lines: list[str]) -> Recording:
     ncols = max(use) + 1
     t = _table(path, lines, first, ",", ncols, use)
     pos, step = _from_counter(t[:, 0], 256)
-    markers = _pulse_markers(t[:, -1], "marker") if mcol is not None else []
+    markers = _pulse_markers(t[:, -1]) if mcol is not None else []
     board = meta.get("board", "OpenBCI")
     channels = tuple(f"EXG {header[k].split()[-1]}" for k in exg)
     notes = [f"OpenBCI GUI file, board {board}, sample index step {step}"]
@@ -369,7 +370,7 @@ def _brainflow(path: Path, lines: list[str], board: str | int | None) -> Recordi
     markers: list[Marker] = []
     try:
         mk = BoardShim.get_marker_channel(bid)
-        markers = _pulse_markers(t[:, mk], "marker")
+        markers = _pulse_markers(t[:, mk])
     except Exception:
         pass
     name = BoardIds(bid).name
@@ -426,7 +427,7 @@ def _biopac(path: Path, lines: list[str], unit: str | None) -> Recording:
             notes.append(f"channel {names[k]!r} is labelled {units[k]!r}: its RMS would be "
                          f"{rms:.0f} µV, implausible for sEMG (a mislabelled unit? "
                          "use unit='mV' to override)")
-    markers = _pulse_markers(t[:, -1], "marker") if mcol is not None else []
+    markers = _pulse_markers(t[:, -1]) if mcol is not None else []
     channels = tuple(("EMG " + names[k].replace(" Raw", ""))[:16] for k in raw)
     info = SourceInfo(name=f"replay:{path.name}", fs=fs, channels=channels,
                       board="BIOPAC AcqKnowledge text export",

@@ -34,7 +34,7 @@ import numpy as np
 
 from emgfeedback import __version__
 from emgfeedback.errors import DatabaseError, EmgError
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.views.summary import (
     ExerciseMetrics,
     SessionInput,

@@ -37,9 +37,9 @@ from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
 from emgfeedback.clinical.exercises import Exercise, Program
 from emgfeedback.clinical.live import LiveClinic
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.stream import Marker, Processed
 from emgfeedback.errors import CalibrationError
-from emgfeedback.stream import Marker
 from emgfeedback.views.gui.program import Cue
 
 __all__ = ["CalibrationRow", "ClinicFeedback", "FeedbackSnapshot"]

@@ -41,6 +41,7 @@ from emgfeedback.config import Config
 from emgfeedback.errors import EmgError
 from emgfeedback.session import Session
 from emgfeedback.stream import SourceBase
+from emgfeedback.vocabulary import EVENT_TYPES, MARKER, parse_annotation
 from emgfeedback.views.gui.live import LiveBuffers, RecordingControl
 from emgfeedback.views.gui.feedback import ClinicFeedback, FeedbackSnapshot
 from emgfeedback.views.gui.program import (
@@ -389,7 +390,7 @@ class MainWindow(QMainWindow):
     def add_marker(self) -> None:
         """Put a ``marker`` annotation into the stream at the next sample (keyboard M, Space)."""
         if self.session is not None:
-            self.session.mark("marker", 0)
+            self.session.mark(MARKER, 0)
             self.statusBar().showMessage("marker added", 1500)
 
     def toggle_record(self, checked: bool | None = None) -> None:
@@ -586,7 +587,7 @@ class MainWindow(QMainWindow):
         out: list[tuple[int, int, str, int]] = []
         program = self.program
         for m in status.markers:
-            if m.text.lower().startswith("synkinesis "):
+            if parse_annotation(m.text).kind in EVENT_TYPES:
                 continue  # a replayed alert: the detector raises it again below
             cue = Cue(m.text, m.sample, m.sample + m.duration)
             kind = cue.kind_in(program) if program is not None else cue.kind
