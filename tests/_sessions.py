@@ -43,9 +43,10 @@ def analyse_file(path, affected_side: str = "L") -> dict[str, Any]:
 
 def make_source(seed: int = 0, synkinesis_prob: float | None = None, duration: float = 150.0,
                 channels: tuple[str, ...] | None = None,
-                scenario: str = "session") -> SimulatedSource:
-    """The simulated board of a clinic session."""
-    p = ModelParams(synkinesis_prob=synkinesis_prob)
+                scenario: str = "session", calibration: bool = True) -> SimulatedSource:
+    """The simulated board of a clinic session (``calibration=False``: without its rest and MVC
+    periods)."""
+    p = ModelParams(synkinesis_prob=synkinesis_prob, calibration=calibration)
     if channels is not None:
         p = replace(p, channels=channels)
     return SimulatedSource(scenario, duration, seed, speed=None, params=p)

@@ -71,6 +71,10 @@ class Status:
         Per channel, how many samples of this chunk sit at the ADC rails (clipping).
     reconnects:
         Times the source reconnected since the previous chunk.
+    dropped_frames:
+        CRC-valid frames dropped since the previous chunk because their sample counter was a
+        duplicate, out of order or implausible (undetected corruption); their slots are in
+        ``lost_samples``.
     """
 
     lost_samples: int = 0
@@ -78,6 +82,7 @@ class Status:
     bytes_skipped: int = 0
     saturated: tuple[int, ...] = ()
     reconnects: int = 0
+    dropped_frames: int = 0
 
     @property
     def ok(self) -> bool:
@@ -86,6 +91,7 @@ class Status:
             and self.crc_errors == 0
             and self.bytes_skipped == 0
             and self.reconnects == 0
+            and self.dropped_frames == 0
             and not any(self.saturated)
         )
 
@@ -101,6 +107,7 @@ class Status:
             bytes_skipped=self.bytes_skipped + other.bytes_skipped,
             saturated=sat,
             reconnects=self.reconnects + other.reconnects,
+            dropped_frames=self.dropped_frames + other.dropped_frames,
         )
 
 

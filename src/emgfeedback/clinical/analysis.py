@@ -114,7 +114,7 @@ def analyze(
         Chunk size fed to the detector (results do not depend on it).
     """
     cfg = config or Config()
-    program = program or default_program()
+    program = program or default_program(cfg.detection)
     montage = montage or Montage.from_labels(rec.channels)
     if montage.affected_side is None and program.affected_side is not None:
         montage = montage.with_affected(program.affected_side)
@@ -145,7 +145,7 @@ def analyze(
         if calibration not in ("annotations", "auto"):
             raise ValueError(f"calibration must be 'annotations', 'auto' or a Calibration, "
                              f"got {calibration!r}")
-        calib = Calibrator(rec.fs, names, rec.rails_uv, CalibrationConfig(), cfg.quality)
+        calib = Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality)
         envelopes: list[np.ndarray] = []
 
         class _Collect:

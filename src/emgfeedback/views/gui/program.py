@@ -52,22 +52,19 @@ log = logging.getLogger(__name__)
 def validate_patient_id(text: str) -> str | None:
     """``None`` when ``text`` is an acceptable pseudonymous id, else the reason (one line).
 
-    The rule is the recorder's (:func:`emgfeedback.io.edf.validate_patient_id`: up to three
-    capital letters, an optional dash, then digits, e.g. ``P-0042``), so an id accepted on the
+    The rule is the recorder's (:func:`emgfeedback.validate.patient_id_problem`: up to three
+    capital letters, an optional dash, then digits, e.g. ``P-0042``; no date, not all digits), so an id accepted on the
     Connect screen can always be written into a recording, and a name such as ``Maria`` or
     ``Jan Smit`` is refused.
     """
-    from emgfeedback.errors import ConfigError
-    from emgfeedback.io.edf import validate_patient_id as io_validate
+    from emgfeedback.validate import patient_id_problem
 
     t = text.strip()
     if not t:
         return "enter a pseudonymous patient id such as P-0042"
-    try:
-        io_validate(t)
-    except ConfigError:
-        return ("patient id: up to 3 capital letters, an optional dash, then digits, e.g. "
-                "P-0042 (a pseudonymous code, never a name)")
+    why = patient_id_problem(t)
+    if why is not None:
+        return f"patient id refused: {why}"
     return None
 
 

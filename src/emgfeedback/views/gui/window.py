@@ -107,7 +107,7 @@ class MainWindow(QMainWindow):
     patient_mode:
         Large and simple: only the exercise screen, no navigation.
     fps:
-        Redraw rate of the timer (30-60).
+        Redraw rate of the timer (default: the configuration's ``ui.fps``).
     record_dir:
         Where recordings (``<patient>_<date-time>.edf`` and its ``.json`` sidecar) and reports
         are written.
@@ -125,12 +125,12 @@ class MainWindow(QMainWindow):
     report_signal = Signal(str, str)
 
     def __init__(self, config: Config | None = None, patient_mode: bool = False,
-                 fps: float = 30.0, record_dir: Path | None = None,
+                 fps: float | None = None, record_dir: Path | None = None,
                  db: Path | None = None) -> None:
         super().__init__()
         self.config = config or Config()
         self.patient_mode = patient_mode
-        self.record_dir = record_dir or Path.cwd()
+        self.record_dir = record_dir or Path(self.config.ui.record_dir or Path.cwd())
         self.db = db
         self.setWindowTitle("emgfeedback" + (": exercises" if patient_mode else ""))
         self.setStyleSheet(STYLE)
@@ -234,7 +234,7 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.tick)
-        self.set_fps(fps)
+        self.set_fps(fps if fps is not None else self.config.ui.fps)
         if patient_mode:
             self.nav_box.setVisible(False)
             self.statusBar().setVisible(False)
@@ -289,7 +289,8 @@ class MainWindow(QMainWindow):
         follow = req.board.partition(":")[0] in FOLLOW_KINDS
         self.affected = req.affected_side
         self.feedback = ClinicFeedback(program, self.affected,
-                                       on_calibrated=self._calibrated)
+                                       on_calibrated=self._calibrated,
+                                       calibration_config=self.config.calibration)
         self.recording = RecordingControl(
             req.patient_id, self._new_recording_path,
             sidecar={"program": program_sidecar(program, None if follow else protocol),
