@@ -620,8 +620,8 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
         print(format_table(result))
     if args.json is not None:
         doc = result.to_json()
-        if rec.sidecar.get("patient"):
-            doc["patient"] = str(rec.sidecar["patient"])
+        if getattr(args, "patient", None):  # given for a file without one: kept with it
+            doc["patient"] = str(args.patient)
         write_private(args.json, json.dumps(doc, indent=1, allow_nan=False))
         print(f"wrote {args.json}")
     return 0
