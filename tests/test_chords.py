@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emgfeedback.errors import ProtocolError, SourceTimeout
-from emgfeedback.sources import open_source
+from emgfeedback.sources.registry import open_source
 from emgfeedback.sources.chords import BOARDS, ChordsDecoder, ChordsSource
 from emgfeedback.stream import Chunk
 from fake_chords import FakeChords, value

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from emgfeedback.errors import ConfigError, ProtocolError, SourceTimeout
-from emgfeedback.sources import open_source
+from emgfeedback.sources.registry import open_source
 from emgfeedback.sources.spikershield import SpikerDecoder, SpikerShieldSource
 from emgfeedback.stream import Chunk
 from fake_spikershield import FakeSpikerShield, value

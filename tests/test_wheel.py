@@ -9,9 +9,9 @@ setuptools of pyproject's build-system) takes ~9 s.  The venv is created without
 Its dependencies are not downloaded again: resolving them into the empty venv (PySide6 alone is
 ~400 MB unpacked) took 85 s and 600 MB here, so the venv sees the test environment's
 installed dependencies through a ``.pth`` line *after* its own site-packages, and the test
-checks that those versions satisfy every runtime requirement in the wheel's metadata.  The source tree is not on the
-path (no PYTHONPATH, another working directory), and the test checks that ``emgfeedback`` is
-imported from the venv.
+checks that those versions satisfy every runtime requirement in the wheel's metadata.  The
+source tree is not on the path (no PYTHONPATH, another working directory), and the test checks
+that ``emgfeedback`` is imported from the venv.
 """
 
 from __future__ import annotations

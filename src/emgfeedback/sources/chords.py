@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 
 from emgfeedback.errors import ConfigError, Disconnected, ProtocolError, SourceTimeout
-from emgfeedback.sources import register
 from emgfeedback.sources.serial import DEFAULT_LABELS, SerialBoard, open_port
 from emgfeedback.stream import SourceInfo, Status
 
@@ -199,8 +198,7 @@ class ChordsSource(SerialBoard):
                  labels: Sequence[str] | None = None, n_channels: int | None = None,
                  reconnect: bool = True, reconnect_timeout: float = 60.0,
                  handshake_timeout: float = 4.0, queue_size: int = 512,
-                 read_timeout: float = 0.02, command_gap: float = COMMAND_GAP_S,
-                 **_ignored: Any) -> None:
+                 read_timeout: float = 0.02, command_gap: float = COMMAND_GAP_S) -> None:
         super().__init__(port, baudrate=baudrate or DEFAULT_BAUD, reconnect=reconnect,
                          reconnect_timeout=reconnect_timeout, handshake_timeout=handshake_timeout,
                          queue_size=queue_size, read_timeout=read_timeout)
@@ -407,10 +405,11 @@ class ChordsSource(SerialBoard):
         self.stats["estimated_gaps"] += 1
 
 
-def _factory(arg: str, **options: Any) -> ChordsSource:
-    if "baud" in options and "baudrate" not in options:
-        options["baudrate"] = options.pop("baud")
-    return ChordsSource(arg, **options)
-
-
-register("chords", _factory)
+def create(arg: str = "", *, baud: int | None = None, gain: float | None = None,
+           n_channels: int | None = None, labels: Sequence[str] | None = None,
+           reconnect: bool = True, reconnect_timeout: float = 60.0,
+           handshake_timeout: float = 4.0) -> ChordsSource:
+    """``chords:PORT`` (registry factory; typed options)."""
+    return ChordsSource(arg, baudrate=baud, gain=gain, n_channels=n_channels, labels=labels,
+                        reconnect=reconnect, reconnect_timeout=reconnect_timeout,
+                        handshake_timeout=handshake_timeout)

@@ -43,7 +43,6 @@ from typing import Any
 import numpy as np
 
 from emgfeedback.errors import ConfigError, ProtocolError, SourceTimeout
-from emgfeedback.sources import register
 from emgfeedback.sources.serial import DEFAULT_LABELS, SerialBoard
 from emgfeedback.stream import SourceInfo, Status
 
@@ -180,8 +179,7 @@ class SpikerShieldSource(SerialBoard):
                  fs: float | None = None, gain: float | None = None,
                  labels: Sequence[str] | None = None, reconnect: bool = True,
                  reconnect_timeout: float = 60.0, handshake_timeout: float = 3.0,
-                 queue_size: int = 1024, read_timeout: float = 0.02,
-                 **_ignored: Any) -> None:
+                 queue_size: int = 1024, read_timeout: float = 0.02) -> None:
         super().__init__(port, baudrate=baudrate or DEFAULT_BAUD, reconnect=reconnect,
                          reconnect_timeout=reconnect_timeout, handshake_timeout=handshake_timeout,
                          queue_size=queue_size, read_timeout=read_timeout)
@@ -305,10 +303,12 @@ class SpikerShieldSource(SerialBoard):
         self.stats["estimated_gaps"] += 1
 
 
-def _factory(arg: str, **options: Any) -> SpikerShieldSource:
-    if "baud" in options and "baudrate" not in options:
-        options["baudrate"] = options.pop("baud")
-    return SpikerShieldSource(arg, **options)
-
-
-register("spikershield", _factory)
+def create(arg: str = "", *, baud: int | None = None, n_channels: int | None = None,
+           fs: float | None = None, gain: float | None = None,
+           labels: Sequence[str] | None = None, reconnect: bool = True,
+           reconnect_timeout: float = 60.0, handshake_timeout: float = 3.0) -> SpikerShieldSource:
+    """``spikershield:PORT`` (registry factory; typed options)."""
+    return SpikerShieldSource(arg, baudrate=baud, n_channels=n_channels, fs=fs, gain=gain,
+                              labels=labels, reconnect=reconnect,
+                              reconnect_timeout=reconnect_timeout,
+                              handshake_timeout=handshake_timeout)
