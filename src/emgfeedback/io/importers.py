@@ -319,8 +319,24 @@ def _openbci(path: Path, lines: list[str]) -> Recording:
     info = SourceInfo(name=f"replay:{path.name}", fs=fs, channels=channels, board=board,
                       adc_bits=24, adc_range_uv=(-187500.0, 187500.0),
                       extra={"format": "OpenBCI GUI"})
+    sidecar = _started_from_unix(lines[first].split(",")[header.index("Timestamp")]
+                                 if "Timestamp" in header and first < len(lines) else None)
     return _place(path, "OpenBCI GUI", fs, channels, t[:, 1 : 1 + len(exg)], pos, markers,
-                  info, notes)
+                  info, notes, sidecar)
+
+
+def _started_from_unix(value: str | float | None) -> dict[str, Any]:
+    """``{"started": ISO time}`` from a Unix timestamp a file carries (OpenBCI, BrainFlow), as
+    the local wall-clock time our own recordings store; ``{}`` when it is not a plausible one."""
+    try:
+        t = float(value) if value is not None else float("nan")
+    except ValueError:
+        return {}
+    if not 1e9 < t < 1e11:
+        return {}
+    import datetime as _dt
+
+    return {"started": _dt.datetime.fromtimestamp(t).isoformat(timespec="seconds")}
 
 
 # ============================================================================ BrainFlow CSV
@@ -385,7 +401,9 @@ def _brainflow(path: Path, lines: list[str], board: str | int | None) -> Recordi
     channels = tuple(f"EXG {k}" for k in range(len(emg)))
     info = SourceInfo(name=f"replay:{path.name}", fs=fs, channels=channels, board=name,
                       extra={"format": "BrainFlow CSV", "brainflow_board": bid})
-    return _place(path, "BrainFlow CSV", fs, channels, t[:, emg], pos, markers, info, notes)
+    sidecar = _started_from_unix(t[0, BoardShim.get_timestamp_channel(bid)] if len(t) else None)
+    return _place(path, "BrainFlow CSV", fs, channels, t[:, emg], pos, markers, info, notes,
+                  sidecar)
 
 
 # ============================================================================ BIOPAC

@@ -20,7 +20,7 @@ import datetime as _dt
 import html
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -788,7 +788,8 @@ def analysis_of(rec: Recording) -> tuple[dict[str, Any], str]:
 
 
 def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
-                 keep_signal: bool = True) -> SessionInput:
+                 keep_signal: bool = True,
+                 opener: Callable[[Path], Recording] | None = None) -> SessionInput:
     """Open a recorded session (EDF+/BDF+ with its JSON sidecar) and analyse it.
 
     Parameters
@@ -802,6 +803,10 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     keep_signal:
         Keep the recording open in :attr:`SessionInput.signal` for the report's plots; the
         history passes ``False`` (it stores metrics only) and the file is closed at once.
+    opener:
+        Opens the file (default :func:`emgfeedback.io.importers.load`); the CLI passes one
+        that applies the import options and ``--patient``/``--affected-side``
+        (:func:`emgfeedback.io.identity.apply_identity`) for files of other tools.
 
     Raises
     ------
@@ -815,7 +820,7 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such session file")
-    rec = load(path)
+    rec = (opener or load)(path)
     try:
         note = ""
         result: dict[str, Any]
