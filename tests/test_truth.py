@@ -106,6 +106,18 @@ def test_detector_with_event_classes() -> None:
     assert ev2.false_synkinesis["blink"] == 1 and ev2.blink.fn == 2
 
 
+def test_synkinesis_under_an_electrode_off_is_not_scored() -> None:
+    truth = [*TRUTH, Truth("synkinesis", "L-FRO", 62_000, 64_000, 30.0, trigger="L-OOC", rep=3),
+             Truth("synkinesis", "L-OOC", 65_000, 67_000, 30.0, trigger="L-FRO", rep=4)]
+    ev = evaluate([OldEvent("L-FRO", 62_050, 62_100, 63_900)], truth, FS)
+    assert ev.unobservable == 2 and ev.synkinesis.n_truth == 2
+    assert ev.false_synkinesis["electrode_off"] == 1  # a detection there is the electrode's
+    total = Evaluation.empty()
+    total += ev
+    total += ev
+    assert total.unobservable == 4
+
+
 def test_normalised_events_and_sums() -> None:
     d = as_detected(OldEvent("L-OOC", 1, 2, None, rep=3))
     assert d == Detected("synkinesis", "L-OOC", 1, None, 2, 3, False) and d.end == 1

@@ -20,7 +20,8 @@ Matching, per class (samples; ``fs`` turns tolerances into samples):
   ``motion`` or ``pop`` on the same channel), ``blink`` (same channel), ``gap`` (any channel),
   ``duplicate`` (a planted synkinesis on that channel already matched: one co-contraction
   reported twice), ``crosstalk`` (the channel carries a neighbour's activity then), else
-  ``other``.
+  ``other``.  A planted synkinesis whose channel or trigger has its electrode off meanwhile is
+  *unobservable*: left out of the score (counted in ``Evaluation.unobservable``).
 * **blink**: truth blinks *during reps* (``rep >= 0``) against detected blinks during reps; a
   detected blink matches a truth blink on the same channel when its onset lies within
   ``blink_tolerance_s`` (0.1 s) of the truth's ``[start, stop]``.
@@ -157,6 +158,8 @@ class Evaluation:
     truth_counts: dict[str, int] = field(default_factory=dict)
     #: runs whose analysis refused (e.g. its calibration): scored with no detections
     refused: int = 0
+    #: planted synkinesis left out: its channel's or its trigger's electrode was off
+    unobservable: int = 0
     runs: int = 1
 
     @classmethod
@@ -172,6 +175,7 @@ class Evaluation:
             self.false_synkinesis[k] = self.false_synkinesis.get(k, 0) + v
         self.retracted += other.retracted
         self.refused += other.refused
+        self.unobservable += other.unobservable
         self.runs += other.runs
         for k, v in other.truth_counts.items():
             self.truth_counts[k] = self.truth_counts.get(k, 0) + v
@@ -247,7 +251,12 @@ def evaluate(detected: Iterable[Any], truth: Sequence[Truth], fs: float,
         ev.truth_counts[t.kind] = ev.truth_counts.get(t.kind, 0) + 1
     ev.retracted = sum(1 for d in det if d.retracted)
     # Synkinesis.
-    syn_truth = [t for t in truth if t.kind == "synkinesis"]
+    off = [t for t in truth if t.kind == "electrode_off"]
+    syn_all = [t for t in truth if t.kind == "synkinesis"]
+    syn_truth = [t for t in syn_all if not any(
+        o.channel in (t.channel, t.trigger) and _overlaps(t.start, t.stop, o.start, o.stop)
+        for o in off)]
+    ev.unobservable = len(syn_all) - len(syn_truth)
     syn_det = [d for d in det if d.type == "synkinesis"]
     ev.synkinesis, false, matched = _match_synkinesis(syn_det, syn_truth, tol, fs)
     for d in false:
