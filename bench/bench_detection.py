@@ -146,7 +146,8 @@ def main() -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     tuned = sorted(set(seeds) & set(TUNING_SEEDS))
     print("## Detection against the simulator's confounders (issue 11)\n")
-    print(f"Command: `python bench/bench_detection.py {' '.join(sys.argv[1:])}`".rstrip() + "\n")
+    cmd = " ".join(["python bench/bench_detection.py", *sys.argv[1:]])
+    print(f"Command: `{cmd}` (part of `make bench`)\n")
     print(f"Seeds {seeds}, held out: the detector's defaults may be tuned on seeds "
           f"{TUNING_SEEDS[0]}-{TUNING_SEEDS[-1]} only (`sources/truth.py`)"
           + (f"; WARNING: {tuned} are tuning seeds" if tuned else "") + ". "
