@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from emgfeedback.clinical.evaluate import patient_calibration, simulate_and_evaluate
+from emgfeedback.app.evaluate import patient_calibration, simulate_and_evaluate
 from emgfeedback.clinical.montage import Montage
 from emgfeedback.sources.facesim import ModelParams, apply_confounders, calibration_s
 from emgfeedback.sources.truth import HELD_OUT_SEEDS, TUNING_SEEDS, Evaluation

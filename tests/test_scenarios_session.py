@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emgfeedback.cli import main
-from emgfeedback.clinical.analysis import analyze, load_for_analysis
+from emgfeedback.app.analyze import analyze, load_for_analysis
 from emgfeedback.clinical.live import LiveClinic
 from emgfeedback.clinical.montage import Montage
 from emgfeedback.session import Session

@@ -135,7 +135,7 @@ def test_normalised_events_and_sums() -> None:
 
 def test_simulated_session_scored_end_to_end() -> None:
     """The harness on a real analysis: counts consistent with the script's ground truth."""
-    from emgfeedback.clinical.evaluate import simulate_and_evaluate
+    from emgfeedback.app.evaluate import simulate_and_evaluate
     from emgfeedback.sources.simulated import SimulatedSource
 
     p = apply_confounders(ModelParams(), "blinks,pops")
@@ -153,7 +153,7 @@ def test_simulated_session_scored_end_to_end() -> None:
 
 
 def test_refused_calibration_is_a_run_with_no_detection(monkeypatch) -> None:
-    from emgfeedback.clinical import evaluate as E
+    from emgfeedback.app import evaluate as E
     from emgfeedback.errors import CalibrationError
 
     def refuse(*args, **kwargs):
