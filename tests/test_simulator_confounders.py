@@ -414,12 +414,11 @@ def test_synkinesis_that_lags_or_joins_mid_rep(timing: str) -> None:
 
 
 def test_confounders_from_the_command_line_options() -> None:
-    import argparse
+    from emgfeedback.cli import build_parser, make_source
 
-    from emgfeedback.cli import make_source
-
-    args = argparse.Namespace(board="simulated", scenario="rest", seed=4, fs=None, mains=49.9,
-                              speed="max", confounder=["ecg,gaps", "hypertonic"])
+    args = build_parser().parse_args(["demo", "--scenario", "rest", "--seed", "4", "--mains",
+                                      "49.9", "--speed", "max", "--confounder", "ecg,gaps",
+                                      "--confounder", "hypertonic"])
     src = make_source(args, duration=20.0)
     assert (src.params.ecg_uv, src.params.gaps_per_min, src.params.hypertonic_pct) == \
         (80.0, 6.0, 6.0)
