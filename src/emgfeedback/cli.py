@@ -116,7 +116,8 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
 def _add_confounder_option(g: Any) -> None:
     g.add_argument("--confounder", action="append", default=None, metavar="NAME",
                    help="simulated board: add a confounder preset (repeat or comma-separate): "
-                        "all, blinks, hypertonic, crosstalk, motion, pops, electrode-off, "
+                        "all, blinks, hypertonic, crosstalk, crosstalk-strong, motion, pops, "
+                        "electrode-off, "
                         "electrode-off-mains, gaps, mains-49.9, mains-59.8, ecg, fs-500, "
                         "fs-2000, synkinesis-lag, synkinesis-mid (docs/simulator.md)")
 
