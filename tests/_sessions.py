@@ -27,7 +27,7 @@ SMALL = ("EMG L-ZYG", "EMG L-OOC", "EMG R-ZYG", "EMG R-OOC")
 
 def analyse(rec: Recording, affected_side: str = "L") -> dict[str, Any]:
     """The JSON of ``analyze`` of ``rec`` (default program, montage from the labels)."""
-    from emgfeedback.clinical.analysis import analyze
+    from emgfeedback.app.analyze import analyze
     from emgfeedback.clinical.montage import Montage
 
     return json_ready(analyze(rec, Montage.from_labels(rec.channels, affected_side)).to_json())
@@ -43,9 +43,10 @@ def analyse_file(path, affected_side: str = "L") -> dict[str, Any]:
 
 def make_source(seed: int = 0, synkinesis_prob: float | None = None, duration: float = 150.0,
                 channels: tuple[str, ...] | None = None,
-                scenario: str = "session") -> SimulatedSource:
-    """The simulated board of a clinic session."""
-    p = ModelParams(synkinesis_prob=synkinesis_prob)
+                scenario: str = "session", calibration: bool = True) -> SimulatedSource:
+    """The simulated board of a clinic session (``calibration=False``: without its rest and MVC
+    periods)."""
+    p = ModelParams(synkinesis_prob=synkinesis_prob, calibration=calibration)
     if channels is not None:
         p = replace(p, channels=channels)
     return SimulatedSource(scenario, duration, seed, speed=None, params=p)

@@ -48,9 +48,10 @@ CASES: tuple[Case, ...] = (
          common=("--fs", "1000")),
     Case("sim-session-s3", simulate=("--scenario", "session", "--duration", "150", "--seed", "3")),
     Case("sim-smile-synk-s7",
-         simulate=("--scenario", "smile-synkinesis", "--duration", "30", "--seed", "7")),
+         simulate=("--scenario", "smile-synkinesis", "--duration", "30", "--seed", "7",
+                   "--no-calibration")),
     Case("sim-eye-synk-s11", simulate=("--scenario", "eye-closure-synkinesis", "--duration", "30",
-                                       "--seed", "11", "--mains", "60")),
+                                       "--seed", "11", "--mains", "60", "--no-calibration")),
 )
 
 

@@ -255,7 +255,8 @@ def test_recording_without_calibration_periods_is_refused(tmp_path, capsys):
     from emgfeedback.cli import main
 
     path = tmp_path / "nocal.edf"
-    src = make_source(seed=6, duration=40.0, channels=SMALL, scenario="smile-synkinesis")
+    src = make_source(seed=6, duration=40.0, channels=SMALL, scenario="smile-synkinesis",
+                      calibration=False)
     write_edf_session(path, src, patient="P-003", start=session_start(2))
     s = load_session(path)
     assert {c["mvc_source"] for c in s.analysis["calibration"].values()} == {"auto"}

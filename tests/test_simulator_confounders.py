@@ -26,8 +26,10 @@ from emgfeedback.sources.facesim import (
 )
 from emgfeedback.sources.simulated import SIM_RANGE_UV, SimulatedSource
 
+#: Exercise recordings without their calibration protocol (reps and confounders from the start).
+NOCAL = ModelParams(calibration=False)
 #: Quiet recording conditions, so that a confounder stands out (differences are exact anyway).
-QUIET = ModelParams(noise_uv=(1.0, 1.0), mains_uv=0.0, drift_uv=0.0, offset_uv=0.0)
+QUIET = replace(NOCAL, noise_uv=(1.0, 1.0), mains_uv=0.0, drift_uv=0.0, offset_uv=0.0)
 
 
 def _src(scenario: str, seconds: float, seed: int, params: ModelParams,
@@ -140,7 +142,7 @@ def test_confounders_leave_the_script_alone() -> None:
 
 # --------------------------------------------------------------------------- determinism, chunks
 def test_deterministic_and_chunk_size_invariant_with_every_confounder() -> None:
-    p = apply_confounders(ModelParams(), "all")
+    p = apply_confounders(NOCAL, "all")
     ref = _read_all_chunks(_src("smile-synkinesis", 40.0, 4, p, block_ms=10.0))
     for block_ms in (1.0, 7.0, 333.0):
         parts = _read_all_chunks(_src("smile-synkinesis", 40.0, 4, p, block_ms=block_ms))
@@ -165,7 +167,7 @@ def test_deterministic_and_chunk_size_invariant_with_every_confounder() -> None:
 
 # --------------------------------------------------------------------------- gaps
 def test_gaps_are_lost_samples_never_made_up_values(tmp_path: Path) -> None:
-    p = replace(ModelParams(), gaps_per_min=12.0)
+    p = replace(NOCAL, gaps_per_min=12.0)
     src = _src("smile-synkinesis", 60.0, 2, p, block_ms=10.0)
     gaps = src.script.gaps
     assert len(gaps) >= 4
@@ -196,7 +198,7 @@ def test_gaps_are_lost_samples_never_made_up_values(tmp_path: Path) -> None:
 
     out = tmp_path / "g.edf"
     assert main(["simulate", "--scenario", "smile-synkinesis", "--duration", "60", "--seed", "2",
-                 "--confounder", "gaps", "--out", str(out)]) == 0
+                 "--confounder", "gaps", "--no-calibration", "--out", str(out)]) == 0
     truth = json.loads(Path(str(out) + ".truth.json").read_text())
     t_gaps = [t for t in truth["truth"] if t["kind"] == "gap"]
     with load(out) as back:
@@ -266,7 +268,7 @@ def test_crosstalk_is_the_neighbours_waveform_attenuated() -> None:
 
 # --------------------------------------------------------------------------- artefacts
 def test_cable_motion_is_large_and_low_frequency() -> None:
-    src, d = _diff("smile-synkinesis", 120.0, 8, ModelParams(), motion_per_min=8.0)
+    src, d = _diff("smile-synkinesis", 120.0, 8, NOCAL, motion_per_min=8.0)
     motion = src.script.of_kind("motion")
     assert len(motion) >= 5
     covered = np.zeros(len(d), bool)
@@ -284,7 +286,7 @@ def test_cable_motion_is_large_and_low_frequency() -> None:
 
 
 def test_electrode_pop_is_a_step_with_exponential_decay() -> None:
-    src, d = _diff("smile-synkinesis", 120.0, 8, ModelParams(), pops_per_min=8.0)
+    src, d = _diff("smile-synkinesis", 120.0, 8, NOCAL, pops_per_min=8.0)
     pops = src.script.of_kind("pop")
     assert len(pops) >= 5
     expect = np.zeros_like(d)
@@ -303,7 +305,7 @@ def test_electrode_pop_is_a_step_with_exponential_decay() -> None:
 
 @pytest.mark.parametrize("mode", ["rail", "mains"])
 def test_electrode_off_rails_or_carries_mains(mode: str) -> None:
-    p = replace(ModelParams(), electrode_off_s=5.0, electrode_off_mode=mode,
+    p = replace(NOCAL, electrode_off_s=5.0, electrode_off_mode=mode,
                 electrode_off_channel="L-ZYG")
     src = _src("smile-synkinesis", 60.0, 4, p)
     off = src.script.of_kind("electrode_off")[0]
@@ -325,7 +327,7 @@ def test_electrode_off_rails_or_carries_mains(mode: str) -> None:
         assert 700.0 < np.std(seg) < 2000.0  # huge mains, not clipped
         assert sat.sum() == 0
     # Other channels are untouched by it.
-    base = _samples("smile-synkinesis", 60.0, 4, ModelParams())
+    base = _samples("smile-synkinesis", 60.0, 4, NOCAL)
     others = [i for i in range(x.shape[1]) if i != j]
     assert np.array_equal(x[:, others], np.clip(base[:, others], *SIM_RANGE_UV))
 
@@ -368,7 +370,7 @@ def test_ecg_on_lower_face_channels() -> None:
 
 @pytest.mark.parametrize("fs", [500.0, 2000.0])
 def test_sampling_rates_500_to_2000(fs: float) -> None:
-    p = apply_confounders(ModelParams(), f"fs-{fs:g}")
+    p = apply_confounders(NOCAL, f"fs-{fs:g}")
     src = _src("smile-clean", 20.0, 1, replace(p, noise_uv=(0.01, 0.01), mains_uv=0.0,
                                                  drift_uv=0.0, offset_uv=0.0))
     parts = _read_all_chunks(src)
@@ -388,7 +390,7 @@ def test_sampling_rates_500_to_2000(fs: float) -> None:
 # --------------------------------------------------------------------------- synkinesis timing
 @pytest.mark.parametrize("timing", ["lag", "mid"])
 def test_synkinesis_that_lags_or_joins_mid_rep(timing: str) -> None:
-    p = replace(apply_confounders(ModelParams(), f"synkinesis-{timing}"), synkinesis_prob=1.0)
+    p = replace(apply_confounders(NOCAL, f"synkinesis-{timing}"), synkinesis_prob=1.0)
     src = _src("smile-synkinesis", 90.0, 12, p)
     x = src.model.samples(0, src.script.n_samples)
     _, env = Chain(1000.0, x.shape[1]).process_array(x)

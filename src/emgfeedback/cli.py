@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.validate import MAX_FS, write_private
 from emgfeedback.vocabulary import SIDES
 
 log = logging.getLogger("emgfeedback")
@@ -33,8 +34,49 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+# ---------------------------------------------------------------------------- option types
+# Every number an option takes is checked here, at the boundary, by the schema's check_number
+# (config.py): finite, of the right kind, in a range that also bounds memory and time.
+MAX_SIM_S = 3600.0  # s: simulate holds the whole session in memory
+MAX_LIVE_S = 86_400.0  # s: a live session streams, one day at most
+SPEED_RANGE = (0.01, 10_000.0)
+
+
+def _num(name: str, *, integer: bool = False, unit: str = "", **bounds: float) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses a number and checks it (usage error otherwise)."""
+    from emgfeedback.config import check_number
+
+    def convert(text: str) -> Any:
+        try:
+            value: Any = int(text, 10) if integer else float(text)
+        except ValueError:
+            kind = "a whole number" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+        try:
+            check_number(name, value, integer=integer, unit=unit, **bounds)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(name + " ")) from None
+        return value
+
+    convert.__name__ = name  # argparse names the type in its messages
+    return convert
+
+
+def _speed_arg(text: str) -> str:
+    """``--speed``: ``max`` or a factor in :data:`SPEED_RANGE` (kept as text for :func:`_speed`)."""
+    try:
+        _speed(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--speed ")) from None
+    return text
+
+
+_FS = _num("--fs", gt=0, le=MAX_FS, unit="Hz")
+_SEED = _num("--seed", integer=True, ge=0, le=2**32 - 1)
+
+
 # ---------------------------------------------------------------------------- shared options
-def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> None:
+def _add_board_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("signal source")
     g.add_argument("--board", default="simulated",
                    help="simulated (default), simavr, serial:PORT, replay:FILE, brainflow:BOARD, "
@@ -42,21 +84,28 @@ def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> 
     g.add_argument("--scenario", default=None,
                    help="simulated board scenario (rest, smile-clean, smile-synkinesis, "
                         "eye-closure-synkinesis, asymmetric-smile, session)")
-    g.add_argument("--seed", type=int, default=0, help="simulated board random seed")
-    g.add_argument("--fs", type=float, default=None, help="sample rate in Hz (where settable)")
-    g.add_argument("--mains", type=float, default=None, metavar="HZ",
+    g.add_argument("--seed", type=_SEED, default=None, help="simulated board random seed (0)")
+    g.add_argument("--fs", type=_FS, default=None, help="sample rate in Hz (where settable)")
+    g.add_argument("--mains", type=_num("--mains", ge=45, le=65, unit="Hz"), default=None,
+                   metavar="HZ",
                    help="simulated mains frequency, 45-65 Hz, e.g. 50, 49.9, 60, 59.8 (the "
                         "filter detects it; see --notch)")
     _add_confounder_option(g)
-    g.add_argument("--speed", default=default_speed,
-                   help="pacing: 1 = real time, N = N times faster, max = as fast as possible")
-    g.add_argument("--port", default="", help="serial port for BrainFlow boards")
-    g.add_argument("--baud", type=int, default=None, help="serial baud rate (default 500000)")
-    g.add_argument("--channels", type=int, default=None,
+    g.add_argument("--speed", default=None, type=_speed_arg,
+                   help="pacing of simulated boards and replays: 1 = real time (default), "
+                        "N = N times faster, max = as fast as possible")
+    g.add_argument("--port", default=None, help="serial port for BrainFlow boards")
+    g.add_argument("--baud", type=_num("--baud", integer=True, ge=300, le=4_000_000),
+                   default=None, help="serial baud rate (default 500000)")
+    g.add_argument("--channels", type=_num("--channels", integer=True, ge=1, le=16),
+                   default=None,
                    help="channel count to ask the board for (firmware boards)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None,
                    help="mains notch (default from config: auto-detect)")
+    p.add_argument("--program", default=None,
+                   help="exercise program: a name (see the GUI's list) or a TOML file "
+                        "(default: the shipped default program)")
 
 
 def _add_confounder_option(g: Any) -> None:
@@ -74,8 +123,9 @@ def _speed(value: str) -> float | None:
         v = float(value)
     except ValueError:
         raise ConfigError(f"--speed must be a number or 'max', got {value!r}") from None
-    if v <= 0:
-        raise ConfigError(f"--speed must be positive, got {value}")
+    lo, hi = SPEED_RANGE
+    if not lo <= v <= hi:  # also refuses nan
+        raise ConfigError(f"--speed must be 'max' or a factor in [{lo:g}, {hi:g}], got {value}")
     return v
 
 
@@ -86,55 +136,50 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def make_source(args: argparse.Namespace, duration: float | None = None) -> Any:
-    """The source named by ``--board`` and the board options."""
-    from emgfeedback.sources import open_source
+def source_options(args: argparse.Namespace, duration: float | None = None) -> dict[str, Any]:
+    """The typed options of the source named by ``--board``, from the options the user gave.
 
-    opts: dict[str, Any] = {"speed": _speed(args.speed)}
+    An option the board does not take is passed on anyway, so that the source registry rejects
+    it by name (``--scenario`` with a serial board is a mistake, not something to ignore)."""
     kind = args.board.partition(":")[0]
+    confounders = ",".join(getattr(args, "confounder", None) or []) or None
+    given: dict[str, Any] = {"scenario": args.scenario, "seed": args.seed, "fs": args.fs,
+                             "mains": args.mains, "port": args.port, "baud": args.baud,
+                             "n_channels": args.channels, "confounders": confounders}
+    opts = {k: v for k, v in given.items() if v is not None}
+    if args.speed is not None:
+        opts["speed"] = _speed(args.speed)
     if kind == "simulated":
-        opts.update(scenario=args.scenario, seed=args.seed, fs=args.fs, mains=args.mains,
-                    duration=duration, confounders=",".join(args.confounder or []) or None)
-        return open_source(args.board, **opts)
-    if args.fs:
-        opts["fs"] = args.fs
-    if getattr(args, "baud", None):
-        opts["baud"] = args.baud
-    if getattr(args, "channels", None):
-        opts["n_channels"] = args.channels
-    if getattr(args, "port", ""):
-        opts["port"] = args.port
-    if kind == "simavr":
+        opts["duration"] = duration
+    elif kind == "simavr":
         # The real firmware in simavr, its ADC fed with the facial model through the front end.
-        opts.pop("speed")
-        opts["speed"] = _speed(args.speed) or 1.0
-        opts["realtime"] = _speed(args.speed) is not None
         from emgfeedback.sources.facesim import DEFAULT_CHANNELS
+        from emgfeedback.sources.simulated import facial_signal
 
+        speed = opts.pop("speed", 1.0)
+        opts["speed"] = speed or 1.0
+        opts["realtime"] = speed is not None
         labels = DEFAULT_CHANNELS[: args.channels or len(DEFAULT_CHANNELS)]
         opts["labels"] = labels
-        opts["signal"] = _simulated_signal(args, labels)
-    return open_source(args.board, **opts)
+        opts["signal"] = facial_signal(opts.pop("scenario", None) or "smile-synkinesis",
+                                       labels, seed=opts.pop("seed", 0),
+                                       mains=opts.pop("mains", None),
+                                       confounders=opts.pop("confounders", None))
+    return opts
 
 
-def _simulated_signal(
-    args: argparse.Namespace, channels: tuple[str, ...]
-) -> Callable[[int, float, int], Any]:
-    """The facial model's samples in µV for ``channels``, as the simavr board's analog input
-    (pin A<i> carries ``channels[i]``; the source labels its channels the same way)."""
+def make_source(args: argparse.Namespace, duration: float | None = None) -> Any:
+    """The (unopened) source named by ``--board`` and the board options."""
+    from emgfeedback.sources.registry import open_source
 
-    def signal(n: int, fs: float, n_channels: int) -> Any:
-        from emgfeedback.sources.facesim import ModelParams
-        from emgfeedback.sources.simulated import SimulatedSource
+    return open_source(args.board, **source_options(args, duration))
 
-        params = ModelParams(fs=fs, channels=channels,
-                             **({"mains_hz": args.mains} if args.mains else {}))
-        src = SimulatedSource(args.scenario or "smile-synkinesis", n / fs, args.seed, speed=None,
-                              params=params)
-        with src:
-            return src.read_all().data
 
-    return signal
+def _program(args: argparse.Namespace, cfg: Config) -> Any:
+    from emgfeedback.app.program import resolve_program
+
+    choice = getattr(args, "program", None)
+    return resolve_program(choice, cfg.detection) if choice else None
 
 
 # ---------------------------------------------------------------------------- demo
@@ -146,12 +191,17 @@ def _add_demo(sub: Any) -> None:
                    help="record the session to EDF+ (needs --patient)")
     p.add_argument("--patient", default=None, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--lsl", action="store_true", help="publish raw/envelope/markers on LSL")
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds of signal")
+    p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
+                   help="with --lsl: localhost (default: this machine only), an IPv4 address or "
+                        "interface of this machine (e.g. eth0), or all (every interface)")
+    p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_LIVE_S, unit="s"),
+                   default=None, help="stop after S seconds of signal")
     p.add_argument("--patient-mode", action="store_true",
                    help="GUI: large and simple, only the exercise screen (home use)")
     p.add_argument("--screenshot", type=Path, default=None, metavar="OUT.png",
                    help="GUI: save a picture of the window after --after seconds and exit")
-    p.add_argument("--after", type=float, default=5.0, metavar="S",
+    p.add_argument("--after", type=_num("--after", gt=0, le=3600, unit="s"), default=5.0,
+                   metavar="S",
                    help="seconds before --screenshot is taken (default 5)")
     p.set_defaults(func=cmd_demo)
 
@@ -173,106 +223,69 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except ImportError:
             gui = None
     if gui is not None:
-        return int(gui.run_demo(args, cfg))
-    return _run_console(args, cfg)
+        # A simulated script of 24 h takes seconds to build: the demo runs 2 h unless told so.
+        duration = args.duration if args.duration else (
+            7200.0 if args.board == "simulated" else None)
+        opts = source_options(args, duration)
+        from emgfeedback.sources.registry import check_options, open_source
 
-
-def _run_console(args: argparse.Namespace, cfg: Config) -> int:
+        check_options(args.board.partition(":")[0], opts)  # a wrong option: one line, no window
+        return int(gui.run_demo(args, cfg, lambda: open_source(args.board, **opts)))
     return run_live(args, cfg, record_to=args.record, patient=args.patient, lsl=args.lsl,
                     console=True)
 
 
-def _live_clinic(chain: Any, channels: Sequence[str], rec: Any, view: Any) -> Any:
-    """Live calibration + synkinesis detection when the channels are facial regions: alerts go
-    into the recording and the console's event list."""
-    from emgfeedback.clinical.live import LiveClinic
-    from emgfeedback.clinical.montage import Montage
-    from emgfeedback.clinical.exercises import default_program
+def _console(title: str | None, cfg: Config) -> tuple[list[Any], Callable[[str, Any], None]]:
+    """The console view of a session (built once the source is open) and the detector-event
+    callback that lists the alerts in it."""
+    from emgfeedback.views.console import ConsoleView
 
-    try:
-        program = default_program()
-        montage = Montage.from_labels(channels, program.affected_side)
-    except ConfigError:
-        return None  # channels that are not facial regions: filters and bars only
+    shown: list[ConsoleView] = []
 
-    def on_event(kind: str, ev: Any) -> None:
-        if view is not None and kind == "raised":
-            view.events.append(f"{ev.alert / chain.fs:8.2f} s  SYNKINESIS {ev.channel} during "
-                               f"{ev.exercise} ({ev.peak_pct_mvc:.0f} %MVC)")
+    def console_view(s: Any) -> ConsoleView:
+        assert s.chain is not None
+        shown.append(ConsoleView(s.chain, title=title or f"emgfeedback: {s.source.info.name}",
+                                 quality=cfg.quality, snapshot=s.snapshot))
+        return shown[-1]
 
-    return LiveClinic(chain, montage, program, on_event=on_event,
-                      annotate=rec.annotate if rec is not None else None)
+    def on_event(kind: str, ev: Any) -> None:  # session thread
+        if kind == "raised" and shown:
+            v = shown[0]
+            v.events.append(f"{ev.alert / v.chain.fs:8.2f} s  SYNKINESIS {ev.channel} during "
+                            f"{ev.exercise} ({ev.peak_pct_mvc:.0f} %MVC)")
+
+    return [console_view], on_event
 
 
 def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
              patient: str | None, lsl: bool, console: bool) -> int:
-    """A live session on ``--board``: optional EDF+ recording and LSL outlets, console view.
+    """A live session on ``--board`` (:class:`emgfeedback.app.session.Session`): optional
+    EDF+ recording from the first sample and LSL outlets, the program's cues when the board
+    brings none, live calibration and detection on facial channels, the console view.
 
-    Used by ``demo`` (console) and ``record``.  The recorder is attached right after the source
-    opens, so the live chain sees exactly the samples the file stores (replay is exact).
-    SIGTERM and Ctrl-C stop the session cleanly; the recording is closed either way.
+    Used by ``demo`` (console) and ``record``.  SIGTERM and Ctrl-C stop the session cleanly; the
+    recording is closed either way.
     """
-    import signal
     import time
 
-    from emgfeedback.session import Session
-    from emgfeedback.views.console import ConsoleView
+    from emgfeedback.app.session import Session, SessionSpec, run_in_foreground
 
-    if record_to is not None:
-        from emgfeedback.io.edf import validate_patient_id
-
-        if not patient:
-            raise ConfigError("recording needs a pseudonymous patient id: --patient P-0001")
-        validate_patient_id(patient)
-        if record_to.suffix.lower() not in (".edf", ".bdf"):
-            raise ConfigError(f"{record_to}: recordings are .edf or .bdf")
-    source = make_source(args, duration=args.duration)
-    session = Session(source, cfg)
-    chain = session.open()
-    rec = None
-    closers: list[Any] = []
-    try:
-        if record_to is not None:
-            from emgfeedback.io.edf import Recorder
-
-            assert patient is not None  # validated above
-            rec = Recorder.attach(session, record_to, patient=patient)
-            closers.append(rec)
-        if lsl:
-            from emgfeedback.io.lsl import LslPublisher
-
-            closers.append(session.add(LslPublisher(session.source.info)))
-        view = None
-        if console:
-            view = ConsoleView(chain, title=f"emgfeedback: {source.info.name}",
-                               quality=cfg.quality)
-        clinic = _live_clinic(chain, source.info.channels, rec, view)
-        if clinic is not None:
-            session.add(clinic)
-            closers.append(clinic)
-        if view is not None:
-            session.add(view)
-        old = signal.signal(signal.SIGTERM, lambda *_: session.stop())
-        t0 = time.monotonic()
-        try:
-            session.run(args.duration)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, old)
-    finally:
-        try:
-            session.close()
-        finally:
-            for c in closers:
-                c.close()
-    if view is not None:
-        view.draw()
-    print(f"stopped after {session.samples / chain.fs:.1f} s of signal "
-          f"({session.lost} samples lost)", file=sys.stderr)
+    spec = SessionSpec(source=args.board, source_options=source_options(args, args.duration),
+                       config=cfg, program=_program(args, cfg), record_to=record_to,
+                       patient=patient, lsl=lsl, lsl_scope=getattr(args, "lsl_scope", "localhost"),
+                       duration_s=args.duration, auto_program=True)
+    views, on_event = _console(None, cfg) if console else ([], None)
+    session = Session(spec, views=views, on_event=on_event)
+    t0 = time.monotonic()
+    run_in_foreground(session)
+    pl = session.pipeline
+    fs = pl.chain.fs if pl.chain is not None else 0.0
+    print(f"stopped after {pl.samples / fs if fs else 0.0:.1f} s of signal "
+          f"({pl.lost} samples lost)", file=sys.stderr)
+    rec = session.recording.last if session.recording is not None else None
     if rec is not None:
-        print(f"wrote {record_to} and {rec.sidecar_path.name}: {rec.samples / chain.fs:.1f} s, "
-              f"{len(source.info.channels)} channels at {chain.fs:g} Hz, "
+        print(f"wrote {record_to} and {rec.sidecar_path.name}: {rec.samples / fs:.1f} s, "
+              f"{len(rec.channels)} channels at {fs:g} Hz, "
               f"{rec.n_annotations} annotations, {rec.lost_samples} samples lost "
               f"({time.monotonic() - t0:.1f} s wall)")
     return 0
@@ -298,30 +311,53 @@ def cmd_ports(args: argparse.Namespace) -> int:
 def _add_simulate(sub: Any) -> None:
     p = sub.add_parser("simulate", help="write a simulated session to a file")
     p.add_argument("--scenario", default="session")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fs", type=float, default=None)
-    p.add_argument("--mains", type=float, default=None, metavar="HZ",
+    p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_SIM_S, unit="s"),
+                   default=None,
+                   help=f"seconds, at most {MAX_SIM_S:g} (default: the calibration protocol plus "
+                        "60 s of exercises; rest: 60 s)")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="exercise reps from the start, without the rest and MVC periods")
+    p.add_argument("--seed", type=_SEED, default=0)
+    p.add_argument("--fs", type=_FS, default=None)
+    p.add_argument("--mains", type=_num("--mains", ge=45, le=65, unit="Hz"), default=None,
+                   metavar="HZ",
                    help="mains frequency, 45-65 Hz (50, 49.9, 60, 59.8 ...)")
-    p.add_argument("--mains-uv", type=float, default=None, metavar="UV",
+    p.add_argument("--mains-uv", type=_num("--mains-uv", ge=0, le=10_000, unit="µV"),
+                   default=None, metavar="UV",
                    help="typical mains amplitude, µV RMS of the fundamental (default 4)")
-    p.add_argument("--noise", type=float, default=None,
+    p.add_argument("--noise", type=_num("--noise", ge=0, le=1000, unit="µV"), default=None,
                    help="baseline noise RMS upper bound in µV (default 5)")
-    p.add_argument("--crosstalk", type=float, default=None, metavar="PCT",
+    p.add_argument("--crosstalk", type=_num("--crosstalk", ge=0, le=100, unit="%"),
+                   default=None, metavar="PCT",
                    help="share of a neighbour's muscle signal in each channel, %% (default 4)")
     _add_confounder_option(p)
-    p.add_argument("--synkinesis-prob", type=float, default=None,
+    p.add_argument("--synkinesis-prob", type=_num("--synkinesis-prob", ge=0, le=1),
+                   default=None,
                    help="probability that a rep carries synkinesis (scenario default otherwise)")
     p.add_argument("--out", type=Path, required=True, help="output file (.edf, .bdf or .csv)")
     p.set_defaults(func=cmd_simulate)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from emgfeedback.sources.simulated import _factory
+    from emgfeedback.sources.simulated import create
 
+    from emgfeedback.sources.facesim import ModelParams, calibration_s
+
+    suffix = args.out.suffix.lower()
+    if suffix not in (".edf", ".bdf", ".csv", ".tsv", ".txt"):
+        raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
+    extra: dict[str, Any] = {}
+    if args.no_calibration:
+        extra["calibration"] = False
+    cal_s = 0.0 if args.no_calibration or args.scenario == "rest" else calibration_s(ModelParams())
+    if args.duration is None:
+        args.duration = cal_s + 60.0
     if args.duration <= 0:
         raise ConfigError(f"--duration must be positive, got {args.duration}")
-    extra: dict[str, Any] = {}
+    if cal_s and args.duration < cal_s + 10.0:
+        raise ConfigError(f"--duration {args.duration:g} s leaves no exercise after the "
+                          f"calibration protocol ({cal_s:g} s): give at least {cal_s + 10:g} s, "
+                          "or --no-calibration")
     if args.noise is not None:
         extra["noise_uv"] = (min(1.0, args.noise), args.noise)
     if args.synkinesis_prob is not None:
@@ -330,12 +366,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         extra["mains_uv"] = args.mains_uv
     if args.crosstalk is not None:
         extra["crosstalk"] = args.crosstalk / 100.0
-    src = _factory(scenario=args.scenario, duration=args.duration, seed=args.seed, speed=None,
+    src = create(scenario=args.scenario, duration=args.duration, seed=args.seed, speed=None,
                    fs=args.fs, mains=args.mains,
                    confounders=",".join(args.confounder or []) or None, **extra)
-    suffix = args.out.suffix.lower()
-    if suffix not in (".edf", ".bdf", ".csv", ".tsv", ".txt"):
-        raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
     with src:
         parts = src.read_segments()
     if suffix in (".edf", ".bdf"):
@@ -345,13 +378,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
         write_csv(src.recording(parts), args.out)
     truth = args.out.with_suffix(args.out.suffix + ".truth.json")
-    truth.write_text(json.dumps(script_to_json(src), indent=1, allow_nan=False))
+    write_private(truth, json.dumps(script_to_json(src), indent=1, allow_nan=False))
     n = sum(len(c) for c in parts)
     lost = sum(c.status.lost_samples for c in parts)
     print(f"wrote {args.out} ({n} samples" + (f", {lost} lost in {len(parts) - 1} gaps"
                                                if lost else "") +
           f", {len(src.info.channels)} channels, {src.params.fs:g} Hz) and ground truth {truth}")
     return 0
+
+
+SIMULATED_PATIENT = "SIM-0000"  # the pseudonym of simulated sessions
 
 
 def _simulate_edf(path: Path, src: Any, parts: Any) -> None:
@@ -361,8 +397,8 @@ def _simulate_edf(path: Path, src: Any, parts: Any) -> None:
     from emgfeedback.io.edf import Recorder, grid_for
 
     grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
-    rec = Recorder(path, src.info, patient="0000", grid=grid,
-                   sidecar={"patient": "0000", "simulated": True})
+    rec = Recorder(path, src.info, patient=SIMULATED_PATIENT, grid=grid,
+                   sidecar={"patient": SIMULATED_PATIENT, "simulated": True})
     for chunk in parts:
         raw = grid.quantise(chunk.data)
         rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
@@ -492,40 +528,37 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     """Analyse ``args.file`` (the live pipeline replayed at full speed) and write the JSON."""
-    from emgfeedback.clinical.analysis import analyze, format_table, load_for_analysis
-    from emgfeedback.clinical.exercises import default_program, load_program
-    from emgfeedback.clinical.montage import Montage, load_montage
+    from emgfeedback.app.analyze import analyze_file
+    from emgfeedback.clinical.analysis import format_table
 
-    rec = load_for_analysis(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
-    program = load_program(args.program) if args.program else default_program()
-    from emgfeedback.io.edf import sidecar_affected_side
-
-    # The side the recording's sidecar states wins over the program's default.
-    affected = (args.affected or sidecar_affected_side(rec.sidecar or {})
-                or program.affected_side)
-    montage = (load_montage(args.montage, rec.channels, affected) if args.montage
-               else Montage.from_labels(rec.channels, affected))
-    result = analyze(rec, montage, program, exercise=args.exercise,
-                     calibration=args.calibration, config=cfg)
+    result = analyze_file(args.file, montage=args.montage, program=args.program,
+                          exercise=args.exercise, affected=args.affected,
+                          calibration=args.calibration, config=cfg, fs=args.fs, unit=args.unit,
+                          board=args.brainflow_board)
     if table:
         print(format_table(result))
     if args.json is not None:
-        args.json.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+        write_private(args.json, json.dumps(result.to_json(), indent=1, allow_nan=False))
         print(f"wrote {args.json}")
     return 0
 
 
 # ---------------------------------------------------------------------------- entry point
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _add_report, _add_progress, _add_history]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _add_report,
+                                         _add_progress, _add_history]
 
 # ---------------------------------------------------------------------------- recording & files
 def _add_record(sub: Any) -> None:
     p = sub.add_parser("record", help="record a session to EDF+/BDF+ with a JSON sidecar")
     _add_board_options(p)
-    p.add_argument("--duration", type=float, required=True, help="seconds of signal")
+    p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_LIVE_S, unit="s"),
+                   required=True, help="seconds of signal")
     p.add_argument("--patient", required=True, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--out", type=Path, required=True, help="output .edf (or .bdf)")
     p.add_argument("--lsl", action="store_true", help="also publish raw/envelope/markers on LSL")
+    p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
+                   help="with --lsl: localhost (default: this machine only), an IPv4 address or "
+                        "interface of this machine (e.g. eth0), or all (every interface)")
     p.set_defaults(func=cmd_record)
 
 
@@ -544,12 +577,17 @@ def _add_replay(sub: Any) -> None:
     p = sub.add_parser("replay", help="replay a recording (any supported file) through the "
                                       "live pipeline")
     p.add_argument("file", type=Path)
-    p.add_argument("--speed", default="1", help="1 = real time, N = N times faster, max")
-    p.add_argument("--start", type=float, default=0.0, help="start at this second")
+    p.add_argument("--speed", default="1", type=_speed_arg,
+                   help="1 = real time, N = N times faster, max")
+    p.add_argument("--start", type=_num("--start", ge=0, le=1e7, unit="s"), default=0.0,
+                   help="start at this second")
     p.add_argument("--json", type=Path, default=None,
                    help="run headless at --speed max and write the analysis JSON (as 'analyze')")
     _add_import_options(p)
     p.add_argument("--lsl", action="store_true", help="also publish on LSL")
+    p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
+                   help="with --lsl: localhost (default: this machine only), an IPv4 address or "
+                        "interface of this machine (e.g. eth0), or all (every interface)")
     p.add_argument("--affected", choices=SIDES, default=None,
                    help="affected side for --json (as analyze)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
@@ -557,39 +595,25 @@ def _add_replay(sub: Any) -> None:
     p.set_defaults(func=cmd_replay)
 
 
-def _replay_source(args: argparse.Namespace, speed: float | None) -> Any:
-    from emgfeedback.sources.replay import ReplaySource
-
-    return ReplaySource(args.file, speed=speed, start_s=args.start, fs=args.fs, unit=args.unit,
-                        board=args.brainflow_board)
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
-    from emgfeedback.session import Session
+    """The file through the live pipeline at ``--speed``, with the live clinical engine: the
+    console shows the events the live session raised (replay gives exactly the live events)."""
+    from emgfeedback.app.session import Session, SessionSpec, run_in_foreground
 
     cfg = _config(args)
     if args.json is not None:
         return _replay_json(args, cfg)
-    source = _replay_source(args, _speed(args.speed))
-    session = Session(source, cfg)
-    chain = session.open()
-    from emgfeedback.views.console import ConsoleView
-
-    view = ConsoleView(chain, title=f"emgfeedback replay: {args.file.name}", quality=cfg.quality)
-    session.add(view)
-    if args.lsl:
-        from emgfeedback.io.lsl import LslPublisher
-
-        session.add(LslPublisher(source.info))
-    try:
-        session.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        session.close()
-    view.draw()
-    print(f"replayed {session.samples / chain.fs:.1f} s of {args.file} "
-          f"({session.lost} samples lost)", file=sys.stderr)
+    opts: dict[str, Any] = {"speed": _speed(args.speed), "start": args.start, "fs": args.fs,
+                            "unit": args.unit, "board": args.brainflow_board}
+    spec = SessionSpec(source=f"replay:{args.file}", source_options=opts, config=cfg,
+                       affected_side=args.affected, lsl=args.lsl, lsl_scope=args.lsl_scope)
+    views, on_event = _console(f"emgfeedback replay: {args.file.name}", cfg)
+    session = Session(spec, views=views, on_event=on_event)
+    run_in_foreground(session)
+    pl = session.pipeline
+    fs = pl.chain.fs if pl.chain is not None else 0.0
+    print(f"replayed {pl.samples / fs if fs else 0.0:.1f} s of {args.file} "
+          f"({pl.lost} samples lost)", file=sys.stderr)
     return 0
 
 
@@ -604,7 +628,7 @@ def _replay_json(args: argparse.Namespace, cfg: Config) -> int:
 def _add_import_options(p: argparse.ArgumentParser) -> None:
     """What a file may need to be read (``io.importers.load``): rate, unit, BrainFlow board."""
     g = p.add_argument_group("reading other tools' files")
-    g.add_argument("--fs", type=float, default=None, help="rate for files without one")
+    g.add_argument("--fs", type=_FS, default=None, help="rate for files without one")
     g.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
     g.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
 
@@ -784,6 +808,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything this process writes may hold patient data: owner-only files (0600) and
+    # folders (0700), whatever the caller's umask; the writers also set 0600 explicitly.
+    old_umask = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(old_umask)  # main() called in-process (tests) leaves the caller's umask
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,

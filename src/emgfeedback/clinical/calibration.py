@@ -24,8 +24,9 @@ within-window SDs.  Without ``mvc`` trials for a channel, its MVC is the
 ``auto_peak_percentile`` of the window means minus the rest mean, but at least
 ``auto_min_mvc_uv`` (80 µV of envelope, the low end of facial MVC amplitudes) and
 ``auto_min_mvc_x_rest`` (20) times the rest mean: a region that never contracts in the recording
-would otherwise take its crosstalk as its MVC and every flicker would read as a large %MVC.  %MVC is then relative to the strongest activity
-*in that recording*, not to a true maximum; the JSON says so (``"mvc_source": "auto"``).
+would otherwise take its crosstalk as its MVC and every flicker would read as a large %MVC.
+%MVC is then relative to the strongest activity *in that recording*, not to a true maximum; the
+JSON says so (``"mvc_source": "auto"``).
 
 :class:`Calibrator` is a session consumer collecting the same segments live, so the GUI's
 calibration phase and ``analyze`` share one implementation (:func:`calibrate_segments`).
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from emgfeedback.vocabulary import parse_annotation, short_label
-from emgfeedback.config import QualityConfig
+from emgfeedback.config import CalibrationConfig, QualityConfig
 from emgfeedback.stream import Marker, Processed, Quality
 from emgfeedback.dsp.quality import assess
 from emgfeedback.errors import CalibrationError
@@ -57,23 +58,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CalibrationConfig:
-    """Calibration settings; defaults documented in the module docstring."""
-
-    settle_s: float = 0.5
-    min_rest_s: float = 2.0
-    mvc_window_ms: float = 500.0
-    max_mains_uv: float = 50.0
-    auto_settle_s: float = 1.0
-    auto_window_ms: float = 1000.0
-    auto_quantile: float = 0.2
-    auto_peak_percentile: float = 99.0
-    auto_min_mvc_x_rest: float = 20.0
-    auto_min_mvc_uv: float = 80.0
-    min_mvc_uv: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -49,12 +49,15 @@ class LiveClinic:
         ``on_event(kind, event)`` with ``kind`` ``"raised"`` or ``"ended"``; session thread.
     annotate:
         Called with a :class:`~emgfeedback.stream.Marker` for every alert (session thread).
+    calibration_config:
+        The configuration's ``[calibration]`` section (default :class:`CalibrationConfig`).
     """
 
     def __init__(self, chain: Chain, montage: Montage, program: Program | None = None,
                  calibration: Calibration | None = None,
                  on_event: Callable[[str, SynkinesisEvent], None] | None = None,
-                 annotate: Callable[[Marker], Any] | None = None) -> None:
+                 annotate: Callable[[Marker], Any] | None = None,
+                 calibration_config: CalibrationConfig | None = None) -> None:
         self.chain = chain
         self.montage = montage
         self.program = program or default_program()
@@ -64,7 +67,8 @@ class LiveClinic:
         self.detector: Detector | None = None
         self.error: str | None = None
         self._calibrator = Calibrator(chain.fs, montage.names, chain.quality.adc_range_uv,
-                                      CalibrationConfig(), chain.quality.cfg)
+                                      calibration_config or CalibrationConfig(),
+                                      chain.quality.cfg)
 
     @property
     def events(self) -> list[SynkinesisEvent]:

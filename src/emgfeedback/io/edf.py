@@ -25,7 +25,8 @@ Replay exactness
 ----------------
 EDF stores integers; a physical value is ``(d - dmin) * gain + pmin`` with ``gain = (pmax - pmin)
 / (dmax - dmin)`` computed from the header's own 8-character numbers.  :class:`DigitalGrid` does
-this arithmetic in one place.  :meth:`Recorder.attach` wraps the session's source in
+this arithmetic in one place.  A pipeline that records
+(:class:`emgfeedback.app.pipeline.Pipeline` with ``recording=``) reads its source through
 :class:`QuantisedSource`, which puts every live sample on that grid *before* the DSP chain, so the
 chain, the detector and the views see exactly the values the file will give back; replaying the
 file through the same chain therefore reproduces the live output bit for bit.
@@ -59,6 +60,9 @@ from typing import Any
 import numpy as np
 
 from emgfeedback import __version__
+from emgfeedback.validate import (  # the one patient-id rule, private files
+    check_annotation, check_edf_signals, check_edf_size, check_sidecar, io_error,
+    load_json_file, private_file, validate_patient_id, write_private)
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo
@@ -84,28 +88,12 @@ log = logging.getLogger(__name__)
 RECORD_CHOICES_S = (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0)
 ANNOT_BYTES = 240  # bytes of annotation signal per data record (EDF: 120 samples, BDF: 80)
 GAP_TEXT = GAP
-PATIENT_RE = re.compile(r"^[A-Z]{0,3}-?[0-9][0-9-]{1,15}$")
 SIDECAR_FORMAT = "emgfeedback-sidecar"
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
 # ============================================================================ small helpers
-def validate_patient_id(pid: str) -> str:
-    """Return ``pid`` if it looks like a pseudonym, else raise :class:`ConfigError`.
-
-    Accepted: up to three capital letters, an optional dash, then 2-16 digits or dashes, starting
-    with a digit (``P-0001``, ``AB-2024-17``, ``0042``).  Anything with lower-case letters,
-    spaces or longer letter runs is refused: it could be a name.
-    """
-    if not isinstance(pid, str) or not PATIENT_RE.match(pid):
-        raise ConfigError(
-            f"patient id {pid!r} is not a pseudonymous id: use up to 3 capital letters, an "
-            "optional dash and digits, e.g. P-0001 (names are never stored)"
-        )
-    return pid
-
-
 def sidecar_path(path: Path | str) -> Path:
     """``FILE.json`` beside ``FILE.edf`` / ``FILE.bdf``."""
     return Path(path).with_suffix(".json")
@@ -128,21 +116,14 @@ def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
 def read_sidecar(path: Path | str) -> dict[str, Any]:
     """The sidecar of recording ``path`` (``{}`` when there is none)."""
     sp = sidecar_path(path)
-    if not sp.is_file():
+    if not sp.exists():
         return {}
-    try:
-        data = json.loads(sp.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{sp}: damaged sidecar JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise FileFormatError(f"{sp}: sidecar is not a JSON object")
-    return data
+    return check_sidecar(load_json_file(sp, "sidecar"), sp)  # types, ranges, patient rule
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    """Patient data: written ``0600``, atomically (validate.write_private)."""
+    write_private(path, json.dumps(data, indent=1, default=_json_default))
 
 
 def _json_default(o: Any) -> Any:
@@ -323,7 +304,7 @@ class _EdfFile:
         self.transducer = transducer
         self.prefilter = prefilter
         self.n_records = 0
-        self._f = open(path, "wb")  # noqa: SIM115 - kept open for the recording
+        self._f = private_file(path, "wb")  # 0600: patient data; kept open for the recording
         self._f.write(self._header(-1))
         self._f.flush()
         self._last_sync = time.monotonic()
@@ -393,8 +374,11 @@ class QuantisedSource(SourceBase):
     """Wrap a source so that its samples come out on a recording's digital grid.
 
     Saturation in ``Status.saturated`` is recomputed as the count of samples on the grid's rails,
-    which is what a replay of the file reports.
+    which is what a replay of the file reports.  Its lifecycle is the inner source's (it may wrap
+    a source that is already open).
     """
+
+    delegates_lifecycle = True
 
     def __init__(self, inner: SourceBase, grid: DigitalGrid) -> None:
         self.inner = inner
@@ -438,15 +422,13 @@ class QuantisedSource(SourceBase):
 class Recorder:
     """Session consumer writing EDF+/BDF+ with a JSON sidecar.
 
-    Use :meth:`attach` on an opened :class:`~emgfeedback.session.Session` (it also puts the live
-    signal on the file's grid, see the module docstring)::
+    A live session records through :meth:`emgfeedback.app.pipeline.Pipeline.start_recording`,
+    which also puts the live signal on the file's grid before the chain (module docstring)::
 
-        session = Session(source, cfg)
-        session.open()
-        rec = Recorder.attach(session, "s1.edf", patient="P-0001")
-        session.run(60)
-        session.close()
-        rec.close()
+        pipeline = Pipeline(source, cfg, recording=RecordingGrid.for_path("s1.edf"))
+        pipeline.open()
+        rec = pipeline.start_recording("s1.edf", patient="P-0001")
+        pipeline.run(60)          # closes the source and the recorder
 
     Parameters
     ----------
@@ -493,27 +475,6 @@ class Recorder:
         self.n_annotations = 0
         self.closed = False
 
-    # ----------------------------------------------------------------- construction helpers
-    @classmethod
-    def attach(cls, session: Any, path: Path | str, *, patient: str,
-               sidecar: dict[str, Any] | None = None, bdf: bool | None = None) -> "Recorder":
-        """Record ``session`` (already opened) from its next chunk; see the class docstring.
-
-        Replaces ``session.source`` by a :class:`QuantisedSource`, sets the chain's clipping
-        rails to the grid's, and inserts the recorder as the first consumer.
-        """
-        if session.chain is None:
-            raise RuntimeError("open() the session before attaching a recorder")
-        info = session.source.info
-        if bdf is None and Path(path).suffix.lower() == ".bdf":
-            bdf = True
-        grid = grid_for(info, bdf)
-        session.source = QuantisedSource(session.source, grid)
-        session.chain.quality.adc_range_uv = grid.rails_uv
-        rec = cls(path, info, patient=patient, grid=grid, chain=session.chain, sidecar=sidecar)
-        session.consumers.insert(0, rec)
-        return rec
-
     # ----------------------------------------------------------------- public API
     def annotate(self, marker: Marker) -> None:
         """Add an annotation at stream sample ``marker.sample`` (alerts, notes; any thread)."""
@@ -532,7 +493,28 @@ class Recorder:
                 self._write_sidecar("recording")
 
     def feed(self, p: Any) -> None:
-        """Take one processed chunk (session thread); uses ``p.raw``, ``p.start``, markers."""
+        """Take one processed chunk (session thread); uses ``p.raw``, ``p.start``, markers.
+
+        A write error (disk full, I/O error) stops the recording: the file keeps every record
+        written so far and the error says so and names ``emgfeedback repair``."""
+        try:
+            self._feed(p)
+        except OSError as exc:
+            self._abandon()
+            raise io_error(exc, self.path, repairable=True) from None
+
+    def _abandon(self) -> None:
+        """After a write error: stop writing, release the file, keep what is on disk."""
+        with self._lock:
+            self.closed = True
+            f = self._file
+            if f is not None:
+                try:
+                    f._f.close()
+                except OSError:
+                    pass
+
+    def _feed(self, p: Any) -> None:
         with self._lock:
             if self.closed:
                 return
@@ -561,6 +543,13 @@ class Recorder:
 
     def close(self) -> None:
         """Write the last (padded) record, the true record count and the final sidecar."""
+        try:
+            self._close()
+        except OSError as exc:
+            self._abandon()
+            raise io_error(exc, self.path, repairable=True) from None
+
+    def _close(self) -> None:
         with self._lock:
             if self.closed:
                 return
@@ -795,6 +784,12 @@ class EdfRecording(Recording):
         rec_bytes = sum(nsamp) * bps
         if rec_bytes <= 0 or rec_s <= 0:
             raise _bad(path, 244, "record duration or samples per record is not positive")
+        ann_name = "BDF Annotations" if bdf else "EDF Annotations"
+        is_ann = [lab == ann_name or lab == "EDF Annotations" for lab in labels]
+        check_edf_signals(path, bdf=bdf, record_s=rec_s, labels=labels, pmin=pmin, pmax=pmax,
+                          dmin=dmin, dmax=dmax, n_per_record=nsamp, annotation=is_ann)
+        check_edf_size(path, header_bytes=hbytes, record_bytes=rec_bytes, records=nrec_hdr,
+                       size=size)
         avail, tail = divmod(size - hbytes, rec_bytes)
         notes: list[str] = []
         if nrec_hdr == -1 or nrec_hdr > avail:
@@ -810,8 +805,6 @@ class EdfRecording(Recording):
         if nrec <= 0:
             raise FileFormatError(f"{path}: byte {hbytes}: no complete data record "
                                   f"({size - hbytes} data bytes, a record has {rec_bytes})")
-        ann_name = "BDF Annotations" if bdf else "EDF Annotations"
-        is_ann = [lab == ann_name or lab == "EDF Annotations" for lab in labels]
         data_idx = [k for k in range(ns) if not is_ann[k]]
         if not data_idx:
             raise FileFormatError(f"{path}: no data signals (only annotations)")
@@ -843,8 +836,14 @@ class EdfRecording(Recording):
         for k in [k for k in range(ns) if is_ann[k]]:
             a, b = int(starts[k]), int(starts[k + 1])
             block = np.asarray(self._mm[:, a:b])
+            total_s = nrec * rec_s
+            refused: list[str] = []
             for r in range(nrec):
                 for onset, dur, texts in _parse_tals(bytes(block[r])):
+                    why = check_annotation(onset, dur, total_s)
+                    if why is not None:
+                        refused.append(f"record {r}: {texts[0][:40]!r}: {why}")
+                        continue
                     for t in texts:
                         s = int(round(onset * fs))
                         d = int(round(dur * fs))
@@ -852,6 +851,8 @@ class EdfRecording(Recording):
                             gaps.append((s, d))
                         else:
                             markers.append(Marker(s, d, t))
+            if refused:
+                notes.append(f"{len(refused)} impossible annotation(s) ignored, e.g. {refused[0]}")
         markers.sort(key=lambda m: m.sample)
         n_slots = nrec * nmax
         if sidecar.get("format") == SIDECAR_FORMAT and isinstance(sidecar.get("slots"), int):

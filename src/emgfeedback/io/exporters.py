@@ -27,7 +27,9 @@ def write_csv(rec: Recording, path: Path | str, block: int = 1 << 16) -> None:
     """emgfeedback CSV of ``rec`` (read back by :func:`emgfeedback.io.importers.load`)."""
     path = Path(path)
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open("w", encoding="utf-8", newline="") as f:
+    from emgfeedback.validate import private_file
+
+    with private_file(path, "w") as f:  # 0600: patient data
         f.write("# emgfeedback csv v1\n")
         f.write(f"# fs={rec.fs:g}\n")
         for m in rec.markers:

@@ -49,6 +49,9 @@ __all__ = ["FORMATS", "detect", "load"]
 
 log = logging.getLogger(__name__)
 
+# the most the gaps of an imported file may add to its timeline (see _place)
+MAX_GAP_S = 600.0
+
 FORMATS = ("edf", "openbci", "brainflow", "biopac", "opensignals", "emgfeedback-csv", "csv")
 _UNITS = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolts": 1.0, "mv": 1e3, "millivolts": 1e3,
           "v": 1e6, "volt": 1e6, "volts": 1e6, "nv": 1e-3}
@@ -117,7 +120,9 @@ def load(path: Path | str, *, fs: float | None = None, unit: str | None = None,
     format:
         Skip detection (one of :data:`FORMATS`).
     """
-    path = Path(path)
+    from emgfeedback.validate import input_file
+
+    path = input_file(Path(path), "recording")
     fmt = format or detect(path)
     if fmt == "edf":
         from emgfeedback.io.edf import read_edf
@@ -209,7 +214,14 @@ def _from_counter(counter: np.ndarray, modulo: int) -> tuple[np.ndarray, int]:
 def _place(path: Path, fmt: str, fs: float, channels: tuple[str, ...], values: np.ndarray,
            positions: np.ndarray | None, markers: list[Marker], info: SourceInfo | None,
            notes: list[str], sidecar: dict[str, Any] | None = None) -> ArrayRecording:
-    """Put rows at their sample positions; missing positions become gaps (NaN)."""
+    """Put rows at their sample positions; missing positions become gaps (NaN).
+
+    Resource bound: the gaps may add at most :data:`MAX_GAP_S` seconds (or the recorded
+    duration, if longer) to the timeline; a time column jumping further is refused, so a small
+    file can never make a reader allocate gigabytes."""
+    from emgfeedback.validate import check_rate
+
+    check_rate(fs, f"{path}: sample rate")
     gaps: list[tuple[int, int]] = []
     if positions is None or len(values) == 0:
         data = values
@@ -217,6 +229,18 @@ def _place(path: Path, fmt: str, fs: float, channels: tuple[str, ...], values: n
     else:
         pos = positions - positions[0]
         n = int(pos[-1]) + 1
+        if (np.diff(pos) < 1).any():
+            row = int(np.flatnonzero(np.diff(pos) < 1)[0]) + 1
+            raise FileFormatError(f"{path}: row {row + 1} of the data: time goes backwards or "
+                                  "repeats")
+        allowed = len(values) + max(len(values), int(MAX_GAP_S * fs))
+        if n > allowed:
+            j = int(np.argmax(np.diff(pos)))
+            raise FileFormatError(
+                f"{path}: row {j + 2} of the data: time jumps by {int(pos[j + 1] - pos[j])} "
+                f"samples ({(pos[j + 1] - pos[j]) / fs:.6g} s); gaps may add at most "
+                f"{MAX_GAP_S:g} s (or the recorded duration) to a recording: is the time "
+                "column or the rate wrong?")
         if n == len(values):
             data = values
         else:
@@ -369,6 +393,9 @@ def _biopac(path: Path, lines: list[str], unit: str | None) -> Recording:
     m = re.match(r"^\s*([\d.]+)\s*(msec|sec|usec|µsec)/sample", lines[1])
     assert m is not None
     per = float(m.group(1)) * {"msec": 1e-3, "sec": 1.0, "usec": 1e-6, "µsec": 1e-6}[m.group(2)]
+    if not per > 0:
+        raise FileFormatError(f"{path}: line 2: {lines[1].strip()!r} is not a sample interval "
+                              "(it must be positive)")
     fs = round(1.0 / per, 6)
     nch = int(lines[2].split()[0])
     names, units = [], []

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import signal
 
-from emgfeedback.vocabulary import EXERCISES, REST, format_label, format_mvc, parse_label
+from emgfeedback.vocabulary import EXERCISES, REST, Cue, format_label, format_mvc, parse_label
 from emgfeedback.errors import ConfigError
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "Truth",
     "TruthEvent",
     "apply_confounders",
+    "calibration_s",
     "make_script",
 ]
 
@@ -76,13 +77,19 @@ NEIGHBOURS: dict[str, tuple[str, ...]] = {
     "DAO": ("OOR", "MEN", "PLA"), "MEN": ("DAO", "OOR"), "PLA": ("DAO",), "MAS": ("ZYG",),
 }
 
+#: Every scenario but ``rest`` starts with the clinic's calibration protocol (rest, MVC per
+#: region: :func:`calibration_protocol`) unless ``ModelParams.calibration`` is off.
 SCENARIOS: dict[str, str] = {
     "rest": "relaxed face, spontaneous blinks only",
-    "smile-clean": "smile reps, no synkinesis",
-    "smile-synkinesis": "smile reps; on the affected side the eye co-activates (oral-ocular)",
-    "eye-closure-synkinesis": "gentle eye closure reps; the affected mouth corner co-activates",
-    "asymmetric-smile": "smile reps; the affected side reaches 40 % of the unaffected level",
-    "session": "scripted clinic session: rest, MVC per region, then a program of exercises",
+    "smile-clean": "calibration, then smile reps, no synkinesis",
+    "smile-synkinesis": "calibration, then smile reps; on the affected side the eye co-activates "
+                        "(oral-ocular)",
+    "eye-closure-synkinesis": "calibration, then gentle eye closure reps; the affected mouth "
+                              "corner co-activates",
+    "asymmetric-smile": "calibration, then smile reps; the affected side reaches 40 % of the "
+                        "unaffected level",
+    "session": "scripted clinic session: calibration (rest, MVC per region), then a program of "
+               "exercises",
 }
 
 
@@ -112,6 +119,7 @@ class ModelParams:
 
     fs: float = 1000.0
     channels: tuple[str, ...] = DEFAULT_CHANNELS
+    calibration: bool = True  # every scenario but rest starts with the clinic's calibration
     affected_side: str = "L"
     affected_strength: float = 0.7  # affected-side MVC relative to the healthy side
     mains_hz: float = 50.0
@@ -216,16 +224,6 @@ class Activation:
     stop: int
     level_pct: float
     kind: str  # "voluntary", "mvc", "synkinesis", "blink"
-
-
-@dataclass(frozen=True)
-class Cue:
-    """A protocol period as annotated: ``rest``, ``mvc L-ZYG`` or an exercise rep."""
-
-    text: str
-    start: int
-    stop: int
-    side: str = ""
 
 
 @dataclass(frozen=True)
@@ -535,6 +533,30 @@ class _Builder:
                 sc.truth.append(Truth("ecg", c.short, 0, sc.n_samples, p.ecg_uv * w))
 
 
+def _codes(p: ModelParams) -> list[str]:
+    codes: list[str] = []
+    for c in p.channels:
+        code = parse_label(c).code
+        if code not in codes:
+            codes.append(code)
+    return codes
+
+
+def calibration_protocol(b: _Builder) -> None:
+    """The clinic's calibration: 2 s settling, ``rest`` 10 s, 2 s, then 3 MVC trials (3 s, 3 s
+    apart) per region, both sides at once (``mvc L-ZYG`` ...)."""
+    b.rest(2.0)
+    b.rest(10.0, annotate=True)
+    b.rest(2.0)
+    for code in _codes(b.p):
+        b.mvc_block(code)
+
+
+def calibration_s(p: ModelParams) -> float:
+    """Seconds the calibration protocol takes with ``p``'s channels (before the first rep)."""
+    return 14.0 + 18.0 * len(_codes(p))
+
+
 def make_script(scenario: str, seconds: float, seed: int, p: ModelParams) -> Script:
     """The protocol and ground truth of ``scenario`` lasting ``seconds``."""
     if scenario not in SCENARIOS:
@@ -551,6 +573,8 @@ def make_script(scenario: str, seconds: float, seed: int, p: ModelParams) -> Scr
             b.rep(exercise, float(rng.uniform(2.5, 3.5)), level, synk, weak)
             b.rest(float(rng.uniform(3.0, 4.0)))
 
+    if scenario != "rest" and p.calibration:
+        calibration_protocol(b)
     if scenario == "rest":
         b.rest(seconds, annotate=True)
     elif scenario == "smile-clean":
@@ -562,15 +586,6 @@ def make_script(scenario: str, seconds: float, seed: int, p: ModelParams) -> Scr
     elif scenario == "asymmetric-smile":
         reps("smile", prob(0.0), weak=0.4)
     elif scenario == "session":
-        b.rest(2.0)
-        b.rest(10.0, annotate=True)
-        b.rest(2.0)
-        codes = []
-        for c in b.ids:
-            if c.code not in codes:
-                codes.append(c.code)
-        for code in codes:
-            b.mvc_block(code)
         program = [("smile", 5), ("eye_closure", 5), ("pucker", 3), ("brow_raise", 3)]
         while b.t < seconds - 8.0:
             for ex, n in program:

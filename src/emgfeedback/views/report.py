@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -631,6 +630,9 @@ def write_pdf(report: Report, path: Path) -> None:
                                  "Creator": f"emgfeedback {__version__}"}) as pdf:
         for fig in pages:
             pdf.savefig(fig)
+    from emgfeedback.validate import make_private
+
+    make_private(tmp)
     tmp.replace(path)
 
 
@@ -644,9 +646,9 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
     report = build_report(session, cfg)
     text = render_html(report)
     out = Path(out)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    from emgfeedback.validate import write_private
+
+    write_private(out, text)  # 0600, atomic: never half a report over an earlier one
     if pdf is not None:
         write_pdf(report, Path(pdf))
     log.info("report of %s written to %s", session.source, out)
@@ -768,11 +770,13 @@ def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
 
 
 def _read_analysis(path: Path) -> dict[str, Any]:
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: no such analysis file") from None
-    except (OSError, ValueError) as exc:
+    from emgfeedback.validate import load_json_file
+
+    try:  # regular file, bounded size and depth, no NaN literals
+        result = load_json_file(path, "analysis file")
+    except FileFormatError as exc:
+        raise FileFormatError(f"{exc}: not the JSON of 'emgfeedback analyze'") from None
+    except OSError as exc:
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' ({exc})") from None
     if not isinstance(result, dict):
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' (not an object)")
@@ -784,7 +788,7 @@ def _read_analysis(path: Path) -> dict[str, Any]:
 def analyse_recording(rec: Recording) -> dict[str, Any]:
     """``analyze`` of the recording with the default program, the montage from its channel labels
     and the affected side of its sidecar, as JSON (docs/analysis.md)."""
-    from emgfeedback.clinical.analysis import analyze
+    from emgfeedback.app.analyze import analyze
     from emgfeedback.clinical.montage import Montage
 
     side = sidecar_affected_side(rec.sidecar or {})

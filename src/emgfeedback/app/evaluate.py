@@ -10,11 +10,12 @@ first).  Reported: precision, recall, F1, the median |onset error| and the media
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from emgfeedback.clinical.analysis import Analysis, analyze
+from emgfeedback.app.analyze import analyze
+from emgfeedback.clinical.analysis import Analysis
 from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.detect import SynkinesisEvent
 from emgfeedback.clinical.exercises import Program
@@ -24,8 +25,6 @@ from emgfeedback.sources.facesim import ModelParams, TruthEvent
 __all__ = ["Score", "match_events", "patient_calibration", "simulate_and_analyze",
            "simulated_recording"]
 
-#: Seconds of the session scenario that hold its rest period and all MVC trials (8 channels).
-CALIBRATION_S = 88.0
 
 
 @dataclass
@@ -105,10 +104,12 @@ def patient_calibration(seed: int, params: ModelParams | None = None) -> Calibra
     scenario (the simulated patient's electrodes, noise and MVCs depend on the seed and the
     parameters only, not on the scenario): what a clinic stores and reuses for the exercise
     recordings of the same sitting."""
-    rec, _ = simulated_recording("session", CALIBRATION_S, seed, params)
+    from emgfeedback.sources.facesim import calibration_s
+
+    sim = replace(params or ModelParams(), calibration=True)
+    rec, _ = simulated_recording("session", calibration_s(sim) + 2.0, seed, sim)
     from emgfeedback.clinical.calibration import Calibrator
     from emgfeedback.dsp.chain import Chain
-    from emgfeedback.stream import Chunk
 
     chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
     p = chain.process(rec.to_chunk())
