@@ -131,7 +131,9 @@ def _run_dask(fn: Callable[[T], R], items: list[T], scheduler: str,
         raise ConfigError("--scheduler needs dask.distributed: pip install 'emgfeedback[batch]'"
                           ) from None
     try:
-        client = Client(scheduler, timeout=timeout_s, set_as_default=False)
+        # dask.distributed has no type hints: its three calls are marked below.
+        client = Client(scheduler, timeout=timeout_s,  # type: ignore[no-untyped-call]
+                        set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise EmgError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); is it running? "
                        "(dask scheduler / dask worker, or drop --scheduler to use this machine)"
@@ -140,11 +142,11 @@ def _run_dask(fn: Callable[[T], R], items: list[T], scheduler: str,
         futs = client.map(_guarded, [fn] * len(items), items, pure=False)
         index = {f.key: i for i, f in enumerate(futs)}
         with client.as_current():  # as_completed looks for the current client
-            for f in dask_completed(futs):
+            for f in dask_completed(futs):  # type: ignore[no-untyped-call]
                 i = index[f.key]
                 try:
                     finished(i, f.result())
                 except Exception as exc:  # the worker died or lost the task
                     finished(i, (None, f"worker failed: {describe_error(exc)}"))
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]
