@@ -46,14 +46,12 @@ def run_demo(args: argparse.Namespace, cfg: Config,
     from emgfeedback.errors import ConfigError
     from emgfeedback.views.gui.controller import ConnectRequest
     from emgfeedback.app.program import program_choices, resolve_program
-    from emgfeedback.views.gui.program import validate_patient_id
+    from emgfeedback.validate import validate_patient_id
 
     patient_mode = bool(getattr(args, "patient_mode", False)) or cfg.ui.patient_mode
     patient = getattr(args, "patient", None)
     if patient is not None:
-        err = validate_patient_id(str(patient))
-        if err:
-            raise ConfigError(err)
+        validate_patient_id(str(patient).strip())  # ConfigError: one line with the reason
     elif patient_mode:
         raise ConfigError("patient mode needs --patient ID: the pseudonymous id your therapist "
                           "gave you, e.g. P-0042")

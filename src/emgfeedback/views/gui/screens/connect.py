@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
 
 from emgfeedback.views.gui.controller import ConnectRequest, PatientEntry
 from emgfeedback.app.program import program_choices
-from emgfeedback.views.gui.program import validate_patient_id
+from emgfeedback.errors import ConfigError
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.views.gui.screens.common import _label, _title
 
 log = logging.getLogger(__name__)
@@ -219,8 +220,12 @@ class ConnectScreen(QWidget):
         self.program.setCurrentIndex(self.program.count() - 1)
 
     def _patient_changed(self) -> None:
-        err = validate_patient_id(self.patient.text())
-        self.patient_msg.setText(err or "ok")
+        try:
+            validate_patient_id(self.patient.text().strip())
+        except ConfigError as exc:
+            self.patient_msg.setText(str(exc))
+            return
+        self.patient_msg.setText("ok")
 
     def set_choice(self, board: str, scenario: str | None = None, patient: str | None = None,
                    program: str | None = None) -> None:
@@ -251,9 +256,10 @@ class ConnectScreen(QWidget):
 
     def request(self) -> ConnectRequest | str:
         """The current choice, or the reason it cannot be used (one line)."""
-        err = validate_patient_id(self.patient.text())
-        if err:
-            return err
+        try:
+            validate_patient_id(self.patient.text().strip())
+        except ConfigError as exc:
+            return str(exc)
         spec = str(self.board.currentData() or "simulated")
         opts: dict[str, Any] = {}
         if spec in ("simulated", "simavr") or spec.startswith("replay"):
