@@ -221,12 +221,15 @@ def test_whole_session_in_patient_mode(qtbot: Any, tmp_path: Path, shots: Path,
     assert not ps.start_btn.isEnabled() and ps.stop_btn.isEnabled()
 
     # No therapist: the session goes from the check straight into rest and maximum effort.
-    qtbot.waitUntil(lambda: ps.title.text() == "Rest", timeout=20000)
-    assert ps.detail.text() == "Let your whole face relax. Eyes open, look straight ahead."
-    assert ps.countdown.text().isdigit() and ps.progress.format().startswith("Step ")
-    qtbot.waitUntil(lambda: ps.title.text() == "Full strength: eyebrows up", timeout=20000)
-    assert ps.detail.text() == ("Raise your eyebrows as high as you can, and hold it until the "
-                                "count ends.")
+    # (Each text is checked in the screen's log of what it showed: a step lasts a fraction of
+    # a second at this speed, and a loaded machine may redraw late.)
+    qtbot.waitUntil(lambda: "Rest" in ps.shown, timeout=30000)
+    assert "Let your whole face relax. Eyes open, look straight ahead." in ps.shown
+    qtbot.waitUntil(lambda: ps.progress.format().startswith("Step "), timeout=10000)
+    qtbot.waitUntil(lambda: "Full strength: eyebrows up" in ps.shown, timeout=30000)
+    assert ("Raise your eyebrows as high as you can, and hold it until the count ends."
+            in ps.shown)
+    assert any(t.isdigit() for t in ps.shown)  # the countdown
     check_sizes(win, "patient-effort", shots)
     win.resize(1280, 720)
     # Pause holds the simulated patient's stream; Resume goes on.
@@ -241,9 +244,9 @@ def test_whole_session_in_patient_mode(qtbot: Any, tmp_path: Path, shots: Path,
     qtbot.waitUntil(lambda: win.live.total > n, timeout=2000)
     for title in ("Full strength: eyes shut", "Full strength: big smile",
                   "Full strength: lips forward"):
-        qtbot.waitUntil(lambda t=title: ps.title.text() == t, timeout=30000)
-    qtbot.waitUntil(lambda: ps.title.text() == "Smile", timeout=30000)
-    assert ps.detail.text() == "Smile slowly, lips closed; keep the eye open and relaxed."
+        qtbot.waitUntil(lambda t=title: t in ps.shown, timeout=30000)
+    qtbot.waitUntil(lambda: "Smile" in ps.shown, timeout=30000)
+    assert "Smile slowly, lips closed; keep the eye open and relaxed." in ps.shown
     said = "Your left eye is joining in. Keep it relaxed: do the smile more gently and slowly."
     qtbot.waitUntil(lambda: said in ps.shown, timeout=30000)
     check_sizes(win, "patient-exercise", shots)

@@ -663,6 +663,11 @@ class SessionController:
         live, fbk, runner = self.live, self.feedback, self.runner
         status = fb = run = None
         sounds: list[str] = []
+        if self._pending_auto_calibration and self.held is not None:
+            # A held self-playing board needs no signal yet to be released (its first cue may
+            # be in its very first chunk).
+            self._pending_auto_calibration = False
+            self.start_calibration()
         if live is not None and fbk is not None and runner is not None and live.ready:
             if self._pending_auto_calibration:
                 self._pending_auto_calibration = False
