@@ -664,7 +664,7 @@ def _add_info(sub: Any) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from emgfeedback.io.summary import summarise
+    from emgfeedback.app.info import summarise
 
     doc = summarise(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
     if args.json:
