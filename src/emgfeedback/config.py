@@ -34,7 +34,6 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import math
-import stat
 import tomllib
 import types
 import typing
@@ -42,7 +41,7 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from emgfeedback.errors import ConfigError, FileFormatError
+from emgfeedback.errors import ConfigError
 
 __all__ = [
     "CalibrationConfig",
@@ -382,33 +381,12 @@ def from_mapping(cls: type[T], data: typing.Mapping[str, Any], where: str = "",
         raise ConfigError(f"{where}.{exc}" if where else str(exc)) from None
 
 
-def input_file(path: str | Path, what: str = "file", max_bytes: int | None = None) -> Path:
-    """``path`` if it names an existing regular file (of at most ``max_bytes``), else a
-    :class:`FileFormatError` naming it.  Refusing FIFOs and devices keeps a reader from blocking
-    forever; streaming from them is what the ``serial:``/``lsl:`` sources are for."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise FileFormatError(f"{p}: no such {what}") from None
-    except OSError as exc:
-        raise FileFormatError(f"{p}: cannot read the {what} ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise FileFormatError(f"{p}: is a folder, not a {what}")
-    if not stat.S_ISREG(st.st_mode):
-        kind = "named pipe" if stat.S_ISFIFO(st.st_mode) else (
-            "device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special file")
-        raise FileFormatError(f"{p}: is a {kind}, not a regular {what} (stream from a board with "
-                              "--board serial:PORT or lsl:NAME instead)")
-    if max_bytes is not None and st.st_size > max_bytes:
-        raise FileFormatError(f"{p}: {st.st_size} bytes is too large for a {what} "
-                              f"(at most {max_bytes})")
-    return p
-
-
 def read_toml(path: str | Path, what: str = "configuration") -> dict[str, Any]:
     """Parse a TOML file; a missing, special, oversized or malformed file is one
     :class:`ConfigError` naming it."""
+    from emgfeedback.errors import FileFormatError
+    from emgfeedback.files import input_file
+
     p = Path(path)
     try:
         input_file(p, f"{what} file", MAX_TOML_BYTES)

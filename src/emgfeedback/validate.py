@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any, ClassVar
 
-from emgfeedback.config import Settings, from_mapping, input_file, setting
+from emgfeedback.config import Settings, from_mapping, setting
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.files import input_file
 
 __all__ = [
     "PATIENT_RE",
