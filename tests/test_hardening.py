@@ -17,7 +17,7 @@ from emgfeedback.cli import main
 from emgfeedback.config import CalibrationConfig, Config, DetectionConfig, load_config
 from emgfeedback.errors import ConfigError, DatabaseError, EmgError
 from emgfeedback.io.edf import Recorder, read_edf, repair
-from emgfeedback.stream import Chunk, SourceInfo, Status
+from emgfeedback.stream import Chunk, SourceInfo
 from emgfeedback.validate import PRIVATE_MODE, patient_id_problem, validate_patient_id
 
 from fakeboard import FakeBoard, value
@@ -128,7 +128,7 @@ def _info(fs: float = 500.0, nch: int = 2) -> SourceInfo:
 def _chunk(start: int, n: int, nch: int = 2, fs: float = 500.0) -> Chunk:
     x = np.sin(np.arange(start, start + n) / 7.0)[:, None] * np.ones(nch) * 100
     ch = tuple(f"EMG {s}-ZYG" for s in "LR")[:nch]
-    return Chunk(x, start, fs, ch, Status())
+    return Chunk(x, start, fs, ch)
 
 
 def test_disk_full_names_the_file_keeps_what_was_written_and_says_repair(tmp_path: Path,
