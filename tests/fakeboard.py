@@ -129,8 +129,13 @@ class FakeBoard(PtyDevice):
         mode: str = "binary",
         version: int = P.VERSION,
         keep_streaming_on_unplug: bool = True,
+        forge: dict[int, int] | None = None,
+        duplicate: frozenset[int] = frozenset(),
     ) -> None:
         super().__init__(directory)
+        # forge: counter -> the counter its frame claims (CRC-valid damage); duplicate: counters
+        # whose frame is sent twice
+        self.forge, self.duplicate = dict(forge or {}), duplicate
         self.nch, self.rate = nch, rate
         self.corrupt, self.drop, self.garbage_every = corrupt, drop, garbage_every
         self.rng = np.random.default_rng(seed)
@@ -177,6 +182,16 @@ class FakeBoard(PtyDevice):
         counters = np.arange(self.counter, self.counter + n)
         self.counter += n
         raw = P.encode_data_frames(counters, value(counters, self.nch))
+        if self.forge or self.duplicate:
+            size = P.data_frame_size(self.nch)
+            parts = []
+            for i, c in enumerate(counters.tolist()):
+                f = raw[i * size : (i + 1) * size]
+                if c in self.forge:  # the samples of c under another counter, CRC valid
+                    f = P.encode_data(self.forge[c], value(np.array([c]), self.nch)[0])
+                    self.damaged.add(c)
+                parts.append(f * (2 if c in self.duplicate else 1))
+            raw = b"".join(parts)
         if not (self.corrupt or self.drop or self.garbage_every):
             return raw
         size = P.data_frame_size(self.nch)

@@ -116,7 +116,8 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
 def _add_confounder_option(g: Any) -> None:
     g.add_argument("--confounder", action="append", default=None, metavar="NAME",
                    help="simulated board: add a confounder preset (repeat or comma-separate): "
-                        "all, blinks, hypertonic, crosstalk, motion, pops, electrode-off, "
+                        "all, blinks, hypertonic, crosstalk, crosstalk-strong, motion, pops, "
+                        "electrode-off, "
                         "electrode-off-mains, gaps, mains-49.9, mains-59.8, ecg, fs-500, "
                         "fs-2000, synkinesis-lag, synkinesis-mid (docs/simulator.md)")
 
@@ -399,16 +400,12 @@ SIMULATED_PATIENT = "SIM-0000"  # the pseudonym of simulated sessions
 def _simulate_edf(path: Path, src: Any, parts: Any) -> None:
     """EDF+/BDF+ of simulated chunks (gaps stay gaps), written by the same recorder as a live
     session."""
-    from emgfeedback.stream import Processed
-    from emgfeedback.io.edf import Recorder, grid_for
+    from emgfeedback.io.edf.recorder import Recorder
 
-    grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
-    rec = Recorder(path, src.info, patient=SIMULATED_PATIENT, grid=grid,
+    rec = Recorder(path, src.info, patient=SIMULATED_PATIENT,
                    sidecar={"patient": SIMULATED_PATIENT, "simulated": True})
     for chunk in parts:
-        raw = grid.quantise(chunk.data)
-        rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
-                           chunk.status, chunk.markers))
+        rec.write(chunk)
     rec.close()
 
 
@@ -535,14 +532,96 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--calibration", choices=("annotations", "auto"), default="annotations",
                    help="rest/mvc annotations (default; automatic fallback where missing) or "
                         "the automatic estimate only")
-    p.add_argument("--json", type=Path, default=None, help="write the analysis JSON here")
+    p.add_argument("--json", type=Path, default=None,
+                   help="write the analysis JSON here (for a folder: a folder, one "
+                        "<name>.analysis.json per recording)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
+    _add_batch_options(p)
     _add_import_options(p)
     p.set_defaults(func=cmd_analyze)
 
 
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    """Options of commands that take a folder of recordings (``analyze``, ``history import``)."""
+    g = p.add_argument_group("a folder of recordings")
+    g.add_argument("--pattern", default="*.edf",
+                   help="with a folder: file glob, searched recursively (default *.edf)")
+    g.add_argument("--jobs", type=_num("--jobs", integer=True, ge=1, le=256), default=None,
+                   metavar="N", help="with a folder: N worker processes on this machine "
+                                     "(default: one per core)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with a folder: run on this Dask cluster (tcp://HOST:8786) instead; its "
+                        "workers need emgfeedback and the files at the same paths")
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
+    if args.file.is_dir():
+        return _analyze_folder(args)
+    if args.jobs is not None or args.scheduler is not None:
+        raise ConfigError("--jobs and --scheduler are for a folder of recordings; "
+                          f"{args.file} is one file")
     return _write_analysis(args, load_config(args.config), table=True)
+
+
+def _analysis_job(job: tuple[str, dict[str, Any], Config]) -> str:
+    """One file of a folder analysis, in a worker: the strict analysis JSON text."""
+    from emgfeedback.app.analyze import analyze_file
+
+    path, options, cfg = job
+    result = analyze_file(path, config=cfg, **options)
+    return json.dumps(result.to_json(), indent=1, allow_nan=False)
+
+
+def _folder_files(folder: Path, pattern: str) -> list[Path]:
+    files = sorted(p for p in folder.rglob(pattern) if p.is_file())
+    if not files:
+        raise ConfigError(f"{folder}: no files matching {pattern!r} (use --pattern, e.g. "
+                          "--pattern '*.bdf')")
+    return files
+
+
+def _batch_progress(done: int, total: int, item: Any) -> None:
+    name = Path(item[0] if isinstance(item, tuple) else item).name
+    print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
+
+
+def _analyze_folder(args: argparse.Namespace) -> int:
+    """``analyze FOLDER``: every recording, on a process pool or a Dask cluster; the same JSON as
+    one ``analyze FILE --json`` per file (tests/test_batch.py)."""
+    from emgfeedback.app.batch import run_many
+
+    cfg = load_config(args.config)
+    files = _folder_files(args.file, args.pattern)
+    if args.json is not None:
+        if args.json.exists() and not args.json.is_dir():
+            raise ConfigError(f"{args.json}: for a folder of recordings --json names a folder")
+        args.json.mkdir(mode=0o700, parents=True, exist_ok=True)
+    options: dict[str, Any] = {
+        "montage": args.montage, "program": args.program, "exercise": args.exercise,
+        "affected": args.affected, "calibration": args.calibration, "fs": args.fs,
+        "unit": args.unit, "board": args.brainflow_board}
+    jobs = [(str(f), options, cfg) for f in files]
+    outcomes = run_many(_analysis_job, jobs, jobs=args.jobs, scheduler=args.scheduler,
+                        progress=_batch_progress)
+    failed = 0
+    for f, o in zip(files, outcomes):
+        if not o.ok:
+            failed += 1
+            print(f"emgfeedback: error: {o.error}", file=sys.stderr)
+            continue
+        assert o.result is not None
+        doc = json.loads(o.result)
+        n_syn = sum(1 for e in doc["events"] if e.get("type", "synkinesis") == "synkinesis")
+        reps = len({r["rep"] for r in doc["reps"]})
+        print(f"{f}: {doc['duration_s']:.1f} s, {reps} reps, {n_syn} synkinesis event(s)")
+        if args.json is not None:
+            out = args.json / (f.relative_to(args.file).with_suffix("").as_posix()
+                               .replace("/", "__") + ".analysis.json")
+            write_private(out, o.result)
+    print(f"analysed {len(files) - failed} of {len(files)} recordings"
+          + (f", {failed} failed" if failed else "")
+          + (f"; JSON in {args.json}" if args.json is not None else ""))
+    return EXIT_ERROR if failed else 0
 
 
 def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
@@ -806,7 +885,7 @@ def _add_repair(sub: Any) -> None:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from emgfeedback.io.edf import repair
+    from emgfeedback.io.edf.repair import repair
 
     print(repair(args.file))
     return 0

@@ -55,7 +55,7 @@ def analyze_file(path: str | Path, *, montage: str | Path | None = None,
     labels / the default program), the affected side from ``affected``, else the recording's
     sidecar, else the program; ``import_options`` as :func:`load_for_analysis`, or ``opener``
     opens the file (the CLI's applies ``--patient`` and a BIDS events.tsv beside the file)."""
-    from emgfeedback.io.edf import sidecar_affected_side
+    from emgfeedback.io.edf.sidecar import sidecar_affected_side
 
     cfg = config or Config()
     rec = opener(Path(path)) if opener is not None else load_for_analysis(path, **import_options)
