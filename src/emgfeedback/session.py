@@ -22,7 +22,7 @@ from typing import Protocol
 from emgfeedback.config import Config
 from emgfeedback.dsp.chain import Chain, Processed
 from emgfeedback.errors import EmgError
-from emgfeedback.stream import Marker, SourceBase
+from emgfeedback.stream import Marker, SourceBase, finite_parts
 
 __all__ = ["Consumer", "Session", "SessionThread"]
 
@@ -109,14 +109,18 @@ class Session:
                 extra = tuple(Marker(chunk.start, d, t) for t, d in self._pending)
                 self._pending.clear()
             chunk = replace(chunk, markers=extra + chunk.markers)
-        p = self.chain.process(chunk)
-        self.samples += len(chunk)
         st = chunk.status
-        self.lost += st.lost_samples
         self.crc_errors += st.crc_errors
         self.reconnects += st.reconnects
-        for c in self.consumers:
-            c.feed(p)
+        # Missing values (NaN, inf) are gaps: they never reach a filter state or a consumer.
+        p: Processed | None = None
+        parts = finite_parts(chunk)
+        self.lost += st.lost_samples + len(chunk) - sum(len(q) for q in parts)
+        for part in parts:
+            p = self.chain.process(part)
+            self.samples += len(part)
+            for c in self.consumers:
+                c.feed(p)
         return p
 
     def run(self, duration_s: float | None = None) -> None:

@@ -67,6 +67,10 @@ class Analysis:
             "file": str(self.recording.path),
             "fs": fs,
             "duration_s": round(self.recording.n_samples / fs, 4),
+            # missing samples (lost frames, empty cells, NaN): skipped, the chain restarted
+            "gaps": [{"onset_s": round(g0 / fs, 4), "duration_s": round(n / fs, 4)}
+                     for g0, n in self.recording.gaps],
+            "lost_samples": int(self.recording.lost_samples),
             "channels": list(self.montage.names),
             "affected_side": self.montage.affected_side,
             "program": self.program.name,

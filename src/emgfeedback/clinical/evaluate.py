@@ -112,12 +112,13 @@ def patient_calibration(seed: int, params: ModelParams | None = None) -> Calibra
     rec, _ = simulated_recording("session", CALIBRATION_S, seed, params)
     from emgfeedback.clinical.calibration import Calibrator
     from emgfeedback.dsp.chain import Chain
-    from emgfeedback.stream import Chunk
+
+    from emgfeedback.stream import finite_parts
 
     chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
-    p = chain.process(rec.to_chunk())
     cal = Calibrator(rec.fs, rec.channels, rec.rails_uv)
-    cal.feed(p)
+    for part in finite_parts(rec.to_chunk()):  # missing samples are gaps
+        cal.feed(chain.process(part))
     return cal.result()
 
 
