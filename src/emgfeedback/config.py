@@ -75,6 +75,26 @@ class QualityConfig:
     flat_rms_uv: float = 0.05  # sample-to-sample RMS below this: flat line / electrode off
     max_clip_fraction: float = 0.001  # share of samples at the ADC rails
     off_mains_uv: float = 100.0  # mains RMS above this: electrode off (floating input)
+    # After filtering (issue 11): what the notches leave decides, not what they remove.
+    # Mains left in the filtered signal (within 2 Hz of mains and harmonics: off-nominal mains
+    # passes a Q-30 notch partly, 12 % at 0.1 Hz off) above this and above twice the EMG left
+    # swamps the signal: the segment is refused.  Below, a steady residual only lifts the rest
+    # baseline, which the calibration measures (60 µV at 49.9 Hz leaves 7 µV: a warning).
+    max_residual_mains_uv: float = 10.0
+    # Mains removed by the notches above this is worth a warning (with the figure and the fix):
+    # the EMG is usable but the skin preparation or the reference electrode can be better.
+    warn_mains_uv: float = 20.0
+    # Artefact flags (dsp.quality.ArtefactFlags), per sample: 1-15 Hz content of the raw signal
+    # above this is cable motion or an electrode pop (facial EMG puts a few µV there) ...
+    artefact_lf_uv: float = 150.0
+    # ... a filtered sample above this is no facial muscle (a few hundred µV at most) ...
+    artefact_uv: float = 1500.0
+    # ... and differences with an RMS below flat_rms_uv over this window are a flat line.
+    flat_ms: float = 50.0
+    # A flagged sample keeps the channel flagged this long: the band-pass and the envelope
+    # ring for about this long after a transient of a few mV (8 Hz envelope: ~150 ms to fall
+    # from mV to the µV floor).
+    artefact_hold_ms: float = 300.0
 
     def validate(self, where: str = "quality") -> None:
         if self.window_s <= 0:

@@ -87,6 +87,26 @@ class DetectionConfig:
         An event ends when the condition has been false this long (or the rep ends).
     onset_lookback_ms:
         How far before the alert the onset estimate may search for the start of the rise.
+    blink_max_ms:
+        A burst's class is known once it has lasted this long (docs/analysis.md, "Event
+        classes"): a burst of an orbicularis oculi region (``blink_regions``) that ends sooner
+        is a **blink**, a shorter burst elsewhere a **transient** (artefact class, e.g. ECG or
+        a twitch); a burst that lasts is **synkinesis**.  Blink EMG lasts 50-200 ms and the lid
+        closes and opens within 100-300 ms (docs/domain.md); the 8 Hz envelope keeps a 180 ms
+        burst above the synkinesis condition for about 40 ms longer; synkinesis lasts as long
+        as the movement (seconds).  250 ms separates the two with margin on both sides.
+    blink_regions:
+        Region codes whose short bursts are blinks.
+    merge_ms:
+        One co-contraction is one event: a synkinesis event that ended is reopened (no new
+        alert) when the same region joins in again within this time in the same rep (a region
+        hovering around its limit).  The ``ended`` notice comes once this time has passed.
+    max_pct_mvc:
+        An envelope above this %MVC is no muscle of that region (electrode pop, cable): an
+        artefact.  %MVC above 100 is kept and flagged as "exceeds calibration" up to here.
+    crosstalk_lag_ms:
+        Lags searched by the per-rep crosstalk index (peak normalised cross-correlation of the
+        band-passed target and quiet signals; volume conduction is instantaneous).
     """
 
     h_on: float = 3.0
@@ -97,15 +117,26 @@ class DetectionConfig:
     min_event_ms: float = 20.0
     event_gap_ms: float = 100.0
     onset_lookback_ms: float = 300.0
+    blink_max_ms: float = 250.0
+    blink_regions: tuple[str, ...] = ("OOC",)
+    merge_ms: float = 600.0
+    max_pct_mvc: float = 300.0
+    crosstalk_lag_ms: float = 10.0
 
     def validate(self, where: str = "detection") -> None:
         if not 0 <= self.h_off <= self.h_on:
             raise ConfigError(f"{where}: need 0 <= h_off <= h_on, got h_on={self.h_on}, "
                               f"h_off={self.h_off}")
         for name in ("min_active_ms", "min_rest_ms", "min_event_ms", "event_gap_ms",
-                     "onset_lookback_ms", "floor_pct_mvc"):
+                     "onset_lookback_ms", "floor_pct_mvc", "blink_max_ms", "merge_ms",
+                     "crosstalk_lag_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}.{name} must not be negative")
+        if self.max_pct_mvc <= 100:
+            raise ConfigError(f"{where}.max_pct_mvc must be above 100, got {self.max_pct_mvc}")
+        for code in self.blink_regions:
+            if code not in REGIONS:
+                raise ConfigError(f"{where}.blink_regions: unknown region code {code!r}")
 
 
 @dataclass(frozen=True)

@@ -175,3 +175,95 @@ def assess(q: Quality, cfg: QualityConfig | None = None, at_rest: bool = True) -
         else:
             out.append(("green", f"ok ({q.rms_uv[i]:.1f} µV RMS)"))
     return out
+
+
+# ============================================================================ artefact flags
+#: Reason bits of :class:`ArtefactFlags` (a sample may carry several).
+CLIP, FLAT, MOTION, AMPLITUDE = 1, 2, 4, 8
+REASONS = {CLIP: "clipping", FLAT: "flat line (electrode off)",
+           MOTION: "motion or electrode pop", AMPLITUDE: "implausible amplitude"}
+
+
+def reason_text(bits: int) -> str:
+    """``"clipping, motion or electrode pop"`` for a set of reason bits."""
+    return ", ".join(t for b, t in REASONS.items() if bits & b) or "artefact"
+
+
+class ArtefactFlags:
+    """Per-sample, per-channel flags of samples that are not muscle activity (causal).
+
+    A sample is flagged, with a reason bit, when
+
+    * ``CLIP``: the raw value sits at or beyond the acquisition range (``adc_range_uv``);
+    * ``FLAT``: the RMS of sample-to-sample differences over the last ``flat_ms`` is below
+      ``flat_rms_uv`` (electrode off, amplifier railed, cable cut);
+    * ``MOTION``: the raw signal's 1-15 Hz band (2nd-order Butterworth band-pass) exceeds
+      ``artefact_lf_uv``: cable tugs and electrode pops put hundreds of µV to mV there, facial
+      EMG puts a few µV to tens of µV (its power is above 20 Hz, van Boxtel 2001), and removed
+      mains is attenuated more than tenfold;
+    * ``AMPLITUDE``: the filtered (20-450 Hz, notched) signal exceeds ``artefact_uv``, far above
+      any facial contraction (a few hundred µV at most, docs/domain.md).
+
+    Everything is per sample with state carried across chunks (a filter, a tail of the last
+    ``flat_ms`` differences), so flags do not depend on chunking; :meth:`restart` after a gap.
+    ``process`` returns ``None`` when no sample of the chunk is flagged (the common case).
+    """
+
+    def __init__(self, fs: float, n_channels: int, cfg: QualityConfig | None = None,
+                 adc_range_uv: tuple[float, float] | None = None) -> None:
+        from emgfeedback.dsp.filters import design_bandpass
+
+        self.cfg = cfg or QualityConfig()
+        self.n_channels = n_channels
+        self.adc_range_uv = adc_range_uv
+        self._lf = SosStage(design_bandpass(fs, 1.0, 15.0, 2), n_channels)
+        self._w = max(2, int(round(self.cfg.flat_ms * fs / 1000.0)))
+        self._flat_ss = (self.cfg.flat_rms_uv ** 2) * (self._w - 1)
+        self.restart()
+
+    def restart(self) -> None:
+        """A new stretch of samples (stream start, after a gap)."""
+        self._lf.reset()
+        self._last: np.ndarray | None = None
+        self._tail = np.zeros((0, self.n_channels))  # the last w-1 squared differences
+
+    def process(self, raw: np.ndarray, filtered: np.ndarray) -> np.ndarray | None:
+        """Reason bits ``(samples, channels)`` (uint8), or ``None`` when nothing is flagged."""
+        cfg = self.cfg
+        n = len(raw)
+        if n == 0:
+            return None
+        lf = self._lf.process(raw)
+        bits: np.ndarray | None = None
+
+        def add(mask: np.ndarray, bit: int) -> None:
+            nonlocal bits
+            if mask.any():
+                if bits is None:
+                    bits = np.zeros((n, self.n_channels), dtype=np.uint8)
+                bits[mask] |= bit
+
+        add(np.abs(lf) > cfg.artefact_lf_uv, MOTION)
+        add(np.abs(filtered) > cfg.artefact_uv, AMPLITUDE)
+        if self.adc_range_uv is not None:
+            lo, hi = self.adc_range_uv
+            add((raw <= lo) | (raw >= hi), CLIP)
+        # Flat line: sum of squared differences over the last w-1 differences (a sample needs
+        # w-1 differences since the stretch began before it can be called flat).
+        prev = raw[:1] if self._last is None else self._last
+        d2 = np.diff(np.concatenate([prev, raw]), axis=0) ** 2
+        if self._last is None:
+            d2 = d2[1:]
+        allc = np.concatenate([self._tail, d2])
+        k = self._w - 1
+        if len(allc) >= k:
+            c = np.concatenate([np.zeros((1, self.n_channels)), np.cumsum(allc, axis=0)])
+            ss = c[k:] - c[:-k]  # sums over windows ending at each difference
+            m = len(ss)
+            flat = np.zeros((n, self.n_channels), dtype=bool)
+            take = min(n, m)
+            flat[n - take:] = ss[m - take:] < self._flat_ss
+            add(flat, FLAT)
+        self._tail = allc[-(k - 1):] if k > 1 else allc[:0]
+        self._last = raw[-1:].copy()
+        return bits
