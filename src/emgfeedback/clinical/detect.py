@@ -318,12 +318,11 @@ class _Burst:
 
 @dataclass
 class _Closing:
-    """A confirmed synkinesis event that ended, still open to merging for ``merge_ms``."""
+    """A burst that ended, still open to merging for ``merge_ms``: then a confirmed event's
+    ``ended`` notice is sent, or a short burst is classified (blink or transient)."""
 
-    key: tuple[int, int, int]
-    rep: _Rep
+    burst: _Burst
     offset: int
-    run: int
 
 
 class Detector:
@@ -677,9 +676,11 @@ class Detector:
             for c in [c for c, cl in self._closing.items() if cl.offset + self._merge_n < stop]:
                 self._ended(c)
         self._cur = reps[-1] if reps and reps[-1].stop > stop - 1 else None
-        if self._pending and self._pending[0].stop + self._n_off <= stop:
-            done = [r for r in self._pending if r.stop + self._n_off <= stop]
-            self._pending = [r for r in self._pending if r.stop + self._n_off > stop]
+        # A rep is finished once its bursts ended and their merge windows passed (classes known).
+        lag = self._n_off + self._merge_n + 1
+        if self._pending and self._pending[0].stop + lag <= stop:
+            done = [r for r in self._pending if r.stop + lag <= stop]
+            self._pending = [r for r in self._pending if r.stop + lag > stop]
             for r in done:
                 self._finish(r)
         self._last_pct = pct[-1]
@@ -783,8 +784,8 @@ class Detector:
             if len(hit) and (best is None or pos + int(hit[0]) < best[0]):
                 best = (pos + int(hit[0]), "alert")
         if b.confirmed is None:
-            s = b.run + self._blink_n
-            if pos <= s < lim and (best is None or s < best[0]):
+            s = max(pos, b.run + self._blink_n)  # a merged burst may be past it already
+            if s < lim and (best is None or s < best[0]):
                 best = (s, "confirm")
         return best
 
@@ -793,12 +794,13 @@ class Detector:
         if rep is None:  # cannot happen: the condition is false outside reps
             return
         cl = self._closing.get(c)
-        if cl is not None and cl.rep is rep and run - cl.offset <= self._merge_n:
-            # The same co-contraction again: reopen its event (no new alert).
-            ev = self._store[cl.key]
-            self._put(cl.key, replace(ev, offset=None))
+        if cl is not None and cl.burst.rep is rep and run - cl.offset <= self._merge_n:
+            # The same co-contraction again: the burst goes on (no new alert).
+            b = cl.burst
+            if b.key is not None:
+                self._put(b.key, replace(self._store[b.key], offset=None))
             del self._closing[c]
-            self._bursts[c] = _Burst(rep, cl.run, cl.key, ev.alert, ev.confirmed)
+            self._bursts[c] = b
             return
         if cl is not None:
             self._ended(c)
@@ -840,46 +842,56 @@ class Detector:
     def _burst_end(self, c: int, off: int, at: int) -> None:
         b = self._bursts.pop(c)
         rep = b.rep
-        dur = off - b.run
-        if not b.artefact and b.confirmed is None and dur >= self._blink_n:
-            self._burst_confirm(c, b, at)
         if b.artefact:
-            pass
-        elif b.confirmed is not None:
-            if b.key is not None:
-                ev = self._store[b.key]
-                a0 = max(ev.alert or b.run, rep.start) - rep.start
-                a1 = min(off, rep.stop) - rep.start
-                pk = ev.peak_pct_mvc
-                if a1 > a0:
-                    pk = max(pk, float(rep.pct[a0:a1, c].max()))
-                self._put(b.key, replace(ev, offset=off, peak_pct_mvc=pk))
-                self._closing[c] = _Closing(b.key, rep, off, b.run)
-                rep.refs += 1  # the closing event keeps the rep's buffers
-        else:  # short: a blink in an orbicularis oculi region, a transient elsewhere
-            a0, a1 = max(b.run, rep.start) - rep.start, min(off, rep.stop) - rep.start
-            pk = float(rep.pct[a0:a1, c].max()) if a1 > a0 else 0.0
-            old = self._store.get(b.key) if b.key is not None else None
-            if self._blink_ch[c]:
-                onset = old.onset if old is not None else max(rep.start, b.run - self.delay)
-                ev = SynkinesisEvent(self.names[c], self.names[int(rep.trig[c])],
-                                     rep.exercise.name, rep.index, onset, b.alert, off, pk,
-                                     "blink", confirmed=at, retracted=old is not None)
-                self._put(b.key if b.key is not None else (at, c, 1), ev)
-                rep.blinks[self._side_of[c]] = rep.blinks.get(self._side_of[c], 0) + 1
-                self._emit("retracted" if old is not None else "blink", ev)
-            elif old is not None:
-                ev = replace(old, type="artefact", retracted=True, confirmed=at, offset=off,
-                             peak_pct_mvc=max(old.peak_pct_mvc, pk),
-                             reason=f"transient: shorter than {self.cfg.blink_max_ms:g} ms")
-                self._put(b.key, ev)  # type: ignore[arg-type]
-                self._emit("retracted", ev)
-        self._release(rep)
+            self._release(rep)
+            return
+        if b.confirmed is None and off - b.run >= self._blink_n:
+            self._burst_confirm(c, b, at)
+        if b.confirmed is not None and b.key is None:  # lasted, but the target never moved
+            self._release(rep)
+            return
+        if b.key is not None:
+            ev = self._store[b.key]
+            a0 = max(ev.alert or b.run, rep.start) - rep.start
+            a1 = min(off, rep.stop) - rep.start
+            pk = ev.peak_pct_mvc
+            if a1 > a0:
+                pk = max(pk, float(rep.pct[a0:a1, c].max()))
+            self._put(b.key, replace(ev, offset=off, peak_pct_mvc=pk))
+        # open to merging for merge_ms; then ended (confirmed) or classified (short)
+        self._closing[c] = _Closing(b, off)
 
     def _ended(self, c: int) -> None:
+        """The merge window of channel ``c``'s last burst passed (or the stream ended)."""
         cl = self._closing.pop(c)
-        self._emit("ended", self._store[cl.key])
-        self._release(cl.rep)
+        b, off = cl.burst, cl.offset
+        rep = b.rep
+        if b.confirmed is not None:
+            assert b.key is not None
+            self._emit("ended", self._store[b.key])
+            self._release(rep)
+            return
+        # Short: a blink in an orbicularis oculi region, a transient elsewhere.  The class is
+        # known now, merge_ms after the burst ended.
+        at = off + self._merge_n
+        a0, a1 = max(b.run, rep.start) - rep.start, min(off, rep.stop) - rep.start
+        pk = float(rep.pct[a0:a1, c].max()) if a1 > a0 else 0.0
+        old = self._store.get(b.key) if b.key is not None else None
+        if self._blink_ch[c]:
+            onset = old.onset if old is not None else max(rep.start, b.run - self.delay)
+            ev = SynkinesisEvent(self.names[c], self.names[int(rep.trig[c])],
+                                 rep.exercise.name, rep.index, onset, b.alert, off, pk,
+                                 "blink", confirmed=at, retracted=old is not None)
+            self._put(b.key if b.key is not None else (at, c, 1), ev)
+            rep.blinks[self._side_of[c]] = rep.blinks.get(self._side_of[c], 0) + 1
+            self._emit("retracted" if old is not None else "blink", ev)
+        elif old is not None and b.key is not None:
+            ev = replace(old, type="artefact", retracted=True, confirmed=at, offset=off,
+                         peak_pct_mvc=max(old.peak_pct_mvc, pk),
+                         reason=f"transient: shorter than {self.cfg.blink_max_ms:g} ms")
+            self._put(b.key, ev)
+            self._emit("retracted", ev)
+        self._release(rep)
 
     def _release(self, rep: _Rep) -> None:
         rep.refs -= 1
@@ -954,6 +966,8 @@ class Detector:
         r.finished = True
         for c in [c for c, b in self._bursts.items() if b.rep is r]:
             self._burst_end(c, r.stop, r.stop)  # a burst running into the next rep
+        for c in [c for c, cl in self._closing.items() if cl.burst.rep is r]:
+            self._ended(c)
         m = max(0, r.stop - r.start)
         pct, act = r.pct[:m], r.act[:m]
         if m == 0:

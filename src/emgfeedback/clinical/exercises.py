@@ -119,7 +119,7 @@ class DetectionConfig:
     onset_lookback_ms: float = 300.0
     blink_max_ms: float = 250.0
     blink_regions: tuple[str, ...] = ("OOC",)
-    merge_ms: float = 600.0
+    merge_ms: float = 400.0
     max_pct_mvc: float = 300.0
     crosstalk_lag_ms: float = 10.0
 
