@@ -89,7 +89,8 @@ class QualityConfig:
     artefact_lf_uv: float = 150.0
     # ... a filtered sample above this is no facial muscle (a few hundred µV at most) ...
     artefact_uv: float = 1500.0
-    # ... and differences with an RMS below flat_rms_uv over this window are a flat line.
+    # ... and an envelope below flat_rms_uv for this long is a flat line (an attached
+    # electrode always shows a few µV of skin and amplifier noise).
     flat_ms: float = 50.0
     # A flagged sample keeps the channel flagged this long: the band-pass and the envelope
     # ring for about this long after a transient of a few mV (8 Hz envelope: ~150 ms to fall

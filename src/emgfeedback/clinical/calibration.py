@@ -335,9 +335,9 @@ def calibrate_segments(
             if bad:
                 refusals.extend(("rest", seg.start, f"rest at {at}: {ch}: {r}") for ch, r in bad)
                 continue
-            warnings.extend((names[i], float(removed[i]),
-                             f"warning: rest at {at}: {names[i]}: {w}")
-                            for i, (_, w) in enumerate(judged) if w is not None)
+            warnings.extend((names[j], float(removed[j]),
+                             f"warning: rest at {at}: {names[j]}: {wj}")
+                            for j, (_, wj) in enumerate(judged) if wj is not None)
             rest_env.append(env[settle:])
             accepted["rest"] = seg.start
         elif seg.kind == "mvc" and seg.channel in names:
@@ -346,13 +346,13 @@ def calibrate_segments(
                 continue
             q = segment_quality(raw, filt, fs, seg.start, adc_range_uv)
             removed, resid, f0 = residual_mains(raw, filt, fs)
-            r, w = judge_segment(q, resid, removed, f0, i, qcfg)
+            r, warn = judge_segment(q, resid, removed, f0, i, qcfg)
             if r is not None:
                 refusals.append((seg.channel, seg.start, f"mvc {seg.channel} at {at}: {r}"))
                 continue
-            if w is not None:
+            if warn is not None:
                 warnings.append((seg.channel, float(removed[i]),
-                                 f"warning: mvc {seg.channel} at {at}: {w}"))
+                                 f"warning: mvc {seg.channel} at {at}: {warn}"))
             mvc_segs.append((seg, env[:, i]))
             accepted[seg.channel] = seg.start
     # A refused segment that the therapist repeated successfully later (Redo) is superseded:
@@ -367,9 +367,9 @@ def calibrate_segments(
     notes.extend(f"refused {r}" for r in refused)
     # One warning per channel is enough: the segment with the strongest mains.
     strongest: dict[str, tuple[float, str]] = {}
-    for ch, fig, w in warnings:
+    for ch, fig, wtext in warnings:
         if ch not in strongest or fig > strongest[ch][0]:
-            strongest[ch] = (fig, w)
+            strongest[ch] = (fig, wtext)
     notes.extend(strongest[ch][1] for ch in names if ch in strongest)
 
     auto = None

@@ -398,6 +398,8 @@ class Detector:
         self._hold_n = max(1, ms(self.qcfg.artefact_hold_ms))
         self._last_bad = np.full(n, -(1 << 60), dtype=np.int64)
         self._held_now = np.zeros(n, dtype=bool)
+        self._held_any = False
+        self._bad_until = -(1 << 60)  # no sample held from here on (absolute index)
         self._art_open: dict[int, list[Any]] = {}  # channel -> [key, bits, peak]
         self._xlag = max(0, ms(self.cfg.crosstalk_lag_ms))
         self.lookback = max(1, ms(self.cfg.onset_lookback_ms))
@@ -593,27 +595,31 @@ class Detector:
         if first < m:
             self._hist[: m - first] = env[first:]
 
-    def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int
+    def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
+              emin: np.ndarray, emax: np.ndarray
               ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(held, bits)`` of the block: artefact flags and the hold after them (or ``None``
         when no sample of the block is flagged or held)."""
         n = len(env)
-        bits = self._flags.process(raw, filt)
-        over = env > self._max_env
-        if over.any():
+        bits = self._flags.process(raw, filt, env, start, emin, emax)
+        if (emax > self._max_env).any():
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
-            bits[over] |= _PCT
-        if bits is None and not (self._last_bad + self._hold_n > start).any():
-            self._held_now[:] = False
+            bits[env > self._max_env] |= _PCT
+        if bits is None and self._bad_until <= start:
+            if self._held_any:
+                self._held_now[:] = False
+                self._held_any = False
             return None, None
         t = np.arange(start, start + n, dtype=np.int64)[:, None]
         idx = np.full((n, self.nch), -(1 << 60), dtype=np.int64) if bits is None else \
             np.where(bits != 0, t, -(1 << 60))
         idx = np.maximum(np.maximum.accumulate(idx, axis=0), self._last_bad)
         self._last_bad = idx[-1].copy()
+        self._bad_until = int(self._last_bad.max()) + self._hold_n
         held = (t - idx) < self._hold_n
         self._held_now = held[-1].copy()
+        self._held_any = True
         return held, bits
 
     def _block(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int) -> None:
@@ -623,11 +629,11 @@ class Detector:
         stop = start + n
         self._write_hist(env, start)
         pct = (env - self.mean) * self.k
-        held, bits = self._hold(env, filt, raw, start)
+        emin, emax = env.min(axis=0), env.max(axis=0)
+        held, bits = self._hold(env, filt, raw, start, emin, emax)
         # Level state with hysteresis, exact per sample; only channels that may change it are
         # looked at sample by sample (vectorised within the channel).
-        need = np.where(self._level, env.min(axis=0) < self.off_thr,
-                        env.max(axis=0) > self.on_thr)
+        need = np.where(self._level, emin < self.off_thr, emax > self.on_thr)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
         if need.any():
             level = np.empty((n, self.nch), dtype=bool)

@@ -85,7 +85,8 @@ def match_events(detected: Sequence[SynkinesisEvent], truth: Iterable[TruthEvent
         free.remove(i)
         s.tp += 1
         s.onset_err_s.append((detected[i].onset - t.start) / fs)
-        s.latency_s.append((detected[i].alert - t.start) / fs)
+        alert = detected[i].alert
+        s.latency_s.append(((alert if alert is not None else detected[i].onset) - t.start) / fs)
     s.fp += len(free)
     return s
 

@@ -195,8 +195,9 @@ class ArtefactFlags:
     A sample is flagged, with a reason bit, when
 
     * ``CLIP``: the raw value sits at or beyond the acquisition range (``adc_range_uv``);
-    * ``FLAT``: the RMS of sample-to-sample differences over the last ``flat_ms`` is below
-      ``flat_rms_uv`` (electrode off, amplifier railed, cable cut);
+    * ``FLAT``: the envelope has stayed below ``flat_rms_uv`` for ``flat_ms``: no signal at all,
+      not even the electrode and amplifier noise every attached electrode shows (electrode off,
+      amplifier railed, cable cut);
     * ``MOTION``: the raw signal's 1-15 Hz band (2nd-order Butterworth band-pass) exceeds
       ``artefact_lf_uv``: cable tugs and electrode pops put hundreds of µV to mV there, facial
       EMG puts a few µV to tens of µV (its power is above 20 Hz, van Boxtel 2001), and removed
@@ -204,9 +205,10 @@ class ArtefactFlags:
     * ``AMPLITUDE``: the filtered (20-450 Hz, notched) signal exceeds ``artefact_uv``, far above
       any facial contraction (a few hundred µV at most, docs/domain.md).
 
-    Everything is per sample with state carried across chunks (a filter, a tail of the last
-    ``flat_ms`` differences), so flags do not depend on chunking; :meth:`restart` after a gap.
-    ``process`` returns ``None`` when no sample of the chunk is flagged (the common case).
+    Everything is per sample with state carried across chunks (a filter, where the current run
+    of a low envelope began), so flags do not depend on chunking; :meth:`restart` after a gap.
+    ``process`` returns ``None`` when no sample of the chunk is flagged: the common case is
+    decided from a few whole-chunk extremes before any per-sample work (live cost).
     """
 
     def __init__(self, fs: float, n_channels: int, cfg: QualityConfig | None = None,
@@ -217,53 +219,75 @@ class ArtefactFlags:
         self.n_channels = n_channels
         self.adc_range_uv = adc_range_uv
         self._lf = SosStage(design_bandpass(fs, 1.0, 15.0, 2), n_channels)
-        self._w = max(2, int(round(self.cfg.flat_ms * fs / 1000.0)))
-        self._flat_ss = (self.cfg.flat_rms_uv ** 2) * (self._w - 1)
+        self._need = max(1, int(round(self.cfg.flat_ms * fs / 1000.0)))
         self.restart()
 
     def restart(self) -> None:
         """A new stretch of samples (stream start, after a gap)."""
         self._lf.reset()
-        self._last: np.ndarray | None = None
-        self._tail = np.zeros((0, self.n_channels))  # the last w-1 squared differences
+        self._low_since = np.full(self.n_channels, -1, dtype=np.int64)  # -1: not low
+        self._low_any = False
 
-    def process(self, raw: np.ndarray, filtered: np.ndarray) -> np.ndarray | None:
-        """Reason bits ``(samples, channels)`` (uint8), or ``None`` when nothing is flagged."""
+    def process(self, raw: np.ndarray, filtered: np.ndarray, envelope: np.ndarray,
+                start: int = 0, env_min: np.ndarray | None = None,
+                env_max: np.ndarray | None = None) -> np.ndarray | None:
+        """Reason bits ``(samples, channels)`` (uint8), or ``None`` when nothing is flagged.
+
+        Arrays are ``(samples, channels)``; ``start`` is the absolute index of the first sample
+        (consecutive calls continue the stream); ``env_min``, ``env_max`` the envelope's
+        per-channel extremes over the chunk if the caller has them."""
         cfg = self.cfg
         n = len(raw)
         if n == 0:
             return None
-        lf = self._lf.process(raw)
-        bits: np.ndarray | None = None
-
-        def add(mask: np.ndarray, bit: int) -> None:
-            nonlocal bits
-            if mask.any():
-                if bits is None:
-                    bits = np.zeros((n, self.n_channels), dtype=np.uint8)
-                bits[mask] |= bit
-
-        add(np.abs(lf) > cfg.artefact_lf_uv, MOTION)
-        add(np.abs(filtered) > cfg.artefact_uv, AMPLITUDE)
+        lf = self._lf.process(raw)  # (samples, channels)
+        thr_lf, thr_amp = cfg.artefact_lf_uv, cfg.artefact_uv
+        hit_lf = lf.max() > thr_lf or lf.min() < -thr_lf
+        hit_amp = filtered.max() > thr_amp or filtered.min() < -thr_amp
+        hit_clip = False
         if self.adc_range_uv is not None:
             lo, hi = self.adc_range_uv
-            add((raw <= lo) | (raw >= hi), CLIP)
-        # Flat line: sum of squared differences over the last w-1 differences (a sample needs
-        # w-1 differences since the stretch began before it can be called flat).
-        prev = raw[:1] if self._last is None else self._last
-        d2 = np.diff(np.concatenate([prev, raw]), axis=0) ** 2
-        if self._last is None:
-            d2 = d2[1:]
-        allc = np.concatenate([self._tail, d2])
-        k = self._w - 1
-        if len(allc) >= k:
-            c = np.concatenate([np.zeros((1, self.n_channels)), np.cumsum(allc, axis=0)])
-            ss = c[k:] - c[:-k]  # sums over windows ending at each difference
-            m = len(ss)
-            flat = np.zeros((n, self.n_channels), dtype=bool)
-            take = min(n, m)
-            flat[n - take:] = ss[m - take:] < self._flat_ss
-            add(flat, FLAT)
-        self._tail = allc[-(k - 1):] if k > 1 else allc[:0]
-        self._last = raw[-1:].copy()
+            hit_clip = bool(raw.min() <= lo or raw.max() >= hi)
+        flat = None
+        emin = envelope.min(axis=0) if env_min is None else env_min
+        emax = envelope.max(axis=0) if env_max is None else env_max
+        # |envelope| below the limit: the low-pass envelope undershoots zero for a while after
+        # a huge transient (an electrode pop), which is not a flat line
+        if self._low_any or ((emin < cfg.flat_rms_uv) & (emax > -cfg.flat_rms_uv)).any():
+            low = np.abs(envelope) < cfg.flat_rms_uv  # (n, C)
+            ar = np.arange(start, start + n)[:, None]
+            began = self._run_start(low, start)  # where each sample's low run began
+            self._low_since = began[-1].copy()
+            self._low_any = bool((self._low_since >= 0).any())
+            f = low & (ar - began >= self._need)
+            flat = f if f.any() else None
+        if not (hit_lf or hit_amp or hit_clip or flat is not None):
+            return None
+        bits = np.zeros((n, self.n_channels), dtype=np.uint8)
+        if flat is not None:
+            bits[flat] |= FLAT
+        if hit_lf:
+            bits[np.abs(lf) > thr_lf] |= MOTION
+        if hit_amp:
+            bits[np.abs(filtered) > thr_amp] |= AMPLITUDE
+        if hit_clip and self.adc_range_uv is not None:
+            lo, hi = self.adc_range_uv
+            bits[(raw <= lo) | (raw >= hi)] |= CLIP
         return bits
+
+    def _run_start(self, low: np.ndarray, start: int) -> np.ndarray:
+        """Absolute start of the low run each sample belongs to (exact, per channel)."""
+        n = len(low)
+        out = np.full(low.shape, -1, dtype=np.int64)
+        for c in np.flatnonzero(low.any(axis=0)).tolist():
+            col = low[:, c]
+            # starts of runs inside the chunk; a run at row 0 continues a carried one if any
+            st = np.flatnonzero(col & np.concatenate([[True], ~col[:-1]]))
+            idx = np.full(n, -1, dtype=np.int64)
+            for r in st.tolist():
+                s0 = start + r
+                if r == 0 and self._low_since[c] >= 0:
+                    s0 = int(self._low_since[c])
+                idx[r] = s0
+            out[:, c] = np.where(col, np.maximum.accumulate(idx), -1)
+        return out
