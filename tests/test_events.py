@@ -16,7 +16,7 @@ from emgfeedback.clinical.analysis import Analysis, analyze
 from emgfeedback.clinical.detect import Detector
 from emgfeedback.clinical.montage import Montage
 from emgfeedback.dsp.chain import Chain
-from emgfeedback.io.recording import ArrayRecording
+from emgfeedback.recording import ArrayRecording
 from emgfeedback.stream import Marker
 
 FS = 1000.0

@@ -77,8 +77,9 @@ from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.exercises import DetectionConfig, Exercise, Program, default_program
 from emgfeedback.clinical.montage import Montage
 from emgfeedback.config import QualityConfig
-from emgfeedback.dsp.chain import Processed
 from emgfeedback.dsp.quality import ArtefactFlags, reason_text
+from emgfeedback.stream import Processed
+from emgfeedback.vocabulary import EVENT_TYPES, parse_annotation
 from emgfeedback.errors import ConfigError
 
 __all__ = ["Detector", "Event", "EVENT_TYPES", "LiveState", "RepResult", "SynkinesisEvent"]
@@ -87,8 +88,6 @@ log = logging.getLogger(__name__)
 
 #: Largest block processed at once; longer chunks are split (keeps the history ring small).
 MAX_BLOCK = 1024
-
-EVENT_TYPES = ("synkinesis", "blink", "artefact")
 
 #: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
 _PCT = 16
@@ -503,17 +502,13 @@ class Detector:
             b = min(n, a + MAX_BLOCK)
             self._block(p.envelope[a:b], p.filtered[a:b], p.raw[a:b], p.start + a)
 
-    _OWN = ("synkinesis ", "blink ", "artefact ", "retracted ", "marker ")
-
     def _markers(self, markers: Sequence[Any], start: int) -> None:
         for m in markers:
             ex = self.program.find(m.text)
             if ex is None:
-                low = m.text.strip().lower()
                 # Protocol and bookkeeping annotations: calibration periods, markers, gaps, and
                 # this detector's own events written into a recording (``synkinesis L-OOC``).
-                if (low not in ("rest", "marker", "gap")
-                        and not low.startswith(("mvc ", *self._OWN))):
+                if not parse_annotation(m.text).is_protocol:
                     self.unknown_annotations.append((m.sample, m.text))
                     log.info("annotation %r at sample %d is not an exercise; ignored",
                              m.text, m.sample)

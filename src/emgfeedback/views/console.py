@@ -17,8 +17,10 @@ from typing import TextIO
 import numpy as np
 
 from emgfeedback.config import QualityConfig
-from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.stream import Processed
 from emgfeedback.dsp.quality import assess
+from emgfeedback.vocabulary import REST, parse_annotation
 
 __all__ = ["ConsoleView"]
 
@@ -65,7 +67,7 @@ class ConsoleView:
         for m in p.markers:
             dur = f" ({m.duration / p.fs:.1f} s)" if m.duration else ""
             self.events.append(f"{m.sample / p.fs:8.2f} s  {m.text}{dur}")
-            if m.text != "rest":
+            if parse_annotation(m.text).kind != REST:
                 self._active_until = max(self._active_until, m.sample + m.duration)
         self._at_rest = p.stop > self._active_until
         now = time.monotonic()

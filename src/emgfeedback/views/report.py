@@ -29,14 +29,14 @@ from typing import Any
 import numpy as np
 
 from emgfeedback import __version__
-from emgfeedback.clinical.regions import EXERCISES, parse_label, short_label
+from emgfeedback.vocabulary import EXERCISES, REST, parse_annotation, parse_label, short_label
 from emgfeedback.config import DspConfig, QualityConfig
 from emgfeedback.dsp.chain import Chain
-from emgfeedback.dsp.quality import Quality, assess
+from emgfeedback.dsp.quality import assess
+from emgfeedback.stream import Chunk, Quality, Status
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.io.edf import sidecar_affected_side
-from emgfeedback.io.recording import ArrayRecording, Recording
-from emgfeedback.stream import Chunk, Status
+from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.views import figures
 from emgfeedback.views.summary import (
     PLACEMENT_ENV,
@@ -123,7 +123,7 @@ class SignalScan:
 
 
 def _rest_end(rec: Recording) -> int:
-    rest = [m for m in rec.markers if m.text.strip().lower() == "rest"]
+    rest = [m for m in rec.markers if parse_annotation(m.text).kind == REST]
     cut = rest[0].sample + rest[0].duration if rest else int(10 * rec.fs)
     return max(1, min(rec.n_samples, cut))
 
@@ -220,7 +220,7 @@ def _quality_rows(session: SessionInput, scan: SignalScan,
 def recording_from_chunk(chunk: Chunk, name: str = "live",
                          rails_uv: tuple[float, float] | None = None,
                          sidecar: Mapping[str, Any] | None = None) -> Recording:
-    """An in-memory :class:`~emgfeedback.io.recording.Recording` of one chunk (a live session
+    """An in-memory :class:`~emgfeedback.recording.Recording` of one chunk (a live session
     kept in memory, tests); sample indices and markers become relative to ``chunk.start``.
 
     ``sidecar`` holds the metadata a recorder would write (``patient``, ``started``, ...), for
@@ -294,7 +294,7 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
         rec = session.signal
         t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
         calib = [(m.sample / rec.fs, m.duration / rec.fs) for m in rec.markers
-                 if m.text.strip().lower() == "rest" or m.text.strip().lower().startswith("mvc ")]
+                 if parse_annotation(m.text).is_calibration]
         report.figures.append(("envelopes", "Whole session: envelopes in %MVC of each channel; "
                                "cue windows shaded by exercise, synkinesis events in red (tick: "
                                "when the live detector alerted).",
@@ -631,6 +631,9 @@ def write_pdf(report: Report, path: Path) -> None:
                                  "Creator": f"emgfeedback {__version__}"}) as pdf:
         for fig in pages:
             pdf.savefig(fig)
+    from emgfeedback.validate import make_private
+
+    make_private(tmp)
     tmp.replace(path)
 
 
@@ -644,9 +647,9 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
     report = build_report(session, cfg)
     text = render_html(report)
     out = Path(out)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    from emgfeedback.validate import write_private
+
+    write_private(out, text)  # 0600, atomic: never half a report over an earlier one
     if pdf is not None:
         write_pdf(report, Path(pdf))
     log.info("report of %s written to %s", session.source, out)
@@ -768,11 +771,13 @@ def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
 
 
 def _read_analysis(path: Path) -> dict[str, Any]:
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: no such analysis file") from None
-    except (OSError, ValueError) as exc:
+    from emgfeedback.validate import load_json_file
+
+    try:  # regular file, bounded size and depth, no NaN literals
+        result = load_json_file(path, "analysis file")
+    except FileFormatError as exc:
+        raise FileFormatError(f"{exc}: not the JSON of 'emgfeedback analyze'") from None
+    except OSError as exc:
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' ({exc})") from None
     if not isinstance(result, dict):
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' (not an object)")
