@@ -216,19 +216,22 @@ class QualityConfig(Settings):
     # After filtering (issue 11): what the notches leave decides, not what they remove.
     # Mains left in the filtered signal (within 2 Hz of mains and harmonics: off-nominal mains
     # passes a Q-30 notch partly, 12 % at 0.1 Hz off) above this and above twice the EMG left
-    # swamps the signal: the segment is refused.  Below, a steady residual only lifts the rest
-    # baseline, which the calibration measures (60 µV at 49.9 Hz leaves 7 µV: a warning).
-    max_residual_mains_uv: float = setting(10.0, gt=0, le=1e6, unit="µV")
+    # swamps the signal (a floating input leaves hundreds of µV): the segment is refused.
+    # Below, a steady residual tone only lifts the rest baseline, which the calibration
+    # measures, and barely its SD (thresholds stay tight): 55-80 µV at 49.9 Hz with harmonics
+    # leaves 7-15 µV, a warning.
+    max_residual_mains_uv: float = setting(30.0, gt=0, le=1e6, unit="µV")
     # Mains removed by the notches above this is worth a warning (with the figure and the fix):
     # the EMG is usable but the skin preparation or the reference electrode can be better.
     warn_mains_uv: float = setting(20.0, gt=0, le=1e6, unit="µV")
     # Artefact flags (dsp.quality.ArtefactFlags), per sample: 1-15 Hz content of the raw signal
     # above this is cable motion or an electrode pop (facial EMG puts a few µV there) ...
     artefact_lf_uv: float = setting(150.0, gt=0, le=1e7, unit="µV")
-    # ... a filtered sample above this is no facial muscle (a few hundred µV at most) ...
+    # ... a raw sample (DC removed) above this is no facial muscle (a few hundred µV at
+    # most): a pop, or a floating input with mV of mains ...
     artefact_uv: float = setting(1500.0, gt=0, le=1e7, unit="µV")
-    # ... and an envelope below flat_rms_uv for this long is a flat line (an attached
-    # electrode always shows a few µV of skin and amplifier noise).
+    # ... and a raw signal that has not moved by more than flat_rms_uv from sample to sample
+    # for this long is a flat line (an attached electrode always shows µV of noise).
     flat_ms: float = setting(50.0, gt=0, le=60_000, unit="ms")
     # A flagged sample keeps the channel flagged this long: the band-pass and the envelope
     # ring for about this long after a transient of a few mV (8 Hz envelope: ~150 ms to fall
@@ -302,7 +305,8 @@ class DetectionConfig(Settings):
     min_active_ms: float = setting(30.0, ge=0, le=10_000, unit="ms")
     min_rest_ms: float = setting(50.0, ge=0, le=10_000, unit="ms")
     floor_pct_mvc: float = setting(10.0, ge=0, le=1000, unit="%MVC")
-    min_event_ms: float = setting(20.0, ge=0, le=10_000, unit="ms")
+    # the live alert is provisional (blink_max_ms decides the class), so it may come early
+    min_event_ms: float = setting(5.0, ge=0, le=10_000, unit="ms")
     event_gap_ms: float = setting(100.0, ge=0, le=60_000, unit="ms")
     onset_lookback_ms: float = setting(300.0, ge=0, le=10_000, unit="ms")
     blink_max_ms: float = setting(250.0, ge=0, le=10_000, unit="ms")

@@ -672,7 +672,7 @@ class Detector:
                 by_ch.setdefault(c, []).append((run, at, v))
             for c in sorted(set(by_ch) | set(self._bursts)):
                 self._channel(c, sorted(by_ch.get(c, []), key=lambda x: x[1]), active, held,
-                              start, n)
+                              cond, start, n)
         if self._closing:
             for c in [c for c, cl in self._closing.items() if cl.offset + self._merge_n < stop]:
                 self._ended(c)
@@ -739,14 +739,14 @@ class Detector:
         return None
 
     def _channel(self, c: int, changes: list[tuple[int, int, bool]], active: np.ndarray,
-                 held: np.ndarray | None, start: int, n: int) -> None:
+                 held: np.ndarray | None, cond: np.ndarray, start: int, n: int) -> None:
         """One channel's bursts over the block: starts and ends (debounce changes), and in
         between the alert, an artefact hold and the confirmation, in sample order."""
         pos = start
         for item in [*changes, None]:
             lim = item[1] if item is not None else start + n
             while pos < lim and (b := self._bursts.get(c)) is not None:
-                nxt = self._next_action(c, b, active, held, start, pos, lim)
+                nxt = self._next_action(c, b, active, held, cond, start, pos, lim)
                 if nxt is None:
                     break
                 s, kind = nxt
@@ -767,7 +767,8 @@ class Detector:
             pos = at
 
     def _next_action(self, c: int, b: _Burst, active: np.ndarray, held: np.ndarray | None,
-                     start: int, pos: int, lim: int) -> tuple[int, str] | None:
+                     cond: np.ndarray, start: int, pos: int, lim: int
+                     ) -> tuple[int, str] | None:
         if b.artefact:
             return None
         a, z = pos - start, lim - start
@@ -785,9 +786,15 @@ class Detector:
             if len(hit) and (best is None or pos + int(hit[0]) < best[0]):
                 best = (pos + int(hit[0]), "alert")
         if b.confirmed is None:
-            s = max(pos, b.run + self._blink_n)  # a merged burst may be past it already
+            # the burst lasted: its condition holds at a sample blink_max_ms after it began
+            # (a merged burst may be past that already)
+            s = max(pos, b.run + self._blink_n)
             if s < lim and (best is None or s < best[0]):
-                best = (s, "confirm")
+                hit = np.flatnonzero(cond[s - start:z, c])
+                if len(hit):
+                    s += int(hit[0])
+                    if best is None or s < best[0]:
+                        best = (s, "confirm")
         return best
 
     def _burst_start(self, c: int, run: int, at: int) -> None:
@@ -823,8 +830,52 @@ class Detector:
             b.confirmed = None
             self._burst_confirm(c, b, s)
 
+    def _crosstalk_only(self, c: int, b: _Burst, s: int) -> tuple[bool, float]:
+        """``(is crosstalk, own %MVC)``: over the last ``blink_max_ms`` of the burst, the
+        target's waveform explains most of the quiet channel's band-passed signal (R² > 0.5,
+        least squares over lags within ``crosstalk_lag_ms``) and what it leaves, the channel's
+        own activity as an envelope level, is under the floor."""
+        own, r2 = self._own_pct(c, b, s)
+        return bool(r2 > 0.5 and own < b.rep.floor[c]), own
+
+    def _own_pct(self, c: int, b: _Burst, s: int) -> tuple[float, float]:
+        """``(own %MVC, R²)`` of channel ``c`` (see :meth:`_crosstalk_only`)."""
+        rep = b.rep
+        t = int(rep.trig[c])
+        a0 = max(b.run, s - self._blink_n, rep.start) - rep.start
+        a1 = min(s + 1, rep.stop) - rep.start
+        q, x = rep.filt[a0:a1, c], rep.filt[a0:a1, t]
+        m, k = len(q), self._xlag
+        if m <= 2 * k + 8:
+            return np.inf, 0.0
+        best, res_ss, tot, n_used = 0.0, float(np.dot(q, q)), 1.0, m
+        for lag in range(-k, k + 1):
+            qq = q[max(0, lag):m - max(0, -lag)]
+            xx = x[max(0, -lag):m - max(0, lag)]
+            xy, xx2 = float(np.dot(xx, qq)), float(np.dot(xx, xx))
+            if xx2 > 0 and xy * xy / xx2 > best:
+                best = xy * xy / xx2
+                tot = float(np.dot(qq, qq))
+                res_ss = tot - best
+                n_used = len(qq)
+        if best == 0.0 or tot <= 0:
+            return np.inf, 0.0
+        own_env = np.sqrt(2.0 / np.pi) * np.sqrt(max(res_ss, 0.0) / n_used)  # Gaussian |x|
+        return float((own_env - self.mean[c]) * self.k[c]), best / tot
+
     def _burst_confirm(self, c: int, b: _Burst, s: int) -> None:
         b.confirmed = s
+        if b.key is not None and (ct := self._crosstalk_only(c, b, s))[0]:
+            own = ct[1]
+            # The quiet channel only carries the target's own waveform (volume conduction):
+            # crosstalk, not a muscle of its own joining in.
+            b.artefact = True
+            ev = replace(self._store[b.key], type="artefact", retracted=True, confirmed=s,
+                         reason=f"crosstalk from {self.names[int(b.rep.trig[c])]}: own "
+                                f"activity {max(own, 0.0):.0f} %MVC, under the floor")
+            self._put(b.key, ev)
+            self._emit("retracted", ev)
+            return
         if b.key is not None:
             ev = replace(self._store[b.key], confirmed=s)
             self._put(b.key, ev)
@@ -846,7 +897,7 @@ class Detector:
         if b.artefact:
             self._release(rep)
             return
-        if b.confirmed is None and off - b.run >= self._blink_n:
+        if b.confirmed is None and off - b.run > self._blink_n:
             self._burst_confirm(c, b, at)
         if b.confirmed is not None and b.key is None:  # lasted, but the target never moved
             self._release(rep)
@@ -878,6 +929,16 @@ class Detector:
         a0, a1 = max(b.run, rep.start) - rep.start, min(off, rep.stop) - rep.start
         pk = float(rep.pct[a0:a1, c].max()) if a1 > a0 else 0.0
         old = self._store.get(b.key) if b.key is not None else None
+        target_moved = b.alert is not None
+        if target_moved and self._crosstalk_only(c, b, min(off, rep.stop) - 1)[0]:
+            # only the target's waveform: crosstalk, neither a blink nor a transient
+            if old is not None and b.key is not None:
+                ev = replace(old, type="artefact", retracted=True, confirmed=at, offset=off,
+                             reason=f"crosstalk from {self.names[int(rep.trig[c])]}")
+                self._put(b.key, ev)
+                self._emit("retracted", ev)
+            self._release(rep)
+            return
         if self._blink_ch[c]:
             onset = old.onset if old is not None else max(rep.start, b.run - self.delay)
             ev = SynkinesisEvent(self.names[c], self.names[int(rep.trig[c])],
