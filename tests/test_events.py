@@ -186,9 +186,7 @@ def test_crosstalk_index_and_floor(scene) -> None:
     # the floor once the target's waveform is taken out), never synkinesis.
     assert not reps[8].synkinesis and reps[8].crosstalk["L-OOC"] > 0.9
     assert max(reps[8].cocontraction.values()) > 0
-    ct = [e for e in a.all_events if e.rep == 8 and e.channel == "L-OOC"]
-    assert ct and all(e.type == "artefact" and e.retracted and "crosstalk" in e.reason
-                      for e in ct)
+    assert not [e for e in a.all_events if e.rep == 8 and e.channel == "L-OOC"]
     assert reps[1].cocontraction["L-OOC"] > reps[4].cocontraction["L-OOC"]
 
 
@@ -237,6 +235,10 @@ def test_streaming_equals_offline_every_class(scene, sizes) -> None:
     # every blink that raised an alert was retracted, live
     retracted = [ev for k, ev in seen if k == "retracted"]
     assert any(ev.type == "blink" for ev in retracted)
+    if sizes != [1]:  # (the 40 s cut holds no rep 8)
+        # the strong crosstalk of rep 8 raised alerts, withdrawn live as crosstalk
+        ct = [ev for ev in retracted if ev.rep == 8]
+        assert ct and all(ev.type == "artefact" and "crosstalk" in ev.reason for ev in ct)
     raised = [ev for k, ev in seen if k == "raised"]
     assert len(raised) == len(det.events) + len(retracted)
     assert kinds.count("confirmed") == len(det.events) == kinds.count("ended")

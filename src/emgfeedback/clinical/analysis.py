@@ -21,7 +21,7 @@ from emgfeedback.clinical.calibration import Calibration, CalibrationConfig, Cal
 from emgfeedback.clinical.detect import Detector, RepResult, SynkinesisEvent
 from emgfeedback.clinical.exercises import Program, default_program
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.vocabulary import short_label
+from emgfeedback.vocabulary import MARKER, parse_annotation, short_label
 from emgfeedback.clinical.symmetry import symmetry
 from emgfeedback.config import Config
 from emgfeedback.dsp.chain import Chain
@@ -111,6 +111,10 @@ class Analysis:
             "symmetry": self.symmetry,
             "unknown_annotations": [{"onset_s": round(s / fs, 4), "text": t}
                                     for s, t in self.unknown_annotations],
+            # the therapist's and the device's markers in the file (``marker``, ``marker 54``)
+            "markers": [{"onset_s": round(m.sample / fs, 4), "text": m.text}
+                        for m in self.recording.markers
+                        if parse_annotation(m.text).kind == MARKER],
         }
 
 

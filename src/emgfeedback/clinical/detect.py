@@ -395,6 +395,8 @@ class Detector:
         self.qcfg = quality or QualityConfig()
         self._flags = ArtefactFlags(self.fs, n, self.qcfg, adc_range_uv)
         self._hold_n = max(1, ms(self.qcfg.artefact_hold_ms))
+        self._settle_n = max(1, ms(self.qcfg.gap_settle_ms))
+        self._settle_until = -(1 << 60)
         self._last_bad = np.full(n, -(1 << 60), dtype=np.int64)
         self._held_now = np.zeros(n, dtype=bool)
         self._held_any = False
@@ -497,6 +499,9 @@ class Detector:
             self._markers(p.markers, p.start)
         if self._next is not None and (p.start != self._next or p.status.lost_samples > 0):
             self._flags.restart()
+            # the chain restarted its filters: their start-up (the notches settle on strong
+            # mains) is not muscle activity
+            self._settle_until = p.start + self._settle_n
         n = len(p)
         for a in range(0, n, MAX_BLOCK):
             b = min(n, a + MAX_BLOCK)
@@ -656,6 +661,13 @@ class Detector:
             r.filt[a - r.start:b - r.start] = filt[a - start:b - start]
         if held is not None or self._art_open:
             self._artefacts(held, bits, pct, start, n)
+        if self._settle_until > start:  # after a gap: no burst starts, none is confirmed
+            k = min(n, self._settle_until - start)
+            if held is None:
+                held = np.zeros((n, self.nch), dtype=bool)
+            else:
+                held = held.copy()
+            held[:k] = True
         if reps or self._bursts or self._evt.x.any() or self._evt.y.any():
             cond = np.zeros((n, self.nch), dtype=bool)
             for r in reps:
@@ -873,7 +885,7 @@ class Detector:
             ev = replace(self._store[b.key], type="artefact", retracted=True, confirmed=s,
                          reason=f"crosstalk from {self.names[int(b.rep.trig[c])]}: own "
                                 f"activity {max(own, 0.0):.0f} %MVC, under the floor")
-            self._put(b.key, ev)
+            self._put(b.key, None)  # no event of the channel: the rep's crosstalk index says it
             self._emit("retracted", ev)
             return
         if b.key is not None:
@@ -935,7 +947,7 @@ class Detector:
             if old is not None and b.key is not None:
                 ev = replace(old, type="artefact", retracted=True, confirmed=at, offset=off,
                              reason=f"crosstalk from {self.names[int(rep.trig[c])]}")
-                self._put(b.key, ev)
+                self._put(b.key, None)
                 self._emit("retracted", ev)
             self._release(rep)
             return
@@ -948,10 +960,11 @@ class Detector:
             rep.blinks[self._side_of[c]] = rep.blinks.get(self._side_of[c], 0) + 1
             self._emit("retracted" if old is not None else "blink", ev)
         elif old is not None and b.key is not None:
+            # a transient (ECG, a twitch): the alert is withdrawn, no event is kept
             ev = replace(old, type="artefact", retracted=True, confirmed=at, offset=off,
                          peak_pct_mvc=max(old.peak_pct_mvc, pk),
                          reason=f"transient: shorter than {self.cfg.blink_max_ms:g} ms")
-            self._put(b.key, ev)
+            self._put(b.key, None)
             self._emit("retracted", ev)
         self._release(rep)
 
