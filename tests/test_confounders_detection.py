@@ -11,9 +11,10 @@ from functools import lru_cache
 
 import pytest
 
-from emgfeedback.clinical.analysis import Analysis, analyze
+from emgfeedback.app.analyze import analyze
+from emgfeedback.clinical.analysis import Analysis
 from emgfeedback.clinical.calibration import Calibration
-from emgfeedback.clinical.evaluate import Score, match_events, patient_calibration
+from emgfeedback.app.evaluate import Score, match_events, patient_calibration
 from emgfeedback.clinical.montage import Montage
 from emgfeedback.sources.facesim import ModelParams, Script, apply_confounders
 from emgfeedback.sources.simulated import SimulatedSource

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from emgfeedback.clinical.analysis import Analysis, analyze
+from emgfeedback.app.analyze import analyze
+from emgfeedback.clinical.analysis import Analysis
 from emgfeedback.clinical.detect import Detector
 from emgfeedback.clinical.montage import Montage
 from emgfeedback.dsp.chain import Chain

@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
-from typing import TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -38,8 +39,11 @@ class ConsoleView:
         title: str = "emgfeedback",
         quality: QualityConfig | None = None,
         tty: bool | None = None,
+        snapshot: Callable[[], Any] | None = None,
     ) -> None:
         self.chain = chain
+        #: the session's state (:meth:`emgfeedback.app.session.Session.snapshot`): cue, phase
+        self.snapshot = snapshot
         self.out = out or sys.stdout
         self.tty = self.out.isatty() if tty is None else tty
         self.interval = 1.0 / rate_hz if self.tty else 1.0
@@ -54,6 +58,7 @@ class ConsoleView:
         self._lost = 0
         self._crc = 0
         self._reconnects = 0
+        self._closed = False
         self._at_rest = True
         self._active_until = -1
 
@@ -98,10 +103,35 @@ class ConsoleView:
             if self.tty:
                 tag = f"{colour}{tag}\x1b[0m"
             lines.append(f"{ch:<10} |{bar}| {v:7.1f} µV  {tag} {lights[i][1]}")
+        if self.snapshot is not None:
+            lines.append("")
+            lines.append(self._program_line(self.snapshot(), p.stop, p.fs))
         lines.append("")
         lines.append("events:")
         lines.extend(f"  {e}" for e in self.events)
         return "\n".join(lines)
+
+    @staticmethod
+    def _program_line(snap: Any, now: int, fs: float) -> str:
+        """The program's cue and phase from the session snapshot."""
+        fb, run = snap.feedback, snap.runner
+        parts = []
+        if run is not None:
+            parts.append(f"program: {run.phase}, reps {run.reps_done}/{run.reps_total}")
+        cue = fb.cue if fb is not None else None
+        if cue is not None and cue.stop > now:
+            parts.append(f"cue: {cue.text} ({(cue.stop - now) / fs:.1f} s left)")
+        elif fb is not None:
+            parts.append("cue: -")
+        if fb is not None and fb.error:
+            parts.append(f"no detection: {fb.error}")
+        return "   ".join(parts) if parts else "program: none (channels are not facial regions)"
+
+    def close(self) -> None:
+        """The last frame, once, when the session ends."""
+        if self._last is not None and not self._closed:
+            self._closed = True
+            self.draw()
 
     def draw(self) -> None:
         text = self.render()
