@@ -253,6 +253,11 @@ def _console(title: str | None, cfg: Config) -> tuple[list[Any], Callable[[str, 
             v = shown[0]
             v.events.append(f"{ev.alert / v.chain.fs:8.2f} s  SYNKINESIS {ev.channel} during "
                             f"{ev.exercise} ({ev.peak_pct_mvc:.0f} %MVC)")
+        elif kind == "retracted" and shown:  # the provisional alert was a blink or an artefact
+            v = shown[0]
+            why = "a blink" if ev.type == "blink" else (ev.reason or "an artefact")
+            v.events.append(f"{(ev.confirmed or ev.onset) / v.chain.fs:8.2f} s  alert on "
+                            f"{ev.channel} retracted: {why}")
 
     return [console_view], on_event
 
