@@ -237,6 +237,10 @@ class QualityConfig(Settings):
     # ring for about this long after a transient of a few mV (8 Hz envelope: ~150 ms to fall
     # from mV to the µV floor).
     artefact_hold_ms: float = setting(300.0, ge=0, le=60_000, unit="ms")
+    # ... and this long after a raw sample above artefact_uv: after mV of mains (a floating
+    # input) stop, the Q-30 notches ring at mains for about a second (they decay e-fold in
+    # ~0.2 s: from mV to the µV floor takes 4-5 time constants).
+    artefact_hold_big_ms: float = setting(1000.0, ge=0, le=60_000, unit="ms")
     # After missing samples the chain restarts its filters; the notches take about this long
     # to settle on strong mains (a Q-30 notch at 50 Hz: time constant ~0.2 s), during which
     # no burst starts (not reported as an artefact: the gap is in the JSON's gaps).

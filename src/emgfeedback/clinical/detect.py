@@ -77,7 +77,7 @@ from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.exercises import DetectionConfig, Exercise, Program, default_program
 from emgfeedback.clinical.montage import Montage
 from emgfeedback.config import QualityConfig
-from emgfeedback.dsp.quality import ArtefactFlags, reason_text
+from emgfeedback.dsp.quality import AMPLITUDE, ArtefactFlags, reason_text
 from emgfeedback.stream import Processed
 from emgfeedback.vocabulary import EVENT_TYPES, parse_annotation
 from emgfeedback.errors import ConfigError
@@ -395,6 +395,8 @@ class Detector:
         self.qcfg = quality or QualityConfig()
         self._flags = ArtefactFlags(self.fs, n, self.qcfg, adc_range_uv)
         self._hold_n = max(1, ms(self.qcfg.artefact_hold_ms))
+        self._hold_big_n = max(self._hold_n, ms(self.qcfg.artefact_hold_big_ms))
+        self._last_big = np.full(n, -(1 << 60), dtype=np.int64)
         self._settle_n = max(1, ms(self.qcfg.gap_settle_ms))
         self._settle_until = -(1 << 60)
         self._last_bad = np.full(n, -(1 << 60), dtype=np.int64)
@@ -612,12 +614,20 @@ class Detector:
                 self._held_any = False
             return None, None
         t = np.arange(start, start + n, dtype=np.int64)[:, None]
-        idx = np.full((n, self.nch), -(1 << 60), dtype=np.int64) if bits is None else \
-            np.where(bits != 0, t, -(1 << 60))
+        never = -(1 << 60)
+        idx = np.full((n, self.nch), never, dtype=np.int64) if bits is None else \
+            np.where(bits != 0, t, never)
         idx = np.maximum(np.maximum.accumulate(idx, axis=0), self._last_bad)
         self._last_bad = idx[-1].copy()
-        self._bad_until = int(self._last_bad.max()) + self._hold_n
-        held = (t - idx) < self._hold_n
+        # mV at the input (AMPLITUDE): the notches ring for up to a second after mains of a
+        # floating input stops, so such samples hold their channel longer
+        big = np.full((n, self.nch), never, dtype=np.int64) if bits is None else \
+            np.where(bits & AMPLITUDE, t, never)
+        big = np.maximum(np.maximum.accumulate(big, axis=0), self._last_big)
+        self._last_big = big[-1].copy()
+        self._bad_until = max(int(self._last_bad.max()) + self._hold_n,
+                              int(self._last_big.max()) + self._hold_big_n)
+        held = ((t - idx) < self._hold_n) | ((t - big) < self._hold_big_n)
         self._held_now = held[-1].copy()
         self._held_any = True
         return held, bits
@@ -686,7 +696,8 @@ class Detector:
                 self._channel(c, sorted(by_ch.get(c, []), key=lambda x: x[1]), active, held,
                               cond, start, n)
         if self._closing:
-            for c in [c for c, cl in self._closing.items() if cl.offset + self._merge_n < stop]:
+            for c in [c for c, cl in self._closing.items()
+                      if self._gap_from(c, cl) + self._merge_n < stop]:
                 self._ended(c)
         self._cur = reps[-1] if reps and reps[-1].stop > stop - 1 else None
         # A rep is finished once its bursts ended and their merge windows passed (classes known).
@@ -814,7 +825,7 @@ class Detector:
         if rep is None:  # cannot happen: the condition is false outside reps
             return
         cl = self._closing.get(c)
-        if cl is not None and cl.burst.rep is rep and run - cl.offset <= self._merge_n:
+        if cl is not None and cl.burst.rep is rep and run - self._gap_from(c, cl) <= self._merge_n:
             # The same co-contraction again: the burst goes on (no new alert).
             b = cl.burst
             if b.key is not None:
@@ -924,6 +935,14 @@ class Detector:
             self._put(b.key, replace(ev, offset=off, peak_pct_mvc=pk))
         # open to merging for merge_ms; then ended (confirmed) or classified (short)
         self._closing[c] = _Closing(b, off)
+
+    def _gap_from(self, c: int, cl: _Closing) -> int:
+        """Where the gap after a closing burst begins for merging: its offset, or the end of
+        an artefact hold (or settling after a gap) that began during the burst or its gap (an
+        electrode pop in the middle of one co-contraction does not split it)."""
+        held_end = max(int(self._last_bad[c]) + self._hold_n,
+                       int(self._last_big[c]) + self._hold_big_n, self._settle_until)
+        return max(cl.offset, held_end) if held_end > cl.burst.run else cl.offset
 
     def _ended(self, c: int) -> None:
         """The merge window of channel ``c``'s last burst passed (or the stream ended)."""
@@ -1039,6 +1058,7 @@ class Detector:
 
     def _finish(self, r: _Rep) -> None:
         r.finished = True
+        r.refs += 1  # the metrics below still read the buffers
         for c in [c for c, b in self._bursts.items() if b.rep is r]:
             self._burst_end(c, r.stop, r.stop)  # a burst running into the next rep
         for c in [c for c, cl in self._closing.items() if cl.burst.rep is r]:
@@ -1046,6 +1066,7 @@ class Detector:
         m = max(0, r.stop - r.start)
         pct, act = r.pct[:m], r.act[:m]
         if m == 0:
+            self._release(r)
             return
         p = np.maximum(pct, 0.0)
         sum_p = p.sum(axis=0)
@@ -1073,5 +1094,4 @@ class Detector:
                 r.index, r.exercise.name, s["side"], r.start, r.stop, self.names[t],
                 float(p[:, t].max()), mean_act, inband / self.fs,
                 r.exercise.band_pct_mvc, iso, coc, syn, xt, r.blinks.get(s["side"], 0)))
-        r.refs += 1
         self._release(r)
