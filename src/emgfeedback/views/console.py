@@ -19,7 +19,7 @@ import numpy as np
 
 from emgfeedback.config import QualityConfig
 from emgfeedback.dsp.chain import Chain
-from emgfeedback.stream import Processed
+from emgfeedback.stream import Processed, Status
 from emgfeedback.dsp.quality import assess
 from emgfeedback.vocabulary import REST, parse_annotation
 
@@ -55,18 +55,17 @@ class ConsoleView:
         self.frames = 0
         self._last_draw = -1e9
         self._last: Processed | None = None
-        self._lost = 0
-        self._crc = 0
-        self._reconnects = 0
+        self._faults = Status()  # soft faults so far
         self._closed = False
         self._at_rest = True
         self._active_until = -1
 
     def feed(self, p: Processed) -> None:
         self._last = p
-        self._lost += p.status.lost_samples
-        self._crc += p.status.crc_errors
-        self._reconnects += p.status.reconnects
+        self._faults = self._faults + p.status
+        if p.status.dropped_frames:
+            self.events.append(f"{p.start / p.fs:8.2f} s  {p.status.dropped_frames} frame(s) "
+                               "dropped: duplicated, out of order or implausible counter")
         if p.status.lost_samples:
             self.events.append(f"{p.start / p.fs:8.2f} s  gap: {p.status.lost_samples} samples lost")
         for m in p.markers:
@@ -92,7 +91,8 @@ class ConsoleView:
         lines = [
             f"{self.title}   t = {t:7.2f} s   fs = {p.fs:g} Hz   mains notch: {mains}   "
             f"delay {self.chain.delay_ms:.0f} ms",
-            f"lost samples {self._lost}   CRC errors {self._crc}   reconnects {self._reconnects}",
+            f"lost samples {self._faults.lost_samples}   CRC errors {self._faults.crc_errors}   "
+            f"dropped frames {self._faults.dropped_frames}   reconnects {self._faults.reconnects}",
             "",
         ]
         for i, ch in enumerate(p.channels):

@@ -34,10 +34,11 @@ import numpy as np
 
 from emgfeedback import __version__
 from emgfeedback.errors import DatabaseError, EmgError
+from emgfeedback.validate import validate_patient_id
+from emgfeedback.recording import Recording
 from emgfeedback.views.summary import (
     ExerciseMetrics,
     SessionInput,
-    check_patient_id,
     exercise_metrics,
     json_ready,
 )
@@ -289,12 +290,21 @@ class History:
         return row is not None
 
     def patients(self) -> list[str]:
-        return [r[0] for r in self._conn.execute(
+        """Stored patient ids; an id that breaks the patient-id rule (a database written by
+        another tool or an older version) is withheld, never shown."""
+        from emgfeedback.validate import patient_id_problem
+
+        ids = [r[0] for r in self._conn.execute(
             "SELECT DISTINCT patient_id FROM sessions ORDER BY patient_id")]
+        bad = [i for i in ids if patient_id_problem(i) is not None]
+        if bad:
+            log.warning("%s: %d patient id(s) withheld: they break the pseudonym rule "
+                        "(names, dates or digits only)", self.path, len(bad))
+        return [i for i in ids if i not in bad]
 
     def sessions(self, patient_id: str) -> list[StoredSession]:
         """Stored sessions of ``patient_id``, oldest first (an empty list when none)."""
-        check_patient_id(patient_id)
+        validate_patient_id(patient_id)
         try:
             rows = self._conn.execute(
                 "SELECT id, patient_id, recorded_at, source, affected_side, program, duration_s"
@@ -372,7 +382,8 @@ class _ProgressBar:
         self.out.flush()
 
 
-def _read_new_edf(path: Path, h: History) -> SessionInput | None:
+def _read_new_edf(path: Path, h: History,
+                  opener: Callable[[Path], Recording] | None = None) -> SessionInput | None:
     """The default reader of :func:`import_folder`: the recording and its sidecar with its
     analysis (:func:`emgfeedback.views.report.analysis_of`: the one saved after the session, else
     ``analyze``), unless the history holds the session already (then ``None``, without analysing);
@@ -380,7 +391,7 @@ def _read_new_edf(path: Path, h: History) -> SessionInput | None:
     from emgfeedback.io.importers import load
     from emgfeedback.views.report import analysis_of, recording_identity, session_from_recording
 
-    with load(path) as rec:
+    with (opener or load)(path) as rec:
         if h.contains(*recording_identity(rec)):
             return None
         return session_from_recording(rec, analysis_of(rec)[0], keep_signal=False)
@@ -392,6 +403,7 @@ def import_folder(
     reader: Callable[[Path], SessionInput] | None = None,
     pattern: str = "*.edf",
     progress: TextIO | None = sys.stderr,
+    opener: Callable[[Path], Recording] | None = None,
 ) -> ImportResult:
     """Analyse every session file under ``folder`` and store the ones not yet in the history.
 
@@ -406,6 +418,9 @@ def import_folder(
         Glob of session files, searched recursively.
     progress:
         Where the progress bar goes (``None``: no bar).
+    opener:
+        Opens each file for the default reader (default :func:`emgfeedback.io.importers.load`;
+        the CLI's applies the import options and ``--patient``/``--affected-side``).
 
     A file that cannot be read or has no calibration is reported in :attr:`ImportResult.failed`
     with its one-line reason and the import goes on; each stored session is one transaction.
@@ -419,7 +434,7 @@ def import_folder(
     with History(db) as h:
         for i, f in enumerate(files, start=1):
             try:
-                session = reader(f) if reader is not None else _read_new_edf(f, h)
+                session = reader(f) if reader is not None else _read_new_edf(f, h, opener)
                 sid = h.add(session) if session is not None else None
             except DatabaseError:
                 raise
@@ -561,7 +576,7 @@ def write_progress(patient_id: str, out: Path, db: Path | None = None) -> list[S
     DatabaseError
         No database, a corrupt one, or no session of this patient; ``out`` is not touched.
     """
-    check_patient_id(patient_id)
+    validate_patient_id(patient_id)
     with History(db, create=False) as h:
         sessions = h.sessions(patient_id)
         if not sessions:

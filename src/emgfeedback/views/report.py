@@ -20,7 +20,7 @@ import datetime as _dt
 import html
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,10 @@ from emgfeedback.vocabulary import EXERCISES, REST, parse_annotation, parse_labe
 from emgfeedback.config import DspConfig, QualityConfig
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import assess
-from emgfeedback.stream import Chunk, Quality, Status
+from emgfeedback.stream import Chunk, Quality, Status, rail_counts
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
-from emgfeedback.io.edf import sidecar_affected_side
+from emgfeedback.io.edf.reader import read_identity
+from emgfeedback.io.edf.sidecar import analysis_path, sidecar_affected_side
 from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.views import figures
 from emgfeedback.views.summary import (
@@ -61,7 +62,6 @@ __all__ = [
     "recording_from_chunk",
     "recording_identity",
     "render_html",
-    "saved_analysis_path",
     "session_from_recording",
     "write_pdf",
     "write_report",
@@ -162,9 +162,7 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
             if rest_q is None and s < cut < e:
                 e = cut
             x = rec.read(s, e)
-            if rec.rails_uv is not None:
-                lo, hi = rec.rails_uv
-                sat += ((x <= lo) | (x >= hi)).sum(axis=0)
+            sat += rail_counts(x, rec.rails_uv)
             p = chain.process(Chunk(x, s, rec.fs, rec.channels,
                                     Status(lost_samples=max(0, s - prev))))
             prev = e
@@ -656,33 +654,6 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
 
 
 # ----------------------------------------------------------------------------- loading
-_EDF_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-
-
-def _edf_header(path: Path) -> tuple[str, _dt.datetime | None]:
-    """``(patient, start)`` from an EDF/BDF header: the first subfield of the patient field
-    (``""`` for ``X``) and the start date and time (EDF+ ``Startdate`` for the 4-digit year)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(256)
-    except OSError:
-        return "", None
-    if len(head) < 256 or head[:8] not in (b"0       ", b"\xffBIOSEMI"):
-        return "", None
-    words = head[8:88].decode("latin-1").split()
-    patient = words[0] if words and words[0] != "X" else ""
-    try:
-        d, mo, y = (int(v) for v in head[168:176].decode("ascii").strip().split("."))
-        hh, mm, ss = (int(v) for v in head[176:184].decode("ascii").strip().split("."))
-        year = 2000 + y if y < 85 else 1900 + y
-        m = re.search(r"Startdate (\d\d)-([A-Z]{3})-(\d{4})", head[88:168].decode("latin-1"))
-        if m and m.group(2) in _EDF_MONTHS:
-            year = int(m.group(3))
-        return patient, _dt.datetime(year, mo, d, hh, mm, ss)
-    except (ValueError, UnicodeDecodeError):
-        return patient, None
-
-
 def _wall_clock(text: str) -> _dt.datetime:
     """An ISO 8601 time as the local wall-clock time it names (any UTC offset dropped: sessions
     are compared in the time of the clinic that recorded them, as the EDF header stores it)."""
@@ -704,7 +675,7 @@ def recording_identity(rec: Recording) -> tuple[str, _dt.datetime, str]:
     """
     meta: Mapping[str, Any] = rec.sidecar or {}
     path = Path(rec.path)
-    head_patient, head_start = _edf_header(path) if path.is_file() else ("", None)
+    head_patient, head_start = read_identity(path) if path.is_file() else ("", None)
     pid = meta.get("patient") or head_patient
     if not pid:
         raise FileFormatError(f"{path}: no pseudonymous patient id in the recording (sidecar "
@@ -723,7 +694,7 @@ def session_from_recording(rec: Recording, analysis: Mapping[str, Any],
                            keep_signal: bool = True) -> SessionInput:
     """A :class:`SessionInput` from an opened recording and its analysis.
 
-    Metadata come from the recording's JSON sidecar as :class:`emgfeedback.io.edf.Recorder`
+    Metadata come from the recording's JSON sidecar as :class:`emgfeedback.io.edf.recorder.Recorder`
     writes it (:func:`recording_identity` for the patient id and start): ``montage`` (label ->
     ``{"side", "region", "muscle", "site"}``), ``program`` (a name or ``{"name": ...}``),
     ``status``, and the affected side: the analysis' own (its symmetry and affected-side metrics
@@ -796,20 +767,14 @@ def analyse_recording(rec: Recording) -> dict[str, Any]:
     return dict(json_ready(analyze(rec, montage).to_json()))
 
 
-def saved_analysis_path(path: Path) -> Path:
-    """``<name>-analysis.json`` beside ``<name>.edf``: the analysis the GUI writes when a recorded
-    session stops, with the session's own program (``views.gui.after.analysis_path``)."""
-    return Path(path).with_name(Path(path).stem + "-analysis.json")
-
-
 def analysis_of(rec: Recording) -> tuple[dict[str, Any], str]:
     """The analysis of a recording and a note for the report saying where it came from.
 
-    The analysis saved beside the recording after the session (:func:`saved_analysis_path`,
+    The analysis saved beside the recording after the session (:func:`analysis_path`,
     made with the session's program) when there is one; else :func:`analyse_recording` (the
     default program), with a note when the sidecar names another program.
     """
-    saved = saved_analysis_path(rec.path)
+    saved = analysis_path(rec.path)
     if saved.is_file():
         return _read_analysis(saved), f"analysis: {saved.name}, written when the session stopped"
     result = analyse_recording(rec)
@@ -823,7 +788,8 @@ def analysis_of(rec: Recording) -> tuple[dict[str, Any], str]:
 
 
 def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
-                 keep_signal: bool = True) -> SessionInput:
+                 keep_signal: bool = True,
+                 opener: Callable[[Path], Recording] | None = None) -> SessionInput:
     """Open a recorded session (EDF+/BDF+ with its JSON sidecar) and analyse it.
 
     Parameters
@@ -837,6 +803,10 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     keep_signal:
         Keep the recording open in :attr:`SessionInput.signal` for the report's plots; the
         history passes ``False`` (it stores metrics only) and the file is closed at once.
+    opener:
+        Opens the file (default :func:`emgfeedback.io.importers.load`); the CLI passes one
+        that applies the import options and ``--patient``/``--affected-side``
+        (:func:`emgfeedback.io.identity.apply_identity`) for files of other tools.
 
     Raises
     ------
@@ -850,7 +820,7 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such session file")
-    rec = load(path)
+    rec = (opener or load)(path)
     try:
         note = ""
         result: dict[str, Any]
