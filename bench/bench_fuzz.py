@@ -82,7 +82,7 @@ def wire_campaign(seed: int, streams: int) -> dict[str, int]:
                 parts.append(d.feed(bytes(out[pos : pos + step])))
                 pos += step
             parts.append(d.flush())
-        except Exception:  # noqa: BLE001 - counted
+        except Exception:
             row["internal"] += 1
             continue
         idx = np.concatenate([p.index for p in parts])

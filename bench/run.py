@@ -2,9 +2,10 @@
 
 Usage: ``python bench/run.py [--out docs/benchmarks.md] [--only dsp,io]``; ``make bench`` calls
 it.  ``--only NAME --update docs/benchmarks.md`` re-runs some sections and replaces just those in
-the file (each marked as re-run, with its date), leaving the others as they were.  Each ``bench/bench_<name>.py`` is run as its own process (``python bench/bench_<name>.py``)
-and prints a markdown section with the command that produced it; this script puts the sections
-together, so every figure in the file comes from this one run.
+the file (each marked as re-run, with its date), leaving the others as they were.  Each
+``bench/bench_<name>.py`` is run as its own process (``python bench/bench_<name>.py``) and prints
+a markdown section with the command that produced it; this script puts the sections together, so
+every figure of a section comes from that section's run.
 """
 
 from __future__ import annotations

@@ -497,7 +497,7 @@ def run_case(case: Case, work: Path, limit_s: float = HANG_S) -> Outcome:
                 rc = int(exc.code) if isinstance(exc.code, int) else 2
     except _Hang:
         return Outcome("hang", None, err.getvalue())
-    except Exception as exc:  # noqa: BLE001 - escaped main: a bug
+    except Exception as exc:
         return Outcome("internal", None, f"{type(exc).__name__}: {exc}")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

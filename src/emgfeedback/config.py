@@ -451,7 +451,7 @@ def read_toml(path: str | Path, what: str = "configuration") -> dict[str, Any]:
     """Parse a TOML file; a missing, special, oversized or malformed file is one
     :class:`ConfigError` naming it."""
     from emgfeedback.errors import FileFormatError
-    from emgfeedback.validate import input_file
+    from emgfeedback.files import input_file
 
     p = Path(path)
     try:

@@ -42,14 +42,16 @@ from emgfeedback.io.edf.format import DigitalGrid, grid_for
 from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, sidecar_path, write_sidecar
 from emgfeedback.io.edf.writer import EdfWriter
 from emgfeedback.stream import Chunk, Marker, SourceInfo, rail_counts
+from emgfeedback.errors import EmgError
 from emgfeedback.validate import io_error, validate_patient_id
+
+from emgfeedback.vocabulary import match_label
+
+__all__ = ["Recorder", "on_grid"]
 
 # The longest gap the recorder fills with padding (a longer one closes the recording): beyond the
 # serial source's reconnect timeout (60 s), so every real outage is kept on one time axis.
 MAX_GAP_FILL_S = 600.0
-from emgfeedback.vocabulary import match_label
-
-__all__ = ["Recorder", "on_grid"]
 
 log = logging.getLogger(__name__)
 
