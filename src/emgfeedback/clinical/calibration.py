@@ -56,7 +56,6 @@ import numpy as np
 from emgfeedback.config import CalibrationConfig, QualityConfig
 from emgfeedback.stream import Marker, Processed, Quality, at_rails
 from emgfeedback.errors import CalibrationError
-from emgfeedback.stream import Marker, Processed, Quality
 from emgfeedback.vocabulary import parse_annotation, short_label
 
 __all__ = [
