@@ -263,6 +263,11 @@ def _console(title: str | None, cfg: Config) -> tuple[list[Any], Callable[[str, 
             v = shown[0]
             v.events.append(f"{ev.alert / v.chain.fs:8.2f} s  SYNKINESIS {ev.channel} during "
                             f"{ev.exercise} ({ev.peak_pct_mvc:.0f} %MVC)")
+        elif kind == "retracted" and shown:  # the provisional alert was a blink or an artefact
+            v = shown[0]
+            why = "a blink" if ev.type == "blink" else (ev.reason or "an artefact")
+            v.events.append(f"{(ev.confirmed or ev.onset) / v.chain.fs:8.2f} s  alert on "
+                            f"{ev.channel} retracted: {why}")
 
     return [console_view], on_event
 
@@ -860,13 +865,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     doc = summarise(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(doc, indent=1, allow_nan=False))
         return 0
     print(f"{doc['file']}: {doc['format']}, {len(doc['channels'])} channels at {doc['fs']:g} Hz, "
           f"{doc['duration_s']:.2f} s")
+    num = lambda v, w: f"{v:{w}.2f}" if v is not None else f"{'n/a':>{w}}"  # noqa: E731
     for c in doc["channels"]:
-        print(f"  {c['label']:<16} RMS {c['rms_uv']:9.2f} µV (20-450 Hz)  mains {c['mains_uv']:8.2f} "
-              f"µV  saturated {c['saturated']}")
+        print(f"  {c['label']:<16} RMS {num(c['rms_uv'], 9)} µV (20-450 Hz)  mains "
+              f"{num(c['mains_uv'], 8)} µV  saturated {c['saturated']}")
     print(f"  gaps: {doc['gaps']} ({doc['lost_samples']} samples lost)")
     ann = doc["annotations"]
     print(f"  annotations: {len(ann)}")

@@ -421,7 +421,7 @@ def render_html(report: Report) -> str:
                          "from", "MVC trials (µV)"], _calibration_rows(s), cls="calibration"))
     parts.append('<p class="note">%MVC = 100 · (envelope − rest mean) / MVC. Rest: robust mean '
                  "and SD of the envelope over the <i>rest</i> period; MVC: per trial the highest "
-                 "500 ms mean above rest, median over the trials (docs/analysis.md).</p>")
+                 "500 ms mean above rest, the highest trial (docs/analysis.md).</p>")
     for n in s.analysis.get("calibration_notes") or []:
         parts.append(f'<p class="note">Calibration note: {e(str(n))}</p>')
 
