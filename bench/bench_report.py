@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from _sessions import make_source, session_start, write_edf_session  # noqa: E402
 
 from emgfeedback.io.importers import load  # noqa: E402
-from emgfeedback.views import figures  # noqa: E402
+from emgfeedback.views.report import figures  # noqa: E402
 from emgfeedback.views.history import History, import_folder, write_progress  # noqa: E402
 from emgfeedback.views.report import (  # noqa: E402
     analyse_recording,

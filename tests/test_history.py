@@ -238,7 +238,7 @@ def test_kill_during_import_leaves_no_partial_session(tmp_path):
                          f"s{k:04d}.edf", b.analysis, b.affected_side)
         write_json_session(s, folder / f"s{k:04d}.json")
     db = tmp_path / "h.sqlite"
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent / "src")]))
     proc = subprocess.Popen([sys.executable, "-c", _IMPORT_SCRIPT, str(folder), str(db)],
                             stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
@@ -303,7 +303,7 @@ def test_import_folder_of_edf_sessions(tmp_path):
 
     # Importing again skips the stored sessions without analysing them again (the refused one
     # is analysed again: it was not stored).
-    import emgfeedback.views.report as report_mod
+    import emgfeedback.views.report.load as report_mod
 
     analysed = []
     orig = report_mod.analyse_recording

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import io
 import re
@@ -121,7 +122,22 @@ def test_report_holds_the_numbers_of_analyze(edf, session, written):
     assert len(body) == len(analysis_reps) >= 10
     assert {r["exercise"] for r in analysis_reps} == {"smile", "eye_closure"}
     sym_by_rep = {(s["rep"], s["exercise"]): s["ratio"] for s in analysis["symmetry"]}
+    # One rep per cue, numbered from 1 as analyze numbers them; its sides listed under it (the
+    # rep's own cells only on its first line).
+    assert [r["rep"] for r in analysis_reps][:2] == [1, 1]
+    shared = ("rep", "exercise", "onset (s)", "duration (s)", "symmetry")
+    last: dict[str, str] = {}
     for row, rep in zip(body, analysis_reps):
+        first = row[col["rep"]] != ""
+        assert first == (last.get("rep") != str(rep["rep"]))
+        if first:
+            last = {k: row[col[k]] for k in shared}
+        else:
+            assert all(row[col[k]] == "" for k in shared)
+            row = list(row)
+            for k in shared:
+                row[col[k]] = last[k]
+        assert row[col["rep"]] == str(rep["rep"])
         assert row[col["exercise"]] == rep["exercise"]
         assert row[col["side"]] == rep["side"]
         assert row[col["target"]] == rep["target"]
@@ -216,9 +232,9 @@ def test_placement_figure_override_is_cleaned_or_note(session, tmp_path, monkeyp
     assert m is not None
     root = ET.fromstring(m.group(0))
     assert root.tag.endswith("svg") and "script" not in m.group(0) and "circle" in m.group(0)
-    import emgfeedback.views.report as report_mod
+    import emgfeedback.views.report.model as report_model
 
-    monkeypatch.setattr(report_mod, "placement_svg_path", lambda: None)
+    monkeypatch.setattr(report_model, "placement_svg_path", lambda: None)
     text = render_html(build_report(bare))
     assert "<svg" not in text and "placement figure not installed" in text
 
@@ -406,7 +422,10 @@ def test_analysis_saved_after_the_session_is_used_and_other_programs_noted(edf, 
     sidecar_path(path).write_text(json.dumps(sc))
     s = load_session(path)
     assert dict(s.analysis, file="") == dict(edf[1], file="") and s.program == "oral-ocular"
-    assert any("the session ran 'oral-ocular'" in n for n in s.notes)
+    today = f"{datetime.date.today():%Y-%m-%d}"
+    assert s.analysis_note.startswith(f"analysis: analysed by 'emgfeedback analyze' on {today}")
+    assert "while the session ran 'oral-ocular'" in s.analysis_note
+    # A saved analysis that 'analyze' wrote is not claimed to come from the window ...
     saved = json.loads(json.dumps(edf[1]))
     saved["program"] = "oral-ocular"
     saved["reps"][0]["target_peak_pct_mvc"] = 12.3
@@ -414,25 +433,39 @@ def test_analysis_saved_after_the_session_is_used_and_other_programs_noted(edf, 
     assert saved_analysis_path(path).name == "gui-analysis.json"
     s = load_session(path)
     assert s.analysis == saved
-    assert s.notes == ("analysis: gui-analysis.json, written when the session stopped",)
+    assert s.analysis_note == (f"analysis: gui-analysis.json, analysed by 'emgfeedback analyze' "
+                               f"on {today}")
+    html_text = render_html(build_report(s))
+    assert "12.3" in html_text and "written by the window" not in html_text
+    # ... only one the window wrote when the session stopped ("origin": "session").
+    saved["origin"] = "session"
+    saved_analysis_path(path).write_text(json.dumps(saved))
+    s = load_session(path)
+    assert s.analysis_note == ("analysis: gui-analysis.json, written by the window when the "
+                               "session stopped")
     assert "12.3" in render_html(build_report(s))
 
 
 def test_pdf_has_the_placement_figure_or_says_where_it_is(session, tmp_path, monkeypatch):
-    from emgfeedback.views import report as report_mod
+    from emgfeedback.views.report import pdf as report_mod
 
     report = build_report(session)
     png = report_mod.placement_png(report.placement)
+
+    def placement_images(pages):
+        return [ax for p in pages for ax in p.axes if ax.get_images()
+                and ax.get_images()[0].get_array().shape[:2] == img_shape]
+
     if shutil.which("rsvg-convert") is not None:
         assert png is not None
         img = Image.open(io.BytesIO(png))
         assert img.width > 600 and img.height > 700  # 640 x 800 px at 96 dpi, drawn at 150 dpi
-        page = report_mod._placement_page(report.placement)
-        assert len(page.axes) == 1 and page.axes[0].get_images()
+        img_shape = (img.height, img.width)
+        assert len(placement_images(report_mod.pages(report))) == 1
     else:
         assert png is None
-    # Without rsvg-convert: a page that says where the figure is.
+    # Without rsvg-convert: the PDF says where the figure is.
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     assert report_mod.placement_png(report.placement) is None
-    page = report_mod._placement_page(report.placement)
-    assert not page.axes and any("rsvg-convert" in t.get_text() for t in page.texts)
+    texts = [t.get_text() for p in report_mod.pages(report) for t in p.texts]
+    assert any("rsvg-convert" in t for t in texts)

@@ -371,16 +371,24 @@ def _add_report(sub: Any) -> None:
                    help="JSON of 'emgfeedback analyze' to use instead of analysing again")
     p.add_argument("--out", type=Path, default=None, help="HTML file (default SESSION.report.html)")
     p.add_argument("--pdf", action="store_true", help="also write a PDF beside the HTML")
+    p.add_argument("--db", type=Path, default=None,
+                   help="history database for the comparison with earlier sessions (default "
+                        "$EMGFEEDBACK_DB or the user data folder, when it exists)")
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from emgfeedback.views.history.progress import context_from_db
     from emgfeedback.views.report import load_session, write_report
 
     out = args.out or args.session.with_suffix(".report.html")
     pdf = out.with_suffix(".pdf") if args.pdf else None
     session = load_session(args.session, args.analysis)
-    write_report(session, out, pdf)
+    try:
+        write_report(session, out, pdf, history=context_from_db(session, args.db))
+    finally:
+        if session.signal is not None:
+            session.signal.close()
     print(f"wrote {out}" + (f" and {pdf}" if pdf else ""))
     return 0
 

@@ -74,7 +74,7 @@ class SynkinesisEvent:
     channel: str  # L-OOC
     trigger: str  # L-ZYG: the rep's target on that side
     exercise: str
-    rep: int  # index of the rep (order of the exercise annotations)
+    rep: int  # number of the rep: 1, 2, ... in the order of the exercise cues
     onset: int
     alert: int
     offset: int | None
@@ -94,7 +94,10 @@ class SynkinesisEvent:
 
 @dataclass(frozen=True)
 class RepResult:
-    """Metrics of one rep on one side (see the module docstring)."""
+    """Metrics of one rep on one side (see the module docstring).
+
+    ``rep`` numbers the cues from 1 in stream order; the sides of one cue share the number.
+    """
 
     rep: int
     exercise: str
@@ -299,7 +302,7 @@ class Detector:
         # channel -> (index in self.events, its rep) of the open event
         self._open: dict[int, tuple[int, _Rep]] = {}
         self._pending: list[_Rep] = []
-        self._rep_count = 0
+        self._rep_count = 1  # reps are numbered from 1, one number per cue
         self._codes_by_side = {s: {c.code for c in montage.channels if c.side == s}
                                for s in montage.sides()}
         # Live state

@@ -1,0 +1,360 @@
+"""The patient history database: the metrics of every analysed session in one SQLite file.
+
+The database (``history.sqlite``) lives in the user's data directory
+(``$XDG_DATA_HOME/emgfeedback/``, by default ``~/.local/share/emgfeedback/``); ``$EMGFEEDBACK_DB``
+or ``--db`` name another file.  It stores per session the pseudonymous patient id, date, source
+file, affected side, program, the JSON of ``analyze`` (numbers, never raw signals: the EDF file
+stays the raw record) and per-exercise metrics (:class:`~emgfeedback.views.summary.ExerciseMetrics`).
+
+Each session is written in one transaction, so a crash or ``kill -9`` in the middle of an import
+leaves either the whole session or nothing.  A session already stored (same patient, date and
+source) or the same content (:attr:`SessionInput.content_id`, a hash of the signal: a copied or
+renamed file) is skipped, so importing a folder twice, or a copy of it, is harmless.
+
+Threads: a :class:`History` belongs to the thread that opened it (SQLite's rule); the GUI calls
+:func:`store_session` (which opens, writes and closes) from its worker thread when a live session
+stops.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from emgfeedback import __version__
+from emgfeedback.errors import DatabaseError, EmgError
+from emgfeedback.views.summary import (
+    ExerciseMetrics,
+    SessionInput,
+    check_patient_id,
+    exercise_metrics,
+    json_ready,
+)
+
+__all__ = [
+    "DB_ENV",
+    "History",
+    "SCHEMA_VERSION",
+    "StoredSession",
+    "default_db_path",
+    "session_content_id",
+    "store_session",
+]
+
+log = logging.getLogger(__name__)
+
+#: Environment variable overriding the database path.
+DB_ENV = "EMGFEEDBACK_DB"
+#: 2: sessions gained ``content_id`` (unique: the same recorded content is one session) and
+#: ``clinician`` (the therapist's notes and grading, JSON).  A version-1 file is upgraded in place
+#: (one transaction); its sessions keep a null ``content_id`` (matched by patient, start and file
+#: name only).
+SCHEMA_VERSION = 2
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE sessions (
+    id INTEGER PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    source TEXT NOT NULL,
+    affected_side TEXT NOT NULL,
+    program TEXT NOT NULL,
+    fs REAL NOT NULL,
+    duration_s REAL NOT NULL,
+    channels TEXT NOT NULL,
+    n_exercises INTEGER NOT NULL,
+    analysis TEXT NOT NULL,
+    stored_at TEXT NOT NULL,
+    content_id TEXT,
+    clinician TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (patient_id, recorded_at, source)
+);
+CREATE INDEX sessions_patient ON sessions (patient_id, recorded_at);
+CREATE UNIQUE INDEX sessions_content ON sessions (content_id);
+CREATE TABLE exercise_metrics (
+    session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    exercise TEXT NOT NULL,
+    n_reps INTEGER NOT NULL,
+    n_synkinesis_reps INTEGER NOT NULL,
+    n_events INTEGER NOT NULL,
+    synkinesis_rate REAL,
+    isolation REAL,
+    cocontraction REAL,
+    peak_pct_mvc_affected REAL,
+    peak_pct_mvc_unaffected REAL,
+    symmetry REAL,
+    time_in_band_s REAL,
+    PRIMARY KEY (session_id, exercise)
+);
+"""
+
+_UPGRADE_1_TO_2 = (
+    "ALTER TABLE sessions ADD COLUMN content_id TEXT",
+    "ALTER TABLE sessions ADD COLUMN clinician TEXT NOT NULL DEFAULT '{}'",
+    "CREATE UNIQUE INDEX sessions_content ON sessions (content_id)",
+    "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+)
+
+_METRIC_COLUMNS = ("n_reps", "n_synkinesis_reps", "n_events", "synkinesis_rate", "isolation",
+                   "cocontraction", "peak_pct_mvc_affected", "peak_pct_mvc_unaffected", "symmetry",
+                   "time_in_band_s")
+
+
+def default_db_path() -> Path:
+    """``$EMGFEEDBACK_DB``, else ``$XDG_DATA_HOME/emgfeedback/history.sqlite``."""
+    if os.environ.get(DB_ENV):
+        return Path(os.environ[DB_ENV]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "emgfeedback" / "history.sqlite"
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """A session as stored in the history."""
+
+    id: int
+    patient_id: str
+    recorded_at: datetime
+    source: str
+    affected_side: str
+    program: str
+    duration_s: float
+    metrics: dict[str, ExerciseMetrics]
+    content_id: str | None = None
+    clinician: dict[str, Any] = field(default_factory=dict)
+
+
+def session_content_id(session: SessionInput) -> str:
+    """What identifies a session by content: its :attr:`SessionInput.content_id` (a hash of the
+    signal), else, for a session known by its metrics only, a hash of its patient, start and
+    analysis JSON (less the analysed file's path)."""
+    if session.content_id:
+        return session.content_id
+    analysis = {k: v for k, v in session.analysis.items() if k != "file"}
+    text = json.dumps(json_ready([session.patient_id, session.recorded_at.isoformat(), analysis]),
+                      sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return "analysis-sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+class History:
+    """The patient history database.
+
+    Parameters
+    ----------
+    path:
+        Database file; :func:`default_db_path` when ``None``.
+    create:
+        Create the file (and its folder) when absent.  Readers (``progress``) pass ``False`` so
+        that a mistyped path gives an error instead of a new empty database.
+
+    Raises
+    ------
+    DatabaseError
+        The file is not an emgfeedback history (not SQLite, damaged, another schema), or absent
+        with ``create=False``.  The file is never modified in that case.
+    """
+
+    def __init__(self, path: Path | None = None, create: bool = True) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        if not self.path.exists():
+            if not create:
+                raise DatabaseError(f"{self.path}: no history database there; add sessions with "
+                                    "'emgfeedback history import FOLDER' or pass --db")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot open the history database ({exc})") from None
+        try:
+            self._check_or_create()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise DatabaseError(f"{self.path}: corrupt or not a history database ({exc}); left "
+                                "untouched: move it away or pass --db") from None
+        except DatabaseError:
+            self._conn.close()
+            raise
+
+    def _check_or_create(self) -> None:
+        c = self._conn
+        c.execute("PRAGMA foreign_keys = ON")
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _SCHEMA.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute("INSERT INTO meta VALUES ('schema_version', ?), ('created_by', ?)",
+                          (str(SCHEMA_VERSION), f"emgfeedback {__version__}"))
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+            return
+        if not {"meta", "sessions", "exercise_metrics"} <= tables:
+            raise DatabaseError(f"{self.path}: an SQLite file, but not an emgfeedback history "
+                                f"(tables: {', '.join(sorted(tables))}); left untouched")
+        row = c.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        try:
+            version = int(row[0]) if row is not None else None
+        except ValueError:
+            version = None
+        if version is None or version > SCHEMA_VERSION:
+            raise DatabaseError(f"{self.path}: history schema version {row[0] if row else '?'} is "
+                                f"not supported by emgfeedback {__version__}; update emgfeedback")
+        check = c.execute("PRAGMA quick_check").fetchone()[0]
+        if check != "ok":
+            raise DatabaseError(f"{self.path}: database damaged ({check}); left untouched: restore "
+                                "a backup or re-import the EDF files into a new --db")
+        if version == 1:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in _UPGRADE_1_TO_2:
+                    c.execute(stmt)
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+            log.info("%s: history upgraded from schema 1 to 2", self.path)
+
+    # -------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "History":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- writing
+    def add(self, session: SessionInput) -> int | None:
+        """Store one analysed session in one transaction.
+
+        Returns its id, or ``None`` when it was already stored (same patient, date and source,
+        or the same content: :func:`session_content_id`).
+
+        Raises
+        ------
+        CalibrationError
+            The session has no calibration: its %MVC values cannot be compared to other sessions.
+        """
+        session.require_calibration()
+        metrics = exercise_metrics(session.analysis, session.affected_side)
+        analysis = json.dumps(json_ready(session.analysis), separators=(",", ":"), allow_nan=False)
+        c = self._conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                cur = c.execute(
+                    "INSERT INTO sessions (patient_id, recorded_at, source, affected_side, program,"
+                    " fs, duration_s, channels, n_exercises, analysis, stored_at, content_id,"
+                    " clinician) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    (session.patient_id, session.recorded_at.isoformat(timespec="seconds"),
+                     session.source, session.affected_side, session.program, session.fs,
+                     session.duration_s, json.dumps(session.channels), len(metrics), analysis,
+                     datetime.now().isoformat(timespec="seconds"), session_content_id(session),
+                     json.dumps(json_ready(session.clinician or {}), allow_nan=False)))
+                if cur.rowcount == 0:
+                    c.execute("ROLLBACK")
+                    return None
+                sid = int(cur.lastrowid or 0)
+                c.executemany(
+                    f"INSERT INTO exercise_metrics (session_id, exercise, {', '.join(_METRIC_COLUMNS)})"
+                    f" VALUES (?, ?, {', '.join('?' * len(_METRIC_COLUMNS))})",
+                    [(sid, m.exercise, *(getattr(m, k) for k in _METRIC_COLUMNS)) for m in metrics])
+                c.execute("COMMIT")
+            except BaseException:
+                if c.in_transaction:
+                    c.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot store the session of {session.source} "
+                                f"({exc})") from None
+        log.info("stored %s (%s, %s) as session %d", session.source, session.patient_id,
+                 session.recorded_at, sid)
+        return sid
+
+    # -------------------------------------------------------------- reading
+    def contains(self, patient_id: str, recorded_at: datetime, source: str) -> bool:
+        """Whether the session (patient, start, source) is stored already."""
+        try:
+            row = self._conn.execute(
+                "SELECT 1 FROM sessions WHERE patient_id = ? AND recorded_at = ? AND source = ?",
+                (patient_id, recorded_at.isoformat(timespec="seconds"), source)).fetchone()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot read sessions ({exc})") from None
+        return row is not None
+
+    def contains_content(self, content_id: str) -> bool:
+        """Whether a session with this content (:func:`session_content_id`) is stored already."""
+        try:
+            row = self._conn.execute("SELECT 1 FROM sessions WHERE content_id = ?",
+                                     (content_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot read sessions ({exc})") from None
+        return row is not None
+
+    def patients(self) -> list[str]:
+        return [r[0] for r in self._conn.execute(
+            "SELECT DISTINCT patient_id FROM sessions ORDER BY patient_id")]
+
+    def sessions(self, patient_id: str) -> list[StoredSession]:
+        """Stored sessions of ``patient_id``, oldest first (an empty list when none)."""
+        check_patient_id(patient_id)
+        try:
+            rows = self._conn.execute(
+                "SELECT id, patient_id, recorded_at, source, affected_side, program, duration_s,"
+                " content_id, clinician FROM sessions WHERE patient_id = ?"
+                " ORDER BY recorded_at, id",
+                (patient_id,)).fetchall()
+            out = []
+            for r in rows:
+                mets = {}
+                for m in self._conn.execute(
+                        f"SELECT exercise, {', '.join(_METRIC_COLUMNS)} FROM exercise_metrics"
+                        " WHERE session_id = ?", (r[0],)):
+                    mets[m[0]] = ExerciseMetrics(m[0], *m[1:])
+                try:
+                    clin = json.loads(r[8] or "{}")
+                except ValueError:
+                    clin = {}
+                out.append(StoredSession(r[0], r[1], datetime.fromisoformat(r[2]), r[3], r[4], r[5],
+                                         r[6], mets, r[7], clin if isinstance(clin, dict) else {}))
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot read sessions ({exc})") from None
+        return out
+
+
+def store_session(session: SessionInput, db: Path | None = None) -> int | None:
+    """Store one analysed session in the history; what the GUI calls when a live session stops.
+
+    Opens the database (creating it if needed), writes the session in one transaction and closes
+    it.  Call it from a worker thread, not the GUI thread (it does file I/O).
+
+    Returns
+    -------
+    int or None
+        The new session's id, or ``None`` when it was already stored.
+
+    Raises
+    ------
+    CalibrationError
+        The session has no calibration.
+    DatabaseError
+        The database is corrupt or not writable; it is left untouched.
+    """
+    with History(db) as h:
+        return h.add(session)
