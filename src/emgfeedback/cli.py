@@ -171,9 +171,9 @@ def _run_console(args: argparse.Namespace, cfg: Config) -> int:
                     console=True)
 
 
-def _live_clinic(chain: Any, channels: Sequence[str], rec: Any, view: Any) -> Any:
+def _live_clinic(chain: Any, channels: Sequence[str], rec: Any) -> Any:
     """Live calibration + synkinesis detection when the channels are facial regions: alerts go
-    into the recording and the console's event list."""
+    into the recording (the console view reads the clinic's state and events)."""
     from emgfeedback.clinical.live import LiveClinic
     from emgfeedback.clinical.montage import Montage
     from emgfeedback.clinical.exercises import default_program
@@ -184,12 +184,7 @@ def _live_clinic(chain: Any, channels: Sequence[str], rec: Any, view: Any) -> An
     except ConfigError:
         return None  # channels that are not facial regions: filters and bars only
 
-    def on_event(kind: str, ev: Any) -> None:
-        if view is not None and kind == "raised":
-            view.events.append(f"{ev.alert / chain.fs:8.2f} s  SYNKINESIS {ev.channel} during "
-                               f"{ev.exercise} ({ev.peak_pct_mvc:.0f} %MVC)")
-
-    return LiveClinic(chain, montage, program, on_event=on_event,
+    return LiveClinic(chain, montage, program,
                       annotate=rec.annotate if rec is not None else None)
 
 
@@ -231,24 +226,31 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
             from emgfeedback.io.lsl import LslPublisher
 
             closers.append(session.add(LslPublisher(session.source.info)))
-        view = None
-        if console:
-            view = ConsoleView(chain, title=f"emgfeedback: {source.info.name}",
-                               quality=cfg.quality)
-        clinic = _live_clinic(chain, source.info.channels, rec, view)
+        clinic = _live_clinic(chain, source.info.channels, rec)
         if clinic is not None:
             session.add(clinic)
             closers.append(clinic)
-        if view is not None:
+        view = None
+        if console:
+            view = ConsoleView(chain, title=f"emgfeedback: {source.info.name}",
+                               quality=cfg.quality, clinic=clinic)
             session.add(view)
-        old = signal.signal(signal.SIGTERM, lambda *_: session.stop())
+        # Ctrl-C and SIGTERM ask the loop to stop after the current chunk, so the recorder is
+        # never interrupted inside a write; the file is then closed as after --duration.
+        stop = lambda *_: session.stop()  # noqa: E731
+        old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        if record_to is not None:
+            until = f"for {args.duration:g} s of signal" if args.duration else "until stopped"
+            print(f"recording to {record_to} {until}: Ctrl-C (or SIGTERM) stops and closes the "
+                  "file", file=sys.stderr, flush=True)
         t0 = time.monotonic()
         try:
             session.run(args.duration)
         except KeyboardInterrupt:
             pass
         finally:
-            signal.signal(signal.SIGTERM, old)
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
     finally:
         try:
             session.close()
@@ -502,7 +504,8 @@ COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _
 def _add_record(sub: Any) -> None:
     p = sub.add_parser("record", help="record a session to EDF+/BDF+ with a JSON sidecar")
     _add_board_options(p)
-    p.add_argument("--duration", type=float, required=True, help="seconds of signal")
+    p.add_argument("--duration", type=float, default=None,
+                   help="seconds of signal (default: until Ctrl-C or SIGTERM, or the source ends)")
     p.add_argument("--patient", required=True, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--out", type=Path, required=True, help="output .edf (or .bdf)")
     p.add_argument("--lsl", action="store_true", help="also publish raw/envelope/markers on LSL")
@@ -512,7 +515,7 @@ def _add_record(sub: Any) -> None:
 def cmd_record(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() not in (".edf", ".bdf"):
         raise ConfigError(f"{args.out}: record writes .edf or .bdf")
-    if args.duration <= 0:
+    if args.duration is not None and args.duration <= 0:
         raise ConfigError(f"--duration must be positive, got {args.duration}")
     if args.board == "simulated" and args.scenario is None:
         args.scenario = "session"
@@ -555,7 +558,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     chain = session.open()
     from emgfeedback.views.console import ConsoleView
 
-    view = ConsoleView(chain, title=f"emgfeedback replay: {args.file.name}", quality=cfg.quality)
+    # The live clinical engine, as when the session was recorded: replay shows the live events.
+    clinic = _live_clinic(chain, source.info.channels, None)
+    if clinic is not None:
+        session.add(clinic)
+    view = ConsoleView(chain, title=f"emgfeedback replay: {args.file.name}", quality=cfg.quality,
+                       clinic=clinic)
     session.add(view)
     if args.lsl:
         from emgfeedback.io.lsl import LslPublisher
@@ -566,7 +574,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        session.close()
+        try:
+            session.close()
+        finally:
+            if clinic is not None:
+                clinic.close()
     view.draw()
     print(f"replayed {session.samples / chain.fs:.1f} s of {args.file} "
           f"({session.lost} samples lost)", file=sys.stderr)

@@ -88,9 +88,20 @@ class Trend:
 
     @property
     def improving(self) -> bool | None:
+        """Whether the trend is an improvement (``None`` when steady or too early); symmetry
+        improves towards 1 (both sides alike), from either side."""
         if self.direction not in ("rising", "falling"):
             return None
+        if self.metric == "symmetry":
+            return abs(1.0 - self.last) < abs(1.0 - self.first)
         return (self.direction == "falling") == _LOWER_BETTER[self.metric]
+
+
+def better(attr: str, now: float, was: float) -> bool:
+    """Whether ``now`` is better than ``was`` for metric ``attr`` (symmetry: nearer to 1)."""
+    if attr == "symmetry":
+        return abs(1.0 - now) < abs(1.0 - was)
+    return (now < was) == _LOWER_BETTER[attr]
 
 
 def _days(sessions: Sequence[StoredSession]) -> list[int]:
@@ -149,6 +160,15 @@ def _fmt(attr: str, v: float | None) -> str:
     return f"{v:.1f}" if attr.startswith("peak") else f"{v:.2f}"
 
 
+def _slope(attr: str, v: float) -> str:
+    """A slope per 30 days in the unit its values are shown in (rates in % points)."""
+    if v != v:
+        return "–"
+    if attr == "synkinesis_rate":
+        return f"{100 * v:+.0f} %"
+    return f"{v:+.1f}" if attr.startswith("peak") else f"{v:+.2f}"
+
+
 def _span_words(t: Trend) -> str:
     return f"{t.n} session{'s' if t.n != 1 else ''} on {t.days} day{'s' if t.days != 1 else ''}"
 
@@ -177,7 +197,7 @@ def context_for(session: SessionInput, stored: Sequence[StoredSession]) -> Histo
     classes: list[str] = []
     for ex, m in me.metrics.items():
         pm = prev.metrics.get(ex)
-        for attr, _title, lower in PROGRESS_METRICS:
+        for attr, _title, _lower in PROGRESS_METRICS:
             now = getattr(m, attr)
             was = getattr(pm, attr) if pm is not None else None
             if now is None and was is None:
@@ -189,8 +209,7 @@ def context_for(session: SessionInput, stored: Sequence[StoredSession]) -> Histo
                 if abs(diff) < 0.02 * scale:
                     word = "about the same"
                 else:
-                    better = (diff < 0) == lower
-                    word, cls = ("better", "good") if better else ("worse", "bad")
+                    word, cls = ("better", "good") if better(attr, now, was) else ("worse", "bad")
             rows.append((ex, _TITLES[attr], _fmt(attr, now), _fmt(attr, was), word))
             classes.append(cls)
     if rows:
@@ -252,16 +271,16 @@ def _trend_table(ts: Sequence[Trend], key: str, title: str) -> Table:
     for t in ts:
         rows.append((t.exercise, _TITLES[t.metric], str(t.n), _fmt(t.metric, t.first),
                      _fmt(t.metric, t.last),
-                     "–" if t.slope_per_30d != t.slope_per_30d else f"{t.slope_per_30d:+.3g}",
-                     t.direction, str(t.span_days)))
+                     _slope(t.metric, t.slope_per_30d), str(t.span_days), t.direction))
         classes.append("" if t.improving is None else ("good" if t.improving else "bad"))
     return Table(key, title, ("exercise", "metric", "sessions", "first", "last",
-                              "slope per 30 days", "trend", "span (days)"),
+                              "slope per 30 days", "span (days)", "trend"),
                  tuple(rows), left=2, row_classes=tuple(classes),
                  notes=(f"Trend: least-squares line over days (sessions of one day averaged), "
                         f"claimed with sessions on {MIN_TREND_DAYS} or more days spanning "
                         f"{MIN_TREND_SPAN_DAYS} days or more; green where the change is an "
-                        "improvement. No validated cut-off exists: read with the therapist.",))
+                        "improvement (symmetry: towards 1). No validated cut-off exists: read with the "
+                        "therapist.",))
 
 
 def fig_progress(

@@ -26,7 +26,8 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}
 tr.syn td{background:#fde8e8}tr.side td{border-top-color:#f4f4f4}
 .meta td{text-align:left;border:none;padding:.1em 1em .1em 0}
 .green{color:#2e7d32}.amber{color:#b26a00}.red{color:#c62828;font-weight:bold}
-.good{color:#2e7d32;font-weight:bold}.bad{color:#c62828;font-weight:bold}
+tr.good td:last-child{color:#2e7d32;font-weight:bold}
+tr.bad td:last-child{color:#c62828;font-weight:bold}
 figure{margin:1em 0;break-inside:avoid}figure img{max-width:100%}
 figcaption{font-size:.85em;color:#555}
 .placement svg{max-width:24em;height:auto;float:right;margin:0 0 1em 1em}
@@ -84,7 +85,7 @@ def render_html(report: Report) -> str:
         parts.append("<h2>Compared with earlier sessions</h2>")
         parts.append('<div class="summary" id="history">'
                      + "".join(f"<p>{e(x)}</p>" for x in report.history.sentences) + "</div>")
-        parts += [table_html(t, heading=False) for t in report.history.tables]
+        parts += [table_html(ht) for ht in report.history.tables]
     t = report.tables
     if "clinician" in t:
         parts.append(table_html(t["clinician"]))

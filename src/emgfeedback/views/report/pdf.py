@@ -115,8 +115,8 @@ class _Flow:
                              for c, w, num in zip(cells, widths, numeric))
 
         n_chars = sum(widths) + 2 * (len(widths) - 1)
-        # DejaVu Sans Mono advances 0.6 em per character.
-        size = float(min(max_size, TEXT_W * 72 / (0.6 * max(1, n_chars))))
+        # DejaVu Sans Mono advances 0.602 em per character; keep a little slack.
+        size = float(min(max_size, (TEXT_W - 0.15) * 72 / (0.62 * max(1, n_chars))))
         h = size * 1.5 / 72
         if heading:
             self.heading(t.title, keep=3 * h)
@@ -175,9 +175,9 @@ class _Flow:
     def footers(self, left: str) -> None:
         n = len(self.pages)
         for i, page in enumerate(self.pages, start=1):
-            page.text(MARGIN_X / PAGE_W, 0.3 / PAGE_H, left, fontsize=7.5, color="#555555")
-            page.text(0.5, 0.3 / PAGE_H, TRAINING_AID, fontsize=7, color="#8a5a00", ha="center")
-            page.text(1 - MARGIN_X / PAGE_W, 0.3 / PAGE_H, f"page {i} of {n}", fontsize=8,
+            page.text(0.5, 0.42 / PAGE_H, TRAINING_AID, fontsize=7, color="#8a5a00", ha="center")
+            page.text(MARGIN_X / PAGE_W, 0.22 / PAGE_H, left, fontsize=7.5, color="#555555")
+            page.text(1 - MARGIN_X / PAGE_W, 0.22 / PAGE_H, f"page {i} of {n}", fontsize=8,
                       ha="right", color="#333333")
 
 
@@ -211,8 +211,7 @@ def pages(report: Report) -> list[Any]:
         for x in report.history.sentences:
             f.para(x, 10)
         for ht in report.history.tables:
-            f.gap(0.05)
-            f.table(ht, heading=False)
+            f.table(ht)
     t = report.tables
     if "clinician" in t:
         f.table(t["clinician"])
