@@ -469,3 +469,113 @@ def test_pdf_has_the_placement_figure_or_says_where_it_is(session, tmp_path, mon
     assert report_mod.placement_png(report.placement) is None
     texts = [t.get_text() for p in report_mod.pages(report) for t in p.texts]
     assert any("rsvg-convert" in t for t in texts)
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    """An 8-channel session (every region of the default montage) with a previous session in
+    the history and the therapist's notes and grading in its sidecar; report HTML and PDF."""
+    from _sessions import make_session
+
+    from emgfeedback.views.history import store_session
+    from emgfeedback.views.history.progress import context_from_db
+
+    d = tmp_path_factory.mktemp("full")
+    db = d / "h.sqlite"
+    store_session(make_session(seed=7, patient="P-042", day=0, duration=150.0,
+                               with_signal=False), db)
+    path = d / "P-042_day7.edf"
+    clinician = {"notes": "Eye still pulls with the smile; practise slower.",
+                 "house_brackmann": 3, "sunnybrook_synkinesis": 7}
+    write_edf_session(path, make_source(seed=8, synkinesis_prob=0.5, duration=150.0), "P-042",
+                      session_start(7), clinician=clinician)
+    s = load_session(path)
+    out, pdf = d / "r.html", d / "r.pdf"
+    report = write_report(s, out, pdf, history=context_from_db(s, db))
+    s.signal.close()
+    return report, out, pdf
+
+
+def _pdf_text(pdf: Path) -> list[str]:
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext not found: install poppler-utils (scripts/setup.sh does)")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+    return text.split("\f")[:-1]
+
+
+def test_pdf_text_holds_every_row_of_every_table(full_report):
+    """Every row of every table of the HTML report is in the PDF's text (pdftotext), the
+    calibration rows of all 8 channels among them; every page is numbered and carries the
+    training-aid statement; the layout is compact."""
+    report, out, pdf = full_report
+    pages = _pdf_text(pdf)
+    norm = lambda s: " ".join(s.split())  # noqa: E731
+    lines = {norm(ln) for p in pages for ln in p.splitlines()}
+    p = _Tables()
+    p.feed(out.read_text(encoding="utf-8"))
+    tables = {k: v for k, v in p.tables.items() if k != "meta"}
+    assert set(tables) == {"previous", "clinician", "montage", "quality", "calibration",
+                           "exercises", "reps"}
+    n_rows = 0
+    for key, rows in tables.items():
+        for row in rows:  # the header and every body row
+            want = norm(" ".join(c for c in row if c))
+            assert want in lines, f"table {key}: row {want!r} not in the PDF"
+            n_rows += 1
+    assert n_rows > 40
+    cal = [r[0] for r in tables["calibration"][1:]]
+    assert cal == report.session.channels and "R-OOR" in cal and len(cal) == 8
+    # page numbers and the statement on every page; no near-empty page but the last
+    n = len(pages)
+    for i, page in enumerate(pages, start=1):
+        assert f"page {i} of {n}" in page
+        assert "not a diagnostic medical device" in norm(page)
+    assert n <= 8
+    d = pdf.parent / "pages"
+    d.mkdir(exist_ok=True)
+    subprocess.run(["pdftoppm", "-r", "20", "-gray", "-png", str(pdf), str(d / "p")], check=True,
+                   timeout=60)
+    for png in sorted(d.glob("p-*.png"))[:-1]:
+        px = np.asarray(Image.open(png).convert("L"))
+        body = px[: int(px.shape[0] * (1 - 0.75 / 8.27))]  # above the footer
+        inked = np.flatnonzero((body < 200).any(axis=1))
+        assert inked[-1] > 0.6 * len(body), f"{png.name}: content ends in the upper part"
+
+
+def test_report_says_what_a_therapist_needs_in_plain_words(full_report):
+    report, out, _pdf = full_report
+    html_text = out.read_text(encoding="utf-8")
+    s = report.session
+    assert s.clinician == {"notes": "Eye still pulls with the smile; practise slower.",
+                           "house_brackmann": 3, "sunnybrook_synkinesis": 7}
+    p = _Tables()
+    p.feed(html_text)
+    grading = {r[0]: r[1] for r in p.tables["clinician"][1:]}
+    assert grading == {"House-Brackmann grade": "3", "Sunnybrook synkinesis score": "7"}
+    assert "Eye still pulls with the smile" in html_text
+    assert "training aid for facial rehabilitation, not a diagnostic medical device" in html_text
+    summary = " ".join(report.summary)
+    n_cues = len({r["rep"] for r in s.analysis["reps"]})
+    assert summary.startswith(f"{n_cues} reps of ") and "left side" in summary
+    k = sum(m.n_synkinesis_reps for m in report.metrics)
+    assert (f"in {k} of " in summary) if k else ("no synkinesis" in summary)
+    history = " ".join(report.history.sentences)
+    assert "Previous session: 2025-01-06 09:30 (7 days earlier" in history
+    assert "Too early for a trend: 2 sessions on 2 days" in history
+    prev = p.tables["previous"]
+    assert prev[0][3] == "previous (2025-01-06)" and len(prev) > 4
+    assert all(r[4] in ("better", "worse", "about the same", "–") for r in prev[1:])
+
+
+def test_clinician_entries_are_validated_one_by_one(edf, tmp_path):
+    path = tmp_path / "c.edf"
+    shutil.copy(edf[0], path)
+    sc = json.loads(sidecar_path(edf[0]).read_text())
+    sc["clinician"] = {"notes": "ok", "house_brackmann": 9, "sunnybrook_synkinesis": 4,
+                       "mood": "fine"}
+    sidecar_path(path).write_text(json.dumps(sc))
+    s = load_session(path, edf[1], keep_signal=False)
+    assert s.clinician == {"notes": "ok", "house_brackmann": None, "sunnybrook_synkinesis": 4}
+    assert any("house_brackmann must be a whole number 1-6" in n for n in s.notes)
+    assert any("unknown key 'mood'" in n for n in s.notes)
