@@ -422,3 +422,26 @@ def test_history_of_schema_1_is_upgraded_in_place(tmp_path):
     assert stored[0].content_id is None and stored[1].content_id
     assert sqlite3.connect(db).execute(
         "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+
+
+def test_therapist_entries_are_stored_and_shown_in_progress(tmp_path):
+    from emgfeedback.errors import ConfigError
+
+    db = tmp_path / "h.sqlite"
+    s = make_session(seed=3, duration=120.0, patient="P-060", with_signal=False)
+    s = replace(s, clinician={"notes": "first visit", "house_brackmann": 4,
+                              "sunnybrook_synkinesis": None})
+    sid = store_session(s, db)
+    with History(db) as h:
+        assert h.sessions("P-060")[0].clinician["house_brackmann"] == 4
+        h.set_clinician(sid, {"notes": "re-graded", "house_brackmann": 3,
+                              "sunnybrook_synkinesis": 6})
+        with pytest.raises(ConfigError, match="sunnybrook_synkinesis must be a whole number 0-15"):
+            h.set_clinician(sid, {"sunnybrook_synkinesis": 16})
+        assert h.sessions("P-060")[0].clinician == {"notes": "re-graded", "house_brackmann": 3,
+                                                    "sunnybrook_synkinesis": 6}
+    html = (tmp_path / "p.html")
+    write_progress("P-060", html, db)
+    text = html.read_text(encoding="utf-8")
+    assert "House-Brackmann grade" in text and "<td>3</td><td>6</td>" in text
+    assert "re-graded" in text

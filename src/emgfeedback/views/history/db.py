@@ -23,17 +23,19 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from emgfeedback import __version__
-from emgfeedback.errors import DatabaseError, EmgError
+from emgfeedback.errors import ConfigError, DatabaseError
 from emgfeedback.views.summary import (
     ExerciseMetrics,
     SessionInput,
     check_patient_id,
+    clinician_fields,
     exercise_metrics,
     json_ready,
 )
@@ -286,6 +288,29 @@ class History:
         log.info("stored %s (%s, %s) as session %d", session.source, session.patient_id,
                  session.recorded_at, sid)
         return sid
+
+    def set_clinician(self, session_id: int, value: Mapping[str, Any]) -> dict[str, Any]:
+        """Store the therapist's notes and grading of a stored session (the window calls it when
+        they are entered after the session was stored); returns what was stored.
+
+        Raises
+        ------
+        ConfigError
+            A field of the wrong type or out of range (named); nothing is changed.
+        DatabaseError
+            No such session, or the database cannot be written.
+        """
+        fields, problems = clinician_fields(value)
+        if problems:
+            raise ConfigError("therapist's entries: " + "; ".join(problems))
+        try:
+            cur = self._conn.execute("UPDATE sessions SET clinician = ? WHERE id = ?",
+                                     (json.dumps(fields, allow_nan=False), session_id))
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot store the therapist's entries ({exc})") from None
+        if cur.rowcount == 0:
+            raise DatabaseError(f"{self.path}: no session {session_id}")
+        return fields
 
     # -------------------------------------------------------------- reading
     def contains(self, patient_id: str, recorded_at: datetime, source: str) -> bool:
