@@ -353,6 +353,12 @@ def render_progress_html(patient_id: str, sessions: Sequence[StoredSession]) -> 
             return "–"
         return f"{v:.1f}" if attr.startswith("peak") else f"{v:.2f}"
 
+    def slope(t: Trend) -> str:
+        v = t.slope_per_30d
+        if v != v:
+            return "–"
+        return f"{v:+.1f}" if t.metric.startswith("peak") else f"{v:+.3f}"
+
     rows = []
     ts = trends(sessions)
     for t in ts:
@@ -360,7 +366,7 @@ def render_progress_html(patient_id: str, sessions: Sequence[StoredSession]) -> 
         rows.append(f"<tr data-exercise=\"{e(t.exercise)}\" data-metric=\"{t.metric}\">"
                     f"<td class=\"l\">{e(t.exercise)}</td><td class=\"l\">{e(_TITLES[t.metric])}</td>"
                     f"<td>{t.n}</td><td>{num(t.metric, t.first)}</td><td>{num(t.metric, t.last)}</td>"
-                    f"<td>{'–' if t.slope_per_30d != t.slope_per_30d else f'{t.slope_per_30d:+.3g}'}</td>"
+                    f"<td>{slope(t)}</td>"
                     f"<td{cls}>{t.direction}</td><td>{t.days}</td><td>{t.span_days}</td></tr>")
     srows = []
     for s in sessions:
