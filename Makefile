@@ -13,7 +13,7 @@ help:
 	@echo "make firmware   build the Arduino firmware with Debian's arduino-mk"
 
 setup:
-	@bash scripts/setup.sh test
+	@bash scripts/setup.sh test,video
 
 demo: setup
 	$(VENV)/bin/emgfeedback demo $(DEMO_ARGS)
@@ -26,7 +26,7 @@ test-fast: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench:
-	@bash scripts/setup.sh test,bench
+	@bash scripts/setup.sh test,bench,video
 	QT_QPA_PLATFORM=offscreen $(PY) bench/run.py --out docs/benchmarks.md
 
 firmware:

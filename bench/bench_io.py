@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from emgfeedback.config import Config
-from emgfeedback.dsp.chain import Processed
+from emgfeedback.stream import Processed, SourceInfo, Status
 from emgfeedback.io.edf import Recorder, grid_for
 from emgfeedback.session import Session
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.sources.simulated import SimulatedSource
-from emgfeedback.stream import SourceInfo, Status
 
 
 def rss_mb() -> float:

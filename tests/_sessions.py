@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.simulated import SIM_RANGE_UV, SimulatedSource
 from emgfeedback.views.report import recording_from_chunk
@@ -43,9 +43,10 @@ def analyse_file(path, affected_side: str = "L") -> dict[str, Any]:
 
 def make_source(seed: int = 0, synkinesis_prob: float | None = None, duration: float = 150.0,
                 channels: tuple[str, ...] | None = None,
-                scenario: str = "session") -> SimulatedSource:
-    """The simulated board of a clinic session."""
-    p = ModelParams(synkinesis_prob=synkinesis_prob)
+                scenario: str = "session", calibration: bool = True) -> SimulatedSource:
+    """The simulated board of a clinic session (``calibration=False``: without its rest and MVC
+    periods)."""
+    p = ModelParams(synkinesis_prob=synkinesis_prob, calibration=calibration)
     if channels is not None:
         p = replace(p, channels=channels)
     return SimulatedSource(scenario, duration, seed, speed=None, params=p)
@@ -102,7 +103,7 @@ def write_edf_session(path, src: SimulatedSource, patient: str = "P-001",
     The same path as ``emgfeedback simulate --out x.edf`` (the live :class:`Recorder`, samples on
     its digital grid), with the patient id and start time given (header and sidecar ``started``).
     """
-    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.stream import Processed
     from emgfeedback.io.edf import Recorder, grid_for
 
     start = start or session_start()

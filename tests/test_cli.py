@@ -22,7 +22,7 @@ def _run(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
 def test_simulate_writes_csv_and_truth(tmp_path: Path) -> None:
     out = tmp_path / "s.csv"
     assert main(["simulate", "--scenario", "smile-synkinesis", "--duration", "12", "--seed", "2",
-                 "--out", str(out)]) == 0
+                 "--no-calibration", "--out", str(out)]) == 0
     rec = load(out)
     chunk, markers = rec.to_chunk(), rec.markers
     assert chunk.data.shape == (12000, 8) and chunk.fs == 1000.0
@@ -33,7 +33,7 @@ def test_simulate_writes_csv_and_truth(tmp_path: Path) -> None:
     # Deterministic: the same command writes the same numbers.
     out2 = tmp_path / "t.csv"
     main(["simulate", "--scenario", "smile-synkinesis", "--duration", "12", "--seed", "2",
-          "--out", str(out2)])
+          "--no-calibration", "--out", str(out2)])
     assert np.array_equal(load(out2).to_chunk().data, chunk.data)
 
 

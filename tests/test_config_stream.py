@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emgfeedback.clinical.regions import parse_label, short_label
+from emgfeedback.vocabulary import parse_label, short_label
 from emgfeedback.config import Config, DspConfig, load_config
 from emgfeedback.errors import ConfigError
 from emgfeedback.stream import Chunk, Marker, RingBuffer, Status
@@ -34,7 +34,7 @@ def test_toml_overrides_and_types(tmp_path: Path) -> None:
     ("[dsp]\nband = [450, 20]\n", "dsp.band must be"),
     ("[dsp]\nband = 20\n", "dsp.band must be a list"),
     ("[dsp]\nnotch_q = \"high\"\n", "dsp.notch_q must be a number"),
-    ("[dsp]\nmains = 55\n", "dsp.mains must be 50, 60"),
+    ("[dsp]\nmains = 55\n", "dsp.mains must be one of '50', '60'"),
     ("[dsp\n", "not valid TOML"),
 ])
 def test_bad_config_is_one_clear_message(tmp_path: Path, text: str, needle: str) -> None:

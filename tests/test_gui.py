@@ -85,8 +85,7 @@ def test_column_cache_equals_a_full_reduction_whatever_the_chunking() -> None:
 
 def test_traces_draw_one_band_per_channel_and_break_at_gaps(qtbot) -> None:
     """Two curves for all channels; a gap's NaN never reaches the curve and breaks the line."""
-    from emgfeedback.dsp.chain import Processed
-    from emgfeedback.stream import Status
+    from emgfeedback.stream import Processed, Status
     from emgfeedback.views.gui.live import LiveBuffers
     from emgfeedback.views.gui.screens import TracesScreen
 

@@ -273,7 +273,8 @@ def test_import_folder_of_edf_sessions(tmp_path):
         write_edf_session(folder / "2025" / f"P-007_{k}.edf", src, patient="P-007",
                           start=session_start(7 * k))
     (folder / "notes.edf").write_text("not a recording")
-    nocal = make_source(seed=9, duration=30.0, channels=SMALL, scenario="smile-synkinesis")
+    nocal = make_source(seed=9, duration=30.0, channels=SMALL, scenario="smile-synkinesis",
+                        calibration=False)
     write_edf_session(folder / "nocal.edf", nocal, patient="P-007", start=session_start(30))
 
     import io

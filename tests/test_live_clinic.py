@@ -63,7 +63,7 @@ def test_replay_json_equals_analyze_json(tmp_path: Path) -> None:
 def test_analyze_takes_the_affected_side_from_the_sidecar(tmp_path: Path) -> None:
     out = tmp_path / "s.edf"
     assert main(["simulate", "--scenario", "smile-synkinesis", "--duration", "20",
-                 "--out", str(out)]) == 0
+                 "--no-calibration", "--out", str(out)]) == 0
     js = tmp_path / "a.json"
     assert main(["analyze", str(out), "--calibration", "auto", "--json", str(js)]) == 0
     assert json.loads(js.read_text())["affected_side"] == "L"  # the simulated patient's side

@@ -271,7 +271,8 @@ def test_recording_without_calibration_periods_is_refused(tmp_path, capsys):
     from emgfeedback.cli import main
 
     path = tmp_path / "nocal.edf"
-    src = make_source(seed=6, duration=40.0, channels=SMALL, scenario="smile-synkinesis")
+    src = make_source(seed=6, duration=40.0, channels=SMALL, scenario="smile-synkinesis",
+                      calibration=False)
     write_edf_session(path, src, patient="P-003", start=session_start(2))
     s = load_session(path)
     assert {c["mvc_source"] for c in s.analysis["calibration"].values()} == {"auto"}
@@ -309,7 +310,7 @@ def test_rep_rows_count_events_per_side():
 
 # ----------------------------------------------------------------------------- EDF+ sessions
 def test_load_session_takes_metadata_from_the_sidecar(edf, session):
-    from emgfeedback.clinical.regions import REGIONS
+    from emgfeedback.vocabulary import REGIONS
 
     sc = read_edf(edf[0]).sidecar
     assert sc["patient"] == "P-001" and sc["status"] == "complete"
@@ -354,7 +355,7 @@ def test_recording_that_was_never_closed_is_reported_as_recovered(edf, tmp_path)
 
 
 def test_gaps_stay_gaps_in_the_envelopes(tmp_path):
-    from emgfeedback.dsp.chain import Processed
+    from emgfeedback.stream import Processed
     from emgfeedback.io.edf import Recorder, grid_for
 
     src = make_source(seed=4, duration=100.0, channels=SMALL)

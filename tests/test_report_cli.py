@@ -51,9 +51,9 @@ def test_report_of_a_simulated_edf_session(tmp_path, capsys):
     assert main(["report", str(edf), "--out", str(out), "--pdf"]) == 0
     assert f"wrote {out} and {out.with_suffix('.pdf')}" in capsys.readouterr().out
     text = out.read_text(encoding="utf-8")
-    # a simulated file names no patient (emgfeedback simulate writes the placeholder 0000)
+    # a simulated file names no patient (emgfeedback simulate writes the placeholder SIM-0000)
     assert '<td id="patient">none (simulated session)</td>' in text and "<svg" in text
-    assert "0000" not in text
+    assert "SIM-0000" not in text and "patient 0000" not in text
     assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     out2 = tmp_path / "r2.html"
     assert main(["report", str(edf), "--analysis", str(analysis), "--out", str(out2)]) == 0

@@ -9,7 +9,8 @@ from scipy import signal
 from emgfeedback.config import DspConfig
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.sources import open_source
-from emgfeedback.sources.facesim import SCENARIOS, ModelParams
+from emgfeedback.vocabulary import EXERCISES
+from emgfeedback.sources.facesim import SCENARIOS, ModelParams, calibration_s
 from emgfeedback.sources.simulated import SimulatedSource
 
 
@@ -44,7 +45,7 @@ def test_labels_follow_the_convention() -> None:
 def test_muscle_spectrum_mostly_in_facial_band() -> None:
     # Muscle activity only: no mains, almost no baseline noise, no drift.
     src, x = _whole("smile-clean", 30.0, noise_uv=(0.01, 0.01), mains_uv=0.0, drift_uv=0.0,
-                    offset_uv=0.0)
+                    offset_uv=0.0, calibration=False)
     z = src.info.channels.index("EMG R-ZYG")
     on = [a for a in src.script.activations if a.channel == "R-ZYG"]
     seg = np.concatenate([x[a.start + 200: a.stop - 200, z] for a in on])
@@ -65,7 +66,9 @@ def test_baseline_noise_and_mains_in_documented_ranges() -> None:
     f, p = signal.welch(x - x.mean(axis=0), fs=1000.0, nperseg=1000, axis=0)
     for h in (60, 120, 180):
         k = np.argmin(np.abs(f - h))
-        assert np.all(p[k] > 10 * np.median(p[(f > h + 3) & (f < h + 8)], axis=0))
+        # (OOC channels: blink bursts fill the neighbourhood of the lines)
+        ratio = p[k] / np.median(p[(f > h + 3) & (f < h + 8)], axis=0)
+        assert np.all(ratio[quiet] > 10) and np.all(ratio > 5), (h, ratio)
     assert chain.mains == 60
 
 
@@ -91,18 +94,18 @@ def test_ground_truth_matches_where_envelopes_rise(scenario: str) -> None:
 
 
 def test_synkinesis_scenario_plants_events_on_affected_side_only() -> None:
-    src, _ = _whole("smile-synkinesis", 60.0, seed=11)
+    src, _ = _whole("smile-synkinesis", 60.0, seed=11, calibration=False)
     assert src.script.events
     for e in src.script.events:
         assert e.channel == "L-OOC" and e.trigger == "L-ZYG" and e.exercise == "smile"
         cue = [c for c in src.script.cues if c.start <= e.start < c.stop]
         assert cue and cue[0].text == "smile"
-    clean, _ = _whole("smile-clean", 60.0, seed=11)
+    clean, _ = _whole("smile-clean", 60.0, seed=11, calibration=False)
     assert not clean.script.events
 
 
 def test_asymmetric_smile_affected_side_weaker() -> None:
-    src, x = _whole("asymmetric-smile", 40.0, seed=2)
+    src, x = _whole("asymmetric-smile", 40.0, seed=2, calibration=False)
     _, env = Chain(1000.0, x.shape[1]).process_array(x)
     labels = [c[4:] for c in src.info.channels]
     left = [a for a in src.script.activations if a.channel == "L-ZYG"]
@@ -113,7 +116,7 @@ def test_asymmetric_smile_affected_side_weaker() -> None:
 
 
 def test_blinks_only_outside_reps() -> None:
-    src, _ = _whole("smile-synkinesis", 120.0, seed=8)
+    src, _ = _whole("smile-synkinesis", 120.0, seed=8, calibration=False)
     blinks = [a for a in src.script.activations if a.kind == "blink"]
     assert blinks
     reps = [c for c in src.script.cues if c.text != "rest"]
@@ -127,6 +130,33 @@ def test_session_scenario_has_protocol_cues() -> None:
     assert texts[0] == "rest"
     assert "mvc L-ZYG" in texts and "mvc R-OOC" in texts
     assert "smile" in texts and "eye_closure" in texts
+
+
+@pytest.mark.parametrize("scenario", sorted(set(SCENARIOS) - {"rest"}))
+def test_every_scenario_starts_with_the_calibration_protocol(scenario: str) -> None:
+    """rest, then 3 MVC trials per region with both sides at once, then the scenario's reps
+    (issue 12: the demo of any scenario calibrates, then detects)."""
+    p = ModelParams()
+    src = SimulatedSource(scenario, calibration_s(p) + 30.0, 3, speed=None, params=p)
+    cues = src.script.cues
+    texts = [c.text for c in cues]
+    n_cal = 1 + 3 * len(p.channels)
+    assert texts[0] == "rest" and cues[0].stop - cues[0].start == 10_000
+    for code in ("FRO", "OOC", "ZYG", "OOR"):
+        for side in "LR":
+            assert texts[:n_cal].count(f"mvc {side}-{code}") == 3
+    reps = cues[n_cal:]
+    assert len(reps) >= 3 and all(c.text in EXERCISES for c in reps)
+    assert reps[0].start >= calibration_s(p) * 1000
+    # The calibration activations are MVC trials at 90-100 % on the cued channels.
+    for c in cues[1:n_cal]:
+        ch = c.text.split()[1]
+        assert any(a.kind == "mvc" and a.channel == ch and c.start < a.start < a.stop <= c.stop
+                   and a.level_pct >= 90 for a in src.script.activations)
+    # Without it (calibration=False) the reps begin at once.
+    bare = SimulatedSource(scenario, 30.0, 3, speed=None,
+                           params=ModelParams(calibration=False)).script
+    assert [c.text for c in bare.cues][0] == (reps[0].text if scenario != "session" else "smile")
 
 
 def test_markers_arrive_in_the_chunk_of_their_sample() -> None:

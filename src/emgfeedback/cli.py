@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import logging
 import os
 import sys
@@ -17,7 +18,9 @@ from typing import Any, NoReturn
 
 from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
-from emgfeedback.errors import ConfigError, EmgError
+from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.validate import MAX_FS, write_private
+from emgfeedback.vocabulary import SIDES
 
 log = logging.getLogger("emgfeedback")
 
@@ -32,6 +35,47 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+# ---------------------------------------------------------------------------- option types
+# Every number an option takes is checked here, at the boundary, by the schema's check_number
+# (config.py): finite, of the right kind, in a range that also bounds memory and time.
+MAX_SIM_S = 3600.0  # s: simulate holds the whole session in memory
+MAX_LIVE_S = 86_400.0  # s: a live session streams, one day at most
+SPEED_RANGE = (0.01, 10_000.0)
+
+
+def _num(name: str, *, integer: bool = False, unit: str = "", **bounds: float) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses a number and checks it (usage error otherwise)."""
+    from emgfeedback.config import check_number
+
+    def convert(text: str) -> Any:
+        try:
+            value: Any = int(text, 10) if integer else float(text)
+        except ValueError:
+            kind = "a whole number" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+        try:
+            check_number(name, value, integer=integer, unit=unit, **bounds)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(name + " ")) from None
+        return value
+
+    convert.__name__ = name  # argparse names the type in its messages
+    return convert
+
+
+def _speed_arg(text: str) -> str:
+    """``--speed``: ``max`` or a factor in :data:`SPEED_RANGE` (kept as text for :func:`_speed`)."""
+    try:
+        _speed(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--speed ")) from None
+    return text
+
+
+_FS = _num("--fs", gt=0, le=MAX_FS, unit="Hz")
+_SEED = _num("--seed", integer=True, ge=0, le=2**32 - 1)
+
+
 # ---------------------------------------------------------------------------- shared options
 def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> None:
     g = p.add_argument_group("signal source")
@@ -41,19 +85,32 @@ def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> 
     g.add_argument("--scenario", default=None,
                    help="simulated board scenario (rest, smile-clean, smile-synkinesis, "
                         "eye-closure-synkinesis, asymmetric-smile, session)")
-    g.add_argument("--seed", type=int, default=0, help="simulated board random seed")
-    g.add_argument("--fs", type=float, default=None, help="sample rate in Hz (where settable)")
-    g.add_argument("--mains", type=float, choices=(50.0, 60.0), default=None,
-                   help="simulated mains frequency (the filter detects it; see --notch)")
-    g.add_argument("--speed", default=default_speed,
+    g.add_argument("--seed", type=_SEED, default=0, help="simulated board random seed")
+    g.add_argument("--fs", type=_FS, default=None, help="sample rate in Hz (where settable)")
+    g.add_argument("--mains", type=_num("--mains", ge=45, le=65, unit="Hz"), default=None,
+                   metavar="HZ",
+                   help="simulated mains frequency, 45-65 Hz, e.g. 50, 49.9, 60, 59.8 (the "
+                        "filter detects it; see --notch)")
+    _add_confounder_option(g)
+    g.add_argument("--speed", default=default_speed, type=_speed_arg,
                    help="pacing: 1 = real time, N = N times faster, max = as fast as possible")
     g.add_argument("--port", default="", help="serial port for BrainFlow boards")
-    g.add_argument("--baud", type=int, default=None, help="serial baud rate (default 500000)")
-    g.add_argument("--channels", type=int, default=None,
+    g.add_argument("--baud", type=_num("--baud", integer=True, ge=300, le=4_000_000),
+                   default=None, help="serial baud rate (default 500000)")
+    g.add_argument("--channels", type=_num("--channels", integer=True, ge=1, le=16),
+                   default=None,
                    help="channel count to ask the board for (firmware boards)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None,
                    help="mains notch (default from config: auto-detect)")
+
+
+def _add_confounder_option(g: Any) -> None:
+    g.add_argument("--confounder", action="append", default=None, metavar="NAME",
+                   help="simulated board: add a confounder preset (repeat or comma-separate): "
+                        "all, blinks, hypertonic, crosstalk, motion, pops, electrode-off, "
+                        "electrode-off-mains, gaps, mains-49.9, mains-59.8, ecg, fs-500, "
+                        "fs-2000, synkinesis-lag, synkinesis-mid (docs/simulator.md)")
 
 
 def _speed(value: str) -> float | None:
@@ -63,8 +120,9 @@ def _speed(value: str) -> float | None:
         v = float(value)
     except ValueError:
         raise ConfigError(f"--speed must be a number or 'max', got {value!r}") from None
-    if v <= 0:
-        raise ConfigError(f"--speed must be positive, got {value}")
+    lo, hi = SPEED_RANGE
+    if not lo <= v <= hi:  # also refuses nan
+        raise ConfigError(f"--speed must be 'max' or a factor in [{lo:g}, {hi:g}], got {value}")
     return v
 
 
@@ -83,7 +141,7 @@ def make_source(args: argparse.Namespace, duration: float | None = None) -> Any:
     kind = args.board.partition(":")[0]
     if kind == "simulated":
         opts.update(scenario=args.scenario, seed=args.seed, fs=args.fs, mains=args.mains,
-                    duration=duration)
+                    duration=duration, confounders=",".join(args.confounder or []) or None)
         return open_source(args.board, **opts)
     if args.fs:
         opts["fs"] = args.fs
@@ -116,8 +174,13 @@ def _simulated_signal(
         from emgfeedback.sources.facesim import ModelParams
         from emgfeedback.sources.simulated import SimulatedSource
 
+        from emgfeedback.sources.facesim import apply_confounders
+
         params = ModelParams(fs=fs, channels=channels,
                              **({"mains_hz": args.mains} if args.mains else {}))
+        params = apply_confounders(params, ",".join(getattr(args, "confounder", None) or []))
+        # Lost samples are the wire's business, not the electrodes': no gaps in the input.
+        params = replace(params, gaps_per_min=0.0)
         src = SimulatedSource(args.scenario or "smile-synkinesis", n / fs, args.seed, speed=None,
                               params=params)
         with src:
@@ -135,12 +198,17 @@ def _add_demo(sub: Any) -> None:
                    help="record the session to EDF+ (needs --patient)")
     p.add_argument("--patient", default=None, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--lsl", action="store_true", help="publish raw/envelope/markers on LSL")
-    p.add_argument("--duration", type=float, default=None, help="stop after S seconds of signal")
+    p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
+                   help="with --lsl: localhost (default: this machine only), an IPv4 address or "
+                        "interface of this machine (e.g. eth0), or all (every interface)")
+    p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_LIVE_S, unit="s"),
+                   default=None, help="stop after S seconds of signal")
     p.add_argument("--patient-mode", action="store_true",
                    help="GUI: large and simple, only the exercise screen (home use)")
     p.add_argument("--screenshot", type=Path, default=None, metavar="OUT.png",
                    help="GUI: save a picture of the window after --after seconds and exit")
-    p.add_argument("--after", type=float, default=5.0, metavar="S",
+    p.add_argument("--after", type=_num("--after", gt=0, le=3600, unit="s"), default=5.0,
+                   metavar="S",
                    help="seconds before --screenshot is taken (default 5)")
     p.set_defaults(func=cmd_demo)
 
@@ -171,7 +239,8 @@ def _run_console(args: argparse.Namespace, cfg: Config) -> int:
                     console=True)
 
 
-def _live_clinic(chain: Any, channels: Sequence[str], rec: Any) -> Any:
+def _live_clinic(chain: Any, channels: Sequence[str], rec: Any,
+                 cfg: Config | None = None) -> Any:
     """Live calibration + synkinesis detection when the channels are facial regions: alerts go
     into the recording (the console view reads the clinic's state and events)."""
     from emgfeedback.clinical.live import LiveClinic
@@ -179,13 +248,14 @@ def _live_clinic(chain: Any, channels: Sequence[str], rec: Any) -> Any:
     from emgfeedback.clinical.exercises import default_program
 
     try:
-        program = default_program()
+        program = default_program(cfg.detection if cfg else None)
         montage = Montage.from_labels(channels, program.affected_side)
     except ConfigError:
         return None  # channels that are not facial regions: filters and bars only
 
     return LiveClinic(chain, montage, program,
-                      annotate=rec.annotate if rec is not None else None)
+                      annotate=rec.annotate if rec is not None else None,
+                      calibration_config=cfg.calibration if cfg else None)
 
 
 def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
@@ -225,8 +295,9 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
         if lsl:
             from emgfeedback.io.lsl import LslPublisher
 
-            closers.append(session.add(LslPublisher(session.source.info)))
-        clinic = _live_clinic(chain, source.info.channels, rec)
+            closers.append(session.add(LslPublisher(
+                session.source.info, scope=getattr(args, "lsl_scope", "localhost"))))
+        clinic = _live_clinic(chain, source.info.channels, rec, cfg)
         if clinic is not None:
             session.add(clinic)
             closers.append(clinic)
@@ -289,13 +360,28 @@ def cmd_ports(args: argparse.Namespace) -> int:
 def _add_simulate(sub: Any) -> None:
     p = sub.add_parser("simulate", help="write a simulated session to a file")
     p.add_argument("--scenario", default="session")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fs", type=float, default=None)
-    p.add_argument("--mains", type=float, choices=(50.0, 60.0), default=None)
-    p.add_argument("--noise", type=float, default=None,
+    p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_SIM_S, unit="s"),
+                   default=None,
+                   help=f"seconds, at most {MAX_SIM_S:g} (default: the calibration protocol plus "
+                        "60 s of exercises; rest: 60 s)")
+    p.add_argument("--no-calibration", action="store_true",
+                   help="exercise reps from the start, without the rest and MVC periods")
+    p.add_argument("--seed", type=_SEED, default=0)
+    p.add_argument("--fs", type=_FS, default=None)
+    p.add_argument("--mains", type=_num("--mains", ge=45, le=65, unit="Hz"), default=None,
+                   metavar="HZ",
+                   help="mains frequency, 45-65 Hz (50, 49.9, 60, 59.8 ...)")
+    p.add_argument("--mains-uv", type=_num("--mains-uv", ge=0, le=10_000, unit="µV"),
+                   default=None, metavar="UV",
+                   help="typical mains amplitude, µV RMS of the fundamental (default 4)")
+    p.add_argument("--noise", type=_num("--noise", ge=0, le=1000, unit="µV"), default=None,
                    help="baseline noise RMS upper bound in µV (default 5)")
-    p.add_argument("--synkinesis-prob", type=float, default=None,
+    p.add_argument("--crosstalk", type=_num("--crosstalk", ge=0, le=100, unit="%"),
+                   default=None, metavar="PCT",
+                   help="share of a neighbour's muscle signal in each channel, %% (default 4)")
+    _add_confounder_option(p)
+    p.add_argument("--synkinesis-prob", type=_num("--synkinesis-prob", ge=0, le=1),
+                   default=None,
                    help="probability that a rep carries synkinesis (scenario default otherwise)")
     p.add_argument("--out", type=Path, required=True, help="output file (.edf, .bdf or .csv)")
     p.set_defaults(func=cmd_simulate)
@@ -304,47 +390,68 @@ def _add_simulate(sub: Any) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from emgfeedback.sources.simulated import _factory
 
+    from emgfeedback.sources.facesim import ModelParams, calibration_s
+
+    extra: dict[str, Any] = {}
+    if args.no_calibration:
+        extra["calibration"] = False
+    cal_s = 0.0 if args.no_calibration or args.scenario == "rest" else calibration_s(ModelParams())
+    if args.duration is None:
+        args.duration = cal_s + 60.0
     if args.duration <= 0:
         raise ConfigError(f"--duration must be positive, got {args.duration}")
-    extra: dict[str, Any] = {}
+    if cal_s and args.duration < cal_s + 10.0:
+        raise ConfigError(f"--duration {args.duration:g} s leaves no exercise after the "
+                          f"calibration protocol ({cal_s:g} s): give at least {cal_s + 10:g} s, "
+                          "or --no-calibration")
     if args.noise is not None:
         extra["noise_uv"] = (min(1.0, args.noise), args.noise)
     if args.synkinesis_prob is not None:
         extra["synkinesis_prob"] = args.synkinesis_prob
+    if args.mains_uv is not None:
+        extra["mains_uv"] = args.mains_uv
+    if args.crosstalk is not None:
+        extra["crosstalk"] = args.crosstalk / 100.0
     src = _factory(scenario=args.scenario, duration=args.duration, seed=args.seed, speed=None,
-                   fs=args.fs, mains=args.mains, **extra)
-    with src:
-        chunk = src.read_all()
+                   fs=args.fs, mains=args.mains,
+                   confounders=",".join(args.confounder or []) or None, **extra)
     suffix = args.out.suffix.lower()
-    if suffix in (".edf", ".bdf"):
-        _simulate_edf(args.out, src, chunk)
-    elif suffix in (".csv", ".tsv", ".txt"):
-        from emgfeedback.io.exporters import write_csv
-        from emgfeedback.io.recording import ArrayRecording
-
-        write_csv(ArrayRecording(path=args.out, format="simulated", fs=chunk.fs,
-                                 channels=chunk.channels, n_samples=len(chunk),
-                                 markers=list(chunk.markers), data=chunk.data), args.out)
-    else:
+    if suffix not in (".edf", ".bdf", ".csv", ".tsv", ".txt"):
         raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
+    with src:
+        parts = src.read_segments()
+    if suffix in (".edf", ".bdf"):
+        _simulate_edf(args.out, src, parts)
+    else:
+        from emgfeedback.io.exporters import write_csv
+
+        write_csv(src.recording(parts), args.out)
     truth = args.out.with_suffix(args.out.suffix + ".truth.json")
-    truth.write_text(json.dumps(script_to_json(src), indent=1))
-    print(f"wrote {args.out} ({len(chunk)} samples, {len(chunk.channels)} channels, "
-          f"{chunk.fs:g} Hz) and ground truth {truth}")
+    write_private(truth, json.dumps(script_to_json(src), indent=1, allow_nan=False))
+    n = sum(len(c) for c in parts)
+    lost = sum(c.status.lost_samples for c in parts)
+    print(f"wrote {args.out} ({n} samples" + (f", {lost} lost in {len(parts) - 1} gaps"
+                                               if lost else "") +
+          f", {len(src.info.channels)} channels, {src.params.fs:g} Hz) and ground truth {truth}")
     return 0
 
 
-def _simulate_edf(path: Path, src: Any, chunk: Any) -> None:
-    """EDF+/BDF+ of a simulated chunk, written by the same recorder as a live session."""
-    from emgfeedback.dsp.chain import Processed
+SIMULATED_PATIENT = "SIM-0000"  # the pseudonym of simulated sessions
+
+
+def _simulate_edf(path: Path, src: Any, parts: Any) -> None:
+    """EDF+/BDF+ of simulated chunks (gaps stay gaps), written by the same recorder as a live
+    session."""
+    from emgfeedback.stream import Processed
     from emgfeedback.io.edf import Recorder, grid_for
 
     grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
-    rec = Recorder(path, src.info, patient="0000", grid=grid,
-                   sidecar={"patient": "0000", "simulated": True})
-    raw = grid.quantise(chunk.data)
-    rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
-                       chunk.status, chunk.markers))
+    rec = Recorder(path, src.info, patient=SIMULATED_PATIENT, grid=grid,
+                   sidecar={"patient": SIMULATED_PATIENT, "simulated": True})
+    for chunk in parts:
+        raw = grid.quantise(chunk.data)
+        rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
+                           chunk.status, chunk.markers))
     rec.close()
 
 
@@ -360,8 +467,12 @@ def script_to_json(src: Any) -> dict[str, Any]:
         "activations": [{"channel": a.channel, "onset_s": a.start / fs, "offset_s": a.stop / fs,
                          "level_pct_mvc": a.level_pct, "kind": a.kind} for a in s.activations],
         "events": [{"type": e.type, "channel": e.channel, "trigger": e.trigger,
-                    "exercise": e.exercise, "onset_s": e.start / fs, "offset_s": e.stop / fs,
-                    "peak_pct_mvc": e.peak_pct} for e in s.events],
+                    "exercise": e.exercise, "rep": e.rep, "onset_s": e.start / fs,
+                    "offset_s": e.stop / fs, "peak_pct_mvc": e.peak_pct} for e in s.events],
+        "truth": [t.to_json(fs) for t in s.truth],
+        "ecg_beats_s": [b / fs for b in s.ecg_beats],
+        "params": {k: (list(v) if isinstance(v, tuple) else v)
+                   for k, v in vars(src.params).items()},
     }
 
 
@@ -458,7 +569,7 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--program", type=Path, default=None, help="exercise program TOML")
     p.add_argument("--exercise", default=None,
                    help="the whole file is one rep of this exercise (no annotations needed)")
-    p.add_argument("--affected", choices=("L", "R"), default=None, help="affected side")
+    p.add_argument("--affected", choices=SIDES, default=None, help="affected side")
     p.add_argument("--calibration", choices=("annotations", "auto"), default="annotations",
                    help="rest/mvc annotations (default; automatic fallback where missing) or "
                         "the automatic estimate only")
@@ -479,7 +590,8 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     from emgfeedback.clinical.montage import Montage, load_montage
 
     rec = load_for_analysis(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
-    program = load_program(args.program) if args.program else default_program()
+    program = (load_program(args.program, cfg.detection) if args.program
+               else default_program(cfg.detection))
     from emgfeedback.io.edf import sidecar_affected_side
 
     # The side the recording's sidecar states wins over the program's default.
@@ -492,7 +604,7 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     if table:
         print(format_table(result))
     if args.json is not None:
-        args.json.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+        write_private(args.json, json.dumps(result.to_json(), indent=1, allow_nan=False))
         print(f"wrote {args.json}")
     return 0
 
@@ -504,19 +616,21 @@ COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _
 def _add_record(sub: Any) -> None:
     p = sub.add_parser("record", help="record a session to EDF+/BDF+ with a JSON sidecar")
     _add_board_options(p)
-    p.add_argument("--duration", type=float, default=None,
+    p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_LIVE_S, unit="s"),
+                   default=None,
                    help="seconds of signal (default: until Ctrl-C or SIGTERM, or the source ends)")
     p.add_argument("--patient", required=True, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--out", type=Path, required=True, help="output .edf (or .bdf)")
     p.add_argument("--lsl", action="store_true", help="also publish raw/envelope/markers on LSL")
+    p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
+                   help="with --lsl: localhost (default: this machine only), an IPv4 address or "
+                        "interface of this machine (e.g. eth0), or all (every interface)")
     p.set_defaults(func=cmd_record)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() not in (".edf", ".bdf"):
         raise ConfigError(f"{args.out}: record writes .edf or .bdf")
-    if args.duration is not None and args.duration <= 0:
-        raise ConfigError(f"--duration must be positive, got {args.duration}")
     if args.board == "simulated" and args.scenario is None:
         args.scenario = "session"
     return run_live(args, _config(args), record_to=args.out, patient=args.patient,
@@ -527,13 +641,18 @@ def _add_replay(sub: Any) -> None:
     p = sub.add_parser("replay", help="replay a recording (any supported file) through the "
                                       "live pipeline")
     p.add_argument("file", type=Path)
-    p.add_argument("--speed", default="1", help="1 = real time, N = N times faster, max")
-    p.add_argument("--start", type=float, default=0.0, help="start at this second")
+    p.add_argument("--speed", default="1", type=_speed_arg,
+                   help="1 = real time, N = N times faster, max")
+    p.add_argument("--start", type=_num("--start", ge=0, le=1e7, unit="s"), default=0.0,
+                   help="start at this second")
     p.add_argument("--json", type=Path, default=None,
                    help="run headless at --speed max and write the analysis JSON (as 'analyze')")
     _add_import_options(p)
     p.add_argument("--lsl", action="store_true", help="also publish on LSL")
-    p.add_argument("--affected", choices=("L", "R"), default=None,
+    p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
+                   help="with --lsl: localhost (default: this machine only), an IPv4 address or "
+                        "interface of this machine (e.g. eth0), or all (every interface)")
+    p.add_argument("--affected", choices=SIDES, default=None,
                    help="affected side for --json (as analyze)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None)
@@ -559,7 +678,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from emgfeedback.views.console import ConsoleView
 
     # The live clinical engine, as when the session was recorded: replay shows the live events.
-    clinic = _live_clinic(chain, source.info.channels, None)
+    clinic = _live_clinic(chain, source.info.channels, None, cfg)
     if clinic is not None:
         session.add(clinic)
     view = ConsoleView(chain, title=f"emgfeedback replay: {args.file.name}", quality=cfg.quality,
@@ -568,7 +687,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.lsl:
         from emgfeedback.io.lsl import LslPublisher
 
-        session.add(LslPublisher(source.info))
+        session.add(LslPublisher(source.info, scope=args.lsl_scope))
     try:
         session.run()
     except KeyboardInterrupt:
@@ -596,7 +715,7 @@ def _replay_json(args: argparse.Namespace, cfg: Config) -> int:
 def _add_import_options(p: argparse.ArgumentParser) -> None:
     """What a file may need to be read (``io.importers.load``): rate, unit, BrainFlow board."""
     g = p.add_argument_group("reading other tools' files")
-    g.add_argument("--fs", type=float, default=None, help="rate for files without one")
+    g.add_argument("--fs", type=_FS, default=None, help="rate for files without one")
     g.add_argument("--unit", default=None, help="unit of generic CSV values (uV, mV, V)")
     g.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
 
@@ -674,6 +793,96 @@ COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair]
 COMMANDS += [_add_analyze]
 
 
+
+# ---------------------------------------------------------------------------- video
+def _finite(kind: str, lo: float, hi: float) -> Callable[[str], float]:
+    def conv(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{kind} must be a number, got {text!r}") from None
+        if not (lo <= v <= hi):  # also refuses nan
+            raise argparse.ArgumentTypeError(f"{kind} must be in [{lo:g}, {hi:g}], got {text}")
+        return v
+
+    return conv
+
+
+def _add_video(sub: Any) -> None:
+    p = sub.add_parser("video", help="face measures and video synkinesis of a video file "
+                                     "(needs the video extra)")
+    p.add_argument("file", type=Path, help="video file (MP4/H.264, AVI, ...)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT.json",
+                   help="write per-frame measures, summary and events")
+    p.add_argument("--fs", type=_finite("--fs", 100.0, 20000.0), default=1000.0,
+                   help="EMG sample rate of the sample axis (default 1000 Hz)")
+    p.add_argument("--offset", type=_finite("--offset", 0.0, 1e9), default=0.0,
+                   metavar="SAMPLES", help="EMG sample index of the first frame (default 0)")
+    p.add_argument("--rest", type=_finite("--rest", 0.05, 60.0), default=0.5, metavar="S",
+                   help="seconds of relaxed face at the start used as rest (default 0.5)")
+    p.add_argument("--mirror", action="store_true", help="the frames are a mirror view")
+    p.add_argument("--analysis", type=Path, default=None, metavar="A.json",
+                   help="the session's EMG analysis (emgfeedback analyze --json): per-rep video "
+                        "measures and agreement of the two detectors")
+    p.add_argument("--eye-narrowing", type=_finite("--eye-narrowing", 0.05, 0.95), default=0.30,
+                   metavar="F", help="narrowing of the eye, fraction of rest (default 0.30)")
+    p.set_defaults(func=cmd_video)
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    from emgfeedback.video import missing
+
+    why = missing()
+    if why is not None:
+        raise EmgError(why)
+    from emgfeedback.video.analysis import analyze_video, emg_reps, rep_table
+    from emgfeedback.video.detect import VideoRules
+
+    emg = None
+    if args.analysis is not None:
+        try:
+            emg = json.loads(args.analysis.read_text(encoding="utf-8"))
+            fs = float(emg["fs"])
+            reps = emg_reps(emg)
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise FileFormatError(f"{args.analysis}: not an emgfeedback analysis JSON "
+                                  f"({type(exc).__name__}: {exc}); make one with "
+                                  "'emgfeedback analyze FILE --json OUT'") from None
+        if fs != args.fs:
+            args.fs = fs  # the video goes on the analysed recording's sample axis
+    a = analyze_video(args.file, fs=args.fs, offset_samples=args.offset, rest_s=args.rest,
+                      rules=VideoRules(eye_narrowing=args.eye_narrowing), mirror=args.mirror,
+                      reps=reps if emg is not None else None)
+    s = a.summary()
+    print(f"{args.file}: {s['frames']} frames at {a.fps:g} fps, {a.size[0]}x{a.size[1]}, face in "
+          f"{100 * s['face_fraction']:.0f} % (frontal {100 * s['frontal_fraction']:.0f} %)")
+    for side in ("L", "R"):
+        d = s[side]
+        print(f"  {side}: eye down to {d['eye_min_pct_of_rest']} % of rest, mouth corner up to "
+              f"{d['mouth_peak_excursion']} IOD, brow up to {d['brow_peak_pct_of_rest']} % of rest")
+    print(f"  {len(a.events)} video synkinesis event(s)")
+    for e in a.events:
+        print(f"    {e.side} {e.pattern}: {e.onset / a.fs:.2f}-{e.offset / a.fs:.2f} s, eye "
+              f"{e.eye_pct_of_rest:.0f} % of rest")
+    doc = a.to_json()
+    if emg is not None:
+        table = rep_table(a, emg)
+        doc["per_rep"] = table
+        print(f"  per rep side with frames ({table['judged']}): camera and EMG "
+              f"agree on {table['agreement']} of them, kappa {table['kappa']}")
+        for r in table["reps"]:
+            print(f"    rep {r['rep']:>3} {r['side']} {r['exercise']:<14} eye min "
+                  f"{r['eye_min_pct_of_rest']} %  mouth {r['mouth_peak_excursion']}  video "
+                  f"{'SYNK' if r['video_synkinesis'] else '-':<4} EMG "
+                  f"{'SYNK' if r['emg_synkinesis'] else '-'}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+COMMANDS += [_add_video]
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emgfeedback",
                      description="Surface-EMG biofeedback for facial paralysis rehabilitation.")
@@ -686,6 +895,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything this process writes may hold patient data: owner-only files (0600) and
+    # folders (0700), whatever the caller's umask; the writers also set 0600 explicitly.
+    old_umask = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(old_umask)  # main() called in-process (tests) leaves the caller's umask
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,

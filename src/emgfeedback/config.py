@@ -1,4 +1,4 @@
-"""One validated configuration object.
+"""One validated configuration object, and the one typed-schema mechanism of the project.
 
 Configuration is a tree of frozen dataclasses; defaults live here and nowhere else.  A TOML file
 overrides any subset::
@@ -7,94 +7,292 @@ overrides any subset::
     band = [20, 450]
     mains = "auto"        # 50, 60, "auto" or "off"
 
-Unknown keys, wrong types and out-of-range values raise :class:`~emgfeedback.errors.ConfigError`
-naming the file and the key, e.g. ``config.toml: unknown key 'dsp.bandd' (known: band, ...)``.
+    [calibration]
+    min_rest_s = 2.0
+
+    [detection]           # defaults of every program (a program's [detection] overrides them)
+    h_on = 3.0
+
+    [ui]
+    fps = 30
+
+**Schema.**  Every field is declared with :func:`setting` (its default, allowed range or
+choices, unit); classes derive from :class:`Settings`, whose ``__post_init__`` checks every field
+on construction, however the object is made (TOML, ``dataclasses.replace``, code): the type
+(``bool`` is not a number), finiteness (no NaN or infinity anywhere), the range and, through
+:meth:`Settings.check`, rules between fields.  :func:`from_mapping` builds any such class from a
+parsed mapping (TOML, JSON sidecar, program, montage), rejecting unknown keys by name.  Errors
+are one :class:`~emgfeedback.errors.ConfigError` naming the file, the key and the allowed range,
+e.g. ``config.toml: dsp.rms_ms must be in (0, 2000] ms, got 1000000000000.0``.
+
+The ranges bound resources too: every window, order and rate has an upper limit, so no
+configuration can make the pipeline allocate without bound or hang.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from emgfeedback.errors import ConfigError
 
-__all__ = ["Config", "DspConfig", "QualityConfig", "from_mapping", "load_config", "read_toml"]
+__all__ = [
+    "CalibrationConfig",
+    "Config",
+    "DetectionConfig",
+    "DspConfig",
+    "QualityConfig",
+    "Settings",
+    "UiConfig",
+    "check_number",
+    "from_mapping",
+    "load_config",
+    "read_toml",
+    "setting",
+]
 
 T = TypeVar("T")
 
+# The largest configuration / program / montage file read (they are a few kB).
+MAX_TOML_BYTES = 1 << 20
+
+
+def setting(default: Any = MISSING, *, default_factory: Any = MISSING, ge: float | None = None,
+            gt: float | None = None, le: float | None = None, lt: float | None = None,
+            choices: tuple[Any, ...] | None = None, min_len: int | None = None,
+            max_len: int | None = None, unit: str = "") -> Any:
+    """A dataclass field with its schema: bounds (``ge``/``gt``/``le``/``lt``; for a tuple they
+    apply to every item), ``choices``, tuple length bounds and a unit for messages."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "min_len": min_len,
+            "max_len": max_len, "unit": unit}
+    if default_factory is not MISSING:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _fmt(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else f"{v:g}"
+
+
+def _range_text(meta: typing.Mapping[str, Any]) -> str:
+    lo = f"[{_fmt(meta['ge'])}" if meta.get("ge") is not None else (
+        f"({_fmt(meta['gt'])}" if meta.get("gt") is not None else "(-inf")
+    hi = f"{_fmt(meta['le'])}]" if meta.get("le") is not None else (
+        f"{_fmt(meta['lt'])})" if meta.get("lt") is not None else "inf)")
+    unit = f" {meta['unit']}" if meta.get("unit") else ""
+    return f"{lo}, {hi}{unit}"
+
+
+def check_number(name: str, value: Any, *, integer: bool = False, ge: float | None = None,
+                 gt: float | None = None, le: float | None = None, lt: float | None = None,
+                 unit: str = "") -> Any:
+    """``value`` if it is a finite number within the bounds, else :class:`ConfigError`
+    ``"<name> must be ..., got ..."`` (used by the schema and by the command line's options)."""
+    meta = {"ge": ge, "gt": gt, "le": le, "lt": lt, "unit": unit}
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+            integer and not isinstance(value, int)):
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number in {_range_text(meta)}, got {value}")
+    if ((ge is not None and value < ge) or (gt is not None and value <= gt)
+            or (le is not None and value > le) or (lt is not None and value >= lt)):
+        raise ConfigError(f"{name} must be in {_range_text(meta)}, got {value!r}")
+    return value
+
+
+def _check_field(name: str, tp: Any, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    """Type, finiteness, range and choices of one field value (already coerced)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return
+        tp = next(a for a in args if a is not type(None))
+        origin = typing.get_origin(tp)
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            raise ConfigError(f"{name} must be a list, got {value!r}")
+        n = len(value)
+        if meta.get("min_len") is not None and n < meta["min_len"]:
+            raise ConfigError(f"{name} needs at least {meta['min_len']} item(s), got {n}")
+        if meta.get("max_len") is not None and n > meta["max_len"]:
+            raise ConfigError(f"{name} takes at most {meta['max_len']} items, got {n}")
+        args = typing.get_args(tp)
+        items = [args[0]] * n if len(args) == 2 and args[1] is Ellipsis else list(args)
+        for i, (a, v) in enumerate(zip(items, value)):
+            _check_field(f"{name}[{i}]", a, v, {**meta, "min_len": None, "max_len": None})
+        return
+    if tp in (float, int):
+        check_number(name, value, integer=tp is int, ge=meta.get("ge"), gt=meta.get("gt"),
+                     le=meta.get("le"), lt=meta.get("lt"), unit=meta.get("unit", ""))
+    elif tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    elif tp is str and not isinstance(value, str):
+        raise ConfigError(f"{name} must be text, got {value!r}")
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        shown = ", ".join(repr(c) if isinstance(c, str) else str(c) for c in choices)
+        raise ConfigError(f"{name} must be one of {shown}, got {value!r}")
+
+
+class Settings:
+    """Base of every schema dataclass: validated on construction (see the module docstring)."""
+
+    def __post_init__(self) -> None:
+        hints = _hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            _check_field(f.name, hints[f.name], getattr(self, f.name), f.metadata)
+        self.check()
+
+    def check(self) -> None:
+        """Rules between fields; raise :class:`ConfigError` starting with the field name."""
+
+    def validate(self, where: str = "") -> None:
+        """Re-run the checks (construction already did); kept for callers that validate."""
+        try:
+            self.__post_init__()
+        except ConfigError as exc:
+            raise ConfigError(f"{where}.{exc}" if where else str(exc)) from None
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    h = _HINTS.get(cls)
+    if h is None:
+        h = _HINTS[cls] = typing.get_type_hints(cls)
+    return h
+
 
 @dataclass(frozen=True)
-class DspConfig:
+class DspConfig(Settings):
     """The real-time chain (docs/dsp.md).
 
     Defaults follow van Boxtel 2001 for facial muscles: 20-450 Hz band-pass (upper edge clipped to
     0.45·fs), a narrow notch (Q 30) at mains and its harmonics, and a linear envelope at 8 Hz.
     """
 
-    dc_cutoff_hz: float = 1.0
-    band: tuple[float, float] = (20.0, 450.0)
-    band_order: int = 4
-    mains: str = "auto"  # "50", "60", "auto" or "off"
-    notch_q: float = 30.0
-    notch_harmonics: int = 0  # 0 = every harmonic below the upper band edge
-    envelope: str = "lowpass"  # "lowpass" or "rms"
-    envelope_hz: float = 8.0
-    envelope_order: int = 2
-    rms_ms: float = 50.0
-    mains_detect_s: float = 1.0
+    dc_cutoff_hz: float = setting(1.0, ge=0, le=20, unit="Hz")  # 0 = no DC high-pass
+    band: tuple[float, float] = setting((20.0, 450.0), gt=0, le=10000, unit="Hz")
+    band_order: int = setting(4, ge=1, le=8)
+    mains: str = setting("auto", choices=("50", "60", "auto", "off"))
+    notch_q: float = setting(30.0, gt=0, le=200)
+    notch_harmonics: int = setting(0, ge=0, le=50)  # 0 = every harmonic below the upper band edge
+    envelope: str = setting("lowpass", choices=("lowpass", "rms"))
+    envelope_hz: float = setting(8.0, gt=0, le=100, unit="Hz")
+    envelope_order: int = setting(2, ge=1, le=8)
+    rms_ms: float = setting(50.0, gt=0, le=2000, unit="ms")
+    mains_detect_s: float = setting(1.0, gt=0, le=60, unit="s")
 
-    def validate(self, where: str = "dsp") -> None:
+    def check(self) -> None:
         lo, hi = self.band
-        if not 0 < lo < hi:
-            raise ConfigError(f"{where}.band must be [low, high] with 0 < low < high, got {self.band}")
-        if self.mains not in ("50", "60", "auto", "off"):
-            raise ConfigError(f"{where}.mains must be 50, 60, \"auto\" or \"off\", got {self.mains!r}")
-        if self.envelope not in ("lowpass", "rms"):
-            raise ConfigError(f"{where}.envelope must be \"lowpass\" or \"rms\", got {self.envelope!r}")
-        if not 0 < self.notch_q <= 200:
-            raise ConfigError(f"{where}.notch_q must be in (0, 200], got {self.notch_q}")
-        if self.band_order < 1 or self.envelope_order < 1:
-            raise ConfigError(f"{where}: filter orders must be >= 1")
-        if self.envelope_hz <= 0 or self.rms_ms <= 0:
-            raise ConfigError(f"{where}: envelope_hz and rms_ms must be positive")
+        if not lo < hi:
+            raise ConfigError(f"band must be [low, high] with low < high, got {list(self.band)}")
 
 
 @dataclass(frozen=True)
-class QualityConfig:
+class QualityConfig(Settings):
     """Electrode/signal check thresholds (docs/dsp.md, "Signal quality")."""
 
-    window_s: float = 1.0  # time constant of the running measures
-    max_mains_ratio: float = 0.8  # share of band power that is mains interference ...
-    min_mains_uv: float = 20.0  # ... and only when mains RMS is above this (the notch copes below)
-    max_rest_rms_uv: float = 8.0  # baseline RMS at rest above this: noisy
-    flat_rms_uv: float = 0.05  # sample-to-sample RMS below this: flat line / electrode off
-    max_clip_fraction: float = 0.001  # share of samples at the ADC rails
-    off_mains_uv: float = 100.0  # mains RMS above this: electrode off (floating input)
-
-    def validate(self, where: str = "quality") -> None:
-        if self.window_s <= 0:
-            raise ConfigError(f"{where}.window_s must be positive")
+    window_s: float = setting(1.0, gt=0, le=60, unit="s")  # time constant of the running measures
+    # share of band power that is mains interference ...
+    max_mains_ratio: float = setting(0.8, ge=0, le=1)
+    # ... and only when mains RMS is above this (the notch copes below)
+    min_mains_uv: float = setting(20.0, ge=0, le=1e5, unit="µV")
+    max_rest_rms_uv: float = setting(8.0, gt=0, le=1e5, unit="µV")  # baseline RMS at rest: noisy
+    # sample-to-sample RMS below this: flat line / electrode off
+    flat_rms_uv: float = setting(0.05, ge=0, le=1e3, unit="µV")
+    max_clip_fraction: float = setting(0.001, ge=0, le=1)  # share of samples at the ADC rails
+    # mains RMS above this: electrode off (floating input)
+    off_mains_uv: float = setting(100.0, gt=0, le=1e6, unit="µV")
 
 
 @dataclass(frozen=True)
-class Config:
-    dsp: DspConfig = field(default_factory=DspConfig)
-    quality: QualityConfig = field(default_factory=QualityConfig)
+class CalibrationConfig(Settings):
+    """Calibration settings; the rules are in :mod:`emgfeedback.clinical.calibration`."""
 
-    def validate(self) -> None:
-        self.dsp.validate()
-        self.quality.validate()
+    settle_s: float = setting(0.5, ge=0, le=60, unit="s")
+    min_rest_s: float = setting(2.0, gt=0, le=600, unit="s")
+    mvc_window_ms: float = setting(500.0, gt=0, le=10_000, unit="ms")
+    max_mains_uv: float = setting(50.0, gt=0, le=1e6, unit="µV")
+    auto_settle_s: float = setting(1.0, ge=0, le=600, unit="s")
+    auto_window_ms: float = setting(1000.0, gt=0, le=60_000, unit="ms")
+    auto_quantile: float = setting(0.2, gt=0, le=1)
+    auto_peak_percentile: float = setting(99.0, gt=0, le=100)
+    auto_min_mvc_x_rest: float = setting(20.0, ge=0, le=1e4)
+    auto_min_mvc_uv: float = setting(80.0, ge=0, le=1e6, unit="µV")
+    min_mvc_uv: float = setting(1.0, gt=0, le=1e6, unit="µV")
+
+
+@dataclass(frozen=True)
+class DetectionConfig(Settings):
+    """Detection settings (docs/analysis.md, "Detection"); defaults of every program.
+
+    Attributes
+    ----------
+    h_on, h_off:
+        Activation threshold and release threshold in rest SDs above the rest mean of the
+        envelope (Hodges & Bui 1996; hysteresis: ``h_off < h_on``).
+    min_active_ms, min_rest_ms:
+        A channel becomes active after its envelope stayed above the ``h_on`` threshold this long,
+        and inactive after it stayed below the ``h_off`` threshold this long.
+    floor_pct_mvc:
+        A quiet region must also exceed this %MVC to count as synkinesis (the therapist's floor).
+    min_event_ms:
+        ... for at least this long (the live alert is raised at that moment).
+    event_gap_ms:
+        An event ends when the condition has been false this long (or the rep ends).
+    onset_lookback_ms:
+        How far before the alert the onset estimate may search for the start of the rise.
+    """
+
+    h_on: float = setting(3.0, ge=0, le=1000)
+    h_off: float = setting(2.0, ge=0, le=1000)
+    min_active_ms: float = setting(30.0, ge=0, le=10_000, unit="ms")
+    min_rest_ms: float = setting(50.0, ge=0, le=10_000, unit="ms")
+    floor_pct_mvc: float = setting(10.0, ge=0, le=1000, unit="%MVC")
+    min_event_ms: float = setting(20.0, ge=0, le=10_000, unit="ms")
+    event_gap_ms: float = setting(100.0, ge=0, le=60_000, unit="ms")
+    onset_lookback_ms: float = setting(300.0, ge=0, le=10_000, unit="ms")
+
+    def check(self) -> None:
+        if not self.h_off <= self.h_on:
+            raise ConfigError(f"h_off must not exceed h_on, got h_on={self.h_on}, "
+                              f"h_off={self.h_off}")
+
+
+@dataclass(frozen=True)
+class UiConfig(Settings):
+    """Window settings (the command line's --patient-mode wins when given)."""
+
+    fps: float = setting(30.0, ge=5, le=120, unit="frames/s")  # redraw rate of the GUI
+    patient_mode: bool = setting(False)  # large and simple, only the exercise screen
+    record_dir: str = setting("")  # where the GUI writes recordings ("" = current folder)
+
+
+@dataclass(frozen=True)
+class Config(Settings):
+    dsp: DspConfig = setting(default_factory=DspConfig)
+    quality: QualityConfig = setting(default_factory=QualityConfig)
+    calibration: CalibrationConfig = setting(default_factory=CalibrationConfig)
+    detection: DetectionConfig = setting(default_factory=DetectionConfig)
+    ui: UiConfig = setting(default_factory=UiConfig)
+
+    SECTIONS: ClassVar[tuple[str, ...]] = ("dsp", "quality", "calibration", "detection", "ui")
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
+        if not isinstance(value, typing.Mapping):
             raise ConfigError(f"{where} must be a table, got {type(value).__name__}")
         return from_mapping(tp, value, where)  # type: ignore[arg-type]
     if origin is tuple:
@@ -119,7 +317,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise ConfigError(f"{where} must be a finite number, got {value}") from None
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where} must be a whole number, got {value!r}")
@@ -130,6 +331,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         return value
     if tp is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{where} must be text, got {value!r}")
             return str(int(value)) if float(value).is_integer() else str(value)
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be text, got {value!r}")
@@ -137,28 +340,41 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def from_mapping(cls: type[T], data: dict[str, Any], where: str = "") -> T:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong types."""
-    hints = typing.get_type_hints(cls)
+def from_mapping(cls: type[T], data: typing.Mapping[str, Any], where: str = "") -> T:
+    """Build schema dataclass ``cls`` from a mapping: unknown keys rejected by name, every value
+    type- and range-checked (see the module docstring)."""
+    if not isinstance(data, typing.Mapping):
+        raise ConfigError(f"{where or 'configuration'} must be a table, got {type(data).__name__}")
+    hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     kwargs = {}
     for key, value in data.items():
-        path = f"{where}.{key}" if where else key
+        path = f"{where}.{key}" if where else str(key)
         if key not in names:
             raise ConfigError(f"unknown key {path!r} (known: {', '.join(names)})")
         kwargs[key] = _coerce(hints[key], value, path)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.{exc}" if where else str(exc)) from None
 
 
 def read_toml(path: str | Path, what: str = "configuration") -> dict[str, Any]:
-    """Parse a TOML file; a missing or malformed file is one :class:`ConfigError` naming it."""
+    """Parse a TOML file; a missing, special, oversized or malformed file is one
+    :class:`ConfigError` naming it."""
+    from emgfeedback.errors import FileFormatError
+    from emgfeedback.validate import input_file
+
     p = Path(path)
     try:
+        input_file(p, f"{what} file", MAX_TOML_BYTES)
         return tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such {what} file") from None
+    except FileFormatError as exc:
+        raise ConfigError(str(exc)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read the {what} file ({exc.strerror or exc})") from None
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -169,10 +385,11 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         label = str(path)
         data = read_toml(path)
     for section, values in (overrides or {}).items():
-        data.setdefault(section, {}).update(values)
+        cur = data.setdefault(section, {})
+        if not isinstance(cur, dict):
+            raise ConfigError(f"{label}: {section} must be a table, got {cur!r}")
+        cur.update(values)
     try:
-        cfg = from_mapping(Config, data)
-        cfg.validate()
+        return from_mapping(Config, data)
     except ConfigError as exc:
         raise ConfigError(f"{label}: {exc}") from None
-    return cfg

@@ -16,7 +16,11 @@ checks that both agree.
 
 The host side is :class:`FrameDecoder`, a vectorised streaming decoder: it finds sync candidates
 with numpy, validates their CRCs in bulk, resynchronises after garbage and counts skipped bytes,
-CRC errors and counter gaps.  :class:`PlotterTextDecoder` reads the Arduino Serial Plotter text
+CRC errors and counter gaps.  CRC-16 lets about 4 in a million multi-byte-damaged frames through,
+so the counter of a CRC-valid frame is not trusted blindly (see :class:`FrameDecoder`,
+"Sequence rules"): a gap is believed only when the frames after it agree, a jump beyond
+:data:`MAX_JUMP_S` of samples only after :data:`CONFIRM_FRAMES` consecutive frames, and duplicated
+or late frames are dropped and counted, so no sample is ever stored at a wrong index.  :class:`PlotterTextDecoder` reads the Arduino Serial Plotter text
 format of existing sketches (one line per sample).
 
 Threads: decoders are plain objects owned by one thread (the serial reader thread); they are not
@@ -93,6 +97,10 @@ DATA_HEADER = 4  # u32 counter before the samples
 INFO_SIZE = 26
 ACK_SIZE = 6
 BOARD_NAME_SIZE = 8
+
+# sequence plausibility (host side, see FrameDecoder)
+MAX_JUMP_S = 1.0  # a counter gap above this many seconds of samples needs CONFIRM_FRAMES
+CONFIRM_FRAMES = 8  # consecutive frames that confirm an implausible jump (a counter reset)
 
 # firmware limits
 RATE_MIN = 250
@@ -319,7 +327,17 @@ class DecodeResult:
     foreign_frames:
         CRC-valid frames of another protocol version.
     counter_resets:
-        Times the counter went backwards (board reset); no loss can be counted across those.
+        Confirmed counter discontinuities (board reset, or a jump beyond the plausibility bound
+        confirmed by :data:`CONFIRM_FRAMES` frames): the index continues by one, no loss can be
+        counted across those.
+    duplicates:
+        CRC-valid data frames repeating the counter of the frame before (dropped).
+    out_of_order:
+        CRC-valid data frames arriving after a later one (dropped: their slot is already counted
+        as lost, and indices only go forward).
+    implausible:
+        CRC-valid data frames whose counter the following frames contradict, or an unconfirmed
+        jump beyond the bound (dropped as undetected corruption).
     """
 
     index: np.ndarray
@@ -330,10 +348,18 @@ class DecodeResult:
     crc_errors: int = 0
     foreign_frames: int = 0
     counter_resets: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    implausible: int = 0
 
     @property
     def lost(self) -> int:
         return int(self.gaps.sum())
+
+    @property
+    def dropped_frames(self) -> int:
+        """CRC-valid data frames dropped by the sequence rules."""
+        return self.duplicates + self.out_of_order + self.implausible
 
 
 class FrameDecoder:
@@ -346,6 +372,34 @@ class FrameDecoder:
         Valid data frames of another size are dropped and counted in :attr:`mismatched`.
     adc_bits:
         Data words above ``2**adc_bits - 1`` make a frame invalid (counted as a CRC error).
+    max_jump:
+        The plausibility bound: the largest counter gap (in samples) believed on the word of the
+        frames that follow it; default :data:`MAX_JUMP_S` at :data:`RATE_MAX` (the serial source
+        uses one second at the board's rate, plus the time the link was down after a reconnect:
+        :meth:`allow_jump`).
+
+    Sequence rules
+    --------------
+    Let ``L`` be the counter of the last accepted frame and ``C`` the next frame's.
+
+    * ``C == L + 1``: accepted.
+    * ``C == L`` (duplicate) or ``L - max_jump <= C < L`` (late, reordered): dropped and counted.
+    * ``L + 1 < C <= L + max_jump`` (a gap): accepted once the next frame confirms it: it follows
+      ``C`` (``C < N <= C + max_jump``).  When the next frame fits ``L`` better (``N <= C``),
+      ``C`` was a corrupt counter: dropped and counted as implausible.  The gap ``C - L - 1``
+      is counted as lost.
+    * Anything else (a jump beyond the bound, forwards or backwards): believed only after
+      :data:`CONFIRM_FRAMES` consecutive frames (CRC-passing corruption of 8 frames in a row
+      does not happen); unconfirmed, the frames are dropped as implausible.  A confirmed jump
+      forwards is a real gap (the host stalled and the OS dropped bytes); backwards, the board
+      restarted its counter (the index continues by one, ``counter_resets`` counts it).
+
+    So every accepted sample sits at its true index, lost samples are counted exactly (the
+    dropped frames' slots included), and a gap above ``max_jump`` samples needs
+    :data:`CONFIRM_FRAMES` frames of evidence.  Consumers that fill gaps bound the fill
+    themselves (the recorder writes a ``gap`` annotation, see io/edf).  A frame waits
+    for its confirmation: output lags by at most :data:`CONFIRM_FRAMES` frames around a gap;
+    :meth:`flush` (end of stream) drops what is still unconfirmed.
 
     Notes
     -----
@@ -354,13 +408,20 @@ class FrameDecoder:
     pieces gives the same frames as decoding it whole.
     """
 
-    def __init__(self, n_channels: int | None = None, adc_bits: int = 10) -> None:
+    def __init__(self, n_channels: int | None = None, adc_bits: int = 10,
+                 max_jump: int | None = None) -> None:
         self.n_channels = n_channels
         self.adc_bits = adc_bits
+        self.max_jump = int(max_jump if max_jump is not None else MAX_JUMP_S * RATE_MAX)
+        if not 1 <= self.max_jump < (1 << 30):
+            raise ValueError(f"max_jump must be in [1, 2**30), got {self.max_jump}")
+        self._allow = 0
         self._buf = b""
         self._last_index: int | None = None
         self._last_counter = 0
         self._map_next: int | None = None
+        self._held_c = np.zeros(0, np.uint32)
+        self._held_s = np.zeros((0, n_channels or 0), np.uint16)
         self.mismatched = 0
         # running totals (for statistics and tests)
         self.total_bytes = 0
@@ -368,6 +429,11 @@ class FrameDecoder:
         self.total_skipped = 0
         self.total_crc_errors = 0
         self.total_lost = 0
+        self.total_dropped = 0
+
+    def allow_jump(self, samples: int) -> None:
+        """Believe one gap of up to ``samples`` (after a reconnect: the time the link was down)."""
+        self._allow = max(0, int(samples))
 
     def restart_counter(self, next_index: int | None = None) -> None:
         """Forget the last counter (after a board reset or reconnect).
@@ -377,6 +443,17 @@ class FrameDecoder:
         """
         self._last_index = None
         self._map_next = next_index
+        self._held_c = self._held_c[:0]
+        self._held_s = self._held_s[:0]
+
+    def flush(self) -> DecodeResult:
+        """End of stream: drop frames still waiting for confirmation (counted as implausible)."""
+        res = self._empty(self.n_channels or 0)
+        res.implausible = len(self._held_c)
+        self.total_dropped += res.implausible
+        self._held_c = self._held_c[:0]
+        self._held_s = self._held_s[:0]
+        return res
 
     def discard_buffer(self) -> None:
         """Drop buffered bytes (a partial frame cut by a disconnect); keep the counter state."""
@@ -510,41 +587,108 @@ class FrameDecoder:
         result.bytes_skipped = skipped
         result.crc_errors = crc_errors
         result.foreign_frames = foreign
-        if len(dpos):
-            rows = sliding_window_view(b, data_frame_size(nch))[dpos]
-            counters = np.ascontiguousarray(rows[:, 4:8]).view("<u4")[:, 0]
-            samples = np.ascontiguousarray(rows[:, 8 : 8 + 2 * nch]).view("<u2").astype(np.uint16)
-            index, gaps, resets = self._unwrap(counters)
-            result.index = index
-            result.samples = samples
-            result.gaps = gaps
-            result.counter_resets = resets
+        if len(dpos) or len(self._held_c):
+            size = data_frame_size(nch)
+            rows = (sliding_window_view(b, size)[dpos] if len(dpos)
+                    else np.zeros((0, size), np.uint8))
+            counters = np.ascontiguousarray(rows[:, 4:8]).view("<u4").reshape(-1).astype(np.uint32)
+            samples = (np.ascontiguousarray(rows[:, 8 : 8 + 2 * nch]).view("<u2")
+                       .reshape(-1, nch).astype(np.uint16))
+            if len(self._held_c):
+                counters = np.concatenate((self._held_c, counters))
+                samples = np.concatenate((self._held_s.reshape(-1, nch), samples))
+            self._sequence(counters, samples, result)
         self.total_frames += len(result.index) + len(messages)
         self.total_skipped += skipped
         self.total_crc_errors += crc_errors
         self.total_lost += result.lost
+        self.total_dropped += result.dropped_frames
         return result
 
-    def _unwrap(self, counters: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-        c = counters.astype(np.uint32)
-        if self._last_index is None:
-            first = int(c[0]) if self._map_next is None else self._map_next
-            self._map_next = None
-            prev_c = np.uint32((int(c[0]) - 1) & 0xFFFFFFFF)
-            base = first - 1
-        else:
-            prev_c = np.uint32(self._last_counter)
-            base = self._last_index
-        d = np.diff(np.concatenate(([prev_c], c))).astype(np.uint32).astype(np.int64)
-        backwards = (d == 0) | (d >= (1 << 31))
-        resets = int(backwards.sum())
-        if resets:
-            log.warning("sample counter went backwards %d times (board reset?)", resets)
-            d[backwards] = 1
-        index = base + np.cumsum(d)
-        self._last_index = int(index[-1])
-        self._last_counter = int(c[-1])
-        return index, d - 1, resets
+    def _sequence(self, c: np.ndarray, s: np.ndarray, out: DecodeResult) -> None:
+        """Apply the sequence rules (class docstring) to counters ``c`` (uint32) and samples
+        ``s``; fill ``out.index/samples/gaps`` and the counts; hold unconfirmed frames."""
+        n = len(c)
+        step = np.diff(c).astype(np.uint32).astype(np.int64)  # mod 2**32
+        # fast path: one consecutive run continuing the last accepted frame
+        if (self._last_index is not None and n and not len(self._held_c)
+                and (int(c[0]) - self._last_counter) & 0xFFFFFFFF == 1 and (step == 1).all()):
+            out.index = self._last_index + 1 + np.arange(n, dtype=np.int64)
+            out.samples = s
+            out.gaps = np.zeros(n, np.int64)
+            self._last_index = int(out.index[-1])
+            self._last_counter = int(c[-1])
+            self._held_c = c[:0]
+            self._held_s = s[:0]
+            return
+        starts = [0, *(np.flatnonzero(step != 1) + 1).tolist(), n]
+        runs = [(a, b) for a, b in zip(starts[:-1], starts[1:]) if b > a]
+        idx_parts: list[np.ndarray] = []
+        sam_parts: list[np.ndarray] = []
+        gap_parts: list[np.ndarray] = []
+        wrap = 1 << 32
+        held = (n, n)
+        r = 0
+        while r < len(runs):
+            a, b = runs[r]
+            if self._last_index is None:  # first frame after (re)start: its own mapping
+                first = int(c[a]) if self._map_next is None else self._map_next
+                self._map_next = None
+                self._last_index, self._last_counter = first - 1, (int(c[a]) - 1) % wrap
+            d = (int(c[a]) - self._last_counter) % wrap
+            bound = self.max_jump + self._allow
+            if d == 1:
+                gap = 0
+            elif d == 0 or d >= wrap - self.max_jump:  # duplicate / late frames
+                k = (self._last_counter - int(c[a])) % wrap  # 0 for a duplicate
+                m = min(b - a, k + 1)
+                dup = 1 if k + 1 <= b - a else 0
+                out.duplicates += dup
+                out.out_of_order += m - dup
+                if a + m < b:
+                    runs[r] = (a + m, b)
+                else:
+                    r += 1
+                continue
+            else:
+                plausible = 2 <= d <= bound
+                need = 2 if plausible else CONFIRM_FRAMES
+                if b - a < need:
+                    if r + 1 >= len(runs):  # wait for the frames that confirm or contradict
+                        held = (a, b)
+                        break
+                    na = runs[r + 1][0]
+                    dn = (int(c[na]) - int(c[b - 1])) % wrap
+                    if not (plausible and 1 <= dn <= self.max_jump):
+                        out.implausible += b - a
+                        r += 1
+                        continue
+                if plausible:
+                    gap = d - 1
+                elif d < wrap // 2:  # a confirmed long gap (the host stalled): believed
+                    gap = d - 1
+                    log.warning("sample counter jumped by %d (confirmed by %d frames)", d, b - a)
+                else:  # a confirmed jump backwards: the board restarted its counter
+                    gap = 0
+                    out.counter_resets += 1
+                    log.warning("sample counter went back by %d (confirmed by %d frames): "
+                                "counter reset", wrap - d, b - a)
+                self._allow = 0
+            base = self._last_index + gap + 1
+            idx_parts.append(base + np.arange(b - a, dtype=np.int64))
+            sam_parts.append(s[a:b])
+            g = np.zeros(b - a, np.int64)
+            g[0] = gap
+            gap_parts.append(g)
+            self._last_index = base + (b - a) - 1
+            self._last_counter = int(c[b - 1])
+            r += 1
+        self._held_c = c[held[0]:held[1]].copy()
+        self._held_s = s[held[0]:held[1]].copy()
+        if idx_parts:
+            out.index = np.concatenate(idx_parts)
+            out.samples = np.concatenate(sam_parts)
+            out.gaps = np.concatenate(gap_parts)
 
 
 # --- Arduino Serial Plotter text ---------------------------------------------------------------

@@ -20,9 +20,9 @@ from dataclasses import replace
 from typing import Protocol
 
 from emgfeedback.config import Config
-from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.stream import Marker, Processed, SourceBase
 from emgfeedback.errors import EmgError
-from emgfeedback.stream import Marker, SourceBase
 
 __all__ = ["Consumer", "Session", "SessionThread"]
 

@@ -1,4 +1,5 @@
-"""The streaming data model shared by every source, stage and view.
+"""The streaming data model shared by every source, stage and view (bottom layer: imports nothing
+of the project but ``errors``).
 
 Time is the **sample index**.  A :class:`Chunk` carries ``start``, the index of its first sample in
 the stream, so two chunks are contiguous when ``b.start == a.start + len(a)``.  When samples are
@@ -30,6 +31,8 @@ import numpy as np
 __all__ = [
     "Chunk",
     "Marker",
+    "Processed",
+    "Quality",
     "RingBuffer",
     "Source",
     "SourceBase",
@@ -68,6 +71,10 @@ class Status:
         Per channel, how many samples of this chunk sit at the ADC rails (clipping).
     reconnects:
         Times the source reconnected since the previous chunk.
+    dropped_frames:
+        CRC-valid frames dropped since the previous chunk because their sample counter was a
+        duplicate, out of order or implausible (undetected corruption); their slots are in
+        ``lost_samples``.
     """
 
     lost_samples: int = 0
@@ -75,6 +82,7 @@ class Status:
     bytes_skipped: int = 0
     saturated: tuple[int, ...] = ()
     reconnects: int = 0
+    dropped_frames: int = 0
 
     @property
     def ok(self) -> bool:
@@ -83,6 +91,7 @@ class Status:
             and self.crc_errors == 0
             and self.bytes_skipped == 0
             and self.reconnects == 0
+            and self.dropped_frames == 0
             and not any(self.saturated)
         )
 
@@ -98,6 +107,7 @@ class Status:
             bytes_skipped=self.bytes_skipped + other.bytes_skipped,
             saturated=sat,
             reconnects=self.reconnects + other.reconnects,
+            dropped_frames=self.dropped_frames + other.dropped_frames,
         )
 
 
@@ -167,6 +177,42 @@ class Chunk:
             markers=tuple(m for m in self.markers if m.sample >= self.start + n),
         )
         return a, b
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Quality snapshot per channel (arrays of length ``channels``) at sample ``at``; measured by
+    :class:`emgfeedback.dsp.quality.QualityMeter` (see there for what each measure means)."""
+
+    at: int
+    rms_uv: np.ndarray
+    mains_ratio: np.ndarray
+    mains_uv: np.ndarray
+    diff_rms_uv: np.ndarray
+    clip_fraction: np.ndarray
+
+
+@dataclass(frozen=True)
+class Processed:
+    """One chunk after the DSP chain (:class:`emgfeedback.dsp.chain.Chain`): what every consumer
+    receives.  All arrays ``(samples, channels)`` in µV, aligned by sample."""
+
+    start: int
+    fs: float
+    channels: tuple[str, ...]
+    raw: np.ndarray
+    filtered: np.ndarray
+    envelope: np.ndarray
+    quality: Quality
+    status: Status
+    markers: tuple[Marker, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.raw.shape[0])
+
+    @property
+    def stop(self) -> int:
+        return self.start + len(self)
 
 
 @dataclass(frozen=True)

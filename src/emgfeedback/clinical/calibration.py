@@ -40,12 +40,11 @@ from typing import Any
 
 import numpy as np
 
-from emgfeedback.clinical.regions import parse_label, short_label
-from emgfeedback.config import QualityConfig
-from emgfeedback.dsp.chain import Processed
-from emgfeedback.dsp.quality import Quality, assess
+from emgfeedback.vocabulary import parse_annotation, short_label
+from emgfeedback.config import CalibrationConfig, QualityConfig
+from emgfeedback.stream import Marker, Processed, Quality
+from emgfeedback.dsp.quality import assess
 from emgfeedback.errors import CalibrationError
-from emgfeedback.stream import Marker
 
 __all__ = [
     "Calibration",
@@ -58,23 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class CalibrationConfig:
-    """Calibration settings; defaults documented in the module docstring."""
-
-    settle_s: float = 0.5
-    min_rest_s: float = 2.0
-    mvc_window_ms: float = 500.0
-    max_mains_uv: float = 50.0
-    auto_settle_s: float = 1.0
-    auto_window_ms: float = 1000.0
-    auto_quantile: float = 0.2
-    auto_peak_percentile: float = 99.0
-    auto_min_mvc_x_rest: float = 20.0
-    auto_min_mvc_uv: float = 80.0
-    min_mvc_uv: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -146,17 +128,15 @@ class Segment:
 
 
 def parse_calibration_marker(text: str) -> tuple[str, str | None] | None:
-    """``rest`` -> ``("rest", None)``; ``mvc L-ZYG`` -> ``("mvc", "L-ZYG")``; else ``None``."""
-    t = text.strip()
-    low = t.lower()
-    if low == "rest":
-        return "rest", None
-    if low.startswith("mvc "):
-        try:
-            return "mvc", parse_label(t[4:]).short
-        except Exception:
-            log.warning("ignoring calibration annotation %r: not 'mvc <L|R>-<code>'", text)
-    return None
+    """``rest`` -> ``("rest", None)``; ``mvc L-ZYG`` -> ``("mvc", "L-ZYG")``; else ``None``
+    (:func:`emgfeedback.vocabulary.parse_annotation` reads the text)."""
+    a = parse_annotation(text)
+    if not a.is_calibration:
+        return None
+    if not a.valid:
+        log.warning("ignoring calibration annotation %r: not 'mvc <L|R>-<code>'", text)
+        return None
+    return a.kind, a.channel
 
 
 def _mains_fit(x: np.ndarray, fs: float) -> tuple[np.ndarray, int]:

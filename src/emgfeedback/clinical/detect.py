@@ -52,7 +52,8 @@ import numpy as np
 from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.exercises import DetectionConfig, Exercise, Program, default_program
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.dsp.chain import Processed
+from emgfeedback.stream import Processed
+from emgfeedback.vocabulary import parse_annotation
 from emgfeedback.errors import ConfigError
 
 __all__ = ["Detector", "LiveState", "RepResult", "SynkinesisEvent"]
@@ -360,11 +361,9 @@ class Detector:
         for m in markers:
             ex = self.program.find(m.text)
             if ex is None:
-                low = m.text.strip().lower()
                 # Protocol and bookkeeping annotations: calibration periods, markers, gaps, and
                 # this detector's own alerts written into a recording (``synkinesis L-OOC``).
-                if (low not in ("rest", "marker", "gap")
-                        and not low.startswith(("mvc ", "synkinesis ", "marker "))):
+                if not parse_annotation(m.text).is_protocol:
                     self.unknown_annotations.append((m.sample, m.text))
                     log.info("annotation %r at sample %d is not an exercise; ignored",
                              m.text, m.sample)

@@ -10,8 +10,7 @@ first).  Reported: precision, recall, F1, the median |onset error| and the media
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -19,14 +18,12 @@ from emgfeedback.clinical.analysis import Analysis, analyze
 from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.detect import SynkinesisEvent
 from emgfeedback.clinical.exercises import Program
-from emgfeedback.io.recording import ArrayRecording, Recording
+from emgfeedback.recording import Recording
 from emgfeedback.sources.facesim import ModelParams, TruthEvent
 
 __all__ = ["Score", "match_events", "patient_calibration", "simulate_and_analyze",
            "simulated_recording"]
 
-#: Seconds of the session scenario that hold its rest period and all MVC trials (8 channels).
-CALIBRATION_S = 88.0
 
 
 @dataclass
@@ -93,14 +90,11 @@ def match_events(detected: Sequence[SynkinesisEvent], truth: Iterable[TruthEvent
 def simulated_recording(scenario: str, duration: float, seed: int,
                         params: ModelParams | None = None) -> tuple[Recording, list[TruthEvent]]:
     """A simulated recording with its cue annotations, and the planted events."""
-    from emgfeedback.sources.simulated import SIM_RANGE_UV, SimulatedSource
+    from emgfeedback.sources.simulated import SimulatedSource
 
     src = SimulatedSource(scenario, duration, seed, speed=None, params=params)
     with src:
-        chunk = src.read_all()
-    rec = ArrayRecording(path=Path(f"simulated-{scenario}-seed{seed}"), format="simulated",
-                         fs=chunk.fs, channels=chunk.channels, n_samples=len(chunk),
-                         markers=list(chunk.markers), rails_uv=SIM_RANGE_UV, data=chunk.data)
+        rec = src.recording()
     return rec, list(src.script.events)
 
 
@@ -109,7 +103,10 @@ def patient_calibration(seed: int, params: ModelParams | None = None) -> Calibra
     scenario (the simulated patient's electrodes, noise and MVCs depend on the seed and the
     parameters only, not on the scenario): what a clinic stores and reuses for the exercise
     recordings of the same sitting."""
-    rec, _ = simulated_recording("session", CALIBRATION_S, seed, params)
+    from emgfeedback.sources.facesim import calibration_s
+
+    sim = replace(params or ModelParams(), calibration=True)
+    rec, _ = simulated_recording("session", calibration_s(sim) + 2.0, seed, sim)
     from emgfeedback.clinical.calibration import Calibrator
     from emgfeedback.dsp.chain import Chain
     from emgfeedback.stream import Chunk

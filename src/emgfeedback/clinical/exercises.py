@@ -39,6 +39,7 @@ closest known names).  Exercise names are matched case-insensitively.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import tomllib
@@ -48,8 +49,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from emgfeedback.clinical.regions import EXERCISES, REGIONS
-from emgfeedback.config import from_mapping, read_toml
+from emgfeedback.vocabulary import EXERCISES, REGIONS, SIDES
+from emgfeedback.config import DetectionConfig, Settings, from_mapping, read_toml, setting
 from emgfeedback.errors import ConfigError
 
 __all__ = [
@@ -68,73 +69,47 @@ SIDE_CHOICES = ("both", "affected", "unaffected", "L", "R")
 
 
 @dataclass(frozen=True)
-class DetectionConfig:
-    """Detection settings (docs/analysis.md, "Detection"); defaults in one place.
-
-    Attributes
-    ----------
-    h_on, h_off:
-        Activation threshold and release threshold in rest SDs above the rest mean of the
-        envelope (Hodges & Bui 1996; hysteresis: ``h_off < h_on``).
-    min_active_ms, min_rest_ms:
-        A channel becomes active after its envelope stayed above the ``h_on`` threshold this long,
-        and inactive after it stayed below the ``h_off`` threshold this long.
-    floor_pct_mvc:
-        A quiet region must also exceed this %MVC to count as synkinesis (the therapist's floor).
-    min_event_ms:
-        ... for at least this long (the live alert is raised at that moment).
-    event_gap_ms:
-        An event ends when the condition has been false this long (or the rep ends).
-    onset_lookback_ms:
-        How far before the alert the onset estimate may search for the start of the rise.
-    """
-
-    h_on: float = 3.0
-    h_off: float = 2.0
-    min_active_ms: float = 30.0
-    min_rest_ms: float = 50.0
-    floor_pct_mvc: float = 10.0
-    min_event_ms: float = 20.0
-    event_gap_ms: float = 100.0
-    onset_lookback_ms: float = 300.0
-
-    def validate(self, where: str = "detection") -> None:
-        if not 0 <= self.h_off <= self.h_on:
-            raise ConfigError(f"{where}: need 0 <= h_off <= h_on, got h_on={self.h_on}, "
-                              f"h_off={self.h_off}")
-        for name in ("min_active_ms", "min_rest_ms", "min_event_ms", "event_gap_ms",
-                     "onset_lookback_ms", "floor_pct_mvc"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{where}.{name} must not be negative")
-
-
-@dataclass(frozen=True)
-class ChannelOverride:
+class ChannelOverride(Settings):
     """Per-channel (``L-OOC``) overrides of the detection thresholds; ``None`` keeps the default."""
 
-    h_on: float | None = None
-    h_off: float | None = None
-    floor_pct_mvc: float | None = None
+    h_on: float | None = setting(None, ge=0, le=1000)
+    h_off: float | None = setting(None, ge=0, le=1000)
+    floor_pct_mvc: float | None = setting(None, ge=0, le=1000, unit="%MVC")
 
 
 @dataclass(frozen=True)
-class Exercise:
+class Exercise(Settings):
     """One exercise of a program.
 
     ``targets`` and ``quiet`` are region codes; an empty ``quiet`` means "every recorded region
     that is not a target" (resolved against the montage by :meth:`quiet_codes`).
     """
 
-    name: str
-    targets: tuple[str, ...]
-    quiet: tuple[str, ...] = ()
-    band_pct_mvc: tuple[float, float] = (20.0, 60.0)
-    hold_s: float = 3.0
-    rest_s: float = 4.0
-    reps: int = 5
-    side: str = "both"
-    cue: str = ""
-    floor_pct_mvc: float | None = None
+    name: str = setting()
+    targets: tuple[str, ...] = setting(min_len=1, max_len=len(REGIONS), choices=None)
+    quiet: tuple[str, ...] = setting((), max_len=len(REGIONS))
+    band_pct_mvc: tuple[float, float] = setting((20.0, 60.0), ge=0, le=1000, unit="%MVC")
+    hold_s: float = setting(3.0, gt=0, le=600, unit="s")
+    rest_s: float = setting(4.0, ge=0, le=600, unit="s")
+    reps: int = setting(5, ge=1, le=1000)
+    side: str = setting("both", choices=SIDE_CHOICES)
+    cue: str = setting("")
+    floor_pct_mvc: float | None = setting(None, ge=0, le=1000, unit="%MVC")
+
+    def check(self) -> None:
+        if not self.name.strip():
+            raise ConfigError("name must not be empty")
+        for key in ("targets", "quiet"):
+            for c in getattr(self, key):
+                if c not in REGIONS:
+                    raise ConfigError(f"{key}: unknown region code {c!r} "
+                                      f"(known: {', '.join(REGIONS)})")
+        lo, hi = self.band_pct_mvc
+        if not lo < hi:
+            raise ConfigError(f"band_pct_mvc must be [low, high] with low < high, "
+                              f"got {list(self.band_pct_mvc)}")
+        if set(self.quiet) & set(self.targets):
+            raise ConfigError("quiet: a region cannot be both target and quiet")
 
     def quiet_codes(self, recorded: set[str]) -> tuple[str, ...]:
         """Quiet region codes among ``recorded`` codes."""
@@ -210,6 +185,8 @@ def _codes(value: Any, where: str) -> tuple[str, ...]:
 
 
 def _build_exercise(data: Mapping[str, Any], defaults: Mapping[str, Any], where: str) -> Exercise:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a table, got {data!r}")
     for key in data:
         if key not in _EXERCISE_KEYS:
             raise ConfigError(f"unknown key '{where}.{key}' (known: {', '.join(_EXERCISE_KEYS)})")
@@ -230,36 +207,40 @@ def _build_exercise(data: Mapping[str, Any], defaults: Mapping[str, Any], where:
         merged["quiet"] = list(_codes(merged["quiet"], f"{where}.quiet"))
     if "cue" not in merged and name in EXERCISES:
         merged["cue"] = EXERCISES[name].cue
-    ex = from_mapping(Exercise, merged, where)
-    lo, hi = ex.band_pct_mvc
-    if not 0 <= lo < hi:
-        raise ConfigError(f"{where}.band_pct_mvc must be [low, high] with 0 <= low < high")
-    if ex.reps < 1 or ex.hold_s <= 0 or ex.rest_s < 0:
-        raise ConfigError(f"{where}: reps >= 1, hold_s > 0 and rest_s >= 0 are required")
-    if ex.side not in SIDE_CHOICES:
-        raise ConfigError(f"{where}.side must be one of {', '.join(SIDE_CHOICES)}, got {ex.side!r}")
-    if set(ex.quiet) & set(ex.targets):
-        raise ConfigError(f"{where}: a region cannot be both target and quiet")
-    return ex
+    return from_mapping(Exercise, merged, where)
 
 
-def program_from_mapping(data: Mapping[str, Any], where: str = "program") -> Program:
-    """Validate a parsed program TOML; see the module docstring for the layout."""
+def _table(data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: '{key}' must be a table, got {value!r}")
+    return dict(value)
+
+
+def program_from_mapping(data: Mapping[str, Any], where: str = "program",
+                         detection: DetectionConfig | None = None) -> Program:
+    """Validate a parsed program TOML; see the module docstring for the layout.
+
+    ``detection``: the defaults its ``[detection]`` table overrides (the configuration's
+    ``[detection]`` section; default :class:`DetectionConfig`)."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: a program must be a table")
     known = ("name", "affected_side", "defaults", "detection", "channels", "exercise")
     for key in data:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
-    defaults = dict(data.get("defaults", {}))
+    defaults = _table(data, "defaults", where)
     for key in defaults:
         if key not in _DEFAULT_KEYS:
             raise ConfigError(f"{where}: unknown key 'defaults.{key}' "
                               f"(known: {', '.join(_DEFAULT_KEYS)})")
     try:
-        det = from_mapping(DetectionConfig, dict(data.get("detection", {})), "detection")
-        det.validate()
+        base = dataclasses.asdict(detection or DetectionConfig())
+        det = from_mapping(DetectionConfig, {**base, **_table(data, "detection", where)},
+                           "detection")
         chans: dict[str, ChannelOverride] = {}
-        for ch, ov in dict(data.get("channels", {})).items():
-            from emgfeedback.clinical.regions import parse_label
+        for ch, ov in _table(data, "channels", where).items():
+            from emgfeedback.vocabulary import parse_label
 
             short = parse_label(ch).short
             if not isinstance(ov, dict):
@@ -269,6 +250,8 @@ def program_from_mapping(data: Mapping[str, Any], where: str = "program") -> Pro
         if not isinstance(raw, list):
             raise ConfigError("'exercise' must be an array of tables: [[exercise]]")
         exs = tuple(_build_exercise(e, defaults, f"exercise[{i}]") for i, e in enumerate(raw))
+        if defaults:  # checked now, not when a vocabulary exercise first uses them
+            _build_exercise({"name": next(iter(EXERCISES))}, defaults, "defaults")
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     names = [e.name for e in exs]
@@ -276,7 +259,7 @@ def program_from_mapping(data: Mapping[str, Any], where: str = "program") -> Pro
     if dup:
         raise ConfigError(f"{where}: exercise {sorted(dup)[0]!r} is defined twice")
     side = data.get("affected_side")
-    if side is not None and (not isinstance(side, str) or side.upper() not in ("L", "R")):
+    if side is not None and (not isinstance(side, str) or side.upper() not in SIDES):
         raise ConfigError(f"{where}: affected_side must be \"L\" or \"R\", got {side!r}")
     name = data.get("name", "program")
     if not isinstance(name, str):
@@ -284,21 +267,19 @@ def program_from_mapping(data: Mapping[str, Any], where: str = "program") -> Pro
     return Program(name, exs, side.upper() if side else None, det, chans, defaults)
 
 
-def load_program(path: str | Path) -> Program:
-    """Read and validate a program TOML file."""
+def load_program(path: str | Path, detection: DetectionConfig | None = None) -> Program:
+    """Read and validate a program TOML file (``detection``: see :func:`program_from_mapping`)."""
     p = Path(path)
     data = read_toml(p, "program")
-    return program_from_mapping(data, str(p))
+    return program_from_mapping(data, str(p), detection)
 
 
-def default_program() -> Program:
+def default_program(detection: DetectionConfig | None = None) -> Program:
     """The shipped default program (``emgfeedback/data/default_program.toml``)."""
     text = resources.files("emgfeedback").joinpath("data/default_program.toml").read_text("utf-8")
-    return program_from_mapping(tomllib.loads(text), "default_program.toml")
+    return program_from_mapping(tomllib.loads(text), "default_program.toml", detection)
 
 
 def with_detection(program: Program, **changes: Any) -> Program:
     """A copy of ``program`` with detection settings changed (tests, benchmarks)."""
-    det = replace(program.detection, **changes)
-    det.validate()
-    return replace(program, detection=det)
+    return replace(program, detection=replace(program.detection, **changes))

@@ -24,9 +24,10 @@ from emgfeedback.clinical.calibration import Calibration, CalibrationConfig, Cal
 from emgfeedback.clinical.detect import Detector, SynkinesisEvent
 from emgfeedback.clinical.exercises import Program, default_program
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.stream import Marker, Processed
+from emgfeedback.vocabulary import format_event
 from emgfeedback.errors import CalibrationError
-from emgfeedback.stream import Marker
 
 __all__ = ["LiveClinic"]
 
@@ -48,12 +49,15 @@ class LiveClinic:
         ``on_event(kind, event)`` with ``kind`` ``"raised"`` or ``"ended"``; session thread.
     annotate:
         Called with a :class:`~emgfeedback.stream.Marker` for every alert (session thread).
+    calibration_config:
+        The configuration's ``[calibration]`` section (default :class:`CalibrationConfig`).
     """
 
     def __init__(self, chain: Chain, montage: Montage, program: Program | None = None,
                  calibration: Calibration | None = None,
                  on_event: Callable[[str, SynkinesisEvent], None] | None = None,
-                 annotate: Callable[[Marker], Any] | None = None) -> None:
+                 annotate: Callable[[Marker], Any] | None = None,
+                 calibration_config: CalibrationConfig | None = None) -> None:
         self.chain = chain
         self.montage = montage
         self.program = program or default_program()
@@ -63,7 +67,8 @@ class LiveClinic:
         self.detector: Detector | None = None
         self.error: str | None = None
         self._calibrator = Calibrator(chain.fs, montage.names, chain.quality.adc_range_uv,
-                                      CalibrationConfig(), chain.quality.cfg)
+                                      calibration_config or CalibrationConfig(),
+                                      chain.quality.cfg)
 
     @property
     def events(self) -> list[SynkinesisEvent]:
@@ -83,7 +88,7 @@ class LiveClinic:
 
     def _event(self, kind: str, ev: SynkinesisEvent) -> None:
         if kind == "raised" and self.annotate is not None:
-            self.annotate(Marker(ev.alert, 0, f"synkinesis {ev.channel}"))
+            self.annotate(Marker(ev.alert, 0, format_event(ev.type, ev.channel)))
         if self.on_event is not None:
             self.on_event(kind, ev)
 

@@ -13,7 +13,7 @@ or, when a file uses other labels (``EMG 1``, ``A0``), from a montage TOML::
     "L-ZYG" = "2 cm lateral to the mouth corner (scar)"
 
 Labels not listed in ``[channels]`` must themselves be region labels.  Every channel carries its
-electrode site description from :data:`~emgfeedback.clinical.regions.REGIONS` (or the override),
+electrode site description from :data:`~emgfeedback.vocabulary.REGIONS` (or the override),
 which the placement guide prints.
 """
 
@@ -25,15 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from emgfeedback.clinical.regions import REGIONS, ChannelId, parse_label
+from emgfeedback.vocabulary import REGIONS, SIDES, ChannelId, parse_label
 from emgfeedback.config import read_toml
 from emgfeedback.errors import ConfigError
 
 __all__ = ["Montage", "MontageChannel", "load_montage", "montage_from_mapping"]
 
 log = logging.getLogger(__name__)
-
-SIDES = ("L", "R")
 
 
 @dataclass(frozen=True)

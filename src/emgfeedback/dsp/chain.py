@@ -19,7 +19,6 @@ the same gaps therefore gives the same output.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,32 +32,10 @@ from emgfeedback.dsp.filters import (
     detect_mains,
     sos_group_delay_s,
 )
-from emgfeedback.dsp.quality import Quality, QualityMeter
-from emgfeedback.stream import Chunk, Marker, Status
+from emgfeedback.dsp.quality import QualityMeter
+from emgfeedback.stream import Chunk, Processed, Quality
 
-__all__ = ["Chain", "Processed"]
-
-
-@dataclass(frozen=True)
-class Processed:
-    """One chunk after the chain; all arrays ``(samples, channels)`` in µV, aligned by sample."""
-
-    start: int
-    fs: float
-    channels: tuple[str, ...]
-    raw: np.ndarray
-    filtered: np.ndarray
-    envelope: np.ndarray
-    quality: Quality
-    status: Status
-    markers: tuple[Marker, ...] = ()
-
-    def __len__(self) -> int:
-        return int(self.raw.shape[0])
-
-    @property
-    def stop(self) -> int:
-        return self.start + len(self)
+__all__ = ["Chain"]
 
 
 class Chain:

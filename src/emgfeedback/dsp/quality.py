@@ -15,26 +15,14 @@ Running measures (exponential averages with a time constant of ``QualityConfig.w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 
 from emgfeedback.config import QualityConfig
 from emgfeedback.dsp.filters import SosStage
+from emgfeedback.stream import Quality
 
-__all__ = ["Quality", "QualityMeter", "assess"]
-
-
-@dataclass(frozen=True)
-class Quality:
-    """Quality snapshot per channel (arrays of length ``channels``) at sample ``at``."""
-
-    at: int
-    rms_uv: np.ndarray
-    mains_ratio: np.ndarray
-    mains_uv: np.ndarray
-    diff_rms_uv: np.ndarray
-    clip_fraction: np.ndarray
+__all__ = ["QualityMeter", "assess"]
 
 
 class QualityMeter:

@@ -59,9 +59,13 @@ from typing import Any
 import numpy as np
 
 from emgfeedback import __version__
+from emgfeedback.validate import (  # the one patient-id rule, private files
+    PATIENT_RE, check_annotation, check_edf_signals, check_edf_size, check_sidecar, io_error,
+    load_json_file, private_file, validate_patient_id, write_private)
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo
+from emgfeedback.vocabulary import GAP, match_label, parse_annotation
 
 __all__ = [
     "DigitalGrid",
@@ -82,29 +86,13 @@ log = logging.getLogger(__name__)
 
 RECORD_CHOICES_S = (0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 10.0)
 ANNOT_BYTES = 240  # bytes of annotation signal per data record (EDF: 120 samples, BDF: 80)
-GAP_TEXT = "gap"
-PATIENT_RE = re.compile(r"^[A-Z]{0,3}-?[0-9][0-9-]{1,15}$")
+GAP_TEXT = GAP
 SIDECAR_FORMAT = "emgfeedback-sidecar"
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
 # ============================================================================ small helpers
-def validate_patient_id(pid: str) -> str:
-    """Return ``pid`` if it looks like a pseudonym, else raise :class:`ConfigError`.
-
-    Accepted: up to three capital letters, an optional dash, then 2-16 digits or dashes, starting
-    with a digit (``P-0001``, ``AB-2024-17``, ``0042``).  Anything with lower-case letters,
-    spaces or longer letter runs is refused: it could be a name.
-    """
-    if not isinstance(pid, str) or not PATIENT_RE.match(pid):
-        raise ConfigError(
-            f"patient id {pid!r} is not a pseudonymous id: use up to 3 capital letters, an "
-            "optional dash and digits, e.g. P-0001 (names are never stored)"
-        )
-    return pid
-
-
 def sidecar_path(path: Path | str) -> Path:
     """``FILE.json`` beside ``FILE.edf`` / ``FILE.bdf``."""
     return Path(path).with_suffix(".json")
@@ -127,21 +115,14 @@ def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
 def read_sidecar(path: Path | str) -> dict[str, Any]:
     """The sidecar of recording ``path`` (``{}`` when there is none)."""
     sp = sidecar_path(path)
-    if not sp.is_file():
+    if not sp.exists():
         return {}
-    try:
-        data = json.loads(sp.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FileFormatError(f"{sp}: damaged sidecar JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise FileFormatError(f"{sp}: sidecar is not a JSON object")
-    return data
+    return check_sidecar(load_json_file(sp, "sidecar"), sp)  # types, ranges, patient rule
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    """Patient data: written ``0600``, atomically (validate.write_private)."""
+    write_private(path, json.dumps(data, indent=1, default=_json_default))
 
 
 def _json_default(o: Any) -> Any:
@@ -322,7 +303,7 @@ class _EdfFile:
         self.transducer = transducer
         self.prefilter = prefilter
         self.n_records = 0
-        self._f = open(path, "wb")  # noqa: SIM115 - kept open for the recording
+        self._f = private_file(path, "wb")  # 0600: patient data; kept open for the recording
         self._f.write(self._header(-1))
         self._f.flush()
         self._last_sync = time.monotonic()
@@ -531,7 +512,28 @@ class Recorder:
                 self._write_sidecar("recording")
 
     def feed(self, p: Any) -> None:
-        """Take one processed chunk (session thread); uses ``p.raw``, ``p.start``, markers."""
+        """Take one processed chunk (session thread); uses ``p.raw``, ``p.start``, markers.
+
+        A write error (disk full, I/O error) stops the recording: the file keeps every record
+        written so far and the error says so and names ``emgfeedback repair``."""
+        try:
+            self._feed(p)
+        except OSError as exc:
+            self._abandon()
+            raise io_error(exc, self.path, repairable=True) from None
+
+    def _abandon(self) -> None:
+        """After a write error: stop writing, release the file, keep what is on disk."""
+        with self._lock:
+            self.closed = True
+            f = self._file
+            if f is not None:
+                try:
+                    f._f.close()
+                except OSError:
+                    pass
+
+    def _feed(self, p: Any) -> None:
         with self._lock:
             if self.closed:
                 return
@@ -560,6 +562,13 @@ class Recorder:
 
     def close(self) -> None:
         """Write the last (padded) record, the true record count and the final sidecar."""
+        try:
+            self._close()
+        except OSError as exc:
+            self._abandon()
+            raise io_error(exc, self.path, repairable=True) from None
+
+    def _close(self) -> None:
         with self._lock:
             if self.closed:
                 return
@@ -698,14 +707,12 @@ def _asdict(obj: Any) -> Any:
 
 
 def _montage(channels: tuple[str, ...]) -> dict[str, Any]:
-    from emgfeedback.clinical.regions import REGIONS
-
     out: dict[str, Any] = {}
     for lab in channels:
-        m = re.match(r"^EMG ([LR])-([A-Z]{3})$", lab)
-        if m and m.group(2) in REGIONS:
-            r = REGIONS[m.group(2)]
-            out[lab] = {"side": m.group(1), "region": r.code, "muscle": r.muscle, "site": r.site}
+        cid = match_label(lab)
+        if cid is not None:
+            r = cid.region
+            out[lab] = {"side": cid.side, "region": r.code, "muscle": r.muscle, "site": r.site}
         else:
             out[lab] = {}
     return out
@@ -796,6 +803,12 @@ class EdfRecording(Recording):
         rec_bytes = sum(nsamp) * bps
         if rec_bytes <= 0 or rec_s <= 0:
             raise _bad(path, 244, "record duration or samples per record is not positive")
+        ann_name = "BDF Annotations" if bdf else "EDF Annotations"
+        is_ann = [lab == ann_name or lab == "EDF Annotations" for lab in labels]
+        check_edf_signals(path, bdf=bdf, record_s=rec_s, labels=labels, pmin=pmin, pmax=pmax,
+                          dmin=dmin, dmax=dmax, n_per_record=nsamp, annotation=is_ann)
+        check_edf_size(path, header_bytes=hbytes, record_bytes=rec_bytes, records=nrec_hdr,
+                       size=size)
         avail, tail = divmod(size - hbytes, rec_bytes)
         notes: list[str] = []
         if nrec_hdr == -1 or nrec_hdr > avail:
@@ -811,8 +824,6 @@ class EdfRecording(Recording):
         if nrec <= 0:
             raise FileFormatError(f"{path}: byte {hbytes}: no complete data record "
                                   f"({size - hbytes} data bytes, a record has {rec_bytes})")
-        ann_name = "BDF Annotations" if bdf else "EDF Annotations"
-        is_ann = [lab == ann_name or lab == "EDF Annotations" for lab in labels]
         data_idx = [k for k in range(ns) if not is_ann[k]]
         if not data_idx:
             raise FileFormatError(f"{path}: no data signals (only annotations)")
@@ -844,15 +855,23 @@ class EdfRecording(Recording):
         for k in [k for k in range(ns) if is_ann[k]]:
             a, b = int(starts[k]), int(starts[k + 1])
             block = np.asarray(self._mm[:, a:b])
+            total_s = nrec * rec_s
+            refused: list[str] = []
             for r in range(nrec):
                 for onset, dur, texts in _parse_tals(bytes(block[r])):
+                    why = check_annotation(onset, dur, total_s)
+                    if why is not None:
+                        refused.append(f"record {r}: {texts[0][:40]!r}: {why}")
+                        continue
                     for t in texts:
                         s = int(round(onset * fs))
                         d = int(round(dur * fs))
-                        if t == GAP_TEXT:
+                        if parse_annotation(t).kind == GAP:
                             gaps.append((s, d))
                         else:
                             markers.append(Marker(s, d, t))
+            if refused:
+                notes.append(f"{len(refused)} impossible annotation(s) ignored, e.g. {refused[0]}")
         markers.sort(key=lambda m: m.sample)
         n_slots = nrec * nmax
         if sidecar.get("format") == SIDECAR_FORMAT and isinstance(sidecar.get("slots"), int):

@@ -1,4 +1,4 @@
-"""Write a :class:`~emgfeedback.io.recording.Recording` as EDF+, BDF+ or CSV.
+"""Write a :class:`~emgfeedback.recording.Recording` as EDF+, BDF+ or CSV.
 
 :func:`export` chooses the format from the suffix: ``.edf`` (EDF+, 16 bit), ``.bdf`` (BDF+,
 24 bit), ``.csv``/``.tsv``/``.txt`` (the emgfeedback CSV: ``# fs=`` and ``# marker`` comment lines,
@@ -16,7 +16,7 @@ import numpy as np
 
 from emgfeedback.errors import ConfigError
 from emgfeedback.io.edf import write_edf
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 
 __all__ = ["export", "write_csv"]
 
@@ -27,7 +27,9 @@ def write_csv(rec: Recording, path: Path | str, block: int = 1 << 16) -> None:
     """emgfeedback CSV of ``rec`` (read back by :func:`emgfeedback.io.importers.load`)."""
     path = Path(path)
     sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open("w", encoding="utf-8", newline="") as f:
+    from emgfeedback.validate import private_file
+
+    with private_file(path, "w") as f:  # 0600: patient data
         f.write("# emgfeedback csv v1\n")
         f.write(f"# fs={rec.fs:g}\n")
         for m in rec.markers:

@@ -13,7 +13,7 @@ emgfeedback CSV        ``# emgfeedback csv v1`` (:mod:`emgfeedback.io.exporters`
 generic CSV/TSV        a header row of names; rate from ``fs=`` or from a time column
 =====================  ==========================================================================
 
-Every importer returns a :class:`~emgfeedback.io.recording.Recording` in microvolts.  Packet or
+Every importer returns a :class:`~emgfeedback.recording.Recording` in microvolts.  Packet or
 sample counters (OpenBCI ``Sample Index``, BrainFlow package number, a time column with missing
 steps) become gaps, never interpolated values.  Unknown, damaged and truncated files raise
 :class:`~emgfeedback.errors.FileFormatError` naming the file and the line or byte.
@@ -41,12 +41,16 @@ from typing import Any
 import numpy as np
 
 from emgfeedback.errors import ConfigError, FileFormatError
-from emgfeedback.io.recording import ArrayRecording, Recording
+from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.stream import Marker, SourceInfo
+from emgfeedback.vocabulary import format_marker
 
 __all__ = ["FORMATS", "detect", "load"]
 
 log = logging.getLogger(__name__)
+
+# the most the gaps of an imported file may add to its timeline (see _place)
+MAX_GAP_S = 600.0
 
 FORMATS = ("edf", "openbci", "brainflow", "biopac", "opensignals", "emgfeedback-csv", "csv")
 _UNITS = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolts": 1.0, "mv": 1e3, "millivolts": 1e3,
@@ -116,7 +120,9 @@ def load(path: Path | str, *, fs: float | None = None, unit: str | None = None,
     format:
         Skip detection (one of :data:`FORMATS`).
     """
-    path = Path(path)
+    from emgfeedback.validate import input_file
+
+    path = input_file(Path(path), "recording")
     fmt = format or detect(path)
     if fmt == "edf":
         from emgfeedback.io.edf import read_edf
@@ -208,7 +214,14 @@ def _from_counter(counter: np.ndarray, modulo: int) -> tuple[np.ndarray, int]:
 def _place(path: Path, fmt: str, fs: float, channels: tuple[str, ...], values: np.ndarray,
            positions: np.ndarray | None, markers: list[Marker], info: SourceInfo | None,
            notes: list[str], sidecar: dict[str, Any] | None = None) -> ArrayRecording:
-    """Put rows at their sample positions; missing positions become gaps (NaN)."""
+    """Put rows at their sample positions; missing positions become gaps (NaN).
+
+    Resource bound: the gaps may add at most :data:`MAX_GAP_S` seconds (or the recorded
+    duration, if longer) to the timeline; a time column jumping further is refused, so a small
+    file can never make a reader allocate gigabytes."""
+    from emgfeedback.validate import check_rate
+
+    check_rate(fs, f"{path}: sample rate")
     gaps: list[tuple[int, int]] = []
     if positions is None or len(values) == 0:
         data = values
@@ -216,6 +229,18 @@ def _place(path: Path, fmt: str, fs: float, channels: tuple[str, ...], values: n
     else:
         pos = positions - positions[0]
         n = int(pos[-1]) + 1
+        if (np.diff(pos) < 1).any():
+            row = int(np.flatnonzero(np.diff(pos) < 1)[0]) + 1
+            raise FileFormatError(f"{path}: row {row + 1} of the data: time goes backwards or "
+                                  "repeats")
+        allowed = len(values) + max(len(values), int(MAX_GAP_S * fs))
+        if n > allowed:
+            j = int(np.argmax(np.diff(pos)))
+            raise FileFormatError(
+                f"{path}: row {j + 2} of the data: time jumps by {int(pos[j + 1] - pos[j])} "
+                f"samples ({(pos[j + 1] - pos[j]) / fs:.6g} s); gaps may add at most "
+                f"{MAX_GAP_S:g} s (or the recorded duration) to a recording: is the time "
+                "column or the rate wrong?")
         if n == len(values):
             data = values
         else:
@@ -249,11 +274,11 @@ def _label_markers(values: np.ndarray, name: str, skip_zero: bool = True) -> lis
     return out
 
 
-def _pulse_markers(values: np.ndarray, name: str) -> list[Marker]:
+def _pulse_markers(values: np.ndarray) -> list[Marker]:
     """Instant markers where a marker column holds a non-zero value (first row of a run)."""
     v = np.asarray(values)
     on = np.flatnonzero((v != 0) & np.concatenate([[True], v[1:] != v[:-1]]))
-    return [Marker(int(i), 0, f"{name} {v[i]:g}") for i in on]
+    return [Marker(int(i), 0, format_marker(f"{v[i]:g}")) for i in on]
 
 
 # ============================================================================ OpenBCI GUI
@@ -287,7 +312,7 @@ def _openbci(path: Path, lines: list[str]) -> Recording:
     ncols = max(use) + 1
     t = _table(path, lines, first, ",", ncols, use)
     pos, step = _from_counter(t[:, 0], 256)
-    markers = _pulse_markers(t[:, -1], "marker") if mcol is not None else []
+    markers = _pulse_markers(t[:, -1]) if mcol is not None else []
     board = meta.get("board", "OpenBCI")
     channels = tuple(f"EXG {header[k].split()[-1]}" for k in exg)
     notes = [f"OpenBCI GUI file, board {board}, sample index step {step}"]
@@ -353,7 +378,7 @@ def _brainflow(path: Path, lines: list[str], board: str | int | None) -> Recordi
     markers: list[Marker] = []
     try:
         mk = BoardShim.get_marker_channel(bid)
-        markers = _pulse_markers(t[:, mk], "marker")
+        markers = _pulse_markers(t[:, mk])
     except Exception:
         pass
     name = BoardIds(bid).name
@@ -368,6 +393,9 @@ def _biopac(path: Path, lines: list[str], unit: str | None) -> Recording:
     m = re.match(r"^\s*([\d.]+)\s*(msec|sec|usec|µsec)/sample", lines[1])
     assert m is not None
     per = float(m.group(1)) * {"msec": 1e-3, "sec": 1.0, "usec": 1e-6, "µsec": 1e-6}[m.group(2)]
+    if not per > 0:
+        raise FileFormatError(f"{path}: line 2: {lines[1].strip()!r} is not a sample interval "
+                              "(it must be positive)")
     fs = round(1.0 / per, 6)
     nch = int(lines[2].split()[0])
     names, units = [], []
@@ -408,7 +436,7 @@ def _biopac(path: Path, lines: list[str], unit: str | None) -> Recording:
             notes.append(f"channel {names[k]!r} is labelled {units[k]!r}: its RMS would be "
                          f"{rms:.0f} µV, implausible for sEMG (a mislabelled unit? "
                          "use unit='mV' to override)")
-    markers = _pulse_markers(t[:, -1], "marker") if mcol is not None else []
+    markers = _pulse_markers(t[:, -1]) if mcol is not None else []
     channels = tuple(("EMG " + names[k].replace(" Raw", ""))[:16] for k in raw)
     info = SourceInfo(name=f"replay:{path.name}", fs=fs, channels=channels,
                       board="BIOPAC AcqKnowledge text export",

@@ -68,9 +68,19 @@ def summarise(path: Path | str, block_s: float = 10.0, **load_options: Any) -> d
             "notes": list(rec.notes),
         }
         if sc:
-            doc["patient"] = sc.get("patient")
-            doc["board"] = (sc.get("source") or {}).get("board")
-            doc["status"] = sc.get("status")
+            from emgfeedback.validate import PATIENT_REFUSED, patient_id_problem
+
+            pid = sc.get("patient")
+            why = patient_id_problem(pid) if pid is not None else sc.get(PATIENT_REFUSED)
+            if why is None:
+                doc["patient"] = pid
+            else:  # an edited sidecar: never echo what could be a name or a birth date
+                doc["notes"].append(f"patient id in the sidecar withheld: {why}")
+            source = sc.get("source")
+            board = source.get("board") if isinstance(source, dict) else None
+            doc["board"] = board if isinstance(board, str) else None
+            status = sc.get("status")
+            doc["status"] = status if isinstance(status, str) else None
         return doc
 
 

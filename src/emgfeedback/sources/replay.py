@@ -31,7 +31,7 @@ import numpy as np
 
 from emgfeedback import sources
 from emgfeedback.errors import ConfigError
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
 
 __all__ = ["ReplaySource"]

@@ -356,6 +356,10 @@ class SerialSource(SourceBase):
             "reconnects": 0,
             "estimated_gaps": 0,
             "queue_drops": 0,
+            "duplicates": 0,
+            "out_of_order": 0,
+            "implausible": 0,
+            "counter_resets": 0,
         }
         self.info = SourceInfo(name=f"serial:{port}", fs=float(fs or 0.0), channels=())
 
@@ -453,7 +457,9 @@ class SerialSource(SourceBase):
                 "format": "emg_acquire",
             },
         )
-        self._decoder = P.FrameDecoder(n_channels=info.channels, adc_bits=info.adc_bits)
+        # plausibility bound of a counter gap: one second at the board's rate (protocol.py)
+        self._decoder = P.FrameDecoder(n_channels=info.channels, adc_bits=info.adc_bits,
+                                       max_jump=max(1, int(P.MAX_JUMP_S * info.rate)))
 
     def _set(self, command: int, value: int) -> None:
         self._ser.write(P.encode_command(command, value))
@@ -602,10 +608,13 @@ class SerialSource(SourceBase):
             return
         res = self._decoder.feed(data)
         self._pending = self._pending.merged(
-            Status(crc_errors=res.crc_errors, bytes_skipped=res.bytes_skipped)
+            Status(crc_errors=res.crc_errors, bytes_skipped=res.bytes_skipped,
+                   dropped_frames=res.dropped_frames)
         )
         self.stats["crc_errors"] += res.crc_errors
         self.stats["bytes_skipped"] += res.bytes_skipped
+        for key in ("duplicates", "out_of_order", "implausible", "counter_resets"):
+            self.stats[key] += getattr(res, key)
         for m in res.messages:
             if m.version == P.VERSION and m.kind == P.KIND_INFO:
                 try:
@@ -651,6 +660,7 @@ class SerialSource(SourceBase):
                 crc_errors=status.crc_errors,
                 bytes_skipped=status.bytes_skipped,
                 reconnects=status.reconnects,
+                dropped_frames=status.dropped_frames,
             )
             return
         self.stats["lost_samples"] += lost
@@ -725,6 +735,8 @@ class SerialSource(SourceBase):
             # the board kept sampling: its counter continues, so the gap is exact; drop the
             # partial frame cut by the disconnect
             self._decoder.discard_buffer()
+            # the gap may exceed the plausibility bound by the time the link was down
+            self._decoder.allow_jump(int((time.monotonic() - last_rx + 1.0) * self.info.fs))
             self._pending = self._pending.merged(Status(reconnects=1))
             return
         # the board was reset: its counter restarts at 0; estimate the gap from the time

@@ -5,20 +5,39 @@
 to decide *when* to hand samples over; what a sample is and its index never depend on it.
 
 The scenario's protocol periods (``rest``, ``mvc L-ZYG``, exercise reps) arrive as markers in the
-chunk where they begin, as the live program's cues would; the ground truth (activations and
-planted synkinesis events) is available as :attr:`SimulatedSource.script`.
+chunk where they begin, as the live program's cues would; the ground truth (activations,
+planted synkinesis events and every confounder, :attr:`Script.truth`) is available as
+:attr:`SimulatedSource.script`.
+
+Missing samples (the ``gaps`` confounder) are never handed out: a chunk ends where a gap
+begins and the next one starts after it, its ``start`` jumping by the gap and its
+``Status.lost_samples`` saying how many were lost; a cue whose onset falls in the gap arrives with
+that next chunk.  Which samples exist and their values do not depend on the chunk sizes.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emgfeedback import sources
-from emgfeedback.sources.facesim import SCENARIOS, FaceModel, ModelParams, Script, make_script
+from emgfeedback.errors import ConfigError
+from emgfeedback.sources.facesim import (
+    SCENARIOS,
+    FaceModel,
+    ModelParams,
+    Script,
+    apply_confounders,
+    make_script,
+)
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
+
+if TYPE_CHECKING:
+    from emgfeedback.recording import ArrayRecording
 
 __all__ = ["SimulatedSource"]
 
@@ -76,6 +95,7 @@ class SimulatedSource(SourceBase):
         self._pos = 0
         self._t0: float | None = None
         self._cue_i = 0
+        self._gaps = self.script.gaps
 
     @property
     def finished(self) -> bool:
@@ -115,11 +135,53 @@ class SimulatedSource(SourceBase):
         return self._emit(n)
 
     def read_all(self) -> Chunk:
-        """The whole remaining signal as one chunk (offline use, tests)."""
+        """The whole remaining signal as one chunk (offline use, tests); a signal with gaps
+        cannot be one chunk: use :meth:`read_segments`."""
+        if any(b > self._pos for _, b in self._gaps):
+            raise ValueError("the simulated signal has gaps (missing samples); use "
+                             "read_segments()")
         return self._emit(self.script.n_samples - self._pos)
 
+    def read_segments(self) -> list[Chunk]:
+        """The whole remaining signal as contiguous chunks, one per stretch between gaps."""
+        out = []
+        while not self.finished:
+            out.append(self._emit(self.script.n_samples - self._pos))
+        return out
+
+    def recording(self, parts: list[Chunk] | None = None) -> "ArrayRecording":
+        """The whole remaining signal (or ``parts``, what :meth:`read_segments` returned) as an
+        in-memory recording: cue markers, gaps (NaN in their slots, listed in ``gaps``), the
+        front end's rails."""
+        from emgfeedback.recording import ArrayRecording
+
+        if parts is None:
+            parts = self.read_segments()
+        start = parts[0].start - parts[0].status.lost_samples if parts else self._pos
+        n = self.script.n_samples - start
+        data = np.full((n, len(self.params.channels)), np.nan)
+        for c in parts:
+            data[c.start - start:c.stop - start] = c.data
+        gaps = [(a - start, b - a) for a, b in self._gaps if a >= start]
+        return ArrayRecording(path=Path(f"simulated-{self.scenario}-seed{self.seed}"),
+                              format="simulated", fs=self.params.fs, channels=self.params.channels,
+                              n_samples=n, markers=[m for c in parts for m in c.markers],
+                              gaps=gaps, info=self.info, rails_uv=SIM_RANGE_UV, data=data)
+
     def _emit(self, n: int) -> Chunk:
+        first = self._pos  # markers from here on (a cue inside a gap comes after it)
+        lost = 0
+        for a, b in self._gaps:
+            if a <= self._pos < b:  # the chunk would start in a gap: skip it
+                lost = b - self._pos
+                self._pos = b
+                break
         start = self._pos
+        n = min(n, self.script.n_samples - start)
+        for a, _ in self._gaps:
+            if start < a < start + n:  # a gap begins inside: end the chunk there
+                n = a - start
+                break
         x = self.model.samples(start, start + n)
         lo, hi = SIM_RANGE_UV
         sat = ((x <= lo) | (x >= hi)).sum(axis=0)
@@ -129,7 +191,7 @@ class SimulatedSource(SourceBase):
         cues = self.script.cues
         while self._cue_i < len(cues) and cues[self._cue_i].start < start + n:
             c = cues[self._cue_i]
-            if c.start >= start:
+            if c.start >= first:
                 markers.append(Marker(c.start, c.stop - c.start, c.text))
             self._cue_i += 1
         self._pos += n
@@ -138,21 +200,27 @@ class SimulatedSource(SourceBase):
             start=start,
             fs=self.params.fs,
             channels=self.params.channels,
-            status=Status(saturated=tuple(int(v) for v in sat)),
+            status=Status(lost_samples=lost, saturated=tuple(int(v) for v in sat)),
             markers=tuple(markers),
         )
 
 
 def _factory(arg: str = "", *, scenario: str | None = None, duration: float | None = None,
              seed: int = 0, speed: float | None = 1.0, fs: float | None = None,
-             mains: float | None = None, **params: object) -> SimulatedSource:
-    p = ModelParams()
+             mains: float | None = None, confounders: str | list[str] | None = None,
+             **params: object) -> SimulatedSource:
+    """``confounders``: presets of :data:`~emgfeedback.sources.facesim.CONFOUNDERS` (applied
+    first); other keywords are :class:`ModelParams` fields."""
+    p = apply_confounders(ModelParams(), confounders) if confounders else ModelParams()
     changes: dict[str, object] = {k: v for k, v in params.items() if v is not None}
     if fs:
         changes["fs"] = float(fs)
     if mains:
         changes["mains_hz"] = float(mains)
     if changes:
+        unknown = sorted(set(changes) - set(ModelParams.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"unknown simulated board option(s): {', '.join(unknown)}")
         p = replace(p, **changes)  # type: ignore[arg-type]
     return SimulatedSource(scenario or arg or "session", duration, seed, speed, params=p)
 

@@ -18,9 +18,11 @@ Quality warnings judge the resting baseline only where it is at rest.  The quali
 running RMS is an exponential average (time constant ``quality.window_s``), so it still carries a
 contraction for seconds after it ended (from 150 µV it needs about 6 s to fall below the 8 µV
 limit), which must not read as a bad electrode.  A channel's "noisy baseline" is therefore judged
-only once it is quiet (no cue asking for a contraction, not active by the detector) and what the
+only once it is quiet (no cue asking for a contraction, not active by the detector, no burst of
+the envelope above 3 times the running RMS, e.g. a spontaneous blink) and what the
 meter still holds of its last contraction, ``RMS_then · exp(-Δt / 2τ)``, is below half the limit;
-and it is shown when it has lasted ``hold_s`` (2 s) from then.  Faults no contraction causes
+and it is shown when it has lasted ``hold_s`` (4 s) from then: a bad contact stays bad, while a
+blink or a swallow at rest lifts the running RMS for a few seconds only.  Faults no contraction causes
 (flat line, mains pick-up, clipping) are shown at once.
 """
 
@@ -33,10 +35,12 @@ from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 
-from emgfeedback.clinical.regions import EXERCISES, REGIONS, short_label
 from emgfeedback.config import QualityConfig
-from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import assess
+from emgfeedback.stream import Processed
+from emgfeedback.vocabulary import EVENT_TYPES, EXERCISES, MVC, REGIONS, REST, parse_annotation, \
+    short_label
 
 if TYPE_CHECKING:
     from emgfeedback.clinical.live import LiveClinic
@@ -47,6 +51,9 @@ _RESET = "\x1b[0m"
 _COL = {"green": "\x1b[32m", "amber": "\x1b[33m", "red": "\x1b[31m", "bold": "\x1b[1m",
         "dim": "\x1b[2m", "inv": "\x1b[7m"}
 _TAG = {"green": "ok", "amber": "!!", "red": "XX"}
+#: A channel whose envelope rises above this many times its running quality RMS is moving (a
+#: contraction or a blink), whether or not a cue asked for it: stationary noise stays below ~1x.
+BURST = 3.0
 #: %MVC at the right end of the bars.
 BAR_MAX_PCT = 100.0
 
@@ -76,7 +83,7 @@ class ConsoleView:
         quality: QualityConfig | None = None,
         tty: bool | None = None,
         clinic: LiveClinic | None = None,
-        hold_s: float = 2.0,
+        hold_s: float = 4.0,
     ) -> None:
         self.chain = chain
         self.clinic = clinic
@@ -115,13 +122,13 @@ class ConsoleView:
         if p.status.lost_samples:
             self.events.append(f"{p.start / p.fs:8.2f} s  gap: {p.status.lost_samples} samples lost")
         for m in p.markers:
-            low = m.text.strip().lower()
-            if low.startswith("synkinesis "):  # this session's own alerts, replayed
+            kind = parse_annotation(m.text).kind
+            if kind in EVENT_TYPES:  # the detector's own events, replayed from a recording
                 continue
             if m.duration > 0:
                 self._cue = (m.text, m.sample, m.sample + m.duration)
                 self._started = True
-                if low != "rest":  # a contraction is asked for: not a resting baseline
+                if kind != REST:  # a contraction is asked for: not a resting baseline
                     self._busy_until = max(self._busy_until, m.sample + m.duration)
                 if self._is_exercise(m.text):
                     self._n_reps += 1
@@ -152,6 +159,8 @@ class ConsoleView:
         det = self.clinic.detector if self.clinic is not None else None
         if det is not None:
             busy |= det.state().active
+        if len(p):  # a burst (a blink, a swallow) far above the running RMS: not the baseline
+            busy |= p.envelope.max(axis=0) > BURST * np.maximum(p.quality.rms_uv, 1e-9)
         self._last_active[busy] = p.stop
         self._rms_then[busy] = p.quality.rms_uv[busy]
 
@@ -184,10 +193,11 @@ class ConsoleView:
         text, start, stop = cue
         left = (stop - now) / p.fs
         low = text.strip().lower()
-        if low == "rest":
+        ann = parse_annotation(text)
+        if ann.kind == REST:
             head, line = "REST", "Relax completely: the rest level is being measured"
-        elif low.startswith("mvc "):
-            ch = text.split(None, 1)[1].strip()
+        elif ann.kind == MVC:
+            ch = ann.channel or text.split(None, 1)[1].strip()
             code = ch[2:].upper()
             muscle = REGIONS[code].muscle if code in REGIONS else ch
             move = REGIONS[code].movement if code in REGIONS else ""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
-from emgfeedback.io.recording import Recording
+from emgfeedback.recording import Recording
 
 __all__ = [
     "PLACEMENT_ENV",

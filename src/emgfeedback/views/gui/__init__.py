@@ -45,7 +45,8 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     pg.setConfigOptions(antialias=False)
-    win = MainWindow(cfg, patient_mode=bool(getattr(args, "patient_mode", False)))
+    win = MainWindow(cfg, patient_mode=bool(getattr(args, "patient_mode", False))
+                     or cfg.ui.patient_mode)
     # A simulated script of 24 h takes seconds to build: the demo runs 2 h unless told otherwise.
     duration = args.duration if args.duration else (7200.0 if args.board == "simulated" else None)
     patient = str(getattr(args, "patient", None) or "DEM-01")

@@ -37,9 +37,9 @@ from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
 from emgfeedback.clinical.exercises import Exercise, Program
 from emgfeedback.clinical.live import LiveClinic
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.dsp.chain import Chain, Processed
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.stream import Marker, Processed
 from emgfeedback.errors import CalibrationError
-from emgfeedback.stream import Marker
 from emgfeedback.views.gui.program import Cue
 
 __all__ = ["CalibrationRow", "ClinicFeedback", "FeedbackSnapshot"]
@@ -103,12 +103,16 @@ class ClinicFeedback:
     on_calibrated:
         Called once, in the session thread, with the calibration the detector starts with
         (the window writes it into the recording's sidecar).
+    calibration_config:
+        The configuration's ``[calibration]`` section (default :class:`CalibrationConfig`).
     """
 
     def __init__(self, program: Program, affected_side: str | None = None,
                  calibration: Calibration | None = None,
-                 on_calibrated: Callable[[Calibration], None] | None = None) -> None:
+                 on_calibrated: Callable[[Calibration], None] | None = None,
+                 calibration_config: CalibrationConfig | None = None) -> None:
         self.program = program
+        self.calibration_config = calibration_config or CalibrationConfig()
         self.affected_side = affected_side
         self.stored_calibration = calibration
         self.on_calibrated = on_calibrated
@@ -144,9 +148,9 @@ class ClinicFeedback:
         self.channels = tuple(channels)
         self.clinic = LiveClinic(chain, self.montage, self.program,
                                  calibration=self.stored_calibration, on_event=self._on_event,
-                                 annotate=annotate)
+                                 annotate=annotate, calibration_config=self.calibration_config)
         self._preview = Calibrator(chain.fs, self.montage.names, chain.quality.adc_range_uv,
-                                   CalibrationConfig(), chain.quality.cfg)
+                                   self.calibration_config, chain.quality.cfg)
         n = len(channels)
         self._env = np.zeros(n)
         self._rows = tuple(CalibrationRow(c, None, None, None, 0) for c in self.montage.names)

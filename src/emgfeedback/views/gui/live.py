@@ -20,9 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from emgfeedback.dsp.chain import Processed
-from emgfeedback.dsp.quality import Quality
-from emgfeedback.stream import Marker, RingBuffer
+from emgfeedback.stream import Marker, Processed, Quality, RingBuffer
 
 __all__ = ["ColumnCache", "LiveBuffers", "LiveStatus", "RecordingControl"]
 

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback.clinical.exercises import Program, default_program, load_program
-from emgfeedback.clinical.regions import EXERCISES, parse_label
-from emgfeedback.dsp.chain import Processed
+from emgfeedback.vocabulary import EXERCISES, REST, format_mvc, parse_annotation, parse_label
+from emgfeedback.stream import Processed
 
 __all__ = [
     "Cue",
@@ -52,22 +52,19 @@ log = logging.getLogger(__name__)
 def validate_patient_id(text: str) -> str | None:
     """``None`` when ``text`` is an acceptable pseudonymous id, else the reason (one line).
 
-    The rule is the recorder's (:func:`emgfeedback.io.edf.validate_patient_id`: up to three
-    capital letters, an optional dash, then digits, e.g. ``P-0042``), so an id accepted on the
+    The rule is the recorder's (:func:`emgfeedback.validate.patient_id_problem`: up to three
+    capital letters, an optional dash, then digits, e.g. ``P-0042``; no date, not all digits), so an id accepted on the
     Connect screen can always be written into a recording, and a name such as ``Maria`` or
     ``Jan Smit`` is refused.
     """
-    from emgfeedback.errors import ConfigError
-    from emgfeedback.io.edf import validate_patient_id as io_validate
+    from emgfeedback.validate import patient_id_problem
 
     t = text.strip()
     if not t:
         return "enter a pseudonymous patient id such as P-0042"
-    try:
-        io_validate(t)
-    except ConfigError:
-        return ("patient id: up to 3 capital letters, an optional dash, then digits, e.g. "
-                "P-0042 (a pseudonymous code, never a name)")
+    why = patient_id_problem(t)
+    if why is not None:
+        return f"patient id refused: {why}"
     return None
 
 
@@ -154,14 +151,8 @@ class Cue:
     @property
     def kind(self) -> str:
         """``rest``, ``mvc``, ``exercise`` or ``other`` (markers)."""
-        t = self.text.lower()
-        if t == "rest":
-            return "rest"
-        if t.startswith("mvc "):
-            return "mvc"
-        if t in EXERCISES:
-            return "exercise"
-        return "other"
+        k = parse_annotation(self.text).kind
+        return k if k in ("rest", "mvc", "exercise") else "other"
 
     def kind_in(self, program: Program) -> str:
         """Like :attr:`kind`, with the exercises the program defines besides the vocabulary."""
@@ -234,7 +225,7 @@ class ProgramRunner:
         """Queue the rest period and the MVC trials of every region (leading only)."""
         p = self.protocol
         with self._lock:
-            self._queue.append((("rest",), self._n(p.rest_s), self._n(p.rest_gap_s)))
+            self._queue.append(((REST,), self._n(p.rest_s), self._n(p.rest_gap_s)))
             for code in self.regions:
                 self._queue_mvc(code)
             self._next_at = self._pos if self._next_at is None else self._next_at
@@ -242,7 +233,7 @@ class ProgramRunner:
 
     def _queue_mvc(self, code: str) -> None:
         p = self.protocol
-        texts = tuple(f"mvc {s}-{code}" for s in self.sides)
+        texts = tuple(format_mvc(f"{s}-{code}") for s in self.sides)
         for _ in range(p.mvc_trials):
             self._queue.append((texts, self._n(p.mvc_hold_s), self._n(p.mvc_gap_s)))
 
@@ -288,8 +279,9 @@ class ProgramRunner:
                 cue = Cue(m.text, m.sample, m.sample + m.duration)
                 if cue.kind in ("rest", "mvc") and self._phase == "waiting":
                     self._phase = "calibration"
-                if cue.kind == "mvc":
-                    code = cue.text.split("-")[-1].upper()
+                ann = parse_annotation(cue.text)
+                if ann.kind == "mvc" and ann.channel is not None:
+                    code = ann.channel.split("-")[-1]
                     if code in self._redo:
                         self._redo.remove(code)
                 if cue.text.strip().lower() in self._own:

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.clinical.regions import REGIONS, parse_label
+from emgfeedback.vocabulary import REGIONS, parse_annotation, parse_label
 from emgfeedback.dsp.quality import assess
 from emgfeedback.config import QualityConfig
 from emgfeedback.views.gui.live import ColumnCache, LiveBuffers, LiveStatus
@@ -551,8 +551,8 @@ class CalibrationScreen(QWidget):
 def calibration_instruction(cue: Cue, fb: FeedbackSnapshot) -> str:
     if cue.kind == "rest":
         return "Rest: relax the whole face, eyes open, look ahead"
-    target = cue.text.split(" ", 1)[1]
-    code = target.split("-")[-1].upper()
+    channel = parse_annotation(cue.text).channel or ""
+    code = channel.split("-")[-1]
     region = REGIONS.get(code)
     what = region.movement if region else code
     return f"Maximum effort: {what} ({region.muscle if region else code}), as strongly as you can"

@@ -41,6 +41,7 @@ from emgfeedback.config import Config
 from emgfeedback.errors import EmgError
 from emgfeedback.session import Session
 from emgfeedback.stream import SourceBase
+from emgfeedback.vocabulary import EVENT_TYPES, MARKER, parse_annotation
 from emgfeedback.views.gui.live import LiveBuffers, RecordingControl
 from emgfeedback.views.gui.feedback import ClinicFeedback, FeedbackSnapshot
 from emgfeedback.views.gui.program import (
@@ -106,7 +107,7 @@ class MainWindow(QMainWindow):
     patient_mode:
         Large and simple: only the exercise screen, no navigation.
     fps:
-        Redraw rate of the timer (30-60).
+        Redraw rate of the timer (default: the configuration's ``ui.fps``).
     record_dir:
         Where recordings (``<patient>_<date-time>.edf`` and its ``.json`` sidecar) and reports
         are written.
@@ -124,12 +125,12 @@ class MainWindow(QMainWindow):
     report_signal = Signal(str, str)
 
     def __init__(self, config: Config | None = None, patient_mode: bool = False,
-                 fps: float = 30.0, record_dir: Path | None = None,
+                 fps: float | None = None, record_dir: Path | None = None,
                  db: Path | None = None) -> None:
         super().__init__()
         self.config = config or Config()
         self.patient_mode = patient_mode
-        self.record_dir = record_dir or Path.cwd()
+        self.record_dir = record_dir or Path(self.config.ui.record_dir or Path.cwd())
         self.db = db
         self.setWindowTitle("emgfeedback" + (": exercises" if patient_mode else ""))
         self.setStyleSheet(STYLE)
@@ -233,7 +234,7 @@ class MainWindow(QMainWindow):
         self.timer = QTimer(self)
         self.timer.setTimerType(Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.tick)
-        self.set_fps(fps)
+        self.set_fps(fps if fps is not None else self.config.ui.fps)
         if patient_mode:
             self.nav_box.setVisible(False)
             self.statusBar().setVisible(False)
@@ -288,7 +289,8 @@ class MainWindow(QMainWindow):
         follow = req.board.partition(":")[0] in FOLLOW_KINDS
         self.affected = req.affected_side
         self.feedback = ClinicFeedback(program, self.affected,
-                                       on_calibrated=self._calibrated)
+                                       on_calibrated=self._calibrated,
+                                       calibration_config=self.config.calibration)
         self.recording = RecordingControl(
             req.patient_id, self._new_recording_path,
             sidecar={"program": program_sidecar(program, None if follow else protocol),
@@ -389,7 +391,7 @@ class MainWindow(QMainWindow):
     def add_marker(self) -> None:
         """Put a ``marker`` annotation into the stream at the next sample (keyboard M, Space)."""
         if self.session is not None:
-            self.session.mark("marker", 0)
+            self.session.mark(MARKER, 0)
             self.statusBar().showMessage("marker added", 1500)
 
     def toggle_record(self, checked: bool | None = None) -> None:
@@ -586,7 +588,7 @@ class MainWindow(QMainWindow):
         out: list[tuple[int, int, str, int]] = []
         program = self.program
         for m in status.markers:
-            if m.text.lower().startswith("synkinesis "):
+            if parse_annotation(m.text).kind in EVENT_TYPES:
                 continue  # a replayed alert: the detector raises it again below
             cue = Cue(m.text, m.sample, m.sample + m.duration)
             kind = cue.kind_in(program) if program is not None else cue.kind

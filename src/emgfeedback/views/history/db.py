@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback import __version__
-from emgfeedback.errors import ConfigError, DatabaseError
+from emgfeedback.errors import ConfigError, DatabaseError, EmgError
 from emgfeedback.views.summary import (
     ExerciseMetrics,
     SessionInput,
@@ -171,6 +171,16 @@ class History:
                 raise DatabaseError(f"{self.path}: no history database there; add sessions with "
                                     "'emgfeedback history import FOLDER' or pass --db")
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # patient data: owner only (SQLite gives its journal the same mode)
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise DatabaseError(f"{self.path}: cannot create the history database "
+                                    f"({exc.strerror or exc})") from None
+            self._fresh = True
+        else:
+            self._refuse_non_database()
         try:
             self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
         except sqlite3.Error as exc:
@@ -185,11 +195,29 @@ class History:
             self._conn.close()
             raise
 
+    _fresh = False
+
+    def _refuse_non_database(self) -> None:
+        """An existing file that is not an SQLite database is an error that changes nothing
+        (SQLite would happily write a schema into an empty file)."""
+        from emgfeedback.validate import input_file
+
+        try:
+            input_file(self.path, "history database")
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+        except (EmgError, OSError) as exc:
+            raise DatabaseError(f"{exc}") from None
+        if head != b"SQLite format 3\x00":
+            what = "an empty file" if not head else "not an SQLite file"
+            raise DatabaseError(f"{self.path}: {what}: corrupt or not a history database; left "
+                                "untouched: pass another --db (a new path creates one)")
+
     def _check_or_create(self) -> None:
         c = self._conn
         c.execute("PRAGMA foreign_keys = ON")
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if not tables:
+        if not tables and self._fresh:
             c.execute("BEGIN IMMEDIATE")
             try:
                 for stmt in _SCHEMA.split(";"):

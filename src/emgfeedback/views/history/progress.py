@@ -435,8 +435,7 @@ def write_progress(patient_id: str, out: Path, db: Path | None = None) -> list[S
             hint = f" (patients in it: {', '.join(known[:10])}{', ...' if len(known) > 10 else ''})" if known else ""
             raise DatabaseError(f"no sessions of patient {patient_id!r} in {h.path}{hint}")
     text = render_progress_html(patient_id, sessions)
-    out = Path(out)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    from emgfeedback.validate import write_private
+
+    write_private(Path(out), text)  # 0600, atomic: never half a report over an earlier one
     return sessions

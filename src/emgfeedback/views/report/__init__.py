@@ -82,10 +82,9 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
     """
     report = build_report(session, cfg, history=history)
     text = render_html(report)
-    out = Path(out)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    from emgfeedback.validate import write_private
+
+    write_private(Path(out), text)  # 0600, atomic: never half a report over an earlier one
     if pdf is not None:
         write_pdf(report, Path(pdf))
     log.info("report of %s written to %s", session.source, out)

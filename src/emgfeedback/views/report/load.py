@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from emgfeedback.clinical.regions import short_label
 from emgfeedback.errors import FileFormatError
 from emgfeedback.io.edf import sidecar_affected_side
-from emgfeedback.io.recording import ArrayRecording, Recording
+from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.stream import Chunk
+from emgfeedback.vocabulary import short_label
 from emgfeedback.views.summary import SessionInput, clinician_fields, json_ready
 
 __all__ = [
@@ -53,7 +53,7 @@ ANALYSIS_ORIGIN_SESSION = "session"
 def recording_from_chunk(chunk: Chunk, name: str = "live",
                          rails_uv: tuple[float, float] | None = None,
                          sidecar: Mapping[str, Any] | None = None) -> Recording:
-    """An in-memory :class:`~emgfeedback.io.recording.Recording` of one chunk (a live session
+    """An in-memory :class:`~emgfeedback.recording.Recording` of one chunk (a live session
     kept in memory, tests); sample indices and markers become relative to ``chunk.start``.
 
     ``sidecar`` holds the metadata a recorder would write (``patient``, ``started``, ...), for
@@ -220,11 +220,13 @@ def _simulated(meta: Mapping[str, Any]) -> bool:
 
 
 def _read_analysis(path: Path) -> dict[str, Any]:
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileFormatError(f"{path}: no such analysis file") from None
-    except (OSError, ValueError) as exc:
+    from emgfeedback.validate import load_json_file
+
+    try:  # regular file, bounded size and depth, no NaN literals
+        result = load_json_file(path, "analysis file")
+    except FileFormatError as exc:
+        raise FileFormatError(f"{exc}: not the JSON of 'emgfeedback analyze'") from None
+    except OSError as exc:
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' ({exc})") from None
     if not isinstance(result, dict):
         raise FileFormatError(f"{path}: not the JSON of 'emgfeedback analyze' (not an object)")

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from emgfeedback.clinical.regions import EXERCISES, parse_label, short_label
 from emgfeedback.config import DspConfig, QualityConfig
 from emgfeedback.dsp.chain import Chain
-from emgfeedback.dsp.quality import Quality, assess
+from emgfeedback.dsp.quality import assess
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
-from emgfeedback.io.recording import Recording
-from emgfeedback.stream import Chunk, Status
+from emgfeedback.recording import Recording
+from emgfeedback.stream import Chunk, Quality, Status
+from emgfeedback.vocabulary import EXERCISES, REST, parse_annotation, parse_label, short_label
 from emgfeedback.views.report import figures
 from emgfeedback.views.summary import (
     GRADING,
@@ -103,21 +103,22 @@ class Report:
         return out
 
 
-#: Patient ids that stand for "no patient" (``emgfeedback simulate`` writes ``0000``).
-NO_PATIENT = ("0000", "X")
+def _no_patient(s: SessionInput) -> bool:
+    """A simulated recording under the simulator's placeholder id (``emgfeedback simulate``
+    writes ``SIM-0000``; older versions wrote ``0000``)."""
+    return s.simulated and (s.patient_id.upper().startswith("SIM-") or s.patient_id == "0000")
 
 
 def patient_line(s: SessionInput) -> tuple[str, str]:
     """The header's patient line; a simulated recording without a patient says so."""
-    if s.simulated and s.patient_id in NO_PATIENT:
+    if _no_patient(s):
         return ("Patient", "none (simulated session)")
     return ("Patient (pseudonymous id)", s.patient_id)
 
 
 def who(s: SessionInput) -> str:
     """"patient P-001", or "simulated session" for a simulated recording without a patient."""
-    return "simulated session" if s.simulated and s.patient_id in NO_PATIENT else \
-        f"patient {s.patient_id}"
+    return "simulated session" if _no_patient(s) else f"patient {s.patient_id}"
 
 
 def fmt(v: float | None, spec: str = "{:.1f}") -> str:
@@ -152,7 +153,7 @@ class SignalScan:
 
 
 def _rest_end(rec: Recording) -> int:
-    rest = [m for m in rec.markers if m.text.strip().lower() == "rest"]
+    rest = [m for m in rec.markers if parse_annotation(m.text).kind == REST]
     cut = rest[0].sample + rest[0].duration if rest else int(10 * rec.fs)
     return max(1, min(rec.n_samples, cut))
 
@@ -460,7 +461,7 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
         rec = session.signal
         t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
         calib = [(m.sample / rec.fs, m.duration / rec.fs) for m in rec.markers
-                 if m.text.strip().lower() == "rest" or m.text.strip().lower().startswith("mvc ")]
+                 if parse_annotation(m.text).is_calibration]
         report.figures.append(("envelopes", "Whole session: envelopes in %MVC of each channel; "
                                "cue windows shaded by exercise, synkinesis events in red (tick: "
                                "when the live detector alerted).",

@@ -240,4 +240,7 @@ def write_pdf(report: Report, path: Path) -> None:
                                  "Creator": f"emgfeedback {__version__}"}) as pdf:
         for fig in pages(report):
             pdf.savefig(fig)
+    from emgfeedback.validate import make_private
+
+    make_private(tmp)  # patient data: owner only
     tmp.replace(path)
