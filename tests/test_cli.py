@@ -67,7 +67,7 @@ def test_console_redraws_at_least_10_per_second_on_a_terminal() -> None:
 @pytest.mark.parametrize("args,needle", [
     (["demo", "--bogus"], "unrecognized arguments: --bogus"),
     (["demo", "--board", "nope", "--duration", "1"], "unknown board 'nope'"),
-    (["demo", "--console", "--duration", "1", "--speed", "fast"], "--speed must be a number"),
+    (["demo", "--console", "--duration", "1", "--speed", "fast"], "--speed: must be a number or 'max'"),
     (["demo", "--console", "--duration", "1", "--scenario", "smirk"], "unknown scenario 'smirk'"),
     (["demo", "--console", "--duration", "1", "--config", "/nonexistent.toml"],
      "no such configuration file"),

@@ -381,7 +381,7 @@ def test_cli_analyze_errors(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown exercise 'frown_hard'" in err
     assert main(["analyze", str(tmp_path / "x.edf")]) == 1
-    assert "x.edf: no such file" in capsys.readouterr().err
+    assert "x.edf: no such" in capsys.readouterr().err
     junk = tmp_path / "junk.edf"
     junk.write_bytes(b"\x00garbage" * 50)
     assert main(["analyze", str(junk)]) == 1

@@ -290,9 +290,9 @@ def test_cli_record_info_convert_repair(tmp_path: Path, capsys: pytest.CaptureFi
 
 def test_simulate_writes_edf(tmp_path: Path) -> None:
     out = tmp_path / "sim.edf"
-    assert main(["simulate", "--duration", "16", "--out", str(out)]) == 0
+    assert main(["simulate", "--duration", "100", "--out", str(out)]) == 0
     r = read_edf(out)
-    assert r.n_samples == 16000 and r.channels[0] == "EMG L-FRO"
+    assert r.n_samples == 100000 and r.channels[0] == "EMG L-FRO"
     assert any(m.text.startswith("mvc") for m in r.markers)
     assert Path(str(out) + ".truth.json").exists()
 

@@ -392,6 +392,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from emgfeedback.sources.facesim import ModelParams, calibration_s
 
+    suffix = args.out.suffix.lower()
+    if suffix not in (".edf", ".bdf", ".csv", ".tsv", ".txt"):
+        raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
     extra: dict[str, Any] = {}
     if args.no_calibration:
         extra["calibration"] = False
@@ -415,9 +418,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     src = _factory(scenario=args.scenario, duration=args.duration, seed=args.seed, speed=None,
                    fs=args.fs, mains=args.mains,
                    confounders=",".join(args.confounder or []) or None, **extra)
-    suffix = args.out.suffix.lower()
-    if suffix not in (".edf", ".bdf", ".csv", ".tsv", ".txt"):
-        raise ConfigError(f"{args.out}: unsupported output format {suffix!r}; use .csv or .edf")
     with src:
         parts = src.read_segments()
     if suffix in (".edf", ".bdf"):
