@@ -580,3 +580,25 @@ def test_clinician_entries_are_validated_one_by_one(edf, tmp_path):
     assert s.clinician == {"notes": "ok", "house_brackmann": None, "sunnybrook_synkinesis": 4}
     assert any("house_brackmann must be a whole number 1-6" in n for n in s.notes)
     assert any("unknown key 'mood'" in n for n in s.notes)
+
+
+def test_rest_quality_is_not_fooled_by_a_blink_at_the_end_of_rest():
+    """The quality at rest is the median over the rest period: a blink just before its end (the
+    running RMS still holds it) does not read as a noisy baseline; a noisy channel does."""
+    from emgfeedback.dsp.quality import assess
+    from emgfeedback.stream import Chunk, Marker, Status
+    from emgfeedback.views.report import recording_from_chunk
+
+    fs = 1000.0
+    rng = np.random.default_rng(4)
+    x = rng.normal(0.0, 2.0, (12000, 3))
+    x[:, 2] *= 10.0  # R-OOC: a noisy electrode (20 µV RMS)
+    blink = slice(9750, 9900)
+    x[blink, 0] += rng.normal(0.0, 120.0, 150)  # L-OOC blinks 0.25 s before the rest ends
+    chunk = Chunk(x, 0, fs, ("EMG L-OOC", "EMG L-ZYG", "EMG R-OOC"), Status(),
+                  (Marker(0, 10000, "rest"),))
+    rec = recording_from_chunk(chunk, "blink.edf")
+    s = SessionInput("P-001", session_start(0), "blink.edf",
+                     {"channels": ["L-OOC", "L-ZYG", "R-OOC"], "reps": []}, signal=rec)
+    lights = assess(envelopes_pct(s).rest_quality, at_rest=True)
+    assert [lt[0] for lt in lights] == ["green", "green", "amber"], lights

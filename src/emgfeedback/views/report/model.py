@@ -138,7 +138,9 @@ class SignalScan:
         ``(bins, channels)`` envelope in %MVC, in the analysis' channel order; the mean over each
         bin; NaN in gaps and for channels the recording lacks (µV for uncalibrated channels).
     rest_quality:
-        The chain's quality snapshot at the end of the rest period (the first 10 s without one).
+        The chain's quality measures over the rest period (the first 10 s without one): per
+        channel the median of snapshots taken 4 times a second once the running measures have
+        settled (3 time constants), so a blink at rest does not read as a noisy baseline.
     saturated:
         Samples on the digital rails per channel (analysis order).
     lost_samples:
@@ -152,10 +154,21 @@ class SignalScan:
     lost_samples: int
 
 
-def _rest_end(rec: Recording) -> int:
+def _rest_period(rec: Recording) -> tuple[int, int]:
+    """``(start, stop)`` of the first ``rest`` period (the first 10 s without one)."""
     rest = [m for m in rec.markers if parse_annotation(m.text).kind == REST]
-    cut = rest[0].sample + rest[0].duration if rest else int(10 * rec.fs)
-    return max(1, min(rec.n_samples, cut))
+    a, cut = (rest[0].sample, rest[0].sample + rest[0].duration) if rest else (0, int(10 * rec.fs))
+    cut = max(1, min(rec.n_samples, cut))
+    return min(a, cut - 1), cut
+
+
+def _median_quality(snaps: Sequence[Quality]) -> Quality:
+    """Per channel and measure, the median of quality snapshots: a blink or a swallow during
+    the rest period lifts a few snapshots of the running measures, not their median."""
+    med = lambda f: np.median(np.stack([getattr(q, f) for q in snaps]), axis=0)  # noqa: E731
+    return Quality(at=snaps[-1].at, rms_uv=med("rms_uv"), mains_ratio=med("mains_ratio"),
+                   mains_uv=med("mains_uv"), diff_rms_uv=med("diff_rms_uv"),
+                   clip_fraction=med("clip_fraction"))
 
 
 def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: float = 0.01,
@@ -181,8 +194,12 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
     acc = np.zeros((nbins, nch))
     cnt = np.zeros(nbins)
     sat = np.zeros(nch, dtype=np.int64)
-    cut = _rest_end(rec)
+    rest_a, cut = _rest_period(rec)
+    # settled: 3 time constants of the running measures after the rest period starts
+    settled = rest_a + int(3 * (qcfg or QualityConfig()).window_s * rec.fs)
     blk = max(k, int(block_s * rec.fs) // k * k)
+    small = max(k, int(0.25 * rec.fs) // k * k)  # snapshots 4 per second during rest
+    rest_snaps: list[Quality] = []
     rest_q: Quality | None = None
     last_q: Quality | None = None
     prev = 0
@@ -190,8 +207,8 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
         s = a
         while s < b:
             e = min(b, s + blk)
-            if rest_q is None and s < cut < e:
-                e = cut
+            if rest_q is None and s < cut:
+                e = min(e, cut, s + small) if s >= rest_a else min(e, rest_a)
             x = rec.read(s, e)
             if rec.rails_uv is not None:
                 lo, hi = rec.rails_uv
@@ -200,8 +217,10 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
                                     Status(lost_samples=max(0, s - prev))))
             prev = e
             last_q = p.quality
+            if rest_q is None and e >= settled and s >= rest_a:
+                rest_snaps.append(p.quality)
             if rest_q is None and e >= cut:
-                rest_q = p.quality
+                rest_q = _median_quality(rest_snaps or [p.quality])
             # mean of the envelope per bin of k samples (bins aligned to the sample index)
             idx = np.arange(s, e) // k
             starts = np.flatnonzero(np.diff(idx)) + 1

@@ -118,8 +118,13 @@ class _Flow:
         # DejaVu Sans Mono advances 0.602 em per character; keep a little slack.
         size = float(min(max_size, (TEXT_W - 0.15) * 72 / (0.62 * max(1, n_chars))))
         h = size * 1.5 / 72
+        whole = (len(body) + 1) * h + 0.2 * len(t.notes)
+        # a very short table is kept on one page; a longer one starts with at least 3 rows
+        keep = whole if whole < (PAGE_H - TOP - BOTTOM) / 6 else 3 * h
         if heading:
-            self.heading(t.title, keep=3 * h)
+            self.heading(t.title, keep=keep)
+        else:
+            self.need(keep)
         first = True
         k = 0
         while first or k < len(body):
@@ -188,7 +193,7 @@ def _placement(flow: _Flow, svg: str | None) -> None:
                   "placement.svg); this PDF was made without rsvg-convert (Debian: "
                   "librsvg2-bin).", 9, "#555555")
         return
-    flow.image(png, 150, "Electrode placement.", max_h=4.6)
+    flow.image(png, 150, "Electrode placement.", max_h=4.6, min_share=0.4)
 
 
 def pages(report: Report) -> list[Any]:
@@ -220,7 +225,7 @@ def pages(report: Report) -> list[Any]:
         f.table(t["quality"])
     f.table(t["calibration"])
     f.table(t["exercises"])
-    f.heading("Electrode placement", keep=2.0)
+    f.heading("Electrode placement", keep=4.6 * 0.4 + 0.3)  # with the figure (see image())
     _placement(f, report.placement)
     for _key, caption, fig in report.figures:
         f.image(figures.png_bytes(fig, dpi=150), 150, caption)
