@@ -166,5 +166,27 @@ def main() -> str:
     return "\n".join(lines)
 
 
+def steps(edf: Path) -> dict[str, float]:
+    """``--steps FILE``: the report's own steps on one recording (``analyze`` untimed), as JSON.
+
+    For comparing two versions of the code on a shared machine, run interleaved with each
+    version first on the path: ``PYTHONPATH=OTHER_TREE/src python bench/bench_report.py --steps
+    FILE`` (imports only the names both versions have)."""
+    rec = load(edf)
+    session = session_from_recording(rec, analyse_recording(rec))
+    report, t_build = _t(build_report, session)
+    _, t_html = _t(render_html, report)
+    with tempfile.TemporaryDirectory() as d:
+        _, t_pdf = _t(write_pdf, report, Path(d) / "r.pdf")
+    rec.close()
+    return {"build": round(t_build, 2), "html": round(t_html, 2), "pdf": round(t_pdf, 2),
+            "total": round(t_build + t_html + t_pdf, 2)}
+
+
 if __name__ == "__main__":
-    print(main())
+    if len(sys.argv) == 3 and sys.argv[1] == "--steps":
+        import json
+
+        print(json.dumps(steps(Path(sys.argv[2]))))
+    else:
+        print(main())
