@@ -11,6 +11,7 @@ help:
 	@echo "make test       set up and run the whole test suite"
 	@echo "make bench      set up and run the benchmarks (writes docs/benchmarks.md)"
 	@echo "make firmware   build the Arduino firmware with Debian's arduino-mk"
+	@echo "make lint       layer contracts (import-linter) and ruff"
 
 setup:
 	@bash scripts/setup.sh test,video
@@ -21,6 +22,13 @@ demo: setup
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m mypy
+	$(LINT)
+
+# The rooms keep their rules (pyproject [tool.importlinter], docs/architecture.md) and ruff's.
+LINT = $(VENV)/bin/lint-imports --no-cache && $(PY) -m ruff check --no-cache src tests bench
+
+lint: setup
+	$(LINT)
 
 test-fast: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

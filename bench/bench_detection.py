@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from emgfeedback.clinical.evaluate import Score, patient_calibration, simulate_and_analyze
+from emgfeedback.app.evaluate import Score, patient_calibration, simulate_and_analyze
 from emgfeedback.clinical.montage import Montage
 from emgfeedback.sources.facesim import ModelParams
 

@@ -24,19 +24,18 @@ import sys
 import time
 from collections import deque
 from dataclasses import replace
-from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import numpy as np  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+from PySide6.QtWidgets import QApplication
 
-from emgfeedback.config import Config  # noqa: E402
-from emgfeedback.sources.facesim import ModelParams  # noqa: E402
-from emgfeedback.sources.simulated import SimulatedSource  # noqa: E402
-from emgfeedback.stream import Chunk, SourceBase  # noqa: E402
-from emgfeedback.views.gui.screens import ConnectRequest  # noqa: E402
-from emgfeedback.views.gui.window import MainWindow  # noqa: E402
+from emgfeedback.config import Config
+from emgfeedback.sources.facesim import ModelParams
+from emgfeedback.sources.simulated import SimulatedSource
+from emgfeedback.stream import Chunk, SourceBase
+from emgfeedback.views.gui.screens import ConnectRequest
+from emgfeedback.views.gui.window import MainWindow
 
 FS = 2000.0
 PREROLL_S = 88.0  # past the calibration: the detector runs during the measurements

@@ -25,7 +25,7 @@ import numpy as np
 from emgfeedback.config import Config
 from emgfeedback.stream import Processed, SourceInfo, Status
 from emgfeedback.io.edf import Recorder, grid_for
-from emgfeedback.session import Session
+from emgfeedback.app.pipeline import Pipeline, RecordingGrid
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.sources.simulated import SimulatedSource
@@ -44,13 +44,11 @@ def cpu_s() -> float:
 def live_recording(tmp: Path, seconds: float) -> dict[str, float]:
     params = replace(ModelParams(), fs=2000.0)
     src = SimulatedSource("session", duration=seconds, seed=0, speed=1.0, params=params)
-    s = Session(src, Config())
+    s = Pipeline(src, Config(), recording=RecordingGrid())
     s.open()
-    rec = Recorder.attach(s, tmp / "live.edf", patient="P-0000")
+    rec = s.start_recording(tmp / "live.edf", patient="P-0000")
     c0, t0 = cpu_s(), time.monotonic()
-    s.run(seconds)
-    s.close()
-    rec.close()
+    s.run(seconds)  # closes the source and the recorder
     wall, cpu = time.monotonic() - t0, cpu_s() - c0
     return {"seconds": seconds, "wall": wall, "cpu": cpu, "samples": rec.samples,
             "bytes": (tmp / "live.edf").stat().st_size}
@@ -86,7 +84,7 @@ def make_long(tmp: Path, hours: float) -> Path:
 
 def replay_max(path: Path) -> dict[str, object]:
     src = ReplaySource(path, speed=None, block_ms=100.0)
-    s = Session(src, Config())
+    s = Pipeline(src, Config())
     chain = s.open()
     rss: list[float] = [rss_mb()]
     t0 = time.monotonic()

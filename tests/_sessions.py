@@ -27,7 +27,7 @@ SMALL = ("EMG L-ZYG", "EMG L-OOC", "EMG R-ZYG", "EMG R-OOC")
 
 def analyse(rec: Recording, affected_side: str = "L") -> dict[str, Any]:
     """The JSON of ``analyze`` of ``rec`` (default program, montage from the labels)."""
-    from emgfeedback.clinical.analysis import analyze
+    from emgfeedback.app.analyze import analyze
     from emgfeedback.clinical.montage import Montage
 
     return json_ready(analyze(rec, Montage.from_labels(rec.channels, affected_side)).to_json())

@@ -49,17 +49,16 @@ def test_console_redraws_at_least_10_per_second_on_a_terminal() -> None:
     import io
 
     from emgfeedback.config import Config
-    from emgfeedback.session import Session
+    from emgfeedback.app.pipeline import Pipeline
     from emgfeedback.sources.simulated import SimulatedSource
     from emgfeedback.views.console import ConsoleView
 
     out = io.StringIO()
-    session = Session(SimulatedSource("smile-clean", 1.0, 0, speed=1.0), Config())
+    session = Pipeline(SimulatedSource("smile-clean", 1.0, 0, speed=1.0), Config())
     chain = session.open()
     view = ConsoleView(chain, out=out, tty=True)
     session.add(view)
     session.run(1.0)
-    session.close()
     assert view.frames >= 10
     assert out.getvalue().count("\x1b[H\x1b[2J") == view.frames
 

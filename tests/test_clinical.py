@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from emgfeedback.cli import main
-from emgfeedback.clinical.analysis import analyze
+from emgfeedback.app.analyze import analyze
 from emgfeedback.recording import Recording
 from emgfeedback.clinical.calibration import Calibrator
 from emgfeedback.clinical.detect import Detector
-from emgfeedback.clinical.evaluate import (
+from emgfeedback.app.evaluate import (
     Score,
     patient_calibration,
     simulate_and_analyze,

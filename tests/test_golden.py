@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_golden  # noqa: E402  (tests/ is not a package)
+import make_golden
 
 
 @pytest.mark.slow

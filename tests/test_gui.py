@@ -20,19 +20,19 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt  # noqa: E402
-from PySide6.QtGui import QImage  # noqa: E402
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
 
-from emgfeedback.config import Config  # noqa: E402
-from emgfeedback.errors import DeviceNotFound  # noqa: E402
-from emgfeedback.io.edf import read_edf, read_sidecar  # noqa: E402
-from emgfeedback.sources.simulated import SimulatedSource  # noqa: E402
-from emgfeedback.stream import Chunk, RingBuffer, SourceBase  # noqa: E402
-from emgfeedback.views.gui import after  # noqa: E402
-from emgfeedback.views.gui.live import ColumnCache  # noqa: E402
-from emgfeedback.views.gui.program import validate_patient_id  # noqa: E402
-from emgfeedback.views.gui.screens import ConnectRequest  # noqa: E402
-from emgfeedback.views.gui.window import MainWindow  # noqa: E402
+from emgfeedback.config import Config
+from emgfeedback.errors import DeviceNotFound
+from emgfeedback.io.edf import read_edf, read_sidecar
+from emgfeedback.sources.simulated import SimulatedSource
+from emgfeedback.stream import Chunk, RingBuffer, SourceBase
+from emgfeedback.views.gui import after
+from emgfeedback.views.gui.live import ColumnCache
+from emgfeedback.views.gui.program import validate_patient_id
+from emgfeedback.views.gui.screens import ConnectRequest
+from emgfeedback.views.gui.window import MainWindow
 
 SEED = 3
 PROGRAM = "Smile x3 (clinic check)"
@@ -212,9 +212,9 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
 
     # `analyze` of the recording gives exactly the table shown live: same rep results (every
     # number), same events.
-    from emgfeedback.clinical.analysis import analyze, load_for_analysis
+    from emgfeedback.app.analyze import analyze, load_for_analysis
     from emgfeedback.clinical.montage import Montage
-    from emgfeedback.views.gui.program import resolve_program
+    from emgfeedback.app.program import resolve_program
     from emgfeedback.views.gui.screens import rep_rows
 
     offline = load_for_analysis(edf)

@@ -18,8 +18,15 @@ import pytest
 from emgfeedback.cli import main
 from emgfeedback.config import Config
 from emgfeedback.errors import ConfigError
-from emgfeedback.io.edf import Recorder, grid_for, read_edf, repair, validate_patient_id
-from emgfeedback.session import Session
+from emgfeedback.io.edf import (
+    QuantisedSource,
+    Recorder,
+    grid_for,
+    read_edf,
+    repair,
+    validate_patient_id,
+)
+from emgfeedback.app.pipeline import Pipeline, RecordingGrid
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.sources.simulated import SimulatedSource
 from emgfeedback.stream import Chunk, SourceBase, Status
@@ -41,6 +48,12 @@ class Lossy(SourceBase):
     def finished(self) -> bool:
         return self.inner.finished
 
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
     def read(self, timeout: float | None = None) -> Chunk | None:
         while True:
             c = self.inner.read(timeout)
@@ -60,29 +73,29 @@ class Keep:
     def __init__(self) -> None:
         self.items: list = []
 
-    def feed(self, p) -> None:  # noqa: ANN001
+    def feed(self, p) -> None:
         self.items.append(p)
+
+    def close(self) -> None:
+        pass
 
 
 def _live(path: Path, seconds: float = 20.0, drop: set[int] | None = None) -> tuple[list, Recorder]:
     src = Lossy(SimulatedSource("session", duration=seconds, seed=3, speed=None), drop or set())
-    s = Session(src, Config())
+    s = Pipeline(src, Config(), recording=RecordingGrid.for_path(path))
     s.open()
-    rec = Recorder.attach(s, path, patient="P-0001", sidecar={"program": {"name": "test"}})
+    rec = s.start_recording(path, patient="P-0001", sidecar={"program": {"name": "test"}})
     keep = s.add(Keep())
     s.mark("marker", 0)
-    s.run(seconds)
-    s.close()
-    rec.close()
+    s.run(seconds)  # closes the source, the recorder and the consumers
     return keep.items, rec
 
 
 def _replayed(path: Path, block_ms: float = 10.0) -> list:
-    s = Session(ReplaySource(path, speed=None, block_ms=block_ms), Config())
+    s = Pipeline(ReplaySource(path, speed=None, block_ms=block_ms), Config())
     s.open()
     keep = s.add(Keep())
     s.run()
-    s.close()
     return keep.items
 
 
@@ -154,13 +167,11 @@ def test_other_clients_read_our_files(tmp_path: Path) -> None:
 def test_bdf_when_source_has_more_than_16_bits(tmp_path: Path) -> None:
     src = SimulatedSource("rest", duration=2, seed=0, speed=None)
     src.info = replace(src.info, adc_bits=24)
-    s = Session(src, Config())
+    s = Pipeline(src, Config(), recording=RecordingGrid.for_path(tmp_path / "s.bdf"))
     s.open()
-    rec = Recorder.attach(s, tmp_path / "s.bdf", patient="P-0002")
+    rec = s.start_recording(tmp_path / "s.bdf", patient="P-0002")
     keep = s.add(Keep())
     s.run(2)
-    s.close()
-    rec.close()
     assert rec.grid.bdf
     r = read_edf(tmp_path / "s.bdf")
     assert r.format == "BDF+" and np.array_equal(r.read(), _cat(keep.items, "raw"))
@@ -239,14 +250,15 @@ def test_kill9_loses_at_most_one_second(tmp_path: Path) -> None:
     out = tmp_path / "c.edf"
     code = (
         "import sys, time\n"
-        "from emgfeedback.session import Session\n"
+        "from emgfeedback.app.pipeline import Pipeline, RecordingGrid\n"
         "from emgfeedback.sources.simulated import SimulatedSource\n"
-        "from emgfeedback.io.edf import Recorder\n"
-        "s = Session(SimulatedSource('rest', duration=60, speed=1.0)); s.open()\n"
-        f"rec = Recorder.attach(s, {str(out)!r}, patient='P-0004')\n"
+        "s = Pipeline(SimulatedSource('rest', duration=60, speed=1.0), recording=RecordingGrid())\n"
+        f"s.open(); rec = s.start_recording({str(out)!r}, patient='P-0004')\n"
         "class Tell:\n"
         "    def feed(self, p):\n"
         "        print(p.stop, flush=True)\n"
+        "    def close(self):\n"
+        "        pass\n"
         "s.add(Tell()); s.run(60)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -298,13 +310,11 @@ def test_simulate_writes_edf(tmp_path: Path) -> None:
 
 
 def test_status_is_kept_by_quantised_source(tmp_path: Path) -> None:
-    s = Session(SimulatedSource("rest", duration=1, speed=None), Config())
-    s.open()
-    Recorder.attach(s, tmp_path / "q.edf", patient="P-0006")
-    c = s.source.read()
-    assert c is not None and isinstance(c.status, Status) and c.status.saturated == (0,) * 8
-    assert s.source.position == len(c)  # attributes of the wrapped source stay reachable
-    s.close()
+    src = SimulatedSource("rest", duration=1, speed=None)
+    with QuantisedSource(src, grid_for(src.info)) as q:
+        c = q.read()
+        assert c is not None and isinstance(c.status, Status) and c.status.saturated == (0,) * 8
+        assert q.position == len(c)  # attributes of the wrapped source stay reachable
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -210,7 +210,7 @@ def test_lsl_outlet_to_inlet_every_sample_in_order() -> None:
 
 
 def test_brainflow_synthetic_source() -> None:
-    from emgfeedback.sources import open_source
+    from emgfeedback.sources.registry import open_source
 
     with open_source("brainflow:SYNTHETIC_BOARD") as src:
         assert src.info.fs == 250 and len(src.info.channels) == 16

@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from emgfeedback.cli import main
-from emgfeedback.clinical.analysis import analyze, load_for_analysis
+from emgfeedback.app.analyze import analyze, load_for_analysis
 from emgfeedback.clinical.live import LiveClinic
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.io.edf import Recorder
-from emgfeedback.session import Session
+from emgfeedback.app.pipeline import Pipeline, RecordingGrid
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.simulated import SimulatedSource
 
@@ -19,17 +20,14 @@ from emgfeedback.sources.simulated import SimulatedSource
 def _live(tmp_path: Path, seconds: float = 130.0) -> tuple[Path, LiveClinic, SimulatedSource]:
     src = SimulatedSource("session", seconds, 7, speed=None, block_ms=10.0,
                           params=ModelParams(synkinesis_prob=0.8))
-    session = Session(src)
-    chain = session.open()
     out = tmp_path / "live.edf"
-    rec = Recorder.attach(session, out, patient="P-0007")
+    session = Pipeline(src, recording=RecordingGrid.for_path(out))
+    chain = session.open()
+    rec = session.start_recording(out, patient="P-0007")
     clinic = LiveClinic(chain, Montage.from_labels(src.info.channels, "L"),
                         annotate=rec.annotate)
     session.add(clinic)
-    session.run()
-    session.close()
-    clinic.close()
-    rec.close()
+    session.run()  # closes the source, the recorder, then the clinic
     return out, clinic, src
 
 
@@ -49,7 +47,8 @@ def test_analysis_of_the_recording_equals_the_live_events(tmp_path: Path) -> Non
     assert not offline.unknown_annotations
 
 
-def test_replay_json_equals_analyze_json(tmp_path: Path) -> None:
+def test_replay_json_equals_analyze_json(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     out, clinic, _ = _live(tmp_path, 110.0)
     a, b = tmp_path / "a.json", tmp_path / "b.json"
     assert main(["analyze", str(out), "--affected", "L", "--json", str(a)]) == 0
@@ -58,6 +57,13 @@ def test_replay_json_equals_analyze_json(tmp_path: Path) -> None:
     assert ja == jb
     assert [e["alert_s"] for e in ja["events"]] == [round(e.alert / 1000.0, 4)
                                                    for e in clinic.events]
+    # The console replay runs the same clinical engine: it lists the live alerts.
+    capsys.readouterr()
+    assert main(["replay", str(out), "--speed", "max", "--affected", "L"]) == 0
+    shown = capsys.readouterr().out
+    assert clinic.events
+    for e in clinic.events[-6:]:  # the console keeps the last six lines
+        assert f"{e.alert / 1000.0:8.2f} s  SYNKINESIS {e.channel}" in shown
 
 
 def test_analyze_takes_the_affected_side_from_the_sidecar(tmp_path: Path) -> None:

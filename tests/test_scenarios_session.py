@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from emgfeedback.cli import main
-from emgfeedback.clinical.analysis import analyze, load_for_analysis
+from emgfeedback.app.analyze import analyze, load_for_analysis
 from emgfeedback.clinical.live import LiveClinic
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.session import Session
+from emgfeedback.app.pipeline import Pipeline
 from emgfeedback.sources.facesim import ModelParams, calibration_s
 from emgfeedback.sources.simulated import SimulatedSource
 
@@ -26,13 +26,11 @@ def test_live_session_of_every_scenario_calibrates_and_detects(scenario: str) ->
     p = ModelParams(channels=SMALL, synkinesis_prob=None)
     src = SimulatedSource(scenario, calibration_s(p) + 36.0, 31, speed=None, block_ms=10.0,
                           params=p)
-    session = Session(src)
-    chain = session.open()
+    pipeline = Pipeline(src)
+    chain = pipeline.open()
     clinic = LiveClinic(chain, Montage.from_labels(SMALL, "L"))
-    session.add(clinic)
-    session.run()
-    session.close()
-    clinic.close()
+    pipeline.add(clinic)
+    pipeline.run()  # closes the source and every consumer
     # Calibrated from the session's own rest and MVC trials, then detecting.
     assert clinic.error is None and clinic.detector is not None, clinic.error
     cal = clinic.calibration

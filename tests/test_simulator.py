@@ -8,13 +8,14 @@ from scipy import signal
 
 from emgfeedback.config import DspConfig
 from emgfeedback.dsp.chain import Chain
-from emgfeedback.sources import open_source
+from emgfeedback.sources.registry import open_source
 from emgfeedback.vocabulary import EXERCISES
 from emgfeedback.sources.facesim import SCENARIOS, ModelParams, calibration_s
 from emgfeedback.sources.simulated import SimulatedSource
 
 
-def _whole(scenario: str, seconds: float = 30.0, seed: int = 1, **params) -> tuple[SimulatedSource, np.ndarray]:
+def _whole(scenario: str, seconds: float = 30.0, seed: int = 1,
+           **params) -> tuple[SimulatedSource, np.ndarray]:
     src = SimulatedSource(scenario, seconds, seed, speed=None, params=ModelParams(**params))
     with src:
         return src, src.read_all().data

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 import logging
 import os
 import sys
@@ -77,7 +76,7 @@ _SEED = _num("--seed", integer=True, ge=0, le=2**32 - 1)
 
 
 # ---------------------------------------------------------------------------- shared options
-def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> None:
+def _add_board_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("signal source")
     g.add_argument("--board", default="simulated",
                    help="simulated (default), simavr, serial:PORT, replay:FILE, brainflow:BOARD, "
@@ -85,16 +84,17 @@ def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> 
     g.add_argument("--scenario", default=None,
                    help="simulated board scenario (rest, smile-clean, smile-synkinesis, "
                         "eye-closure-synkinesis, asymmetric-smile, session)")
-    g.add_argument("--seed", type=_SEED, default=0, help="simulated board random seed")
+    g.add_argument("--seed", type=_SEED, default=None, help="simulated board random seed (0)")
     g.add_argument("--fs", type=_FS, default=None, help="sample rate in Hz (where settable)")
     g.add_argument("--mains", type=_num("--mains", ge=45, le=65, unit="Hz"), default=None,
                    metavar="HZ",
                    help="simulated mains frequency, 45-65 Hz, e.g. 50, 49.9, 60, 59.8 (the "
                         "filter detects it; see --notch)")
     _add_confounder_option(g)
-    g.add_argument("--speed", default=default_speed, type=_speed_arg,
-                   help="pacing: 1 = real time, N = N times faster, max = as fast as possible")
-    g.add_argument("--port", default="", help="serial port for BrainFlow boards")
+    g.add_argument("--speed", default=None, type=_speed_arg,
+                   help="pacing of simulated boards and replays: 1 = real time (default), "
+                        "N = N times faster, max = as fast as possible")
+    g.add_argument("--port", default=None, help="serial port for BrainFlow boards")
     g.add_argument("--baud", type=_num("--baud", integer=True, ge=300, le=4_000_000),
                    default=None, help="serial baud rate (default 500000)")
     g.add_argument("--channels", type=_num("--channels", integer=True, ge=1, le=16),
@@ -103,6 +103,9 @@ def _add_board_options(p: argparse.ArgumentParser, default_speed: str = "1") -> 
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None,
                    help="mains notch (default from config: auto-detect)")
+    p.add_argument("--program", default=None,
+                   help="exercise program: a name (see the GUI's list) or a TOML file "
+                        "(default: the shipped default program)")
 
 
 def _add_confounder_option(g: Any) -> None:
@@ -133,60 +136,50 @@ def _config(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def make_source(args: argparse.Namespace, duration: float | None = None) -> Any:
-    """The source named by ``--board`` and the board options."""
-    from emgfeedback.sources import open_source
+def source_options(args: argparse.Namespace, duration: float | None = None) -> dict[str, Any]:
+    """The typed options of the source named by ``--board``, from the options the user gave.
 
-    opts: dict[str, Any] = {"speed": _speed(args.speed)}
+    An option the board does not take is passed on anyway, so that the source registry rejects
+    it by name (``--scenario`` with a serial board is a mistake, not something to ignore)."""
     kind = args.board.partition(":")[0]
+    confounders = ",".join(getattr(args, "confounder", None) or []) or None
+    given: dict[str, Any] = {"scenario": args.scenario, "seed": args.seed, "fs": args.fs,
+                             "mains": args.mains, "port": args.port, "baud": args.baud,
+                             "n_channels": args.channels, "confounders": confounders}
+    opts = {k: v for k, v in given.items() if v is not None}
+    if args.speed is not None:
+        opts["speed"] = _speed(args.speed)
     if kind == "simulated":
-        opts.update(scenario=args.scenario, seed=args.seed, fs=args.fs, mains=args.mains,
-                    duration=duration, confounders=",".join(args.confounder or []) or None)
-        return open_source(args.board, **opts)
-    if args.fs:
-        opts["fs"] = args.fs
-    if getattr(args, "baud", None):
-        opts["baud"] = args.baud
-    if getattr(args, "channels", None):
-        opts["n_channels"] = args.channels
-    if getattr(args, "port", ""):
-        opts["port"] = args.port
-    if kind == "simavr":
+        opts["duration"] = duration
+    elif kind == "simavr":
         # The real firmware in simavr, its ADC fed with the facial model through the front end.
-        opts.pop("speed")
-        opts["speed"] = _speed(args.speed) or 1.0
-        opts["realtime"] = _speed(args.speed) is not None
         from emgfeedback.sources.facesim import DEFAULT_CHANNELS
+        from emgfeedback.sources.simulated import facial_signal
 
+        speed = opts.pop("speed", 1.0)
+        opts["speed"] = speed or 1.0
+        opts["realtime"] = speed is not None
         labels = DEFAULT_CHANNELS[: args.channels or len(DEFAULT_CHANNELS)]
         opts["labels"] = labels
-        opts["signal"] = _simulated_signal(args, labels)
-    return open_source(args.board, **opts)
+        opts["signal"] = facial_signal(opts.pop("scenario", None) or "smile-synkinesis",
+                                       labels, seed=opts.pop("seed", 0),
+                                       mains=opts.pop("mains", None),
+                                       confounders=opts.pop("confounders", None))
+    return opts
 
 
-def _simulated_signal(
-    args: argparse.Namespace, channels: tuple[str, ...]
-) -> Callable[[int, float, int], Any]:
-    """The facial model's samples in µV for ``channels``, as the simavr board's analog input
-    (pin A<i> carries ``channels[i]``; the source labels its channels the same way)."""
+def make_source(args: argparse.Namespace, duration: float | None = None) -> Any:
+    """The (unopened) source named by ``--board`` and the board options."""
+    from emgfeedback.sources.registry import open_source
 
-    def signal(n: int, fs: float, n_channels: int) -> Any:
-        from emgfeedback.sources.facesim import ModelParams
-        from emgfeedback.sources.simulated import SimulatedSource
+    return open_source(args.board, **source_options(args, duration))
 
-        from emgfeedback.sources.facesim import apply_confounders
 
-        params = ModelParams(fs=fs, channels=channels,
-                             **({"mains_hz": args.mains} if args.mains else {}))
-        params = apply_confounders(params, ",".join(getattr(args, "confounder", None) or []))
-        # Lost samples are the wire's business, not the electrodes': no gaps in the input.
-        params = replace(params, gaps_per_min=0.0)
-        src = SimulatedSource(args.scenario or "smile-synkinesis", n / fs, args.seed, speed=None,
-                              params=params)
-        with src:
-            return src.read_all().data
+def _program(args: argparse.Namespace, cfg: Config) -> Any:
+    from emgfeedback.app.program import resolve_program
 
-    return signal
+    choice = getattr(args, "program", None)
+    return resolve_program(choice, cfg.detection) if choice else None
 
 
 # ---------------------------------------------------------------------------- demo
@@ -230,111 +223,63 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except ImportError:
             gui = None
     if gui is not None:
-        return int(gui.run_demo(args, cfg))
-    return _run_console(args, cfg)
+        # A simulated script of 24 h takes seconds to build: the demo runs 2 h unless told so.
+        duration = args.duration if args.duration else (
+            7200.0 if args.board == "simulated" else None)
+        opts = source_options(args, duration)
+        from emgfeedback.sources.registry import check_options, open_source
 
-
-def _run_console(args: argparse.Namespace, cfg: Config) -> int:
+        check_options(args.board.partition(":")[0], opts)  # a wrong option: one line, no window
+        return int(gui.run_demo(args, cfg, lambda: open_source(args.board, **opts)))
     return run_live(args, cfg, record_to=args.record, patient=args.patient, lsl=args.lsl,
                     console=True)
 
 
-def _live_clinic(chain: Any, channels: Sequence[str], rec: Any,
-                 cfg: Config | None = None) -> Any:
-    """Live calibration + synkinesis detection when the channels are facial regions: alerts go
-    into the recording (the console view reads the clinic's state and events)."""
-    from emgfeedback.clinical.live import LiveClinic
-    from emgfeedback.clinical.montage import Montage
-    from emgfeedback.clinical.exercises import default_program
+def _console(title: str | None, cfg: Config) -> list[Any]:
+    """The console view of a session (built once the source is open); it reads the cue, %MVC
+    and the alerts from the session's snapshot."""
+    from emgfeedback.views.console import ConsoleView
 
-    try:
-        program = default_program(cfg.detection if cfg else None)
-        montage = Montage.from_labels(channels, program.affected_side)
-    except ConfigError:
-        return None  # channels that are not facial regions: filters and bars only
+    def console_view(s: Any) -> ConsoleView:
+        assert s.chain is not None
+        return ConsoleView(s.chain, title=title or f"emgfeedback: {s.source.info.name}",
+                           quality=cfg.quality, snapshot=s.snapshot)
 
-    return LiveClinic(chain, montage, program,
-                      annotate=rec.annotate if rec is not None else None,
-                      calibration_config=cfg.calibration if cfg else None)
+    return [console_view]
 
 
 def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
              patient: str | None, lsl: bool, console: bool) -> int:
-    """A live session on ``--board``: optional EDF+ recording and LSL outlets, console view.
+    """A live session on ``--board`` (:class:`emgfeedback.app.session.Session`): optional
+    EDF+ recording from the first sample and LSL outlets, the program's cues when the board
+    brings none, live calibration and detection on facial channels, the console view.
 
-    Used by ``demo`` (console) and ``record``.  The recorder is attached right after the source
-    opens, so the live chain sees exactly the samples the file stores (replay is exact).
-    SIGTERM and Ctrl-C stop the session cleanly; the recording is closed either way.
+    Used by ``demo`` (console) and ``record``.  SIGTERM and Ctrl-C stop the session cleanly; the
+    recording is closed either way.
     """
-    import signal
     import time
 
-    from emgfeedback.session import Session
-    from emgfeedback.views.console import ConsoleView
+    from emgfeedback.app.session import Session, SessionSpec, run_in_foreground
 
+    spec = SessionSpec(source=args.board, source_options=source_options(args, args.duration),
+                       config=cfg, program=_program(args, cfg), record_to=record_to,
+                       patient=patient, lsl=lsl, lsl_scope=getattr(args, "lsl_scope", "localhost"),
+                       duration_s=args.duration, auto_program=True)
+    session = Session(spec, views=_console(None, cfg) if console else [])
     if record_to is not None:
-        from emgfeedback.io.edf import validate_patient_id
-
-        if not patient:
-            raise ConfigError("recording needs a pseudonymous patient id: --patient P-0001")
-        validate_patient_id(patient)
-        if record_to.suffix.lower() not in (".edf", ".bdf"):
-            raise ConfigError(f"{record_to}: recordings are .edf or .bdf")
-    source = make_source(args, duration=args.duration)
-    session = Session(source, cfg)
-    chain = session.open()
-    rec = None
-    closers: list[Any] = []
-    try:
-        if record_to is not None:
-            from emgfeedback.io.edf import Recorder
-
-            assert patient is not None  # validated above
-            rec = Recorder.attach(session, record_to, patient=patient)
-            closers.append(rec)
-        if lsl:
-            from emgfeedback.io.lsl import LslPublisher
-
-            closers.append(session.add(LslPublisher(
-                session.source.info, scope=getattr(args, "lsl_scope", "localhost"))))
-        clinic = _live_clinic(chain, source.info.channels, rec, cfg)
-        if clinic is not None:
-            session.add(clinic)
-            closers.append(clinic)
-        view = None
-        if console:
-            view = ConsoleView(chain, title=f"emgfeedback: {source.info.name}",
-                               quality=cfg.quality, clinic=clinic)
-            session.add(view)
-        # Ctrl-C and SIGTERM ask the loop to stop after the current chunk, so the recorder is
-        # never interrupted inside a write; the file is then closed as after --duration.
-        stop = lambda *_: session.stop()  # noqa: E731
-        old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        if record_to is not None:
-            until = f"for {args.duration:g} s of signal" if args.duration else "until stopped"
-            print(f"recording to {record_to} {until}: Ctrl-C (or SIGTERM) stops and closes the "
-                  "file", file=sys.stderr, flush=True)
-        t0 = time.monotonic()
-        try:
-            session.run(args.duration)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
-    finally:
-        try:
-            session.close()
-        finally:
-            for c in closers:
-                c.close()
-    if view is not None:
-        view.draw()
-    print(f"stopped after {session.samples / chain.fs:.1f} s of signal "
-          f"({session.lost} samples lost)", file=sys.stderr)
+        until = f"for {args.duration:g} s of signal" if args.duration else "until stopped"
+        print(f"recording to {record_to} {until}: Ctrl-C (or SIGTERM) stops and closes the file",
+              file=sys.stderr, flush=True)
+    t0 = time.monotonic()
+    run_in_foreground(session)
+    pl = session.pipeline
+    fs = pl.chain.fs if pl.chain is not None else 0.0
+    print(f"stopped after {pl.samples / fs if fs else 0.0:.1f} s of signal "
+          f"({pl.lost} samples lost)", file=sys.stderr)
+    rec = session.recording.last if session.recording is not None else None
     if rec is not None:
-        print(f"wrote {record_to} and {rec.sidecar_path.name}: {rec.samples / chain.fs:.1f} s, "
-              f"{len(source.info.channels)} channels at {chain.fs:g} Hz, "
+        print(f"wrote {record_to} and {rec.sidecar_path.name}: {rec.samples / fs:.1f} s, "
+              f"{len(rec.channels)} channels at {fs:g} Hz, "
               f"{rec.n_annotations} annotations, {rec.lost_samples} samples lost "
               f"({time.monotonic() - t0:.1f} s wall)")
     return 0
@@ -388,7 +333,7 @@ def _add_simulate(sub: Any) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from emgfeedback.sources.simulated import _factory
+    from emgfeedback.sources.simulated import create
 
     from emgfeedback.sources.facesim import ModelParams, calibration_s
 
@@ -415,7 +360,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         extra["mains_uv"] = args.mains_uv
     if args.crosstalk is not None:
         extra["crosstalk"] = args.crosstalk / 100.0
-    src = _factory(scenario=args.scenario, duration=args.duration, seed=args.seed, speed=None,
+    src = create(scenario=args.scenario, duration=args.duration, seed=args.seed, speed=None,
                    fs=args.fs, mains=args.mains,
                    confounders=",".join(args.confounder or []) or None, **extra)
     with src:
@@ -585,22 +530,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     """Analyse ``args.file`` (the live pipeline replayed at full speed) and write the JSON."""
-    from emgfeedback.clinical.analysis import analyze, format_table, load_for_analysis
-    from emgfeedback.clinical.exercises import default_program, load_program
-    from emgfeedback.clinical.montage import Montage, load_montage
+    from emgfeedback.app.analyze import analyze_file
+    from emgfeedback.clinical.analysis import format_table
 
-    rec = load_for_analysis(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
-    program = (load_program(args.program, cfg.detection) if args.program
-               else default_program(cfg.detection))
-    from emgfeedback.io.edf import sidecar_affected_side
-
-    # The side the recording's sidecar states wins over the program's default.
-    affected = (args.affected or sidecar_affected_side(rec.sidecar or {})
-                or program.affected_side)
-    montage = (load_montage(args.montage, rec.channels, affected) if args.montage
-               else Montage.from_labels(rec.channels, affected))
-    result = analyze(rec, montage, program, exercise=args.exercise,
-                     calibration=args.calibration, config=cfg)
+    result = analyze_file(args.file, montage=args.montage, program=args.program,
+                          exercise=args.exercise, affected=args.affected,
+                          calibration=args.calibration, config=cfg, fs=args.fs, unit=args.unit,
+                          board=args.brainflow_board)
     if table:
         print(format_table(result))
     if args.json is not None:
@@ -610,7 +546,8 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
 
 
 # ---------------------------------------------------------------------------- entry point
-COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _add_report, _add_progress, _add_history]
+COMMANDS: list[Callable[[Any], None]] = [_add_demo, _add_ports, _add_simulate, _add_report,
+                                         _add_progress, _add_history]
 
 # ---------------------------------------------------------------------------- recording & files
 def _add_record(sub: Any) -> None:
@@ -659,48 +596,24 @@ def _add_replay(sub: Any) -> None:
     p.set_defaults(func=cmd_replay)
 
 
-def _replay_source(args: argparse.Namespace, speed: float | None) -> Any:
-    from emgfeedback.sources.replay import ReplaySource
-
-    return ReplaySource(args.file, speed=speed, start_s=args.start, fs=args.fs, unit=args.unit,
-                        board=args.brainflow_board)
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
-    from emgfeedback.session import Session
+    """The file through the live pipeline at ``--speed``, with the live clinical engine: the
+    console shows the events the live session raised (replay gives exactly the live events)."""
+    from emgfeedback.app.session import Session, SessionSpec, run_in_foreground
 
     cfg = _config(args)
     if args.json is not None:
         return _replay_json(args, cfg)
-    source = _replay_source(args, _speed(args.speed))
-    session = Session(source, cfg)
-    chain = session.open()
-    from emgfeedback.views.console import ConsoleView
-
-    # The live clinical engine, as when the session was recorded: replay shows the live events.
-    clinic = _live_clinic(chain, source.info.channels, None, cfg)
-    if clinic is not None:
-        session.add(clinic)
-    view = ConsoleView(chain, title=f"emgfeedback replay: {args.file.name}", quality=cfg.quality,
-                       clinic=clinic)
-    session.add(view)
-    if args.lsl:
-        from emgfeedback.io.lsl import LslPublisher
-
-        session.add(LslPublisher(source.info, scope=args.lsl_scope))
-    try:
-        session.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        try:
-            session.close()
-        finally:
-            if clinic is not None:
-                clinic.close()
-    view.draw()
-    print(f"replayed {session.samples / chain.fs:.1f} s of {args.file} "
-          f"({session.lost} samples lost)", file=sys.stderr)
+    opts: dict[str, Any] = {"speed": _speed(args.speed), "start": args.start, "fs": args.fs,
+                            "unit": args.unit, "board": args.brainflow_board}
+    spec = SessionSpec(source=f"replay:{args.file}", source_options=opts, config=cfg,
+                       affected_side=args.affected, lsl=args.lsl, lsl_scope=args.lsl_scope)
+    session = Session(spec, views=_console(f"emgfeedback replay: {args.file.name}", cfg))
+    run_in_foreground(session)
+    pl = session.pipeline
+    fs = pl.chain.fs if pl.chain is not None else 0.0
+    print(f"replayed {pl.samples / fs if fs else 0.0:.1f} s of {args.file} "
+          f"({pl.lost} samples lost)", file=sys.stderr)
     return 0
 
 

@@ -43,6 +43,11 @@ class ProtocolError(SourceError):
     """The board answers, but not in a protocol or version this software speaks."""
 
 
+class SourceStateError(SourceError):
+    """A source was used out of order (``read`` before ``open`` or after ``close``): the one
+    error every source raises for it (:class:`emgfeedback.stream.SourceBase`)."""
+
+
 class SourceTimeout(SourceError):
     """No data arrived within the allowed time."""
 

@@ -20,8 +20,9 @@ CRC errors and counter gaps.  CRC-16 lets about 4 in a million multi-byte-damage
 so the counter of a CRC-valid frame is not trusted blindly (see :class:`FrameDecoder`,
 "Sequence rules"): a gap is believed only when the frames after it agree, a jump beyond
 :data:`MAX_JUMP_S` of samples only after :data:`CONFIRM_FRAMES` consecutive frames, and duplicated
-or late frames are dropped and counted, so no sample is ever stored at a wrong index.  :class:`PlotterTextDecoder` reads the Arduino Serial Plotter text
-format of existing sketches (one line per sample).
+or late frames are dropped and counted, so no sample is ever stored at a wrong index.
+:class:`PlotterTextDecoder` reads the Arduino Serial Plotter text format of existing sketches
+(one line per sample).
 
 Threads: decoders are plain objects owned by one thread (the serial reader thread); they are not
 thread-safe and need not be.

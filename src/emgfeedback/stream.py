@@ -7,12 +7,24 @@ lost (a corrupt frame, a USB hiccup, a reconnect), the next chunk's ``start`` ju
 number of missing samples and its :class:`Status` says how many were lost: gaps are never filled
 with zeros or any other made-up value.
 
-Every source follows one lifecycle (:class:`Source`)::
+Every source follows one lifecycle and one contract (:class:`Source`)::
 
     with open_source("simulated") as src:      # open() + start()
-        while (chunk := src.read(timeout=0.1)) is not None or src.running:
+        while (chunk := src.read(timeout=0.1)) is not None or not src.finished:
             ...
     # stop() + close()
+
+``read(timeout)`` means the same for every source (serial, simavr, simulated, replay, BrainFlow,
+LSL; tests/test_source_contract.py checks them all):
+
+* ``read()`` / ``read(None)``: **block** until a chunk is available, the source has ended
+  (returns ``None`` and :attr:`Source.finished` is true) or a hard fault (raises a
+  :class:`~emgfeedback.errors.SourceError`).
+* ``read(t)`` with ``t >= 0``: wait at most ``t`` seconds; ``None`` when nothing arrived (then
+  ``finished`` tells "ended" from "not yet"); ``read(0)`` only polls.
+* Out of order (``read`` before ``open()`` or after ``close()``, ``start`` before ``open``):
+  :class:`~emgfeedback.errors.SourceStateError`, from every source alike (:class:`SourceBase`
+  enforces it).  ``stop()`` and ``close()`` may always be called, also twice.
 
 Threads: a source's ``read`` is called from one consumer thread (the processing loop).  Sources
 that do blocking I/O run their own reader thread internally and hand data over through a bounded
@@ -22,11 +34,15 @@ another thread.
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+
+from emgfeedback.errors import SourceStateError
 
 __all__ = [
     "Chunk",
@@ -244,10 +260,13 @@ class Source(Protocol):
     def start(self) -> None: ...
 
     def read(self, timeout: float | None = None) -> Chunk | None:
-        """Return the next chunk, or ``None`` when nothing arrived within ``timeout`` seconds.
+        """The next chunk; ``None`` blocks until data, the end or a fault, ``t`` waits at most
+        ``t`` seconds (see the module docstring).
 
-        Raises a :class:`~emgfeedback.errors.SourceError` on a hard fault.  After a finite source
-        is exhausted, ``read`` returns ``None`` and :attr:`finished` is true.
+        Raises a :class:`~emgfeedback.errors.SourceError` on a hard fault and
+        :class:`~emgfeedback.errors.SourceStateError` when called before ``open()`` or after
+        ``close()``.  After a finite source is exhausted, ``read`` returns ``None`` and
+        :attr:`finished` is true.
         """
         ...
 
@@ -263,15 +282,66 @@ class Source(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: lifecycle method -> (states it may be called in, state after it returns)
+_LIFECYCLE: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "open": (("new", "closed"), "open"),
+    "start": (("open", "started"), "started"),
+    "read": (("open", "started"), None),
+    "stop": (("new", "open", "started", "closed"), None),
+    "close": (("new", "open", "started", "closed"), "closed"),
+}
+
+
+def _guarded(name: str, fn: _F) -> _F:
+    allowed, after = _LIFECYCLE[name]
+
+    @functools.wraps(fn)
+    def wrapper(self: "SourceBase", *args: Any, **kwargs: Any) -> Any:
+        state = self.__dict__.get("_lifecycle", "new")
+        if state not in allowed:
+            what = {"new": "before open()", "closed": "after close()"}.get(state, f"when {state}")
+            raise SourceStateError(f"{type(self).__name__}: {name}() called {what}; "
+                                   "open() the source first")
+        out = fn(self, *args, **kwargs)
+        if after is not None and not (name == "start" and state == "started"):
+            self.__dict__["_lifecycle"] = after
+        return out
+
+    wrapper.__dict__["_guarded"] = True
+    return wrapper  # type: ignore[return-value]
+
+
 class SourceBase:
-    """Context-manager plumbing shared by the concrete sources.
+    """Context-manager plumbing and the lifecycle contract shared by the concrete sources.
 
     ``with src:`` calls :meth:`open` and :meth:`start`; leaving the block calls :meth:`stop` and
     :meth:`close`, also after an exception.  Subclasses implement the five lifecycle methods and
-    set :attr:`info` (it may be filled in :meth:`open`, e.g. after a handshake).
+    set :attr:`info` (it may be filled in :meth:`open`, e.g. after a handshake).  Every
+    subclass's ``open``/``start``/``read``/``stop``/``close`` is wrapped so that a call out of
+    order raises :class:`~emgfeedback.errors.SourceStateError` (module docstring), the same for
+    every source.
     """
 
     info: SourceInfo
+
+    #: a wrapper whose lifecycle is its inner source's (it checks the order itself)
+    delegates_lifecycle: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("delegates_lifecycle", False):
+            return
+        for name in _LIFECYCLE:
+            fn = getattr(cls, name, None)
+            if callable(fn) and not getattr(fn, "_guarded", False):
+                setattr(cls, name, _guarded(name, fn))
+
+    @property
+    def lifecycle(self) -> str:
+        """``new``, ``open``, ``started`` or ``closed``."""
+        return str(self.__dict__.get("_lifecycle", "new"))
 
     def open(self) -> None:  # pragma: no cover - trivial default
         pass

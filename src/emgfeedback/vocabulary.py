@@ -32,7 +32,7 @@ from emgfeedback.errors import ConfigError
 
 __all__ = [
     "ANNOTATION_KINDS", "EVENT_TYPES", "EXERCISES", "GAP", "MARKER", "REGIONS", "REST", "SIDES",
-    "Annotation", "ChannelId", "ExerciseKind", "Region", "format_event", "format_label",
+    "Annotation", "ChannelId", "Cue", "ExerciseKind", "Region", "format_event", "format_label",
     "format_marker", "format_mvc", "match_label", "parse_annotation", "parse_label",
     "short_label",
 ]
@@ -237,6 +237,28 @@ def parse_annotation(text: str, exercises: Iterable[str] = ()) -> Annotation:
     if low in EXERCISES or low in {e.strip().lower() for e in exercises}:
         return Annotation("exercise", t, name=low)
     return Annotation("other", t)
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A protocol period in the stream: the annotation ``text`` from sample ``start`` to ``stop``;
+    ``side`` the side it addresses where known (``""``: both or unknown)."""
+
+    text: str
+    start: int
+    stop: int
+    side: str = ""
+
+    @property
+    def kind(self) -> str:
+        """``rest``, ``mvc``, ``exercise`` or ``other`` (markers, alerts, gaps, unknown)."""
+        k = parse_annotation(self.text).kind
+        return k if k in (REST, MVC, "exercise") else "other"
+
+    def kind_in(self, exercises: Iterable[str]) -> str:
+        """Like :attr:`kind`, with a program's own exercise names besides the vocabulary's."""
+        k = parse_annotation(self.text, exercises).kind
+        return k if k in (REST, MVC, "exercise") else "other"
 
 
 def format_mvc(channel: str) -> str:

@@ -1,53 +1,35 @@
-"""Offline analysis of a recording: calibration, reps, synkinesis events, symmetry -> JSON.
+"""The result of analysing a recording (:class:`Analysis`), its JSON and its table.
 
-:func:`analyze` runs the recording through the same causal :class:`~emgfeedback.dsp.chain.Chain`
-and the same :class:`~emgfeedback.clinical.detect.Detector` as a live session, so its events are
-the ones the live feedback raised (docs/analysis.md documents the JSON schema and the annotation
-vocabulary).  Files are read by :func:`load_for_analysis`, the one place that knows file formats.
+The analysis itself is :func:`emgfeedback.app.analyze.analyze`: the recording replayed through
+the same pipeline as a live session (docs/analysis.md documents the JSON schema and the
+annotation vocabulary).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from emgfeedback.clinical.calibration import Calibration, CalibrationConfig, Calibrator
-from emgfeedback.clinical.detect import Detector, RepResult, SynkinesisEvent
-from emgfeedback.clinical.exercises import Program, default_program
+from emgfeedback.clinical.calibration import Calibration
+from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
+from emgfeedback.clinical.exercises import Program
 from emgfeedback.clinical.montage import Montage
-from emgfeedback.vocabulary import short_label
-from emgfeedback.clinical.symmetry import symmetry
-from emgfeedback.config import Config
-from emgfeedback.dsp.chain import Chain
-from emgfeedback.stream import Marker, Processed
-from emgfeedback.errors import FileFormatError
 from emgfeedback.recording import Recording
+from emgfeedback.vocabulary import short_label
 
-__all__ = ["Analysis", "analyze", "format_table", "load_for_analysis"]
+__all__ = ["SCHEMA_VERSION", "Analysis", "format_table"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
 
-def load_for_analysis(path: str | Path, **options: Any) -> Recording:
-    """Open any file emgfeedback reads (EDF+/BDF+, CSV, OpenBCI, BrainFlow, BIOPAC, OpenSignals)
-    for :func:`analyze`; ``options`` go to :func:`emgfeedback.io.importers.load` (``fs``,
-    ``unit``, ``board``)."""
-    from emgfeedback.io.importers import load
-
-    return load(path, **options)
-
-
 @dataclass
 class Analysis:
-    """Result of :func:`analyze`: the objects and their JSON (:meth:`to_json`)."""
+    """Result of :func:`emgfeedback.app.analyze.analyze`: the objects and their JSON
+    (:meth:`to_json`)."""
 
     recording: Recording
     montage: Montage
@@ -81,99 +63,6 @@ class Analysis:
             "unknown_annotations": [{"onset_s": round(s / fs, 4), "text": t}
                                     for s, t in self.unknown_annotations],
         }
-
-
-def analyze(
-    rec: Recording,
-    montage: Montage | None = None,
-    program: Program | None = None,
-    exercise: str | None = None,
-    calibration: str | Calibration = "annotations",
-    config: Config | None = None,
-    chunk_size: int = 1000,
-    strict: bool = True,
-) -> Analysis:
-    """Analyse a whole recording.
-
-    Parameters
-    ----------
-    rec:
-        The recording (:func:`load_for_analysis`).
-    montage:
-        Default: from the channel labels; its affected side, else the program's.
-    program:
-        Default: the shipped default program.
-    exercise:
-        When the whole file is one exercise without annotations: treat it as one rep of this
-        exercise (file annotations that are exercises are then ignored).
-    calibration:
-        ``"annotations"`` (``rest``/``mvc`` segments, automatic fallback where missing; a
-        refused segment raises :class:`~emgfeedback.errors.CalibrationError`), ``"auto"``
-        (automatic estimate only), or a stored :class:`Calibration`.
-    chunk_size:
-        Chunk size fed to the detector (results do not depend on it).
-    """
-    cfg = config or Config()
-    program = program or default_program(cfg.detection)
-    montage = montage or Montage.from_labels(rec.channels)
-    if montage.affected_side is None and program.affected_side is not None:
-        montage = montage.with_affected(program.affected_side)
-    if exercise is not None:
-        program.exercise(exercise)  # clear error for an unknown name
-    names = montage.names
-    markers: list[Marker] | None = None  # the file's own annotations
-    if exercise is not None:
-        markers = [m for m in rec.markers if program.find(m.text) is None]
-        markers.append(Marker(0, rec.n_samples, exercise))
-    block_ms = 1000.0 * max(1, chunk_size) / rec.fs
-
-    def run(make_consumer: Any) -> Chain:
-        """One pass of the live pipeline: the recording replayed as fast as possible through a
-        session, with the consumer ``make_consumer(chain)``."""
-        from emgfeedback.session import Session
-        from emgfeedback.sources.replay import ReplaySource
-
-        session = Session(ReplaySource(rec, speed=None, block_ms=block_ms, markers=markers), cfg)
-        chain = session.open()
-        session.add(make_consumer(chain))
-        session.run()
-        return chain
-
-    if isinstance(calibration, Calibration):
-        cal = calibration
-    else:
-        if calibration not in ("annotations", "auto"):
-            raise ValueError(f"calibration must be 'annotations', 'auto' or a Calibration, "
-                             f"got {calibration!r}")
-        calib = Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality)
-        envelopes: list[np.ndarray] = []
-
-        class _Collect:
-            def feed(self, p: Processed) -> None:
-                envelopes.append(p.envelope.astype(np.float32))
-                if calibration == "annotations":
-                    calib.feed(p)
-
-        run(lambda chain: _Collect())
-        env = (np.concatenate(envelopes) if envelopes
-               else np.zeros((0, len(names)), dtype=np.float32))
-        cal = calib.result(fallback_envelope=env, strict=strict)
-    # Detection exactly as live: the detector starts at the first rep's marker
-    # (clinical.live.LiveClinic), so analysing a recording gives the events raised live.
-    from emgfeedback.clinical.live import LiveClinic
-
-    clinics: list[LiveClinic] = []
-
-    def make_clinic(chain: Chain) -> LiveClinic:
-        clinics.append(LiveClinic(chain, montage, program, calibration=cal))
-        return clinics[0]
-
-    chain = run(make_clinic)
-    clinics[0].close()
-    det = clinics[0].detector or Detector.for_chain(chain, montage, cal, program)  # no reps
-    sym = symmetry(det.reps, montage.affected_side, rec.fs)
-    return Analysis(rec, montage, program, cal, det.events, det.reps, sym,
-                    det.unknown_annotations, chain.delay_ms, chain.mains)
 
 
 def format_table(a: Analysis) -> str:

@@ -24,8 +24,9 @@ within-window SDs.  Without ``mvc`` trials for a channel, its MVC is the
 ``auto_peak_percentile`` of the window means minus the rest mean, but at least
 ``auto_min_mvc_uv`` (80 µV of envelope, the low end of facial MVC amplitudes) and
 ``auto_min_mvc_x_rest`` (20) times the rest mean: a region that never contracts in the recording
-would otherwise take its crosstalk as its MVC and every flicker would read as a large %MVC.  %MVC is then relative to the strongest activity
-*in that recording*, not to a true maximum; the JSON says so (``"mvc_source": "auto"``).
+would otherwise take its crosstalk as its MVC and every flicker would read as a large %MVC.
+%MVC is then relative to the strongest activity *in that recording*, not to a true maximum; the
+JSON says so (``"mvc_source": "auto"``).
 
 :class:`Calibrator` is a session consumer collecting the same segments live, so the GUI's
 calibration phase and ``analyze`` share one implementation (:func:`calibrate_segments`).

@@ -25,7 +25,8 @@ Replay exactness
 ----------------
 EDF stores integers; a physical value is ``(d - dmin) * gain + pmin`` with ``gain = (pmax - pmin)
 / (dmax - dmin)`` computed from the header's own 8-character numbers.  :class:`DigitalGrid` does
-this arithmetic in one place.  :meth:`Recorder.attach` wraps the session's source in
+this arithmetic in one place.  A pipeline that records
+(:class:`emgfeedback.app.pipeline.Pipeline` with ``recording=``) reads its source through
 :class:`QuantisedSource`, which puts every live sample on that grid *before* the DSP chain, so the
 chain, the detector and the views see exactly the values the file will give back; replaying the
 file through the same chain therefore reproduces the live output bit for bit.
@@ -60,7 +61,7 @@ import numpy as np
 
 from emgfeedback import __version__
 from emgfeedback.validate import (  # the one patient-id rule, private files
-    PATIENT_RE, check_annotation, check_edf_signals, check_edf_size, check_sidecar, io_error,
+    check_annotation, check_edf_signals, check_edf_size, check_sidecar, io_error,
     load_json_file, private_file, validate_patient_id, write_private)
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.recording import Recording
@@ -373,8 +374,11 @@ class QuantisedSource(SourceBase):
     """Wrap a source so that its samples come out on a recording's digital grid.
 
     Saturation in ``Status.saturated`` is recomputed as the count of samples on the grid's rails,
-    which is what a replay of the file reports.
+    which is what a replay of the file reports.  Its lifecycle is the inner source's (it may wrap
+    a source that is already open).
     """
+
+    delegates_lifecycle = True
 
     def __init__(self, inner: SourceBase, grid: DigitalGrid) -> None:
         self.inner = inner
@@ -418,15 +422,13 @@ class QuantisedSource(SourceBase):
 class Recorder:
     """Session consumer writing EDF+/BDF+ with a JSON sidecar.
 
-    Use :meth:`attach` on an opened :class:`~emgfeedback.session.Session` (it also puts the live
-    signal on the file's grid, see the module docstring)::
+    A live session records through :meth:`emgfeedback.app.pipeline.Pipeline.start_recording`,
+    which also puts the live signal on the file's grid before the chain (module docstring)::
 
-        session = Session(source, cfg)
-        session.open()
-        rec = Recorder.attach(session, "s1.edf", patient="P-0001")
-        session.run(60)
-        session.close()
-        rec.close()
+        pipeline = Pipeline(source, cfg, recording=RecordingGrid.for_path("s1.edf"))
+        pipeline.open()
+        rec = pipeline.start_recording("s1.edf", patient="P-0001")
+        pipeline.run(60)          # closes the source and the recorder
 
     Parameters
     ----------
@@ -472,27 +474,6 @@ class Recorder:
         self.n_gaps = 0
         self.n_annotations = 0
         self.closed = False
-
-    # ----------------------------------------------------------------- construction helpers
-    @classmethod
-    def attach(cls, session: Any, path: Path | str, *, patient: str,
-               sidecar: dict[str, Any] | None = None, bdf: bool | None = None) -> "Recorder":
-        """Record ``session`` (already opened) from its next chunk; see the class docstring.
-
-        Replaces ``session.source`` by a :class:`QuantisedSource`, sets the chain's clipping
-        rails to the grid's, and inserts the recorder as the first consumer.
-        """
-        if session.chain is None:
-            raise RuntimeError("open() the session before attaching a recorder")
-        info = session.source.info
-        if bdf is None and Path(path).suffix.lower() == ".bdf":
-            bdf = True
-        grid = grid_for(info, bdf)
-        session.source = QuantisedSource(session.source, grid)
-        session.chain.quality.adc_range_uv = grid.rails_uv
-        rec = cls(path, info, patient=patient, grid=grid, chain=session.chain, sidecar=sidecar)
-        session.consumers.insert(0, rec)
-        return rec
 
     # ----------------------------------------------------------------- public API
     def annotate(self, marker: Marker) -> None:

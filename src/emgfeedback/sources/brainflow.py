@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from emgfeedback import sources
 from emgfeedback.errors import ConfigError, SourceError
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
 
@@ -116,12 +115,13 @@ class BrainFlowSource(SourceBase):
         if self._pending is not None:
             d, self._pending = self._pending, None
         else:
-            deadline = time.monotonic() + (timeout or 0.0)
+            # timeout None: block until data (stream.py, the source contract)
+            deadline = None if timeout is None else time.monotonic() + timeout
             while True:
                 d = self._shim.get_board_data()
                 if d.shape[1]:
                     break
-                if time.monotonic() >= deadline:
+                if deadline is not None and time.monotonic() >= deadline:
                     return None
                 time.sleep(0.005)
         pkg = np.rint(d[self.pkg_row]).astype(np.int64)
@@ -152,10 +152,9 @@ class BrainFlowSource(SourceBase):
                             saturated=tuple(0 for _ in self.rows)), markers)
 
 
-def _factory(arg: str = "", *, port: str = "", **_options: Any) -> BrainFlowSource:
+def create(arg: str = "", *, port: str = "") -> BrainFlowSource:
+    """``brainflow:BOARD`` (registry factory)."""
     if not arg:
         raise ConfigError("brainflow needs a board: --board brainflow:SYNTHETIC_BOARD")
     return BrainFlowSource(arg, port=port or "")
 
-
-sources.register("brainflow", _factory)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import signal
 
-from emgfeedback.vocabulary import EXERCISES, REST, format_label, format_mvc, parse_label
+from emgfeedback.vocabulary import EXERCISES, REST, Cue, format_label, format_mvc, parse_label
 from emgfeedback.errors import ConfigError
 
 __all__ = [
@@ -224,16 +224,6 @@ class Activation:
     stop: int
     level_pct: float
     kind: str  # "voluntary", "mvc", "synkinesis", "blink"
-
-
-@dataclass(frozen=True)
-class Cue:
-    """A protocol period as annotated: ``rest``, ``mvc L-ZYG`` or an exercise rep."""
-
-    text: str
-    start: int
-    stop: int
-    side: str = ""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from emgfeedback import sources
 from emgfeedback.errors import ConfigError, DeviceNotFound, SourceError
 from emgfeedback.io.lsl import import_pylsl
 from emgfeedback.stream import Chunk, SourceBase, SourceInfo
@@ -81,10 +80,15 @@ class LslSource(SourceBase):
     def read(self, timeout: float | None = None) -> Chunk | None:
         if self._inlet is None:
             raise SourceError("LSL source is not open")
-        data, _ts = self._inlet.pull_chunk(timeout=0.0 if timeout is None else timeout,
-                                           max_samples=int(max(1, self.info.fs)))
-        if not data:
-            return None
+        # timeout None: block until data (stream.py, the source contract), in 0.1 s waits
+        n = int(max(1, self.info.fs))
+        while True:
+            data, _ts = self._inlet.pull_chunk(timeout=0.1 if timeout is None else timeout,
+                                               max_samples=n)
+            if data:
+                break
+            if timeout is not None:
+                return None
         x = np.asarray(data, dtype=np.float64) * self._scale
         c = Chunk(x, self._count, self.info.fs, self.info.channels)
         self._count += len(x)
@@ -96,8 +100,6 @@ class LslSource(SourceBase):
             self._inlet = None
 
 
-def _factory(arg: str = "", *, timeout: float = 5.0, **_options: Any) -> LslSource:
+def create(arg: str = "", *, timeout: float = 5.0) -> LslSource:
+    """``lsl:NAME`` (registry factory): ``timeout`` is how long to look for the stream."""
     return LslSource(arg, timeout=timeout)
-
-
-sources.register("lsl", _factory)

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from emgfeedback import sources
 from emgfeedback.errors import ConfigError
 from emgfeedback.recording import Recording
 from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
@@ -197,15 +196,11 @@ class ReplaySource(SourceBase):
         return Chunk(np.ascontiguousarray(x), a, rec.fs, rec.channels, status, tuple(markers))
 
 
-def _factory(arg: str = "", *, speed: float | None = 1.0, start: float = 0.0,
-             fs: float | None = None, **options: Any) -> ReplaySource:
+def create(arg: str = "", *, speed: float | None = 1.0, start: float = 0.0,
+           fs: float | None = None, unit: str | None = None, board: str | None = None,
+           block_ms: float = 10.0) -> ReplaySource:
+    """``replay:FILE`` (registry factory; typed options: the import options of the file)."""
     if not arg:
         raise ConfigError("replay needs a file: --board replay:FILE")
-    options.pop("scenario", None)
-    options.pop("seed", None)
-    options.pop("mains", None)
-    options.pop("duration", None)
-    return ReplaySource(arg, speed=speed, start_s=start, fs=fs, **options)
-
-
-sources.register("replay", _factory)
+    return ReplaySource(arg, speed=speed, start_s=start, block_ms=block_ms, fs=fs, unit=unit,
+                        board=board)

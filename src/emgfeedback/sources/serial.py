@@ -48,7 +48,6 @@ from emgfeedback.errors import (
     SourceError,
     SourceTimeout,
 )
-from emgfeedback.sources import register
 from emgfeedback.stream import Chunk, SourceBase, SourceInfo, Status
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,7 @@ DEFAULT_LABELS = (
 
 def _serial() -> Any:
     try:
-        import serial  # noqa: PLC0415
+        import serial
     except ModuleNotFoundError as exc:  # pragma: no cover - pyserial is a dependency
         raise SourceError("pyserial is not installed: pip install pyserial") from exc
     return serial
@@ -202,7 +201,7 @@ def identify_port(device: str, timeout: float = 2.5, baudrate: int = DEFAULT_BAU
     try:
         ser.reset_input_buffer()
         hs = _handshake(ser, timeout)
-    except Exception as exc:  # noqa: BLE001 - a port listing must list, whatever the port does
+    except Exception as exc:
         return PortInfo(device, error=f"{type(exc).__name__}: {exc}")
     finally:
         ser.close()
@@ -224,10 +223,10 @@ def list_ports(
     """
     found: list[tuple[str, str, str]] = []
     try:
-        from serial.tools import list_ports as lp  # noqa: PLC0415
+        from serial.tools import list_ports as lp
 
         found = [(p.device, p.description or "", p.hwid or "") for p in lp.comports()]
-    except Exception as exc:  # noqa: BLE001 - listing is best effort
+    except Exception as exc:
         log.warning("cannot enumerate serial ports: %s", exc)
     found += [(d, "", "") for d in extra if d not in {f[0] for f in found}]
     if not identify:
@@ -314,7 +313,6 @@ class SerialSource(SourceBase):
         handshake_timeout: float = 3.0,
         queue_size: int = 512,
         read_timeout: float = 0.02,
-        **_ignored: Any,
     ) -> None:
         if not port:
             raise ConfigError("serial board needs a port: --board serial:/dev/ttyUSB0")
@@ -538,14 +536,23 @@ class SerialSource(SourceBase):
     _start_leftover = b""
 
     def read(self, timeout: float | None = None) -> Chunk | None:
-        """Next chunk, or ``None`` after ``timeout`` s; re-raises reader-thread errors."""
-        try:
-            return self._queue.get(timeout=timeout) if timeout != 0 else self._queue.get_nowait()
-        except queue.Empty:
-            if self._error is not None:
-                err, self._error = self._error, None
-                raise err
-            return None
+        """Next chunk, or ``None`` after ``timeout`` s (``None``: block until data, a reader-thread
+        error, or the reader's end); re-raises reader-thread errors."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                if timeout == 0:
+                    return self._queue.get_nowait()
+                wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
+                return self._queue.get(timeout=wait)
+            except queue.Empty:
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                if deadline is None and (self._thread is None or not self._thread.is_alive()):
+                    return None  # nothing can arrive any more
 
     def stop(self) -> None:
         """Stop the reader thread and the board's streaming (consumer thread)."""
@@ -557,7 +564,7 @@ class SerialSource(SourceBase):
             try:
                 self._ser.write(P.encode_command(P.CMD_STOP))
                 self._ser.flush()
-            except Exception as exc:  # noqa: BLE001 - best effort on the way out
+            except Exception as exc:
                 log.debug("STOP not sent: %s", exc)
 
     def close(self) -> None:
@@ -582,7 +589,7 @@ class SerialSource(SourceBase):
                     data = self._ser.read(waiting) if waiting else self._ser.read(1)
                     if data and len(data) < 2048:
                         self._stop.wait(0.015)
-                except Exception as exc:  # noqa: BLE001 - any I/O failure is a disconnect
+                except Exception as exc:
                     serial = _serial()
                     if not isinstance(exc, (serial.SerialException, OSError)):
                         raise
@@ -591,7 +598,7 @@ class SerialSource(SourceBase):
                 if data:
                     self._last_rx = time.monotonic()
                     self._process(data)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+        except BaseException as exc:
             log.error("serial reader stopped: %s", exc)
             self._error = exc if isinstance(exc, SourceError) else SourceError(
                 f"serial reader failed on {self.port}: {type(exc).__name__}: {exc}"
@@ -673,7 +680,7 @@ class SerialSource(SourceBase):
         self._connected = False
         try:
             self._ser.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         lost_at = time.monotonic()
         last_rx = self._last_rx
@@ -701,11 +708,11 @@ class SerialSource(SourceBase):
                     self._pending = self._pending.merged(Status(reconnects=1))
                 else:
                     self._resume_binary(ser, last_rx)
-            except Exception as e:  # noqa: BLE001 - try again until reconnect_timeout
+            except Exception as e:
                 log.info("reconnect attempt on %s failed: %s", self.port, e)
                 try:
                     ser.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
                 self._stop.wait(0.1)
                 continue
@@ -751,10 +758,11 @@ class SerialSource(SourceBase):
             self._start_leftover = b""
 
 
-def _factory(arg: str, **options: Any) -> SerialSource:
-    if "baud" in options and "baudrate" not in options:
-        options["baudrate"] = options.pop("baud")
-    return SerialSource(arg, **options)
-
-
-register("serial", _factory)
+def create(arg: str = "", *, baud: int = DEFAULT_BAUD, fs: float | None = None,
+           n_channels: int | None = None, labels: Sequence[str] | None = None,
+           format: str = "auto", text_scale: float = 1.0, reconnect: bool = True,
+           reconnect_timeout: float = 60.0, handshake_timeout: float = 3.0) -> SerialSource:
+    """``serial:PORT`` (registry factory; typed options)."""
+    return SerialSource(arg, baudrate=baud, fs=fs, n_channels=n_channels, labels=labels,
+                        format=format, text_scale=text_scale, reconnect=reconnect,
+                        reconnect_timeout=reconnect_timeout, handshake_timeout=handshake_timeout)

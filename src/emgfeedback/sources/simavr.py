@@ -27,12 +27,10 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from emgfeedback.errors import ConfigError, SourceError
-from emgfeedback.sources import register
 from emgfeedback.sources.serial import DEFAULT_LABELS, SerialSource
 from emgfeedback.stream import Chunk, SourceBase, SourceInfo
 
@@ -170,7 +168,6 @@ class SimavrSource(SourceBase):
         speed: float = 1.0,
         labels: Sequence[str] | None = None,
         board: str = "nano",
-        **_ignored: Any,
     ) -> None:
         if arg:
             raise ConfigError(f"--board simavr takes no argument (got {arg!r})")
@@ -310,4 +307,11 @@ class SimavrSource(SourceBase):
         self.stats_path = None
 
 
-register("simavr", lambda arg, **opts: SimavrSource(arg, **opts))
+def create(arg: str = "", *, fs: float = 1000.0, n_channels: int = 8,
+           signal: Signal | np.ndarray | None = None, input_seconds: float = 20.0,
+           realtime: bool = True, speed: float = 1.0, labels: Sequence[str] | None = None,
+           board: str = "nano") -> SimavrSource:
+    """``simavr`` (registry factory; typed options)."""
+    return SimavrSource(arg, fs=fs, n_channels=n_channels, signal=signal,
+                        input_seconds=input_seconds, realtime=realtime, speed=speed,
+                        labels=labels, board=board)

@@ -18,13 +18,13 @@ that next chunk.  Which samples exist and their values do not depend on the chun
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emgfeedback import sources
 from emgfeedback.errors import ConfigError
 from emgfeedback.sources.facesim import (
     SCENARIOS,
@@ -39,7 +39,7 @@ from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
 if TYPE_CHECKING:
     from emgfeedback.recording import ArrayRecording
 
-__all__ = ["SimulatedSource"]
+__all__ = ["SimulatedSource", "create", "facial_signal"]
 
 #: Physical range of the simulated front end (a ±2.5 mV input range, as the Nano board's).
 SIM_RANGE_UV = (-2500.0, 2500.0)
@@ -205,12 +205,14 @@ class SimulatedSource(SourceBase):
         )
 
 
-def _factory(arg: str = "", *, scenario: str | None = None, duration: float | None = None,
-             seed: int = 0, speed: float | None = 1.0, fs: float | None = None,
-             mains: float | None = None, confounders: str | list[str] | None = None,
-             **params: object) -> SimulatedSource:
-    """``confounders``: presets of :data:`~emgfeedback.sources.facesim.CONFOUNDERS` (applied
-    first); other keywords are :class:`ModelParams` fields."""
+def create(arg: str = "", *, scenario: str | None = None, duration: float | None = None,
+           seed: int = 0, speed: float | None = 1.0, fs: float | None = None,
+           mains: float | None = None, confounders: str | list[str] | None = None,
+           block_ms: float = 10.0, **params: object) -> SimulatedSource:
+    """``simulated[:SCENARIO]``: the facial model (registry factory; typed options).
+
+    ``confounders``: presets of :data:`~emgfeedback.sources.facesim.CONFOUNDERS` (applied
+    first); other keywords are :class:`ModelParams` fields, an unknown one is refused by name."""
     p = apply_confounders(ModelParams(), confounders) if confounders else ModelParams()
     changes: dict[str, object] = {k: v for k, v in params.items() if v is not None}
     if fs:
@@ -220,11 +222,33 @@ def _factory(arg: str = "", *, scenario: str | None = None, duration: float | No
     if changes:
         unknown = sorted(set(changes) - set(ModelParams.__dataclass_fields__))
         if unknown:
-            raise ConfigError(f"unknown simulated board option(s): {', '.join(unknown)}")
+            raise ConfigError(f"board 'simulated' has no option {unknown[0]!r} (its options: the "
+                              "registry's (scenario, seed, ...) and the model's parameters: "
+                              f"{', '.join(ModelParams.__dataclass_fields__)})")
         p = replace(p, **changes)  # type: ignore[arg-type]
-    return SimulatedSource(scenario or arg or "session", duration, seed, speed, params=p)
+    return SimulatedSource(scenario or arg or "session", duration, seed, speed,
+                           block_ms=block_ms, params=p)
 
-
-sources.register("simulated", _factory)
 
 __all__ += ["SCENARIOS"]
+
+
+def facial_signal(scenario: str, channels: tuple[str, ...], *, seed: int = 0,
+                  mains: float | None = None, confounders: str | list[str] | None = None
+                  ) -> Callable[[int, float, int], np.ndarray]:
+    """The facial model's samples in µV for ``channels`` as an analog input: what the simavr
+    board's ADC pins carry (pin A<i> gets ``channels[i]``; the source labels its channels the
+    same way).  Lost samples are the wire's business, not the electrodes': no gaps here."""
+
+    def signal(n: int, fs: float, n_channels: int) -> np.ndarray:
+        params = ModelParams(fs=fs, channels=channels)
+        if mains:
+            params = replace(params, mains_hz=float(mains))
+        if confounders:
+            params = apply_confounders(params, confounders)
+        params = replace(params, gaps_per_min=0.0)
+        src = SimulatedSource(scenario, n / fs, seed, speed=None, params=params)
+        with src:
+            return src.read_all().data
+
+    return signal

@@ -7,10 +7,10 @@ processed chunk and redraws at most ``rate_hz`` times a second (default 15) on a
 the output is not a terminal (a log, CI) it prints one compact frame a second instead.  Time
 shown is signal time (sample index / fs).
 
-What it shows comes from the clinical engine, never computed here: the
-:class:`~emgfeedback.clinical.live.LiveClinic` of the session (its detector's
-:meth:`~emgfeedback.clinical.detect.Detector.state`: %MVC, activation threshold, each quiet
-region's limit, roles, intrusions; its events; its calibration error).  The cue and countdown
+What it shows comes from the clinical engine, never computed here: the session's snapshot
+(:meth:`emgfeedback.app.session.Session.snapshot`: the feedback's %MVC, activation threshold,
+each quiet region's limit, roles, the running rep's exercise and band, the detector's events,
+why detection did not start; the program runner's reps).  The cue and countdown
 are the protocol's annotations in the stream (``rest``, ``mvc L-ZYG``, exercise cues with their
 duration), so a replay shows what the live session showed.
 
@@ -31,6 +31,7 @@ from __future__ import annotations
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
@@ -43,7 +44,8 @@ from emgfeedback.vocabulary import EVENT_TYPES, EXERCISES, MVC, REGIONS, REST, p
     short_label
 
 if TYPE_CHECKING:
-    from emgfeedback.clinical.live import LiveClinic
+    from emgfeedback.app.feedback import FeedbackSnapshot
+    from emgfeedback.app.session import SessionSnapshot
 
 __all__ = ["ConsoleView"]
 
@@ -65,9 +67,10 @@ class ConsoleView:
     ----------
     chain:
         The session's chain (rate, notch, delay, quality meter).
-    clinic:
-        The session's live clinical engine; ``None`` for channels that are not facial regions
-        (then bars show the envelope in µV and there is no cue or alert).
+    snapshot:
+        The session's :meth:`~emgfeedback.app.session.Session.snapshot`; ``None``, or a snapshot
+        without feedback (channels that are not facial regions): bars show the envelope in µV
+        and there is no alert.
     full_scale_uv:
         Right end of the bars while there is no calibration (µV above zero).
     """
@@ -82,11 +85,12 @@ class ConsoleView:
         title: str = "emgfeedback",
         quality: QualityConfig | None = None,
         tty: bool | None = None,
-        clinic: LiveClinic | None = None,
+        snapshot: Callable[[], SessionSnapshot] | None = None,
         hold_s: float = 4.0,
     ) -> None:
         self.chain = chain
-        self.clinic = clinic
+        self.snapshot = snapshot
+        self._closed = False
         self.out = out or sys.stdout
         self.tty = self.out.isatty() if tty is None else tty
         self.interval = 1.0 / rate_hz if self.tty else 1.0
@@ -110,6 +114,7 @@ class ConsoleView:
         self._rms_then: np.ndarray | None = None  # per channel: quality RMS when last busy
         self._warn_since: np.ndarray | None = None  # per channel: since when the warning holds
         self._n_events = 0
+        self._fb: FeedbackSnapshot | None = None
         self._n_reps = 0
         self._hold = hold_s
 
@@ -141,10 +146,16 @@ class ConsoleView:
             self._last_draw = now
             self.draw()
 
+    def _feedback(self) -> FeedbackSnapshot | None:
+        snap = self.snapshot() if self.snapshot is not None else None
+        return snap.feedback if snap is not None else None
+
     def _is_exercise(self, text: str) -> bool:
-        if self.clinic is not None:
-            return self.clinic.program.find(text) is not None
-        return text.strip().lower() in EXERCISES
+        if parse_annotation(text).kind == "exercise":
+            return True
+        fb = self._feedback()
+        return fb is not None and fb.exercise is not None and \
+            fb.exercise.name == text.strip().lower()
 
     def _track(self, p: Processed) -> None:
         """Per channel, the last sample it was busy (cue running or active by the detector)."""
@@ -156,18 +167,19 @@ class ConsoleView:
         busy = np.zeros(n, dtype=bool)
         if p.start < self._busy_until:
             busy[:] = True
-        det = self.clinic.detector if self.clinic is not None else None
-        if det is not None:
-            busy |= det.state().active
+        fb = self._fb = self._feedback()
+        if fb is not None and fb.calibrated and len(fb.pct) == n:
+            busy |= np.nan_to_num(fb.pct, nan=0.0) > np.nan_to_num(fb.threshold_pct, nan=np.inf)
         if len(p):  # a burst (a blink, a swallow) far above the running RMS: not the baseline
             busy |= p.envelope.max(axis=0) > BURST * np.maximum(p.quality.rms_uv, 1e-9)
         self._last_active[busy] = p.stop
         self._rms_then[busy] = p.quality.rms_uv[busy]
 
     def _new_events(self, fs: float) -> None:
-        if self.clinic is None:
+        fb = self._fb
+        if fb is None:
             return
-        evs = self.clinic.events
+        evs = fb.events
         for ev in evs[self._n_events:]:
             self.n_alerts += 1
             keep = REGIONS[ev.channel[2:]].muscle if ev.channel[2:] in REGIONS else ev.channel
@@ -204,7 +216,9 @@ class ConsoleView:
             head = "MAXIMUM EFFORT"
             line = f"{ch} {muscle}: {move} as hard as you can".replace(" :", ":")
         else:
-            ex = self.clinic.program.find(text) if self.clinic is not None else None
+            fb = self._fb
+            ex = fb.exercise if fb is not None and fb.exercise is not None and \
+                fb.exercise.name == low else None
             head = (ex.name if ex is not None else low).replace("_", " ").upper()
             line = (ex.cue if ex is not None and ex.cue else
                     EXERCISES[low].cue if low in EXERCISES else text)
@@ -278,28 +292,25 @@ class ConsoleView:
             *self._cue_lines(p),
             "-" * (self.width + 44),
         ]
-        det = self.clinic.detector if self.clinic is not None else None
+        fb = self._fb
         lights = self._quality(p)
         names = [short_label(c) for c in p.channels]
-        ex = None
-        if det is not None:
-            st = det.state()
-            ex = self.clinic.program.find(st.exercise) if (self.clinic and st.exercise) else None
+        if fb is not None and fb.calibrated and len(fb.pct) == len(names):
             lines.append(f" {'':<6} {'':<6} 0{'%MVC':^{self.width - 2}}{BAR_MAX_PCT:.0f}")
             for i, ch in enumerate(names):
-                v = float(st.pct_mvc[i])
-                role = st.role[i]
+                v = float(np.nan_to_num(fb.pct[i]))
+                role = fb.role[i] if i < len(fb.role) else ""
                 lo = hi = limit = None
                 note = ""
                 colour = None
-                if role == "target" and ex is not None:
-                    lo, hi = ex.band_pct_mvc
+                if role == "target" and fb.band_pct is not None:
+                    lo, hi = fb.band_pct
                     inside = lo <= v <= hi
                     note = "in band" if inside else ("above band" if v > hi else "push on")
                     colour = "green" if inside else "amber"
                 elif role == "quiet":
-                    limit = float(st.floor_pct_mvc[i])
-                    over = bool(st.intruding[i])
+                    limit = float(fb.quiet_limit_pct[i])
+                    over = bool(fb.red[i])
                     note = "JOINED IN: relax it" if over else "keep quiet"
                     colour = "red" if over else None
                 bar = self._bar(v, lo, hi, limit, BAR_MAX_PCT)
@@ -311,8 +322,8 @@ class ConsoleView:
                 lines.append(f" {ch:<6} {role:<6} |{bar}| {max(v, 0.0):5.0f} %  {note:<19}{q}")
         else:
             why = ""
-            if self.clinic is not None:
-                why = (f"  (no %MVC: {self.clinic.error})" if self.clinic.error
+            if fb is not None:
+                why = (f"  (no %MVC: {fb.error})" if fb.error
                        else "  (calibrating: %MVC after the rest and maximum-effort trials)")
             env = p.envelope[-1] if len(p) else np.zeros(len(p.channels))
             lines.append(f" {'':<6} {'':<6} 0{'µV':^{self.width - 2}}{self.full_scale:.0f}{why}")
@@ -331,6 +342,12 @@ class ConsoleView:
         lines.append("events:")
         lines.extend(f"  {e}" for e in self.events)
         return "\n".join(lines)
+
+    def close(self) -> None:
+        """The last frame, once, when the session ends."""
+        if self._last is not None and not self._closed:
+            self._closed = True
+            self.draw()
 
     def draw(self) -> None:
         text = self.render()

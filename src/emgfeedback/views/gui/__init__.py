@@ -3,9 +3,11 @@
 ``emgfeedback demo`` calls :func:`run_demo` when a display is present.  Modules:
 
 ``live``      ring buffers and counters handed from the session thread to the window (no Qt)
-``program``   the protocol in samples: programs (clinical TOML), the program runner (no Qt)
-``feedback``  the clinical engine (LiveClinic: calibration, Detector) for the screens (no Qt)
+``program``   the Connect screen's patient-id check (no Qt)
 ``after``     after a recording: analysis, patient history, report (no Qt)
+
+The session itself (source, chain, recorder, clinical engine, program runner) is the Qt-free
+orchestrator's: :mod:`emgfeedback.app` (``app.session``, ``app.program``, ``app.feedback``).
 ``widgets``   painted region bar and traffic light
 ``screens``   Connect, Electrodes, Calibration, Exercise, Traces, Summary
 ``window``    the main window, the timer, errors, record and markers
@@ -16,17 +18,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from emgfeedback.config import Config
+from emgfeedback.stream import SourceBase
 
 __all__ = ["run_demo"]
 
 log = logging.getLogger(__name__)
 
 
-def run_demo(args: argparse.Namespace, cfg: Config) -> int:
-    """Open the window on the board named by the command line and run the Qt event loop.
+def run_demo(args: argparse.Namespace, cfg: Config,
+             make_source: Callable[[], SourceBase]) -> int:
+    """Open the window on the source ``make_source`` builds (the board the command line named)
+    and run the Qt event loop.
 
     The demo connects at once (patient id ``--patient``, default ``DEM-01``); it records only
     with ``--record FILE.edf``; ``--patient-mode`` shows only the exercise screen;
@@ -37,9 +43,9 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from emgfeedback.cli import make_source
+    from emgfeedback.app.program import program_choices
     from emgfeedback.errors import ConfigError
-    from emgfeedback.views.gui.program import program_choices, validate_patient_id
+    from emgfeedback.views.gui.program import validate_patient_id
     from emgfeedback.views.gui.screens import ConnectRequest
     from emgfeedback.views.gui.window import MainWindow
 
@@ -47,8 +53,6 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
     pg.setConfigOptions(antialias=False)
     win = MainWindow(cfg, patient_mode=bool(getattr(args, "patient_mode", False))
                      or cfg.ui.patient_mode)
-    # A simulated script of 24 h takes seconds to build: the demo runs 2 h unless told otherwise.
-    duration = args.duration if args.duration else (7200.0 if args.board == "simulated" else None)
     patient = str(getattr(args, "patient", None) or "DEM-01")
     err = validate_patient_id(patient)
     if err:
@@ -61,7 +65,7 @@ def run_demo(args: argparse.Namespace, cfg: Config) -> int:
         program = "Standard NMR"
     req = ConnectRequest(args.board, {}, patient, program, "L", record=bool(record),
                          record_path=str(record or ""))
-    win.start_source(lambda: make_source(args, duration=duration), req)
+    win.start_source(make_source, req)
     win.show()
     shot_arg = getattr(args, "screenshot", None)
     shot = str(shot_arg) if shot_arg else None

@@ -77,7 +77,7 @@ def analyse(recording: Path, program: Program | None = None, config: Config | No
             affected_side: str | None = None) -> Any:
     """``emgfeedback analyze`` on ``recording`` with the session's program and affected side:
     an :class:`~emgfeedback.clinical.analysis.Analysis` (helper thread)."""
-    from emgfeedback.clinical.analysis import analyze, load_for_analysis
+    from emgfeedback.app.analyze import analyze, load_for_analysis
     from emgfeedback.clinical.montage import Montage
 
     rec = load_for_analysis(recording)

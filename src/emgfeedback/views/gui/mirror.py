@@ -85,7 +85,7 @@ class MirrorView(QWidget):
             self._qimage = self._to_qimage(self._frame)
         self.update()
 
-    def paintEvent(self, _event: object) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, _event: object) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.fillRect(self.rect(), QColor("#1d2024"))

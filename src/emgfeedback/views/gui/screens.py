@@ -2,7 +2,7 @@
 
 Every ``refresh(...)`` method is called by the window's timer in the GUI thread with plain,
 already-copied data (:class:`~emgfeedback.views.gui.live.LiveStatus`,
-:class:`~emgfeedback.views.gui.feedback.FeedbackSnapshot`, ring-buffer copies); screens never touch
+:class:`~emgfeedback.app.feedback.FeedbackSnapshot`, ring-buffer copies); screens never touch
 the session, the source or the filters.
 """
 
@@ -39,18 +39,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from emgfeedback.vocabulary import REGIONS, parse_annotation, parse_label
+from emgfeedback.vocabulary import REGIONS, Cue, parse_annotation, parse_label
 from emgfeedback.dsp.quality import assess
 from emgfeedback.config import QualityConfig
 from emgfeedback.views.gui.live import ColumnCache, LiveBuffers, LiveStatus
 from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
-from emgfeedback.views.gui.feedback import FeedbackSnapshot
-from emgfeedback.views.gui.program import (
-    Cue,
-    RunnerSnapshot,
-    program_choices,
-    validate_patient_id,
-)
+from emgfeedback.app.feedback import FeedbackSnapshot
+from emgfeedback.app.program import RunnerSnapshot, program_choices
+from emgfeedback.views.gui.program import validate_patient_id
 from emgfeedback.views.gui.widgets import COLOURS, RegionBar, TrafficLight
 
 __all__ = [
@@ -204,11 +200,11 @@ class ConnectScreen(QWidget):
     def populate(self, probe_ports: bool = True) -> None:
         """Fill the board list: simulated, simavr, serial ports, replay (GUI thread, fast); the
         boards behind the ports are identified in a helper thread when ``probe_ports``."""
-        from emgfeedback import sources
         from emgfeedback.sources.facesim import SCENARIOS
+        from emgfeedback.sources.registry import kinds as source_kinds
 
         self.board.clear()
-        kinds = sources.kinds()
+        kinds = source_kinds()
         self.board.addItem("Simulated board (built-in patient model)", "simulated")
         if "simavr" in kinds:
             self.board.addItem("Simulated firmware (real firmware in simavr)", "simavr")
@@ -307,7 +303,9 @@ class ConnectScreen(QWidget):
         if err:
             return err
         spec = str(self.board.currentData() or "simulated")
-        opts: dict[str, Any] = {"speed": self.speed}
+        opts: dict[str, Any] = {}
+        if spec in ("simulated", "simavr") or spec.startswith("replay"):
+            opts["speed"] = self.speed  # paced sources only (the registry rejects the rest)
         if spec == "simulated":
             # 2 h of script: a clinic session fits, and building it takes under a second.
             opts.update(scenario=self.scenario.currentData(), seed=self.seed, duration=7200.0,
@@ -739,7 +737,7 @@ class _Shading(pg.GraphicsObject):  # type: ignore[misc]
         self._rects = rects
         self.update()
 
-    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
+    def boundingRect(self) -> QRectF:
         return self._bounds
 
     def paint(self, p: QPainter, *args: Any) -> None:

@@ -61,7 +61,7 @@ class RegionBar(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(90, 220)
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def sizeHint(self) -> QSize:
         return QSize(140, 420)
 
     def set_value(self, value: float, role: str, band: tuple[float, float], limit: float,
@@ -79,7 +79,7 @@ class RegionBar(QWidget):
         frac = min(max(v / self.full_scale, 0.0), 1.0)
         return rect.bottom() - frac * rect.height()
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event: object) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         w, h = self.width(), self.height()
@@ -164,7 +164,7 @@ class TrafficLight(QWidget):
             self.state = state
             self.update()
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt API
+    def paintEvent(self, event: object) -> None:
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         p.setPen(QPen(QColor("#6b7076"), 1.5))

@@ -39,18 +39,19 @@ from PySide6.QtWidgets import (
 from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
 from emgfeedback.errors import EmgError
-from emgfeedback.session import Session
 from emgfeedback.stream import SourceBase
-from emgfeedback.vocabulary import EVENT_TYPES, MARKER, parse_annotation
-from emgfeedback.views.gui.live import LiveBuffers, RecordingControl
-from emgfeedback.views.gui.feedback import ClinicFeedback, FeedbackSnapshot
-from emgfeedback.views.gui.program import (
-    Cue,
+from emgfeedback.vocabulary import EVENT_TYPES, MARKER, Cue, parse_annotation
+from emgfeedback.app.feedback import ClinicFeedback, FeedbackSnapshot
+from emgfeedback.app.program import (
+    FOLLOW_KINDS,
     ProgramRunner,
     Protocol,
     program_sidecar,
     resolve_program,
 )
+from emgfeedback.app.recording import RecordingControl
+from emgfeedback.app.session import Session, SessionSpec
+from emgfeedback.views.gui.live import LiveBuffers
 from emgfeedback.views.gui.screens import (
     CalibrationScreen,
     CheckScreen,
@@ -67,7 +68,6 @@ log = logging.getLogger(__name__)
 
 #: Sources that bring their own protocol cues (the simulated patient's script, a recording's
 #: annotations): the program follows them instead of issuing cues.
-FOLLOW_KINDS = ("simulated", "replay")
 
 SCREENS = ("connect", "check", "calibration", "exercise", "traces", "summary")
 TITLES = {"connect": "Connect", "check": "Electrodes", "calibration": "Calibration",
@@ -134,8 +134,8 @@ class MainWindow(QMainWindow):
         self.db = db
         self.setWindowTitle("emgfeedback" + (": exercises" if patient_mode else ""))
         self.setStyleSheet(STYLE)
-        self.session: Session | None = None
-        self.worker: _Worker | None = None
+        self.session: Session | None = None  # the running session (app.session)
+        self.worker: Session | None = None  # the same session: its thread
         self.live: LiveBuffers | None = None
         self.feedback: ClinicFeedback | None = None
         self.program: Program | None = None
@@ -270,7 +270,7 @@ class MainWindow(QMainWindow):
     def start(self, req: ConnectRequest) -> None:
         """Connect to the board named in ``req`` (GUI thread; the source is built and opened in
         the session thread, so a slow port or a long simulated script never freezes the window)."""
-        from emgfeedback.sources import open_source
+        from emgfeedback.sources.registry import open_source
 
         self.start_source(lambda: open_source(req.board, **req.options), req)
 
@@ -288,9 +288,6 @@ class MainWindow(QMainWindow):
         protocol = Protocol()
         follow = req.board.partition(":")[0] in FOLLOW_KINDS
         self.affected = req.affected_side
-        self.feedback = ClinicFeedback(program, self.affected,
-                                       on_calibrated=self._calibrated,
-                                       calibration_config=self.config.calibration)
         self.recording = RecordingControl(
             req.patient_id, self._new_recording_path,
             sidecar={"program": program_sidecar(program, None if follow else protocol),
@@ -299,27 +296,38 @@ class MainWindow(QMainWindow):
             on_closed=lambda path, e: self.record_done_signal.emit(
                 str(path), "" if e is None else error_message(e)))
         if req.record:
-            self.recording.request_start()  # attached right after the source opens
-        self.runner = ProgramRunner(program, None if follow else self._mark, protocol=protocol)
-        self.runner.on_done = self.done_signal.emit
+            self.recording.request_start()  # from the first sample, right after the source opens
         self.live = LiveBuffers(seconds=TracesScreen.SECONDS + 2.0)
+        # The session (app.session): recorder first, then the clinical engine, the runner (it
+        # ends the program after the detector finished the last rep) and the ring buffers.
+        spec = SessionSpec(source=req.board, source_factory=factory, config=self.config,
+                           program=program, affected_side=self.affected, clinic=True,
+                           follow=follow, protocol=protocol, recordable=True)
+        session = Session(spec, views=[self.live], recording=self.recording,
+                          on_opened=self._opened,
+                          on_recording_error=lambda exc: self.error_signal.emit(
+                              "not recording: " + error_message(exc)))
+        self.feedback = session.feedback
+        self.runner = session.runner
+        assert self.runner is not None
+        self.runner.on_done = self.done_signal.emit
         self._configured = False
         self._phase = ""
         self._ended_reported = False
         self._clinic_error_shown = False
         self._last = None
-        self.worker = _Worker(self, factory)
-        self.worker.start()
+        self.session = self.worker = session
+        session.start(on_error=lambda exc: self.error_signal.emit(error_message(exc)))
         self.connect_screen.set_connected(True, f"connected to {req.board}")
         self.status_label.setText(f"opening {req.board}…")
         self.timer.start()
         if not self.patient_mode:
             self.show_screen("check")
 
-    def _mark(self, text: str, duration: int) -> None:
-        session = self.session
-        if session is not None:
-            session.mark(text, duration)
+    def _opened(self, session: Session) -> None:
+        """The source is open (session thread): the side a simulated patient states wins."""
+        if session.feedback is not None and session.feedback.affected_side in ("L", "R"):
+            self.affected = session.feedback.affected_side
 
     def _new_recording_path(self) -> Path:
         """``<record_dir>/<patient>_<date-time>.edf`` (session thread, when a recording starts)."""
@@ -341,12 +349,6 @@ class MainWindow(QMainWindow):
         return {"calibration": fbk.calibration_json() if fbk is not None else None,
                 "affected_side": self.affected}
 
-    def _calibrated(self, cal: Any) -> None:
-        """The detector's calibration exists (session thread): into the sidecar at once, so a
-        recording cut short still carries it."""
-        if self.recording is not None:
-            self.recording.update_sidecar(calibration=cal.to_json())
-
     def disconnect_board(self) -> None:
         """Stop the session thread (waits at most a few seconds for the source to stop); the
         session thread closes the recording on its way out."""
@@ -356,7 +358,7 @@ class MainWindow(QMainWindow):
         self.session = None
         self.connect_screen.set_connected(False)
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: QCloseEvent) -> None:
         self.timer.stop()
         self.disconnect_board()
         super().closeEvent(event)
@@ -591,7 +593,7 @@ class MainWindow(QMainWindow):
             if parse_annotation(m.text).kind in EVENT_TYPES:
                 continue  # a replayed alert: the detector raises it again below
             cue = Cue(m.text, m.sample, m.sample + m.duration)
-            kind = cue.kind_in(program) if program is not None else cue.kind
+            kind = cue.kind_in(program.names()) if program is not None else cue.kind
             kind = "marker" if kind == "other" else kind
             out.append((m.sample, m.sample + m.duration, kind, -1))
         index = {c.replace("EMG ", ""): i for i, c in enumerate(fb.channels)}
@@ -630,99 +632,3 @@ class MainWindow(QMainWindow):
             self._ended_reported = True
             if th.error is None:
                 self.statusBar().showMessage("the stream has ended", 10000)
-
-
-class _Worker(threading.Thread):
-    """The session thread: builds the source, wires and opens the session, runs it.
-
-    It runs the session's read-process-feed loop itself (:meth:`Session.step`) instead of
-    :meth:`Session.run`, because the recorder must be attached and closed *between* chunks in this
-    thread (:meth:`RecordingControl.service`): attached right after ``session.open()`` when
-    recording was chosen at Connect, so the file holds every sample the screens showed.
-
-    Everything it shares with the window is thread-safe (ring buffers, snapshots under locks,
-    ``Session.mark``, the recording control); it reports errors through the window's
-    ``error_signal`` only.
-    """
-
-    def __init__(self, win: MainWindow, factory: Callable[[], SourceBase]) -> None:
-        super().__init__(name="emgfeedback-session", daemon=True)
-        self.win = win
-        self.factory = factory
-        self.error: BaseException | None = None
-        self._stop_requested = threading.Event()
-        self.session: Session | None = None
-
-    def run(self) -> None:
-        win = self.win
-        try:
-            source = self.factory()
-            extra = getattr(getattr(source, "info", None), "extra", {}) or {}
-            side = extra.get("affected_side")
-            if side in ("L", "R") and win.feedback is not None:
-                win.feedback.affected_side = side
-                win.affected = side
-            session = Session(source, win.config)
-            self.session = session
-            win.session = session
-            if self._stop_requested.is_set():
-                return
-            chain = session.open()
-            try:
-                # The recorder first (so the chain sees the file's grid from the first sample),
-                # then the clinical engine, the runner (it ends the program after the detector
-                # finished the last rep) and the ring buffers.
-                self._service(session)
-                fbk = win.feedback
-                if fbk is not None:
-                    rc = win.recording
-                    fbk.start(chain, tuple(session.source.info.channels),
-                              annotate=rc.annotate if rc is not None else None)
-                for consumer in (fbk, win.runner, win.live):
-                    if consumer is not None:
-                        session.add(consumer)
-                self._loop(session)
-            finally:
-                try:
-                    session.close()
-                finally:
-                    try:
-                        if win.feedback is not None and win.feedback.clinic is not None:
-                            win.feedback.close()
-                    finally:
-                        if win.recording is not None:
-                            win.recording.close()
-        except BaseException as exc:  # shown in the window as one line
-            if not isinstance(exc, EmgError):
-                log.error("session thread failed", exc_info=exc)
-            self.error = exc
-            win.error_signal.emit(error_message(exc))
-
-    def _service(self, session: Session) -> None:
-        rc = self.win.recording
-        if rc is None:
-            return
-        try:
-            rc.service(session)
-        except Exception as exc:  # no recording, but the session goes on
-            if not isinstance(exc, EmgError):
-                log.error("recording could not start", exc_info=exc)
-            self.win.error_signal.emit("not recording: " + error_message(exc))
-
-    def _loop(self, session: Session) -> None:
-        while not session.stopping:
-            self._service(session)
-            p = session.step()
-            if p is None and session.source.finished:
-                break
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the session to stop and wait up to ``timeout`` seconds (GUI thread)."""
-        self._stop_requested.set()
-        if self.session is not None:
-            self.session.stop()
-        self.join(timeout)
-        if self.session is None:
-            return
-        if self.is_alive():
-            log.warning("session thread did not stop within %.1f s", timeout)

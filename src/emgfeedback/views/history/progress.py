@@ -432,7 +432,8 @@ def write_progress(patient_id: str, out: Path, db: Path | None = None) -> list[S
         sessions = h.sessions(patient_id)
         if not sessions:
             known = h.patients()
-            hint = f" (patients in it: {', '.join(known[:10])}{', ...' if len(known) > 10 else ''})" if known else ""
+            more = ", ..." if len(known) > 10 else ""
+            hint = f" (patients in it: {', '.join(known[:10])}{more})" if known else ""
             raise DatabaseError(f"no sessions of patient {patient_id!r} in {h.path}{hint}")
     text = render_progress_html(patient_id, sessions)
     from emgfeedback.validate import write_private

@@ -15,12 +15,12 @@ import matplotlib
 
 matplotlib.use("Agg", force=False)
 
-import numpy as np  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from emgfeedback.views.summary import ExerciseMetrics, RepRow  # noqa: E402
+from emgfeedback.views.summary import ExerciseMetrics, RepRow
 
 __all__ = [
     "exercise_colors",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -236,7 +235,7 @@ def _read_analysis(path: Path) -> dict[str, Any]:
 def analyse_recording(rec: Recording) -> dict[str, Any]:
     """``analyze`` of the recording with the default program, the montage from its channel labels
     and the affected side of its sidecar, as JSON (docs/analysis.md)."""
-    from emgfeedback.clinical.analysis import analyze
+    from emgfeedback.app.analyze import analyze
     from emgfeedback.clinical.montage import Montage
 
     side = sidecar_affected_side(rec.sidecar or {})

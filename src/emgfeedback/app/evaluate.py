@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from emgfeedback.clinical.analysis import Analysis, analyze
+from emgfeedback.app.analyze import analyze
+from emgfeedback.clinical.analysis import Analysis
 from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.detect import SynkinesisEvent
 from emgfeedback.clinical.exercises import Program
@@ -109,7 +110,6 @@ def patient_calibration(seed: int, params: ModelParams | None = None) -> Calibra
     rec, _ = simulated_recording("session", calibration_s(sim) + 2.0, seed, sim)
     from emgfeedback.clinical.calibration import Calibrator
     from emgfeedback.dsp.chain import Chain
-    from emgfeedback.stream import Chunk
 
     chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
     p = chain.process(rec.to_chunk())

@@ -1,6 +1,6 @@
-"""Live feedback for the screens, from the clinical engine (no Qt).
+"""Live feedback for the views (GUI screens, console), from the clinical engine (no Qt).
 
-:class:`ClinicFeedback` is the window's session consumer around
+:class:`ClinicFeedback` is the session's consumer around
 :class:`emgfeedback.clinical.live.LiveClinic`, the same consumer the console and ``analyze`` use:
 it calibrates from the session's ``rest``/``mvc`` periods, starts the
 :class:`~emgfeedback.clinical.detect.Detector` at the first rep, and annotates each synkinesis
@@ -40,7 +40,7 @@ from emgfeedback.clinical.montage import Montage
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.stream import Marker, Processed
 from emgfeedback.errors import CalibrationError
-from emgfeedback.views.gui.program import Cue
+from emgfeedback.vocabulary import Cue
 
 __all__ = ["CalibrationRow", "ClinicFeedback", "FeedbackSnapshot"]
 
@@ -102,7 +102,10 @@ class ClinicFeedback:
         A stored calibration to use instead of the session's calibration periods (optional).
     on_calibrated:
         Called once, in the session thread, with the calibration the detector starts with
-        (the window writes it into the recording's sidecar).
+        (the session writes it into the recording's sidecar).
+    on_event:
+        ``on_event(kind, event)`` for every detector event, after the snapshot state took it
+        (session thread).
     calibration_config:
         The configuration's ``[calibration]`` section (default :class:`CalibrationConfig`).
     """
@@ -110,8 +113,10 @@ class ClinicFeedback:
     def __init__(self, program: Program, affected_side: str | None = None,
                  calibration: Calibration | None = None,
                  on_calibrated: Callable[[Calibration], None] | None = None,
+                 on_event: Callable[[str, SynkinesisEvent], None] | None = None,
                  calibration_config: CalibrationConfig | None = None) -> None:
         self.program = program
+        self.on_event = on_event
         self.calibration_config = calibration_config or CalibrationConfig()
         self.affected_side = affected_side
         self.stored_calibration = calibration
@@ -160,6 +165,8 @@ class ClinicFeedback:
             i = self.montage.names.index(ev.channel)
             with self._lock:
                 self._flagged.add(i)
+        if self.on_event is not None:
+            self.on_event(kind, ev)
 
     def feed(self, p: Processed) -> None:
         """The clinical engine first, then the screen state (session thread)."""
@@ -182,7 +189,7 @@ class ClinicFeedback:
         with self._lock:
             for m in p.markers:
                 cue = Cue(m.text, m.sample, m.sample + max(m.duration, 0))
-                if cue.kind_in(self.program) != "other":
+                if cue.kind_in(self.program.names()) != "other":
                     self._cues.append(cue)
                     self._last_cue = cue
             self._cues = [c for c in self._cues if c.stop > p.stop]

@@ -1,0 +1,258 @@
+"""The live pipeline: one source through the DSP chain into the consumers.
+
+::
+
+    source.read() ─Chunk─> [recording grid] ─> Chain.process() ─Processed─> recorder.feed(p)
+                                                                          ─> consumer.feed(p) ...
+
+:class:`Pipeline` runs in whichever thread calls :meth:`Pipeline.run` (or :meth:`Pipeline.step`);
+consumers are called in that thread, in the order they were added.  Time is the sample index:
+consumers must never look at the wall clock to decide what a sample means.
+
+Recording is part of the design, not patched in: a pipeline built with ``recording=`` puts every
+chunk on the recording's digital grid *before* the chain (:func:`emgfeedback.io.edf.grid_for`
+of the source, decided when the source opens) and builds the chain with the grid's rails as its
+clipping range, so the live chain sees exactly the samples a file stores (a replay is exact).
+The recorder (:meth:`start_recording`, between chunks, in the pipeline's thread) is fed each
+processed chunk before any other consumer.
+
+:meth:`close` stops and closes the source, then closes the recorder and every consumer
+(``Consumer.close()``), also after an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from emgfeedback.config import Config
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.errors import ConfigError
+from emgfeedback.io.edf import DigitalGrid, QuantisedSource, Recorder, grid_for
+from emgfeedback.stream import Marker, Processed, SourceBase
+
+__all__ = ["Consumer", "Pipeline", "RecordingGrid"]
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Consumer(Protocol):
+    """What a pipeline feeds: ``feed`` with every processed chunk (pipeline thread), ``close``
+    once when the pipeline closes."""
+
+    def feed(self, p: Processed) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class RecordingGrid:
+    """Ask a :class:`Pipeline` to put its samples on a recording's grid from the first sample:
+    ``bdf`` True (24-bit BDF+), False (16-bit EDF+) or None (by the source's ADC bits)."""
+
+    bdf: bool | None = None
+
+    @classmethod
+    def for_path(cls, path: Path | str) -> "RecordingGrid":
+        return cls(True if Path(path).suffix.lower() == ".bdf" else None)
+
+
+class Pipeline:
+    """``source`` through a :class:`Chain` built for its rate and channels into consumers.
+
+    Parameters
+    ----------
+    source:
+        An unopened source, or a function returning one (called by :meth:`open`, in the thread
+        that opens the pipeline: a slow port never blocks the caller).
+    config:
+        Validated configuration.
+    recording:
+        Put samples on a recording grid from the first sample (see the module docstring);
+        required for :meth:`start_recording`.
+    """
+
+    def __init__(self, source: SourceBase | Callable[[], SourceBase],
+                 config: Config | None = None, recording: RecordingGrid | None = None) -> None:
+        self._factory: Callable[[], SourceBase] | None = None
+        self._source: SourceBase | None = None
+        if isinstance(source, SourceBase):
+            self._source = source
+        else:
+            self._factory = source
+        self.config = config or Config()
+        self.recording = recording
+        self.grid: DigitalGrid | None = None
+        self.recorder: Recorder | None = None
+        self.consumers: list[Consumer] = []
+        #: called before each read, in the pipeline thread (start/stop a recording between chunks)
+        self.services: list[Callable[["Pipeline"], None]] = []
+        self.chain: Chain | None = None
+        self.samples = 0
+        self.lost = 0
+        self.crc_errors = 0
+        self.reconnects = 0
+        self._reader: SourceBase | None = None
+        self._stop = threading.Event()
+        self._pending: list[tuple[str, int]] = []
+        self._pending_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def source(self) -> SourceBase:
+        """The source (built by :meth:`open` when a factory was given)."""
+        if self._source is None:
+            raise RuntimeError("the pipeline's source is built by open()")
+        return self._source
+
+    def add(self, consumer: Consumer) -> Consumer:
+        self.consumers.append(consumer)
+        return consumer
+
+    def open(self) -> Chain:
+        """Build (if needed), open and start the source, build the chain; returns the chain."""
+        if self._source is None:
+            assert self._factory is not None
+            self._source = self._factory()
+        src = self._source
+        src.open()
+        try:
+            src.start()
+        except BaseException:
+            src.close()
+            raise
+        info = src.info
+        adc_range = info.adc_range_uv
+        self._reader = src
+        if self.recording is not None:
+            try:
+                self.grid = grid_for(info, self.recording.bdf)
+            except BaseException:
+                self._close_source()
+                raise
+            self._reader = QuantisedSource(src, self.grid)
+            adc_range = self.grid.rails_uv
+        self.chain = Chain(info.fs, len(info.channels), self.config.dsp, self.config.quality,
+                           adc_range)
+        return self.chain
+
+    # ------------------------------------------------------------------ recording
+    def start_recording(self, path: Path | str, *, patient: str,
+                        sidecar: dict[str, Any] | None = None) -> Recorder:
+        """Record from the next chunk on (pipeline thread, between chunks)."""
+        if self.chain is None or self.grid is None or self.recording is None:
+            raise RuntimeError("recording needs a pipeline opened with recording=RecordingGrid()")
+        if self.recorder is not None:
+            raise RuntimeError(f"already recording to {self.recorder.path}")
+        if Path(path).suffix.lower() == ".bdf" and self.grid.dmax <= 32767:
+            raise ConfigError(f"{path}: this session's samples are on a 16-bit EDF grid (chosen "
+                              "when the source opened); record to .edf")
+        self.recorder = Recorder(path, self.source.info, patient=patient, grid=self.grid,
+                                 chain=self.chain, sidecar=sidecar)
+        return self.recorder
+
+    def stop_recording(self) -> Recorder | None:
+        """Close the recording (pipeline thread); returns the closed recorder, if any."""
+        rec, self.recorder = self.recorder, None
+        if rec is not None:
+            rec.close()
+        return rec
+
+    # ------------------------------------------------------------------ running
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the current chunk (any thread)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def finished(self) -> bool:
+        """The source has ended (a finite source: simulated script, replay)."""
+        return self._source is not None and self._source.finished
+
+    def mark(self, text: str, duration_samples: int = 0) -> None:
+        """Annotate the stream at the first sample of the next chunk (any thread).
+
+        This is how the live program's cues (``rest``, ``mvc L-ZYG``, ``smile``) and the
+        therapist's markers enter the stream: as :class:`~emgfeedback.stream.Marker` objects with a
+        sample index, which the detector and the recorder see exactly as a replay will.
+        """
+        with self._pending_lock:
+            self._pending.append((text, duration_samples))
+
+    def step(self, timeout: float = 0.1) -> Processed | None:
+        """Read and process one chunk; ``None`` if nothing arrived within ``timeout``."""
+        if self.chain is None or self._reader is None:
+            raise RuntimeError("open() the pipeline first")
+        for service in self.services:
+            service(self)
+        chunk = self._reader.read(timeout=timeout)
+        if chunk is None:
+            return None
+        if self._pending:
+            with self._pending_lock:
+                extra = tuple(Marker(chunk.start, d, t) for t, d in self._pending)
+                self._pending.clear()
+            chunk = replace(chunk, markers=extra + chunk.markers)
+        p = self.chain.process(chunk)
+        self.samples += len(chunk)
+        st = chunk.status
+        self.lost += st.lost_samples
+        self.crc_errors += st.crc_errors
+        self.reconnects += st.reconnects
+        if self.recorder is not None:
+            self.recorder.feed(p)
+        for c in self.consumers:
+            c.feed(p)
+        return p
+
+    def run(self, duration_s: float | None = None) -> None:
+        """Process until ``duration_s`` seconds of *signal* (sample count), the source ends, or
+        :meth:`stop`; opens the pipeline if needed and closes it at the end."""
+        try:
+            if self.chain is None:
+                self.open()
+            assert self.chain is not None
+            limit = None if duration_s is None else int(round(duration_s * self.chain.fs))
+            while not self._stop.is_set():
+                if limit is not None and self.samples >= limit:
+                    break
+                p = self.step()
+                if p is None and self.finished:
+                    break
+        finally:
+            self.close()
+
+    # ------------------------------------------------------------------ closing
+    def _close_source(self) -> None:
+        src = self._source
+        if src is None:
+            return
+        try:
+            src.stop()
+        finally:
+            src.close()
+
+    def close(self) -> None:
+        """Stop and close the source, close the recorder, then every consumer (once; the first
+        error is raised after all of them were closed)."""
+        if self._closed:
+            return
+        self._closed = True
+        errors: list[BaseException] = []
+        for step in (self._close_source, self.stop_recording,
+                     *(c.close for c in self.consumers)):
+            try:
+                step()
+            except BaseException as exc:  # close the rest, then raise the first
+                log.debug("closing %s failed: %s", step, exc)
+                errors.append(exc)
+        if errors:
+            raise errors[0]

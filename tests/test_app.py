@@ -1,0 +1,179 @@
+"""The orchestrator (emgfeedback.app): one SessionSpec -> source -> chain -> consumers, in the
+calling thread or a worker; recording by design; every consumer closed; replay raises the live
+events; the console gets the program's cues."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from emgfeedback.app.pipeline import Pipeline, RecordingGrid
+from emgfeedback.app.session import Session, SessionSpec
+from emgfeedback.errors import ConfigError, SourceError
+from emgfeedback.sources.facesim import ModelParams
+from emgfeedback.sources.simulated import SimulatedSource
+from emgfeedback.stream import Chunk, Processed, SourceBase
+
+
+class Probe:
+    """A consumer that counts what it is fed and whether it was closed."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+        self.markers: list[str] = []
+        self.closed = 0
+
+    def feed(self, p: Processed) -> None:
+        self.samples += len(p)
+        self.markers += [m.text for m in p.markers]
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+class NoCues(SourceBase):
+    """A simulated face without the simulator's cues: what a live board delivers."""
+
+    def __init__(self, seconds: float) -> None:
+        self.inner = SimulatedSource("rest", seconds, 0, speed=None)
+        self.info = self.inner.info
+
+    @property
+    def finished(self) -> bool:
+        return self.inner.finished
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def read(self, timeout: float | None = None) -> Chunk | None:
+        c = self.inner.read(timeout)
+        return None if c is None else replace(c, markers=())
+
+
+class Failing(SourceBase):
+    """A simulated board that fails after a few chunks."""
+
+    def __init__(self) -> None:
+        self.inner = SimulatedSource("rest", 10.0, 0, speed=None)
+        self.info = self.inner.info
+        self.n = 0
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def read(self, timeout: float | None = None) -> Chunk | None:
+        self.n += 1
+        if self.n > 5:
+            raise SourceError("board unplugged (test)")
+        return self.inner.read(timeout)
+
+
+def test_every_consumer_is_closed_also_after_an_error() -> None:
+    probe = Probe()
+    s = Session(SessionSpec(source_factory=Failing, clinic=False), views=[probe])
+    with pytest.raises(SourceError, match="unplugged"):
+        s.run()
+    assert probe.samples == 50 and probe.closed == 1
+    s.close()
+    assert probe.closed == 1  # once
+
+
+def test_worker_thread_reports_the_error_and_stops() -> None:
+    errors: list[BaseException] = []
+    s = Session(SessionSpec(source_factory=Failing, clinic=False))
+    s.start(on_error=errors.append)
+    s.join(10.0)
+    assert not s.is_alive()
+    assert isinstance(s.error, SourceError) and errors == [s.error]
+
+
+def test_worker_thread_stops_on_request() -> None:
+    probe = Probe()
+    s = Session(SessionSpec(source="simulated", source_options={"scenario": "rest",
+                                                                 "duration": 600.0,
+                                                                 "speed": 1.0}),
+                views=[probe])
+    s.start()
+    s.stop(timeout=10.0)
+    assert not s.is_alive() and s.error is None and probe.closed == 1
+    assert probe.samples < 600_000
+
+
+def test_console_demo_gets_the_program_cues_on_a_board_without_cues() -> None:
+    """A live board brings no cues: the session leads the program (calibration at once, then the
+    reps) and the view reads cue and phase from the snapshot."""
+    probe = Probe()
+    snaps = []
+
+    class Snap(Probe):
+        def feed(self, p: Processed) -> None:
+            snaps.append(s.snapshot())
+
+    spec = SessionSpec(source="serial:none", source_factory=lambda: NoCues(40.0),
+                       auto_program=True)  # a serial board: the session leads
+    s = Session(spec, views=[probe, Snap()])
+    s.run()
+    assert probe.markers[:2] == ["rest", "mvc L-FRO"]
+    assert "mvc R-FRO" in probe.markers
+    phases = {sn.runner.phase for sn in snaps if sn.runner is not None}
+    assert "calibration" in phases
+    cues = {sn.feedback.cue.text for sn in snaps if sn.feedback and sn.feedback.cue}
+    assert "rest" in cues and any(c.startswith("mvc ") for c in cues)
+
+
+@pytest.mark.slow
+def test_recording_is_by_design_and_replay_raises_the_live_events(tmp_path: Path) -> None:
+    out = tmp_path / "live.edf"
+    params = ModelParams(synkinesis_prob=0.8)
+    live: list[tuple[str, int, float]] = []
+    spec = SessionSpec(source_factory=lambda: SimulatedSource("session", 110.0, 7, speed=None,
+                                                              params=params),
+                       record_to=out, patient="P-0007")
+    s = Session(spec, on_event=lambda k, e: live.append((e.channel, e.alert, e.peak_pct_mvc))
+                if k == "raised" else None)
+    s.run()
+    assert s.recording is not None and s.recording.last is not None
+    assert s.recording.last.samples == s.pipeline.samples  # every sample the chain saw
+    assert len(live) >= 2
+    replayed: list[tuple[str, int, float]] = []
+    r = Session(SessionSpec(source=f"replay:{out}", source_options={"speed": None}),
+                on_event=lambda k, e: replayed.append((e.channel, e.alert, e.peak_pct_mvc))
+                if k == "raised" else None)
+    r.run()
+    assert replayed == live
+
+
+def test_spec_is_checked_before_anything_opens(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="patient id"):
+        SessionSpec(record_to=tmp_path / "x.edf")
+    with pytest.raises(ConfigError, match=".edf or .bdf"):
+        SessionSpec(record_to=tmp_path / "x.csv", patient="P-0001")
+    with pytest.raises(ConfigError, match="pseudonymous"):
+        SessionSpec(record_to=tmp_path / "x.edf", patient="Maria Smit")
+    with pytest.raises(ConfigError, match="affected side"):
+        SessionSpec(affected_side="left")
+
+
+def test_pipeline_records_only_when_built_for_it(tmp_path: Path) -> None:
+    p = Pipeline(SimulatedSource("rest", 1.0, 0, speed=None))
+    p.open()
+    with pytest.raises(RuntimeError, match="recording="):
+        p.start_recording(tmp_path / "x.edf", patient="P-0001")
+    p.close()
+    q = Pipeline(SimulatedSource("rest", 1.0, 0, speed=None), recording=RecordingGrid())
+    q.open()
+    assert q.chain is not None and q.grid is not None
+    assert q.chain.quality.adc_range_uv == q.grid.rails_uv  # the chain clips at the file's rails
+    with pytest.raises(ConfigError, match="record to .edf"):
+        q.start_recording(tmp_path / "x.bdf", patient="P-0001")
+    rec = q.start_recording(tmp_path / "x.edf", patient="P-0001")
+    q.run()
+    assert rec.closed and rec.samples == 1000
