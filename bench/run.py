@@ -1,9 +1,11 @@
 """Run every benchmark in one run and write docs/benchmarks.md.
 
 Usage: ``python bench/run.py [--out docs/benchmarks.md] [--only dsp,io]``; ``make bench`` calls
-it.  Each ``bench/bench_<name>.py`` is run as its own process (``python bench/bench_<name>.py``)
-and prints a markdown section with the command that produced it; this script puts the sections
-together, so every figure in the file comes from this one run.
+it.  ``--only NAME --update docs/benchmarks.md`` re-runs some sections and replaces just those in
+the file (each marked as re-run, with its date), leaving the others as they were.  Each
+``bench/bench_<name>.py`` is run as its own process (``python bench/bench_<name>.py``) and prints
+a markdown section with the command that produced it; this script puts the sections together, so
+every figure of a section comes from that section's run.
 """
 
 from __future__ import annotations
@@ -18,19 +20,21 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["dsp", "detection", "board", "io", "gui", "report", "video"]
+ORDER = ["dsp", "detection", "board", "io", "gui", "report", "video", "fuzz"]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--only", default="")
+    ap.add_argument("--update", type=Path, default=None,
+                    help="replace only the re-run sections in this existing file")
     args = ap.parse_args()
     names = [n for n in ORDER if (HERE / f"bench_{n}.py").exists()]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen"),
-           "PYTHONPATH": str(HERE.parent)}
+           "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), str(HERE.parent)])}
     sections = []
     failed = []
     for n in names:
@@ -57,12 +61,38 @@ def main() -> int:
         f"{platform.python_version()}",
         "",
     ]
+    if args.update:
+        text = _update(args.update.read_text(), dict(zip(names, sections)))
+        args.update.write_text(text)
+        print(f"bench: updated {args.update}", file=sys.stderr)
+        return 1 if failed else 0
     text = "\n".join(head) + "\n" + "\n".join(sections)
     if args.out:
         args.out.write_text(text)
         print(f"bench: wrote {args.out}", file=sys.stderr)
     print(text)
     return 1 if failed else 0
+
+
+def _update(doc: str, new: dict[str, str]) -> str:
+    """``doc`` with the section of each ``bench_<name>.py`` in ``new`` replaced (a section runs
+    from its ``## `` heading to the next one; it is the one naming ``bench/bench_<name>.py``);
+    a section not found is appended."""
+    lines = doc.splitlines(keepends=True)
+    starts = [i for i, ln in enumerate(lines) if ln.startswith("## ")] + [len(lines)]
+    parts = [lines[: starts[0]]] + [lines[a:b] for a, b in zip(starts, starts[1:])]
+    stamp = (f"_(section re-run alone on {dt.date.today().isoformat()}: "
+             f"`python bench/run.py --only {{n}} --update FILE`; the other sections are from the "
+             f"run dated above)_\n")
+    for n, text in new.items():
+        body = text.rstrip() + "\n\n" + stamp.format(n=n) + "\n"
+        for k, part in enumerate(parts[1:], 1):
+            if f"bench/bench_{n}.py" in "".join(part):
+                parts[k] = [body]
+                break
+        else:
+            parts.append(["\n", body])
+    return "".join("".join(p) for p in parts)
 
 
 if __name__ == "__main__":

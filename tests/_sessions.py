@@ -103,17 +103,13 @@ def write_edf_session(path, src: SimulatedSource, patient: str = "P-001",
     The same path as ``emgfeedback simulate --out x.edf`` (the live :class:`Recorder`, samples on
     its digital grid), with the patient id and start time given (header and sidecar ``started``).
     """
-    from emgfeedback.stream import Processed
-    from emgfeedback.io.edf import Recorder, grid_for
+    from emgfeedback.io.edf.recorder import Recorder
 
     start = start or session_start()
-    grid = grid_for(src.info)
-    rec = Recorder(path, src.info, patient=patient, grid=grid, start_time=start,
+    rec = Recorder(path, src.info, patient=patient, start_time=start,
                    sidecar={"patient": patient, "started": start.isoformat(), "simulated": True,
                             **sidecar})
     with src:
         chunk = src.read_all()
-    raw = grid.quantise(chunk.data)
-    rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
-                       chunk.status, chunk.markers))
+    rec.write(chunk)
     rec.close()

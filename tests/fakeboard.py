@@ -27,40 +27,24 @@ def value(counter: np.ndarray, nch: int) -> np.ndarray:
     return ((c * 7 + np.arange(nch)[None, :] * 100) % 1024).astype(np.uint16)
 
 
-class FakeBoard:
-    def __init__(
-        self,
-        directory: Path,
-        nch: int = 8,
-        rate: int = 1000,
-        corrupt: float = 0.0,
-        drop: float = 0.0,
-        garbage_every: int = 0,
-        seed: int = 0,
-        mode: str = "binary",
-        version: int = P.VERSION,
-        keep_streaming_on_unplug: bool = True,
-    ) -> None:
-        self.link = str(directory / "board")
-        self.nch, self.rate = nch, rate
-        self.corrupt, self.drop, self.garbage_every = corrupt, drop, garbage_every
-        self.rng = np.random.default_rng(seed)
-        self.mode, self.version = mode, version
-        self.keep_streaming = keep_streaming_on_unplug
-        self.damaged: set[int] = set()  # counters whose frame was altered or never sent
-        self.counter = 0
-        self.streaming = False
-        self.t0 = 0.0
-        self.plugged_at = 0.0
+class PtyDevice:
+    """A device behind a pty that can be unplugged and plugged in again.
+
+    ``link`` is a symlink to the slave side: it disappears on :meth:`unplug` and points to a
+    fresh pty after :meth:`plug`.  Subclasses implement :meth:`_tick` (called every 4 ms with the
+    bytes the host sent, under the lock) and append what the device sends to ``self._out``.
+    """
+
+    def __init__(self, directory: Path, name: str = "board") -> None:
+        self.link = str(directory / name)
         self._fd: int | None = None
         self._slave: int | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._out = b""
-        self._frames_out = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.plugged_at = 0.0
+        self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    # --- plugging -------------------------------------------------------------------------
     def plug(self) -> None:
         master, slave = pty.openpty()
         tty.setraw(slave)
@@ -73,6 +57,7 @@ class FakeBoard:
         os.symlink(name, tmp)
         os.replace(tmp, self.link)
         self.plugged_at = time.monotonic()
+        self._on_plug()
 
     def unplug(self) -> None:
         with self._lock:
@@ -83,10 +68,15 @@ class FakeBoard:
         for f in (fd, slave):
             if f is not None:
                 os.close(f)
-        if not self.keep_streaming:
-            self.streaming = False
+        self._on_unplug()
 
-    def __enter__(self) -> "FakeBoard":
+    def _on_plug(self) -> None:
+        pass
+
+    def _on_unplug(self) -> None:
+        pass
+
+    def __enter__(self) -> "PtyDevice":
         self.plug()
         self._thread.start()
         return self
@@ -95,6 +85,71 @@ class FakeBoard:
         self._stop.set()
         self._thread.join(5)
         self.unplug()
+
+    def _tick(self, received: bytes, plugged: bool) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            time.sleep(0.004)
+            with self._lock:
+                fd = self._fd
+                data = b""
+                if fd is not None:
+                    try:
+                        r, _, _ = select.select([fd], [], [], 0)
+                        data = os.read(fd, 4096) if r else b""
+                    except OSError:
+                        data = b""
+                self._tick(data, fd is not None)
+                if fd is not None and self._out:
+                    try:
+                        w = os.write(fd, self._out)
+                        self._out = self._out[w:]
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        self._out = b""
+                    if len(self._out) > 1 << 20:
+                        self._out = b""
+                elif fd is None:
+                    self._out = b""
+
+
+class FakeBoard(PtyDevice):
+    def __init__(
+        self,
+        directory: Path,
+        nch: int = 8,
+        rate: int = 1000,
+        corrupt: float = 0.0,
+        drop: float = 0.0,
+        garbage_every: int = 0,
+        seed: int = 0,
+        mode: str = "binary",
+        version: int = P.VERSION,
+        keep_streaming_on_unplug: bool = True,
+        forge: dict[int, int] | None = None,
+        duplicate: frozenset[int] = frozenset(),
+    ) -> None:
+        super().__init__(directory)
+        # forge: counter -> the counter its frame claims (CRC-valid damage); duplicate: counters
+        # whose frame is sent twice
+        self.forge, self.duplicate = dict(forge or {}), duplicate
+        self.nch, self.rate = nch, rate
+        self.corrupt, self.drop, self.garbage_every = corrupt, drop, garbage_every
+        self.rng = np.random.default_rng(seed)
+        self.mode, self.version = mode, version
+        self.keep_streaming = keep_streaming_on_unplug
+        self.damaged: set[int] = set()  # counters whose frame was altered or never sent
+        self.counter = 0
+        self.streaming = False
+        self.t0 = 0.0
+        self._dec = P.FrameDecoder()
+
+    def _on_unplug(self) -> None:
+        if not self.keep_streaming:
+            self.streaming = False
 
     # --- board behaviour ------------------------------------------------------------------
     def _info(self) -> bytes:
@@ -127,6 +182,16 @@ class FakeBoard:
         counters = np.arange(self.counter, self.counter + n)
         self.counter += n
         raw = P.encode_data_frames(counters, value(counters, self.nch))
+        if self.forge or self.duplicate:
+            size = P.data_frame_size(self.nch)
+            parts = []
+            for i, c in enumerate(counters.tolist()):
+                f = raw[i * size : (i + 1) * size]
+                if c in self.forge:  # the samples of c under another counter, CRC valid
+                    f = P.encode_data(self.forge[c], value(np.array([c]), self.nch)[0])
+                    self.damaged.add(c)
+                parts.append(f * (2 if c in self.duplicate else 1))
+            raw = b"".join(parts)
         if not (self.corrupt or self.drop or self.garbage_every):
             return raw
         size = P.data_frame_size(self.nch)
@@ -148,41 +213,28 @@ class FakeBoard:
             out = out[:cut] + junk.tobytes() + out[cut:]
         return out
 
-    def _run(self) -> None:
-        dec = P.FrameDecoder()
-        while not self._stop.is_set():
-            time.sleep(0.004)
-            with self._lock:
-                fd = self._fd
-                if fd is not None:
-                    try:
-                        r, _, _ = select.select([fd], [], [], 0)
-                        data = os.read(fd, 4096) if r else b""
-                    except OSError:
-                        data = b""
-                    if self.mode == "binary":
-                        for m in dec.feed(data).messages:
-                            self._out += self._command(m)
-                    elif self.mode == "noise":
-                        self._out += self.rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
-                    elif self.mode == "text":
-                        self._out += b"L-ZYG:%d,R-ZYG:%d\n" % (self.counter % 100, 5)
-                        self.counter += 1
-                if self.streaming:
-                    due = int((time.monotonic() - self.t0) * self.rate) - self.counter
-                    if due > 0:
-                        raw = self._frames(due)
-                        if fd is not None:
-                            self._out += raw
-                        else:  # unplugged: sampled, never delivered
-                            self.damaged.update(range(self.counter - due, self.counter))
-                if fd is not None and self._out:
-                    try:
-                        w = os.write(fd, self._out)
-                        self._out = self._out[w:]
-                    except BlockingIOError:
-                        pass
-                    except OSError:
-                        self._out = b""
-                    if len(self._out) > 1 << 20:
-                        self._out = b""
+    def _tick(self, data: bytes, plugged: bool) -> None:
+        if plugged:
+            if self.mode == "binary":
+                for m in self._dec.feed(data).messages:
+                    self._out += self._command(m)
+            elif self.mode == "noise":
+                self._out += self.rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+            elif self.mode == "text":
+                self._out += b"L-ZYG:%d,R-ZYG:%d\n" % (self.counter % 100, 5)
+                self.counter += 1
+            elif self.mode == "myoware":
+                # a MyoWare 2.0 sketch printing analogRead of its ENV and RAW pins: the
+                # envelope is smooth and positive, RAW sits around mid-scale with EMG on it
+                env = 120 + 80 * np.sin(2 * np.pi * 0.5 * self.counter / 250)
+                raw = 512 + self.rng.normal(0, 40)
+                self._out += b"ENV:%d,RAW:%d\n" % (round(env), round(raw))
+                self.counter += 1
+        if self.streaming:
+            due = int((time.monotonic() - self.t0) * self.rate) - self.counter
+            if due > 0:
+                raw = self._frames(due)
+                if plugged:
+                    self._out += raw
+                else:  # unplugged: sampled, never delivered
+                    self.damaged.update(range(self.counter - due, self.counter))

@@ -24,13 +24,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
 from emgfeedback.config import Config
-from emgfeedback.errors import DeviceNotFound
-from emgfeedback.io.edf import read_edf, read_sidecar
+from emgfeedback.errors import ConfigError, DeviceNotFound
+from emgfeedback.io.edf.reader import read_edf
+from emgfeedback.io.edf.sidecar import read_sidecar
 from emgfeedback.sources.simulated import SimulatedSource
 from emgfeedback.stream import Chunk, RingBuffer, SourceBase
 from emgfeedback.views.gui import after
 from emgfeedback.views.gui.live import ColumnCache
-from emgfeedback.views.gui.program import validate_patient_id
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.views.gui.screens import ConnectRequest
 from emgfeedback.views.gui.window import MainWindow
 
@@ -39,11 +40,12 @@ PROGRAM = "Smile x3 (clinic check)"
 
 
 def test_patient_id_must_be_pseudonymous() -> None:
-    assert validate_patient_id("P-0042") is None
-    assert validate_patient_id("AB-2024-17") is None
+    """The Connect screen's rule is the project's one rule, with a reason naming an example."""
+    assert validate_patient_id("P-0042") == "P-0042"
+    assert validate_patient_id("AB-2024-17") == "AB-2024-17"
     for bad in ("", "Maria", "Jan Smit", "P 0042", "x1", "é-123", "ab_12", "DEMO-1"):
-        msg = validate_patient_id(bad)
-        assert msg is not None and ("P-0042" in msg), bad
+        with pytest.raises(ConfigError, match="P-0042"):
+            validate_patient_id(bad)
 
 
 def test_column_cache_equals_a_full_reduction_whatever_the_chunking() -> None:

@@ -18,18 +18,15 @@ import pytest
 from emgfeedback.cli import main
 from emgfeedback.config import Config
 from emgfeedback.errors import ConfigError
-from emgfeedback.io.edf import (
-    QuantisedSource,
-    Recorder,
-    grid_for,
-    read_edf,
-    repair,
-    validate_patient_id,
-)
+from emgfeedback.io.edf.format import grid_for
+from emgfeedback.io.edf.reader import read_edf
+from emgfeedback.io.edf.recorder import Recorder
+from emgfeedback.io.edf.repair import repair
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.app.pipeline import Pipeline, RecordingGrid
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.sources.simulated import SimulatedSource
-from emgfeedback.stream import Chunk, SourceBase, Status
+from emgfeedback.stream import Chunk, Marker, SourceBase, Status
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -309,12 +306,46 @@ def test_simulate_writes_edf(tmp_path: Path) -> None:
     assert Path(str(out) + ".truth.json").exists()
 
 
-def test_status_is_kept_by_quantised_source(tmp_path: Path) -> None:
+def test_recorder_write_returns_the_chunk_on_the_file_grid(tmp_path: Path) -> None:
+    """The recorder is a raw stage before the chain: it hands back what the file stores (on the
+    digital grid, saturation counted on the grid's rails, status and markers kept)."""
     src = SimulatedSource("rest", duration=1, speed=None)
-    with QuantisedSource(src, grid_for(src.info)) as q:
-        c = q.read()
-        assert c is not None and isinstance(c.status, Status) and c.status.saturated == (0,) * 8
-        assert q.position == len(c)  # attributes of the wrapped source stay reachable
+    rec = Recorder(tmp_path / "q.edf", src.info, patient="P-0006")
+    with src:
+        c = src.read()
+    assert c is not None
+    lo, hi = rec.rails_uv
+    spiky = replace(c, data=c.data + np.where(np.arange(len(c)) % 7 == 0, 1e6, 0.0)[:, None],
+                    status=Status(crc_errors=2), markers=(Marker(c.start + 3, 0, "marker"),))
+    out = rec.write(spiky)
+    assert np.array_equal(out.data, rec.grid.quantise(spiky.data))
+    assert out.status.crc_errors == 2 and out.markers == spiky.markers
+    assert out.status.saturated == tuple(int(v) for v in (out.data >= hi).sum(axis=0))
+    assert out.status.saturated[0] == len(range(0, len(c), 7))
+    rec.close()
+    back = read_edf(tmp_path / "q.edf")
+    assert np.array_equal(back.read(0, len(c)), out.data)
+    assert [m.text for m in back.markers] == ["marker"] and back.rails_uv == (lo, hi)
+    assert rec.write(c).data.shape == c.data.shape  # closed: only put on the grid
+
+
+def test_recording_pipeline_reads_the_source_itself_and_the_chain_sees_file_values(
+        tmp_path: Path) -> None:
+    """No wrapper around the source: the pipeline gives each raw chunk to the recorder first
+    (or puts it on the grid while not recording) and the chain clips on the grid's rails."""
+    src = SimulatedSource("rest", duration=1, speed=None)
+    pl = Pipeline(src, Config(), recording=RecordingGrid())
+    pl.open()
+    p0 = pl.step()  # not recording yet: on the grid all the same
+    rec = pl.start_recording(tmp_path / "r.edf", patient="P-0006")
+    assert pl.source is src and pl.chain is not None
+    assert pl.chain.quality.adc_range_uv == rec.rails_uv
+    p1 = pl.step()
+    pl.close()
+    assert p0 is not None and p1 is not None
+    assert np.array_equal(p0.raw, rec.grid.quantise(p0.raw))
+    back = read_edf(tmp_path / "r.edf")
+    assert np.array_equal(back.read(0, len(p1)), p1.raw) and back.sidecar["first_sample"] == p0.stop
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

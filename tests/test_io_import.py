@@ -12,7 +12,7 @@ import pytest
 
 from emgfeedback.cli import main
 from emgfeedback.errors import FileFormatError
-from emgfeedback.io.edf import read_edf
+from emgfeedback.io.edf.reader import read_edf
 from emgfeedback.io.exporters import export
 from emgfeedback.io.importers import detect, load
 from emgfeedback.sources.replay import ReplaySource

@@ -18,8 +18,10 @@ import pytest
 from PIL import Image
 
 from _sessions import SMALL, analyse_file, make_source, session_start, write_edf_session
+from emgfeedback.stream import Chunk
 from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
-from emgfeedback.io.edf import read_edf, sidecar_path
+from emgfeedback.io.edf.reader import read_edf
+from emgfeedback.io.edf.sidecar import analysis_path, sidecar_path
 from emgfeedback.views.report import (
     PLACEMENT_ENV,
     build_report,
@@ -355,19 +357,16 @@ def test_recording_that_was_never_closed_is_reported_as_recovered(edf, tmp_path)
 
 
 def test_gaps_stay_gaps_in_the_envelopes(tmp_path):
-    from emgfeedback.stream import Processed
-    from emgfeedback.io.edf import Recorder, grid_for
+    from emgfeedback.io.edf.recorder import Recorder
 
     src = make_source(seed=4, duration=100.0, channels=SMALL)
-    grid = grid_for(src.info)
     path = tmp_path / "gap.edf"
-    rec = Recorder(path, src.info, patient="P-002", grid=grid, start_time=session_start(1))
+    rec = Recorder(path, src.info, patient="P-002", start_time=session_start(1))
     chunk = src.read_all()
-    raw = grid.quantise(chunk.data)
     lost = (40_000, 42_500)  # 2.5 s lost in transmission
     for a, b in ((0, lost[0]), (lost[1], len(chunk))):
-        rec.feed(Processed(a, chunk.fs, chunk.channels, raw[a:b], raw[a:b], raw[a:b], None,
-                           chunk.status, tuple(m for m in chunk.markers if a <= m.sample < b)))
+        rec.write(Chunk(chunk.data[a:b], a, chunk.fs, chunk.channels, chunk.status,
+                        tuple(m for m in chunk.markers if a <= m.sample < b)))
     rec.close()
     s = load_session(path)
     assert s.signal is not None and s.signal.gaps == [(lost[0], lost[1] - lost[0])]
@@ -414,7 +413,6 @@ def test_analysis_saved_after_the_session_is_used_and_other_programs_noted(edf, 
     history use it; without it a sidecar naming another program gets a note in the report."""
     import shutil
 
-    from emgfeedback.views.report import saved_analysis_path
 
     path = tmp_path / "gui.edf"
     shutil.copy(edf[0], path)
@@ -430,8 +428,8 @@ def test_analysis_saved_after_the_session_is_used_and_other_programs_noted(edf, 
     saved = json.loads(json.dumps(edf[1]))
     saved["program"] = "oral-ocular"
     saved["reps"][0]["target_peak_pct_mvc"] = 12.3
-    saved_analysis_path(path).write_text(json.dumps(saved))
-    assert saved_analysis_path(path).name == "gui-analysis.json"
+    analysis_path(path).write_text(json.dumps(saved))
+    assert analysis_path(path).name == "gui-analysis.json"
     s = load_session(path)
     assert s.analysis == saved
     assert s.analysis_note == (f"analysis: gui-analysis.json, analysed by 'emgfeedback analyze' "
@@ -440,7 +438,7 @@ def test_analysis_saved_after_the_session_is_used_and_other_programs_noted(edf, 
     assert "12.3" in html_text and "written by the window" not in html_text
     # ... only one the window wrote when the session stopped ("origin": "session").
     saved["origin"] = "session"
-    saved_analysis_path(path).write_text(json.dumps(saved))
+    analysis_path(path).write_text(json.dumps(saved))
     s = load_session(path)
     assert s.analysis_note == ("analysis: gui-analysis.json, written by the window when the "
                                "session stopped")

@@ -186,3 +186,38 @@ def test_requested_rate_and_channels_applied(tmp_path: Path) -> None:
         finally:
             src.close()
     assert P.data_frame_size(4) == 18
+
+
+def test_myoware_envelope_output_is_flagged_once(tmp_path: Path, caplog) -> None:
+    """A MyoWare sensor's ENV output through the Serial Plotter path: one warning line names
+    the envelope channel (never negative, no energy above 20 Hz), not the raw one."""
+    import logging
+
+    caplog.set_level(logging.WARNING, logger="emgfeedback.sources.serial")
+    with FakeBoard(tmp_path, mode="myoware") as board:
+        src = S.SerialSource(board.link, fs=250, handshake_timeout=1.0)
+        with src:
+            chunks = collect(src, 8.0, until=lambda c: c.stop > 700)
+    assert src.info.channels == ("ENV", "RAW") and sum(len(c) for c in chunks) > 700
+    warnings = [r.getMessage() for r in caplog.records if "envelope" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith("channel(s) ENV look like an EMG envelope")
+    assert "\n" not in warnings[0] and "MyoWare" in warnings[0]
+    assert src.info.extra["envelope_channels"] == ["ENV"]
+
+
+def test_envelope_check_on_known_signals() -> None:
+    fs, n = 1000.0, 4000
+    t = np.arange(n) / fs
+    rng = np.random.default_rng(0)
+    raw = rng.normal(0, 50, n)  # raw sEMG in µV: signed, broadband
+    from scipy import signal
+
+    # the MyoWare's ENV: rectified and smoothed (a few Hz of bandwidth), a contraction on it
+    burst = 1 + 3 * (np.abs(t - 2.0) < 0.5)
+    env = signal.lfilter(*signal.butter(2, 4.0, fs=fs), np.abs(raw) * burst) + 1
+    adc_raw = 512 + raw / 5  # raw EMG as ADC counts: never negative, but broadband
+    chk = S.EnvelopeCheck(fs, ("raw", "env", "adc"))
+    assert chk.feed(np.column_stack([raw, env, adc_raw])[:1000]) is False  # needs 2 s
+    assert chk.feed(np.column_stack([raw, env, adc_raw])[1000:]) is True
+    assert chk.flagged == ("env",)
+    assert S.EnvelopeCheck(30.0, ("x",))._envelope_like(np.abs(np.sin(t))) is False  # cannot tell

@@ -411,3 +411,16 @@ def test_synkinesis_that_lags_or_joins_mid_rep(timing: str) -> None:
         before = env[e.start - 150: e.start - 50, j].mean()
         after = env[e.start + 150: min(e.stop, e.start + 400), j].mean()
         assert after > 2.0 * before + 2.0, (e, before, after)
+
+
+def test_confounders_from_the_command_line_options() -> None:
+    from emgfeedback.cli import build_parser, make_source
+
+    args = build_parser().parse_args(["demo", "--scenario", "rest", "--seed", "4", "--mains",
+                                      "49.9", "--speed", "max", "--confounder", "ecg,gaps",
+                                      "--confounder", "hypertonic"])
+    src = make_source(args, duration=20.0)
+    assert (src.params.ecg_uv, src.params.gaps_per_min, src.params.hypertonic_pct) == \
+        (80.0, 6.0, 6.0)
+    assert src.params.mains_hz == 49.9 and src.script.of_kind("ecg")
+

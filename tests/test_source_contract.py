@@ -81,7 +81,24 @@ def _lsl(tmp: Path) -> Iterator[SourceBase]:
         th.join(2.0)
 
 
+@contextmanager
+def _chords(tmp: Path) -> Iterator[SourceBase]:
+    from fake_chords import FakeChords
+
+    with FakeChords(tmp, board="UNO-R4", string_timeout=0.15) as board:
+        yield registry.open_source(f"chords:{board.link}", handshake_timeout=2.0)
+
+
+@contextmanager
+def _spikershield(tmp: Path) -> Iterator[SourceBase]:
+    from fake_spikershield import FakeSpikerShield
+
+    with FakeSpikerShield(tmp) as board:
+        yield registry.open_source(f"spikershield:{board.link}", n_channels=2)
+
+
 KINDS = {"simulated": _simulated, "replay": _replay, "serial": _serial,
+         "chords": _chords, "spikershield": _spikershield,
          "simavr": pytest.param(_simavr, marks=[pytest.mark.firmware, pytest.mark.slow]),
          "brainflow": _brainflow, "lsl": _lsl}
 

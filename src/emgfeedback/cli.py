@@ -79,8 +79,10 @@ _SEED = _num("--seed", integer=True, ge=0, le=2**32 - 1)
 def _add_board_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("signal source")
     g.add_argument("--board", default="simulated",
-                   help="simulated (default), simavr, serial:PORT, replay:FILE, brainflow:BOARD, "
-                        "lsl:NAME")
+                   help="simulated (default), simavr, serial:PORT, chords:PORT (Upside Down Labs "
+                        "Chords firmware), spikershield:PORT (Backyard Brains), replay:FILE, "
+                        "brainflow:BOARD, lsl:NAME; PORT e.g. /dev/ttyUSB0, COM3, "
+                        "/dev/cu.usbmodem1101")
     g.add_argument("--scenario", default=None,
                    help="simulated board scenario (rest, smile-clean, smile-synkinesis, "
                         "eye-closure-synkinesis, asymmetric-smile, session)")
@@ -99,7 +101,10 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
                    default=None, help="serial baud rate (default 500000)")
     g.add_argument("--channels", type=_num("--channels", integer=True, ge=1, le=16),
                    default=None,
-                   help="channel count to ask the board for (firmware boards)")
+                   help="channel count to ask the board for (firmware boards, spikershield)")
+    g.add_argument("--gain", type=_num("--gain", gt=0, le=1e6), default=None,
+                   help="front-end gain V/V for boards that do not report it (chords: 2420, "
+                        "spikershield: assumed 1000)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None,
                    help="mains notch (default from config: auto-detect)")
@@ -111,7 +116,8 @@ def _add_board_options(p: argparse.ArgumentParser) -> None:
 def _add_confounder_option(g: Any) -> None:
     g.add_argument("--confounder", action="append", default=None, metavar="NAME",
                    help="simulated board: add a confounder preset (repeat or comma-separate): "
-                        "all, blinks, hypertonic, crosstalk, motion, pops, electrode-off, "
+                        "all, blinks, hypertonic, crosstalk, crosstalk-strong, motion, pops, "
+                        "electrode-off, "
                         "electrode-off-mains, gaps, mains-49.9, mains-59.8, ecg, fs-500, "
                         "fs-2000, synkinesis-lag, synkinesis-mid (docs/simulator.md)")
 
@@ -145,7 +151,8 @@ def source_options(args: argparse.Namespace, duration: float | None = None) -> d
     confounders = ",".join(getattr(args, "confounder", None) or []) or None
     given: dict[str, Any] = {"scenario": args.scenario, "seed": args.seed, "fs": args.fs,
                              "mains": args.mains, "port": args.port, "baud": args.baud,
-                             "n_channels": args.channels, "confounders": confounders}
+                             "n_channels": args.channels, "confounders": confounders,
+                             "gain": getattr(args, "gain", None)}
     opts = {k: v for k, v in given.items() if v is not None}
     if args.speed is not None:
         opts["speed"] = _speed(args.speed)
@@ -387,16 +394,12 @@ SIMULATED_PATIENT = "SIM-0000"  # the pseudonym of simulated sessions
 def _simulate_edf(path: Path, src: Any, parts: Any) -> None:
     """EDF+/BDF+ of simulated chunks (gaps stay gaps), written by the same recorder as a live
     session."""
-    from emgfeedback.stream import Processed
-    from emgfeedback.io.edf import Recorder, grid_for
+    from emgfeedback.io.edf.recorder import Recorder
 
-    grid = grid_for(src.info, bdf=True if path.suffix.lower() == ".bdf" else None)
-    rec = Recorder(path, src.info, patient=SIMULATED_PATIENT, grid=grid,
+    rec = Recorder(path, src.info, patient=SIMULATED_PATIENT,
                    sidecar={"patient": SIMULATED_PATIENT, "simulated": True})
     for chunk in parts:
-        raw = grid.quantise(chunk.data)
-        rec.feed(Processed(chunk.start, chunk.fs, chunk.channels, raw, raw, raw, None,  # type: ignore[arg-type]
-                           chunk.status, chunk.markers))
+        rec.write(chunk)
     rec.close()
 
 
@@ -432,6 +435,10 @@ def _add_report(sub: Any) -> None:
     p.add_argument("--db", type=Path, default=None,
                    help="history database for the comparison with earlier sessions (default "
                         "$EMGFEEDBACK_DB or the user data folder, when it exists)")
+    _add_identity_options(p)
+    p.add_argument("--montage", type=Path, default=None,
+                   help="montage TOML naming the region of each channel (files of other tools)")
+    _add_import_options(p)
     p.set_defaults(func=cmd_report)
 
 
@@ -441,7 +448,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = args.out or args.session.with_suffix(".report.html")
     pdf = out.with_suffix(".pdf") if args.pdf else None
-    session = load_session(args.session, args.analysis)
+    session = load_session(args.session, args.analysis, opener=_opener(args))
     try:
         write_report(session, out, pdf, history=context_from_db(session, args.db))
     finally:
@@ -476,7 +483,12 @@ def _add_history(sub: Any) -> None:
     imp = hs.add_parser("import", help="analyse and store every session file under FOLDER")
     imp.add_argument("folder", type=Path)
     imp.add_argument("--db", type=Path, default=None)
-    imp.add_argument("--pattern", default="*.edf", help="file glob, searched recursively")
+    imp.add_argument("--pattern", default="*.edf",
+                     help="file glob, searched recursively (e.g. '*.txt' for OpenBCI files)")
+    _add_identity_options(imp)
+    imp.add_argument("--montage", type=Path, default=None,
+                     help="montage TOML naming the region of each channel (files of other tools)")
+    _add_import_options(imp)
     imp.set_defaults(func=cmd_history_import)
     ls = hs.add_parser("list", help="patients and their number of sessions")
     ls.add_argument("--db", type=Path, default=None)
@@ -486,7 +498,8 @@ def _add_history(sub: Any) -> None:
 def cmd_history_import(args: argparse.Namespace) -> int:
     from emgfeedback.views.history import import_folder
 
-    r = import_folder(args.folder, args.db, pattern=args.pattern, progress=sys.stderr)
+    r = import_folder(args.folder, args.db, pattern=args.pattern, progress=sys.stderr,
+                      opener=_opener(args))
     for path, reason in r.failed:
         print(f"emgfeedback: skipped {path.name}: {reason}", file=sys.stderr)
     print(f"imported {len(r.imported)} sessions, {len(r.skipped)} already stored, "
@@ -514,18 +527,103 @@ def _add_analyze(sub: Any) -> None:
     p.add_argument("--program", type=Path, default=None, help="exercise program TOML")
     p.add_argument("--exercise", default=None,
                    help="the whole file is one rep of this exercise (no annotations needed)")
-    p.add_argument("--affected", choices=SIDES, default=None, help="affected side")
+    p.add_argument("--affected-side", "--affected", dest="affected", choices=SIDES,
+                   default=None, help="affected side (when the file does not state it)")
+    p.add_argument("--patient", default=None,
+                   help="pseudonymous patient id (when the file carries none), kept in the JSON")
     p.add_argument("--calibration", choices=("annotations", "auto"), default="annotations",
                    help="rest/mvc annotations (default; automatic fallback where missing) or "
                         "the automatic estimate only")
-    p.add_argument("--json", type=Path, default=None, help="write the analysis JSON here")
+    p.add_argument("--json", type=Path, default=None,
+                   help="write the analysis JSON here (for a folder: a folder, one "
+                        "<name>.analysis.json per recording)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
+    _add_batch_options(p)
     _add_import_options(p)
     p.set_defaults(func=cmd_analyze)
 
 
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    """Options of commands that take a folder of recordings (``analyze``, ``history import``)."""
+    g = p.add_argument_group("a folder of recordings")
+    g.add_argument("--pattern", default="*.edf",
+                   help="with a folder: file glob, searched recursively (default *.edf)")
+    g.add_argument("--jobs", type=_num("--jobs", integer=True, ge=1, le=256), default=None,
+                   metavar="N", help="with a folder: N worker processes on this machine "
+                                     "(default: one per core)")
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with a folder: run on this Dask cluster (tcp://HOST:8786) instead; its "
+                        "workers need emgfeedback and the files at the same paths")
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
+    if args.file.is_dir():
+        return _analyze_folder(args)
+    if args.jobs is not None or args.scheduler is not None:
+        raise ConfigError("--jobs and --scheduler are for a folder of recordings; "
+                          f"{args.file} is one file")
     return _write_analysis(args, load_config(args.config), table=True)
+
+
+def _analysis_job(job: tuple[str, dict[str, Any], Config]) -> str:
+    """One file of a folder analysis, in a worker: the strict analysis JSON text."""
+    from emgfeedback.app.analyze import analyze_file
+
+    path, options, cfg = job
+    result = analyze_file(path, config=cfg, **options)
+    return json.dumps(result.to_json(), indent=1, allow_nan=False)
+
+
+def _folder_files(folder: Path, pattern: str) -> list[Path]:
+    files = sorted(p for p in folder.rglob(pattern) if p.is_file())
+    if not files:
+        raise ConfigError(f"{folder}: no files matching {pattern!r} (use --pattern, e.g. "
+                          "--pattern '*.bdf')")
+    return files
+
+
+def _batch_progress(done: int, total: int, item: Any) -> None:
+    name = Path(item[0] if isinstance(item, tuple) else item).name
+    print(f"[{done}/{total}] {name}", file=sys.stderr, flush=True)
+
+
+def _analyze_folder(args: argparse.Namespace) -> int:
+    """``analyze FOLDER``: every recording, on a process pool or a Dask cluster; the same JSON as
+    one ``analyze FILE --json`` per file (tests/test_batch.py)."""
+    from emgfeedback.app.batch import run_many
+
+    cfg = load_config(args.config)
+    files = _folder_files(args.file, args.pattern)
+    if args.json is not None:
+        if args.json.exists() and not args.json.is_dir():
+            raise ConfigError(f"{args.json}: for a folder of recordings --json names a folder")
+        args.json.mkdir(mode=0o700, parents=True, exist_ok=True)
+    options: dict[str, Any] = {
+        "montage": args.montage, "program": args.program, "exercise": args.exercise,
+        "affected": args.affected, "calibration": args.calibration, "fs": args.fs,
+        "unit": args.unit, "board": args.brainflow_board}
+    jobs = [(str(f), options, cfg) for f in files]
+    outcomes = run_many(_analysis_job, jobs, jobs=args.jobs, scheduler=args.scheduler,
+                        progress=_batch_progress)
+    failed = 0
+    for f, o in zip(files, outcomes):
+        if not o.ok:
+            failed += 1
+            print(f"emgfeedback: error: {o.error}", file=sys.stderr)
+            continue
+        assert o.result is not None
+        doc = json.loads(o.result)
+        n_syn = sum(1 for e in doc["events"] if e.get("type", "synkinesis") == "synkinesis")
+        reps = len({r["rep"] for r in doc["reps"]})
+        print(f"{f}: {doc['duration_s']:.1f} s, {reps} reps, {n_syn} synkinesis event(s)")
+        if args.json is not None:
+            out = args.json / (f.relative_to(args.file).with_suffix("").as_posix()
+                               .replace("/", "__") + ".analysis.json")
+            write_private(out, o.result)
+    print(f"analysed {len(files) - failed} of {len(files)} recordings"
+          + (f", {failed} failed" if failed else "")
+          + (f"; JSON in {args.json}" if args.json is not None else ""))
+    return EXIT_ERROR if failed else 0
 
 
 def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
@@ -533,14 +631,32 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     from emgfeedback.app.analyze import analyze_file
     from emgfeedback.clinical.analysis import format_table
 
+    def open_(path: Path) -> Any:
+        """The file with the import options; ``--patient`` for a file without an id and the
+        protocol of a BIDS events.tsv beside it (``--affected-side`` here overrides the
+        file's side: a re-analysis with another side, as before)."""
+        from emgfeedback.app.analyze import load_for_analysis
+        from emgfeedback.io.identity import apply_identity
+
+        rec = load_for_analysis(path, fs=args.fs, unit=args.unit, board=args.brainflow_board)
+        try:
+            apply_identity(rec, getattr(args, "patient", None))
+            _beside_events(rec)
+        except BaseException:
+            rec.close()
+            raise
+        return rec
+
     result = analyze_file(args.file, montage=args.montage, program=args.program,
                           exercise=args.exercise, affected=args.affected,
-                          calibration=args.calibration, config=cfg, fs=args.fs, unit=args.unit,
-                          board=args.brainflow_board)
+                          calibration=args.calibration, config=cfg, opener=open_)
     if table:
         print(format_table(result))
     if args.json is not None:
-        write_private(args.json, json.dumps(result.to_json(), indent=1, allow_nan=False))
+        doc = result.to_json()
+        if getattr(args, "patient", None):  # given for a file without one: kept with it
+            doc["patient"] = str(args.patient)
+        write_private(args.json, json.dumps(doc, indent=1, allow_nan=False))
         print(f"wrote {args.json}")
     return 0
 
@@ -589,8 +705,10 @@ def _add_replay(sub: Any) -> None:
     p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
                    help="with --lsl: localhost (default: this machine only), an IPv4 address or "
                         "interface of this machine (e.g. eth0), or all (every interface)")
-    p.add_argument("--affected", choices=SIDES, default=None,
-                   help="affected side for --json (as analyze)")
+    p.add_argument("--affected-side", "--affected", dest="affected", choices=SIDES,
+                   default=None, help="affected side for --json (as analyze)")
+    p.add_argument("--patient", default=None,
+                   help="pseudonymous patient id for --json (as analyze)")
     p.add_argument("--config", type=Path, default=None, help="configuration TOML file")
     p.add_argument("--notch", choices=("50", "60", "auto", "off"), default=None)
     p.set_defaults(func=cmd_replay)
@@ -633,6 +751,77 @@ def _add_import_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--brainflow-board", default=None, help="board of a BrainFlow CSV file")
 
 
+def _add_identity_options(p: argparse.ArgumentParser) -> None:
+    """``--patient`` and ``--affected-side`` for files that do not carry them."""
+    g = p.add_argument_group("files without a patient id or affected side")
+    g.add_argument("--patient", default=None,
+                   help="pseudonymous patient id, e.g. P-0001 (files of other tools carry none)")
+    g.add_argument("--affected-side", choices=SIDES, default=None,
+                   help="affected side when the file does not state it")
+
+
+def _opener(args: argparse.Namespace) -> Callable[[Path], Any]:
+    """Opens a session file with the import options, ``--patient``/``--affected-side``
+    (:func:`emgfeedback.io.identity.apply_identity`) and ``--montage`` (channels relabelled
+    ``EMG <side>-<code>``, the labels every later step reads)."""
+    from emgfeedback.io.identity import apply_identity, validate_side
+    from emgfeedback.io.importers import load
+
+    patient = getattr(args, "patient", None)
+    side = validate_side(getattr(args, "affected_side", None))
+    if patient:
+        from emgfeedback.io.edf import validate_patient_id
+
+        validate_patient_id(patient)  # refused before any file is read
+
+    def open_(path: Path) -> Any:
+        rec = load(path, fs=getattr(args, "fs", None), unit=getattr(args, "unit", None),
+                   board=getattr(args, "brainflow_board", None))
+        try:
+            apply_identity(rec, patient, side)
+            _beside_events(rec)
+            if getattr(args, "montage", None) is not None:
+                _relabel(rec, args.montage)
+        except BaseException:
+            rec.close()
+            raise
+        return rec
+
+    return open_
+
+
+def _beside_events(rec: Any) -> None:
+    """A file of another tool with a BIDS ``<stem>_events.tsv`` beside it (and no protocol
+    annotations of its own) takes its annotation rows as markers (``io.bids.read_events_tsv``)."""
+    from emgfeedback.io.bids import events_path_for, read_events_tsv
+
+    if any(not m.text.startswith("marker") for m in rec.markers):
+        return
+    ev = events_path_for(rec.path)
+    if ev is not None:
+        rec.markers = sorted([*rec.markers, *read_events_tsv(ev, rec.fs)],
+                             key=lambda m: m.sample)
+        rec.notes.append(f"annotations from {ev.name}")
+
+
+def _relabel(rec: Any, montage_path: Path) -> None:
+    """Give the recording's channels the region labels of a montage TOML."""
+    import dataclasses
+
+    from emgfeedback.clinical.montage import load_montage
+    from emgfeedback.vocabulary import format_label
+    from emgfeedback.io.edf import sidecar_affected_side
+
+    m = load_montage(montage_path, rec.channels, sidecar_affected_side(rec.sidecar) or None)
+    labels = tuple(format_label(c.side, c.code) for c in m.channels)
+    rec.channels = labels
+    if rec.info is not None:
+        rec.info = dataclasses.replace(rec.info, channels=labels)
+    if m.affected_side and not sidecar_affected_side(rec.sidecar):
+        rec.sidecar["affected_side"] = m.affected_side
+    rec.notes.append(f"channels relabelled by the montage {montage_path.name}")
+
+
 def _add_convert(sub: Any) -> None:
     p = sub.add_parser("convert", help="convert between formats (to .edf, .bdf or .csv)")
     p.add_argument("input", type=Path)
@@ -664,7 +853,7 @@ def _add_info(sub: Any) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from emgfeedback.io.summary import summarise
+    from emgfeedback.app.info import summarise
 
     doc = summarise(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
     if args.json:
@@ -696,13 +885,68 @@ def _add_repair(sub: Any) -> None:
 
 
 def cmd_repair(args: argparse.Namespace) -> int:
-    from emgfeedback.io.edf import repair
+    from emgfeedback.io.edf.repair import repair
 
     print(repair(args.file))
     return 0
 
 
-COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair]
+def _add_export_bids(sub: Any) -> None:
+    p = sub.add_parser("export-bids", help="write sessions as a BIDS-EMG dataset")
+    p.add_argument("sessions", nargs="+", type=Path, metavar="SESSION",
+                   help="recordings (EDF+ with sidecar, or any file 'info' reads)")
+    p.add_argument("--out", type=Path, required=True, help="dataset folder (new or empty)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
+    p.add_argument("--montage", type=Path, default=None,
+                   help="montage TOML naming the region of each channel (files of other tools)")
+    _add_identity_options(p)
+    _add_import_options(p)
+    p.set_defaults(func=cmd_export_bids)
+
+
+def cmd_export_bids(args: argparse.Namespace) -> int:
+    """Each session with its analysis (the one saved beside it, else analyze) and the electrode
+    sites of its channels, written by :func:`emgfeedback.io.bids.export_bids`."""
+    from emgfeedback.vocabulary import REGIONS, parse_label
+    from emgfeedback.io.bids import BidsSession, export_bids
+    from emgfeedback.views.report import analysis_of
+
+    opener = _opener(args)
+    recs: list[Any] = []
+    sessions = []
+    try:
+        for path in args.sessions:
+            if not path.is_file():
+                raise ConfigError(f"{path}: no such session file")
+            rec = opener(path)
+            recs.append(rec)
+            analysis, _ = analysis_of(rec)
+            placement: dict[str, tuple[str, str]] = {}
+            for label in rec.channels:
+                try:
+                    cid = parse_label(label)
+                except ConfigError:
+                    continue
+                region = REGIONS[cid.code]
+                placement[label] = (f"{'left' if cid.side == 'L' else 'right'} {region.muscle}",
+                                    region.site)
+            sessions.append(BidsSession(rec, analysis, placement))
+        written = export_bids(sessions, args.out, overwrite=args.overwrite)
+    finally:
+        for rec in recs:
+            rec.close()
+    print(f"wrote {args.out}: {len(written)} sessions of "
+          f"{len({w.parts[-4] for w in written})} participants (BIDS {_bids_version()})")
+    return 0
+
+
+def _bids_version() -> str:
+    from emgfeedback.io.bids import BIDS_VERSION
+
+    return BIDS_VERSION
+
+
+COMMANDS += [_add_record, _add_replay, _add_convert, _add_info, _add_repair, _add_export_bids]
 COMMANDS += [_add_analyze]
 
 

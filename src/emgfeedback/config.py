@@ -31,6 +31,7 @@ configuration can make the pipeline allocate without bound or hang.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import math
 import tomllib
@@ -143,7 +144,12 @@ def _check_field(name: str, tp: Any, value: Any, meta: typing.Mapping[str, Any])
 
 
 class Settings:
-    """Base of every schema dataclass: validated on construction (see the module docstring)."""
+    """Base of every schema dataclass: validated on construction (see the module docstring).
+
+    ``OPEN = True`` on a subclass: unknown keys of its table are ignored when it is nested
+    (documents that grow, such as a recording's sidecar)."""
+
+    OPEN: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         hints = _hints(type(self))
@@ -289,12 +295,20 @@ class Config(Settings):
     SECTIONS: ClassVar[tuple[str, ...]] = ("dsp", "quality", "calibration", "detection", "ui")
 
 
-def _coerce(tp: Any, value: Any, where: str) -> Any:
+def _coerce(tp: Any, value: Any, where: str, meta: typing.Mapping[str, Any] | None = None
+            ) -> Any:
+    """``value`` converted to field type ``tp`` (lists to tuples, ints to floats; a number to
+    text only for a text field with choices, such as ``mains = 50``), else ConfigError."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, typing.Mapping):
             raise ConfigError(f"{where} must be a table, got {type(value).__name__}")
-        return from_mapping(tp, value, where)  # type: ignore[arg-type]
+        return from_mapping(tp, value, where,  # type: ignore[arg-type]
+                            ignore_unknown=getattr(tp, "OPEN", False))
+    if origin in (dict, collections.abc.Mapping):
+        if not isinstance(value, typing.Mapping):
+            raise ConfigError(f"{where} must be a table, got {type(value).__name__}")
+        return value
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
@@ -307,10 +321,12 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         errors = []
         for a in typing.get_args(tp):
-            if a is type(None) and value is None:
-                return None
+            if a is type(None):
+                if value is None:
+                    return None
+                continue
             try:
-                return _coerce(a, value, where)
+                return _coerce(a, value, where, meta)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
@@ -330,7 +346,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be true or false, got {value!r}")
         return value
     if tp is str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if (isinstance(value, (int, float)) and not isinstance(value, bool)
+                and (meta or {}).get("choices")):
             if not math.isfinite(value):
                 raise ConfigError(f"{where} must be text, got {value!r}")
             return str(int(value)) if float(value).is_integer() else str(value)
@@ -340,19 +357,24 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def from_mapping(cls: type[T], data: typing.Mapping[str, Any], where: str = "") -> T:
-    """Build schema dataclass ``cls`` from a mapping: unknown keys rejected by name, every value
-    type- and range-checked (see the module docstring)."""
+def from_mapping(cls: type[T], data: typing.Mapping[str, Any], where: str = "",
+                 ignore_unknown: bool = False) -> T:
+    """Build schema dataclass ``cls`` from a mapping: unknown keys rejected by name (or, for
+    documents that grow such as recording sidecars, ``ignore_unknown``), every value type- and
+    range-checked (see the module docstring)."""
     if not isinstance(data, typing.Mapping):
         raise ConfigError(f"{where or 'configuration'} must be a table, got {type(data).__name__}")
     hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    metas = {f.name: f.metadata for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs = {}
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in names:
+            if ignore_unknown:
+                continue
             raise ConfigError(f"unknown key {path!r} (known: {', '.join(names)})")
-        kwargs[key] = _coerce(hints[key], value, path)
+        kwargs[key] = _coerce(hints[key], value, path, metas[key])
     try:
         return cls(**kwargs)
     except ConfigError as exc:
@@ -363,7 +385,7 @@ def read_toml(path: str | Path, what: str = "configuration") -> dict[str, Any]:
     """Parse a TOML file; a missing, special, oversized or malformed file is one
     :class:`ConfigError` naming it."""
     from emgfeedback.errors import FileFormatError
-    from emgfeedback.validate import input_file
+    from emgfeedback.files import input_file
 
     p = Path(path)
     try:

@@ -54,6 +54,8 @@ __all__ = [
     "SourceBase",
     "SourceInfo",
     "Status",
+    "at_rails",
+    "rail_counts",
 ]
 
 
@@ -111,8 +113,10 @@ class Status:
             and not any(self.saturated)
         )
 
-    def merged(self, other: "Status") -> "Status":
-        """Status of two consecutive chunks joined into one."""
+    def __add__(self, other: "Status") -> "Status":
+        """Status of two consecutive chunks joined into one; also the running total of a
+        stream's soft faults (``total = total + chunk.status``; ``sum(total.saturated)`` is the
+        count of clipped samples)."""
         if self.saturated and other.saturated:
             sat = tuple(a + b for a, b in zip(self.saturated, other.saturated))
         else:
@@ -125,6 +129,22 @@ class Status:
             reconnects=self.reconnects + other.reconnects,
             dropped_frames=self.dropped_frames + other.dropped_frames,
         )
+
+    merged = __add__
+
+
+def at_rails(x: np.ndarray, rails: tuple[float, float] | None) -> np.ndarray:
+    """Boolean mask of the samples of ``x`` at or beyond the ADC rails ``(low, high)``
+    (clipping); all ``False`` when ``rails`` is ``None``.  NaN (a gap) is never at a rail."""
+    if rails is None:
+        return np.zeros(np.shape(x), dtype=bool)
+    lo, hi = rails
+    return (x <= lo) | (x >= hi)
+
+
+def rail_counts(x: np.ndarray, rails: tuple[float, float] | None) -> tuple[int, ...]:
+    """Per channel (column of ``x``), how many samples sit at the rails: ``Status.saturated``."""
+    return tuple(np.count_nonzero(at_rails(x, rails), axis=0).tolist())
 
 
 @dataclass(frozen=True)

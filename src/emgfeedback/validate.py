@@ -17,11 +17,14 @@ from __future__ import annotations
 import errno
 import os
 import re
-import stat
 from pathlib import Path
-from typing import IO, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO, Any, ClassVar
 
+from emgfeedback.config import Settings, from_mapping, setting
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.files import input_file
 
 __all__ = [
     "PATIENT_RE",
@@ -29,10 +32,12 @@ __all__ = [
     "PRIVATE_MODE",
     "check_annotation",
     "check_edf_signals",
+    "check_edf_layout",
     "check_edf_size",
     "check_rate",
     "check_sidecar",
     "load_json_file",
+    "timekeeping_onset",
     "input_file",
     "io_error",
     "make_private",
@@ -60,30 +65,6 @@ def check_rate(fs: Any, what: str = "sample rate") -> float:
     return v
 
 # ------------------------------------------------------------------------------ input files
-
-
-def input_file(path: str | Path, what: str = "file", max_bytes: int | None = None) -> Path:
-    """``path`` if it names an existing regular file (of at most ``max_bytes``), else a
-    :class:`FileFormatError` naming it.  Refusing FIFOs and devices keeps a reader from blocking
-    forever; streaming from them is what the ``serial:``/``lsl:`` sources are for."""
-    p = Path(path)
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise FileFormatError(f"{p}: no such {what}") from None
-    except OSError as exc:
-        raise FileFormatError(f"{p}: cannot read the {what} ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise FileFormatError(f"{p}: is a folder, not a {what}")
-    if not stat.S_ISREG(st.st_mode):
-        kind = "named pipe" if stat.S_ISFIFO(st.st_mode) else (
-            "device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special file")
-        raise FileFormatError(f"{p}: is a {kind}, not a regular {what} (stream from a board with "
-                              "--board serial:PORT or lsl:NAME instead)")
-    if max_bytes is not None and st.st_size > max_bytes:
-        raise FileFormatError(f"{p}: {st.st_size} bytes is too large for a {what} "
-                              f"(at most {max_bytes})")
-    return p
 
 
 # ------------------------------------------------------------------------------ patient ids
@@ -239,34 +220,48 @@ MAX_JSON_DEPTH = 64
 PATIENT_REFUSED = "patient_refused"  # set by check_sidecar when the id breaks the rule
 
 
+@dataclass(frozen=True)
+class EdfSignalHeader(Settings):
+    """One signal of an EDF/BDF header, typed and bounded by the configuration's schema."""
+
+    bdf: bool = setting(False)
+    record_s: float = setting(1.0, gt=0, le=MAX_RECORD_S, unit="s")
+    annotation: bool = setting(False)
+    n_per_record: int = setting(1, ge=1, le=int(MAX_FS * MAX_RECORD_S))
+    pmin: float = setting(-1.0)
+    pmax: float = setting(1.0)
+    dmin: int = setting(-1, ge=-(1 << 23), le=(1 << 23) - 1)
+    dmax: int = setting(1, ge=-(1 << 23), le=(1 << 23) - 1)
+
+    def check(self) -> None:
+        if self.n_per_record > MAX_FS * self.record_s + 1:
+            raise ConfigError(f"n_per_record {self.n_per_record} in a {self.record_s:g} s "
+                              f"record is above {MAX_FS:g} Hz")
+        if self.annotation:
+            return
+        lo, hi = (-(1 << 23), (1 << 23) - 1) if self.bdf else (-(1 << 15), (1 << 15) - 1)
+        if not lo <= self.dmin < self.dmax <= hi:
+            raise ConfigError(f"dmin/dmax [{self.dmin}, {self.dmax}] must satisfy "
+                              f"{lo} <= min < max <= {hi}")
+        if self.pmin == self.pmax:
+            raise ConfigError(f"pmin/pmax [{self.pmin}, {self.pmax}] must differ")
+
+
 def check_edf_signals(path: Path | str, *, bdf: bool, record_s: float, labels: list[str],
                       pmin: list[float], pmax: list[float], dmin: list[int], dmax: list[int],
                       n_per_record: list[int], annotation: list[bool]) -> None:
     """Header fields of an EDF/BDF file that would make a reader divide by zero, allocate
-    without bound or scale garbage: one :class:`FileFormatError` naming the file, the signal,
-    the field and the allowed range."""
-    import math
-
-    lo, hi = (-(1 << 23), (1 << 23) - 1) if bdf else (-(1 << 15), (1 << 15) - 1)
-    if not (math.isfinite(record_s) and 0 < record_s <= MAX_RECORD_S):
-        raise FileFormatError(f"{path}: header byte 244: record duration {record_s!r} s is "
-                              f"outside (0, {MAX_RECORD_S:g}] s")
+    without bound or scale garbage (:class:`EdfSignalHeader`): one :class:`FileFormatError`
+    naming the file, the signal, the field and the allowed range."""
     if len(labels) > MAX_SIGNALS:
         raise FileFormatError(f"{path}: {len(labels)} signals (at most {MAX_SIGNALS})")
     for k, lab in enumerate(labels):
-        where = f"{path}: signal {k + 1} ({lab!r})"
-        n = n_per_record[k]
-        if not 1 <= n <= int(MAX_FS * record_s) + 1:
-            raise FileFormatError(f"{where}: samples per record {n} outside "
-                                  f"[1, {int(MAX_FS * record_s) + 1}] (at most {MAX_FS:g} Hz)")
-        if annotation[k]:
-            continue
-        if not (lo <= dmin[k] < dmax[k] <= hi):
-            raise FileFormatError(f"{where}: digital range [{dmin[k]}, {dmax[k]}] must satisfy "
-                                  f"{lo} <= min < max <= {hi}")
-        if not (math.isfinite(pmin[k]) and math.isfinite(pmax[k]) and pmin[k] != pmax[k]):
-            raise FileFormatError(f"{where}: physical range [{pmin[k]}, {pmax[k]}] must be two "
-                                  "different finite numbers")
+        try:
+            EdfSignalHeader(bdf=bdf, record_s=record_s, annotation=annotation[k],
+                            n_per_record=n_per_record[k], pmin=pmin[k], pmax=pmax[k],
+                            dmin=dmin[k], dmax=dmax[k])
+        except ConfigError as exc:
+            raise FileFormatError(f"{path}: header of signal {k + 1} ({lab!r}): {exc}") from None
 
 
 def check_edf_size(path: Path | str, *, header_bytes: int, record_bytes: int, records: int,
@@ -281,6 +276,32 @@ def check_edf_size(path: Path | str, *, header_bytes: int, record_bytes: int, re
             f"{path}: the header says {records} records of {record_bytes} bytes ({expected} "
             f"bytes with the header) but the file has {size}: the header disagrees with the "
             "file size (samples per record or record count edited?)")
+
+
+def timekeeping_onset(block: bytes) -> float | None:
+    """The onset of an EDF+ record's time-keeping TAL (``+<onset>\\x14\\x14`` first in its
+    annotation block), or ``None`` when the block does not start with one."""
+    end = block.find(b"\x14\x14")
+    if end <= 0 or block[:1] not in (b"+", b"-"):
+        return None
+    try:
+        return float(block[:end])
+    except ValueError:
+        return None
+
+
+def check_edf_layout(path: Path | str, onsets: list[tuple[int, float | None]], record_s: float,
+                     continuous: bool) -> None:
+    """EDF+: records sit where their time-keeping TALs say; a misplaced one means the header's
+    layout (samples per record) is not the file's: reading on would scramble every value."""
+    for r, onset in onsets:
+        if onset is None:
+            raise FileFormatError(f"{path}: data record {r} does not start with an EDF+ time "
+                                  "stamp: the header disagrees with the file (samples per "
+                                  "record edited?)")
+        if continuous and abs(onset - r * record_s) > 1e-3 + 1e-9 * r:
+            raise FileFormatError(f"{path}: data record {r} is stamped {onset:g} s, expected "
+                                  f"{r * record_s:g} s: the header disagrees with the file")
 
 
 def check_annotation(onset: float, duration: float, total_s: float) -> str | None:
@@ -351,50 +372,19 @@ def load_json_file(path: Path | str, what: str, max_bytes: int = MAX_SIDECAR_BYT
         raise FileFormatError(f"{p}: damaged {what} JSON ({exc})") from None
 
 
-# fields of a recording's sidecar that readers use, with their types and ranges
-_SIDECAR_INTS = {"version": (0, 1000), "first_sample": (0, 1 << 62), "samples": (0, 1 << 62),
-                 "slots": (0, 1 << 62), "lost_samples": (0, 1 << 62), "gaps": (0, 1 << 40)}
-_SIDECAR_STRS = ("format", "recording", "status", "started", "affected_side")
-_SIDECAR_MAPS = ("source", "digital", "montage", "dsp", "program", "calibration", "thresholds")
-
-
 def check_sidecar(data: Any, path: Path | str) -> dict[str, Any]:
-    """``data`` if it is a sidecar whose known fields have their types and ranges (unknown keys
-    are kept: sidecars grow), else a :class:`FileFormatError` naming the file and the field.
+    """``data`` if it is a sidecar whose known fields have their types and ranges
+    (:class:`SidecarFields`, the configuration's schema mechanism; unknown keys are kept:
+    sidecars grow), else a :class:`FileFormatError` naming the file and the field.
+
     A patient id that breaks the rule is withheld: ``patient`` becomes ``None`` and
     ``data[PATIENT_REFUSED]`` says why (older recordings stay readable; nothing shows the id)."""
-    import math
-
     if not isinstance(data, dict):
         raise FileFormatError(f"{path}: sidecar is not a JSON object")
-    for key, (lo, hi) in _SIDECAR_INTS.items():
-        v = data.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi):
-            raise FileFormatError(f"{path}: sidecar field {key!r} must be a whole number in "
-                                  f"[{lo}, {hi}], got {v!r}")
-    fs = data.get("fs")
-    if fs is not None and (isinstance(fs, bool) or not isinstance(fs, (int, float))
-                           or not math.isfinite(fs) or not 0 < fs <= MAX_FS):
-        raise FileFormatError(f"{path}: sidecar field 'fs' must be a rate in (0, {MAX_FS:g}] "
-                              f"Hz, got {fs!r}")
-    for key in _SIDECAR_STRS:
-        v = data.get(key)
-        if v is not None and not isinstance(v, str):
-            raise FileFormatError(f"{path}: sidecar field {key!r} must be text, got {v!r}")
-    for key in _SIDECAR_MAPS:
-        v = data.get(key)
-        if v is not None and not isinstance(v, dict):
-            raise FileFormatError(f"{path}: sidecar field {key!r} must be an object, got "
-                                  f"{type(v).__name__}")
-    src = data.get("source")
-    bits = src.get("adc_bits") if isinstance(src, dict) else None
-    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, int)
-                             or not 0 <= bits <= 32):
-        raise FileFormatError(f"{path}: sidecar field 'source.adc_bits' must be a whole number "
-                              f"in [0, 32], got {bits!r}")
-    ch = data.get("channels")
-    if ch is not None and (not isinstance(ch, list) or not all(isinstance(c, str) for c in ch)):
-        raise FileFormatError(f"{path}: sidecar field 'channels' must be a list of labels")
+    try:
+        from_mapping(SidecarFields, data, "sidecar", ignore_unknown=True)
+    except ConfigError as exc:
+        raise FileFormatError(f"{path}: {exc}") from None
     pid = data.get("patient")
     if pid is not None:
         why = patient_id_problem(pid)
@@ -402,3 +392,44 @@ def check_sidecar(data: Any, path: Path | str) -> dict[str, Any]:
             data["patient"] = None
             data[PATIENT_REFUSED] = why
     return data
+
+
+big = 1 << 62  # sample counts: bounded, never negative
+
+
+@dataclass(frozen=True)
+class SidecarSource(Settings):
+    """``source`` of a sidecar: the fields readers use (others kept)."""
+
+    OPEN: ClassVar[bool] = True
+    adc_bits: int | None = setting(None, ge=0, le=32)
+    adc_range_uv: tuple[float, float] | None = setting(None, ge=-1e9, le=1e9)
+    extra: Mapping[str, Any] | None = setting(None)
+
+
+@dataclass(frozen=True)
+class SidecarFields(Settings):
+    """The sidecar fields readers use, typed and bounded (others kept: sidecars grow)."""
+
+    OPEN: ClassVar[bool] = True
+    format: str | None = setting(None)
+    version: int | None = setting(None, ge=0, le=1000)
+    recording: str | None = setting(None)
+    status: str | None = setting(None)
+    started: str | None = setting(None)
+    patient: str | None = setting(None)
+    affected_side: str | None = setting(None)
+    fs: float | None = setting(None, gt=0, le=MAX_FS, unit="Hz")
+    channels: tuple[str, ...] | None = setting(None, max_len=MAX_SIGNALS)
+    first_sample: int | None = setting(None, ge=0, le=big)
+    samples: int | None = setting(None, ge=0, le=big)
+    slots: int | None = setting(None, ge=0, le=big)
+    lost_samples: int | None = setting(None, ge=0, le=big)
+    gaps: int | None = setting(None, ge=0, le=big)
+    source: SidecarSource | None = setting(None)
+    digital: Mapping[str, Any] | None = setting(None)
+    montage: Mapping[str, Any] | None = setting(None)
+    dsp: Mapping[str, Any] | None = setting(None)
+    program: Mapping[str, Any] | None = setting(None)
+    calibration: Mapping[str, Any] | None = setting(None)
+    thresholds: Mapping[str, Any] | None = setting(None)

@@ -10,6 +10,7 @@
 ``analyze``   offline: a file replayed through the same pipeline -> ``Analysis``
 ``evaluate``  scoring detections against the simulator's ground truth
 ``info``      what a file holds and how good its signal is (``emgfeedback info``)
+``batch``     one job over many files: serially, a process pool, or a Dask cluster
 
 Layers (docs/architecture.md): app imports clinical, dsp, io and sources; views and the command
 line import app; nothing below imports app.

@@ -48,14 +48,17 @@ def load_for_analysis(path: str | Path, **options: Any) -> Recording:
 def analyze_file(path: str | Path, *, montage: str | Path | None = None,
                  program: str | Path | Program | None = None, exercise: str | None = None,
                  affected: str | None = None, calibration: str | Calibration = "annotations",
-                 config: Config | None = None, **import_options: Any) -> Analysis:
+                 config: Config | None = None,
+                 opener: Callable[[Path], Recording] | None = None,
+                 **import_options: Any) -> Analysis:
     """Analyse the file at ``path``: ``montage``/``program`` TOML files (default: from the
     labels / the default program), the affected side from ``affected``, else the recording's
-    sidecar, else the program; ``import_options`` as :func:`load_for_analysis`."""
-    from emgfeedback.io.edf import sidecar_affected_side
+    sidecar, else the program; ``import_options`` as :func:`load_for_analysis`, or ``opener``
+    opens the file (the CLI's applies ``--patient`` and a BIDS events.tsv beside the file)."""
+    from emgfeedback.io.edf.sidecar import sidecar_affected_side
 
     cfg = config or Config()
-    rec = load_for_analysis(path, **import_options)
+    rec = opener(Path(path)) if opener is not None else load_for_analysis(path, **import_options)
     if isinstance(program, Program):
         prog = program
     else:

@@ -20,10 +20,12 @@ from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.detect import SynkinesisEvent
 from emgfeedback.clinical.exercises import Program
 from emgfeedback.recording import Recording
+from emgfeedback.errors import CalibrationError
 from emgfeedback.sources.facesim import ModelParams, TruthEvent
+from emgfeedback.sources.truth import Evaluation
 
 __all__ = ["Score", "match_events", "patient_calibration", "simulate_and_analyze",
-           "simulated_recording"]
+           "simulate_and_evaluate", "simulated_recording"]
 
 
 
@@ -136,3 +138,32 @@ def simulate_and_analyze(scenario: str, duration: float, seed: int,
         calibration = patient_calibration(seed, p)
     a = analyze(rec, montage, program, calibration=calibration)
     return a, match_events(a.events, truth, rec.fs)
+
+
+def simulate_and_evaluate(scenario: str, duration: float, seed: int,
+                          params: ModelParams | None = None, program: Program | None = None,
+                          calibration: str | Calibration = "annotations"
+                          ) -> tuple[Analysis | None, Evaluation]:
+    """Simulate, analyse and score every event class against the script's ground truth
+    (:func:`emgfeedback.sources.truth.evaluate`): the detector's events of every class
+    (``all_events`` where the detector has classes, else ``events``).  A refused calibration
+    gives ``None`` and a run scored with no detections (``Evaluation.refused``)."""
+    from emgfeedback.clinical.montage import Montage
+    from emgfeedback.sources.simulated import SimulatedSource
+    from emgfeedback.sources.truth import evaluate
+
+    p = params or ModelParams()
+    src = SimulatedSource(scenario, duration, seed, speed=None, params=p)
+    with src:
+        rec = src.recording()
+    try:
+        if calibration == "patient":
+            calibration = patient_calibration(seed, p)
+        a = analyze(rec, Montage.from_labels(rec.channels, p.affected_side), program,
+                    calibration=calibration)
+    except CalibrationError:
+        ev = evaluate([], src.script.truth, rec.fs)
+        ev.refused = 1
+        return None, ev
+    detected = getattr(a, "all_events", None) or a.events
+    return a, evaluate(detected, src.script.truth, rec.fs)

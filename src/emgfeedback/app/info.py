@@ -15,7 +15,7 @@ import numpy as np
 
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.io.importers import load
-from emgfeedback.stream import Chunk, Status
+from emgfeedback.stream import Chunk, Status, rail_counts
 
 __all__ = ["summarise"]
 
@@ -46,9 +46,7 @@ def summarise(path: Path | str, block_s: float = 10.0, **load_options: Any) -> d
                 cnt += len(f)
                 mains += p.quality.mains_uv
                 nq += 1
-                if rec.rails_uv is not None:
-                    lo, hi = rec.rails_uv
-                    sat += ((x <= lo) | (x >= hi)).sum(axis=0)
+                sat += rail_counts(x, rec.rails_uv)
         rms = np.sqrt(ss / cnt) if cnt else np.full(nch, np.nan)
         mains_uv = mains / nq if nq else np.full(nch, np.nan)
         sc = rec.sidecar

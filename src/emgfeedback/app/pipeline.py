@@ -2,19 +2,21 @@
 
 ::
 
-    source.read() ─Chunk─> [recording grid] ─> Chain.process() ─Processed─> recorder.feed(p)
-                                                                          ─> consumer.feed(p) ...
+    source.read() ─Chunk─> recorder.write (or on_grid) ─Chunk─> Chain.process() ─Processed─>
+                                                                     consumer.feed(p) ...
 
 :class:`Pipeline` runs in whichever thread calls :meth:`Pipeline.run` (or :meth:`Pipeline.step`);
 consumers are called in that thread, in the order they were added.  Time is the sample index:
 consumers must never look at the wall clock to decide what a sample means.
 
 Recording is part of the design, not patched in: a pipeline built with ``recording=`` puts every
-chunk on the recording's digital grid *before* the chain (:func:`emgfeedback.io.edf.grid_for`
+chunk on the recording's digital grid *before* the chain (:func:`emgfeedback.io.edf.format.grid_for`
 of the source, decided when the source opens) and builds the chain with the grid's rails as its
 clipping range, so the live chain sees exactly the samples a file stores (a replay is exact).
-The recorder (:meth:`start_recording`, between chunks, in the pipeline's thread) is fed each
-processed chunk before any other consumer.
+While a recording is open (:meth:`start_recording`, between chunks, in the pipeline's thread)
+each raw chunk goes to :meth:`Recorder.write <emgfeedback.io.edf.recorder.Recorder.write>`
+first, which stores it and returns it on the grid; otherwise
+:func:`~emgfeedback.io.edf.recorder.on_grid` puts it there.
 
 :meth:`close` stops and closes the source, then closes the recorder and every consumer
 (``Consumer.close()``), also after an error.
@@ -32,8 +34,9 @@ from typing import Any, Protocol, runtime_checkable
 from emgfeedback.config import Config
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.errors import ConfigError
-from emgfeedback.io.edf import DigitalGrid, QuantisedSource, Recorder, grid_for
-from emgfeedback.stream import Marker, Processed, SourceBase
+from emgfeedback.io.edf.format import DigitalGrid, grid_for
+from emgfeedback.io.edf.recorder import Recorder, on_grid
+from emgfeedback.stream import Marker, Processed, SourceBase, Status
 
 __all__ = ["Consumer", "Pipeline", "RecordingGrid"]
 
@@ -94,14 +97,24 @@ class Pipeline:
         self.services: list[Callable[["Pipeline"], None]] = []
         self.chain: Chain | None = None
         self.samples = 0
-        self.lost = 0
-        self.crc_errors = 0
-        self.reconnects = 0
+        self.faults = Status()  # soft faults so far
         self._reader: SourceBase | None = None
         self._stop = threading.Event()
         self._pending: list[tuple[str, int]] = []
         self._pending_lock = threading.Lock()
         self._closed = False
+
+    @property
+    def lost(self) -> int:
+        return self.faults.lost_samples
+
+    @property
+    def crc_errors(self) -> int:
+        return self.faults.crc_errors
+
+    @property
+    def reconnects(self) -> int:
+        return self.faults.reconnects
 
     @property
     def source(self) -> SourceBase:
@@ -135,7 +148,6 @@ class Pipeline:
             except BaseException:
                 self._close_source()
                 raise
-            self._reader = QuantisedSource(src, self.grid)
             adc_range = self.grid.rails_uv
         self.chain = Chain(info.fs, len(info.channels), self.config.dsp, self.config.quality,
                            adc_range)
@@ -201,14 +213,13 @@ class Pipeline:
                 extra = tuple(Marker(chunk.start, d, t) for t, d in self._pending)
                 self._pending.clear()
             chunk = replace(chunk, markers=extra + chunk.markers)
+        if self.recorder is not None:
+            chunk = self.recorder.write(chunk)  # stored, and on the file's grid
+        elif self.grid is not None:
+            chunk = on_grid(chunk, self.grid)
         p = self.chain.process(chunk)
         self.samples += len(chunk)
-        st = chunk.status
-        self.lost += st.lost_samples
-        self.crc_errors += st.crc_errors
-        self.reconnects += st.reconnects
-        if self.recorder is not None:
-            self.recorder.feed(p)
+        self.faults = self.faults + chunk.status
         for c in self.consumers:
             c.feed(p)
         return p

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback.app.pipeline import Pipeline
-from emgfeedback.io.edf import Recorder
+from emgfeedback.io.edf.recorder import Recorder
 from emgfeedback.stream import Marker
 
 __all__ = ["RecordingControl"]
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 class RecordingControl:
     """Start and stop of the EDF+ recording: asked for by the window, done by the session thread.
 
-    The recorder is :class:`emgfeedback.io.edf.Recorder`, started by
+    The recorder is :class:`emgfeedback.io.edf.recorder.Recorder`, started by
     :meth:`Pipeline.start_recording` *between two chunks, in the session thread*: right after
     the pipeline opens when recording was chosen on the Connect screen (then every sample the
     chain, the feedback and the screens saw is in the file, on the file's digital grid, and a

@@ -107,7 +107,7 @@ class SessionSpec:
 
     def __post_init__(self) -> None:
         if self.record_to is not None:
-            from emgfeedback.io.edf import validate_patient_id
+            from emgfeedback.validate import validate_patient_id
 
             if not self.patient:
                 raise ConfigError("recording needs a pseudonymous patient id: --patient P-0001")

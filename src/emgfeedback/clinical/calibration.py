@@ -43,7 +43,7 @@ import numpy as np
 
 from emgfeedback.vocabulary import parse_annotation, short_label
 from emgfeedback.config import CalibrationConfig, QualityConfig
-from emgfeedback.stream import Marker, Processed, Quality
+from emgfeedback.stream import Marker, Processed, Quality, at_rails
 from emgfeedback.dsp.quality import assess
 from emgfeedback.errors import CalibrationError
 
@@ -173,11 +173,7 @@ def segment_quality(raw: np.ndarray, filtered: np.ndarray, fs: float, start: int
     rms = np.sqrt(np.mean(filtered**2, axis=0))
     d = np.diff(raw, axis=0)
     diff = np.sqrt(np.mean(d**2, axis=0)) if len(d) else np.zeros(raw.shape[1])
-    if adc_range_uv is not None:
-        lo, hi = adc_range_uv
-        clip = np.mean((raw <= lo) | (raw >= hi), axis=0)
-    else:
-        clip = np.zeros(raw.shape[1])
+    clip = np.mean(at_rails(raw, adc_range_uv), axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(mains > 0, mains**2 / (mains**2 + rms**2), 0.0)
     return Quality(start + len(raw), rms, ratio, mains, diff, clip)

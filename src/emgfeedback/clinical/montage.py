@@ -133,11 +133,11 @@ def montage_from_mapping(
     sites = data.get("sites", {})
     if not isinstance(mapping, Mapping) or not isinstance(sites, Mapping):
         raise ConfigError(f"{where}: [channels] and [sites] must be tables")
-    side = data.get("affected_side", None) if affected_side is None else affected_side
-    if side is not None:
-        if not isinstance(side, str) or side.upper() not in SIDES:
+    for side in (data.get("affected_side", None), affected_side):  # the file's is checked too
+        if side is not None and (not isinstance(side, str) or side.upper() not in SIDES):
             raise ConfigError(f"{where}: affected_side must be \"L\" or \"R\", got {side!r}")
-        side = side.upper()
+    side = data.get("affected_side", None) if affected_side is None else affected_side
+    side = side.upper() if side is not None else None
     lower = {lab.strip().lower(): lab for lab in labels}
     for key in mapping:
         if key.strip().lower() not in lower:

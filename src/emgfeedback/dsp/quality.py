@@ -20,7 +20,7 @@ import numpy as np
 
 from emgfeedback.config import QualityConfig
 from emgfeedback.dsp.filters import SosStage
-from emgfeedback.stream import Quality
+from emgfeedback.stream import Quality, at_rails
 
 __all__ = ["QualityMeter", "assess"]
 
@@ -79,11 +79,7 @@ class QualityMeter:
         np.square(filtered, out=u[c:2 * c])
         np.subtract(raw, np.concatenate([prev, raw[:, :-1]], axis=1), out=u[2 * c:3 * c])
         np.square(u[2 * c:3 * c], out=u[2 * c:3 * c])
-        if self.adc_range_uv is not None:
-            lo, hi = self.adc_range_uv
-            u[3 * c:] = (raw <= lo) | (raw >= hi)
-        else:
-            u[3 * c:] = 0.0
+        u[3 * c:] = at_rails(raw, self.adc_range_uv)
         self._last_raw = raw[:, -1:].copy()
         w = self.window
         first_id = start // w

@@ -3,7 +3,7 @@
 :func:`export` chooses the format from the suffix: ``.edf`` (EDF+, 16 bit), ``.bdf`` (BDF+,
 24 bit), ``.csv``/``.tsv``/``.txt`` (the emgfeedback CSV: ``# fs=`` and ``# marker`` comment lines,
 then a ``sample`` column and one column per channel).  Gaps stay gaps: in EDF/BDF as ``gap``
-annotations over digital-minimum fill (see :mod:`emgfeedback.io.edf`), in CSV as missing rows
+annotations over digital-minimum fill (see :mod:`emgfeedback.io.edf.writer`), in CSV as missing rows
 (the ``sample`` column jumps); no value is ever made up.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from emgfeedback.errors import ConfigError
-from emgfeedback.io.edf import write_edf
+from emgfeedback.io.edf.writer import write_edf
 from emgfeedback.recording import Recording
 
 __all__ = ["export", "write_csv"]

@@ -41,8 +41,10 @@ from typing import Any
 import numpy as np
 
 from emgfeedback.errors import ConfigError, FileFormatError
+from emgfeedback.io.edf.format import BDF_MAGIC, EDF_MAGIC
 from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.stream import Marker, SourceInfo
+from emgfeedback.units import uv_per
 from emgfeedback.vocabulary import format_marker
 
 __all__ = ["FORMATS", "detect", "load"]
@@ -53,8 +55,6 @@ log = logging.getLogger(__name__)
 MAX_GAP_S = 600.0
 
 FORMATS = ("edf", "openbci", "brainflow", "biopac", "opensignals", "emgfeedback-csv", "csv")
-_UNITS = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "microvolts": 1.0, "mv": 1e3, "millivolts": 1e3,
-          "v": 1e6, "volt": 1e6, "volts": 1e6, "nv": 1e-3}
 _LABEL_COLS = ("class", "label", "marker", "markers", "event", "events", "trigger", "stim",
                "marker channel")
 _TIME_COLS = ("time", "t", "timestamp", "times", "seconds", "time_s", "time_ms", "time (s)",
@@ -75,7 +75,7 @@ def detect(path: Path | str) -> str:
         raise FileFormatError(f"{path}: is a directory, not a recording") from None
     if not head:
         raise FileFormatError(f"{path}: empty file")
-    if head[:8] in (b"0       ", b"\xffBIOSEMI"):
+    if head[:8] in (EDF_MAGIC, BDF_MAGIC):
         return "edf"
     nul = head.find(b"\x00")
     if nul >= 0:
@@ -122,10 +122,10 @@ def load(path: Path | str, *, fs: float | None = None, unit: str | None = None,
     """
     from emgfeedback.validate import input_file
 
-    path = input_file(Path(path), "recording")
+    path = input_file(Path(path), "file")
     fmt = format or detect(path)
     if fmt == "edf":
-        from emgfeedback.io.edf import read_edf
+        from emgfeedback.io.edf.reader import read_edf
 
         return read_edf(path)
     try:
@@ -319,8 +319,24 @@ def _openbci(path: Path, lines: list[str]) -> Recording:
     info = SourceInfo(name=f"replay:{path.name}", fs=fs, channels=channels, board=board,
                       adc_bits=24, adc_range_uv=(-187500.0, 187500.0),
                       extra={"format": "OpenBCI GUI"})
+    sidecar = _started_from_unix(lines[first].split(",")[header.index("Timestamp")]
+                                 if "Timestamp" in header and first < len(lines) else None)
     return _place(path, "OpenBCI GUI", fs, channels, t[:, 1 : 1 + len(exg)], pos, markers,
-                  info, notes)
+                  info, notes, sidecar)
+
+
+def _started_from_unix(value: str | float | None) -> dict[str, Any]:
+    """``{"started": ISO time}`` from a Unix timestamp a file carries (OpenBCI, BrainFlow), as
+    the local wall-clock time our own recordings store; ``{}`` when it is not a plausible one."""
+    try:
+        t = float(value) if value is not None else float("nan")
+    except ValueError:
+        return {}
+    if not 1e9 < t < 1e11:
+        return {}
+    import datetime as _dt
+
+    return {"started": _dt.datetime.fromtimestamp(t).isoformat(timespec="seconds")}
 
 
 # ============================================================================ BrainFlow CSV
@@ -385,7 +401,9 @@ def _brainflow(path: Path, lines: list[str], board: str | int | None) -> Recordi
     channels = tuple(f"EXG {k}" for k in range(len(emg)))
     info = SourceInfo(name=f"replay:{path.name}", fs=fs, channels=channels, board=name,
                       extra={"format": "BrainFlow CSV", "brainflow_board": bid})
-    return _place(path, "BrainFlow CSV", fs, channels, t[:, emg], pos, markers, info, notes)
+    sidecar = _started_from_unix(t[0, BoardShim.get_timestamp_channel(bid)] if len(t) else None)
+    return _place(path, "BrainFlow CSV", fs, channels, t[:, emg], pos, markers, info, notes,
+                  sidecar)
 
 
 # ============================================================================ BIOPAC
@@ -424,11 +442,11 @@ def _biopac(path: Path, lines: list[str], unit: str | None) -> Recording:
     t = _table(path, lines, first, ",", nch, use)
     scale = []
     for k in raw:
-        u = (unit or units[k]).strip().lower()
-        if u not in _UNITS:
+        uv = uv_per(unit or units[k])
+        if uv is None:
             raise FileFormatError(f"{path}: line {4 + 2 * k + 1}: unit {units[k]!r} of "
                                   f"{names[k]!r} is not a voltage")
-        scale.append(_UNITS[u])
+        scale.append(uv)
     x = t[:, : len(raw)] * np.asarray(scale)
     for j, k in enumerate(raw):
         rms = float(np.sqrt(np.mean((x[:, j] - x[:, j].mean()) ** 2)))
@@ -487,7 +505,7 @@ def _unit_of(name: str) -> tuple[str, float | None]:
     if not m:
         return name, None
     u = (m.group(1) or m.group(2)).lower()
-    return name[: m.start()].strip(), _UNITS.get(u)
+    return name[: m.start()].strip(), uv_per(u)
 
 
 def _generic(path: Path, lines: list[str], fs: float | None, unit: str | None) -> Recording:
@@ -531,6 +549,12 @@ def _generic(path: Path, lines: list[str], fs: float | None, unit: str | None) -
     notes: list[str] = []
     rate = fs or meta_fs
     positions: np.ndarray | None = None
+    for col, what in ((icol, "sample index"), (tcol, "time")):
+        if col is not None:
+            bad_rows = np.flatnonzero(~(np.abs(t[:, col]) < 2.0**52))  # NaN, inf, absurd
+            if len(bad_rows):
+                raise FileFormatError(f"{path}: line {int(bad_rows[0]) + first + 2}: {what} "
+                                      f"{t[int(bad_rows[0]), col]!r} is not a finite position")
     if icol is not None:
         positions = np.rint(t[:, icol]).astype(np.int64)
         if np.any(np.diff(positions) <= 0):
@@ -571,10 +595,9 @@ def _generic(path: Path, lines: list[str], fs: float | None, unit: str | None) -
     for k in chans:
         lab, sc = _unit_of(names[k])
         if unit is not None:
-            u = unit.strip().lower()
-            if u not in _UNITS:
+            sc = uv_per(unit)
+            if sc is None:
                 raise ConfigError(f"unknown unit {unit!r}; use uV, mV or V")
-            sc = _UNITS[u]
         scale.append(1.0 if sc is None else sc)
         labels.append(lab[:16])
     if unit is None and all(s is None for s in (_unit_of(names[k])[1] for k in chans)) \

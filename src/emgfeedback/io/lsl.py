@@ -145,7 +145,7 @@ def _bind_library() -> Path:
 def _lsl_config(address: str) -> str:
     scope = "machine" if ipaddress.ip_address(address).is_loopback else "link"
     return ("; written by emgfeedback (io/lsl.py): sockets on one address, no IPv6\n"
-            "[ports]\nIPv6 = disable\n"
+            "[log]\nlevel = -2\n[ports]\nIPv6 = disable\n"
             f"[multicast]\nResolveScope = {scope}\nListenAddress = {address}\n"
             f"Interfaces = {{{address}}}\n")
 

@@ -178,7 +178,8 @@ class ModelParams:
 CONFOUNDERS: dict[str, dict[str, object]] = {
     "blinks": {"blinks_in_reps": 0.6},
     "hypertonic": {"hypertonic_pct": 6.0},
-    "crosstalk": {"crosstalk": 0.15},
+    "crosstalk": {"crosstalk": 0.08},
+    "crosstalk-strong": {"crosstalk": 0.15},
     "motion": {"motion_per_min": 6.0},
     "pops": {"pops_per_min": 6.0},
     "electrode-off": {"electrode_off_s": 8.0},
@@ -204,7 +205,8 @@ def apply_confounders(p: ModelParams, names: "str | list[str] | tuple[str, ...]"
         n = raw.strip().lower()
         if n == "all":
             for k, v in CONFOUNDERS.items():
-                if not k.startswith(("fs-", "mains-", "electrode-off-", "synkinesis-mid")):
+                if not k.startswith(("fs-", "mains-", "electrode-off-", "synkinesis-mid",
+                                     "crosstalk-strong")):
                     changes.update(v)
             changes.update(CONFOUNDERS["mains-49.9"])
             continue

@@ -19,13 +19,12 @@ import numpy as np
 from emgfeedback.errors import ConfigError, DeviceNotFound, SourceError
 from emgfeedback.io.lsl import import_pylsl
 from emgfeedback.stream import Chunk, SourceBase, SourceInfo
+from emgfeedback.units import uv_per
 
 __all__ = ["LslSource"]
 
 log = logging.getLogger(__name__)
 
-_SCALE = {"microvolts": 1.0, "uv": 1.0, "µv": 1.0, "millivolts": 1e3, "mv": 1e3,
-          "volts": 1e6, "v": 1e6}
 
 
 class LslSource(SourceBase):
@@ -65,9 +64,9 @@ class LslSource(SourceBase):
         ch = full.desc().child("channels").child("channel")
         for k in range(n):
             lab = ch.child_value("label") if not ch.empty() else ""
-            unit = ch.child_value("unit").lower() if not ch.empty() else ""
+            unit = ch.child_value("unit") if not ch.empty() else ""
             labels.append(lab or f"ch{k + 1}")
-            scale.append(_SCALE.get(unit, 1.0))
+            scale.append(uv_per(unit) or 1.0)
             ch = ch.next_sibling() if not ch.empty() else ch
         self._scale = np.asarray(scale)
         self.info = SourceInfo(name=f"lsl:{self.name}", fs=float(si.nominal_srate()),

@@ -7,6 +7,8 @@ unopened source::
     ``simulated``             the built-in facial sEMG model (default), ``scenario=``
     ``simavr``                the real firmware running in the simavr simulator
     ``serial:PORT``           a board on a serial port (``serial:/dev/ttyUSB0``)
+    ``chords:PORT``           an Upside Down Labs board with the Chords firmware
+    ``spikershield:PORT``     a Backyard Brains Muscle SpikerShield (Spike Recorder sketch)
     ``replay:FILE``           a recording or any importable file
     ``brainflow:BOARD``       a BrainFlow board (with ``port=`` option)
     ``lsl:NAME``              a Lab Streaming Layer inlet
@@ -59,6 +61,10 @@ SOURCES: dict[str, SourceKind] = {
                    "the real firmware in the simavr simulator, behind a pty"),
         SourceKind("serial", "emgfeedback.sources.serial:create",
                    "a board on a serial port: serial:/dev/ttyUSB0", "required"),
+        SourceKind("chords", "emgfeedback.sources.chords:create",
+                   "Upside Down Labs board with the Chords firmware: chords:PORT", "required"),
+        SourceKind("spikershield", "emgfeedback.sources.spikershield:create",
+                   "Backyard Brains Muscle SpikerShield: spikershield:PORT", "required"),
         SourceKind("replay", "emgfeedback.sources.replay:create",
                    "a recording or any importable file: replay:FILE", "required"),
         SourceKind("brainflow", "emgfeedback.sources.brainflow:create",

@@ -10,8 +10,8 @@ handed out in blocks of ``block_ms`` (10 ms by default, as a board's USB packets
   sample (markers inside a gap arrive with the first chunk after it).
 * Gaps (lost samples recorded as ``gap`` annotations) are skipped: the next chunk's ``start``
   jumps over them and its ``status.lost_samples`` says how many, exactly as live.
-* Saturation is counted on the file's digital rails, as :class:`~emgfeedback.io.edf.QuantisedSource`
-  counts it live.
+* Saturation is counted on the file's digital rails, as the live
+  recorder counts it (:meth:`emgfeedback.io.edf.recorder.Recorder.write`).
 * ``start_s`` starts part-way; :meth:`ReplaySource.seek` jumps while running (the next chunk's
   ``start`` jumps, so the DSP chain restarts there as after any discontinuity).
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from emgfeedback.errors import ConfigError
 from emgfeedback.recording import Recording
-from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
+from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status, rail_counts
 
 __all__ = ["ReplaySource"]
 
@@ -184,12 +184,7 @@ class ReplaySource(SourceBase):
         while self._mi < len(self._markers) and (self._markers[self._mi].sample < b or last):
             markers.append(self._markers[self._mi])
             self._mi += 1
-        if rec.rails_uv is not None:
-            lo, hi = rec.rails_uv
-            sat = tuple(int(v) for v in ((x <= lo) | (x >= hi)).sum(axis=0))
-        else:
-            sat = tuple(0 for _ in rec.channels)
-        status = Status(lost_samples=self._lost_pending, saturated=sat)
+        status = Status(lost_samples=self._lost_pending, saturated=rail_counts(x, rec.rails_uv))
         self._lost_pending = 0
         self._pos = b
         self._sent += b - a

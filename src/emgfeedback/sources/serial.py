@@ -268,13 +268,279 @@ def format_ports(ports: Sequence[PortInfo]) -> str:
     return "\n".join(lines)
 
 
-class SerialSource(SourceBase):
-    """Samples from a board on a serial port (see the module docstring).
+class SerialBoard(SourceBase):
+    """The machinery every serial board shares (emg_acquire, Chords, SpikerShield).
+
+    One consumer thread calls ``open``/``start``/``read``/``stop``/``close``; an internal reader
+    thread only reads the port, hands the bytes to :meth:`_process` (the protocol's decoder),
+    which calls :meth:`_emit` with samples in µV at their absolute sample index; chunks travel
+    through a bounded queue.  :meth:`_emit` does the loss accounting: a jump of the index is
+    ``status.lost_samples`` of the next chunk, a full queue drops the oldest data and counts it.
+    When the port fails (cable pulled), :meth:`_on_disconnect` closes it and reopens it every
+    100 ms until :meth:`_resume` succeeds on the new port (or ``reconnect_timeout`` passes: then
+    :meth:`read` raises :class:`Disconnected`); the next chunk carries ``status.reconnects``.
+
+    A protocol implements five hooks: :meth:`_handshake_open` (on the freshly opened port: learn
+    the board, set :attr:`info`), :meth:`_start_streaming`, :meth:`_process`, :meth:`_resume`
+    (after a reconnect: handshake again and tell where the index goes on) and
+    :meth:`_stop_streaming`.  Opening errors are the one-line ones of :func:`open_port`.
+    """
+
+    kind = "serial"
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        baudrate: int = DEFAULT_BAUD,
+        reconnect: bool = True,
+        reconnect_timeout: float = 60.0,
+        handshake_timeout: float = 3.0,
+        queue_size: int = 512,
+        read_timeout: float = 0.02,
+    ) -> None:
+        if not port:
+            raise ConfigError(f"{self.kind} board needs a port: --board {self.kind}:/dev/ttyUSB0 "
+                              "(Windows: COM3, macOS: /dev/cu.usbmodem1101)")
+        self.port = port
+        self.baudrate = int(baudrate)
+        self.reconnect = reconnect
+        self.reconnect_timeout = reconnect_timeout
+        self.handshake_timeout = handshake_timeout
+        self.read_timeout = read_timeout
+        self._queue: queue.Queue[Chunk] = queue.Queue(maxsize=queue_size)
+        self._ser: Any = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._connected = False
+        self._expected = 0  # next absolute sample index the consumer should see
+        self._pending = Status()
+        self._last_rx = 0.0
+        self._start_leftover = b""
+        self.stats: dict[str, int] = {
+            "frames": 0,
+            "lost_samples": 0,
+            "crc_errors": 0,
+            "bytes_skipped": 0,
+            "reconnects": 0,
+            "estimated_gaps": 0,
+            "queue_drops": 0,
+        }
+        self.info = SourceInfo(name=f"{self.kind}:{port}", fs=0.0, channels=())
+
+    # --- protocol hooks ----------------------------------------------------------------------
+    def _handshake_open(self) -> None:  # pragma: no cover - abstract
+        """On the open port (input flushed): identify and configure the board, set :attr:`info`."""
+        raise NotImplementedError
+
+    def _start_streaming(self) -> None:
+        """Tell the board to stream (consumer thread); bytes already read that belong to the
+        stream go into :attr:`_start_leftover`."""
+
+    def _process(self, data: bytes) -> None:  # pragma: no cover - abstract
+        """Decode ``data`` (reader thread) and :meth:`_emit` the samples."""
+        raise NotImplementedError
+
+    def _resume(self, ser: Any, last_rx: float) -> None:  # pragma: no cover - abstract
+        """After a reconnect on ``ser`` (reader thread): handshake, restart streaming if needed,
+        and prepare the decoder so the next index is right; raise to retry."""
+        raise NotImplementedError
+
+    def _stop_streaming(self) -> None:
+        """Tell the board to stop streaming (consumer thread, best effort)."""
+
+    # --- lifecycle -------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """True while the port is open and the board answered (read by any thread)."""
+        return self._connected
+
+    def open(self) -> None:
+        """Open the port and handshake (consumer thread)."""
+        self._ser = open_port(self.port, self.baudrate, self.read_timeout)
+        try:
+            self._ser.reset_input_buffer()
+            self._handshake_open()
+        except BaseException:
+            self._ser.close()
+            self._ser = None
+            raise
+        self._connected = True
+
+    def start(self) -> None:
+        """Start streaming and run the reader thread (consumer thread)."""
+        if self._ser is None:
+            raise SourceError("start() before open()")
+        self._stop.clear()
+        self._expected = 0
+        self._start_streaming()
+        self._last_rx = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._run, name=f"{self.kind}-reader {self.port}", daemon=True
+        )
+        self._thread.start()
+
+    def read(self, timeout: float | None = None) -> Chunk | None:
+        """Next chunk, or ``None`` after ``timeout`` s (``None``: block until data, a reader-thread
+        error, or the reader's end); re-raises reader-thread errors."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                if timeout == 0:
+                    return self._queue.get_nowait()
+                wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
+                return self._queue.get(timeout=wait)
+            except queue.Empty:
+                if self._error is not None:
+                    err, self._error = self._error, None
+                    raise err from None
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
+                if deadline is None and (self._thread is None or not self._thread.is_alive()):
+                    return None  # nothing can arrive any more
+
+    def stop(self) -> None:
+        """Stop the reader thread and the board's streaming (consumer thread)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        if self._ser is not None and self._connected:
+            try:
+                self._stop_streaming()
+            except Exception as exc:
+                log.debug("stop command not sent: %s", exc)
+
+    def close(self) -> None:
+        if self._ser is not None:
+            try:
+                self._ser.close()
+            finally:
+                self._ser = None
+        self._connected = False
+
+    # --- reader thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            if self._start_leftover:
+                self._process(self._start_leftover)
+                self._start_leftover = b""
+            while not self._stop.is_set():
+                try:
+                    # block for the first byte (up to read_timeout), then take what is there;
+                    # a short pause batches the trickle a pty delivers into fewer, larger reads
+                    waiting = self._ser.in_waiting
+                    data = self._ser.read(waiting) if waiting else self._ser.read(1)
+                    if data and len(data) < 2048:
+                        self._stop.wait(0.015)
+                except Exception as exc:
+                    serial = _serial()
+                    if not isinstance(exc, (serial.SerialException, OSError)):
+                        raise
+                    self._on_disconnect(exc)
+                    continue
+                if data:
+                    self._last_rx = time.monotonic()
+                    self._process(data)
+        except BaseException as exc:
+            log.error("%s reader stopped: %s", self.kind, exc)
+            self._error = exc if isinstance(exc, SourceError) else SourceError(
+                f"{self.kind} reader failed on {self.port}: {type(exc).__name__}: {exc}"
+            )
+
+    def _emit(self, data: np.ndarray, start: int, sat: np.ndarray | None) -> None:
+        lost = max(0, start - self._expected)
+        if start < self._expected:  # cannot happen with a monotonic index; never go back
+            log.warning("sample index went back from %d to %d", self._expected, start)
+            start = self._expected
+        saturated = (
+            tuple(int(x) for x in sat.sum(axis=0)) if sat is not None else (0,) * data.shape[1]
+        )
+        status = self._pending.merged(Status(lost_samples=lost, saturated=saturated))
+        chunk = Chunk(
+            data=np.ascontiguousarray(data),
+            start=start,
+            fs=self.info.fs,
+            channels=self.info.channels,
+            status=status,
+        )
+        try:
+            self._queue.put_nowait(chunk)
+        except queue.Full:
+            # the consumer is too slow: drop this chunk, count it as lost in the next one
+            self.stats["queue_drops"] += 1
+            log.warning("consumer too slow: %d samples dropped", len(chunk))
+            self._pending = Status(
+                crc_errors=status.crc_errors,
+                bytes_skipped=status.bytes_skipped,
+                reconnects=status.reconnects,
+                dropped_frames=status.dropped_frames,
+            )
+            return
+        self.stats["lost_samples"] += lost
+        self._pending = Status()
+        self._expected = start + len(chunk)
+
+    def _on_disconnect(self, exc: BaseException) -> None:
+        """Close the port and reopen it until the board answers again (reader thread)."""
+        log.warning("%s disconnected (%s); waiting for it to come back", self.port, exc)
+        self._connected = False
+        try:
+            self._ser.close()
+        except Exception:
+            pass
+        lost_at = time.monotonic()
+        last_rx = self._last_rx
+        if not self.reconnect:
+            raise Disconnected(f"{self.port} disconnected: {exc}")
+        while not self._stop.is_set():
+            if time.monotonic() - lost_at > self.reconnect_timeout:
+                raise Disconnected(
+                    f"{self.port} disconnected and did not come back within "
+                    f"{self.reconnect_timeout:g} s: check the cable"
+                )
+            try:
+                ser = open_port(self.port, self.baudrate, self.read_timeout)
+            except SourceError:
+                self._stop.wait(0.1)
+                continue
+            try:
+                self._ser = ser
+                self._resume(ser, last_rx)
+            except Exception as e:
+                if isinstance(e, Disconnected):
+                    raise
+                log.info("reconnect attempt on %s failed: %s", self.port, e)
+                try:
+                    ser.close()
+                except Exception:
+                    pass
+                self._stop.wait(0.1)
+                continue
+            self._connected = True
+            self.stats["reconnects"] += 1
+            self._pending = self._pending.merged(Status(reconnects=1))
+            log.warning("%s reconnected after %.2f s", self.port, time.monotonic() - lost_at)
+            if self._start_leftover:
+                self._process(self._start_leftover)
+                self._start_leftover = b""
+            return
+
+    def _estimated_gap(self, last_rx: float) -> int:
+        """Samples missed since ``last_rx`` when no counter tells (reset board, text)."""
+        self.stats["estimated_gaps"] += 1
+        return max(1, int(round((time.monotonic() - last_rx) * self.info.fs)))
+
+
+class SerialSource(SerialBoard):
+    """The emg_acquire firmware (protocol v1), or a Serial Plotter text sketch (see the module
+    docstring).
 
     Parameters
     ----------
     port:
-        Device path (``/dev/ttyUSB0``, ``COM3``).
+        Device path (``/dev/ttyUSB0``; Windows ``COM3``; macOS ``/dev/cu.usbmodem1101``).
     baudrate:
         500000 for emg_acquire; the sketch's rate for Serial Plotter text.
     fs:
@@ -314,79 +580,41 @@ class SerialSource(SourceBase):
         queue_size: int = 512,
         read_timeout: float = 0.02,
     ) -> None:
-        if not port:
-            raise ConfigError("serial board needs a port: --board serial:/dev/ttyUSB0")
         if format not in ("auto", "binary", "text"):
             raise ConfigError(f"serial format {format!r}: choose auto, binary or text")
-        self.port = port
-        self.baudrate = int(baudrate)
+        super().__init__(port, baudrate=baudrate, reconnect=reconnect,
+                         reconnect_timeout=reconnect_timeout, handshake_timeout=handshake_timeout,
+                         queue_size=queue_size, read_timeout=read_timeout)
         self.fs_requested = fs
         self.n_channels_requested = n_channels
         self.labels = tuple(labels) if labels else None
         self.format = format
         self.text_scale = float(text_scale)
-        self.reconnect = reconnect
-        self.reconnect_timeout = reconnect_timeout
-        self.handshake_timeout = handshake_timeout
-        self.read_timeout = read_timeout
-        self._queue: queue.Queue[Chunk] = queue.Queue(maxsize=queue_size)
-        self._ser: Any = None
         self._board: P.BoardInfo | None = None
         self._mode = "binary"
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self._connected = False
-        self._expected = 0  # next absolute sample index the consumer should see
-        self._pending = Status()
-        self._last_rx = 0.0
         self._decoder = P.FrameDecoder()
         self._text = P.PlotterTextDecoder()
+        self._envelope_check: EnvelopeCheck | None = None
         self._uv_per_count = 1.0
         self._text_gap = 0
         self._mid = 512
         self._maxcount = 1023
-        self.stats: dict[str, int] = {
-            "frames": 0,
-            "lost_samples": 0,
-            "crc_errors": 0,
-            "bytes_skipped": 0,
-            "reconnects": 0,
-            "estimated_gaps": 0,
-            "queue_drops": 0,
-            "duplicates": 0,
-            "out_of_order": 0,
-            "implausible": 0,
-            "counter_resets": 0,
-        }
+        # decoder plausibility counts (protocol.FrameDecoder)
+        self.stats.update(duplicates=0, out_of_order=0, implausible=0, counter_resets=0)
         self.info = SourceInfo(name=f"serial:{port}", fs=float(fs or 0.0), channels=())
 
-    # --- lifecycle -------------------------------------------------------------------------
-    @property
-    def connected(self) -> bool:
-        """True while the port is open and the board answered (read by any thread)."""
-        return self._connected
-
-    def open(self) -> None:
-        """Open the port and handshake (consumer thread)."""
-        self._ser = open_port(self.port, self.baudrate, self.read_timeout)
-        try:
-            self._ser.reset_input_buffer()
-            if self.format == "text":
-                self._open_text(b"")
+    # --- handshake -------------------------------------------------------------------------
+    def _handshake_open(self) -> None:
+        if self.format == "text":
+            self._open_text(b"")
+            return
+        hs = _handshake(self._ser, self.handshake_timeout)
+        if hs.info is None:
+            if self.format == "auto" and P.PlotterTextDecoder.looks_like_text(hs.raw):
+                self._open_text(hs.raw)
                 return
-            hs = _handshake(self._ser, self.handshake_timeout)
-            if hs.info is None:
-                if self.format == "auto" and P.PlotterTextDecoder.looks_like_text(hs.raw):
-                    self._open_text(hs.raw)
-                    return
-                raise self._handshake_error(hs)
-            self._configure(hs.info)
-        except BaseException:
-            self._ser.close()
-            self._ser = None
-            raise
-        self._connected = True
+            raise self._handshake_error(hs)
+        self._configure(hs.info)
 
     def _handshake_error(self, hs: _Handshake) -> SourceError:
         if hs.foreign_versions:
@@ -400,7 +628,8 @@ class SerialSource(SourceBase):
             return SourceTimeout(
                 f"no answer from {self.port} at {self.baudrate} baud within "
                 f"{self.handshake_timeout:g} s: is firmware/emg_acquire flashed? (for a Serial "
-                "Plotter sketch give its baud rate and --fs)"
+                "Plotter sketch give its baud rate and --fs; Chords or SpikerShield firmware: "
+                "--board chords:PORT / spikershield:PORT)"
             )
         return ProtocolError(
             f"no frames at {self.baudrate} baud on {self.port} ({len(hs.raw)} bytes received, "
@@ -505,24 +734,15 @@ class SerialSource(SourceBase):
             extra={"port": self.port, "baudrate": self.baudrate, "format": "plotter-text",
                    "text_scale_uv": self.text_scale},
         )
-        self._connected = True
+        self._envelope_check = EnvelopeCheck(self.info.fs, self.info.channels)
 
-    def start(self) -> None:
-        """Send START and run the reader thread (consumer thread)."""
-        if self._ser is None:
-            raise SourceError("start() before open()")
-        self._stop.clear()
-        self._expected = 0
+    # --- streaming -------------------------------------------------------------------------
+    def _start_streaming(self) -> None:
         if self._mode == "binary":
             self._start_board()
             self._decoder.restart_counter(0)
         else:
             self._ser.reset_input_buffer()
-        self._last_rx = time.monotonic()
-        self._thread = threading.Thread(
-            target=self._run, name=f"serial-reader {self.port}", daemon=True
-        )
-        self._thread.start()
 
     def _start_board(self) -> None:
         self._ser.write(P.encode_command(P.CMD_START))
@@ -533,76 +753,10 @@ class SerialSource(SourceBase):
         self._decoder.reset()
         self._start_leftover = rest
 
-    _start_leftover = b""
-
-    def read(self, timeout: float | None = None) -> Chunk | None:
-        """Next chunk, or ``None`` after ``timeout`` s (``None``: block until data, a reader-thread
-        error, or the reader's end); re-raises reader-thread errors."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                if timeout == 0:
-                    return self._queue.get_nowait()
-                wait = 0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic()))
-                return self._queue.get(timeout=wait)
-            except queue.Empty:
-                if self._error is not None:
-                    err, self._error = self._error, None
-                    raise err from None
-                if deadline is not None and time.monotonic() >= deadline:
-                    return None
-                if deadline is None and (self._thread is None or not self._thread.is_alive()):
-                    return None  # nothing can arrive any more
-
-    def stop(self) -> None:
-        """Stop the reader thread and the board's streaming (consumer thread)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5.0)
-            self._thread = None
-        if self._ser is not None and self._mode == "binary" and self._connected:
-            try:
-                self._ser.write(P.encode_command(P.CMD_STOP))
-                self._ser.flush()
-            except Exception as exc:
-                log.debug("STOP not sent: %s", exc)
-
-    def close(self) -> None:
-        if self._ser is not None:
-            try:
-                self._ser.close()
-            finally:
-                self._ser = None
-        self._connected = False
-
-    # --- reader thread ---------------------------------------------------------------------
-    def _run(self) -> None:
-        try:
-            if self._start_leftover:
-                self._process(self._start_leftover)
-                self._start_leftover = b""
-            while not self._stop.is_set():
-                try:
-                    # block for the first byte (up to read_timeout), then take what is there;
-                    # a short pause batches the trickle a pty delivers into fewer, larger reads
-                    waiting = self._ser.in_waiting
-                    data = self._ser.read(waiting) if waiting else self._ser.read(1)
-                    if data and len(data) < 2048:
-                        self._stop.wait(0.015)
-                except Exception as exc:
-                    serial = _serial()
-                    if not isinstance(exc, (serial.SerialException, OSError)):
-                        raise
-                    self._on_disconnect(exc)
-                    continue
-                if data:
-                    self._last_rx = time.monotonic()
-                    self._process(data)
-        except BaseException as exc:
-            log.error("serial reader stopped: %s", exc)
-            self._error = exc if isinstance(exc, SourceError) else SourceError(
-                f"serial reader failed on {self.port}: {type(exc).__name__}: {exc}"
-            )
+    def _stop_streaming(self) -> None:
+        if self._mode == "binary":
+            self._ser.write(P.encode_command(P.CMD_STOP))
+            self._ser.flush()
 
     def _process(self, data: bytes) -> None:
         if self._mode == "text":
@@ -611,7 +765,11 @@ class SerialSource(SourceBase):
             if len(values):
                 start = self._expected + self._text_gap  # no counter: gap estimated on reconnect
                 self._text_gap = 0
-                self._emit(values * self.text_scale, start, None)
+                scaled = values * self.text_scale
+                if self._envelope_check is not None and self._envelope_check.feed(scaled):
+                    self.info.extra["envelope_channels"] = list(self._envelope_check.flagged)
+                    self._envelope_check = None
+                self._emit(scaled, start, None)
             return
         res = self._decoder.feed(data)
         self._pending = self._pending.merged(
@@ -641,85 +799,15 @@ class SerialSource(SourceBase):
         for a, b in zip(bounds[:-1], bounds[1:]):
             self._emit(uv[a:b], int(res.index[a]), sat[a:b])
 
-    def _emit(self, data: np.ndarray, start: int, sat: np.ndarray | None) -> None:
-        lost = max(0, start - self._expected)
-        if start < self._expected:  # cannot happen with a monotonic index; never go back
-            log.warning("sample index went back from %d to %d", self._expected, start)
-            start = self._expected
-        saturated = (
-            tuple(int(x) for x in sat.sum(axis=0)) if sat is not None else (0,) * data.shape[1]
-        )
-        status = self._pending.merged(Status(lost_samples=lost, saturated=saturated))
-        chunk = Chunk(
-            data=np.ascontiguousarray(data),
-            start=start,
-            fs=self.info.fs,
-            channels=self.info.channels,
-            status=status,
-        )
-        try:
-            self._queue.put_nowait(chunk)
-        except queue.Full:
-            # the consumer is too slow: drop this chunk, count it as lost in the next one
-            self.stats["queue_drops"] += 1
-            log.warning("consumer too slow: %d samples dropped", len(chunk))
-            self._pending = Status(
-                crc_errors=status.crc_errors,
-                bytes_skipped=status.bytes_skipped,
-                reconnects=status.reconnects,
-                dropped_frames=status.dropped_frames,
-            )
+    # --- reconnect -------------------------------------------------------------------------
+    def _resume(self, ser: Any, last_rx: float) -> None:
+        if self._mode == "text":
+            ser.reset_input_buffer()
+            self._text = P.PlotterTextDecoder()
+            self._text.n_channels = len(self.info.channels)
+            self._text_gap = self._estimated_gap(last_rx)
             return
-        self.stats["lost_samples"] += lost
-        self._pending = Status()
-        self._expected = start + len(chunk)
-
-    def _on_disconnect(self, exc: BaseException) -> None:
-        """Close the port and reopen it until the board answers again (reader thread)."""
-        log.warning("%s disconnected (%s); waiting for it to come back", self.port, exc)
-        self._connected = False
-        try:
-            self._ser.close()
-        except Exception:
-            pass
-        lost_at = time.monotonic()
-        last_rx = self._last_rx
-        if not self.reconnect:
-            raise Disconnected(f"{self.port} disconnected: {exc}")
-        while not self._stop.is_set():
-            if time.monotonic() - lost_at > self.reconnect_timeout:
-                raise Disconnected(
-                    f"{self.port} disconnected and did not come back within "
-                    f"{self.reconnect_timeout:g} s: check the cable"
-                )
-            try:
-                ser = open_port(self.port, self.baudrate, self.read_timeout)
-            except SourceError:
-                self._stop.wait(0.1)
-                continue
-            try:
-                self._ser = ser
-                if self._mode == "text":
-                    ser.reset_input_buffer()
-                    self._text = P.PlotterTextDecoder()
-                    self._text.n_channels = len(self.info.channels)
-                    self._text_gap = int(round((time.monotonic() - last_rx) * self.info.fs))
-                    self.stats["estimated_gaps"] += 1
-                    self._pending = self._pending.merged(Status(reconnects=1))
-                else:
-                    self._resume_binary(ser, last_rx)
-            except Exception as e:
-                log.info("reconnect attempt on %s failed: %s", self.port, e)
-                try:
-                    ser.close()
-                except Exception:
-                    pass
-                self._stop.wait(0.1)
-                continue
-            self._connected = True
-            self.stats["reconnects"] += 1
-            log.warning("%s reconnected after %.2f s", self.port, time.monotonic() - lost_at)
-            return
+        self._resume_binary(ser, last_rx)
 
     def _resume_binary(self, ser: Any, last_rx: float) -> None:
         ser.reset_input_buffer()
@@ -744,18 +832,63 @@ class SerialSource(SourceBase):
             self._decoder.discard_buffer()
             # the gap may exceed the plausibility bound by the time the link was down
             self._decoder.allow_jump(int((time.monotonic() - last_rx + 1.0) * self.info.fs))
-            self._pending = self._pending.merged(Status(reconnects=1))
             return
         # the board was reset: its counter restarts at 0; estimate the gap from the time
         self._start_board()
-        gap = int(round((time.monotonic() - last_rx) * self.info.fs))
-        self._decoder.restart_counter(self._expected + max(gap, 1))
+        self._decoder.restart_counter(self._expected + self._estimated_gap(last_rx))
         self._decoder.n_channels = len(self.info.channels)
-        self.stats["estimated_gaps"] += 1
-        self._pending = self._pending.merged(Status(reconnects=1))
-        if self._start_leftover:
-            self._process(self._start_leftover)
-            self._start_leftover = b""
+
+
+class EnvelopeCheck:
+    """Warns once when Serial Plotter channels look like an envelope, not raw EMG.
+
+    MyoWare 2.0 sensors output their ENV signal by default: already rectified and smoothed, so
+    it is never below its baseline and has no energy above ~20 Hz; filtered as raw EMG (20-450
+    Hz band-pass, rectified again) it gives nonsense.  After ``seconds`` of signal, a channel is
+    flagged when it is never negative and less than ``hf_share`` of its variance lies above
+    20 Hz (raw sEMG has most of its power at 50-150 Hz).  One warning line names the channels
+    and what to do (the sensor's RAW output, or the pins of the sketch).
+    """
+
+    def __init__(self, fs: float, channels: Sequence[str], seconds: float = 2.0,
+                 hf_share: float = 0.05) -> None:
+        self.fs = fs
+        self.channels = tuple(channels)
+        self.need = max(64, int(seconds * fs))
+        self.hf_share = hf_share
+        self._buf: list[np.ndarray] = []
+        self._n = 0
+        self.flagged: tuple[str, ...] = ()
+
+    def feed(self, values: np.ndarray) -> bool:
+        """Add samples; ``True`` once the check has been made (then drop this object)."""
+        self._buf.append(np.asarray(values, dtype=np.float64))
+        self._n += len(values)
+        if self._n < self.need:
+            return False
+        x = np.concatenate(self._buf)[: self.need]
+        self._buf = []
+        self.flagged = tuple(c for c, col in zip(self.channels, x.T) if self._envelope_like(col))
+        if self.flagged:
+            log.warning(
+                "channel(s) %s look like an EMG envelope, not raw EMG (never negative, no energy "
+                "above 20 Hz): a MyoWare sensor's ENV output? Wire its RAW pin (or print the raw "
+                "ADC), or the feedback will be wrong", ", ".join(self.flagged))
+        return True
+
+    def _envelope_like(self, col: np.ndarray) -> bool:
+        col = col[np.isfinite(col)]
+        if len(col) < 64 or np.min(col) < 0:
+            return False
+        ac = col - np.mean(col)
+        total = float(np.sum(ac**2))
+        if total <= 0.0:
+            return True  # a constant, non-negative line is no raw EMG either
+        if self.fs <= 40.0:
+            return False  # 20 Hz is not visible below 40 Hz sampling: cannot tell
+        spec = np.abs(np.fft.rfft(ac)) ** 2
+        freqs = np.fft.rfftfreq(len(ac), 1.0 / self.fs)
+        return float(spec[freqs > 20.0].sum() / spec.sum()) < self.hf_share
 
 
 def create(arg: str = "", *, baud: int = DEFAULT_BAUD, fs: float | None = None,

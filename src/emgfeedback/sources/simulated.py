@@ -34,7 +34,7 @@ from emgfeedback.sources.facesim import (
     apply_confounders,
     make_script,
 )
-from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status
+from emgfeedback.stream import Chunk, Marker, SourceBase, SourceInfo, Status, rail_counts
 
 if TYPE_CHECKING:
     from emgfeedback.recording import ArrayRecording
@@ -183,10 +183,9 @@ class SimulatedSource(SourceBase):
                 n = a - start
                 break
         x = self.model.samples(start, start + n)
-        lo, hi = SIM_RANGE_UV
-        sat = ((x <= lo) | (x >= hi)).sum(axis=0)
-        if sat.any():
-            x = np.clip(x, lo, hi)
+        sat = rail_counts(x, SIM_RANGE_UV)
+        if any(sat):
+            x = np.clip(x, *SIM_RANGE_UV)
         markers = []
         cues = self.script.cues
         while self._cue_i < len(cues) and cues[self._cue_i].start < start + n:
@@ -200,7 +199,7 @@ class SimulatedSource(SourceBase):
             start=start,
             fs=self.params.fs,
             channels=self.params.channels,
-            status=Status(lost_samples=lost, saturated=tuple(int(v) for v in sat)),
+            status=Status(lost_samples=lost, saturated=sat),
             markers=tuple(markers),
         )
 

@@ -39,7 +39,7 @@ import numpy as np
 from emgfeedback.config import QualityConfig
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import assess
-from emgfeedback.stream import Processed
+from emgfeedback.stream import Processed, Status
 from emgfeedback.vocabulary import EVENT_TYPES, EXERCISES, MVC, REGIONS, REST, parse_annotation, \
     short_label
 
@@ -104,9 +104,7 @@ class ConsoleView:
         self.frames = 0
         self._last_draw = -1e9
         self._last: Processed | None = None
-        self._lost = 0
-        self._crc = 0
-        self._reconnects = 0
+        self._faults = Status()  # soft faults so far
         self._cue: tuple[str, int, int] | None = None  # (text, start, stop) of the running period
         self._busy_until = -1  # end of the latest cue asking for a contraction (MVC, reps)
         self._started = False  # a cue was seen
@@ -121,9 +119,10 @@ class ConsoleView:
     # ------------------------------------------------------------------ feeding
     def feed(self, p: Processed) -> None:
         self._last = p
-        self._lost += p.status.lost_samples
-        self._crc += p.status.crc_errors
-        self._reconnects += p.status.reconnects
+        self._faults = self._faults + p.status
+        if p.status.dropped_frames:
+            self.events.append(f"{p.start / p.fs:8.2f} s  {p.status.dropped_frames} frame(s) "
+                               "dropped: duplicated, out of order or implausible counter")
         if p.status.lost_samples:
             self.events.append(f"{p.start / p.fs:8.2f} s  gap: {p.status.lost_samples} samples lost")
         for m in p.markers:
@@ -287,7 +286,8 @@ class ConsoleView:
         lines = [
             f"{self.title}   t = {t:7.2f} s   fs = {p.fs:g} Hz   mains notch: {mains}   "
             f"delay {self.chain.delay_ms:.0f} ms",
-            f"lost samples {self._lost}   CRC errors {self._crc}   reconnects {self._reconnects}",
+            f"lost samples {self._faults.lost_samples}   CRC errors {self._faults.crc_errors}   "
+            f"dropped frames {self._faults.dropped_frames}   reconnects {self._faults.reconnects}",
             "-" * (self.width + 44),
             *self._cue_lines(p),
             "-" * (self.width + 44),

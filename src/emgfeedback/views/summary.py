@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from emgfeedback.errors import CalibrationError, ConfigError, FileFormatError
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.recording import Recording
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "RepRow",
     "SessionInput",
     "Table",
-    "check_patient_id",
     "clinician_fields",
     "json_ready",
     "exercise_metrics",
@@ -67,18 +67,6 @@ def placement_svg_path() -> Path | None:
         return None
     path = Path(str(pkg))
     return path if path.is_file() else None
-
-def check_patient_id(patient_id: str) -> str:
-    """Return ``patient_id`` if it is a valid pseudonymous id; raise :class:`ConfigError` else.
-
-    One rule for the whole project: the recorder's
-    (:func:`emgfeedback.io.edf.validate_patient_id`), so every id stored in the history could
-    have been written into a recording, and a name is refused everywhere.
-    """
-    from emgfeedback.io.edf import validate_patient_id
-
-    return validate_patient_id(patient_id)
-
 
 #: Grading scales a therapist may enter (window, sidecar ``"clinician"``): key -> (title, lo, hi).
 GRADING: dict[str, tuple[str, int, int]] = {
@@ -160,7 +148,7 @@ class SessionInput:
     Attributes
     ----------
     patient_id:
-        Pseudonymous id (checked by :func:`check_patient_id`).
+        Pseudonymous id (checked by :func:`emgfeedback.validate.validate_patient_id`).
     recorded_at:
         Start of the recording (local time as recorded).
     source:
@@ -214,7 +202,7 @@ class SessionInput:
     analysis_note: str = ""
 
     def __post_init__(self) -> None:
-        check_patient_id(self.patient_id)
+        validate_patient_id(self.patient_id)
         if self.affected_side not in ("", "L", "R"):
             raise ConfigError(f"affected side must be L or R, got {self.affected_side!r}")
         for key in ("channels", "reps"):

@@ -44,8 +44,7 @@ def run_demo(args: argparse.Namespace, cfg: Config,
     from PySide6.QtWidgets import QApplication
 
     from emgfeedback.app.program import program_choices
-    from emgfeedback.errors import ConfigError
-    from emgfeedback.views.gui.program import validate_patient_id
+    from emgfeedback.validate import validate_patient_id
     from emgfeedback.views.gui.screens import ConnectRequest
     from emgfeedback.views.gui.window import MainWindow
 
@@ -54,9 +53,7 @@ def run_demo(args: argparse.Namespace, cfg: Config,
     win = MainWindow(cfg, patient_mode=bool(getattr(args, "patient_mode", False))
                      or cfg.ui.patient_mode)
     patient = str(getattr(args, "patient", None) or "DEM-01")
-    err = validate_patient_id(patient)
-    if err:
-        raise ConfigError(err)
+    validate_patient_id(patient.strip())
     record = getattr(args, "record", None)
     win.connect_screen.set_choice(args.board, args.scenario, patient, "Standard NMR")
     win.connect_screen.record.setChecked(bool(record))

@@ -22,6 +22,7 @@ from typing import Any
 
 from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
+from emgfeedback.io.edf.sidecar import analysis_path
 
 __all__ = [
     "Stored",
@@ -43,11 +44,6 @@ def analysis_available() -> bool:
         return importlib.util.find_spec("emgfeedback.clinical.analysis") is not None
     except ImportError:
         return False
-
-
-def analysis_path(recording: Path) -> Path:
-    """``<name>-analysis.json`` beside ``<name>.edf`` (the sidecar is ``<name>.json``)."""
-    return recording.with_name(recording.stem + "-analysis.json")
 
 
 def report_path(recording: Path) -> Path:
@@ -91,7 +87,7 @@ def analyse(recording: Path, program: Program | None = None, config: Config | No
 def session_input(recording: Path, analysis: dict[str, Any], keep_signal: bool = False) -> Any:
     """A :class:`~emgfeedback.views.summary.SessionInput` for the history and the report: the
     recording with its sidecar (patient id, start, program, affected side written by
-    :class:`emgfeedback.io.edf.Recorder`) and the analysis already made.  With ``keep_signal``
+    :class:`emgfeedback.io.edf.recorder.Recorder`) and the analysis already made.  With ``keep_signal``
     the recording stays open in ``SessionInput.signal`` for the report's plots (close it after
     use); otherwise it is closed at once."""
     from emgfeedback.views.report import load_session

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emgfeedback.stream import Marker, Processed, Quality, RingBuffer
+from emgfeedback.stream import Marker, Processed, Quality, RingBuffer, Status
 
 __all__ = ["ColumnCache", "LiveBuffers", "LiveStatus"]
 
@@ -55,7 +55,7 @@ class LiveBuffers:
         self.filtered: RingBuffer | None = None
         self.envelope: RingBuffer | None = None
         self._lock = threading.Lock()
-        self._lost = self._crc = self._reconnects = self._sat = 0
+        self._faults = Status()  # soft faults so far
         self._quality: Quality | None = None
         self._markers: deque[Marker] = deque(maxlen=keep_markers)
         self._gaps: deque[tuple[int, int]] = deque(maxlen=keep_markers)
@@ -79,10 +79,7 @@ class LiveBuffers:
         assert self.raw is not None and self.filtered is not None and self.envelope is not None
         st = p.status
         with self._lock:
-            self._lost += st.lost_samples
-            self._crc += st.crc_errors
-            self._reconnects += st.reconnects
-            self._sat += sum(st.saturated)
+            self._faults = self._faults + st
             self._quality = p.quality
             self._markers.extend(p.markers)
             if st.lost_samples:
@@ -103,9 +100,10 @@ class LiveBuffers:
     def status(self) -> LiveStatus:
         """Copy of the counters (GUI thread)."""
         with self._lock:
+            f = self._faults
             return LiveStatus(
-                total=self.total, lost_samples=self._lost, crc_errors=self._crc,
-                reconnects=self._reconnects, saturated=self._sat, quality=self._quality,
+                total=self.total, lost_samples=f.lost_samples, crc_errors=f.crc_errors,
+                reconnects=f.reconnects, saturated=sum(f.saturated), quality=self._quality,
                 markers=tuple(self._markers), gaps=tuple(self._gaps),
             )
 

@@ -42,11 +42,12 @@ from PySide6.QtWidgets import (
 from emgfeedback.vocabulary import REGIONS, Cue, parse_annotation, parse_label
 from emgfeedback.dsp.quality import assess
 from emgfeedback.config import QualityConfig
+from emgfeedback.errors import ConfigError
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.views.gui.live import ColumnCache, LiveBuffers, LiveStatus
 from emgfeedback.clinical.detect import RepResult, SynkinesisEvent
 from emgfeedback.app.feedback import FeedbackSnapshot
 from emgfeedback.app.program import RunnerSnapshot, program_choices
-from emgfeedback.views.gui.program import validate_patient_id
 from emgfeedback.views.gui.widgets import COLOURS, RegionBar, TrafficLight
 
 __all__ = [
@@ -267,8 +268,12 @@ class ConnectScreen(QWidget):
         self.program.setCurrentIndex(self.program.count() - 1)
 
     def _patient_changed(self) -> None:
-        err = validate_patient_id(self.patient.text())
-        self.patient_msg.setText(err or "ok")
+        try:
+            validate_patient_id(self.patient.text().strip())
+        except ConfigError as exc:
+            self.patient_msg.setText(str(exc))
+            return
+        self.patient_msg.setText("ok")
 
     def set_choice(self, board: str, scenario: str | None = None, patient: str | None = None,
                    program: str | None = None) -> None:
@@ -299,9 +304,10 @@ class ConnectScreen(QWidget):
 
     def request(self) -> ConnectRequest | str:
         """The current choice, or the reason it cannot be used (one line)."""
-        err = validate_patient_id(self.patient.text())
-        if err:
-            return err
+        try:
+            validate_patient_id(self.patient.text().strip())
+        except ConfigError as exc:
+            return str(exc)
         spec = str(self.board.currentData() or "simulated")
         opts: dict[str, Any] = {}
         if spec in ("simulated", "simavr") or spec.startswith("replay"):

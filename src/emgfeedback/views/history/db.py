@@ -31,10 +31,10 @@ from typing import Any
 
 from emgfeedback import __version__
 from emgfeedback.errors import ConfigError, DatabaseError, EmgError
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.views.summary import (
     ExerciseMetrics,
     SessionInput,
-    check_patient_id,
     clinician_fields,
     exercise_metrics,
     json_ready,
@@ -361,12 +361,21 @@ class History:
         return row is not None
 
     def patients(self) -> list[str]:
-        return [r[0] for r in self._conn.execute(
+        """Stored patient ids; an id that breaks the patient-id rule (a database written by
+        another tool or an older version) is withheld, never shown."""
+        from emgfeedback.validate import patient_id_problem
+
+        ids = [r[0] for r in self._conn.execute(
             "SELECT DISTINCT patient_id FROM sessions ORDER BY patient_id")]
+        bad = [i for i in ids if patient_id_problem(i) is not None]
+        if bad:
+            log.warning("%s: %d patient id(s) withheld: they break the pseudonym rule "
+                        "(names, dates or digits only)", self.path, len(bad))
+        return [i for i in ids if i not in bad]
 
     def sessions(self, patient_id: str) -> list[StoredSession]:
         """Stored sessions of ``patient_id``, oldest first (an empty list when none)."""
-        check_patient_id(patient_id)
+        validate_patient_id(patient_id)
         try:
             rows = self._conn.execute(
                 "SELECT id, patient_id, recorded_at, source, affected_side, program, duration_s,"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from emgfeedback.errors import DatabaseError, EmgError
+from emgfeedback.recording import Recording
 from emgfeedback.views.history.db import History
 from emgfeedback.views.summary import SessionInput
 
@@ -59,7 +60,8 @@ class _ProgressBar:
         self.out.flush()
 
 
-def _read_new_edf(path: Path, h: History) -> SessionInput | None:
+def _read_new_edf(path: Path, h: History,
+                  opener: Callable[[Path], Recording] | None = None) -> SessionInput | None:
     """The default reader of :func:`import_folder`: the recording and its sidecar with its
     analysis (:func:`emgfeedback.views.report.load.analysis_of`: the one saved after the session,
     else ``analyze``), unless the history holds the session already (then ``None``, without
@@ -68,7 +70,7 @@ def _read_new_edf(path: Path, h: History) -> SessionInput | None:
     from emgfeedback.io.importers import load
     from emgfeedback.views.report import load as session_load
 
-    with load(path) as rec:
+    with (opener or load)(path) as rec:
         if h.contains(*session_load.recording_identity(rec)):
             return None
         digest = session_load.content_id(rec)
@@ -86,6 +88,7 @@ def import_folder(
     reader: Callable[[Path], SessionInput] | None = None,
     pattern: str = "*.edf",
     progress: TextIO | None = sys.stderr,
+    opener: Callable[[Path], Recording] | None = None,
 ) -> ImportResult:
     """Analyse every session file under ``folder`` and store the ones not yet in the history.
 
@@ -100,6 +103,9 @@ def import_folder(
         Glob of session files, searched recursively.
     progress:
         Where the progress bar goes (``None``: no bar).
+    opener:
+        Opens each file for the default reader (default :func:`emgfeedback.io.importers.load`;
+        the CLI's applies the import options and ``--patient``/``--affected-side``).
 
     A file that cannot be read or has no calibration is reported in :attr:`ImportResult.failed`
     with its one-line reason and the import goes on; each stored session is one transaction.
@@ -113,7 +119,7 @@ def import_folder(
     with History(db) as h:
         for i, f in enumerate(files, start=1):
             try:
-                session = reader(f) if reader is not None else _read_new_edf(f, h)
+                session = reader(f) if reader is not None else _read_new_edf(f, h, opener)
                 sid = h.add(session) if session is not None else None
             except DatabaseError:
                 raise

@@ -24,13 +24,13 @@ import numpy as np
 
 from emgfeedback import __version__
 from emgfeedback.errors import DatabaseError
+from emgfeedback.validate import validate_patient_id
 from emgfeedback.views.history.db import History, StoredSession, session_content_id
 from emgfeedback.views.summary import (
     GRADING,
     HistoryContext,
     SessionInput,
     Table,
-    check_patient_id,
     exercise_metrics,
 )
 
@@ -427,7 +427,7 @@ def write_progress(patient_id: str, out: Path, db: Path | None = None) -> list[S
     DatabaseError
         No database, a corrupt one, or no session of this patient; ``out`` is not touched.
     """
-    check_patient_id(patient_id)
+    validate_patient_id(patient_id)
     with History(db, create=False) as h:
         sessions = h.sessions(patient_id)
         if not sessions:

@@ -33,7 +33,6 @@ from emgfeedback.views.report.load import (
     load_session,
     recording_from_chunk,
     recording_identity,
-    saved_analysis_path,
     session_from_recording,
 )
 from emgfeedback.views.report.model import (
@@ -63,7 +62,6 @@ __all__ = [
     "recording_from_chunk",
     "recording_identity",
     "render_html",
-    "saved_analysis_path",
     "session_from_recording",
     "write_pdf",
     "write_report",

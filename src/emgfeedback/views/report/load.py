@@ -16,15 +16,15 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from emgfeedback.errors import FileFormatError
-from emgfeedback.io.edf import sidecar_affected_side
+from emgfeedback.io.edf.reader import read_identity
+from emgfeedback.io.edf.sidecar import analysis_path, sidecar_affected_side
 from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.stream import Chunk
 from emgfeedback.vocabulary import short_label
@@ -38,7 +38,6 @@ __all__ = [
     "load_session",
     "recording_from_chunk",
     "recording_identity",
-    "saved_analysis_path",
     "session_from_recording",
 ]
 
@@ -85,34 +84,6 @@ def content_id(rec: Recording, block_s: float = 10.0) -> str:
     return "sha256:" + h.hexdigest()
 
 
-# TODO(split): io.edf gets one EDF header reader (branch split); use it here after the merge.
-_EDF_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-
-
-def _edf_header(path: Path) -> tuple[str, _dt.datetime | None]:
-    """``(patient, start)`` from an EDF/BDF header: the first subfield of the patient field
-    (``""`` for ``X``) and the start date and time (EDF+ ``Startdate`` for the 4-digit year)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(256)
-    except OSError:
-        return "", None
-    if len(head) < 256 or head[:8] not in (b"0       ", b"\xffBIOSEMI"):
-        return "", None
-    words = head[8:88].decode("latin-1").split()
-    patient = words[0] if words and words[0] != "X" else ""
-    try:
-        d, mo, y = (int(v) for v in head[168:176].decode("ascii").strip().split("."))
-        hh, mm, ss = (int(v) for v in head[176:184].decode("ascii").strip().split("."))
-        year = 2000 + y if y < 85 else 1900 + y
-        m = re.search(r"Startdate (\d\d)-([A-Z]{3})-(\d{4})", head[88:168].decode("latin-1"))
-        if m and m.group(2) in _EDF_MONTHS:
-            year = int(m.group(3))
-        return patient, _dt.datetime(year, mo, d, hh, mm, ss)
-    except (ValueError, UnicodeDecodeError):
-        return patient, None
-
-
 def _wall_clock(text: str) -> _dt.datetime:
     """An ISO 8601 time as the local wall-clock time it names (any UTC offset dropped: sessions
     are compared in the time of the clinic that recorded them, as the EDF header stores it)."""
@@ -135,7 +106,7 @@ def recording_identity(rec: Recording) -> tuple[str, _dt.datetime, str]:
     """
     meta: Mapping[str, Any] = rec.sidecar or {}
     path = Path(rec.path)
-    head_patient, head_start = _edf_header(path) if path.is_file() else ("", None)
+    head_patient, head_start = read_identity(path) if path.is_file() else ("", None)
     pid = meta.get("patient") or head_patient
     if not pid:
         raise FileFormatError(f"{path}: no pseudonymous patient id in the recording (sidecar "
@@ -243,12 +214,6 @@ def analyse_recording(rec: Recording) -> dict[str, Any]:
     return dict(json_ready(analyze(rec, montage).to_json()))
 
 
-def saved_analysis_path(path: Path) -> Path:
-    """``<name>-analysis.json`` beside ``<name>.edf``: the analysis the GUI writes when a recorded
-    session stops, with the session's own program (``views.gui.after.analysis_path``)."""
-    return Path(path).with_name(Path(path).stem + "-analysis.json")
-
-
 def _file_date(path: Path) -> str:
     try:
         return _dt.datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y-%m-%d")
@@ -270,11 +235,12 @@ def origin_note(result: Mapping[str, Any], path: Path | None) -> str:
 def analysis_of(rec: Recording) -> tuple[dict[str, Any], str]:
     """The analysis of a recording and a note for the report saying where it came from.
 
-    The analysis saved beside the recording (:func:`saved_analysis_path`) when there is one;
+    The analysis saved beside the recording (:func:`emgfeedback.io.edf.sidecar.analysis_path`)
+    when there is one;
     else :func:`analyse_recording` (the default program), with a note, and a second one when the
     sidecar names another program.
     """
-    saved = saved_analysis_path(rec.path)
+    saved = analysis_path(rec.path)
     if saved.is_file():
         result = _read_analysis(saved)
         return result, origin_note(result, saved)
@@ -289,7 +255,8 @@ def analysis_of(rec: Recording) -> tuple[dict[str, Any], str]:
 
 
 def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
-                 keep_signal: bool = True) -> SessionInput:
+                 keep_signal: bool = True,
+                 opener: Callable[[Path], Recording] | None = None) -> SessionInput:
     """Open a recorded session (EDF+/BDF+ with its JSON sidecar) and analyse it.
 
     Parameters
@@ -303,6 +270,10 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     keep_signal:
         Keep the recording open in :attr:`SessionInput.signal` for the report's plots; the
         history passes ``False`` (it stores metrics only) and the file is closed at once.
+    opener:
+        Opens the file (default :func:`emgfeedback.io.importers.load`); the CLI passes one
+        that applies the import options and ``--patient``/``--affected-side``
+        (:func:`emgfeedback.io.identity.apply_identity`) for files of other tools.
 
     Raises
     ------
@@ -314,7 +285,7 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"{path}: no such session file")
-    rec = load(path)
+    rec = (opener or load)(path)
     try:
         result: dict[str, Any]
         if isinstance(analysis, (str, Path)):

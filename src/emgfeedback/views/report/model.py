@@ -22,7 +22,7 @@ from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import assess
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.recording import Recording
-from emgfeedback.stream import Chunk, Quality, Status
+from emgfeedback.stream import Chunk, Quality, Status, rail_counts
 from emgfeedback.vocabulary import EXERCISES, REST, parse_annotation, parse_label, short_label
 from emgfeedback.views.report import figures
 from emgfeedback.views.summary import (
@@ -210,9 +210,7 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
             if rest_q is None and s < cut:
                 e = min(e, cut, s + small) if s >= rest_a else min(e, rest_a)
             x = rec.read(s, e)
-            if rec.rails_uv is not None:
-                lo, hi = rec.rails_uv
-                sat += ((x <= lo) | (x >= hi)).sum(axis=0)
+            sat += rail_counts(x, rec.rails_uv)
             p = chain.process(Chunk(x, s, rec.fs, rec.channels,
                                     Status(lost_samples=max(0, s - prev))))
             prev = e

@@ -1,0 +1,276 @@
+"""Reading EDF/EDF+/BDF/BDF+ files: ours and other tools'.
+
+:func:`read_edf` returns an :class:`EdfRecording`, a :class:`~emgfeedback.recording.Recording`
+read by range through a memory map (any size).  Our own files come back exactly as the live
+chain saw them (see :mod:`emgfeedback.io.edf.format`): gap slots as NaN and listed in
+``gaps``, annotations as markers, the sidecar in ``sidecar``.  A file whose header says ``-1``
+records (the recorder was killed) or more records than it holds is recovered from the file
+size, with a note; :func:`~emgfeedback.io.edf.repair.repair` then fixes it for other tools.
+:func:`read_identity` gives the patient subfield and start time of any EDF/BDF header.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emgfeedback.errors import FileFormatError
+from emgfeedback.io.edf.format import (
+    BDF_MAGIC,
+    EDF_MAGIC,
+    SIGNAL_FIELDS,
+    DigitalGrid,
+    parse_tals,
+    read_identity,
+)
+from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, read_sidecar
+from emgfeedback.recording import Recording
+from emgfeedback.stream import Marker, SourceInfo
+from emgfeedback.units import uv_per
+from emgfeedback.validate import (
+    check_annotation, check_edf_layout, check_edf_signals, check_edf_size, input_file,
+    timekeeping_onset)
+from emgfeedback.vocabulary import GAP, parse_annotation
+
+__all__ = ["EdfRecording", "read_edf", "read_identity"]
+
+log = logging.getLogger(__name__)
+
+
+def _bad(path: Path, offset: int, what: str) -> FileFormatError:
+    return FileFormatError(f"{path}: byte {offset}: {what}")
+
+
+class EdfRecording(Recording):
+    """An EDF/EDF+/BDF/BDF+ file opened for range reads (memory-mapped, any size).
+
+    Signals with the highest sample rate are the channels; annotation signals become markers
+    (``gap`` annotations become :attr:`gaps`).  A header saying ``-1`` records, or more records
+    than the file holds (a crash), is recovered from the file size with a note.
+    """
+
+    def __init__(self, path: Path | str, repairing: bool = False) -> None:
+        path = input_file(Path(path), "file")  # a FIFO would block open() forever
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                head = f.read(256)
+        except FileNotFoundError:
+            raise FileFormatError(f"{path}: no such file") from None
+        if len(head) < 256:
+            raise FileFormatError(f"{path}: truncated header ({size} bytes; an EDF/BDF header "
+                                  "has at least 256)")
+        bdf = head[:8] == BDF_MAGIC
+        if not bdf and head[:8] != EDF_MAGIC:
+            raise _bad(path, 0, "not an EDF or BDF file (version field is "
+                                f"{head[:8]!r}, expected '0' or '\\xffBIOSEMI')")
+
+        def num(off: int, width: int, kind: type = int) -> Any:
+            txt = head[off : off + width].decode("ascii", "replace").strip()
+            try:
+                return kind(txt)
+            except ValueError:
+                raise _bad(path, off, f"header field {txt!r} is not a number") from None
+
+        hbytes = num(184, 8)
+        reserved = head[192:236].decode("ascii", "replace").strip()
+        nrec_hdr = num(236, 8)
+        rec_s = num(244, 8, float)
+        ns = num(252, 4)
+        if ns < 1 or hbytes != 256 * (ns + 1):
+            raise _bad(path, 184, f"header size {hbytes} does not match {ns} signals")
+        if size < hbytes:
+            raise FileFormatError(f"{path}: truncated header ({size} bytes, header needs "
+                                  f"{hbytes})")
+        with open(path, "rb") as f:
+            sh = f.read(hbytes)[256:]
+
+        offs = {}
+        pos = 0
+        for name, width in SIGNAL_FIELDS:
+            offs[name] = (pos, width)
+            pos += width * ns
+
+        def field(name: str) -> list[str]:
+            p, w = offs[name]
+            return [sh[p + k * w : p + (k + 1) * w].decode("latin-1").strip() for k in range(ns)]
+
+        def nums(name: str, kind: type) -> list[Any]:
+            p, w = offs[name]
+            out = []
+            for k, t in enumerate(field(name)):
+                try:
+                    out.append(kind(t))
+                except ValueError:
+                    raise _bad(path, 256 + p + k * w,
+                               f"{name} of signal {k + 1} is {t!r}, not a number") from None
+            return out
+
+        labels = field("label")
+        units = field("unit")
+        pmin, pmax = nums("pmin", float), nums("pmax", float)
+        dmin, dmax = nums("dmin", int), nums("dmax", int)
+        nsamp = nums("n", int)
+        prefilter = field("prefilter")
+        bps = 3 if bdf else 2
+        rec_bytes = sum(nsamp) * bps
+        if rec_bytes <= 0 or rec_s <= 0:
+            raise _bad(path, 244, "record duration or samples per record is not positive")
+        ann_name = "BDF Annotations" if bdf else "EDF Annotations"
+        is_ann = [lab == ann_name or lab == "EDF Annotations" for lab in labels]
+        check_edf_signals(path, bdf=bdf, record_s=rec_s, labels=labels, pmin=pmin, pmax=pmax,
+                          dmin=dmin, dmax=dmax, n_per_record=nsamp, annotation=is_ann)
+        check_edf_size(path, header_bytes=hbytes, record_bytes=rec_bytes, records=nrec_hdr,
+                       size=size)
+        avail, tail = divmod(size - hbytes, rec_bytes)
+        notes: list[str] = []
+        if nrec_hdr == -1 or nrec_hdr > avail:
+            what = ("header says -1 records (recording was not closed)" if nrec_hdr == -1 else
+                    f"header says {nrec_hdr} records but the file holds {avail}")
+            notes.append(f"recovered: {what}; using {avail} complete records"
+                         + (f", {tail} bytes of a partial record ignored" if tail else "")
+                         + " (run 'emgfeedback repair' to fix the file for other tools)")
+            log.warning("%s: %s", path, notes[-1])
+            nrec = avail
+        else:
+            nrec = nrec_hdr
+        if nrec <= 0:
+            raise FileFormatError(f"{path}: byte {hbytes}: no complete data record "
+                                  f"({size - hbytes} data bytes, a record has {rec_bytes})")
+        data_idx = [k for k in range(ns) if not is_ann[k]]
+        if not data_idx:
+            raise FileFormatError(f"{path}: no data signals (only annotations)")
+        nmax = max(nsamp[k] for k in data_idx)
+        chan_idx = [k for k in data_idx if nsamp[k] == nmax]
+        dropped = [labels[k] for k in data_idx if nsamp[k] != nmax]
+        if dropped:
+            notes.append(f"skipped signals at other rates: {', '.join(dropped)}")
+        starts = np.cumsum([0] + [n * bps for n in nsamp])
+        self._mm = np.memmap(path, dtype=np.uint8, mode="r", offset=hbytes,
+                             shape=(nrec, rec_bytes))
+        self._bps = bps
+        self._n_per_rec = nmax
+        self._chan_bytes = [(int(starts[k]), int(starts[k + 1])) for k in chan_idx]
+        scales = []
+        for k in chan_idx:
+            sc = uv_per(units[k])
+            if sc is None:
+                sc = 1.0
+                notes.append(f"signal {labels[k]!r} unit {units[k]!r} kept as is")
+            scales.append(sc)
+        self.grids = [DigitalGrid(pmin[k], pmax[k], dmin[k], dmax[k]) for k in chan_idx]
+        self._scales = np.array(scales)
+        fs = nmax / rec_s
+        sidecar = read_sidecar(path)
+        if any(is_ann) and reserved.startswith(("EDF+", "BDF+")):  # records where stamped
+            a0 = int(starts[is_ann.index(True)])
+            a1 = a0 + nsamp[is_ann.index(True)] * bps
+            check_edf_layout(path, [(r, timekeeping_onset(bytes(self._mm[r, a0:a1])))
+                                    for r in sorted({0, nrec - 1})], rec_s,
+                             continuous=not reserved.startswith(("EDF+D", "BDF+D")))
+        elif nrec_hdr >= 0 and nrec_hdr != avail and not repairing:
+            raise FileFormatError(f"{path}: the header says {nrec_hdr} records but the file "
+                                  f"holds {avail} (+{tail} bytes): truncated or edited; run "
+                                  f"`emgfeedback repair {path}` if a crash cut it")
+        # annotations
+        markers: list[Marker] = []
+        gaps: list[tuple[int, int]] = []
+        for k in [k for k in range(ns) if is_ann[k]]:
+            a, b = int(starts[k]), int(starts[k + 1])
+            block = np.asarray(self._mm[:, a:b])
+            total_s = nrec * rec_s
+            refused: list[str] = []
+            for r in range(nrec):
+                for onset, dur, texts in parse_tals(bytes(block[r])):
+                    why = check_annotation(onset, dur, total_s)
+                    if why is not None:
+                        refused.append(f"record {r}: {texts[0][:40]!r}: {why}")
+                        continue
+                    for t in texts:
+                        s = int(round(onset * fs))
+                        d = int(round(dur * fs))
+                        if parse_annotation(t).kind == GAP:
+                            gaps.append((s, d))
+                        else:
+                            markers.append(Marker(s, d, t))
+            if refused:
+                notes.append(f"{len(refused)} impossible annotation(s) ignored, e.g. {refused[0]}")
+        markers.sort(key=lambda m: m.sample)
+        n_slots = nrec * nmax
+        if sidecar.get("format") == SIDECAR_FORMAT and isinstance(sidecar.get("slots"), int):
+            n_slots = min(n_slots, int(sidecar["slots"]))
+        gaps.sort()
+        # a gap reaching the end of the file is padding of the last record, not a loss
+        while gaps and gaps[-1][0] + gaps[-1][1] >= n_slots:
+            n_slots = min(n_slots, gaps[-1][0])
+            gaps.pop()
+        gaps = [g for g in gaps if g[0] < n_slots]
+        channels = tuple(labels[k] for k in chan_idx)
+        self.header = {"reserved": reserved, "records": nrec, "record_s": rec_s,
+                       "prefilter": [prefilter[k] for k in chan_idx],
+                       "units": [units[k] for k in chan_idx],
+                       "patient": head[8:88].decode("latin-1").strip(),
+                       "recording": head[88:168].decode("latin-1").strip()}
+        lo = min(g.pmin * s for g, s in zip(self.grids, scales))
+        hi = max(g.pmax * s for g, s in zip(self.grids, scales))
+        rails: tuple[float, float] | None = None
+        if len(set(self.grids)) == 1 and all(s == 1.0 for s in scales):
+            rails = self.grids[0].rails_uv
+            lo, hi = rails
+        src = sidecar.get("source", {}) if isinstance(sidecar.get("source"), dict) else {}
+        info = SourceInfo(
+            name=f"replay:{path.name}", fs=fs, channels=channels,
+            board=str(src.get("board", "")), firmware=str(src.get("firmware", "")),
+            adc_bits=int(src.get("adc_bits", 24 if bdf else 16) or 0),
+            adc_range_uv=(float(lo), float(hi)),
+            extra={"file": str(path), "format": ("BDF" if bdf else "EDF")
+                   + ("+" if reserved.startswith(("EDF+", "BDF+")) else "")},
+        )
+        super().__init__(path=path, format=info.extra["format"], fs=fs, channels=channels,
+                         n_samples=n_slots, markers=markers, gaps=gaps, sidecar=sidecar,
+                         info=info, rails_uv=rails, notes=notes)
+        self.recovered = bool(notes and notes[0].startswith("recovered"))
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        n = self._n_per_rec
+        r0, r1 = start // n, (stop - 1) // n + 1
+        recs = np.asarray(self._mm[r0:r1])
+        out = np.empty(((r1 - r0) * n, len(self.channels)), dtype=np.float64)
+        for c, (a, b) in enumerate(self._chan_bytes):
+            raw = np.ascontiguousarray(recs[:, a:b])
+            if self._bps == 2:
+                d = raw.view("<i2").reshape(-1).astype(np.int32)
+            else:
+                t = raw.reshape(-1, 3).astype(np.int32)
+                d = t[:, 0] | (t[:, 1] << 8) | (t[:, 2] << 16)
+                d = np.where(d >= 1 << 23, d - (1 << 24), d)
+            v = self.grids[c].to_physical(d)
+            out[:, c] = v if self._scales[c] == 1.0 else v * self._scales[c]
+        off = start - r0 * n
+        return out[off : off + (stop - start)]
+
+    @property
+    def record_bytes(self) -> int:
+        """Bytes of one data record (all signals)."""
+        return int(self._mm.shape[1])
+
+    @property
+    def samples_per_record(self) -> int:
+        """Samples of one channel in a data record."""
+        return self._n_per_rec
+
+    def read_digital_row(self, sample: int) -> np.ndarray:  # pragma: no cover - debugging aid
+        return self._read(sample, sample + 1)[0]
+
+    def close(self) -> None:
+        mm = getattr(self, "_mm", None)
+        if mm is not None and getattr(mm, "_mmap", None) is not None:
+            mm._mmap.close()
+
+
+def read_edf(path: Path | str) -> EdfRecording:
+    """Open an EDF/BDF file (ours or another tool's); see :class:`EdfRecording`."""
+    return EdfRecording(path)

@@ -1,0 +1,91 @@
+"""The JSON sidecar of a recording: ``FILE.json`` beside ``FILE.edf``/``FILE.bdf``.
+
+It holds what EDF cannot: montage, calibration, thresholds, exercise program, board and
+firmware, software version, the digital grid, gap count and the pseudonymous patient id
+(:func:`emgfeedback.validate.validate_patient_id`).  Written by the
+:class:`~emgfeedback.io.edf.recorder.Recorder` (atomically: a temporary file renamed over the old
+one), read by the reader, repair, analysis and the report.
+
+Schema (``"format": "emgfeedback-sidecar"``, ``"version": 1``): ``recording`` (file name),
+``status`` (``recording`` while open, ``complete`` after close, ``recovered`` after repair),
+``patient``, ``software``, ``started`` (ISO 8601 local time), ``fs``, ``channels``,
+``first_sample`` (stream index of slot 0), ``samples``, ``slots`` (on ``complete``),
+``lost_samples``, ``gaps``, ``source`` (name, board, firmware, adc_bits, adc_range_uv, extra),
+``digital`` (pmin, pmax, dmin, dmax, gap_fill), ``montage``, ``calibration``, ``thresholds``,
+``program``, ``dsp`` (when the live chain is known), plus any entries the caller adds.
+
+Beside them: ``FILE-analysis.json`` (:func:`analysis_path`), the analysis written when a
+recorded session stops.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from emgfeedback.validate import check_sidecar, load_json_file, write_private
+
+__all__ = [
+    "SIDECAR_FORMAT",
+    "analysis_path",
+    "read_sidecar",
+    "sidecar_affected_side",
+    "sidecar_path",
+    "write_sidecar",
+]
+
+SIDECAR_FORMAT = "emgfeedback-sidecar"
+
+
+def sidecar_path(path: Path | str) -> Path:
+    """``FILE.json`` beside ``FILE.edf`` / ``FILE.bdf``."""
+    return Path(path).with_suffix(".json")
+
+
+def analysis_path(path: Path | str) -> Path:
+    """``FILE-analysis.json`` beside ``FILE.edf``: the analysis written when a recorded session
+    stops, with the session's own program (the sidecar is ``FILE.json``)."""
+    path = Path(path)
+    return path.with_name(path.stem + "-analysis.json")
+
+
+def sidecar_affected_side(meta: Mapping[str, Any]) -> str:
+    """The affected side a recording's sidecar states (``"L"``, ``"R"`` or ``""``): top-level
+    ``affected_side``, the program's, or the source's (the simulated board records it)."""
+    program = meta.get("program")
+    source = meta.get("source")
+    extra = source.get("extra") if isinstance(source, Mapping) else None
+    for v in (meta.get("affected_side"),
+              program.get("affected_side") if isinstance(program, Mapping) else None,
+              extra.get("affected_side") if isinstance(extra, Mapping) else None):
+        if isinstance(v, str) and v.upper() in ("L", "R"):
+            return v.upper()
+    return ""
+
+
+def read_sidecar(path: Path | str) -> dict[str, Any]:
+    """The sidecar of recording ``path`` (``{}`` when there is none, ``0600``)."""
+    sp = sidecar_path(path)
+    if not sp.exists():
+        return {}
+    return check_sidecar(load_json_file(sp, "sidecar"), sp)  # types, ranges, patient rule
+
+
+def write_sidecar(path: Path, data: Mapping[str, Any]) -> None:
+    """Write sidecar JSON ``path``: patient data, so ``0600``, atomically
+    (:func:`emgfeedback.validate.write_private`)."""
+    write_private(path, json.dumps(data, indent=1, default=_json_default))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
