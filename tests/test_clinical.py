@@ -152,9 +152,19 @@ def _spoil(rec: Recording, t0: float, t1: float, ch: int, fn) -> Recording:
     return replace(rec, data=data)
 
 
+def _mains(uv: float, f: float, harmonics: tuple[float, ...] = ()):
+    """Add mains of ``uv`` µV RMS at ``f`` Hz (and harmonics at the given relative amplitudes)."""
+    def fn(t, x):
+        y = x + uv * np.sqrt(2) * np.sin(2 * np.pi * f * t)
+        for k, a in enumerate(harmonics, start=2):
+            y = y + a * uv * np.sqrt(2) * np.sin(2 * np.pi * k * f * t + 0.3 * k)
+        return y
+    return fn
+
+
 @pytest.mark.parametrize("fn, reason", [
-    (lambda t, x: x + 80.0 * np.sqrt(2) * np.sin(2 * np.pi * 50 * t), "heavy mains"),
-    (lambda t, x: x + 400.0 * np.sqrt(2) * np.sin(2 * np.pi * 50 * t), "electrode off"),
+    # a floating input: strong mains off the notches' centre, distorted (harmonics)
+    (_mains(400.0, 49.4, (0.3, 0.2)), "survives the 50 Hz notches"),
     (lambda t, x: np.full_like(x, 120.0), "flat line"),
     (lambda t, x: np.clip((x - x.mean()) * 40.0 + 2000.0, -2500.0, 2500.0), "clipping"),
 ])
@@ -164,6 +174,49 @@ def test_calibration_refusals(session, fn, reason: str) -> None:
     bad = _spoil(rec, rest.sample / rec.fs, (rest.sample + rest.duration) / rec.fs, 1, fn)
     with pytest.raises(CalibrationError, match=f"rest at 2.0 s: L-OOC: .*{reason}"):
         analyze(bad)
+
+
+@pytest.mark.parametrize("uv, f", [(60.0, 50.0), (150.0, 50.0), (60.0, 49.9)])
+def test_strong_removed_mains_is_a_warning_not_a_refusal(session, uv: float, f: float) -> None:
+    """Issue 11: 50-150 µV of mains that the notches remove leaves clean EMG: the calibration
+    is accepted, with a warning naming the figure and the fix, and equals the clean one."""
+    rec, _ = session
+    clean = analyze(rec).calibration
+    rest = next(m for m in rec.markers if m.text == "rest")
+    bad = _spoil(rec, 0.0, rec.n_samples / rec.fs, 1, _mains(uv, f, (0.2,)))
+    a = analyze(bad)
+    warn = [n for n in a.calibration.notes if n.startswith("warning")]
+    assert len(warn) == 1 and "L-OOC" in warn[0] and "strong mains" in warn[0]
+    fig = float(warn[0].split("strong mains ")[1].split(" µV")[0])
+    assert fig == pytest.approx(uv * np.sqrt(1.04), rel=0.1)  # the figure, fundamental + 20 %
+    assert "reference electrode" in warn[0]
+    assert a.to_json()["warnings"] == warn
+    assert a.calibration.mvc_uv[1] == pytest.approx(clean.mvc_uv[1], rel=0.1)
+    if f == 50.0:  # removed entirely: the baseline is the clean one
+        assert a.calibration.rest_mean_uv[1] == pytest.approx(clean.rest_mean_uv[1], rel=0.15)
+    else:  # 0.1 Hz off: 12 % passes the notch and lifts the (measured) baseline
+        assert a.calibration.rest_mean_uv[1] < 4 * clean.rest_mean_uv[1]
+    assert rest.sample >= 0
+
+
+def test_mvc_reference_is_the_highest_trial(session) -> None:
+    """Issue 11, item 6: the MVC reference is the strongest trial (docs/analysis.md)."""
+    from emgfeedback.clinical.calibration import CalibrationConfig, calibrate_segments
+
+    rec, _ = session
+    a = analyze(rec)
+    for i, trials in enumerate(a.calibration.mvc_trials_uv):
+        assert a.calibration.mvc_uv[i] == pytest.approx(max(trials))
+    # the alternative rule, for clinics that prefer it
+    chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+    cal = Calibrator(rec.fs, rec.channels, rec.rails_uv, CalibrationConfig(mvc_rule="best_two"))
+    cal.feed(chain.process(rec.to_chunk()))
+    two = cal.result()
+    for i, trials in enumerate(two.mvc_trials_uv):
+        assert two.mvc_uv[i] == pytest.approx(np.mean(sorted(trials)[-2:]))
+    with pytest.raises(ConfigError, match="mvc_rule"):
+        CalibrationConfig(mvc_rule="median")
+    assert calibrate_segments is not None
 
 
 def test_mvc_trial_refused_for_clipping(session) -> None:
@@ -289,8 +342,10 @@ def test_streaming_equals_offline(size: int) -> None:
                                                              rel=1e-9)
         for k, v in o.cocontraction.items():
             assert r.cocontraction[k] == pytest.approx(v, rel=1e-9, abs=1e-12)
-    assert [k for k, _ in raised] == ["raised", "ended"] * len(det.events)
-    assert len(det.drain()) == 2 * len(det.events)
+    synk = [k for k, _ in raised if k in ("raised", "confirmed", "ended")]
+    assert synk == ["raised", "confirmed", "ended"] * len(det.events)
+    assert len(det.drain()) == len(raised)
+    assert det.all_events == offline.all_events  # every class, in the same order
 
 
 def test_live_state_for_bars() -> None:

@@ -17,7 +17,7 @@ from emgfeedback.cli import main
 from emgfeedback.config import CalibrationConfig, Config, DetectionConfig, load_config
 from emgfeedback.errors import ConfigError, DatabaseError, EmgError
 from emgfeedback.io.edf import Recorder, read_edf, repair
-from emgfeedback.stream import Processed, SourceInfo, Status
+from emgfeedback.stream import Chunk, SourceInfo
 from emgfeedback.validate import PRIVATE_MODE, patient_id_problem, validate_patient_id
 
 from fakeboard import FakeBoard, value
@@ -125,10 +125,10 @@ def _info(fs: float = 500.0, nch: int = 2) -> SourceInfo:
                       adc_range_uv=(-3000.0, 3000.0))
 
 
-def _chunk(start: int, n: int, nch: int = 2, fs: float = 500.0) -> Processed:
+def _chunk(start: int, n: int, nch: int = 2, fs: float = 500.0) -> Chunk:
     x = np.sin(np.arange(start, start + n) / 7.0)[:, None] * np.ones(nch) * 100
     ch = tuple(f"EMG {s}-ZYG" for s in "LR")[:nch]
-    return Processed(start, fs, ch, x, x, x, None, Status(), ())  # type: ignore[arg-type]
+    return Chunk(x, start, fs, ch)
 
 
 def test_disk_full_names_the_file_keeps_what_was_written_and_says_repair(tmp_path: Path,
@@ -136,7 +136,7 @@ def test_disk_full_names_the_file_keeps_what_was_written_and_says_repair(tmp_pat
     path = tmp_path / "full.edf"
     rec = Recorder(path, _info(), patient="P-0042")
     for k in range(10):
-        rec.feed(_chunk(k * 500, 500))
+        rec.write(_chunk(k * 500, 500))
     written = path.stat().st_size
     f = rec._file._f  # type: ignore[union-attr]
 
@@ -145,7 +145,7 @@ def test_disk_full_names_the_file_keeps_what_was_written_and_says_repair(tmp_pat
 
     monkeypatch.setattr(f, "write", full)
     with pytest.raises(EmgError) as exc:
-        rec.feed(_chunk(5000, 5000))
+        rec.write(_chunk(5000, 5000))
     msg = str(exc.value)
     assert str(path) in msg and "disk is full" in msg and "emgfeedback repair" in msg
     rec.close()  # a no-op now
@@ -158,10 +158,10 @@ def test_disk_full_names_the_file_keeps_what_was_written_and_says_repair(tmp_pat
 def test_a_gap_beyond_the_bound_closes_the_recording_not_gigabytes(tmp_path: Path) -> None:
     path = tmp_path / "g.edf"
     rec = Recorder(path, _info(), patient="P-0042", max_gap_s=60.0)
-    rec.feed(_chunk(0, 1000))
-    rec.feed(_chunk(1000 + 500 * 30, 1000))  # a 30 s gap: filled, annotated
+    rec.write(_chunk(0, 1000))
+    rec.write(_chunk(1000 + 500 * 30, 1000))  # a 30 s gap: filled, annotated
     with pytest.raises(EmgError, match="more than the 60 s a recording fills"):
-        rec.feed(_chunk(1 << 24, 1000))  # the 2**24 jump
+        rec.write(_chunk(1 << 24, 1000))  # the 2**24 jump
     rec.close()
     assert path.stat().st_size < 2_000_000
     r = read_edf(path)

@@ -56,3 +56,67 @@ def test_biopac_facial_file_mains_and_envelopes(shared_data: Path) -> None:
     # Low-level facial activity: envelopes of a few µV to tens of µV, finite everywhere.
     assert np.all(np.isfinite(env))
     assert np.all((np.median(env[2000:], axis=0) > 0.5) & (np.median(env[2000:], axis=0) < 50))
+
+
+# ---------------------------------------------------------------- the clinical engine (issue 11)
+def test_biosppy_bursts_found_no_events_at_rest(shared_data: Path) -> None:
+    """The live detector on the real BioSPPy recording: its clear bursts are activations, the
+    quiet end is not, and nothing is flagged as an artefact or reported as an event."""
+    from emgfeedback.clinical.calibration import auto_calibration
+    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.clinical.montage import Montage
+    from emgfeedback.io.importers import load
+    from emgfeedback.stream import finite_parts
+
+    rec = load(shared_data / "biosppy_emg_1_1khz.txt")
+    chain = Chain(rec.fs, 1, adc_range_uv=rec.source_info().adc_range_uv)
+    montage = Montage.from_labels(("EMG L-ZYG",))
+    chunks = [chain.process(c) for c in finite_parts(rec.to_chunk())]
+    env = np.concatenate([p.envelope for p in chunks])
+    cal = auto_calibration(env, montage.names, rec.fs)
+    chain = Chain(rec.fs, 1, adc_range_uv=rec.source_info().adc_range_uv)
+    det = Detector.for_chain(chain, montage, cal)
+    active = []
+    src = rec.to_chunk()
+    while len(src):
+        part, src = src.split(10)
+        det.feed(chain.process(part))
+        active.append(bool(det.state().active[0]))
+    det.close()
+    act = np.repeat(np.array(active), 10)[: rec.n_samples].astype(float)
+    bursts = _bursts(act, 0.5, rec.fs, min_s=0.4)  # activations of at least 400 ms
+
+    def hit(lo: float, hi: float) -> bool:
+        return any(a < hi and b > lo for a, b in bursts)
+    for lo, hi in ((1.0, 2.5), (15.0, 17.5), (25.0, 27.5), (35.0, 41.0)):
+        assert hit(lo, hi), (lo, hi, bursts)
+    assert not hit(50.0, 63.0), bursts  # the quiet end of the file
+    assert det.all_events == []  # no quiet region, no artefact: no event of any class
+
+
+def test_biopac_facial_file_analysed_with_markers(shared_data: Path, tmp_path: Path) -> None:
+    """The real BIOPAC facial recording through analyze: its markers listed, no NaN anywhere,
+    the mislabelled levator channel (13 mV RMS: 'Volts' for mV) flagged as implausible per
+    channel and never a synkinesis event."""
+    import json
+
+    from emgfeedback.cli import main
+
+    montage = Path(__file__).parent / "data" / "golden" / "biopac.montage.toml"
+    out = tmp_path / "a.json"
+    assert main(["analyze", str(shared_data / "biopac_facial_corr_zyg_lev_1khz.txt"),
+                 "--montage", str(montage), "--exercise", "smile", "--calibration", "auto",
+                 "--json", str(out)]) == 0
+
+    def bad(c: str) -> object:
+        raise AssertionError(f"non-strict JSON constant {c}")
+    d = json.loads(out.read_text(), parse_constant=bad)
+    assert [m["text"] for m in d["markers"]] == ["marker 54", "marker 1"]
+    assert [m["onset_s"] for m in d["markers"]] == [0.15, 13.117]
+    assert d["gaps"] == [] and d["lost_samples"] == 0
+    q = d["quality"]
+    assert q["L-LLS"]["artefact_s"] > 5.0  # mV where µV belong: not a muscle
+    assert all("implausible" in p["reason"] for p in q["L-LLS"]["periods"])
+    assert q["L-COR"]["artefact_s"] < 1.0 and q["L-ZYG"]["artefact_s"] < 1.0
+    assert not [e for e in d["events"] if e["type"] == "synkinesis" and e["channel"] == "L-LLS"]
+    assert len(d["reps"]) == 1 and d["reps"][0]["target"] == "L-ZYG"

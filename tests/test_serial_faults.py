@@ -188,18 +188,31 @@ def test_requested_rate_and_channels_applied(tmp_path: Path) -> None:
     assert P.data_frame_size(4) == 18
 
 
-def test_myoware_envelope_output_is_flagged_once(tmp_path: Path, caplog) -> None:
+def test_myoware_envelope_output_is_flagged_once(tmp_path: Path) -> None:
     """A MyoWare sensor's ENV output through the Serial Plotter path: one warning line names
     the envelope channel (never negative, no energy above 20 Hz), not the raw one."""
     import logging
 
-    caplog.set_level(logging.WARNING, logger="emgfeedback.sources.serial")
-    with FakeBoard(tmp_path, mode="myoware") as board:
-        src = S.SerialSource(board.link, fs=250, handshake_timeout=1.0)
-        with src:
-            chunks = collect(src, 8.0, until=lambda c: c.stop > 700)
+    class Keep(logging.Handler):  # on the module's logger: other tests may stop propagation
+        def __init__(self) -> None:
+            super().__init__(logging.WARNING)
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    keep = Keep()
+    logger = logging.getLogger("emgfeedback.sources.serial")
+    logger.addHandler(keep)
+    try:
+        with FakeBoard(tmp_path, mode="myoware") as board:
+            src = S.SerialSource(board.link, fs=250, handshake_timeout=1.0)
+            with src:
+                chunks = collect(src, 8.0, until=lambda c: c.stop > 700)
+    finally:
+        logger.removeHandler(keep)
     assert src.info.channels == ("ENV", "RAW") and sum(len(c) for c in chunks) > 700
-    warnings = [r.getMessage() for r in caplog.records if "envelope" in r.getMessage()]
+    warnings = [m for m in keep.messages if "envelope" in m]
     assert len(warnings) == 1 and warnings[0].startswith("channel(s) ENV look like an EMG envelope")
     assert "\n" not in warnings[0] and "MyoWare" in warnings[0]
     assert src.info.extra["envelope_channels"] == ["ENV"]

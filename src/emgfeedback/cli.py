@@ -857,13 +857,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     doc = summarise(args.file, fs=args.fs, unit=args.unit, board=args.brainflow_board)
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(doc, indent=1, allow_nan=False))
         return 0
     print(f"{doc['file']}: {doc['format']}, {len(doc['channels'])} channels at {doc['fs']:g} Hz, "
           f"{doc['duration_s']:.2f} s")
+    num = lambda v, w: f"{v:{w}.2f}" if v is not None else f"{'n/a':>{w}}"  # noqa: E731
     for c in doc["channels"]:
-        print(f"  {c['label']:<16} RMS {c['rms_uv']:9.2f} µV (20-450 Hz)  mains {c['mains_uv']:8.2f} "
-              f"µV  saturated {c['saturated']}")
+        print(f"  {c['label']:<16} RMS {num(c['rms_uv'], 9)} µV (20-450 Hz)  mains "
+              f"{num(c['mains_uv'], 8)} µV  saturated {c['saturated']}")
     print(f"  gaps: {doc['gaps']} ({doc['lost_samples']} samples lost)")
     ann = doc["annotations"]
     print(f"  annotations: {len(ann)}")

@@ -219,6 +219,38 @@ class QualityConfig(Settings):
     max_clip_fraction: float = setting(0.001, ge=0, le=1)  # share of samples at the ADC rails
     # mains RMS above this: electrode off (floating input)
     off_mains_uv: float = setting(100.0, gt=0, le=1e6, unit="µV")
+    # After filtering (issue 11): what the notches leave decides, not what they remove.
+    # Mains left in the filtered signal (within 2 Hz of mains and harmonics: off-nominal mains
+    # passes a Q-30 notch partly, 12 % at 0.1 Hz off) above this and above twice the EMG left
+    # swamps the signal (a floating input leaves hundreds of µV): the segment is refused.
+    # Below, a steady residual tone only lifts the rest baseline, which the calibration
+    # measures, and barely its SD (thresholds stay tight): 55-80 µV at 49.9 Hz with harmonics
+    # leaves 7-15 µV, a warning.
+    max_residual_mains_uv: float = setting(30.0, gt=0, le=1e6, unit="µV")
+    # Mains removed by the notches above this is worth a warning (with the figure and the fix):
+    # the EMG is usable but the skin preparation or the reference electrode can be better.
+    warn_mains_uv: float = setting(20.0, gt=0, le=1e6, unit="µV")
+    # Artefact flags (dsp.quality.ArtefactFlags), per sample: 1-15 Hz content of the raw signal
+    # above this is cable motion or an electrode pop (facial EMG puts a few µV there) ...
+    artefact_lf_uv: float = setting(150.0, gt=0, le=1e7, unit="µV")
+    # ... a raw sample (DC removed) above this is no facial muscle (a few hundred µV at
+    # most): a pop, or a floating input with mV of mains ...
+    artefact_uv: float = setting(1500.0, gt=0, le=1e7, unit="µV")
+    # ... and a raw signal that has not moved by more than flat_rms_uv from sample to sample
+    # for this long is a flat line (an attached electrode always shows µV of noise).
+    flat_ms: float = setting(50.0, gt=0, le=60_000, unit="ms")
+    # A flagged sample keeps the channel flagged this long: the band-pass and the envelope
+    # ring for about this long after a transient of a few mV (8 Hz envelope: ~150 ms to fall
+    # from mV to the µV floor).
+    artefact_hold_ms: float = setting(300.0, ge=0, le=60_000, unit="ms")
+    # ... and this long after a raw sample above artefact_uv: after mV of mains (a floating
+    # input) stop, the Q-30 notches ring at mains for about a second (they decay e-fold in
+    # ~0.2 s: from mV to the µV floor takes 4-5 time constants).
+    artefact_hold_big_ms: float = setting(1000.0, ge=0, le=60_000, unit="ms")
+    # After missing samples the chain restarts its filters; the notches take about this long
+    # to settle on strong mains (a Q-30 notch at 50 Hz: time constant ~0.2 s), during which
+    # no burst starts (not reported as an artefact: the gap is in the JSON's gaps).
+    gap_settle_ms: float = setting(600.0, ge=0, le=60_000, unit="ms")
 
 
 @dataclass(frozen=True)
@@ -228,7 +260,9 @@ class CalibrationConfig(Settings):
     settle_s: float = setting(0.5, ge=0, le=60, unit="s")
     min_rest_s: float = setting(2.0, gt=0, le=600, unit="s")
     mvc_window_ms: float = setting(500.0, gt=0, le=10_000, unit="ms")
-    max_mains_uv: float = setting(50.0, gt=0, le=1e6, unit="µV")
+    # MVC reference across trials: "highest" (the strongest trial; clinical/calibration.py and
+    # docs/analysis.md give the reasons) or "best_two" (the mean of the best two)
+    mvc_rule: str = setting("highest", choices=("highest", "best_two"))
     auto_settle_s: float = setting(1.0, ge=0, le=600, unit="s")
     auto_window_ms: float = setting(1000.0, gt=0, le=60_000, unit="ms")
     auto_quantile: float = setting(0.2, gt=0, le=1)
@@ -258,6 +292,26 @@ class DetectionConfig(Settings):
         An event ends when the condition has been false this long (or the rep ends).
     onset_lookback_ms:
         How far before the alert the onset estimate may search for the start of the rise.
+    blink_max_ms:
+        A burst's class is known once it has lasted this long (docs/analysis.md, "Event
+        classes"): a burst of an orbicularis oculi region (``blink_regions``) that ends sooner
+        is a **blink**, a shorter burst elsewhere a **transient** (artefact class, e.g. ECG or
+        a twitch); a burst that lasts is **synkinesis**.  Blink EMG lasts 50-200 ms and the lid
+        closes and opens within 100-300 ms (docs/domain.md); the 8 Hz envelope keeps a 180 ms
+        burst above the synkinesis condition for about 40 ms longer; synkinesis lasts as long
+        as the movement (seconds).  250 ms separates the two with margin on both sides.
+    blink_regions:
+        Region codes whose short bursts are blinks.
+    merge_ms:
+        One co-contraction is one event: bursts of a region within this time of each other in
+        the same rep are one burst (a region hovering around its limit), classified by its
+        whole duration; a confirmed event's ``ended`` notice comes once this time has passed.
+    max_pct_mvc:
+        An envelope above this %MVC is no muscle of that region (electrode pop, cable): an
+        artefact.  %MVC above 100 is kept and flagged as "exceeds calibration" up to here.
+    crosstalk_lag_ms:
+        Lags searched by the per-rep crosstalk index (peak normalised cross-correlation of the
+        band-passed target and quiet signals; volume conduction is instantaneous).
     """
 
     h_on: float = setting(3.0, ge=0, le=1000)
@@ -265,11 +319,23 @@ class DetectionConfig(Settings):
     min_active_ms: float = setting(30.0, ge=0, le=10_000, unit="ms")
     min_rest_ms: float = setting(50.0, ge=0, le=10_000, unit="ms")
     floor_pct_mvc: float = setting(10.0, ge=0, le=1000, unit="%MVC")
-    min_event_ms: float = setting(20.0, ge=0, le=10_000, unit="ms")
+    # the live alert is provisional (blink_max_ms decides the class), so it may come early
+    min_event_ms: float = setting(5.0, ge=0, le=10_000, unit="ms")
     event_gap_ms: float = setting(100.0, ge=0, le=60_000, unit="ms")
     onset_lookback_ms: float = setting(300.0, ge=0, le=10_000, unit="ms")
+    blink_max_ms: float = setting(250.0, ge=0, le=10_000, unit="ms")
+    blink_regions: tuple[str, ...] = setting(("OOC",))
+    merge_ms: float = setting(400.0, ge=0, le=60_000, unit="ms")
+    max_pct_mvc: float = setting(300.0, gt=100, le=1e5, unit="%MVC")
+    crosstalk_lag_ms: float = setting(10.0, ge=0, le=100, unit="ms")
 
     def check(self) -> None:
+        from emgfeedback.vocabulary import REGIONS
+
+        for code in self.blink_regions:
+            if code not in REGIONS:
+                raise ConfigError(f"blink_regions: unknown region code {code!r} "
+                                  f"(known: {', '.join(REGIONS)})")
         if not self.h_off <= self.h_on:
             raise ConfigError(f"h_off must not exceed h_on, got h_on={self.h_on}, "
                               f"h_off={self.h_off}")

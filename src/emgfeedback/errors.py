@@ -60,7 +60,8 @@ class FileFormatError(EmgError):
 
 
 class CalibrationError(EmgError):
-    """A calibration segment was refused (clipping, heavy mains, electrode off, too short)."""
+    """A calibration segment was refused (clipping, flat line, mains surviving the notches, too
+    short)."""
 
 
 class DatabaseError(EmgError):

@@ -55,6 +55,7 @@ __all__ = [
     "SourceInfo",
     "Status",
     "at_rails",
+    "finite_parts",
     "rail_counts",
 ]
 
@@ -213,6 +214,38 @@ class Chunk:
             markers=tuple(m for m in self.markers if m.sample >= self.start + n),
         )
         return a, b
+
+
+def finite_parts(chunk: Chunk) -> list[Chunk]:
+    """``chunk`` without its rows that hold a NaN or an infinity: missing values are gaps.
+
+    A row with any non-finite value is not data; the rows before and after it become separate
+    chunks, the later ones with ``status.lost_samples`` = the rows dropped before them (so the
+    chain restarts its filters after them, as after any lost samples).  Markers go with the part
+    that holds their sample, or with the next part when their sample was dropped.  A chunk with
+    finite values only is returned as it is (``[chunk]``); one with none gives one empty chunk
+    with its markers (the next chunk's ``start`` then jumps, which restarts the chain).
+    """
+    ok = np.isfinite(chunk.data).all(axis=1)
+    if ok.all():
+        return [chunk]
+    if not ok.any():  # nothing usable: an empty chunk keeps the markers and the status
+        return [replace(chunk, data=chunk.data[:0])]
+    out: list[Chunk] = []
+    idx = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+    runs = list(zip(idx[::2].tolist(), idx[1::2].tolist()))
+    prev = 0
+    for k, (a, b) in enumerate(runs):
+        lost = a - prev + (chunk.status.lost_samples if k == 0 else 0)
+        st = replace(chunk.status, lost_samples=lost) if k == 0 else Status(lost_samples=lost)
+        lo = -1 if k == 0 else chunk.start + prev
+        hi = chunk.start + b if k < len(runs) - 1 else None
+        mk = tuple(m for m in chunk.markers
+                   if m.sample >= lo and (hi is None or m.sample < hi))
+        out.append(replace(chunk, data=chunk.data[a:b], start=chunk.start + a, status=st,
+                           markers=mk))
+        prev = b
+    return out
 
 
 @dataclass(frozen=True)

@@ -159,4 +159,4 @@ def analyze(
     det = clinics[0].detector or Detector.for_chain(chain, montage, cal, program)  # no reps
     sym = symmetry(det.reps, montage.affected_side, rec.fs)
     return Analysis(rec, montage, program, cal, det.events, det.reps, sym,
-                    det.unknown_annotations, chain.delay_ms, chain.mains)
+                    det.unknown_annotations, chain.delay_ms, chain.mains, det.all_events)

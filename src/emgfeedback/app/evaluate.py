@@ -85,7 +85,8 @@ def match_events(detected: Sequence[SynkinesisEvent], truth: Iterable[TruthEvent
         free.remove(i)
         s.tp += 1
         s.onset_err_s.append((detected[i].onset - t.start) / fs)
-        s.latency_s.append((detected[i].alert - t.start) / fs)
+        alert = detected[i].alert
+        s.latency_s.append(((alert if alert is not None else detected[i].onset) - t.start) / fs)
     s.fp += len(free)
     return s
 
@@ -112,11 +113,12 @@ def patient_calibration(seed: int, params: ModelParams | None = None) -> Calibra
     rec, _ = simulated_recording("session", calibration_s(sim) + 2.0, seed, sim)
     from emgfeedback.clinical.calibration import Calibrator
     from emgfeedback.dsp.chain import Chain
+    from emgfeedback.stream import finite_parts
 
     chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
-    p = chain.process(rec.to_chunk())
     cal = Calibrator(rec.fs, rec.channels, rec.rails_uv)
-    cal.feed(p)
+    for part in finite_parts(rec.to_chunk()):  # missing samples are gaps
+        cal.feed(chain.process(part))
     return cal.result()
 
 

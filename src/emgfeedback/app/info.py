@@ -2,7 +2,8 @@
 
 The quality summary runs the live DSP chain over the file in blocks (constant memory): per channel
 the RMS after the 20-450 Hz band-pass and mains notch (first second of each stretch skipped while
-the filters settle), the mean mains-interference RMS the chain's quality meter reports, and the
+the filters settle; ``None`` when no stretch between gaps is longer than that), the mean
+mains-interference RMS the chain's quality meter reports, and the
 number of samples on the digital rails.
 """
 
@@ -47,8 +48,9 @@ def summarise(path: Path | str, block_s: float = 10.0, **load_options: Any) -> d
                 mains += p.quality.mains_uv
                 nq += 1
                 sat += rail_counts(x, rec.rails_uv)
-        rms = np.sqrt(ss / cnt) if cnt else np.full(nch, np.nan)
-        mains_uv = mains / nq if nq else np.full(nch, np.nan)
+        # No stretch longer than the settling second: no measure (None, never NaN in JSON).
+        rms: list[float | None] = [float(v) for v in np.sqrt(ss / cnt)] if cnt else [None] * nch
+        mains_uv: list[float | None] = [float(v) for v in mains / nq] if nq else [None] * nch
         sc = rec.sidecar
         doc: dict[str, Any] = {
             "file": str(rec.path),
@@ -59,7 +61,7 @@ def summarise(path: Path | str, block_s: float = 10.0, **load_options: Any) -> d
             "gaps": len(rec.gaps),
             "lost_samples": rec.lost_samples,
             "mains_hz": chain.mains,
-            "channels": [{"label": c, "rms_uv": float(rms[k]), "mains_uv": float(mains_uv[k]),
+            "channels": [{"label": c, "rms_uv": rms[k], "mains_uv": mains_uv[k],
                           "saturated": int(sat[k])} for k, c in enumerate(rec.channels)],
             "annotations": [{"onset_s": m.sample / rec.fs, "duration_s": m.duration / rec.fs,
                              "text": m.text} for m in rec.markers],

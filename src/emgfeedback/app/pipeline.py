@@ -36,7 +36,7 @@ from emgfeedback.dsp.chain import Chain
 from emgfeedback.errors import ConfigError
 from emgfeedback.io.edf.format import DigitalGrid, grid_for
 from emgfeedback.io.edf.recorder import Recorder, on_grid
-from emgfeedback.stream import Marker, Processed, SourceBase, Status
+from emgfeedback.stream import Marker, Processed, SourceBase, Status, finite_parts
 
 __all__ = ["Consumer", "Pipeline", "RecordingGrid"]
 
@@ -213,15 +213,19 @@ class Pipeline:
                 extra = tuple(Marker(chunk.start, d, t) for t, d in self._pending)
                 self._pending.clear()
             chunk = replace(chunk, markers=extra + chunk.markers)
-        if self.recorder is not None:
-            chunk = self.recorder.write(chunk)  # stored, and on the file's grid
-        elif self.grid is not None:
-            chunk = on_grid(chunk, self.grid)
-        p = self.chain.process(chunk)
-        self.samples += len(chunk)
-        self.faults = self.faults + chunk.status
-        for c in self.consumers:
-            c.feed(p)
+        # Missing values (NaN, inf) are gaps: they never reach a filter state or a consumer
+        # (stream.finite_parts: the rows are dropped, the next part's lost_samples says so).
+        p: Processed | None = None
+        for part in finite_parts(chunk):
+            if self.recorder is not None:
+                part = self.recorder.write(part)  # stored, and on the file's grid
+            elif self.grid is not None:
+                part = on_grid(part, self.grid)
+            p = self.chain.process(part)
+            self.samples += len(part)
+            self.faults = self.faults + part.status
+            for c in self.consumers:
+                c.feed(p)
         return p
 
     def run(self, duration_s: float | None = None) -> None:

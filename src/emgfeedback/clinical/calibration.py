@@ -7,15 +7,27 @@ Annotated calibration (docs/analysis.md, "Annotation vocabulary"):
                   ``settle_s`` (the patient settles after the cue); robust so that spontaneous
                   blinks during the rest period do not inflate the baseline.
 ``mvc L-ZYG``     one MVC trial of that region.  Per trial: the highest ``mvc_window_ms`` moving
-                  mean of the envelope minus the rest mean.  The region's MVC is the **median over
-                  its trials** (robust to one weak or artefacted trial).
+                  mean of the envelope minus the rest mean.  The region's MVC is the **highest
+                  trial** (``mvc_rule = "highest"``, the default; ``"best_two"``: the mean of
+                  the best two).  The common practice of MVC normalisation takes the maximum
+                  over trials, not a central value (Halaki & Ginn 2012, "Normalization of EMG
+                  signals: to normalize or not to normalize and what to normalize to?", in
+                  *Computational Intelligence in Electromyography Analysis*, InTech;
+                  Burden 2010, J Electromyogr Kinesiol 20:1023-1035): a reference below the
+                  patient's true maximum gives %MVC above 100 at sub-maximal efforts.  With the
+                  highest trial, %MVC above 100 means the patient really exceeded every
+                  calibration trial (reports flag it).  Trials are quality-checked and the
+                  peak is a 500 ms mean, so one spike cannot set the reference.
 
-Every segment is checked with the measures of :mod:`emgfeedback.dsp.quality` computed over the
-segment (clip fraction, sample-to-sample RMS for a flat line, mains RMS fitted at 50/60 Hz and
-harmonics, baseline RMS) and :func:`~emgfeedback.dsp.quality.assess`; a segment is **refused**
-with the reason when it clips, is flat (electrode off, cable cut), carries mains above
-``QualityConfig.off_mains_uv`` (electrode off, floating input) or above
-``CalibrationConfig.max_mains_uv`` (heavy mains: the baseline is not trustworthy).
+**Quality is judged after filtering** (issue 11): every segment is measured over its length
+(:func:`segment_quality`: clip fraction and sample-to-sample RMS of the raw signal, the mains
+the notches removed, the mains *left in the filtered signal*) and is **refused**, with the
+reason, only when the filtered signal is unusable: clipping (including mains so strong that it
+clips the ADC), a flat line (electrode off, cable cut), or mains that survives the notches
+(off-nominal or distorted mains, a floating input) above ``QualityConfig.max_residual_mains_uv``
+and above twice the EMG left in the filtered signal.  Mains that the notches removed is a **warning** above
+``QualityConfig.warn_mains_uv``, naming the figure and the fix (``Calibration.notes``, starting
+with ``warning:``; the JSON's ``warnings``): the EMG underneath is clean.
 
 **Automatic fallback** (no ``rest`` segment, or ``method="auto"``): the envelope after the first
 ``auto_settle_s`` is cut into ``auto_window_ms`` (1 s) windows; the quietest ``auto_quantile`` of the
@@ -41,11 +53,10 @@ from typing import Any
 
 import numpy as np
 
-from emgfeedback.vocabulary import parse_annotation, short_label
 from emgfeedback.config import CalibrationConfig, QualityConfig
 from emgfeedback.stream import Marker, Processed, Quality, at_rails
-from emgfeedback.dsp.quality import assess
 from emgfeedback.errors import CalibrationError
+from emgfeedback.vocabulary import parse_annotation, short_label
 
 __all__ = [
     "Calibration",
@@ -166,9 +177,37 @@ def _mains_fit(x: np.ndarray, fs: float) -> tuple[np.ndarray, int]:
     return best
 
 
+def _mains_excess(x: np.ndarray, fs: float, f0: int) -> np.ndarray:
+    """RMS per channel of the power within ±2 Hz of ``f0`` and its harmonics above the
+    neighbouring spectrum (3-8 Hz away): mains at or near the nominal frequency, off-nominal
+    included (49.9 Hz, 59.8 Hz), which a fit at the exact frequency would miss."""
+    from scipy import signal
+
+    n = len(x)
+    nper = int(min(n, fs))
+    if nper < 16:
+        return np.zeros(x.shape[1])
+    f, p = signal.welch(x - x.mean(axis=0), fs=fs, nperseg=nper, axis=0)
+    df = float(f[1] - f[0])
+    total = np.zeros(x.shape[1])
+    k = 1
+    while k * f0 < min(0.45 * fs, 450.0):
+        d = np.abs(f - k * f0)
+        near, ring = d <= 2.0, (d >= 3.0) & (d <= 8.0)
+        if near.any() and ring.any():
+            floor = np.median(p[ring], axis=0)
+            total += (p[near] - floor).sum(axis=0) * df  # noise averages out, EMG cancels
+        k += 1
+    return np.sqrt(np.maximum(total, 0.0))
+
+
 def segment_quality(raw: np.ndarray, filtered: np.ndarray, fs: float, start: int,
                     adc_range_uv: tuple[float, float] | None) -> Quality:
-    """The :class:`~emgfeedback.dsp.quality.Quality` measures over a whole segment."""
+    """The :class:`~emgfeedback.dsp.quality.Quality` measures over a whole segment.
+
+    ``mains_uv`` is the mains in the raw signal (what the notches have to remove);
+    ``residual_mains_uv`` (an extra attribute, see :func:`residual_mains`) what they left.
+    """
     mains, _ = _mains_fit(raw, fs)
     rms = np.sqrt(np.mean(filtered**2, axis=0))
     d = np.diff(raw, axis=0)
@@ -179,15 +218,37 @@ def segment_quality(raw: np.ndarray, filtered: np.ndarray, fs: float, start: int
     return Quality(start + len(raw), rms, ratio, mains, diff, clip)
 
 
-def _refusal(q: Quality, i: int, qcfg: QualityConfig, ccfg: CalibrationConfig, rest: bool
-             ) -> str | None:
-    light, reason = assess(q, qcfg, at_rest=rest)[i]
-    if light == "red":
-        return reason
-    if q.mains_uv[i] > ccfg.max_mains_uv:
-        return (f"heavy mains ({q.mains_uv[i]:.0f} µV RMS > {ccfg.max_mains_uv:g}): clean the "
-                "skin, check the reference electrode, move away from mains cables")
-    return None
+def residual_mains(raw: np.ndarray, filtered: np.ndarray, fs: float
+                   ) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(raw mains, mains left after the notches, frequency)`` per channel, µV RMS.
+
+    The raw figure is a fit at the exact mains frequency and harmonics (what the notches
+    remove); the residual is the excess spectrum within ±2 Hz of them in the filtered signal
+    (off-nominal mains included)."""
+    fit, f0 = _mains_fit(raw, fs)
+    return fit, _mains_excess(filtered, fs, f0), f0
+
+
+def judge_segment(q: Quality, resid: np.ndarray, removed: np.ndarray, f0: int, i: int,
+                  qcfg: QualityConfig) -> tuple[str | None, str | None]:
+    """``(refusal, warning)`` for channel ``i`` of a segment (module docstring): refused only
+    when the filtered signal is unusable; strong mains the notches removed is a warning."""
+    if q.diff_rms_uv[i] < qcfg.flat_rms_uv:
+        return "flat line: electrode off or cable cut", None
+    if q.clip_fraction[i] > qcfg.max_clip_fraction:
+        return ("clipping: check electrode contact and gain (mains this strong clips the "
+                "ADC)" if removed[i] > qcfg.off_mains_uv else
+                "clipping: check electrode contact and gain"), None
+    emg = float(np.sqrt(max(q.rms_uv[i] ** 2 - resid[i] ** 2, 0.0)))  # filtered, minus it
+    if resid[i] > max(qcfg.max_residual_mains_uv, 2.0 * emg):
+        return (f"mains {resid[i]:.1f} µV RMS survives the {f0} Hz notches (off-nominal or "
+                "distorted mains, electrode off or loose): reattach the electrode, check the "
+                "reference electrode"), None
+    if removed[i] > qcfg.warn_mains_uv:
+        return None, (f"strong mains {removed[i]:.0f} µV RMS at {f0} Hz, removed by the "
+                      "notches (the EMG underneath is usable); to lower it clean the skin, "
+                      "check the reference electrode, keep away from mains cables and chargers")
+    return None, None
 
 
 def calibrate_segments(
@@ -224,6 +285,7 @@ def calibrate_segments(
     refusals: list[tuple[str, int, str]] = []
     accepted: dict[str, int] = {}  # what -> start of the latest accepted segment
     notes: list[str] = []
+    warnings: list[tuple[str, float, str]] = []  # (channel, mains µV, text)
     rest_env: list[np.ndarray] = []
     trials: list[list[float]] = [[] for _ in range(nch)]
     settle = int(round(cfg.settle_s * fs))
@@ -237,11 +299,15 @@ def calibrate_segments(
                                  f"({len(env) / fs:.1f} s; need {cfg.min_rest_s + cfg.settle_s:g} s)"))
                 continue
             q = segment_quality(raw[settle:], filt[settle:], fs, seg.start + settle, adc_range_uv)
-            bad = [(names[i], r) for i in range(nch)
-                   if (r := _refusal(q, i, qcfg, cfg, True)) is not None]
+            removed, resid, f0 = residual_mains(raw[settle:], filt[settle:], fs)
+            judged = [judge_segment(q, resid, removed, f0, i, qcfg) for i in range(nch)]
+            bad = [(names[i], r) for i, (r, _) in enumerate(judged) if r is not None]
             if bad:
                 refusals.extend(("rest", seg.start, f"rest at {at}: {ch}: {r}") for ch, r in bad)
                 continue
+            warnings.extend((names[j], float(removed[j]),
+                             f"warning: rest at {at}: {names[j]}: {wj}")
+                            for j, (_, wj) in enumerate(judged) if wj is not None)
             rest_env.append(env[settle:])
             accepted["rest"] = seg.start
         elif seg.kind == "mvc" and seg.channel in names:
@@ -249,10 +315,14 @@ def calibrate_segments(
             if len(env) == 0:
                 continue
             q = segment_quality(raw, filt, fs, seg.start, adc_range_uv)
-            r = _refusal(q, i, qcfg, cfg, False)
+            removed, resid, f0 = residual_mains(raw, filt, fs)
+            r, warn = judge_segment(q, resid, removed, f0, i, qcfg)
             if r is not None:
                 refusals.append((seg.channel, seg.start, f"mvc {seg.channel} at {at}: {r}"))
                 continue
+            if warn is not None:
+                warnings.append((seg.channel, float(removed[i]),
+                                 f"warning: mvc {seg.channel} at {at}: {warn}"))
             mvc_segs.append((seg, env[:, i]))
             accepted[seg.channel] = seg.start
     # A refused segment that the therapist repeated successfully later (Redo) is superseded:
@@ -265,6 +335,12 @@ def calibrate_segments(
             "calibration refused: " + "; ".join(refused)
             + " (repeat the segment, or analyse with the automatic baseline: --calibration auto)")
     notes.extend(f"refused {r}" for r in refused)
+    # One warning per channel is enough: the segment with the strongest mains.
+    strongest: dict[str, tuple[float, str]] = {}
+    for ch, fig, wtext in warnings:
+        if ch not in strongest or fig > strongest[ch][0]:
+            strongest[ch] = (fig, wtext)
+    notes.extend(strongest[ch][1] for ch in names if ch in strongest)
 
     auto = None
     if fallback_envelope is not None and len(fallback_envelope):
@@ -293,7 +369,8 @@ def calibrate_segments(
     mvc_src: list[str] = []
     for i in range(nch):
         if trials[i]:
-            mvc[i] = float(np.median(trials[i]))
+            best = sorted(trials[i], reverse=True)
+            mvc[i] = float(np.mean(best[:2])) if cfg.mvc_rule == "best_two" else best[0]
             mvc_src.append("mvc")
         elif auto is not None:
             mvc[i] = float(auto.mvc_uv[i] + auto.rest_mean_uv[i] - mean[i])

@@ -1,42 +1,66 @@
-"""Activation and synkinesis detection: one sample-indexed implementation for live and offline.
+"""Activation, synkinesis, blink and artefact detection: one sample-indexed implementation for
+live and offline.
 
 :class:`Detector` is a session consumer.  ``feed(processed)`` is called by the session thread
-(live, ``replay``) or by :func:`~emgfeedback.clinical.analysis.analyze` (offline) with
-consecutive :class:`~emgfeedback.dsp.chain.Processed` chunks.  Every decision is made at a
-sample index and depends only on samples up to that index, so feeding the same stream in chunks
-of 1, 10 or 10 000 samples raises the same events at the same samples (tests/test_detect.py).
+(live, ``replay``) or by ``analyze`` (offline) with consecutive
+:class:`~emgfeedback.dsp.chain.Processed` chunks.  Every decision is made at a sample index and
+depends only on samples up to that index, so feeding the same stream in chunks of 1, 10 or
+10 000 samples gives the same events, classes included, at the same samples
+(tests/test_clinical.py, tests/test_events.py).
 
 Per channel (vectorised across channels; Python loops run only over state *changes*):
 
 1. ``%MVC = 100 · (envelope − rest mean) / MVC`` (:class:`~emgfeedback.clinical.calibration.
    Calibration`).
-2. **Activation** (Hodges & Bui 1996 family, baseline-adaptive through the calibration): a level
+2. **Artefact flags** (:class:`~emgfeedback.dsp.quality.ArtefactFlags`: clipping, flat line,
+   1-15 Hz motion/pop content, implausible filtered amplitude) plus an envelope above
+   ``max_pct_mvc``; a flagged sample keeps its channel *held* for ``artefact_hold_ms`` (the
+   filters ring after a transient).  Held periods are **artefact events** (per channel, with
+   their reasons) and no burst is counted on a held channel.
+3. **Activation** (Hodges & Bui 1996 family, baseline-adaptive through the calibration): a level
    state with hysteresis (up above ``rest mean + h_on·SD``, down below ``rest mean + h_off·SD``),
    debounced: *active* after the level state was up ``min_active_ms``, *inactive* after it was
    down ``min_rest_ms``.
-3. **Synkinesis** during a rep (an exercise annotation/cue, the rep window is its duration): on
-   each monitored side whose target region is *active*, a quiet region whose level state is up
-   **and** whose %MVC exceeds the floor (program, per channel) for ``min_event_ms`` raises an
-   event at that sample (``alert``).  The event ends when the condition has been false for
-   ``event_gap_ms`` (``offset`` = first false sample).  Outside reps nothing is monitored, so
-   spontaneous blinks are never events.
-4. **Onset estimate** at the alert, from the envelope history of at most ``onset_lookback_ms``
+4. **Bursts** of a quiet region during a rep (an exercise annotation/cue; the rep window is its
+   duration): level up, %MVC above the floor, not held, for ``min_event_ms`` (start) and until
+   that has been false for ``event_gap_ms`` (end; offset = first false sample).
+5. **Alert**: at the first sample of a burst at which the side's target region is active (and
+   not held), the live detector raises a synkinesis alert (``alert``).  The alert is
+   *provisional* until the burst's class is known (docs/analysis.md, "Event classes"):
+
+   * held by an artefact flag before the class is known -> retracted, class ``artefact``;
+   * the burst ends within ``blink_max_ms`` of its start -> retracted, class ``blink`` in a
+     ``blink_regions`` region (orbicularis oculi), class ``artefact`` ("transient") elsewhere;
+   * the burst lasts ``blink_max_ms`` -> **confirmed synkinesis** (``confirmed`` sample).
+
+   Blinks are reported during reps whether or not the target was active.
+6. **One co-contraction, one event**: a confirmed event that ended is reopened, without a new
+   alert, when the same region bursts again within ``merge_ms`` in the same rep; its ``ended``
+   notice is sent once ``merge_ms`` has passed.
+7. **Onset estimate** at the alert, from the envelope history of at most ``onset_lookback_ms``
    before the alert (and not before the rep): find the rise (last crossing of the level half-way
    between the window's lowest envelope and the envelope at the alert), take the median envelope
    50-150 ms before that crossing as the local pre-rise level, and go back from the crossing to
    where the envelope last was within ``h_on`` rest SDs of that level; minus the chain's envelope
    delay (``delay_s``).  The local level (not the rest mean) keeps crosstalk from the target,
    which lifts a quiet channel during the rep, from pulling onsets early.
-5. **Per rep and side** (:class:`RepResult`): target peak %MVC, mean %MVC while the target is
-   active, time in the target band, Falconer-Winter co-contraction
-   ``2·Σmin(A,B)/Σ(A+B)·100`` of each quiet region A against the target B (envelopes in %MVC,
-   negative values clipped to 0), isolation ``ΣB / (ΣB + Σ_quiet ΣA)`` (1 = only the target
-   moved), and whether a synkinesis event was raised.
+8. **Per rep and side** (:class:`RepResult`): target peak %MVC (and whether it exceeds the
+   calibration, > 100), mean %MVC while the target is active, time in the target band,
+   Falconer-Winter co-contraction ``2·Σmin(A,B)/Σ(A+B)·100`` of each quiet region A against the
+   target B (envelopes in %MVC, negative values clipped to 0), isolation
+   ``ΣB / (ΣB + Σ_quiet ΣA)`` (1 = only the target moved), the **crosstalk index** of each quiet
+   region (peak normalised cross-correlation of the band-passed signals while the target is
+   active, lags within ``crosstalk_lag_ms``: near 1 = the quiet electrode sees the target's own
+   waveform), and whether a confirmed synkinesis event was raised.
 
 Live API for views (thread: call from any thread; values are replaced atomically per chunk):
-:meth:`Detector.state` (per-channel %MVC, thresholds, activity, roles, open events),
-:attr:`Detector.queue` (``("raised"|"ended", SynkinesisEvent)`` items) and the optional
-``on_event`` callback (called in the session thread).
+:meth:`Detector.state` (per-channel %MVC, thresholds, activity, roles, open alerts, held
+channels), :attr:`Detector.queue` (``(kind, Event)`` items) and the optional ``on_event``
+callback (called in the session thread).  Kinds: ``"raised"`` (a provisional synkinesis
+alert), ``"confirmed"``, ``"retracted"`` (the alert was a blink or an artefact: the event's
+``type`` says which), ``"ended"`` (a synkinesis event's offset is final), ``"blink"`` (a blink
+without an alert), ``"artefact"`` (an artefact period ended).  :attr:`Detector.events` holds the
+synkinesis events (alerts not retracted); :attr:`Detector.all_events` every class.
 """
 
 from __future__ import annotations
@@ -52,45 +76,77 @@ import numpy as np
 from emgfeedback.clinical.calibration import Calibration
 from emgfeedback.clinical.exercises import DetectionConfig, Exercise, Program, default_program
 from emgfeedback.clinical.montage import Montage
+from emgfeedback.config import QualityConfig
+from emgfeedback.dsp.quality import AMPLITUDE, ArtefactFlags, reason_text
 from emgfeedback.stream import Processed
-from emgfeedback.vocabulary import parse_annotation
+from emgfeedback.vocabulary import EVENT_TYPES, parse_annotation
 from emgfeedback.errors import ConfigError
 
-__all__ = ["Detector", "LiveState", "RepResult", "SynkinesisEvent"]
+__all__ = ["Detector", "Event", "EVENT_TYPES", "LiveState", "RepResult", "SynkinesisEvent"]
 
 log = logging.getLogger(__name__)
 
 #: Largest block processed at once; longer chunks are split (keeps the history ring small).
 MAX_BLOCK = 1024
 
+#: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
+_PCT = 16
+
+
+def _reasons(bits: int) -> str:
+    txt = reason_text(bits & ~_PCT)
+    if bits & _PCT:
+        pct = "above the region's plausible %MVC"
+        txt = pct if txt == "artefact" else f"{txt}, {pct}"
+    return txt
+
 
 @dataclass(frozen=True)
 class SynkinesisEvent:
-    """A quiet region joined in during a rep.  Samples are absolute stream indices.
+    """An event of one channel; samples are absolute stream indices.
 
-    ``alert`` is the sample at which the live detector raised the event; ``onset`` its estimated
-    start; ``offset`` is ``None`` while the event is open.
+    ``type`` is ``synkinesis``, ``blink`` or ``artefact``.  ``alert`` is the sample at which the
+    live detector raised a synkinesis alert (``None`` for a blink or an artefact that never
+    raised one); ``confirmed`` the sample at which the class became known (``None`` while a
+    live alert is provisional); ``retracted`` says an alert was raised and withdrawn (the event
+    turned out a blink or an artefact).  ``offset`` is ``None`` while the event is open.
+    ``reason`` says why an artefact is one (``clipping``, ``transient`` ...).
     """
 
     channel: str  # L-OOC
-    trigger: str  # L-ZYG: the rep's target on that side
+    trigger: str  # L-ZYG: the rep's target on that side ("" for artefact periods)
     exercise: str
-    rep: int  # number of the rep: 1, 2, ... in the order of the exercise cues
+    rep: int  # number of the rep: 1, 2, ... in the order of the exercise cues; -1 outside reps
     onset: int
-    alert: int
+    alert: int | None
     offset: int | None
     peak_pct_mvc: float
     type: str = "synkinesis"
+    confirmed: int | None = None
+    retracted: bool = False
+    reason: str = ""
+
+    @property
+    def exceeds_mvc(self) -> bool:
+        """The peak is above the calibration (100 %MVC)."""
+        return self.peak_pct_mvc > 100.0
 
     def to_json(self, fs: float) -> dict[str, Any]:
-        return {
+        t = lambda v: None if v is None else round(v / fs, 4)  # noqa: E731
+        d: dict[str, Any] = {
             "type": self.type, "channel": self.channel, "trigger": self.trigger,
             "exercise": self.exercise, "rep": self.rep,
-            "onset_s": round(self.onset / fs, 4),
-            "offset_s": None if self.offset is None else round(self.offset / fs, 4),
-            "alert_s": round(self.alert / fs, 4),
-            "peak_pct_mvc": round(self.peak_pct_mvc, 2),
+            "onset_s": t(self.onset), "offset_s": t(self.offset), "alert_s": t(self.alert),
+            "confirmed_s": t(self.confirmed), "retracted": self.retracted,
+            "peak_pct_mvc": round(self.peak_pct_mvc, 2), "exceeds_mvc": self.exceeds_mvc,
         }
+        if self.reason:
+            d["reason"] = self.reason
+        return d
+
+
+#: The event type is no longer synkinesis-only; the old name stays for existing code.
+Event = SynkinesisEvent
 
 
 @dataclass(frozen=True)
@@ -113,6 +169,13 @@ class RepResult:
     isolation: float
     cocontraction: dict[str, float]
     synkinesis: bool
+    crosstalk: dict[str, float] = field(default_factory=dict)
+    blinks: int = 0
+
+    @property
+    def exceeds_mvc(self) -> bool:
+        """The target went above its calibration (100 %MVC)."""
+        return self.target_peak_pct_mvc > 100.0
 
     def to_json(self, fs: float) -> dict[str, Any]:
         return {
@@ -120,11 +183,14 @@ class RepResult:
             "onset_s": round(self.start / fs, 4), "offset_s": round(self.stop / fs, 4),
             "target": self.target,
             "target_peak_pct_mvc": round(self.target_peak_pct_mvc, 2),
+            "exceeds_mvc": self.exceeds_mvc,
             "target_mean_active_pct_mvc": round(self.target_mean_active_pct_mvc, 2),
             "time_in_band_s": round(self.time_in_band_s, 3),
             "band_pct_mvc": list(self.band_pct_mvc),
             "isolation": round(self.isolation, 4),
             "cocontraction": {k: round(v, 2) for k, v in self.cocontraction.items()},
+            "crosstalk": {k: round(v, 3) for k, v in self.crosstalk.items()},
+            "blinks": self.blinks,
             "synkinesis": self.synkinesis,
         }
 
@@ -135,6 +201,8 @@ class LiveState:
 
     Arrays have one value per channel, in montage order.  ``floor_pct_mvc`` is NaN for channels
     that are not quiet regions of the current rep; ``role`` is ``"target"``, ``"quiet"`` or ``""``.
+    ``intruding`` marks channels with an open synkinesis alert (provisional or confirmed);
+    ``held`` channels whose signal is flagged as an artefact.
     """
 
     sample: int
@@ -145,6 +213,7 @@ class LiveState:
     intruding: np.ndarray
     role: tuple[str, ...]
     exercise: str | None
+    held: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
 
 class _Debounce:
@@ -227,14 +296,39 @@ class _Rep:
     floor: np.ndarray = field(default_factory=lambda: np.zeros(0))
     pct: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # %MVC over the rep
     act: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=bool))  # activity
+    filt: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # band-passed signal
     qi: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     ti: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     tcols: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    events: set[str] = field(default_factory=set)
+    events: set[str] = field(default_factory=set)  # channels with confirmed synkinesis
+    blinks: dict[str, int] = field(default_factory=dict)  # side -> blinks
+    refs: int = 0  # bursts and closing events that still read the buffers
+    finished: bool = False
+
+
+@dataclass
+class _Burst:
+    """A burst of a quiet region in progress (one per channel)."""
+
+    rep: _Rep
+    run: int  # first sample of the burst
+    key: tuple[int, int, int] | None = None  # its event, once an alert was raised
+    alert: int | None = None
+    confirmed: int | None = None
+    artefact: bool = False
+
+
+@dataclass
+class _Closing:
+    """A burst that ended, still open to merging for ``merge_ms``: then a confirmed event's
+    ``ended`` notice is sent, or a short burst is classified (blink or transient)."""
+
+    burst: _Burst
+    offset: int
 
 
 class Detector:
-    """Live and offline activation/synkinesis detector (see the module docstring).
+    """Live and offline detector of synkinesis, blinks and artefacts (see the module docstring).
 
     Parameters
     ----------
@@ -250,8 +344,11 @@ class Detector:
         Delay of the envelope behind the signal (``Chain.delay_ms / 1000``), subtracted from
         onset estimates.
     on_event:
-        Optional callback ``on_event(kind, event)`` with ``kind`` ``"raised"`` or ``"ended"``,
-        called in the thread that calls :meth:`feed`.
+        Optional callback ``on_event(kind, event)`` (kinds in the module docstring), called in
+        the thread that calls :meth:`feed`.
+    quality, adc_range_uv:
+        Artefact thresholds and the acquisition range (clipping); :meth:`for_chain` passes the
+        chain's.
     """
 
     def __init__(
@@ -262,6 +359,8 @@ class Detector:
         program: Program | None = None,
         delay_s: float = 0.0,
         on_event: Callable[[str, SynkinesisEvent], None] | None = None,
+        quality: QualityConfig | None = None,
+        adc_range_uv: tuple[float, float] | None = None,
     ) -> None:
         self.fs = float(fs)
         self.montage = montage
@@ -287,9 +386,28 @@ class Detector:
         self.off_thr = self.mean + h_off * self.sd
         self.h_on = h_on
         self.threshold_pct = (self.on_thr - self.mean) * self.k
+        # an envelope above max_pct_mvc is an artefact: the same limit in µV of envelope
+        self._max_env = self.mean + self.cfg.max_pct_mvc / self.k
         self._level = np.zeros(n, dtype=bool)
         self._act = _Debounce(n, ms(self.cfg.min_active_ms), ms(self.cfg.min_rest_ms))
         self._evt = _Debounce(n, ms(self.cfg.min_event_ms), ms(self.cfg.event_gap_ms))
+        self._n_off = self._evt.n_off
+        self._blink_n = max(1, ms(self.cfg.blink_max_ms))
+        self._merge_n = ms(self.cfg.merge_ms)
+        self._blink_ch = np.array([c.code in self.cfg.blink_regions for c in montage.channels])
+        self.qcfg = quality or QualityConfig()
+        self._flags = ArtefactFlags(self.fs, n, self.qcfg, adc_range_uv)
+        self._hold_n = max(1, ms(self.qcfg.artefact_hold_ms))
+        self._hold_big_n = max(self._hold_n, ms(self.qcfg.artefact_hold_big_ms))
+        self._last_big = np.full(n, -(1 << 60), dtype=np.int64)
+        self._settle_n = max(1, ms(self.qcfg.gap_settle_ms))
+        self._settle_until = -(1 << 60)
+        self._last_bad = np.full(n, -(1 << 60), dtype=np.int64)
+        self._held_now = np.zeros(n, dtype=bool)
+        self._held_any = False
+        self._bad_until = -(1 << 60)  # no sample held from here on (absolute index)
+        self._art_open: dict[int, list[Any]] = {}  # channel -> [key, bits, peak]
+        self._xlag = max(0, ms(self.cfg.crosstalk_lag_ms))
         self.lookback = max(1, ms(self.cfg.onset_lookback_ms))
         self._pre_a = max(2, ms(150.0))
         self._pre_b = max(1, ms(50.0))
@@ -297,15 +415,19 @@ class Detector:
         self._hist = np.zeros((self._hcap, n))
         self._hist_start: int | None = None
         self._next: int | None = None
-        self.events: list[SynkinesisEvent] = []
+        # Every event, keyed (sample of creation, channel, 0 for artefact periods else 1): the
+        # key orders them identically however the stream was chunked.
+        self._store: dict[tuple[int, int, int], SynkinesisEvent] = {}
+        self._sorted: list[SynkinesisEvent] | None = []
         self.reps: list[RepResult] = []
         self.unknown_annotations: list[tuple[int, str]] = []
-        # channel -> (index in self.events, its rep) of the open event
-        self._open: dict[int, tuple[int, _Rep]] = {}
+        self._bursts: dict[int, _Burst] = {}
+        self._closing: dict[int, _Closing] = {}
         self._pending: list[_Rep] = []
         self._rep_count = 1  # reps are numbered from 1, one number per cue
         self._codes_by_side = {s: {c.code for c in montage.channels if c.side == s}
                                for s in montage.sides()}
+        self._side_of = [c.side for c in montage.channels]
         # Live state
         self._last_pct = np.zeros(n)
         self._last_sample = 0
@@ -315,8 +437,34 @@ class Detector:
     def for_chain(cls, chain: Any, montage: Montage, calibration: Calibration,
                   program: Program | None = None,
                   on_event: Callable[[str, SynkinesisEvent], None] | None = None) -> "Detector":
-        """A detector whose onset estimates compensate ``chain``'s envelope delay."""
-        return cls(chain.fs, montage, calibration, program, chain.delay_ms / 1000.0, on_event)
+        """A detector whose onset estimates compensate ``chain``'s envelope delay, with the
+        chain's quality thresholds and acquisition range."""
+        q = getattr(chain, "quality", None)
+        return cls(chain.fs, montage, calibration, program, chain.delay_ms / 1000.0, on_event,
+                   getattr(q, "cfg", None), getattr(q, "adc_range_uv", None))
+
+    # ------------------------------------------------------------------ results
+    @property
+    def all_events(self) -> list[SynkinesisEvent]:
+        """Every event (synkinesis, blink, artefact), in order of creation (any thread)."""
+        s = self._sorted
+        if s is None:
+            s = [self._store[k] for k in sorted(self._store)]
+            self._sorted = s
+        return list(s)
+
+    @property
+    def events(self) -> list[SynkinesisEvent]:
+        """Synkinesis events: raised alerts not retracted (provisional while ``confirmed`` is
+        ``None``; after :meth:`close` all are confirmed)."""
+        return [e for e in self.all_events if e.type == "synkinesis"]
+
+    def _put(self, key: tuple[int, int, int], ev: SynkinesisEvent | None) -> None:
+        if ev is None:
+            self._store.pop(key, None)
+        else:
+            self._store[key] = ev
+        self._sorted = None
 
     # ------------------------------------------------------------------ live API
     def state(self) -> LiveState:
@@ -331,10 +479,12 @@ class Detector:
             for i in rep.tcols:
                 role[int(i)] = "target"
         intr = np.zeros(self.nch, dtype=bool)
-        intr[list(self._open)] = True
+        for c, b in list(self._bursts.items()):
+            if b.key is not None and not b.artefact:
+                intr[c] = True
         return LiveState(self._last_sample, self._last_pct.copy(), self.threshold_pct.copy(),
                          floor, self._act.y.copy(), intr, tuple(role),
-                         rep.exercise.name if rep is not None else None)
+                         rep.exercise.name if rep is not None else None, self._held_now.copy())
 
     def drain(self) -> list[tuple[str, SynkinesisEvent]]:
         """All queued ``(kind, event)`` items since the last call (any thread)."""
@@ -348,21 +498,26 @@ class Detector:
     # ------------------------------------------------------------------ feeding
     def feed(self, p: Processed) -> None:
         """Process one chunk (session thread).  Chunks must be consecutive; after a gap the
-        detector continues from the new sample (states are kept)."""
+        detector continues from the new sample (states are kept, the artefact flags' filters
+        restart as the chain's do)."""
         if len(p.markers):
             self._markers(p.markers, p.start)
-        env_all = p.envelope
+        if self._next is not None and (p.start != self._next or p.status.lost_samples > 0):
+            self._flags.restart()
+            # the chain restarted its filters: their start-up (the notches settle on strong
+            # mains) is not muscle activity
+            self._settle_until = p.start + self._settle_n
         n = len(p)
         for a in range(0, n, MAX_BLOCK):
             b = min(n, a + MAX_BLOCK)
-            self._block(env_all[a:b], p.start + a)
+            self._block(p.envelope[a:b], p.filtered[a:b], p.raw[a:b], p.start + a)
 
     def _markers(self, markers: Sequence[Any], start: int) -> None:
         for m in markers:
             ex = self.program.find(m.text)
             if ex is None:
                 # Protocol and bookkeeping annotations: calibration periods, markers, gaps, and
-                # this detector's own alerts written into a recording (``synkinesis L-OOC``).
+                # this detector's own events written into a recording (``synkinesis L-OOC``).
                 if not parse_annotation(m.text).is_protocol:
                     self.unknown_annotations.append((m.sample, m.text))
                     log.info("annotation %r at sample %d is not an exercise; ignored",
@@ -417,14 +572,17 @@ class Detector:
             rep.sides.append({"side": side, "target": t, "quiet": quiet,
                               "pairs": list(range(len(qi), len(qi) + len(quiet))),
                               "tpos": len(tcols)})
+            rep.blinks[side] = 0
             qi += quiet
             ti += [t] * len(quiet)
             tcols.append(t)
         rep.qi = np.array(qi, dtype=np.int64)
         rep.ti = np.array(ti, dtype=np.int64)
         rep.tcols = np.array(tcols, dtype=np.int64)
-        rep.pct = np.zeros((max(0, stop - start), n))
-        rep.act = np.zeros((max(0, stop - start), n), dtype=bool)
+        m = max(0, stop - start)
+        rep.pct = np.zeros((m, n))
+        rep.act = np.zeros((m, n), dtype=bool)
+        rep.filt = np.zeros((m, n))
         if not tcols:
             log.warning("rep of %s at sample %d: no target region recorded", ex.name, start)
         return rep
@@ -442,17 +600,53 @@ class Detector:
         if first < m:
             self._hist[: m - first] = env[first:]
 
-    def _block(self, env: np.ndarray, start: int) -> None:
+    def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
+              emin: np.ndarray, emax: np.ndarray
+              ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(held, bits)`` of the block: artefact flags and the hold after them (or ``None``
+        when no sample of the block is flagged or held)."""
+        n = len(env)
+        bits = self._flags.process(raw, filt, env, start, emin, emax)
+        if (emax > self._max_env).any():
+            if bits is None:
+                bits = np.zeros((n, self.nch), dtype=np.uint8)
+            bits[env > self._max_env] |= _PCT
+        if bits is None and self._bad_until <= start:
+            if self._held_any:
+                self._held_now[:] = False
+                self._held_any = False
+            return None, None
+        t = np.arange(start, start + n, dtype=np.int64)[:, None]
+        never = -(1 << 60)
+        idx = np.full((n, self.nch), never, dtype=np.int64) if bits is None else \
+            np.where(bits != 0, t, never)
+        idx = np.maximum(np.maximum.accumulate(idx, axis=0), self._last_bad)
+        self._last_bad = idx[-1].copy()
+        # mV at the input (AMPLITUDE): the notches ring for up to a second after mains of a
+        # floating input stops, so such samples hold their channel longer
+        big = np.full((n, self.nch), never, dtype=np.int64) if bits is None else \
+            np.where(bits & AMPLITUDE, t, never)
+        big = np.maximum(np.maximum.accumulate(big, axis=0), self._last_big)
+        self._last_big = big[-1].copy()
+        self._bad_until = max(int(self._last_bad.max()) + self._hold_n,
+                              int(self._last_big.max()) + self._hold_big_n)
+        held = ((t - idx) < self._hold_n) | ((t - big) < self._hold_big_n)
+        self._held_now = held[-1].copy()
+        self._held_any = True
+        return held, bits
+
+    def _block(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int) -> None:
         n = len(env)
         if n == 0:
             return
         stop = start + n
         self._write_hist(env, start)
         pct = (env - self.mean) * self.k
+        emin, emax = env.min(axis=0), env.max(axis=0)
+        held, bits = self._hold(env, filt, raw, start, emin, emax)
         # Level state with hysteresis, exact per sample; only channels that may change it are
         # looked at sample by sample (vectorised within the channel).
-        need = np.where(self._level, env.min(axis=0) < self.off_thr,
-                        env.max(axis=0) > self.on_thr)
+        need = np.where(self._level, emin < self.off_thr, emax > self.on_thr)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
         if need.any():
             level = np.empty((n, self.nch), dtype=bool)
@@ -470,42 +664,336 @@ class Detector:
             level = self._level.copy()
             act, _ = self._act.process_const(level, start, n)
             active = self._act.y.copy() if act is None else act
-        rows_all = active.ndim == 2
 
         reps = [r for r in self._pending if r.start < stop and r.stop > start]
         for r in reps:
             a, b = max(r.start, start), min(r.stop, stop)
             r.pct[a - r.start:b - r.start] = pct[a - start:b - start]
-            r.act[a - r.start:b - r.start] = active[a - start:b - start] if rows_all else active
-        if reps or self._open or self._evt.x.any():
+            r.act[a - r.start:b - r.start] = active[a - start:b - start] if active.ndim == 2 \
+                else active
+            r.filt[a - r.start:b - r.start] = filt[a - start:b - start]
+        if held is not None or self._art_open:
+            self._artefacts(held, bits, pct, start, n)
+        if self._settle_until > start:  # after a gap: no burst starts, none is confirmed
+            k = min(n, self._settle_until - start)
+            if held is None:
+                held = np.zeros((n, self.nch), dtype=bool)
+            else:
+                held = held.copy()
+            held[:k] = True
+        if reps or self._bursts or self._evt.x.any() or self._evt.y.any():
             cond = np.zeros((n, self.nch), dtype=bool)
             for r in reps:
                 if not len(r.qi):
                     continue
                 rows = slice(max(r.start, start) - start, min(r.stop, stop) - start)
                 lv = level[rows] if level.ndim == 2 else level
-                tg = active[rows][:, r.trig] if rows_all else active[r.trig]
-                cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask & tg
+                cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask
+            if held is not None:
+                cond &= ~held
             _, changes = self._evt.process(cond, start)
+            by_ch: dict[int, list[tuple[int, int, bool]]] = {}
             for c, run, at, v in changes:
-                if v:
-                    self._raise(c, run, at)
-                else:
-                    self._end(c, run)
+                by_ch.setdefault(c, []).append((run, at, v))
+            for c in sorted(set(by_ch) | set(self._bursts)):
+                self._channel(c, sorted(by_ch.get(c, []), key=lambda x: x[1]), active, held,
+                              cond, start, n)
+        if self._closing:
+            for c in [c for c, cl in self._closing.items()
+                      if self._gap_from(c, cl) + self._merge_n < stop]:
+                self._ended(c)
         self._cur = reps[-1] if reps and reps[-1].stop > stop - 1 else None
-        if self._pending and self._pending[0].stop <= stop:
-            for r in [r for r in self._pending if r.stop <= stop]:
+        # A rep is finished once its bursts ended and their merge windows passed (classes known).
+        lag = self._n_off + self._merge_n + 1
+        if self._pending and self._pending[0].stop + lag <= stop:
+            done = [r for r in self._pending if r.stop + lag <= stop]
+            self._pending = [r for r in self._pending if r.stop + lag > stop]
+            for r in done:
                 self._finish(r)
-            self._pending = [r for r in self._pending if r.stop > stop]
         self._last_pct = pct[-1]
         self._last_sample = stop - 1
 
-    # ------------------------------------------------------------------ events
+    # ------------------------------------------------------------------ artefact periods
+    def _artefacts(self, held: np.ndarray | None, bits: np.ndarray | None, pct: np.ndarray,
+                   start: int, n: int) -> None:
+        """Open, extend and close the per-channel artefact periods (held runs)."""
+        chans = set(self._art_open)
+        if held is not None:
+            chans |= set(np.flatnonzero(held.any(axis=0)).tolist())
+        for c in sorted(chans):
+            col = held[:, c] if held is not None else np.zeros(n, dtype=bool)
+            edges = np.flatnonzero(np.diff(np.concatenate([[c in self._art_open], col,
+                                                           [False]]).astype(np.int8)))
+            # edges alternate: (start of a run or, if open, its end), ...
+            pos = 0
+            for e in edges.tolist():
+                if c in self._art_open:  # a run ends at row e (first row not held)
+                    if e >= n:
+                        seg = slice(pos, n)
+                        self._art_extend(c, bits, pct, seg)
+                        break
+                    self._art_extend(c, bits, pct, slice(pos, e))
+                    self._art_close(c, start + e)
+                else:  # a run starts at row e
+                    self._art_open[c] = [(start + e, c, 0), 0, -np.inf]
+                    rep = self._rep_at(start + e)
+                    ev = SynkinesisEvent(self.names[c], "", rep.exercise.name if rep else "",
+                                         rep.index if rep else -1, start + e, None, None, 0.0,
+                                         "artefact", confirmed=start + e)
+                    self._put((start + e, c, 0), ev)
+                    pos = e
+
+    def _art_extend(self, c: int, bits: np.ndarray | None, pct: np.ndarray, rows: slice) -> None:
+        st = self._art_open[c]
+        if rows.stop <= rows.start:
+            return
+        if bits is not None:
+            st[1] |= int(np.bitwise_or.reduce(bits[rows, c]))
+        st[2] = max(st[2], float(pct[rows, c].max()))
+
+    def _art_close(self, c: int, at: int) -> None:
+        key, b, pk = self._art_open.pop(c)
+        ev = replace(self._store[key], offset=at, peak_pct_mvc=max(0.0, pk), reason=_reasons(b))
+        self._put(key, ev)
+        self._emit("artefact", ev)
+
+    # ------------------------------------------------------------------ bursts and events
     def _rep_at(self, sample: int) -> _Rep | None:
         for r in self._pending:
             if r.start <= sample < r.stop:
                 return r
         return None
+
+    def _channel(self, c: int, changes: list[tuple[int, int, bool]], active: np.ndarray,
+                 held: np.ndarray | None, cond: np.ndarray, start: int, n: int) -> None:
+        """One channel's bursts over the block: starts and ends (debounce changes), and in
+        between the alert, an artefact hold and the confirmation, in sample order."""
+        pos = start
+        for item in [*changes, None]:
+            lim = item[1] if item is not None else start + n
+            while pos < lim and (b := self._bursts.get(c)) is not None:
+                nxt = self._next_action(c, b, active, held, cond, start, pos, lim)
+                if nxt is None:
+                    break
+                s, kind = nxt
+                if kind == "held":
+                    self._burst_artefact(c, b, s)
+                elif kind == "alert":
+                    self._burst_alert(c, b, s)
+                else:
+                    self._burst_confirm(c, b, s)
+                pos = s
+            if item is None:
+                break
+            run, at, v = item
+            if v:
+                self._burst_start(c, run, at)
+            elif c in self._bursts:
+                self._burst_end(c, run, at)
+            pos = at
+
+    def _next_action(self, c: int, b: _Burst, active: np.ndarray, held: np.ndarray | None,
+                     cond: np.ndarray, start: int, pos: int, lim: int
+                     ) -> tuple[int, str] | None:
+        if b.artefact:
+            return None
+        a, z = pos - start, lim - start
+        best: tuple[int, str] | None = None
+        if b.confirmed is None and held is not None:
+            hit = np.flatnonzero(held[a:z, c])
+            if len(hit):
+                best = (pos + int(hit[0]), "held")
+        if b.alert is None:
+            t = int(b.rep.trig[c])
+            tg = active[a:z, t] if active.ndim == 2 else np.full(z - a, bool(active[t]))
+            if held is not None:
+                tg = tg & ~held[a:z, t]
+            hit = np.flatnonzero(tg)
+            if len(hit) and (best is None or pos + int(hit[0]) < best[0]):
+                best = (pos + int(hit[0]), "alert")
+        if b.confirmed is None:
+            # the burst lasted: its condition holds at a sample blink_max_ms after it began
+            # (a merged burst may be past that already)
+            s = max(pos, b.run + self._blink_n)
+            if s < lim and (best is None or s < best[0]):
+                hit = np.flatnonzero(cond[s - start:z, c])
+                if len(hit):
+                    s += int(hit[0])
+                    if best is None or s < best[0]:
+                        best = (s, "confirm")
+        return best
+
+    def _burst_start(self, c: int, run: int, at: int) -> None:
+        rep = self._rep_at(at)
+        if rep is None:  # cannot happen: the condition is false outside reps
+            return
+        cl = self._closing.get(c)
+        if cl is not None and cl.burst.rep is rep and run - self._gap_from(c, cl) <= self._merge_n:
+            # The same co-contraction again: the burst goes on (no new alert).
+            b = cl.burst
+            if b.key is not None:
+                self._put(b.key, replace(self._store[b.key], offset=None))
+            del self._closing[c]
+            self._bursts[c] = b
+            return
+        if cl is not None:
+            self._ended(c)
+        rep.refs += 1
+        self._bursts[c] = _Burst(rep, run)
+
+    def _burst_alert(self, c: int, b: _Burst, s: int) -> None:
+        rep = b.rep
+        onset = self._estimate_onset(c, s, max(rep.start, b.run - self.lookback))
+        pk = float(rep.pct[max(b.run, rep.start) - rep.start:s - rep.start + 1, c].max())
+        ev = SynkinesisEvent(self.names[c], self.names[int(rep.trig[c])], rep.exercise.name,
+                             rep.index, onset, s, None, pk, "synkinesis", confirmed=b.confirmed)
+        b.key, b.alert = (s, c, 1), s
+        self._put(b.key, ev)
+        log.debug("synkinesis alert %s during %s: onset %d, alert %d", ev.channel, ev.exercise,
+                  onset, s)
+        self._emit("raised", ev)
+        if b.confirmed is not None:  # the burst already lasted: its class is known
+            b.confirmed = None
+            self._burst_confirm(c, b, s)
+
+    def _crosstalk_only(self, c: int, b: _Burst, s: int) -> tuple[bool, float]:
+        """``(is crosstalk, own %MVC)``: over the last ``blink_max_ms`` of the burst, the
+        target's waveform explains most of the quiet channel's band-passed signal (R² > 0.5,
+        least squares over lags within ``crosstalk_lag_ms``) and what it leaves, the channel's
+        own activity as an envelope level, is under the floor."""
+        own, r2 = self._own_pct(c, b, s)
+        return bool(r2 > 0.5 and own < b.rep.floor[c]), own
+
+    def _own_pct(self, c: int, b: _Burst, s: int) -> tuple[float, float]:
+        """``(own %MVC, R²)`` of channel ``c`` (see :meth:`_crosstalk_only`)."""
+        rep = b.rep
+        t = int(rep.trig[c])
+        a0 = max(b.run, s - self._blink_n, rep.start) - rep.start
+        a1 = min(s + 1, rep.stop) - rep.start
+        q, x = rep.filt[a0:a1, c], rep.filt[a0:a1, t]
+        m, k = len(q), self._xlag
+        if m <= 2 * k + 8:
+            return np.inf, 0.0
+        best, res_ss, tot, n_used = 0.0, float(np.dot(q, q)), 1.0, m
+        for lag in range(-k, k + 1):
+            qq = q[max(0, lag):m - max(0, -lag)]
+            xx = x[max(0, -lag):m - max(0, lag)]
+            xy, xx2 = float(np.dot(xx, qq)), float(np.dot(xx, xx))
+            if xx2 > 0 and xy * xy / xx2 > best:
+                best = xy * xy / xx2
+                tot = float(np.dot(qq, qq))
+                res_ss = tot - best
+                n_used = len(qq)
+        if best == 0.0 or tot <= 0:
+            return np.inf, 0.0
+        own_env = np.sqrt(2.0 / np.pi) * np.sqrt(max(res_ss, 0.0) / n_used)  # Gaussian |x|
+        return float((own_env - self.mean[c]) * self.k[c]), best / tot
+
+    def _burst_confirm(self, c: int, b: _Burst, s: int) -> None:
+        b.confirmed = s
+        if b.key is not None and (ct := self._crosstalk_only(c, b, s))[0]:
+            own = ct[1]
+            # The quiet channel only carries the target's own waveform (volume conduction):
+            # crosstalk, not a muscle of its own joining in.
+            b.artefact = True
+            ev = replace(self._store[b.key], type="artefact", retracted=True, confirmed=s,
+                         reason=f"crosstalk from {self.names[int(b.rep.trig[c])]}: own "
+                                f"activity {max(own, 0.0):.0f} %MVC, under the floor")
+            self._put(b.key, None)  # no event of the channel: the rep's crosstalk index says it
+            self._emit("retracted", ev)
+            return
+        if b.key is not None:
+            ev = replace(self._store[b.key], confirmed=s)
+            self._put(b.key, ev)
+            b.rep.events.add(self.names[c])
+            self._emit("confirmed", ev)
+
+    def _burst_artefact(self, c: int, b: _Burst, s: int) -> None:
+        """An artefact flag during a burst whose class is not known: not synkinesis."""
+        b.artefact = True
+        if b.key is not None:
+            ev = replace(self._store[b.key], type="artefact", retracted=True, confirmed=s,
+                         offset=s, reason="alert retracted: artefact on the channel")
+            self._put(b.key, None)  # the artefact period is the record
+            self._emit("retracted", ev)
+
+    def _burst_end(self, c: int, off: int, at: int) -> None:
+        b = self._bursts.pop(c)
+        rep = b.rep
+        if b.artefact:
+            self._release(rep)
+            return
+        if b.confirmed is None and off - b.run > self._blink_n:
+            self._burst_confirm(c, b, at)
+        if b.confirmed is not None and b.key is None:  # lasted, but the target never moved
+            self._release(rep)
+            return
+        if b.key is not None:
+            ev = self._store[b.key]
+            a0 = max(ev.alert or b.run, rep.start) - rep.start
+            a1 = min(off, rep.stop) - rep.start
+            pk = ev.peak_pct_mvc
+            if a1 > a0:
+                pk = max(pk, float(rep.pct[a0:a1, c].max()))
+            self._put(b.key, replace(ev, offset=off, peak_pct_mvc=pk))
+        # open to merging for merge_ms; then ended (confirmed) or classified (short)
+        self._closing[c] = _Closing(b, off)
+
+    def _gap_from(self, c: int, cl: _Closing) -> int:
+        """Where the gap after a closing burst begins for merging: its offset, or the end of
+        an artefact hold (or settling after a gap) that began during the burst or its gap (an
+        electrode pop in the middle of one co-contraction does not split it)."""
+        held_end = max(int(self._last_bad[c]) + self._hold_n,
+                       int(self._last_big[c]) + self._hold_big_n, self._settle_until)
+        return max(cl.offset, held_end) if held_end > cl.burst.run else cl.offset
+
+    def _ended(self, c: int) -> None:
+        """The merge window of channel ``c``'s last burst passed (or the stream ended)."""
+        cl = self._closing.pop(c)
+        b, off = cl.burst, cl.offset
+        rep = b.rep
+        if b.confirmed is not None:
+            assert b.key is not None
+            self._emit("ended", self._store[b.key])
+            self._release(rep)
+            return
+        # Short: a blink in an orbicularis oculi region, a transient elsewhere.  The class is
+        # known now, merge_ms after the burst ended.
+        at = off + self._merge_n
+        a0, a1 = max(b.run, rep.start) - rep.start, min(off, rep.stop) - rep.start
+        pk = float(rep.pct[a0:a1, c].max()) if a1 > a0 else 0.0
+        old = self._store.get(b.key) if b.key is not None else None
+        target_moved = b.alert is not None
+        if target_moved and self._crosstalk_only(c, b, min(off, rep.stop) - 1)[0]:
+            # only the target's waveform: crosstalk, neither a blink nor a transient
+            if old is not None and b.key is not None:
+                ev = replace(old, type="artefact", retracted=True, confirmed=at, offset=off,
+                             reason=f"crosstalk from {self.names[int(rep.trig[c])]}")
+                self._put(b.key, None)
+                self._emit("retracted", ev)
+            self._release(rep)
+            return
+        if self._blink_ch[c]:
+            onset = old.onset if old is not None else max(rep.start, b.run - self.delay)
+            ev = SynkinesisEvent(self.names[c], self.names[int(rep.trig[c])],
+                                 rep.exercise.name, rep.index, onset, b.alert, off, pk,
+                                 "blink", confirmed=at, retracted=old is not None)
+            self._put(b.key if b.key is not None else (at, c, 1), ev)
+            rep.blinks[self._side_of[c]] = rep.blinks.get(self._side_of[c], 0) + 1
+            self._emit("retracted" if old is not None else "blink", ev)
+        elif old is not None and b.key is not None:
+            # a transient (ECG, a twitch): the alert is withdrawn, no event is kept
+            ev = replace(old, type="artefact", retracted=True, confirmed=at, offset=off,
+                         peak_pct_mvc=max(old.peak_pct_mvc, pk),
+                         reason=f"transient: shorter than {self.cfg.blink_max_ms:g} ms")
+            self._put(b.key, None)
+            self._emit("retracted", ev)
+        self._release(rep)
+
+    def _release(self, rep: _Rep) -> None:
+        rep.refs -= 1
+        if rep.refs <= 0 and rep.finished:
+            rep.pct, rep.act, rep.filt = rep.pct[:0], rep.act[:0], rep.filt[:0]
 
     def _estimate_onset(self, c: int, alert: int, rep_start: int) -> int:
         lo = max(alert - self.lookback, rep_start, self._hist_start or 0)
@@ -527,48 +1015,24 @@ class Detector:
         first_above = lo + (int(below[-1]) + 1 if len(below) else 0)
         return max(rep_start, first_above - self.delay)
 
-    def _raise(self, c: int, run: int, at: int) -> None:
-        rep = self._rep_at(at)
-        if rep is None:  # cannot happen: the condition is false outside reps
-            return
-        onset = self._estimate_onset(c, at, rep.start)
-        pk = float(rep.pct[max(run, rep.start) - rep.start:at - rep.start + 1, c].max())
-        ev = SynkinesisEvent(self.names[c], self.names[int(rep.trig[c])], rep.exercise.name,
-                             rep.index, onset, at, None, pk)
-        self._open[c] = (len(self.events), rep)
-        self.events.append(ev)
-        rep.events.add(self.names[c])
-        log.debug("synkinesis %s during %s: onset %d, alert %d", ev.channel, ev.exercise,
-                  onset, at)
-        self._emit("raised", ev)
-
-    def _end(self, c: int, off_start: int) -> None:
-        item = self._open.pop(c, None)
-        if item is None:
-            return
-        ei, rep = item
-        ev = self.events[ei]
-        a = max(ev.alert, rep.start) - rep.start
-        b = min(off_start, rep.stop) - rep.start
-        pk = ev.peak_pct_mvc
-        if b > a:
-            pk = max(pk, float(rep.pct[a:b, c].max()))
-        self.events[ei] = ev = replace(ev, offset=off_start, peak_pct_mvc=pk)
-        self._emit("ended", ev)
-
     def _emit(self, kind: str, ev: SynkinesisEvent) -> None:
         self.queue.put((kind, ev))
         if self.on_event is not None:
             self.on_event(kind, ev)
 
     def close(self, at: int | None = None) -> None:
-        """End the stream: close open events at ``at`` (default: the next sample) and finish
-        pending reps that started (offline, after the last chunk)."""
+        """End the stream: end open bursts and artefact periods at ``at`` (default: the next
+        sample), send the pending ``ended`` notices and finish the reps that started
+        (offline, after the last chunk)."""
         end = self._next if at is None else at
         if end is None:
             return
-        for c in list(self._open):
-            self._end(c, end)
+        for c in sorted(self._bursts):
+            self._burst_end(c, end, end)
+        for c in sorted(self._closing):
+            self._ended(c)
+        for c in sorted(self._art_open):
+            self._art_close(c, end)
         for r in self._pending:
             if r.start < end:
                 r.stop = min(r.stop, end)
@@ -576,10 +1040,36 @@ class Detector:
         self._pending = []
 
     # ------------------------------------------------------------------ rep metrics
+    def _crosstalk(self, filt: np.ndarray, on: np.ndarray, t: int, q: int) -> float | None:
+        """Peak normalised cross-correlation of target ``t`` and quiet ``q`` over the span in
+        which the target is active, lags within ``crosstalk_lag_ms``."""
+        rows = np.flatnonzero(on)
+        if len(rows) < max(4 * self._xlag, int(0.1 * self.fs)):
+            return None
+        a = filt[rows[0]:rows[-1] + 1, t]
+        b = filt[rows[0]:rows[-1] + 1, q]
+        den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+        if den <= 0:
+            return None
+        k = self._xlag
+        m = len(a)
+        best = 0.0
+        for lag in range(-k, k + 1):
+            v = float(np.dot(a[max(0, -lag):m - max(0, lag)], b[max(0, lag):m - max(0, -lag)]))
+            best = max(best, abs(v))
+        return best / den
+
     def _finish(self, r: _Rep) -> None:
+        r.finished = True
+        r.refs += 1  # the metrics below still read the buffers
+        for c in [c for c, b in self._bursts.items() if b.rep is r]:
+            self._burst_end(c, r.stop, r.stop)  # a burst running into the next rep
+        for c in [c for c, cl in self._closing.items() if cl.burst.rep is r]:
+            self._ended(c)
         m = max(0, r.stop - r.start)
         pct, act = r.pct[:m], r.act[:m]
         if m == 0:
+            self._release(r)
             return
         p = np.maximum(pct, 0.0)
         sum_p = p.sum(axis=0)
@@ -587,22 +1077,24 @@ class Detector:
         for s in r.sides:
             t = s["target"]
             coc: dict[str, float] = {}
+            xt: dict[str, float] = {}
             quiet_sum = 0.0
+            on = act[:, t]
             for q in s["quiet"]:
                 denom = sum_p[q] + sum_p[t]
                 fw = float(np.minimum(p[:, q], p[:, t]).sum())
                 coc[self.names[q]] = 200.0 * fw / denom if denom > 0 else 0.0
                 quiet_sum += sum_p[q]
+                x = self._crosstalk(r.filt[:m], on, t, q)
+                if x is not None:
+                    xt[self.names[q]] = x
             tot = sum_p[t] + quiet_sum
             iso = float(sum_p[t] / tot) if tot > 0 else 0.0
-            on = act[:, t]
             mean_act = float(pct[on, t].mean()) if on.any() else 0.0
             inband = int(((pct[:, t] >= lo) & (pct[:, t] <= hi)).sum())
             syn = any(self.names[q] in r.events for q in s["quiet"])
             self.reps.append(RepResult(
                 r.index, r.exercise.name, s["side"], r.start, r.stop, self.names[t],
                 float(p[:, t].max()), mean_act, inband / self.fs,
-                r.exercise.band_pct_mvc, iso, coc, syn))
-        if not any(item[1] is r for item in self._open.values()):
-            r.pct = r.pct[:0]  # free the buffers once no open event needs them
-            r.act = r.act[:0]
+                r.exercise.band_pct_mvc, iso, coc, syn, xt, r.blinks.get(s["side"], 0)))
+        self._release(r)

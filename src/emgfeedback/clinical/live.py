@@ -87,7 +87,7 @@ class LiveClinic:
                                            self.program, on_event=self._event)
 
     def _event(self, kind: str, ev: SynkinesisEvent) -> None:
-        if kind == "raised" and self.annotate is not None:
+        if kind == "raised" and self.annotate is not None and ev.alert is not None:
             self.annotate(Marker(ev.alert, 0, format_event(ev.type, ev.channel)))
         if self.on_event is not None:
             self.on_event(kind, ev)

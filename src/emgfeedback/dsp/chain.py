@@ -149,8 +149,13 @@ class Chain:
         """Filter one chunk; returns a :class:`Processed` aligned with it sample by sample."""
         if self._next is not None and (chunk.status.lost_samples > 0 or chunk.start != self._next):
             self._restart_after_gap()
-        self._next = chunk.stop
         raw = np.asarray(chunk.data, dtype=np.float64)
+        if not np.isfinite(raw).all():
+            # Never let a NaN or an infinity into a filter state: callers split such chunks
+            # into gaps first (stream.finite_parts; the session does).
+            raise ValueError("non-finite samples reached the chain; split the chunk with "
+                             "emgfeedback.stream.finite_parts (missing values are gaps)")
+        self._next = chunk.stop
         rt = np.ascontiguousarray(raw.T)  # (channels, samples): the layout the kernels use
         if self._auto_pending and self._detect_have + len(raw) >= self._detect_n:
             # Split at the exact sample where the decision takes effect.

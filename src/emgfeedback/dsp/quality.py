@@ -159,3 +159,122 @@ def assess(q: Quality, cfg: QualityConfig | None = None, at_rest: bool = True) -
         else:
             out.append(("green", f"ok ({q.rms_uv[i]:.1f} µV RMS)"))
     return out
+
+
+# ============================================================================ artefact flags
+#: Reason bits of :class:`ArtefactFlags` (a sample may carry several).
+CLIP, FLAT, MOTION, AMPLITUDE = 1, 2, 4, 8
+REASONS = {CLIP: "clipping", FLAT: "flat line (electrode off)",
+           MOTION: "motion or electrode pop", AMPLITUDE: "implausible amplitude"}
+
+
+def reason_text(bits: int) -> str:
+    """``"clipping, motion or electrode pop"`` for a set of reason bits."""
+    return ", ".join(t for b, t in REASONS.items() if bits & b) or "artefact"
+
+
+class ArtefactFlags:
+    """Per-sample, per-channel flags of samples that are not muscle activity (causal).
+
+    A sample is flagged, with a reason bit, when
+
+    * ``CLIP``: the raw value sits at or beyond the acquisition range (``adc_range_uv``);
+    * ``FLAT``: the raw signal has not moved by more than ``flat_rms_uv`` from one sample to the
+      next for ``flat_ms``: not even the electrode and amplifier noise every attached electrode
+      shows (electrode off, amplifier railed, cable cut);
+    * ``MOTION``: the raw signal's 1-15 Hz band (2nd-order Butterworth band-pass) exceeds
+      ``artefact_lf_uv``: cable tugs and electrode pops put hundreds of µV to mV there, facial
+      EMG puts a few µV to tens of µV (its power is above 20 Hz, van Boxtel 2001), and removed
+      mains is attenuated more than tenfold;
+    * ``AMPLITUDE``: the raw signal without its DC (1 Hz high-pass) exceeds ``artefact_uv``,
+      far above any facial contraction (a few hundred µV at most, docs/domain.md): a pop, or a
+      floating input picking up mV of mains (which the notches would hide from the filtered
+      signal, leaving its broadband noise to look like muscle).
+
+    Everything is per sample with state carried across chunks (the filters, the last sample that
+    moved), so flags do not depend on chunking; :meth:`restart` after a gap.
+    ``process`` returns ``None`` when no sample of the chunk is flagged: the common case is
+    decided from a few whole-chunk extremes before any per-sample work (live cost).
+    """
+
+    def __init__(self, fs: float, n_channels: int, cfg: QualityConfig | None = None,
+                 adc_range_uv: tuple[float, float] | None = None) -> None:
+        self.cfg = cfg or QualityConfig()
+        self.n_channels = n_channels
+        self.adc_range_uv = adc_range_uv
+        from emgfeedback.dsp.filters import design_highpass, design_lowpass
+
+        # raw -> 1 Hz high-pass (no DC: "wide") -> 15 Hz low-pass ("lf": motion band)
+        self._wide = SosStage(design_highpass(fs, 1.0, 1), n_channels)
+        self._lf = SosStage(design_lowpass(fs, 15.0, 2), n_channels, steady_start=False)
+        self._need = max(1, int(round(self.cfg.flat_ms * fs / 1000.0)))
+        self.restart()
+
+    def restart(self) -> None:
+        """A new stretch of samples (stream start, after a gap)."""
+        self._wide.reset()
+        self._lf.reset()
+        self._last: np.ndarray | None = None  # last raw sample per channel
+        # absolute index of each channel's last sample that moved (or the stretch's first)
+        self._moved = np.zeros(self.n_channels, dtype=np.int64)
+
+    def process(self, raw: np.ndarray, filtered: np.ndarray, envelope: np.ndarray,
+                start: int = 0, env_min: np.ndarray | None = None,
+                env_max: np.ndarray | None = None) -> np.ndarray | None:
+        """Reason bits ``(samples, channels)`` (uint8), or ``None`` when nothing is flagged.
+
+        Arrays are ``(samples, channels)``; ``start`` is the absolute index of the first sample
+        (consecutive calls continue the stream); ``env_min``, ``env_max`` the envelope's
+        per-channel extremes over the chunk if the caller has them."""
+        cfg = self.cfg
+        n = len(raw)
+        if n == 0:
+            return None
+        rt = np.ascontiguousarray(raw.T, dtype=np.float64)  # (channels, samples)
+        wt = self._wide.process_t(rt.copy())
+        lft = self._lf.process_t(wt.copy())
+        wide, lf = wt.T, lft.T  # (samples, channels) views
+        thr_lf, thr_amp = cfg.artefact_lf_uv, cfg.artefact_uv
+        hit_lf = lf.max() > thr_lf or lf.min() < -thr_lf
+        hit_amp = wide.max() > thr_amp or wide.min() < -thr_amp
+        hit_clip = False
+        if self.adc_range_uv is not None:
+            lo, hi = self.adc_range_uv
+            hit_clip = bool(raw.min() <= lo or raw.max() >= hi)
+        # Flat line: a sample is flat when the raw signal has not moved (|difference| above
+        # flat_rms_uv) for `need` samples before it.
+        moved = np.empty(rt.shape, dtype=bool)
+        if self._last is None:
+            self._moved[:] = start
+            moved[:, 0] = False
+        else:
+            moved[:, 0] = np.abs(rt[:, 0] - self._last) > cfg.flat_rms_uv
+        np.greater(np.abs(rt[:, 1:] - rt[:, :-1]), cfg.flat_rms_uv, out=moved[:, 1:])
+        self._last = rt[:, -1].copy()
+        flat = None
+        anym = moved.any(axis=1)
+        first = np.where(anym, moved.argmax(axis=1), n)
+        # a flat run in this chunk either reaches in from before it (the common check) or, in
+        # a long chunk, lies inside it
+        if n > self._need or ((start + first - 1 - self._moved) >= self._need).any():
+            ar = np.arange(start, start + n)
+            lm = np.maximum.accumulate(np.where(moved, ar[None, :], self._moved[:, None]),
+                                       axis=1)
+            f = (ar[None, :] - lm) >= self._need
+            flat = f.T if f.any() else None
+        if anym.any():
+            lastm = start + n - 1 - moved[:, ::-1].argmax(axis=1)
+            self._moved = np.where(anym, lastm, self._moved)
+        if not (hit_lf or hit_amp or hit_clip or flat is not None):
+            return None
+        bits = np.zeros((n, self.n_channels), dtype=np.uint8)
+        if flat is not None:
+            bits[flat] |= FLAT
+        if hit_lf:
+            bits[np.abs(lf) > thr_lf] |= MOTION
+        if hit_amp:
+            bits[np.abs(wide) > thr_amp] |= AMPLITUDE
+        if hit_clip and self.adc_range_uv is not None:
+            lo, hi = self.adc_range_uv
+            bits[(raw <= lo) | (raw >= hi)] |= CLIP
+        return bits

@@ -180,7 +180,7 @@ def _table(path: Path, lines: list[str], first: int, sep: str | None, ncols: int
             raise FileFormatError(f"{path}: line {i + 1}: {what} has {len(parts)} columns, "
                                   f"expected {ncols}")
         try:
-            rows.append([float(parts[c]) for c in want])
+            rows.append([_cell(parts[c]) for c in want])
         except ValueError:
             bad = next(parts[c] for c in want if not _isfloat(parts[c]))
             raise FileFormatError(f"{path}: line {i + 1}: {bad.strip()!r} is not a number") \
@@ -190,9 +190,21 @@ def _table(path: Path, lines: list[str], first: int, sep: str | None, ncols: int
     return np.asarray(rows, dtype=np.float64)
 
 
+#: Cell texts other tools write for a missing value; they become NaN and then gaps (_place).
+_MISSING = ("", "na", "n/a", "nan", "null", "none", "-")
+
+
+def _cell(s: str) -> float:
+    """A numeric cell; an empty or missing-value cell is NaN (made a gap by :func:`_place`)."""
+    t = s.strip()
+    if t.lower() in _MISSING:
+        return float("nan")
+    return float(t)
+
+
 def _isfloat(s: str) -> bool:
     try:
-        float(s)
+        _cell(s)
         return True
     except ValueError:
         return False
@@ -216,6 +228,11 @@ def _place(path: Path, fmt: str, fs: float, channels: tuple[str, ...], values: n
            notes: list[str], sidecar: dict[str, Any] | None = None) -> ArrayRecording:
     """Put rows at their sample positions; missing positions become gaps (NaN).
 
+    A row with a missing or non-finite value in any signal column (an empty cell, ``NaN``,
+    ``inf``) is not data: the whole row becomes part of a gap, as a lost sample does (gaps are
+    per sample, for all channels: ``Status.lost_samples`` has no channel).  ``markers`` are in
+    rows when ``positions`` is given, else in samples.
+
     Resource bound: the gaps may add at most :data:`MAX_GAP_S` seconds (or the recorded
     duration, if longer) to the timeline; a time column jumping further is refused, so a small
     file can never make a reader allocate gigabytes."""
@@ -223,6 +240,25 @@ def _place(path: Path, fmt: str, fs: float, channels: tuple[str, ...], values: n
 
     check_rate(fs, f"{path}: sample rate")
     gaps: list[tuple[int, int]] = []
+    finite = np.isfinite(values).all(axis=1) if values.ndim == 2 else np.ones(0, bool)
+    if len(values) and not finite.all():
+        if not finite.any():
+            raise FileFormatError(f"{path}: no row has a value in every signal column")
+        rows = np.arange(len(values)) if positions is None else np.asarray(positions)
+        rows = rows - rows[0]
+        markers = [Marker(int(rows[min(max(m.sample, 0), len(rows) - 1)]), m.duration, m.text)
+                   for m in markers]  # markers now in samples
+        nbad = int((~finite).sum())
+        notes.append(f"{nbad} rows with a missing or non-finite value (empty cell, NaN, inf) "
+                     "are gaps")
+        first = int(rows[finite][0])
+        markers = [Marker(max(0, m.sample - first), m.duration, m.text) for m in markers]
+        positions = rows[finite]
+        values = values[finite]
+        # markers are now in samples relative to the first kept row: map them to rows of the
+        # kept values for the placement below
+        markers = [Marker(int(np.searchsorted(positions - positions[0], m.sample)), m.duration,
+                          m.text) for m in markers]
     if positions is None or len(values) == 0:
         data = values
         n = len(values)
@@ -257,12 +293,25 @@ def _place(path: Path, fmt: str, fs: float, channels: tuple[str, ...], values: n
                           notes=notes, data=np.ascontiguousarray(data, dtype=np.float64))
 
 
+def _placed_rows(path: Path, t: np.ndarray, col: int, what: str, notes: list[str]
+                 ) -> np.ndarray:
+    """Drop rows whose position column (counter, index, time) is missing: such a row cannot be
+    placed, and the rows around it then show the gap."""
+    ok = np.isfinite(t[:, col])
+    if ok.all():
+        return t
+    if not ok.any():
+        raise FileFormatError(f"{path}: the {what} column has no values")
+    notes.append(f"{int((~ok).sum())} rows without a {what} value dropped (they are gaps)")
+    return t[ok]
+
+
 def _label_markers(values: np.ndarray, name: str, skip_zero: bool = True) -> list[Marker]:
     """Markers where a label column changes; duration = run length (rows)."""
     out: list[Marker] = []
     if len(values) == 0:
         return out
-    v = np.asarray(values)
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     change = np.flatnonzero(np.concatenate([[True], v[1:] != v[:-1]]))
     ends = np.concatenate([change[1:], [len(v)]])
     for a, b in zip(change, ends):
@@ -276,7 +325,7 @@ def _label_markers(values: np.ndarray, name: str, skip_zero: bool = True) -> lis
 
 def _pulse_markers(values: np.ndarray) -> list[Marker]:
     """Instant markers where a marker column holds a non-zero value (first row of a run)."""
-    v = np.asarray(values)
+    v = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     on = np.flatnonzero((v != 0) & np.concatenate([[True], v[1:] != v[:-1]]))
     return [Marker(int(i), 0, format_marker(f"{v[i]:g}")) for i in on]
 
@@ -311,11 +360,13 @@ def _openbci(path: Path, lines: list[str]) -> Recording:
     use = [0] + exg + ([mcol] if mcol is not None else [])
     ncols = max(use) + 1
     t = _table(path, lines, first, ",", ncols, use)
+    pre_notes: list[str] = []
+    t = _placed_rows(path, t, 0, "Sample Index", pre_notes)
     pos, step = _from_counter(t[:, 0], 256)
     markers = _pulse_markers(t[:, -1]) if mcol is not None else []
     board = meta.get("board", "OpenBCI")
     channels = tuple(f"EXG {header[k].split()[-1]}" for k in exg)
-    notes = [f"OpenBCI GUI file, board {board}, sample index step {step}"]
+    notes = [f"OpenBCI GUI file, board {board}, sample index step {step}", *pre_notes]
     info = SourceInfo(name=f"replay:{path.name}", fs=fs, channels=channels, board=board,
                       adc_bits=24, adc_range_uv=(-187500.0, 187500.0),
                       extra={"format": "OpenBCI GUI"})
@@ -390,6 +441,7 @@ def _brainflow(path: Path, lines: list[str], board: str | int | None) -> Recordi
     except Exception:
         emg = list(BoardShim.get_exg_channels(bid))
     pk = BoardShim.get_package_num_channel(bid)
+    t = _placed_rows(path, t, pk, "package number", notes)
     pos, _ = _from_counter(t[:, pk], 256)
     markers: list[Marker] = []
     try:
@@ -449,7 +501,8 @@ def _biopac(path: Path, lines: list[str], unit: str | None) -> Recording:
         scale.append(uv)
     x = t[:, : len(raw)] * np.asarray(scale)
     for j, k in enumerate(raw):
-        rms = float(np.sqrt(np.mean((x[:, j] - x[:, j].mean()) ** 2)))
+        col = x[:, j][np.isfinite(x[:, j])]
+        rms = float(np.sqrt(np.mean((col - col.mean()) ** 2))) if len(col) else 0.0
         if rms > 5000.0:
             notes.append(f"channel {names[k]!r} is labelled {units[k]!r}: its RMS would be "
                          f"{rms:.0f} µV, implausible for sEMG (a mislabelled unit? "
@@ -547,6 +600,10 @@ def _generic(path: Path, lines: list[str], fs: float | None, unit: str | None) -
     if not chans:
         raise FileFormatError(f"{path}: line {i + 1}: no signal columns")
     notes: list[str] = []
+    if icol is not None or tcol is not None:
+        k = icol if icol is not None else tcol
+        assert k is not None
+        t = _placed_rows(path, t, k, names[k], notes)
     rate = fs or meta_fs
     positions: np.ndarray | None = None
     for col, what in ((icol, "sample index"), (tcol, "time")):

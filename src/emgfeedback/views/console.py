@@ -111,7 +111,8 @@ class ConsoleView:
         self._last_active: np.ndarray | None = None  # per channel: last sample it was busy
         self._rms_then: np.ndarray | None = None  # per channel: quality RMS when last busy
         self._warn_since: np.ndarray | None = None  # per channel: since when the warning holds
-        self._n_events = 0
+        self._seen: set[tuple[str, int]] = set()
+        self._retracted: set[tuple[str, int]] = set()
         self._fb: FeedbackSnapshot | None = None
         self._n_reps = 0
         self._hold = hold_s
@@ -178,15 +179,26 @@ class ConsoleView:
         fb = self._fb
         if fb is None:
             return
-        evs = fb.events
-        for ev in evs[self._n_events:]:
+        for ev in fb.events:
+            key = (ev.channel, ev.onset)
+            at = (ev.alert if ev.alert is not None else ev.onset) / fs
+            if getattr(ev, "retracted", False):
+                if key in self._seen and key not in self._retracted:
+                    self._retracted.add(key)
+                    why = "a blink" if ev.type == "blink" else (ev.reason or "an artefact")
+                    self.events.append(f"{at:8.2f} s  alert on {ev.channel} retracted: {why}")
+                    if self.alert.startswith(f"{at:.1f} s  SYNKINESIS {ev.channel}"):
+                        self.alert += f" (retracted: {why})"
+                continue
+            if ev.type != "synkinesis" or key in self._seen:
+                continue
+            self._seen.add(key)
             self.n_alerts += 1
             keep = REGIONS[ev.channel[2:]].muscle if ev.channel[2:] in REGIONS else ev.channel
-            self.alert = (f"{ev.alert / fs:.1f} s  SYNKINESIS {ev.channel} ({keep}) joined in "
+            self.alert = (f"{at:.1f} s  SYNKINESIS {ev.channel} ({keep}) joined in "
                           f"during {ev.exercise} at {ev.peak_pct_mvc:.0f} %MVC: keep it relaxed")
-            self.events.append(f"{ev.alert / fs:8.2f} s  SYNKINESIS {ev.channel} during "
+            self.events.append(f"{at:8.2f} s  SYNKINESIS {ev.channel} during "
                                f"{ev.exercise} ({ev.peak_pct_mvc:.0f} %MVC)")
-        self._n_events = len(evs)
 
     # ------------------------------------------------------------------ text
     def _c(self, text: str, colour: str) -> str:

@@ -343,7 +343,7 @@ def _calibration_table(s: SessionInput) -> Table:
                      ", ".join(f"{v:.1f}" for v in trials) or "–"))
     notes = ["%MVC = 100 · (envelope − rest mean) / MVC. Rest: robust mean and SD of the "
              "envelope over the rest period; MVC: per trial the highest 500 ms mean above rest, "
-             "median over the trials (docs/analysis.md)."]
+             "the highest trial (docs/analysis.md)."]
     notes += [f"Calibration note: {n}" for n in s.analysis.get("calibration_notes") or []]
     return Table("calibration", "Calibration",
                  ("channel", "rest mean (µV)", "rest SD (µV)", "MVC (µV)", "MVC / rest", "from",
