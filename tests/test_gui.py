@@ -181,7 +181,7 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     assert win.feedback is not None and win.feedback.clinic is not None
     live_events = win.summary_screen.events
     # The detector found the planted event (left eye during rep 1) ...
-    mine = [e for e in live_events if e.channel == "L-OOC" and e.rep == 0]
+    mine = [e for e in live_events if e.channel == "L-OOC" and e.rep == 1]
     assert mine and mine[0].onset <= ev.stop and ev.start <= (mine[0].offset or 0)
     # ... and the quiet bar turned red when, and only when, the detector said so: never before
     # its alert, and at the first redraw after it (the flag waits for the redraw, however late

@@ -167,7 +167,7 @@ def rep_rows(reps: tuple[RepResult, ...], events: tuple[SynkinesisEvent, ...]
         synk = sorted({e.channel for e in events
                        if e.rep == r.rep and e.channel.split("-", 1)[0] == r.side})
         rows.append([
-            str(r.rep + 1), r.exercise, r.side, r.target, f"{r.target_peak_pct_mvc:.1f}",
+            str(r.rep), r.exercise, r.side, r.target, f"{r.target_peak_pct_mvc:.1f}",
             f"{r.target_mean_active_pct_mvc:.1f}", f"{r.time_in_band_s:.2f}",
             f"{r.isolation:.2f}", f"{worst[0]} {worst[1]:.0f}" if worst else "–",
             ("yes: " + ", ".join(synk)) if r.synkinesis else "no",
