@@ -259,6 +259,8 @@ def test_history_withholds_stored_ids_that_break_the_rule(tmp_path: Path, capsys
     for pid in ("P-0042", "John Smith", "19510502"):
         values = {c: None for c in cols if c != "id"}
         values.update(patient_id=pid, recorded_at="2026-01-01T10:00:00", source=f"{pid}.edf")
+        if "content_id" in values:  # sessions are told apart by their signal's hash too
+            values["content_id"] = f"sha256:{pid}"
         for c in cols:  # NOT NULL columns get a plain value
             if values.get(c, 0) is None:
                 values[c] = 0

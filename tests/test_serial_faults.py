@@ -198,7 +198,8 @@ def test_myoware_envelope_output_is_flagged_once(tmp_path: Path) -> None:
         with FakeBoard(tmp_path, mode="myoware") as board:
             src = S.SerialSource(board.link, fs=250, handshake_timeout=1.0)
             with src:
-                chunks = collect(src, 8.0, until=lambda c: c.stop > 700)
+                chunks = collect(src, 30.0, until=lambda c: c.stop > 700
+                                 and "envelope_channels" in src.info.extra)
     finally:
         logger.removeHandler(keep)
     assert src.info.channels == ("ENV", "RAW") and sum(len(c) for c in chunks) > 700
