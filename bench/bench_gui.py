@@ -115,6 +115,7 @@ def main() -> str:
     win.start_source(lambda: src, ConnectRequest("simulated", {}, "B-0001", "Standard NMR",
                                                  record=False))
     win.timer.stop()  # this benchmark drives the frames itself
+    win.ctl.start_calibration()  # the therapist's click: the stream is not held at its first cue
     while not src.paced:
         app.processEvents()
         time.sleep(0.01)
@@ -125,7 +126,7 @@ def main() -> str:
 
     frames, wall, _ = _run(5.0, None, app, win, src)
     max_fps = frames / wall
-    win.resize(1024, 640)
+    win.resize(1280, 720)  # the smallest window the layouts are made for (window.MIN_SIZE)
     _run(0.5, None, app, win, src)
     frames_s, wall_s, _ = _run(5.0, None, app, win, src)
     small_fps = frames_s / wall_s
@@ -166,7 +167,7 @@ def main() -> str:
         "| measure | value | target |",
         "|---|---|---|",
         f"| redraw rate, back to back, window 1600 x 1000 | {max_fps:.0f} fps | >= 60 fps |",
-        f"| redraw rate, back to back, window 1024 x 640 | {small_fps:.0f} fps | >= 60 fps |",
+        f"| redraw rate, back to back, window 1280 x 720 | {small_fps:.0f} fps | >= 60 fps |",
         f"| CPU share at 30 fps (whole process, all threads) | {100 * cpu_30 / wall_30:.0f} % "
         "of one core | |",
         f"| CPU share with the window idle (acquisition + processing) | "

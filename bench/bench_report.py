@@ -25,11 +25,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from _sessions import make_source, session_start, write_edf_session  # noqa: E402
-
+# Only names that the code before the report/history split also had are imported here (for
+# --steps with another tree on the path); the rest is imported where it is used.
 from emgfeedback.io.importers import load  # noqa: E402
-from emgfeedback.views import figures  # noqa: E402
-from emgfeedback.views.history import History, import_folder, write_progress  # noqa: E402
 from emgfeedback.views.report import (  # noqa: E402
     analyse_recording,
     build_report,
@@ -53,6 +51,8 @@ GNU_TIME = "/usr/bin/time"
 
 
 def bench_report(minutes: float = 30.0) -> list[str]:
+    from _sessions import make_source, session_start, write_edf_session
+
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "P-042_session.edf"
         src = make_source(seed=5, synkinesis_prob=0.4, duration=minutes * 60.0)
@@ -116,6 +116,10 @@ def bench_report(minutes: float = 30.0) -> list[str]:
 
 
 def bench_history(n: int = 100, minutes: float = 5.0) -> list[str]:
+    from _sessions import make_source, session_start, write_edf_session
+
+    from emgfeedback.views.history import History, import_folder, write_progress
+
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d) / "P-042"
         folder.mkdir()
@@ -158,6 +162,8 @@ def bench_history(n: int = 100, minutes: float = 5.0) -> list[str]:
 def main() -> str:
     import matplotlib
 
+    from emgfeedback.views.report import figures
+
     lines = ["## Reports and patient history", "", f"Command: `{COMMAND}` (matplotlib "
              f"{matplotlib.__version__}, backend {matplotlib.get_backend()})", ""]
     lines += bench_report()
@@ -166,5 +172,27 @@ def main() -> str:
     return "\n".join(lines)
 
 
+def steps(edf: Path) -> dict[str, float]:
+    """``--steps FILE``: the report's own steps on one recording (``analyze`` untimed), as JSON.
+
+    For comparing two versions of the code on a shared machine, run interleaved with each
+    version first on the path: ``PYTHONPATH=OTHER_TREE/src python bench/bench_report.py --steps
+    FILE`` (imports only the names both versions have)."""
+    rec = load(edf)
+    session = session_from_recording(rec, analyse_recording(rec))
+    report, t_build = _t(build_report, session)
+    _, t_html = _t(render_html, report)
+    with tempfile.TemporaryDirectory() as d:
+        _, t_pdf = _t(write_pdf, report, Path(d) / "r.pdf")
+    rec.close()
+    return {"build": round(t_build, 2), "html": round(t_html, 2), "pdf": round(t_pdf, 2),
+            "total": round(t_build + t_html + t_pdf, 2)}
+
+
 if __name__ == "__main__":
-    print(main())
+    if len(sys.argv) == 3 and sys.argv[1] == "--steps":
+        import json
+
+        print(json.dumps(steps(Path(sys.argv[2]))))
+    else:
+        print(main())

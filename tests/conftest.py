@@ -19,3 +19,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real recordings not available: {SHARED_DATA} is absent (CI has ../shared)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _private_user_data(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's own patient history: the default database path
+    ($XDG_DATA_HOME/emgfeedback/history.sqlite) points into a temporary folder."""
+    if "EMGFEEDBACK_DB" not in os.environ:
+        monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))

@@ -40,7 +40,7 @@ def test_simulate_writes_csv_and_truth(tmp_path: Path) -> None:
 def test_console_demo_runs_and_ends_on_duration() -> None:
     r = _run("demo", "--console", "--duration", "2", "--speed", "8", "--scenario", "smile-synkinesis")
     assert r.returncode == 0, r.stderr
-    for label in ("EMG L-ZYG", "EMG R-OOC", "lost samples 0", "mains notch"):
+    for label in (" L-ZYG ", " R-OOC ", "lost samples 0", "mains notch", "synkinesis"):
         assert label in r.stdout
     assert "stopped after 2.0 s of signal" in r.stderr
 

@@ -238,7 +238,7 @@ def test_kill_during_import_leaves_no_partial_session(tmp_path):
                          f"s{k:04d}.edf", b.analysis, b.affected_side)
         write_json_session(s, folder / f"s{k:04d}.json")
     db = tmp_path / "h.sqlite"
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent / "src")]))
     proc = subprocess.Popen([sys.executable, "-c", _IMPORT_SCRIPT, str(folder), str(db)],
                             stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
@@ -304,7 +304,7 @@ def test_import_folder_of_edf_sessions(tmp_path):
 
     # Importing again skips the stored sessions without analysing them again (the refused one
     # is analysed again: it was not stored).
-    import emgfeedback.views.report as report_mod
+    import emgfeedback.views.report.load as report_mod
 
     analysed = []
     orig = report_mod.analyse_recording
@@ -321,3 +321,128 @@ def test_import_folder_of_edf_sessions(tmp_path):
     assert len(r2.skipped) == 3 and not r2.imported
     assert {p.name for p, _ in r2.failed} == {"notes.edf", "nocal.edf"}
     assert analysed == ["nocal.edf"]
+
+
+def test_sessions_minutes_apart_claim_no_trend(tmp_path):
+    """Three sessions minutes apart (the issue's case: slopes 'per 30 days' of 1e5 were claimed)
+    give no trend and no slope, in the progress report and in the trend rows; the same
+    sessions on days 0, 7 and 14 do."""
+    from datetime import timedelta
+
+    from emgfeedback.views.history import MIN_TREND_DAYS, MIN_TREND_SPAN_DAYS, trends
+
+    db = tmp_path / "h.sqlite"
+    base = [make_session(seed=30 + k, synkinesis_prob=0.8 - 0.3 * k, duration=150.0,
+                         patient="P-020", with_signal=False) for k in range(3)]
+    for k, b in enumerate(base):
+        store_session(replace(b, recorded_at=session_start(0) + timedelta(minutes=4 * k),
+                              source=f"m{k}.edf"), db)
+    out = tmp_path / "p.html"
+    sessions = write_progress("P-020", out, db)
+    assert len(sessions) == 3
+    ts = trends(sessions)
+    assert ts and all(t.direction == "too early" and t.slope_per_30d != t.slope_per_30d
+                      and t.days == 1 and t.span_days == 0 for t in ts)
+    html = out.read_text(encoding="utf-8")
+    parser = _TrendRows()
+    parser.feed(html)
+    for row in parser.rows.values():
+        assert row[5] == "–" and row[6] == "too early"
+    assert "Too early for a trend" in html and f"{MIN_TREND_DAYS} different days" in html
+    assert "rising" not in html and "falling" not in html
+    # days apart, but less than the minimum span: still too early
+    short = [replace(s, recorded_at=session_start(3 * k)) for k, s in enumerate(sessions)]
+    assert all(t.direction == "too early" for t in trends(short))
+    # spanning the minimum: a trend with a slope
+    long = [replace(s, recorded_at=session_start(MIN_TREND_SPAN_DAYS // 2 * k))
+            for k, s in enumerate(sessions)]
+    smile = {t.metric: t for t in trends(long) if t.exercise == "smile"}
+    assert smile["synkinesis_rate"].direction in ("falling", "steady", "rising")
+    assert smile["synkinesis_rate"].slope_per_30d == smile["synkinesis_rate"].slope_per_30d
+
+
+def test_copied_session_file_is_the_same_session(tmp_path):
+    """A recording copied (or renamed) into the folder is recognised by its content before it
+    is analysed, and the history keeps one session."""
+    import shutil
+
+    from emgfeedback.io.edf import sidecar_path
+    from emgfeedback.views.report import content_id
+    from emgfeedback.io.importers import load
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    first = folder / "a.edf"
+    write_edf_session(first, make_source(seed=41, duration=120.0, channels=SMALL), "P-030",
+                      session_start(0))
+    db = tmp_path / "h.sqlite"
+    assert len(import_folder(folder, db, progress=None).imported) == 1
+    copy_dir = folder / "usb-stick"
+    copy_dir.mkdir()
+    shutil.copy(first, copy_dir / "copy of a.edf")
+    shutil.copy(sidecar_path(first), sidecar_path(copy_dir / "copy of a.edf"))
+    with load(first) as a, load(copy_dir / "copy of a.edf") as b:
+        assert content_id(a) == content_id(b)
+    r = import_folder(folder, db, progress=None)
+    assert not r.imported and not r.failed and len(r.skipped) == 2
+    with History(db) as h:
+        stored = h.sessions("P-030")
+    assert len(stored) == 1 and stored[0].content_id.startswith("sha256:")
+    # another session of the same patient is another session
+    write_edf_session(folder / "b.edf", make_source(seed=42, duration=120.0, channels=SMALL),
+                      "P-030", session_start(1))
+    assert len(import_folder(folder, db, progress=None).imported) == 1
+
+
+def test_history_of_schema_1_is_upgraded_in_place(tmp_path):
+    db = tmp_path / "old.sqlite"
+    c = sqlite3.connect(db)
+    c.executescript("""
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE sessions (id INTEGER PRIMARY KEY, patient_id TEXT NOT NULL,
+        recorded_at TEXT NOT NULL, source TEXT NOT NULL, affected_side TEXT NOT NULL,
+        program TEXT NOT NULL, fs REAL NOT NULL, duration_s REAL NOT NULL,
+        channels TEXT NOT NULL, n_exercises INTEGER NOT NULL, analysis TEXT NOT NULL,
+        stored_at TEXT NOT NULL, UNIQUE (patient_id, recorded_at, source));
+    CREATE TABLE exercise_metrics (session_id INTEGER NOT NULL, exercise TEXT NOT NULL,
+        n_reps INTEGER NOT NULL, n_synkinesis_reps INTEGER NOT NULL, n_events INTEGER NOT NULL,
+        synkinesis_rate REAL, isolation REAL, cocontraction REAL, peak_pct_mvc_affected REAL,
+        peak_pct_mvc_unaffected REAL, symmetry REAL, time_in_band_s REAL,
+        PRIMARY KEY (session_id, exercise));
+    INSERT INTO meta VALUES ('schema_version', '1');
+    INSERT INTO sessions VALUES (1, 'P-050', '2025-01-06T09:30:00', 'x.edf', 'L', 'default',
+        1000, 60, '[]', 0, '{}', '2025-01-06T10:00:00');
+    """)
+    c.commit()
+    c.close()
+    s = make_session(seed=2, duration=120.0, patient="P-050", day=3, with_signal=False)
+    assert store_session(s, db) is not None
+    with History(db) as h:
+        stored = h.sessions("P-050")
+    assert [x.source for x in stored] == ["x.edf", s.source]
+    assert stored[0].content_id is None and stored[1].content_id
+    assert sqlite3.connect(db).execute(
+        "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+
+
+def test_therapist_entries_are_stored_and_shown_in_progress(tmp_path):
+    from emgfeedback.errors import ConfigError
+
+    db = tmp_path / "h.sqlite"
+    s = make_session(seed=3, duration=120.0, patient="P-060", with_signal=False)
+    s = replace(s, clinician={"notes": "first visit", "house_brackmann": 4,
+                              "sunnybrook_synkinesis": None})
+    sid = store_session(s, db)
+    with History(db) as h:
+        assert h.sessions("P-060")[0].clinician["house_brackmann"] == 4
+        h.set_clinician(sid, {"notes": "re-graded", "house_brackmann": 3,
+                              "sunnybrook_synkinesis": 6})
+        with pytest.raises(ConfigError, match="sunnybrook_synkinesis must be a whole number 0-15"):
+            h.set_clinician(sid, {"sunnybrook_synkinesis": 16})
+        assert h.sessions("P-060")[0].clinician == {"notes": "re-graded", "house_brackmann": 3,
+                                                    "sunnybrook_synkinesis": 6}
+    html = (tmp_path / "p.html")
+    write_progress("P-060", html, db)
+    text = html.read_text(encoding="utf-8")
+    assert "House-Brackmann grade" in text and "<td>3</td><td>6</td>" in text
+    assert "re-graded" in text

@@ -346,3 +346,37 @@ def test_recording_pipeline_reads_the_source_itself_and_the_chain_sees_file_valu
     assert np.array_equal(p0.raw, rec.grid.quantise(p0.raw))
     back = read_edf(tmp_path / "r.edf")
     assert np.array_equal(back.read(0, len(p1)), p1.raw) and back.sidecar["first_sample"] == p0.stop
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_record_until_stopped_closes_the_file(tmp_path: Path, sig: signal.Signals) -> None:
+    """'record' without --duration records until Ctrl-C (SIGINT) or SIGTERM, then closes the
+    file as after --duration: a complete EDF+ (not a recovered one), exit status 0."""
+    out = tmp_path / "until.edf"
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emgfeedback", "record", "--board", "simulated", "--speed", "1",
+         "--patient", "P-0006", "--out", str(out)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        assert "until stopped: Ctrl-C (or SIGTERM) stops and closes the file" in line, line
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 60000):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert f"wrote {out}" in stdout and "Traceback" not in stderr
+    assert json.loads(out.with_suffix(".json").read_text())["status"] == "complete"
+    with open(out, "rb") as f:
+        assert f.read(244)[236:244].strip() != b"-1"  # the record count was written
+    r = read_edf(out)
+    assert not r.recovered and r.duration_s > 1.0
+    r.close()

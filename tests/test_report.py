@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import io
 import re
@@ -123,7 +124,22 @@ def test_report_holds_the_numbers_of_analyze(edf, session, written):
     assert len(body) == len(analysis_reps) >= 10
     assert {r["exercise"] for r in analysis_reps} == {"smile", "eye_closure"}
     sym_by_rep = {(s["rep"], s["exercise"]): s["ratio"] for s in analysis["symmetry"]}
+    # One rep per cue, numbered from 1 as analyze numbers them; its sides listed under it (the
+    # rep's own cells only on its first line).
+    assert [r["rep"] for r in analysis_reps][:2] == [1, 1]
+    shared = ("rep", "exercise", "onset (s)", "duration (s)", "symmetry")
+    last: dict[str, str] = {}
     for row, rep in zip(body, analysis_reps):
+        first = row[col["rep"]] != ""
+        assert first == (last.get("rep") != str(rep["rep"]))
+        if first:
+            last = {k: row[col[k]] for k in shared}
+        else:
+            assert all(row[col[k]] == "" for k in shared)
+            row = list(row)
+            for k in shared:
+                row[col[k]] = last[k]
+        assert row[col["rep"]] == str(rep["rep"])
         assert row[col["exercise"]] == rep["exercise"]
         assert row[col["side"]] == rep["side"]
         assert row[col["target"]] == rep["target"]
@@ -218,9 +234,9 @@ def test_placement_figure_override_is_cleaned_or_note(session, tmp_path, monkeyp
     assert m is not None
     root = ET.fromstring(m.group(0))
     assert root.tag.endswith("svg") and "script" not in m.group(0) and "circle" in m.group(0)
-    import emgfeedback.views.report as report_mod
+    import emgfeedback.views.report.model as report_model
 
-    monkeypatch.setattr(report_mod, "placement_svg_path", lambda: None)
+    monkeypatch.setattr(report_model, "placement_svg_path", lambda: None)
     text = render_html(build_report(bare))
     assert "<svg" not in text and "placement figure not installed" in text
 
@@ -405,7 +421,10 @@ def test_analysis_saved_after_the_session_is_used_and_other_programs_noted(edf, 
     sidecar_path(path).write_text(json.dumps(sc))
     s = load_session(path)
     assert dict(s.analysis, file="") == dict(edf[1], file="") and s.program == "oral-ocular"
-    assert any("the session ran 'oral-ocular'" in n for n in s.notes)
+    today = f"{datetime.date.today():%Y-%m-%d}"
+    assert s.analysis_note.startswith(f"analysis: analysed by 'emgfeedback analyze' on {today}")
+    assert "while the session ran 'oral-ocular'" in s.analysis_note
+    # A saved analysis that 'analyze' wrote is not claimed to come from the window ...
     saved = json.loads(json.dumps(edf[1]))
     saved["program"] = "oral-ocular"
     saved["reps"][0]["target_peak_pct_mvc"] = 12.3
@@ -413,25 +432,171 @@ def test_analysis_saved_after_the_session_is_used_and_other_programs_noted(edf, 
     assert analysis_path(path).name == "gui-analysis.json"
     s = load_session(path)
     assert s.analysis == saved
-    assert s.notes == ("analysis: gui-analysis.json, written when the session stopped",)
+    assert s.analysis_note == (f"analysis: gui-analysis.json, analysed by 'emgfeedback analyze' "
+                               f"on {today}")
+    html_text = render_html(build_report(s))
+    assert "12.3" in html_text and "written by the window" not in html_text
+    # ... only one the window wrote when the session stopped ("origin": "session").
+    saved["origin"] = "session"
+    analysis_path(path).write_text(json.dumps(saved))
+    s = load_session(path)
+    assert s.analysis_note == ("analysis: gui-analysis.json, written by the window when the "
+                               "session stopped")
     assert "12.3" in render_html(build_report(s))
 
 
 def test_pdf_has_the_placement_figure_or_says_where_it_is(session, tmp_path, monkeypatch):
-    from emgfeedback.views import report as report_mod
+    from emgfeedback.views.report import pdf as report_mod
 
     report = build_report(session)
     png = report_mod.placement_png(report.placement)
+
+    def placement_images(pages):
+        return [ax for p in pages for ax in p.axes if ax.get_images()
+                and ax.get_images()[0].get_array().shape[:2] == img_shape]
+
     if shutil.which("rsvg-convert") is not None:
         assert png is not None
         img = Image.open(io.BytesIO(png))
         assert img.width > 600 and img.height > 700  # 640 x 800 px at 96 dpi, drawn at 150 dpi
-        page = report_mod._placement_page(report.placement)
-        assert len(page.axes) == 1 and page.axes[0].get_images()
+        img_shape = (img.height, img.width)
+        assert len(placement_images(report_mod.pages(report))) == 1
     else:
         assert png is None
-    # Without rsvg-convert: a page that says where the figure is.
+    # Without rsvg-convert: the PDF says where the figure is.
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     assert report_mod.placement_png(report.placement) is None
-    page = report_mod._placement_page(report.placement)
-    assert not page.axes and any("rsvg-convert" in t.get_text() for t in page.texts)
+    texts = [t.get_text() for p in report_mod.pages(report) for t in p.texts]
+    assert any("rsvg-convert" in t for t in texts)
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    """An 8-channel session (every region of the default montage) with a previous session in
+    the history and the therapist's notes and grading in its sidecar; report HTML and PDF."""
+    from _sessions import make_session
+
+    from emgfeedback.views.history import store_session
+    from emgfeedback.views.history.progress import context_from_db
+
+    d = tmp_path_factory.mktemp("full")
+    db = d / "h.sqlite"
+    store_session(make_session(seed=7, patient="P-042", day=0, duration=150.0,
+                               with_signal=False), db)
+    path = d / "P-042_day7.edf"
+    clinician = {"notes": "Eye still pulls with the smile; practise slower.",
+                 "house_brackmann": 3, "sunnybrook_synkinesis": 7}
+    write_edf_session(path, make_source(seed=8, synkinesis_prob=0.5, duration=150.0), "P-042",
+                      session_start(7), clinician=clinician)
+    s = load_session(path)
+    out, pdf = d / "r.html", d / "r.pdf"
+    report = write_report(s, out, pdf, history=context_from_db(s, db))
+    s.signal.close()
+    return report, out, pdf
+
+
+def _pdf_text(pdf: Path) -> list[str]:
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext not found: install poppler-utils (scripts/setup.sh does)")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
+                          text=True, check=True, timeout=60).stdout
+    return text.split("\f")[:-1]
+
+
+def test_pdf_text_holds_every_row_of_every_table(full_report):
+    """Every row of every table of the HTML report is in the PDF's text (pdftotext), the
+    calibration rows of all 8 channels among them; every page is numbered and carries the
+    training-aid statement; the layout is compact."""
+    report, out, pdf = full_report
+    pages = _pdf_text(pdf)
+    norm = lambda s: " ".join(s.split())  # noqa: E731
+    lines = {norm(ln) for p in pages for ln in p.splitlines()}
+    p = _Tables()
+    p.feed(out.read_text(encoding="utf-8"))
+    tables = {k: v for k, v in p.tables.items() if k != "meta"}
+    assert set(tables) == {"previous", "clinician", "montage", "quality", "calibration",
+                           "exercises", "reps"}
+    n_rows = 0
+    for key, rows in tables.items():
+        for row in rows:  # the header and every body row
+            want = norm(" ".join(c for c in row if c))
+            assert want in lines, f"table {key}: row {want!r} not in the PDF"
+            n_rows += 1
+    assert n_rows > 40
+    cal = [r[0] for r in tables["calibration"][1:]]
+    assert cal == report.session.channels and "R-OOR" in cal and len(cal) == 8
+    # page numbers and the statement on every page; no near-empty page but the last
+    n = len(pages)
+    for i, page in enumerate(pages, start=1):
+        assert f"page {i} of {n}" in page
+        assert "not a diagnostic medical device" in norm(page)
+    assert n <= 8
+    d = pdf.parent / "pages"
+    d.mkdir(exist_ok=True)
+    subprocess.run(["pdftoppm", "-r", "20", "-gray", "-png", str(pdf), str(d / "p")], check=True,
+                   timeout=60)
+    for png in sorted(d.glob("p-*.png"))[:-1]:
+        px = np.asarray(Image.open(png).convert("L"))
+        body = px[: int(px.shape[0] * (1 - 0.75 / 8.27))]  # above the footer
+        inked = np.flatnonzero((body < 200).any(axis=1))
+        assert inked[-1] > 0.6 * len(body), f"{png.name}: content ends in the upper part"
+
+
+def test_report_says_what_a_therapist_needs_in_plain_words(full_report):
+    report, out, _pdf = full_report
+    html_text = out.read_text(encoding="utf-8")
+    s = report.session
+    assert s.clinician == {"notes": "Eye still pulls with the smile; practise slower.",
+                           "house_brackmann": 3, "sunnybrook_synkinesis": 7}
+    p = _Tables()
+    p.feed(html_text)
+    grading = {r[0]: r[1] for r in p.tables["clinician"][1:]}
+    assert grading == {"House-Brackmann grade": "3", "Sunnybrook synkinesis score": "7"}
+    assert "Eye still pulls with the smile" in html_text
+    assert "training aid for facial rehabilitation, not a diagnostic medical device" in html_text
+    summary = " ".join(report.summary)
+    n_cues = len({r["rep"] for r in s.analysis["reps"]})
+    assert summary.startswith(f"{n_cues} reps of ") and "left side" in summary
+    k = sum(m.n_synkinesis_reps for m in report.metrics)
+    assert (f"in {k} of " in summary) if k else ("no synkinesis" in summary)
+    history = " ".join(report.history.sentences)
+    assert "Previous session: 2025-01-06 09:30 (7 days earlier" in history
+    assert "Too early for a trend: 2 sessions on 2 days" in history
+    prev = p.tables["previous"]
+    assert prev[0][3] == "previous (2025-01-06)" and len(prev) > 4
+    assert all(r[4] in ("better", "worse", "about the same", "–") for r in prev[1:])
+
+
+def test_clinician_entries_are_validated_one_by_one(edf, tmp_path):
+    path = tmp_path / "c.edf"
+    shutil.copy(edf[0], path)
+    sc = json.loads(sidecar_path(edf[0]).read_text())
+    sc["clinician"] = {"notes": "ok", "house_brackmann": 9, "sunnybrook_synkinesis": 4,
+                       "mood": "fine"}
+    sidecar_path(path).write_text(json.dumps(sc))
+    s = load_session(path, edf[1], keep_signal=False)
+    assert s.clinician == {"notes": "ok", "house_brackmann": None, "sunnybrook_synkinesis": 4}
+    assert any("house_brackmann must be a whole number 1-6" in n for n in s.notes)
+    assert any("unknown key 'mood'" in n for n in s.notes)
+
+
+def test_rest_quality_is_not_fooled_by_a_blink_at_the_end_of_rest():
+    """The quality at rest is the median over the rest period: a blink just before its end (the
+    running RMS still holds it) does not read as a noisy baseline; a noisy channel does."""
+    from emgfeedback.dsp.quality import assess
+    from emgfeedback.stream import Chunk, Marker, Status
+    from emgfeedback.views.report import recording_from_chunk
+
+    fs = 1000.0
+    rng = np.random.default_rng(4)
+    x = rng.normal(0.0, 2.0, (12000, 3))
+    x[:, 2] *= 10.0  # R-OOC: a noisy electrode (20 µV RMS)
+    blink = slice(9750, 9900)
+    x[blink, 0] += rng.normal(0.0, 120.0, 150)  # L-OOC blinks 0.25 s before the rest ends
+    chunk = Chunk(x, 0, fs, ("EMG L-OOC", "EMG L-ZYG", "EMG R-OOC"), Status(),
+                  (Marker(0, 10000, "rest"),))
+    rec = recording_from_chunk(chunk, "blink.edf")
+    s = SessionInput("P-001", session_start(0), "blink.edf",
+                     {"channels": ["L-OOC", "L-ZYG", "R-OOC"], "reps": []}, signal=rec)
+    lights = assess(envelopes_pct(s).rest_quality, at_rest=True)
+    assert [lt[0] for lt in lights] == ["green", "green", "amber"], lights

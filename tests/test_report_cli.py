@@ -51,7 +51,9 @@ def test_report_of_a_simulated_edf_session(tmp_path, capsys):
     assert main(["report", str(edf), "--out", str(out), "--pdf"]) == 0
     assert f"wrote {out} and {out.with_suffix('.pdf')}" in capsys.readouterr().out
     text = out.read_text(encoding="utf-8")
-    assert '<td id="patient">SIM-0000</td>' in text and "<svg" in text
+    # a simulated file names no patient (emgfeedback simulate writes the placeholder SIM-0000)
+    assert '<td id="patient">none (simulated session)</td>' in text and "<svg" in text
+    assert "SIM-0000" not in text and "patient 0000" not in text
     assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
     out2 = tmp_path / "r2.html"
     assert main(["report", str(edf), "--analysis", str(analysis), "--out", str(out2)]) == 0
@@ -59,8 +61,10 @@ def test_report_of_a_simulated_edf_session(tmp_path, capsys):
     def tables(s: str) -> list[str]:
         return re.findall(r"<table.*?</table>", s, re.DOTALL)
 
-    assert tables(out2.read_text(encoding="utf-8")) == tables(text)
+    # the same tables; only the header's note on where the analysis came from differs
+    assert tables(out2.read_text(encoding="utf-8"))[1:] == tables(text)[1:]
     assert len(tables(text)) == 6
+    assert "a.json, analysed by &#x27;emgfeedback analyze&#x27; on" in out2.read_text(encoding="utf-8")
     # something that is not an analysis is refused in one line, nothing written
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")

@@ -197,6 +197,9 @@ def _add_demo(sub: Any) -> None:
     p.add_argument("--record", type=Path, default=None, metavar="FILE.edf",
                    help="record the session to EDF+ (needs --patient)")
     p.add_argument("--patient", default=None, help="pseudonymous patient id, e.g. P-0001")
+    p.add_argument("--connect", action="store_true",
+                   help="GUI: connect at once instead of waiting on the Connect / Start screen "
+                        "(needs --patient)")
     p.add_argument("--lsl", action="store_true", help="publish raw/envelope/markers on LSL")
     p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
                    help="with --lsl: localhost (default: this machine only), an IPv4 address or "
@@ -242,31 +245,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     console=True)
 
 
-def _console(title: str | None, cfg: Config) -> tuple[list[Any], Callable[[str, Any], None]]:
-    """The console view of a session (built once the source is open) and the detector-event
-    callback that lists the alerts in it."""
+def _console(title: str | None, cfg: Config) -> list[Any]:
+    """The console view of a session (built once the source is open); it reads the cue, %MVC
+    and the alerts from the session's snapshot."""
     from emgfeedback.views.console import ConsoleView
-
-    shown: list[ConsoleView] = []
 
     def console_view(s: Any) -> ConsoleView:
         assert s.chain is not None
-        shown.append(ConsoleView(s.chain, title=title or f"emgfeedback: {s.source.info.name}",
-                                 quality=cfg.quality, snapshot=s.snapshot))
-        return shown[-1]
+        return ConsoleView(s.chain, title=title or f"emgfeedback: {s.source.info.name}",
+                           quality=cfg.quality, snapshot=s.snapshot)
 
-    def on_event(kind: str, ev: Any) -> None:  # session thread
-        if kind == "raised" and shown:
-            v = shown[0]
-            v.events.append(f"{ev.alert / v.chain.fs:8.2f} s  SYNKINESIS {ev.channel} during "
-                            f"{ev.exercise} ({ev.peak_pct_mvc:.0f} %MVC)")
-        elif kind == "retracted" and shown:  # the provisional alert was a blink or an artefact
-            v = shown[0]
-            why = "a blink" if ev.type == "blink" else (ev.reason or "an artefact")
-            v.events.append(f"{(ev.confirmed or ev.onset) / v.chain.fs:8.2f} s  alert on "
-                            f"{ev.channel} retracted: {why}")
-
-    return [console_view], on_event
+    return [console_view]
 
 
 def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
@@ -286,8 +275,11 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
                        config=cfg, program=_program(args, cfg), record_to=record_to,
                        patient=patient, lsl=lsl, lsl_scope=getattr(args, "lsl_scope", "localhost"),
                        duration_s=args.duration, auto_program=True)
-    views, on_event = _console(None, cfg) if console else ([], None)
-    session = Session(spec, views=views, on_event=on_event)
+    session = Session(spec, views=_console(None, cfg) if console else [])
+    if record_to is not None:
+        until = f"for {args.duration:g} s of signal" if args.duration else "until stopped"
+        print(f"recording to {record_to} {until}: Ctrl-C (or SIGTERM) stops and closes the file",
+              file=sys.stderr, flush=True)
     t0 = time.monotonic()
     run_in_foreground(session)
     pl = session.pipeline
@@ -443,6 +435,9 @@ def _add_report(sub: Any) -> None:
                    help="JSON of 'emgfeedback analyze' to use instead of analysing again")
     p.add_argument("--out", type=Path, default=None, help="HTML file (default SESSION.report.html)")
     p.add_argument("--pdf", action="store_true", help="also write a PDF beside the HTML")
+    p.add_argument("--db", type=Path, default=None,
+                   help="history database for the comparison with earlier sessions (default "
+                        "$EMGFEEDBACK_DB or the user data folder, when it exists)")
     _add_identity_options(p)
     p.add_argument("--montage", type=Path, default=None,
                    help="montage TOML naming the region of each channel (files of other tools)")
@@ -451,12 +446,17 @@ def _add_report(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from emgfeedback.views.history.progress import context_from_db
     from emgfeedback.views.report import load_session, write_report
 
     out = args.out or args.session.with_suffix(".report.html")
     pdf = out.with_suffix(".pdf") if args.pdf else None
     session = load_session(args.session, args.analysis, opener=_opener(args))
-    write_report(session, out, pdf)
+    try:
+        write_report(session, out, pdf, history=context_from_db(session, args.db))
+    finally:
+        if session.signal is not None:
+            session.signal.close()
     print(f"wrote {out}" + (f" and {pdf}" if pdf else ""))
     return 0
 
@@ -673,7 +673,8 @@ def _add_record(sub: Any) -> None:
     p = sub.add_parser("record", help="record a session to EDF+/BDF+ with a JSON sidecar")
     _add_board_options(p)
     p.add_argument("--duration", type=_num("--duration", gt=0, le=MAX_LIVE_S, unit="s"),
-                   required=True, help="seconds of signal")
+                   default=None,
+                   help="seconds of signal (default: until Ctrl-C or SIGTERM, or the source ends)")
     p.add_argument("--patient", required=True, help="pseudonymous patient id, e.g. P-0001")
     p.add_argument("--out", type=Path, required=True, help="output .edf (or .bdf)")
     p.add_argument("--lsl", action="store_true", help="also publish raw/envelope/markers on LSL")
@@ -686,8 +687,6 @@ def _add_record(sub: Any) -> None:
 def cmd_record(args: argparse.Namespace) -> int:
     if args.out.suffix.lower() not in (".edf", ".bdf"):
         raise ConfigError(f"{args.out}: record writes .edf or .bdf")
-    if args.duration <= 0:
-        raise ConfigError(f"--duration must be positive, got {args.duration}")
     if args.board == "simulated" and args.scenario is None:
         args.scenario = "session"
     return run_live(args, _config(args), record_to=args.out, patient=args.patient,
@@ -730,8 +729,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
                             "unit": args.unit, "board": args.brainflow_board}
     spec = SessionSpec(source=f"replay:{args.file}", source_options=opts, config=cfg,
                        affected_side=args.affected, lsl=args.lsl, lsl_scope=args.lsl_scope)
-    views, on_event = _console(f"emgfeedback replay: {args.file.name}", cfg)
-    session = Session(spec, views=views, on_event=on_event)
+    session = Session(spec, views=_console(f"emgfeedback replay: {args.file.name}", cfg))
     run_in_foreground(session)
     pl = session.pipeline
     fs = pl.chain.fs if pl.chain is not None else 0.0

@@ -55,9 +55,11 @@ REGIONS: dict[str, Region] = {
         Region("FRO", "frontalis", "brow raise",
                "forehead, above the mid-pupil line, 1 cm above the brow; second electrode 1 cm "
                "higher, along the vertical fibres"),
+        # Sites after Fridlund & Cacioppo 1986 (check COR and ZYG against the original figure
+        # before printing guides: a note for developers, never shown to clinicians).
         Region("COR", "corrugator supercilii", "frown",
                "just above the brow on the vertical through the inner eye corner; second "
-               "electrode 1 cm lateral (check against Fridlund & Cacioppo before printing)"),
+               "electrode 1 cm lateral"),
         Region("OOC", "orbicularis oculi", "eye closure, blink",
                "1 cm below the outer eye corner; second electrode 1 cm medial and slightly "
                "below, parallel to the lower lid"),
@@ -66,7 +68,7 @@ REGIONS: dict[str, Region] = {
                "higher along the fibres"),
         Region("ZYG", "zygomaticus major", "smile",
                "midway on the line from the mouth corner to the front of the ear; second "
-               "electrode 1 cm toward the mouth (check against the figure before printing)"),
+               "electrode 1 cm toward the mouth"),
         Region("OOR", "orbicularis oris", "pucker, lip press",
                "1 cm below the lower lip vermilion, lateral to the midline; second electrode "
                "1 cm lateral along the lip"),

@@ -42,7 +42,7 @@ from emgfeedback.stream import Marker, Processed
 from emgfeedback.errors import CalibrationError
 from emgfeedback.vocabulary import Cue
 
-__all__ = ["CalibrationRow", "ClinicFeedback", "FeedbackSnapshot"]
+__all__ = ["RETRACTED_KINDS", "CalibrationRow", "ClinicFeedback", "FeedbackSnapshot"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,14 @@ class FeedbackSnapshot:
     reps: tuple[RepResult, ...]
     events: tuple[SynkinesisEvent, ...]
     affected_side: str | None
+    #: Channels (``L-OOC``) whose alert the detector took back since the last snapshot (a blink
+    #: first alerted, then reclassified): the screens say so instead of leaving it red.
+    retracted: tuple[str, ...] = ()
+
+
+#: Detector callback kinds that take an alert back (clinic's ``retracted``: a blink first
+#: alerted as synkinesis, then reclassified).  The hook for the live feedback.
+RETRACTED_KINDS = ("retracted",)
 
 
 class ClinicFeedback:
@@ -126,11 +134,13 @@ class ClinicFeedback:
         self.fs = 0.0
         self.channels: tuple[str, ...] = ()
         self._lock = threading.Lock()
+        self._chunk_lock = threading.Lock()
         self._pos = 0
         self._env = np.zeros(0)
         self._cues: list[Cue] = []
         self._last_cue: Cue | None = None
         self._flagged: set[int] = set()
+        self._retracted: list[str] = []
         self._reps: tuple[RepResult, ...] = ()
         self._events: tuple[SynkinesisEvent, ...] = ()
         self._preview: Calibrator | None = None
@@ -161,15 +171,27 @@ class ClinicFeedback:
         self._rows = tuple(CalibrationRow(c, None, None, None, 0) for c in self.montage.names)
 
     def _on_event(self, kind: str, ev: SynkinesisEvent) -> None:
-        if kind == "raised" and self.montage is not None:
-            i = self.montage.names.index(ev.channel)
-            with self._lock:
-                self._flagged.add(i)
+        names = self.montage.names if self.montage is not None else ()
+        if ev.channel in names:
+            i = names.index(ev.channel)
+            if kind == "raised":
+                with self._lock:
+                    self._flagged.add(i)
+            elif kind in RETRACTED_KINDS:
+                with self._lock:
+                    self._flagged.discard(i)
+                    self._retracted.append(ev.channel)
         if self.on_event is not None:
             self.on_event(kind, ev)
 
     def feed(self, p: Processed) -> None:
         """The clinical engine first, then the screen state (session thread)."""
+        # One chunk at a time as the GUI thread sees it: the detector's state and the position
+        # of the snapshot belong to the same chunk.
+        with self._chunk_lock:
+            self._feed(p)
+
+    def _feed(self, p: Processed) -> None:
         clinic = self.clinic
         assert clinic is not None, "start() the feedback on the opened session first"
         clinic.feed(p)
@@ -272,7 +294,8 @@ class ClinicFeedback:
             return None
         det = clinic.detector
         n = len(self.channels)
-        state = det.state() if det is not None else None
+        with self._chunk_lock:
+            state = det.state() if det is not None else None
         with self._lock:
             running = [c for c in self._cues if c.start <= self._pos]
             cue = running[-1] if running else None
@@ -282,6 +305,8 @@ class ClinicFeedback:
             for i in self._flagged:
                 red[i] = True
             self._flagged.clear()
+            retracted = tuple(dict.fromkeys(self._retracted))
+            self._retracted.clear()
             exercise = band = None
             role: tuple[str, ...] = ("",) * n
             limit = np.full(n, np.nan)
@@ -306,5 +331,5 @@ class ClinicFeedback:
                 cue=cue, last_cue=self._last_cue, calibration=self._rows,
                 calibration_final=self._final, calibration_notes=self._notes,
                 error=clinic.error, reps=self._reps, events=self._events,
-                affected_side=self.montage.affected_side,
+                affected_side=self.montage.affected_side, retracted=retracted,
             )

@@ -137,6 +137,10 @@ class RunnerSnapshot:
     reps_done: int
     reps_total: int
     pending_redo: tuple[str, ...]
+    steps_done: int = 0  # leading: cue periods issued (rest, each MVC trial, each rep)
+    steps_total: int = 0  # leading: issued + queued + planned (0 when not leading)
+    next_text: str | None = None  # leading: the next cue's text
+    paused: bool = False
 
 
 class ProgramRunner:
@@ -177,6 +181,11 @@ class ProgramRunner:
         self._open_reps: dict[int, Cue] = {}
         self._redo: list[str] = []
         self._own = {e.name.lower() for e in program.exercises}  # reps that count
+        self._issued = 0
+        self._last_end = 0  # leading: end of the last issued cue plus its gap
+        self._paused = False
+        self._cal_queued = False
+        self._ex_queued = False
         self.on_done: Callable[[], None] | None = None
         self.auto = auto
         self._auto_step = 0  # auto: 0 nothing queued yet, 1 calibration queued, 2 reps queued
@@ -199,8 +208,13 @@ class ProgramRunner:
         self._queue.append(((REST,), self._n(p.rest_s), self._n(p.rest_gap_s)))
         for code in self.regions:
             self._queue_mvc(code)
-        self._next_at = self._pos if self._next_at is None else self._next_at
+        self._next_at = self._start_at() if self._next_at is None else self._next_at
         self._phase = "calibration"
+        self._cal_queued = True
+
+    def _start_at(self) -> int:
+        """When a newly queued cue may start: now, but never inside the last cue or its gap."""
+        return max(self._pos, self._last_end)
 
     def _queue_mvc(self, code: str) -> None:
         p = self.protocol
@@ -214,7 +228,7 @@ class ProgramRunner:
             self._queue_mvc(code)
             self._redo.append(code)
             if self._next_at is None:
-                self._next_at = self._pos
+                self._next_at = self._start_at()
 
     def start_exercises(self) -> None:
         """Queue the program's reps (leading only)."""
@@ -225,8 +239,27 @@ class ProgramRunner:
         for ex in self.program.exercises:
             for _ in range(ex.reps):
                 self._queue.append(((ex.name,), self._n(ex.hold_s), self._n(ex.rest_s)))
+        self._ex_queued = True
         if self._next_at is None:
-            self._next_at = self._pos
+            self._next_at = self._start_at()
+
+    def pause(self) -> None:
+        """Hold the next cue (leading; the running cue ends as planned)."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Issue the held cues again, the next one after a short pause (2 s) to get ready."""
+        with self._lock:
+            self._paused = False
+            if self._next_at is not None:
+                self._next_at = max(self._next_at, self._pos + self._n(2.0))
+
+    def calibration_queued_done(self) -> bool:
+        """Leading: the calibration was queued and every cue of it has been issued and ended."""
+        with self._lock:
+            return (self._cal_queued and not self._ex_queued and not self._queue
+                    and self._pos >= self._last_end)
 
     def _auto(self, now: int) -> None:
         """Console demo: calibration at once, the reps when the calibration cues are over."""
@@ -243,12 +276,24 @@ class ProgramRunner:
 
     def snapshot(self) -> RunnerSnapshot:
         with self._lock:
+            reps_total = sum(e.reps for e in self.program.exercises)
+            total = 0
+            if self.leading:
+                total = self._issued + len(self._queue)
+                if not self._cal_queued:
+                    total += 1 + len(self.regions) * self.protocol.mvc_trials
+                if not self._ex_queued:
+                    total += reps_total
             return RunnerSnapshot(
                 leading=self.leading, phase=self._phase, position=self._pos,
                 next_cue_at=self._next_at if self._queue else None,
                 reps_done=sum(self._reps_done.values()),
-                reps_total=sum(e.reps for e in self.program.exercises),
+                reps_total=reps_total,
                 pending_redo=tuple(self._redo),
+                steps_done=self._issued if self.leading else 0,
+                steps_total=total,
+                next_text=self._queue[0][0][0] if self._queue else None,
+                paused=self._paused,
             )
 
     # ---- session thread
@@ -287,12 +332,15 @@ class ProgramRunner:
                 done = True
             due: list[tuple[str, ...]] = []
             durations: list[int] = []
-            if self.leading and self._queue and self._next_at is not None and p.stop >= self._next_at:
+            if (self.leading and self._queue and self._next_at is not None
+                    and p.stop >= self._next_at and not self._paused):
                 texts, n, gap = self._queue.pop(0)
                 due.append(texts)
                 durations.append(n)
+                self._issued += 1
                 # The marker lands on the first sample of the next chunk, i.e. at p.stop.
                 self._next_at = p.stop + n + gap
+                self._last_end = self._next_at
             elif not self._queue:
                 self._next_at = None
             if self.auto and self.leading:

@@ -366,15 +366,19 @@ class Session:
 
 @contextmanager
 def _sigterm_stops(session: Session) -> Iterator[None]:
-    """SIGTERM asks ``session`` to stop (main thread only; elsewhere nothing changes)."""
+    """SIGTERM and Ctrl-C (SIGINT) ask ``session`` to stop after the current chunk, so no
+    consumer (the recorder) is interrupted inside a write (main thread only; elsewhere nothing
+    changes)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.signal(signal.SIGTERM, lambda *_: session.stop())
+    stop = lambda *_: session.stop()  # noqa: E731
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def run_in_foreground(session: Session) -> None:

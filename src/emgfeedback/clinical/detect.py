@@ -116,7 +116,7 @@ class SynkinesisEvent:
     channel: str  # L-OOC
     trigger: str  # L-ZYG: the rep's target on that side ("" for artefact periods)
     exercise: str
-    rep: int  # index of the rep (order of the exercise annotations); -1 outside reps
+    rep: int  # number of the rep: 1, 2, ... in the order of the exercise cues; -1 outside reps
     onset: int
     alert: int | None
     offset: int | None
@@ -153,7 +153,10 @@ Event = SynkinesisEvent
 
 @dataclass(frozen=True)
 class RepResult:
-    """Metrics of one rep on one side (see the module docstring)."""
+    """Metrics of one rep on one side (see the module docstring).
+
+    ``rep`` numbers the cues from 1 in stream order; the sides of one cue share the number.
+    """
 
     rep: int
     exercise: str
@@ -425,7 +428,7 @@ class Detector:
         self._bursts: dict[int, _Burst] = {}
         self._closing: dict[int, _Closing] = {}
         self._pending: list[_Rep] = []
-        self._rep_count = 0
+        self._rep_count = 1  # reps are numbered from 1, one number per cue
         self._codes_by_side = {s: {c.code for c in montage.channels if c.side == s}
                                for s in montage.sides()}
         self._side_of = [c.side for c in montage.channels]

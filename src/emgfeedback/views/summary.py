@@ -31,8 +31,11 @@ from emgfeedback.recording import Recording
 __all__ = [
     "PLACEMENT_ENV",
     "ExerciseMetrics",
+    "HistoryContext",
     "RepRow",
     "SessionInput",
+    "Table",
+    "clinician_fields",
     "json_ready",
     "exercise_metrics",
     "placement_svg_path",
@@ -64,6 +67,48 @@ def placement_svg_path() -> Path | None:
         return None
     path = Path(str(pkg))
     return path if path.is_file() else None
+
+#: Grading scales a therapist may enter (window, sidecar ``"clinician"``): key -> (title, lo, hi).
+GRADING: dict[str, tuple[str, int, int]] = {
+    "house_brackmann": ("House-Brackmann grade", 1, 6),
+    "sunnybrook_synkinesis": ("Sunnybrook synkinesis score", 0, 15),
+}
+MAX_NOTES_CHARS = 4000
+
+
+def clinician_fields(value: Any) -> tuple[dict[str, Any], list[str]]:
+    """The therapist's entries of a session, validated: ``({"notes": str, "house_brackmann":
+    int | None, "sunnybrook_synkinesis": int | None}, problems)``.
+
+    ``value`` is the sidecar's ``"clinician"`` object (the window writes it).  House-Brackmann is
+    a grade 1-6, the Sunnybrook synkinesis score 0-15; a field of the wrong type or out of range
+    is left out and named in ``problems`` (one phrase each), so one typo does not lose the rest.
+    """
+    out: dict[str, Any] = {"notes": "", **{k: None for k in GRADING}}
+    problems: list[str] = []
+    if value is None:
+        return out, problems
+    if not isinstance(value, Mapping):
+        return out, [f"expected an object, got {type(value).__name__}"]
+    for key in value:
+        if key not in ("notes", *GRADING):
+            problems.append(f"unknown key {key!r}")
+    notes = value.get("notes")
+    if notes is not None:
+        if isinstance(notes, str):
+            out["notes"] = notes.strip()[:MAX_NOTES_CHARS]
+        else:
+            problems.append("notes must be text")
+    for key, (title, lo, hi) in GRADING.items():
+        v = value.get(key)
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            problems.append(f"{key} must be a whole number {lo}-{hi} ({title}), got {v!r}")
+        else:
+            out[key] = v
+    return out, problems
+
 
 def _num(value: Any) -> float | None:
     """A JSON number as float; ``None`` for null/absent/non-finite."""
@@ -128,6 +173,16 @@ class SessionInput:
         What the reader had to decide or repair (shown in the report).
     recorded_s:
         Length of the recording in seconds, kept when the signal is not (history imports).
+    content_id:
+        What identifies the session by its content
+        (:func:`emgfeedback.views.report.load.content_id`, a hash of the signal), ``""`` when
+        unknown (then the history hashes the analysis).
+    simulated:
+        The recording came from the simulator (``emgfeedback simulate``): no patient.
+    clinician:
+        The therapist's notes and grading (:func:`clinician_fields`), ``{}`` when none.
+    analysis_note:
+        Where the analysis came from (shown in the report's header).
     """
 
     patient_id: str
@@ -141,6 +196,10 @@ class SessionInput:
     status: str = ""
     notes: tuple[str, ...] = ()
     recorded_s: float | None = None
+    content_id: str = ""
+    simulated: bool = False
+    clinician: Mapping[str, Any] = field(default_factory=dict)
+    analysis_note: str = ""
 
     def __post_init__(self) -> None:
         validate_patient_id(self.patient_id)
@@ -212,7 +271,7 @@ class SessionInput:
 class RepRow:
     """One rep of the rep table."""
 
-    index: int  # 1-based, in the order of the analysis
+    index: int  # the rep number (1-based): one per cue, shared by the cue's sides
     exercise: str
     side: str
     target: str
@@ -241,6 +300,10 @@ def _rep_key(item: Mapping[str, Any]) -> tuple[int, str] | None:
 def rep_rows(analysis: Mapping[str, Any]) -> list[RepRow]:
     """Rows of the rep table, in the order of ``analysis["reps"]``.
 
+    :attr:`RepRow.index` is the analysis' ``rep`` number: one per cue (both sides of a cue share
+    it), counted from 1; analyses written before reps were counted from 1 (their first rep is 0)
+    are shifted by one, so old and new files number alike.
+
     A synkinesis event belongs to the rep of the same ``rep`` number and exercise on the side of
     its channel (``analyze`` numbers reps; both sides of one cue share the number); events without
     a rep number are counted in the rep whose cue window holds their onset.  A rep's symmetry is
@@ -253,7 +316,11 @@ def rep_rows(analysis: Mapping[str, Any]) -> list[RepRow]:
         if isinstance(s, Mapping) and (key := _rep_key(s)) is not None:
             sym_by_rep[key] = _num(s.get("ratio"))
     rows: list[RepRow] = []
-    for i, rep in enumerate(analysis.get("reps", []), start=1):
+    reps = list(analysis.get("reps", []))
+    numbers = [k[0] for r in reps if (k := _rep_key(r)) is not None]
+    shift = 1 if numbers and min(numbers) == 0 else 0
+    last = 0
+    for rep in reps:
         onset = float(rep["onset_s"])
         offset = float(rep["offset_s"])
         target = str(rep.get("target", ""))
@@ -276,8 +343,10 @@ def rep_rows(analysis: Mapping[str, Any]) -> list[RepRow]:
         sym = _num(rep.get("symmetry"))
         if sym is None and key is not None:
             sym = sym_by_rep.get(key)
+        number = key[0] + shift if key is not None else last + 1
+        last = number
         rows.append(RepRow(
-            index=i,
+            index=number,
             exercise=exercise,
             side=side,
             target=target,
@@ -368,3 +437,31 @@ def exercise_metrics(analysis: Mapping[str, Any], affected_side: str = "") -> li
             time_in_band_s=_mean([r.time_in_band_s for r in aff]),
         ))
     return out
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table as reports show it, the same cells in HTML and PDF.
+
+    ``left`` columns are text (left-aligned); ``row_classes`` marks rows (``"syn"``: shaded, a
+    rep with synkinesis; ``"side"``: a further side of the rep above); ``notes`` are printed
+    under the table.
+    """
+
+    key: str
+    title: str
+    head: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    left: int = 1
+    row_classes: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HistoryContext:
+    """What the history says about a session, for its report: plain sentences (comparison with
+    the previous session, the patient's trend) and tables; built by
+    :func:`emgfeedback.views.history.progress.context_for`."""
+
+    sentences: tuple[str, ...] = ()
+    tables: tuple[Table, ...] = ()

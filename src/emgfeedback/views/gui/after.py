@@ -101,6 +101,7 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
     from emgfeedback.views.history import store_session
 
     result = analyse(recording, program, config, (meta or {}).get("affected_side")).to_json()
+    result["origin"] = "session"  # written when the session stopped (views.report.load)
     out = analysis_path(recording)
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""The figures of session reports and progress reports (matplotlib, no pyplot, no Qt).
+"""The figures of session reports (matplotlib, no pyplot, no Qt).
 
 Every function returns a :class:`matplotlib.figure.Figure` built with the object-oriented API, so
 figures can be made from any thread and never open a window; :func:`png_bytes` turns one into a
@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 
 import matplotlib
 
@@ -27,7 +26,6 @@ from emgfeedback.views.summary import ExerciseMetrics, RepRow
 __all__ = [
     "exercise_colors",
     "fig_envelopes",
-    "fig_progress",
     "fig_rep_bars",
     "fig_rep_overlays",
     "fig_symmetry",
@@ -288,52 +286,3 @@ def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
     ax.grid(axis="x", alpha=0.3)
     return fig
 
-
-def fig_progress(
-    dates: Sequence[datetime],
-    series: Mapping[str, Mapping[str, Sequence[float | None]]],
-    ylims: Mapping[str, tuple[float, float]] | None = None,
-    refs: Mapping[str, float] | None = None,
-) -> Figure:
-    """Trends across sessions: one panel per metric, one line per exercise.
-
-    Parameters
-    ----------
-    dates:
-        Session dates, in order.
-    series:
-        metric title -> exercise -> one value per session (``None`` where the session did not
-        contain the exercise).
-    ylims, refs:
-        Per metric title, fixed y limits and a dashed reference line (e.g. symmetry 1.0).
-    """
-    titles = list(series)
-    ncols = 2
-    nrows = max(1, (len(titles) + 1) // 2)
-    fig = Figure(figsize=(11, 3.2 * nrows + 0.4), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    exercises = list(dict.fromkeys(ex for t in titles for ex in series[t]))
-    colors = exercise_colors(exercises)
-    x = np.array(dates, dtype="datetime64[s]")
-    for ax, title in zip(axes, titles):
-        for ex, vals in series[title].items():
-            y = np.array([np.nan if v is None else v for v in vals], dtype=float)
-            if np.all(np.isnan(y)):
-                continue
-            ax.plot(x, y, "o-", color=colors[ex], label=ex, ms=4, lw=1.2)
-        ax.set_title(title, fontsize=10, loc="left")
-        if ylims and title in ylims:
-            ax.set_ylim(*ylims[title])
-        if refs and title in refs:
-            ax.axhline(refs[title], color="k", lw=0.8, ls="--")
-        ax.grid(alpha=0.3)
-        ax.tick_params(labelsize=7)
-        for lab in ax.get_xticklabels():
-            lab.set_rotation(30)
-            lab.set_ha("right")
-    for ax in axes[len(titles):]:
-        ax.set_axis_off()
-    handles = [Patch(color=c, label=ex) for ex, c in colors.items()]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(6, len(handles)), fontsize=8,
-               frameon=False)
-    return fig

@@ -1,0 +1,89 @@
+"""Session report: one self-contained HTML file (and a PDF) a therapist can keep and share.
+
+``emgfeedback report SESSION.edf [--out report.html] [--pdf] [--db history.sqlite]`` builds it
+from the recording and the JSON of ``analyze``.  The package, by job:
+
+* :mod:`.load`: session input (recording, sidecar, analysis -> ``SessionInput``), the session's
+  identity and content hash;
+* :mod:`.model`: what is shown (tables, plain-language summary, figures), computed once;
+* :mod:`.figures`: the matplotlib figures;
+* :mod:`.html` and :mod:`.pdf`: the two renderings of the same :class:`~.model.Report`.
+
+Contents, in order: header (patient, date, recording, where the analysis came from), the
+training-aid statement, a plain-language summary, the comparison with the patient's previous
+session and trend (from the history), the therapist's notes and grading, montage with the
+placement figure, signal quality at rest, calibration, per-exercise summary, figures (envelopes
+in %MVC, reps overlaid, per-rep bars, symmetry) and the full rep table (one rep per cue, its
+sides under it).
+
+Report building runs in the calling thread; it never imports Qt.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from emgfeedback.config import DspConfig
+from emgfeedback.views.report.html import render_html
+from emgfeedback.views.report.load import (
+    analyse_recording,
+    analysis_of,
+    content_id,
+    load_session,
+    recording_from_chunk,
+    recording_identity,
+    session_from_recording,
+)
+from emgfeedback.views.report.model import (
+    TRAINING_AID,
+    Report,
+    SignalScan,
+    build_report,
+    envelopes_pct,
+    placement_svg,
+)
+from emgfeedback.views.report.pdf import placement_png, write_pdf
+from emgfeedback.views.summary import PLACEMENT_ENV, HistoryContext, SessionInput
+
+__all__ = [
+    "PLACEMENT_ENV",
+    "TRAINING_AID",
+    "Report",
+    "SignalScan",
+    "analyse_recording",
+    "analysis_of",
+    "build_report",
+    "content_id",
+    "envelopes_pct",
+    "load_session",
+    "placement_png",
+    "placement_svg",
+    "recording_from_chunk",
+    "recording_identity",
+    "render_html",
+    "session_from_recording",
+    "write_pdf",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+
+def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
+                 cfg: DspConfig | None = None, history: HistoryContext | None = None) -> Report:
+    """Build the report of ``session`` and write ``out`` (HTML) and, if given, ``pdf``.
+
+    ``history``: the comparison with earlier sessions
+    (:func:`emgfeedback.views.history.progress.context_for`).  Files are written to a temporary
+    name and renamed, so a failure never leaves a half report over an earlier one.
+    """
+    report = build_report(session, cfg, history=history)
+    text = render_html(report)
+    from emgfeedback.validate import write_private
+
+    write_private(Path(out), text)  # 0600, atomic: never half a report over an earlier one
+    if pdf is not None:
+        write_pdf(report, Path(pdf))
+    log.info("report of %s written to %s", session.source, out)
+    return report

@@ -1,0 +1,251 @@
+"""The session report as a PDF: A4 landscape pages, content flowed top to bottom, page numbers.
+
+matplotlib's ``PdfPages`` (offline: no browser, no TeX).  The same :class:`~.model.Report` as the
+HTML: every table with every row (a table runs on over as many pages as it needs, its header
+repeated), headings kept with what follows, figures scaled to the width and to the space left on
+the page (a new page only when less than about half of the figure would fit), and a footer with
+the patient, the date, the training-aid statement and "page i of n" on every page.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from emgfeedback import __version__
+from emgfeedback.views.report import figures
+from emgfeedback.views.report import model
+from emgfeedback.views.report.model import TRAINING_AID, Report
+from emgfeedback.views.summary import Table
+
+__all__ = ["placement_png", "write_pdf"]
+
+log = logging.getLogger(__name__)
+
+PAGE_W, PAGE_H = 11.69, 8.27  # inches, A4 landscape
+MARGIN_X, TOP, BOTTOM = 0.45, 0.45, 0.65
+TEXT_W = PAGE_W - 2 * MARGIN_X
+#: Characters per line of 9.5 pt body text across the page (DejaVu Sans averages ~0.55 em).
+BODY_CHARS = int(TEXT_W * 72 / (0.55 * 9.5))
+
+
+def placement_png(svg: str | None, dpi: int = 150) -> bytes | None:
+    """The placement figure rasterised by ``rsvg-convert`` (librsvg) for the PDF, or ``None``
+    when there is no figure or no ``rsvg-convert`` (matplotlib cannot draw SVG)."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("rsvg-convert")
+    if not svg or exe is None:
+        return None
+    try:
+        out = subprocess.run([exe, "--format", "png", "--dpi-x", str(dpi), "--dpi-y", str(dpi)],
+                             input=svg.encode("utf-8"), capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("rsvg-convert failed: %s", exc)
+        return None
+    if out.returncode != 0 or not out.stdout.startswith(b"\x89PNG"):
+        log.warning("rsvg-convert failed: %s", out.stderr.decode("utf-8", "replace").strip())
+        return None
+    return out.stdout
+
+
+class _Flow:
+    """Pages of matplotlib figures filled top to bottom; positions in inches from the bottom."""
+
+    def __init__(self) -> None:
+        self.pages: list[Any] = []
+        self.y = 0.0
+        self._new()
+
+    def _new(self) -> None:
+        from matplotlib.figure import Figure
+
+        self.page = Figure(figsize=(PAGE_W, PAGE_H))
+        self.pages.append(self.page)
+        self.y = PAGE_H - TOP
+
+    def room(self) -> float:
+        return self.y - BOTTOM
+
+    def need(self, h: float) -> None:
+        if self.room() < h and self.y < PAGE_H - TOP - 1e-6:
+            self._new()
+
+    def text(self, x: float, s: str, size: float, h: float, **kw: Any) -> None:
+        self.page.text(x / PAGE_W, (self.y - 0.5 * h) / PAGE_H, s, fontsize=size, va="center",
+                       **kw)
+        self.y -= h
+
+    def gap(self, h: float) -> None:
+        self.y -= h
+
+    def title(self, s: str) -> None:
+        self.need(0.5)
+        self.text(MARGIN_X, s, 15, 0.42, weight="bold")
+
+    def heading(self, s: str, keep: float = 0.8) -> None:
+        self.need(0.38 + keep)  # kept with the first lines of what follows
+        self.gap(0.06)
+        self.text(MARGIN_X, s, 11.5, 0.3, weight="bold")
+
+    def para(self, s: str, size: float = 9.5, color: str = "#1b1b1b", indent: float = 0.0,
+             chars: int | None = None) -> None:
+        width = chars or int(BODY_CHARS * 9.5 / size - indent * 72 / (0.55 * size))
+        for line in textwrap.wrap(s, width) or [""]:
+            h = size * 1.45 / 72
+            self.need(h)
+            self.text(MARGIN_X + indent, line, size, h, color=color)
+
+    def table(self, t: Table, heading: bool = True, max_size: float = 9.0) -> None:
+        """Every row as one monospaced line, columns padded (text left, numbers right), striped;
+        continued on the next page with its header repeated."""
+        from matplotlib.patches import Rectangle
+
+        body = [list(r) for r in t.rows]
+        numeric = [i >= t.left for i in range(len(t.head))]
+        widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(t.head)]
+
+        def line(cells: Sequence[str]) -> str:
+            return "  ".join(c.rjust(w) if num else c.ljust(w)
+                             for c, w, num in zip(cells, widths, numeric))
+
+        n_chars = sum(widths) + 2 * (len(widths) - 1)
+        # DejaVu Sans Mono advances 0.602 em per character; keep a little slack.
+        size = float(min(max_size, (TEXT_W - 0.15) * 72 / (0.62 * max(1, n_chars))))
+        h = size * 1.5 / 72
+        whole = (len(body) + 1) * h + 0.2 * len(t.notes)
+        # a very short table is kept on one page; a longer one starts with at least 3 rows
+        keep = whole if whole < (PAGE_H - TOP - BOTTOM) / 6 else 3 * h
+        if heading:
+            self.heading(t.title, keep=keep)
+        else:
+            self.need(keep)
+        first = True
+        k = 0
+        while first or k < len(body):
+            self.need(2 * h if body else h)
+            if not first:
+                self.text(MARGIN_X, f"{t.title} (continued)", 9, 0.22, weight="bold",
+                          color="#444444")
+            self.page.patches.append(Rectangle(
+                (MARGIN_X / PAGE_W, (self.y - h) / PAGE_H), TEXT_W / PAGE_W, h / PAGE_H,
+                transform=self.page.transFigure, facecolor="#e6e6e6", edgecolor="none"))
+            self.text(MARGIN_X + 0.04, line(t.head), size, h, family="monospace", weight="bold")
+            first = False
+            while k < len(body) and self.room() >= h:
+                shade = "#fde8e8" if "syn" in (t.row_classes[k] if k < len(t.row_classes)
+                                               else "") else ("#f5f5f5" if k % 2 else None)
+                if shade:
+                    self.page.patches.append(Rectangle(
+                        (MARGIN_X / PAGE_W, (self.y - h) / PAGE_H), TEXT_W / PAGE_W, h / PAGE_H,
+                        transform=self.page.transFigure, facecolor=shade, edgecolor="none"))
+                self.text(MARGIN_X + 0.04, line(body[k]), size, h, family="monospace")
+                k += 1
+            if k < len(body):
+                self._new()
+        for n in t.notes:
+            self.para(n, 8.5, "#555555")
+
+    def image(self, png: bytes, dpi: int, caption: str = "", max_h: float | None = None,
+              min_share: float = 0.55) -> None:
+        """A PNG scaled to the text width (at most 1.25 times its size), and down to the room
+        left when at least ``min_share`` of it fits; else on a new page."""
+        from matplotlib.image import imread
+
+        img = imread(io.BytesIO(png), format="png")
+        hpx, wpx = img.shape[:2]
+        cap_h = 0.2 * max(1, len(textwrap.wrap(caption, BODY_CHARS))) if caption else 0.0
+        scale = min(TEXT_W / (wpx / dpi), 1.25)
+        full_h = min(hpx / dpi * scale, max_h or 1e9, PAGE_H - TOP - BOTTOM - cap_h - 0.1)
+        if self.room() - cap_h < min_share * full_h:
+            self._new()
+        h = min(full_h, self.room() - cap_h - 0.05)
+        w = wpx / hpx * h
+        if w > TEXT_W:
+            w, h = TEXT_W, TEXT_W * hpx / wpx
+        ax = self.page.add_axes(((PAGE_W - w) / 2 / PAGE_W, (self.y - h) / PAGE_H,
+                                 w / PAGE_W, h / PAGE_H))
+        ax.imshow(img, interpolation="antialiased")
+        ax.set_axis_off()
+        self.y -= h + 0.05
+        if caption:
+            self.para(caption, 8.5, "#444444")
+        self.gap(0.1)
+
+    def footers(self, left: str) -> None:
+        n = len(self.pages)
+        for i, page in enumerate(self.pages, start=1):
+            page.text(0.5, 0.42 / PAGE_H, TRAINING_AID, fontsize=7, color="#8a5a00", ha="center")
+            page.text(MARGIN_X / PAGE_W, 0.22 / PAGE_H, left, fontsize=7.5, color="#555555")
+            page.text(1 - MARGIN_X / PAGE_W, 0.22 / PAGE_H, f"page {i} of {n}", fontsize=8,
+                      ha="right", color="#333333")
+
+
+def _placement(flow: _Flow, svg: str | None) -> None:
+    png = placement_png(svg)
+    if png is None:
+        flow.para("The placement figure is in the HTML report (and in emgfeedback/data/"
+                  "placement.svg); this PDF was made without rsvg-convert (Debian: "
+                  "librsvg2-bin).", 9, "#555555")
+        return
+    flow.image(png, 150, "Electrode placement.", max_h=4.6, min_share=0.4)
+
+
+def pages(report: Report) -> list[Any]:
+    """The report's PDF pages (matplotlib figures)."""
+    s = report.session
+    f = _Flow()
+    who = model.who(s)
+    f.title(f"Session report: {who}")
+    for k, v in report.header:
+        f.para(f"{k}: {v}", 9.5)
+    for n in s.notes:
+        f.para(f"Note: {n}", 9.5, "#c62828")
+    f.gap(0.05)
+    f.para(TRAINING_AID, 9.5, "#8a5a00")
+    f.heading("Summary")
+    for x in report.summary:
+        f.para(x, 10)
+    if report.history is not None:
+        f.heading("Compared with earlier sessions")
+        for x in report.history.sentences:
+            f.para(x, 10)
+        for ht in report.history.tables:
+            f.table(ht)
+    t = report.tables
+    if "clinician" in t:
+        f.table(t["clinician"])
+    f.table(t["montage"])
+    if "quality" in t:
+        f.table(t["quality"])
+    f.table(t["calibration"])
+    f.table(t["exercises"])
+    f.heading("Electrode placement", keep=4.6 * 0.4 + 0.3)  # with the figure (see image())
+    _placement(f, report.placement)
+    for _key, caption, fig in report.figures:
+        f.image(figures.png_bytes(fig, dpi=150), 150, caption)
+    f.table(t["reps"])
+    f.para(f"emgfeedback {__version__}.", 8, "#555555")
+    f.footers(f"emgfeedback session report · {who} · {s.recorded_at:%Y-%m-%d %H:%M}")
+    return f.pages
+
+
+def write_pdf(report: Report, path: Path) -> None:
+    """Write the report as a multi-page PDF (A4 landscape) to ``path`` (via a temporary name)."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    s = report.session
+    tmp = path.with_name(path.name + ".part")
+    with PdfPages(tmp, metadata={"Title": f"emgfeedback session report {s.recorded_at:%Y-%m-%d}",
+                                 "Creator": f"emgfeedback {__version__}"}) as pdf:
+        for fig in pages(report):
+            pdf.savefig(fig)
+    from emgfeedback.validate import make_private
+
+    make_private(tmp)  # patient data: owner only
+    tmp.replace(path)
