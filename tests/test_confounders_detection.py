@@ -61,7 +61,7 @@ def _false_on_confounders(a: Analysis, sc: Script, fs: float) -> list[str]:
 
 
 def _blink_score(a: Analysis, sc: Script, fs: float) -> tuple[int, int, int]:
-    truth = [t for t in sc.truth if t.kind == "blink" and t.rep >= 0
+    truth = [t for t in sc.truth if t.kind == "blink" and t.rep >= 1
              and not any(u.channel == t.channel and u.start < t.stop and u.stop > t.start
                          for u in sc.events)]  # inside synkinesis of its region: one burst
     found = [e for e in a.all_events if e.type == "blink"]

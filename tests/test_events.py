@@ -79,35 +79,35 @@ class Scene:
 def build(seed: int = 3) -> tuple[ArrayRecording, dict[str, float]]:
     s = Scene(seed)
     when: dict[str, float] = {}
-    t, _ = s.smile()  # rep 0: a blink (150 ms) during the smile
+    t, _ = s.smile()  # rep 1: a blink (150 ms) during the smile
     s.add(OOC, t + 1.0, t + 1.15, 70.0)
     when["blink"] = t + 1.0
-    t, _ = s.smile()  # rep 1: real synkinesis of the eye, 2 s
+    t, _ = s.smile()  # rep 2: real synkinesis of the eye, 2 s
     s.add(OOC, t + 0.5, t + 2.5, 35.0)
     when["synkinesis"] = t + 0.5
-    t, _ = s.smile()  # rep 2: the eye hovering around its limit: 5 bursts of 300 ms, 100 ms apart
+    t, _ = s.smile()  # rep 3: the eye hovering around its limit: 5 bursts of 300 ms, 100 ms apart
     for k in range(5):
         s.add(OOC, t + 0.4 + 0.4 * k, t + 0.7 + 0.4 * k, 16.0)
     when["hover"] = t + 0.4
-    t, _ = s.smile()  # rep 3: an electrode pop on the brow channel (3 mV step, 80 ms decay)
+    t, _ = s.smile()  # rep 4: an electrode pop on the brow channel (3 mV step, 80 ms decay)
     a = int((t + 1.2) * FS)
     s.x[a:, FRO] += 3000.0 * np.exp(-np.arange(s.n - a) / (0.08 * FS))
     when["pop"] = t + 1.2
-    t, zyg = s.smile(90.0)  # rep 4: crosstalk: 8 % of the smile's own waveform in the eye
+    t, zyg = s.smile(90.0)  # rep 5: crosstalk: 8 % of the smile's own waveform in the eye
     a = int((t + 0.2) * FS)
     s.x[a:a + len(zyg), OOC] += 0.08 * zyg * _ramp(len(zyg))
     when["crosstalk"] = t
-    t, _ = s.smile()  # rep 5: the brow electrode off for 2 s (flat), then back
+    t, _ = s.smile()  # rep 6: the brow electrode off for 2 s (flat), then back
     a, b = int((t + 0.5) * FS), int((t + 2.5) * FS)
     s.x[a:b, FRO] = 250.0
     when["off"] = t + 0.5
-    t, _ = s.smile(200.0)  # rep 6: the patient exceeds the calibration (about 130 %MVC)
+    t, _ = s.smile(200.0)  # rep 7: the patient exceeds the calibration (about 130 %MVC)
     when["strong"] = t
-    t, _ = s.smile()  # rep 7: a blink and, 1 s later, real synkinesis of the eye
+    t, _ = s.smile()  # rep 8: a blink and, 1 s later, real synkinesis of the eye
     s.add(OOC, t + 0.4, t + 0.52, 70.0)
     s.add(OOC, t + 1.2, t + 2.7, 35.0)
     when["blink2"], when["synkinesis2"] = t + 0.4, t + 1.2
-    t, zyg = s.smile(150.0)  # rep 8: strong crosstalk (15 %) lifts the eye above its floor
+    t, zyg = s.smile(150.0)  # rep 9: strong crosstalk (15 %) lifts the eye above its floor
     a = int((t + 0.2) * FS)
     s.x[a:a + len(zyg), OOC] += 0.15 * zyg * _ramp(len(zyg))
     when["crosstalk_strong"] = t
@@ -132,14 +132,14 @@ def test_blinks_are_blinks_not_synkinesis(scene) -> None:
                                                           round(when["blink2"], 1)]
     assert all(e.offset is not None and (e.offset - e.onset) / FS < 0.3 for e in blinks)
     syn = [e for e in a.events]
-    assert [(e.channel, e.rep) for e in syn] == [("L-OOC", 1), ("L-OOC", 2), ("L-OOC", 7)]
+    assert [(e.channel, e.rep) for e in syn] == [("L-OOC", 2), ("L-OOC", 3), ("L-OOC", 8)]
     for e, t in zip((syn[0], syn[2]), (when["synkinesis"], when["synkinesis2"])):
         assert abs(e.onset / FS - t) < 0.03  # onset within 30 ms of the true start
         assert e.confirmed is not None and e.alert is not None
         assert 0 < (e.alert / FS - t) < 0.1  # the alert came early, before the class was known
     reps = {r.rep: r for r in a.reps}
-    assert not reps[0].synkinesis and reps[0].blinks == 1  # counts: synkinesis only
-    assert reps[1].synkinesis and reps[7].synkinesis and reps[7].blinks == 1
+    assert not reps[1].synkinesis and reps[1].blinks == 1  # counts: synkinesis only
+    assert reps[2].synkinesis and reps[8].synkinesis and reps[8].blinks == 1
     js = a.to_json()
     assert js["counts"] == {"synkinesis": 3, "blink": 2,
                             "artefact": len(_of(a, "artefact"))}
@@ -148,7 +148,7 @@ def test_blinks_are_blinks_not_synkinesis(scene) -> None:
 
 def test_hovering_region_is_one_event(scene) -> None:
     rec, when, a = scene
-    ev = [e for e in a.events if e.rep == 2]
+    ev = [e for e in a.events if e.rep == 3]
     assert len(ev) == 1  # five crossings, one co-contraction
     e = ev[0]
     assert abs(e.onset / FS - when["hover"]) < 0.05
@@ -178,24 +178,24 @@ def test_artefacts_and_electrode_off_never_synkinesis(scene) -> None:
 def test_crosstalk_index_and_floor(scene) -> None:
     rec, when, a = scene
     reps = {r.rep: r for r in a.reps}
-    x = reps[4].crosstalk["L-OOC"]
+    x = reps[5].crosstalk["L-OOC"]
     assert x > 0.9  # the eye channel sees the smile's own waveform
-    assert not reps[4].synkinesis  # under the floor: crosstalk alone is no event
-    assert not [e for e in a.all_events if e.rep == 4 and e.channel == "L-OOC"]
-    assert reps[1].crosstalk["L-OOC"] < 0.3  # its own muscle: an independent waveform
+    assert not reps[5].synkinesis  # under the floor: crosstalk alone is no event
+    assert not [e for e in a.all_events if e.rep == 5 and e.channel == "L-OOC"]
+    assert reps[2].crosstalk["L-OOC"] < 0.3  # its own muscle: an independent waveform
     # Crosstalk above the floor: the live alert is retracted as crosstalk (own activity under
     # the floor once the target's waveform is taken out), never synkinesis.
-    assert not reps[8].synkinesis and reps[8].crosstalk["L-OOC"] > 0.9
-    assert max(reps[8].cocontraction.values()) > 0
-    assert not [e for e in a.all_events if e.rep == 8 and e.channel == "L-OOC"]
-    assert reps[1].cocontraction["L-OOC"] > reps[4].cocontraction["L-OOC"]
+    assert not reps[9].synkinesis and reps[9].crosstalk["L-OOC"] > 0.9
+    assert max(reps[9].cocontraction.values()) > 0
+    assert not [e for e in a.all_events if e.rep == 9 and e.channel == "L-OOC"]
+    assert reps[2].cocontraction["L-OOC"] > reps[5].cocontraction["L-OOC"]
 
 
 def test_above_calibration_is_flagged(scene) -> None:
     rec, when, a = scene
     reps = {r.rep: r for r in a.reps}
-    assert reps[6].exceeds_mvc and reps[6].target_peak_pct_mvc > 100
-    assert not reps[0].exceeds_mvc and reps[0].target_peak_pct_mvc < 100
+    assert reps[7].exceeds_mvc and reps[7].target_peak_pct_mvc > 100
+    assert not reps[1].exceeds_mvc and reps[1].target_peak_pct_mvc < 100
     assert a.to_json()["reps"][6]["exceeds_mvc"] is True
 
 
@@ -236,9 +236,9 @@ def test_streaming_equals_offline_every_class(scene, sizes) -> None:
     # every blink that raised an alert was retracted, live
     retracted = [ev for k, ev in seen if k == "retracted"]
     assert any(ev.type == "blink" for ev in retracted)
-    if sizes != [1]:  # (the 40 s cut holds no rep 8)
-        # the strong crosstalk of rep 8 raised alerts, withdrawn live as crosstalk
-        ct = [ev for ev in retracted if ev.rep == 8]
+    if sizes != [1]:  # (the 40 s cut holds no rep 9)
+        # the strong crosstalk of rep 9 raised alerts, withdrawn live as crosstalk
+        ct = [ev for ev in retracted if ev.rep == 9]
         assert ct and all(ev.type == "artefact" and "crosstalk" in ev.reason for ev in ct)
     raised = [ev for k, ev in seen if k == "raised"]
     assert len(raised) == len(det.events) + len(retracted)

@@ -67,6 +67,9 @@ res["red"] = [c for _, c in ctl.red_log]
 res["recordings"] = ctl.saved_recordings
 path = ctl.save_clinician(Clinician("Smiles well; eye joins in rep 1.", 3, 6))
 res["clinician"] = read_sidecar(Path(ctl.saved_recordings[0]))["clinician"]
+from emgfeedback.views.history import History
+with History(out / "history.sqlite", create=False) as h:
+    res["history_clinician"] = [s.clinician for p in h.patients() for s in h.sessions(p)]
 res["mode"] = oct(path.stat().st_mode & 0o777)
 res["qt_loaded"] = sorted(m for m in sys.modules if m.startswith(("PySide6.", "pyqtgraph.")))
 print(json.dumps(res))
@@ -113,6 +116,8 @@ def test_controller_runs_a_whole_session_without_qt(tmp_path: Path) -> None:
     assert res["clinician"] == {"notes": "Smiles well; eye joins in rep 1.",
                                 "house_brackmann": 3, "sunnybrook_synkinesis": 6}
     assert res["mode"] == "0o600"
+    # ... and in the session's history entry, stored before they were entered.
+    assert res["history_clinician"] == [res["clinician"]]
 
 
 def test_patient_words_have_no_jargon() -> None:

@@ -253,7 +253,9 @@ def test_whole_session_in_patient_mode(qtbot: Any, tmp_path: Path, shots: Path,
     win.resize(1280, 720)
 
     qtbot.waitUntil(lambda: ps.title.text() == "Session complete", timeout=60000)
-    assert ps.detail.text().startswith("Well done: you did 3 exercises (smile).")
+    # The detector finishes the last rep when the session closes: the words follow at once.
+    qtbot.waitUntil(lambda: ps.detail.text().startswith("Well done: you did 3 exercises (smile)."),
+                    timeout=15000)
     assert "your left eye joined in" in ps.detail.text()
     assert ps.start_btn.text() == "Start again" and not ps.stop_btn.isEnabled()
     check_sizes(win, "patient-summary", shots)

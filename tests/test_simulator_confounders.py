@@ -66,7 +66,7 @@ def _read_all_chunks(src: SimulatedSource) -> list:
 def test_default_has_no_confounder_and_each_preset_plants_its_truth() -> None:
     src = _src("session", 150.0, 3, ModelParams())
     assert {t.kind for t in src.script.truth} <= {"mains", "blink", "synkinesis", "crosstalk"}
-    assert not any(t.rep >= 0 for t in src.script.of_kind("blink"))  # blinks outside reps only
+    assert not any(t.rep >= 1 for t in src.script.of_kind("blink"))  # blinks outside reps only
     expect = {"blinks": "blink", "hypertonic": "hypertonic", "motion": "motion", "pops": "pop",
               "electrode-off": "electrode_off", "electrode-off-mains": "electrode_off",
               "gaps": "gap", "ecg": "ecg", "crosstalk": "crosstalk"}
@@ -75,7 +75,7 @@ def test_default_has_no_confounder_and_each_preset_plants_its_truth() -> None:
         got = s.of_kind(kind)
         assert got, name
         if name == "blinks":
-            assert any(t.rep >= 0 for t in got)
+            assert any(t.rep >= 1 for t in got)
     with pytest.raises(ConfigError, match="unknown confounder 'blinkz'"):
         apply_confounders(ModelParams(), "blinkz")
     assert set(CONFOUNDERS) >= set(expect)
@@ -106,15 +106,15 @@ def test_ground_truth_is_consistent() -> None:
         assert t.channel in shorts or (t.channel == "" and t.kind in ("gap", "mains")), t
         if t.kind in ("motion", "pop", "electrode_off", "gap"):
             assert t.start >= cal_end + int(p.fs) and t.stop <= sc.n_samples - int(p.fs), t
-        if t.rep >= 0:  # in-rep entries name the rep they fall in (order of exercise cues)
-            assert reps[t.rep].start <= t.start < reps[t.rep].stop, t
+        if t.rep >= 1:  # in-rep entries name the rep they fall in (order of exercise cues)
+            assert reps[t.rep - 1].start <= t.start < reps[t.rep - 1].stop, t
     # Synkinesis truth = the planted events, with their trigger rep.
     syn = sc.of_kind("synkinesis")
     assert [(t.channel, t.trigger, t.start, t.stop, t.rep) for t in syn] == \
         [(e.channel, e.trigger, e.start, e.stop, e.rep) for e in sorted(sc.events,
                                                                         key=lambda e: e.start)]
     for t in syn:
-        assert reps[t.rep].text == t.detail and t.trigger.split("-")[0] == t.channel[0]
+        assert reps[t.rep - 1].text == t.detail and t.trigger.split("-")[0] == t.channel[0]
         assert 15.0 <= t.level <= 45.0
     # Blinks are bilateral, one truth entry per orbicularis oculi channel, as the activations.
     blinks = sc.of_kind("blink")
@@ -211,7 +211,7 @@ def test_gaps_are_lost_samples_never_made_up_values(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- blinks during reps
 def test_blinks_during_reps_are_short_bilateral_bursts() -> None:
     src, d = _diff("smile-clean", 90.0, 6, QUIET, blinks_in_reps=1.0)
-    in_rep = [t for t in src.script.of_kind("blink") if t.rep >= 0]
+    in_rep = [t for t in src.script.of_kind("blink") if t.rep >= 1]
     assert len(in_rep) >= 2 * 8
     _, env = Chain(1000.0, d.shape[1]).process_array(
         _src("smile-clean", 90.0, 6, replace(QUIET, blinks_in_reps=1.0)).model.samples(0, 90_000))

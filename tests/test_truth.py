@@ -39,10 +39,10 @@ class NewEvent:
 
 
 TRUTH = [
-    Truth("synkinesis", "L-OOC", 10_000, 12_000, 30.0, trigger="L-ZYG", rep=0),
-    Truth("synkinesis", "L-OOC", 20_000, 22_500, 30.0, trigger="L-ZYG", rep=1),
-    Truth("blink", "L-OOC", 30_500, 30_620, 40.0, rep=2),
-    Truth("blink", "R-OOC", 30_500, 30_620, 40.0, rep=2),
+    Truth("synkinesis", "L-OOC", 10_000, 12_000, 30.0, trigger="L-ZYG", rep=1),
+    Truth("synkinesis", "L-OOC", 20_000, 22_500, 30.0, trigger="L-ZYG", rep=2),
+    Truth("blink", "L-OOC", 30_500, 30_620, 40.0, rep=3),
+    Truth("blink", "R-OOC", 30_500, 30_620, 40.0, rep=3),
     Truth("blink", "L-OOC", 33_000, 33_150, 40.0),  # outside reps: not scored as a blink
     Truth("motion", "L-ZYG", 40_000, 40_600, 900.0),
     Truth("pop", "R-OOR", 50_000, 51_000, 500.0, detail="tau=0.2"),
@@ -85,8 +85,8 @@ def test_detector_with_event_classes() -> None:
         NewEvent("L-OOC", 10_010, 10_070, 11_950),
         NewEvent("L-OOC", 20_020, 20_090, 22_400),
         # The blink, on both sides: one retracted alert, one plain blink; a blink outside reps.
-        NewEvent("L-OOC", 30_505, 30_560, 30_630, "blink", rep=2, retracted=True),
-        NewEvent("R-OOC", 30_530, None, 30_640, "blink", rep=2),
+        NewEvent("L-OOC", 30_505, 30_560, 30_630, "blink", rep=3, retracted=True),
+        NewEvent("R-OOC", 30_530, None, 30_640, "blink", rep=3),
         NewEvent("L-OOC", 33_010, None, 33_140, "blink", rep=-1),
         NewEvent("L-ZYG", 40_010, None, 40_900, "artefact", rep=-1),
         NewEvent("L-FRO", 60_020, None, 68_000, "artefact", rep=-1),
@@ -107,8 +107,8 @@ def test_detector_with_event_classes() -> None:
 
 
 def test_synkinesis_under_an_electrode_off_is_not_scored() -> None:
-    truth = [*TRUTH, Truth("synkinesis", "L-FRO", 62_000, 64_000, 30.0, trigger="L-OOC", rep=3),
-             Truth("synkinesis", "L-OOC", 65_000, 67_000, 30.0, trigger="L-FRO", rep=4)]
+    truth = [*TRUTH, Truth("synkinesis", "L-FRO", 62_000, 64_000, 30.0, trigger="L-OOC", rep=4),
+             Truth("synkinesis", "L-OOC", 65_000, 67_000, 30.0, trigger="L-FRO", rep=5)]
     ev = evaluate([OldEvent("L-FRO", 62_050, 62_100, 63_900)], truth, FS)
     assert ev.unobservable == 2 and ev.synkinesis.n_truth == 2
     assert ev.false_synkinesis["electrode_off"] == 1  # a detection there is the electrode's
@@ -143,7 +143,7 @@ def test_simulated_session_scored_end_to_end() -> None:
     assert a is not None and ev.refused == 0 and ev.runs == 1
     script = SimulatedSource("session", 150.0, 23, speed=None, params=p).script
     assert ev.synkinesis.n_truth == len(script.events) >= 2
-    assert ev.blink.n_truth == sum(1 for t in script.of_kind("blink") if t.rep >= 0) >= 2
+    assert ev.blink.n_truth == sum(1 for t in script.of_kind("blink") if t.rep >= 1) >= 2
     assert ev.artefact.n_truth == len(script.of_kind("pop"))
     assert sum(ev.false_synkinesis.values()) == ev.synkinesis.fp
     assert ev.synkinesis.tp + ev.synkinesis.fp == sum(

@@ -246,7 +246,7 @@ class TruthEvent:
     start: int
     stop: int
     peak_pct: float
-    rep: int = -1  # index of the rep (order of the exercise cues), as the detector numbers them
+    rep: int = -1  # number of the rep (from 1, in the order of the exercise cues), as the detector numbers them
 
 
 #: What a :class:`Truth` entry's ``kind`` means (and its ``level`` unit).
@@ -275,7 +275,7 @@ class Truth:
     stop: int
     level: float = 0.0
     trigger: str = ""  # synkinesis: the rep's target channel; crosstalk: the source channel
-    rep: int = -1  # synkinesis, blink: index of the rep it falls in (order of exercise cues)
+    rep: int = -1  # synkinesis, blink: number of the rep it falls in (from 1; -1 outside reps)
     detail: str = ""
 
     def to_json(self, fs: float) -> dict[str, object]:
@@ -284,7 +284,7 @@ class Truth:
                                 "level": self.level}
         if self.trigger:
             d["trigger"] = self.trigger
-        if self.rep >= 0:
+        if self.rep >= 1:
             d["rep"] = self.rep
         if self.detail:
             d["detail"] = self.detail
@@ -363,8 +363,8 @@ class _Builder:
         t0 = self.t
         t1 = t0 + hold
         side_aff = self.p.affected_side
-        rep_i = self.n_reps
         self.n_reps += 1
+        rep_i = self.n_reps  # reps are numbered from 1, one number per cue, as the detector does
         self.script.cues.append(Cue(exercise, self.s(t0), self.s(t1), side_aff))
         lvl = float(self.rng.uniform(*level))
         first_on, last_off = t1, t0

@@ -22,7 +22,7 @@ Matching, per class (samples; ``fs`` turns tolerances into samples):
   reported twice), ``crosstalk`` (the channel carries a neighbour's activity then), else
   ``other``.  A planted synkinesis whose channel or trigger has its electrode off meanwhile is
   *unobservable*: left out of the score (counted in ``Evaluation.unobservable``).
-* **blink**: truth blinks *during reps* (``rep >= 0``) against detected blinks during reps; a
+* **blink**: truth blinks *during reps* (``rep >= 1``; reps are numbered from 1) against detected blinks during reps; a
   detected blink matches a truth blink on the same channel when its onset lies within
   ``blink_tolerance_s`` (0.1 s) of the truth's ``[start, stop]``.
 * **artefact**: truth periods ``motion``, ``pop``, ``electrode_off`` per channel against detected
@@ -262,9 +262,9 @@ def evaluate(detected: Iterable[Any], truth: Sequence[Truth], fs: float,
     for d in false:
         ev.false_synkinesis[_blame(d, truth, syn_truth, matched, margin)] += 1
     # Blinks during reps.
-    b_truth = sorted((t for t in truth if t.kind == "blink" and t.rep >= 0),
+    b_truth = sorted((t for t in truth if t.kind == "blink" and t.rep >= 1),
                      key=lambda t: t.start)
-    b_free = [d for d in det if d.type == "blink" and d.rep >= 0]
+    b_free = [d for d in det if d.type == "blink" and d.rep >= 1]
     for t in b_truth:
         cands = [d for d in b_free if d.channel == t.channel
                  and t.start - btol <= d.onset <= t.stop + btol]

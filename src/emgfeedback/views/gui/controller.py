@@ -381,6 +381,8 @@ class SessionController:
         self.patient_mode = patient_mode
         self.record_dir = record_dir or Path(self.config.ui.record_dir or Path.cwd())
         self.db = db
+        #: history session id of each recording stored by the after-recording work
+        self.stored_ids: dict[str, int] = {}
         self.protocol = Protocol()
         self.request: ConnectRequest | None = None
         self.program: Program | None = None
@@ -875,6 +877,8 @@ class SessionController:
                 log.error("analysis/history of %s failed", path, exc_info=exc)
                 self._post("stored", str(path), "error:" + error_message(exc))
             else:
+                if done.session_id is not None:
+                    self.stored_ids[str(path)] = done.session_id
                 self._post("stored", str(path), done.describe())
 
         th = threading.Thread(target=work, name="emgfeedback-after", daemon=True)
@@ -907,12 +911,21 @@ class SessionController:
         return True
 
     def save_clinician(self, clinician: Clinician) -> Path:
-        """The therapist's notes and grades into the last recording's sidecar (raises
+        """The therapist's notes and grades into the last recording's sidecar and, when the
+        session is in the patient history already, into its history entry (raises
         :class:`ConfigError` without a recording or with an out-of-range grade)."""
         if not self.saved_recordings:
             raise ConfigError("no recording of this session: notes are stored with a recording "
                               "(tick 'Record the session' on the Connect screen)")
-        return save_clinician(Path(self.saved_recordings[-1]), clinician)
+        recording = Path(self.saved_recordings[-1])
+        path = save_clinician(recording, clinician)
+        sid = self.stored_ids.get(str(recording))
+        if sid is not None:  # stored before the notes were entered: update its entry
+            from emgfeedback.views.history import History
+
+            with History(self.db) as h:
+                h.set_clinician(sid, clinician.validate().to_json())
+        return path
 
     def events_shading(self, status: LiveStatus,
                        fb: FeedbackSnapshot) -> list[tuple[int, int, str, int]]:
