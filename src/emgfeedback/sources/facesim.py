@@ -246,7 +246,8 @@ class TruthEvent:
     start: int
     stop: int
     peak_pct: float
-    rep: int = -1  # number of the rep (from 1, in the order of the exercise cues), as the detector numbers them
+    # number of the rep (from 1, in the order of the exercise cues), as the detector numbers them
+    rep: int = -1
 
 
 #: What a :class:`Truth` entry's ``kind`` means (and its ``level`` unit).

@@ -22,8 +22,8 @@ Matching, per class (samples; ``fs`` turns tolerances into samples):
   reported twice), ``crosstalk`` (the channel carries a neighbour's activity then), else
   ``other``.  A planted synkinesis whose channel or trigger has its electrode off meanwhile is
   *unobservable*: left out of the score (counted in ``Evaluation.unobservable``).
-* **blink**: truth blinks *during reps* (``rep >= 1``; reps are numbered from 1) against detected blinks during reps; a
-  detected blink matches a truth blink on the same channel when its onset lies within
+* **blink**: truth blinks *during reps* (``rep >= 1``; reps are numbered from 1) against detected
+  blinks during reps; a detected blink matches a truth blink on the same channel when its onset lies within
   ``blink_tolerance_s`` (0.1 s) of the truth's ``[start, stop]``.
 * **artefact**: truth periods ``motion``, ``pop``, ``electrode_off`` per channel against detected
   ``artefact`` events: a truth period is found (TP) when a detected artefact on its channel
