@@ -54,12 +54,6 @@ __all__ = [
 ]
 
 
-def _sosfilt0(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``scipy.signal.sosfilt`` along axis 0 with state (SciPy is untyped: typed here)."""
-    y, zf = signal.sosfilt(sos, x, axis=0, zi=zi)
-    return np.asarray(y, dtype=np.float64), np.asarray(zf, dtype=np.float64)
-
-
 DEFAULT_CHANNELS: tuple[str, ...] = tuple(
     format_label(side, code) for side in ("L", "R") for code in ("FRO", "OOC", "ZYG", "OOR")
 )
@@ -720,7 +714,7 @@ class FaceModel:
         b1 = b0 + self.block
         rng = np.random.default_rng([self.seed, 2, k])
         white = rng.standard_normal((self.block, n))
-        shaped, self._zi_shape = _sosfilt0(self.shape_sos, white, self._zi_shape)
+        shaped, self._zi_shape = signal.sosfilt(self.shape_sos, white, axis=0, zi=self._zi_shape)
         muscle = shaped * self.shape_gain * self.activation_uv(b0, b1)
         x: np.ndarray = muscle @ self.mix
         x += rng.standard_normal((self.block, n)) * self.noise_uv
@@ -729,7 +723,7 @@ class FaceModel:
             x += rel * self.mains_amp * np.sqrt(2) * np.sin(
                 2 * np.pi * h * self.p.mains_hz * t + self.mains_phase[h - 1])
         walk = rng.standard_normal((self.block, n)) * self.p.drift_uv * 0.5
-        drift, self._zi_drift = _sosfilt0(self.drift_sos, walk, self._zi_drift)
+        drift, self._zi_drift = signal.sosfilt(self.drift_sos, walk, axis=0, zi=self._zi_drift)
         x += drift * 8.0 + self.offset
         if len(self._beats):
             x += self._ecg(b0, b1)[:, None] * self._ecg_amp
