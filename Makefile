@@ -14,7 +14,7 @@ help:
 	@echo "make lint       layer contracts (import-linter) and ruff"
 
 setup:
-	@bash scripts/setup.sh test,video
+	@bash scripts/setup.sh test,video,sound
 
 demo: setup
 	$(VENV)/bin/emgfeedback demo $(DEMO_ARGS)
@@ -34,7 +34,7 @@ test-fast: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench:
-	@bash scripts/setup.sh test,bench,video
+	@bash scripts/setup.sh test,bench,video,sound
 	QT_QPA_PLATFORM=offscreen $(PY) bench/run.py --out docs/benchmarks.md
 
 firmware:

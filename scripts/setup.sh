@@ -16,7 +16,7 @@ debs=(build-essential gcc-avr avr-libc arduino-core-avr arduino-mk simavr libsim
       xvfb xauth libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 libxcb-cursor0
       libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
       libxcb-xfixes0 libxcb-xkb1 libxcb-sync1 libxcb-shm0 libx11-xcb1 libglib2.0-0 libdbus-1-3
-      poppler-utils librsvg2-bin)
+      poppler-utils librsvg2-bin libportaudio2)
 
 missing=()
 for d in "${debs[@]}"; do

@@ -21,6 +21,20 @@ import numpy as np
 from emgfeedback import protocol as P
 
 
+def collect(src, seconds: float, until=None) -> list:
+    """Read chunks from ``src`` for at most ``seconds`` of wall time (or until ``until(chunk)``):
+    the reading loop of the board tests."""
+    chunks: list = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        c = src.read(0.05)
+        if c is not None:
+            chunks.append(c)
+            if until and until(c):
+                break
+    return chunks
+
+
 def value(counter: np.ndarray, nch: int) -> np.ndarray:
     """The ADC count the fake board sends for ``counter`` on each channel."""
     c = np.asarray(counter, dtype=np.int64)[:, None]

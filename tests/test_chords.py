@@ -15,21 +15,12 @@ from emgfeedback.sources.registry import open_source
 from emgfeedback.sources.chords import BOARDS, ChordsDecoder, ChordsSource
 from emgfeedback.stream import Chunk
 from fake_chords import FakeChords, value
+from fakeboard import collect
 
 FAST = dict(string_timeout=0.15)  # the emulated sketch's Serial timeout, shortened for speed
 SRC = dict(command_gap=0.3, handshake_timeout=2.0)
 
 
-def collect(src, seconds: float, until=None) -> list[Chunk]:
-    chunks: list[Chunk] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        c = src.read(0.05)
-        if c is not None:
-            chunks.append(c)
-            if until and until(c):
-                break
-    return chunks
 
 
 def counts_of(chunks: list[Chunk], src: ChordsSource) -> tuple[np.ndarray, np.ndarray]:

@@ -21,19 +21,9 @@ from emgfeedback.errors import (
 )
 from emgfeedback.sources import serial as S
 from emgfeedback.stream import Chunk
-from fakeboard import FakeBoard, value
+from fakeboard import FakeBoard, collect, value
 
 
-def collect(src: S.SerialSource, seconds: float, until=None) -> list[Chunk]:
-    chunks: list[Chunk] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        c = src.read(0.05)
-        if c is not None:
-            chunks.append(c)
-            if until and until(c):
-                break
-    return chunks
 
 
 def check_integrity(chunks: list[Chunk], src: S.SerialSource, nch: int) -> tuple[np.ndarray, int]:

@@ -15,18 +15,9 @@ from emgfeedback.sources.registry import open_source
 from emgfeedback.sources.spikershield import SpikerDecoder, SpikerShieldSource
 from emgfeedback.stream import Chunk
 from fake_spikershield import FakeSpikerShield, value
+from fakeboard import collect
 
 
-def collect(src, seconds: float, until=None) -> list[Chunk]:
-    chunks: list[Chunk] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        c = src.read(0.05)
-        if c is not None:
-            chunks.append(c)
-            if until and until(c):
-                break
-    return chunks
 
 
 def counts_of(chunks: list[Chunk], src) -> tuple[np.ndarray, np.ndarray]:

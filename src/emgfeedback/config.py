@@ -332,6 +332,9 @@ class DetectionConfig(Settings):
     def check(self) -> None:
         from emgfeedback.vocabulary import REGIONS
 
+        if not self.blink_regions:
+            raise ConfigError("blink_regions: name at least one region code, e.g. [\"OOC\"] "
+                              "(the orbicularis oculi, where blinks are)")
         for code in self.blink_regions:
             if code not in REGIONS:
                 raise ConfigError(f"blink_regions: unknown region code {code!r} "

@@ -10,9 +10,8 @@ first).  Reported: precision, recall, F1, the median |onset error| and the media
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-import numpy as np
 
 from emgfeedback.app.analyze import analyze
 from emgfeedback.clinical.analysis import Analysis
@@ -22,51 +21,15 @@ from emgfeedback.clinical.exercises import Program
 from emgfeedback.recording import Recording
 from emgfeedback.errors import CalibrationError
 from emgfeedback.sources.facesim import ModelParams, TruthEvent
-from emgfeedback.sources.truth import Evaluation
+from emgfeedback.sources.truth import ClassScore, Evaluation
 
 __all__ = ["Score", "match_events", "patient_calibration", "simulate_and_analyze",
            "simulate_and_evaluate", "simulated_recording"]
 
 
 
-@dataclass
-class Score:
-    """Counts and timing errors (seconds) of a set of runs; add with ``+=``."""
-
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    onset_err_s: list[float] = field(default_factory=list)
-    latency_s: list[float] = field(default_factory=list)
-
-    def __iadd__(self, other: "Score") -> "Score":
-        self.tp += other.tp
-        self.fp += other.fp
-        self.fn += other.fn
-        self.onset_err_s += other.onset_err_s
-        self.latency_s += other.latency_s
-        return self
-
-    @property
-    def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
-
-    @property
-    def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
-
-    @property
-    def f1(self) -> float:
-        d = 2 * self.tp + self.fp + self.fn
-        return 2 * self.tp / d if d else 1.0
-
-    @property
-    def median_abs_onset_ms(self) -> float:
-        return 1000 * float(np.median(np.abs(self.onset_err_s))) if self.onset_err_s else 0.0
-
-    @property
-    def median_latency_ms(self) -> float:
-        return 1000 * float(np.median(self.latency_s)) if self.latency_s else 0.0
+#: The scores of one event class: the truth matcher's (``sources.truth.ClassScore``), one class.
+Score = ClassScore
 
 
 def match_events(detected: Sequence[SynkinesisEvent], truth: Iterable[TruthEvent], fs: float,

@@ -240,8 +240,7 @@ class TruthEvent:
     start: int
     stop: int
     peak_pct: float
-    # number of the rep (from 1, in the order of the exercise cues), as the detector numbers them
-    rep: int = -1
+    rep: int = -1  # number of the rep (from 1, order of the exercise cues), as the detector numbers them
 
 
 #: What a :class:`Truth` entry's ``kind`` means (and its ``level`` unit).

@@ -9,8 +9,9 @@ Three sounds, each short and soft (a patient hears them for half an hour):
 :func:`synth` makes the samples (16-bit mono PCM, raised-cosine edges so nothing clicks);
 :func:`wav_bytes` wraps them as a WAV file.  :class:`Player` plays a sound when
 :class:`SoundSettings` allow it, through a *sink* ``sink(samples, rate)``: by default the
-``sounddevice`` package when it and a sound card are present (``pip install sounddevice``, Debian
-``libportaudio2``), otherwise nothing (the window says "no sound output").  Tests pass their own
+``sounddevice`` package when it and a sound card are present (the ``sound`` extra,
+``pip install 'emgfeedback[sound]'``, with Debian's ``libportaudio2``), otherwise nothing (the
+window says "no sound output").  Tests pass their own
 sink and capture the buffers.
 
 Threads: GUI thread (a sink must not block: sounddevice plays asynchronously).
