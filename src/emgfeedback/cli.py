@@ -229,7 +229,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     gui = None
     if not args.console and _display_available():
         try:
-            from emgfeedback.views import gui  # type: ignore[attr-defined,no-redef,assignment]
+            from emgfeedback.views import gui  # type: ignore[assignment]
         except ImportError:
             gui = None
     if gui is not None:
@@ -864,7 +864,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"{doc['file']}: {doc['format']}, {len(doc['channels'])} channels at {doc['fs']:g} Hz, "
           f"{doc['duration_s']:.2f} s")
-    num = lambda v, w: f"{v:{w}.2f}" if v is not None else f"{'n/a':>{w}}"  # noqa: E731
+    def num(v: float | None, w: int) -> str:
+        return f"{v:{w}.2f}" if v is not None else f"{'n/a':>{w}}"
+
     for c in doc["channels"]:
         print(f"  {c['label']:<16} RMS {num(c['rms_uv'], 9)} µV (20-450 Hz)  mains "
               f"{num(c['mains_uv'], 8)} µV  saturated {c['saturated']}")

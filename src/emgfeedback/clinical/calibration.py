@@ -90,7 +90,8 @@ class Calibration:
 
     def pct_mvc(self, envelope: np.ndarray) -> np.ndarray:
         """%MVC of an envelope array ``(samples, channels)`` (not clipped: rest gives ~0)."""
-        return (envelope - self.rest_mean_uv) * (100.0 / self.mvc_uv)
+        pct: np.ndarray = (envelope - self.rest_mean_uv) * (100.0 / self.mvc_uv)
+        return pct
 
     def to_json(self) -> dict[str, dict[str, Any]]:
         """``{channel: {"rest_mean_uv", "rest_sd_uv", "mvc_uv", "rest_source", "mvc_source",
@@ -112,7 +113,10 @@ class Calibration:
     def from_json(cls, data: dict[str, dict[str, Any]]) -> "Calibration":
         """Inverse of :meth:`to_json` (a calibration stored with the session)."""
         chans = tuple(data)
-        get = lambda k: np.array([float(data[c][k]) for c in chans])  # noqa: E731
+
+        def get(k: str) -> np.ndarray:
+            return np.array([float(data[c][k]) for c in chans])
+
         return cls(
             chans, get("rest_mean_uv"), get("rest_sd_uv"), get("mvc_uv"),
             tuple(str(data[c].get("rest_source", "rest")) for c in chans),
@@ -135,7 +139,9 @@ class Segment:
     have: int = 0
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        cat = lambda xs: np.concatenate(xs) if xs else np.zeros((0, 0))  # noqa: E731
+        def cat(xs: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(xs) if xs else np.zeros((0, 0))
+
         return cat(self.raw), cat(self.filtered), cat(self.envelope)
 
 
@@ -360,7 +366,7 @@ def calibrate_segments(
                                f"{cfg.min_rest_s + cfg.settle_s:g} s")
     w = max(1, int(round(cfg.mvc_window_ms * fs / 1000.0)))
     for seg, e in mvc_segs:
-        i = names.index(seg.channel)  # type: ignore[arg-type]
+        i = names.index(seg.channel)
         k = min(w, len(e))
         c = np.concatenate([[0.0], np.cumsum(e)])
         peak = float(np.max((c[k:] - c[:-k]) / k)) - float(mean[i])

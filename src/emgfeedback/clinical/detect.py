@@ -132,7 +132,9 @@ class SynkinesisEvent:
         return self.peak_pct_mvc > 100.0
 
     def to_json(self, fs: float) -> dict[str, Any]:
-        t = lambda v: None if v is None else round(v / fs, 4)  # noqa: E731
+        def t(v: int | None) -> float | None:
+            return None if v is None else round(v / fs, 4)
+
         d: dict[str, Any] = {
             "type": self.type, "channel": self.channel, "trigger": self.trigger,
             "exercise": self.exercise, "rep": self.rep,
@@ -375,7 +377,9 @@ class Detector:
         self.delay = int(round(delay_s * self.fs))
         self.on_event = on_event
         self.queue: queue.SimpleQueue[tuple[str, SynkinesisEvent]] = queue.SimpleQueue()
-        ms = lambda v: int(round(v * self.fs / 1000.0))  # noqa: E731
+        def ms(v: float) -> int:
+            return int(round(v * self.fs / 1000.0))
+
         h_on = np.array([self.program.threshold(c, "h_on") for c in self.names])
         h_off = np.array([self.program.threshold(c, "h_off") for c in self.names])
         self.mean = np.asarray(calibration.rest_mean_uv, dtype=np.float64)

@@ -66,14 +66,16 @@ class MovingRms:
         count = (idx + 1 - lo)[:, None]
         ms = (c[idx + 1] - c[lo]) / count
         self._tail = sq[-(self.n - 1) :] if self.n > 1 else sq[:0]
-        return np.sqrt(np.maximum(ms, 0.0))
+        rms: np.ndarray = np.sqrt(np.maximum(ms, 0.0))
+        return rms
 
     def process_t(self, xt: np.ndarray) -> np.ndarray:
         """``(channels, samples)`` in, new ``(channels, samples)`` array out."""
         return np.ascontiguousarray(self.process(xt.T).T)
 
 
-def make_envelope(kind: str, fs: float, n_channels: int, cutoff: float, order: int, window_ms: float):
+def make_envelope(kind: str, fs: float, n_channels: int, cutoff: float, order: int,
+                  window_ms: float) -> LinearEnvelope | MovingRms:
     if kind == "lowpass":
         return LinearEnvelope(fs, n_channels, cutoff, order)
     if kind == "rms":

@@ -36,10 +36,15 @@ def _check_fs(fs: float) -> None:
         raise ConfigError(f"sample rate must be positive, got {fs}")
 
 
+def _butter(order: int, wn: float | list[float], btype: str, fs: float) -> np.ndarray:
+    """``scipy.signal.butter`` as second-order sections (SciPy is untyped: typed here)."""
+    return np.asarray(signal.butter(order, wn, btype=btype, fs=fs, output="sos"), dtype=np.float64)
+
+
 def design_highpass(fs: float, cutoff: float, order: int = 1) -> np.ndarray:
     """Butterworth high-pass (DC removal), second-order sections."""
     _check_fs(fs)
-    return signal.butter(order, cutoff, btype="highpass", fs=fs, output="sos")
+    return _butter(order, cutoff, "highpass", fs)
 
 
 def design_bandpass(fs: float, low: float, high: float, order: int = 4) -> np.ndarray:
@@ -54,7 +59,7 @@ def design_bandpass(fs: float, low: float, high: float, order: int = 4) -> np.nd
         raise ConfigError(
             f"band-pass {low}-{high} Hz is empty at fs={fs} Hz; choose 0 < low < high < 0.45·fs"
         )
-    return signal.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+    return _butter(order, [low, high], "bandpass", fs)
 
 
 def design_lowpass(fs: float, cutoff: float, order: int = 2) -> np.ndarray:
@@ -62,7 +67,7 @@ def design_lowpass(fs: float, cutoff: float, order: int = 2) -> np.ndarray:
     _check_fs(fs)
     if not 0 < cutoff < fs / 2:
         raise ConfigError(f"low-pass cut-off {cutoff} Hz must be between 0 and fs/2 = {fs / 2} Hz")
-    return signal.butter(order, cutoff, btype="lowpass", fs=fs, output="sos")
+    return _butter(order, cutoff, "lowpass", fs)
 
 
 def design_notches(
@@ -110,7 +115,7 @@ def _load_kernel() -> Any:
     self-test against the public function on this installation; otherwise the public path is used.
     """
     try:
-        from scipy.signal._sosfilt import _sosfilt  # type: ignore[import-not-found]
+        from scipy.signal._sosfilt import _sosfilt
     except ImportError:  # pragma: no cover - depends on the SciPy build
         return None
     try:

@@ -117,7 +117,9 @@ class QualityMeter:
 
     def process(self, start: int, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray) -> Quality:
         """As :meth:`process_t` with ``(samples, channels)`` arrays."""
-        t = lambda a: np.ascontiguousarray(np.asarray(a, dtype=np.float64).T)  # noqa: E731
+        def t(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.asarray(a, dtype=np.float64).T)
+
         return self.process_t(start, t(raw), t(band), t(filtered))
 
     def snapshot(self) -> Quality:

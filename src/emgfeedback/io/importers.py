@@ -303,7 +303,8 @@ def _placed_rows(path: Path, t: np.ndarray, col: int, what: str, notes: list[str
     if not ok.any():
         raise FileFormatError(f"{path}: the {what} column has no values")
     notes.append(f"{int((~ok).sum())} rows without a {what} value dropped (they are gaps)")
-    return t[ok]
+    kept: np.ndarray = t[ok]
+    return kept
 
 
 def _label_markers(values: np.ndarray, name: str, skip_zero: bool = True) -> list[Marker]:

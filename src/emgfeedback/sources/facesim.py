@@ -53,6 +53,7 @@ __all__ = [
     "make_script",
 ]
 
+
 DEFAULT_CHANNELS: tuple[str, ...] = tuple(
     format_label(side, code) for side in ("L", "R") for code in ("FRO", "OOC", "ZYG", "OOR")
 )
@@ -569,7 +570,8 @@ def make_script(scenario: str, seconds: float, seed: int, p: ModelParams) -> Scr
     def prob(default: float) -> float:
         return default if p.synkinesis_prob is None else p.synkinesis_prob
 
-    def reps(exercise: str, synk: float, weak: float | None = None, level=(40.0, 70.0)) -> None:
+    def reps(exercise: str, synk: float, weak: float | None = None,
+             level: tuple[float, float] = (40.0, 70.0)) -> None:
         b.rest(3.0)
         while b.t + 3.0 + 3.0 <= seconds:
             b.rep(exercise, float(rng.uniform(2.5, 3.5)), level, synk, weak)
@@ -713,7 +715,7 @@ class FaceModel:
         white = rng.standard_normal((self.block, n))
         shaped, self._zi_shape = signal.sosfilt(self.shape_sos, white, axis=0, zi=self._zi_shape)
         muscle = shaped * self.shape_gain * self.activation_uv(b0, b1)
-        x = muscle @ self.mix
+        x: np.ndarray = muscle @ self.mix
         x += rng.standard_normal((self.block, n)) * self.noise_uv
         t = (np.arange(b0, b1) / self.fs)[:, None]
         for h, rel in ((1, 1.0), (2, 0.3), (3, 0.5)):

@@ -247,7 +247,10 @@ class ConsoleView:
     def _bar(self, v: float, lo: float | None, hi: float | None, limit: float | None,
              top: float) -> str:
         w = self.width
-        pos = lambda x: int(round(min(max(x, 0.0), top) / top * w))  # noqa: E731
+
+        def pos(x: float) -> int:
+            return int(round(min(max(x, 0.0), top) / top * w))
+
         n = pos(v)
         cells = ["#" if i < n else "." for i in range(w)]
         if lo is not None and hi is not None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +37,8 @@ from emgfeedback.validate import (
 from emgfeedback.vocabulary import GAP, parse_annotation
 
 __all__ = ["EdfRecording", "read_edf", "read_identity"]
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +101,9 @@ class EdfRecording(Recording):
             p, w = offs[name]
             return [sh[p + k * w : p + (k + 1) * w].decode("latin-1").strip() for k in range(ns)]
 
-        def nums(name: str, kind: type) -> list[Any]:
+        def nums(name: str, kind: Callable[[str], _T]) -> list[_T]:
             p, w = offs[name]
-            out = []
+            out: list[_T] = []
             for k, t in enumerate(field(name)):
                 try:
                     out.append(kind(t))
@@ -263,7 +266,8 @@ class EdfRecording(Recording):
         return self._n_per_rec
 
     def read_digital_row(self, sample: int) -> np.ndarray:  # pragma: no cover - debugging aid
-        return self._read(sample, sample + 1)[0]
+        row: np.ndarray = self._read(sample, sample + 1)[0]
+        return row
 
     def close(self) -> None:
         mm = getattr(self, "_mm", None)

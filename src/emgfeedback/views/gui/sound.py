@@ -92,7 +92,7 @@ Sink = Callable[[np.ndarray, int], None]
 def default_sink() -> Sink | None:
     """A sink on the default sound card (``sounddevice``), or ``None`` when there is none."""
     try:
-        import sounddevice as sd  # type: ignore[import-not-found,unused-ignore]
+        import sounddevice as sd
     except (ImportError, OSError):  # not installed, or no PortAudio library
         return None
     try:

@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg", force=False)
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -75,7 +76,7 @@ def reduce_for_plot(y: np.ndarray, fs: float, max_points: int = 4000) -> tuple[n
     return t, head
 
 
-def _span_collection(ax, spans: list[tuple[float, float]], color: str, alpha: float,
+def _span_collection(ax: Axes, spans: list[tuple[float, float]], color: str, alpha: float,
                      zorder: float = 0) -> None:
     if spans:
         ax.broken_barh(spans, (0, 1), transform=ax.get_xaxis_transform(), facecolors=color,

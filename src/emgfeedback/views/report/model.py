@@ -165,7 +165,9 @@ def _rest_period(rec: Recording) -> tuple[int, int]:
 def _median_quality(snaps: Sequence[Quality]) -> Quality:
     """Per channel and measure, the median of quality snapshots: a blink or a swallow during
     the rest period lifts a few snapshots of the running measures, not their median."""
-    med = lambda f: np.median(np.stack([getattr(q, f) for q in snaps]), axis=0)  # noqa: E731
+    def med(f: str) -> np.ndarray:
+        return np.asarray(np.median(np.stack([getattr(q, f) for q in snaps]), axis=0))
+
     return Quality(at=snaps[-1].at, rms_uv=med("rms_uv"), mains_ratio=med("mains_ratio"),
                    mains_uv=med("mains_uv"), diff_rms_uv=med("diff_rms_uv"),
                    clip_fraction=med("clip_fraction"))

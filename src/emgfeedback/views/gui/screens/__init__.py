@@ -16,7 +16,8 @@ session, the source or the filters.
 from emgfeedback.views.gui.screens.calibration import CalibrationScreen, muscle_of
 from emgfeedback.views.gui.screens.check import CheckScreen
 from emgfeedback.views.gui.screens.common import placement_figure_path
-from emgfeedback.views.gui.screens.connect import ConnectRequest, ConnectScreen
+from emgfeedback.views.gui.controller import ConnectRequest
+from emgfeedback.views.gui.screens.connect import ConnectScreen
 from emgfeedback.views.gui.screens.patient import PatientScreen, SoundControls
 from emgfeedback.views.gui.screens.exercise import ExerciseScreen, symmetry_text
 from emgfeedback.views.gui.screens.summary import SummaryScreen, rep_rows, session_figures
