@@ -194,6 +194,9 @@ def test_myoware_envelope_output_is_flagged_once(tmp_path: Path) -> None:
     keep = Keep()
     logger = logging.getLogger("emgfeedback.sources.serial")
     logger.addHandler(keep)
+    # a library configured logging earlier in the run (dask.distributed's dictConfig disables
+    # the loggers that existed then): this test reads the module's logger as a user sees it
+    was_disabled, logger.disabled = logger.disabled, False
     try:
         with FakeBoard(tmp_path, mode="myoware") as board:
             src = S.SerialSource(board.link, fs=250, handshake_timeout=1.0)
@@ -202,7 +205,9 @@ def test_myoware_envelope_output_is_flagged_once(tmp_path: Path) -> None:
                                  and "envelope_channels" in src.info.extra)
     finally:
         logger.removeHandler(keep)
+        logger.disabled = was_disabled
     assert src.info.channels == ("ENV", "RAW") and sum(len(c) for c in chunks) > 700
+    assert src.info.extra["envelope_channels"] == ["ENV"]
     warnings = [m for m in keep.messages if "envelope" in m]
     assert len(warnings) == 1 and warnings[0].startswith("channel(s) ENV look like an EMG envelope")
     assert "\n" not in warnings[0] and "MyoWare" in warnings[0]
