@@ -113,3 +113,18 @@ def test_two_recordings_in_one_session_each_hold_their_part(tmp_path: Path) -> N
     a, b = read_edf(tmp_path / "1.edf"), read_edf(tmp_path / "2.edf")
     assert first.samples + len(p) + second.samples == pl.samples
     assert b.sidecar["first_sample"] == first.samples + len(p) and a.sidecar["first_sample"] == 0
+
+
+def test_sidecar_json_is_strict_and_unmeasured_values_read_back_missing(tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from emgfeedback.io.edf.sidecar import write_sidecar
+
+    p = tmp_path / "s.json"
+    write_sidecar(p, {"a": float("nan"), "b": [1.0, float("inf")], "c": np.array([np.nan, 2.0]),
+                      "d": np.float64("nan"), "e": (3, 4)})
+    doc = json.loads(p.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
+    assert doc == {"a": None, "b": [1.0, None], "c": [None, 2.0], "d": None, "e": [3, 4]}
+    assert (p.stat().st_mode & 0o777) == 0o600

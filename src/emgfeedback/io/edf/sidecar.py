@@ -21,6 +21,7 @@ recorded session stops.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -78,14 +79,27 @@ def read_sidecar(path: Path | str) -> dict[str, Any]:
 def write_sidecar(path: Path, data: Mapping[str, Any]) -> None:
     """Write sidecar JSON ``path``: patient data, so ``0600``, atomically
     (:func:`emgfeedback.validate.write_private`)."""
-    write_private(path, json.dumps(data, indent=1, default=_json_default))
+    write_private(path, json.dumps(_finite(data), indent=1, default=_json_default,
+                                   allow_nan=False))
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with every non-finite float replaced by ``None``: strict JSON (no NaN literal),
+    and a value that could not be measured reads back as missing, never as a number."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
-        return o.item()
+        return _finite(o.item())
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return _finite(o.tolist())
     if isinstance(o, (set, tuple)):
-        return list(o)
+        return _finite(list(o))
     return str(o)

@@ -23,6 +23,7 @@ from typing import Any
 from emgfeedback.clinical.exercises import Program
 from emgfeedback.config import Config
 from emgfeedback.io.edf.sidecar import analysis_path
+from emgfeedback.validate import write_private
 
 __all__ = [
     "Stored",
@@ -103,9 +104,7 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
     result = analyse(recording, program, config, (meta or {}).get("affected_side")).to_json()
     result["origin"] = "session"  # written when the session stopped (views.report.load)
     out = analysis_path(recording)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    tmp.replace(out)
+    write_private(out, json.dumps(result, indent=1, allow_nan=False))  # patient data: 0600
     sid = store_session(session_input(recording, result), db)
     return Stored(recording, out, sid, len({r["rep"] for r in result.get("reps", [])}),
                   len(result.get("events", [])))

@@ -294,7 +294,8 @@ class History:
                     " ON CONFLICT DO NOTHING",
                     (session.patient_id, session.recorded_at.isoformat(timespec="seconds"),
                      session.source, session.affected_side, session.program, session.fs,
-                     session.duration_s, json.dumps(session.channels), len(metrics), analysis,
+                     session.duration_s, json.dumps(session.channels, allow_nan=False), len(metrics),
+                     analysis,
                      datetime.now().isoformat(timespec="seconds"), session_content_id(session),
                      json.dumps(json_ready(session.clinician or {}), allow_nan=False)))
                 if cur.rowcount == 0:
