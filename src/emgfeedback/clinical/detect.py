@@ -92,6 +92,15 @@ MAX_BLOCK = 1024
 #: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
 _PCT = 16
 
+#: Blinks riding on a burst: window of the moving RMS (about the shortest blink, 80 ms: the
+#: longer, the steadier the estimate of the burst's own level), the running median that gives
+#: the burst's own level (long against a blink, short against a rep), the step of both, and
+#: the level (of the excess ratio) that delimits a blink found by ``blink_on_burst_ratio``.
+_BLINK_RMS_MS = 80.0
+_BLINK_BASE_MS = 600.0
+_BLINK_STEP_MS = 5.0
+_BLINK_EXTENT = 1.15
+
 
 def _reasons(bits: int) -> str:
     txt = reason_text(bits & ~_PCT)
@@ -412,6 +421,13 @@ class Detector:
         self._bad_until = -(1 << 60)  # no sample held from here on (absolute index)
         self._art_open: dict[int, list[Any]] = {}  # channel -> [key, bits, peak]
         self._xlag = max(0, ms(self.cfg.crosstalk_lag_ms))
+        # Blinks riding on a burst (docs/analysis.md, "Blinks during synkinesis"): moving RMS
+        # of the band-passed signal over _BLINK_RMS_MS against its running median over
+        # _BLINK_BASE_MS, in steps of _BLINK_STEP_MS.
+        self._bstep = max(1, ms(_BLINK_STEP_MS))
+        self._brms = max(2, ms(_BLINK_RMS_MS))
+        self._bhalf = max(self._bstep, ms(_BLINK_BASE_MS / 2))
+        self._settles: list[tuple[int, int]] = []  # (first, last + 1) settling after a gap
         self.lookback = max(1, ms(self.cfg.onset_lookback_ms))
         self._pre_a = max(2, ms(150.0))
         self._pre_b = max(1, ms(50.0))
@@ -511,6 +527,8 @@ class Detector:
             # the chain restarted its filters: their start-up (the notches settle on strong
             # mains) is not muscle activity
             self._settle_until = p.start + self._settle_n
+            self._settles = [g for g in self._settles if g[1] > p.start - 60 * int(self.fs)]
+            self._settles.append((p.start, self._settle_until))
         n = len(p)
         for a in range(0, n, MAX_BLOCK):
             b = min(n, a + MAX_BLOCK)
@@ -958,6 +976,8 @@ class Detector:
         rep = b.rep
         if b.confirmed is not None:
             assert b.key is not None
+            if self._blink_ch[c]:
+                self._blinks_on_burst(c, b, off)
             self._emit("ended", self._store[b.key])
             self._release(rep)
             return
@@ -993,6 +1013,94 @@ class Detector:
             self._put(b.key, None)
             self._emit("retracted", ev)
         self._release(rep)
+
+    def _blinks_on_burst(self, c: int, b: _Burst, off: int) -> None:
+        """Blinks riding on confirmed synkinesis of a blink region (known ``merge_ms`` after the
+        burst ended): where the moving RMS of the band-passed signal rises above
+        ``blink_on_burst_ratio`` times its running median (the burst's own level) for at most
+        ``blink_max_ms``, outside artefact periods and the settling after a gap.  Each is a
+        blink event; the synkinesis event's peak leaves their spans out."""
+        rep = b.rep
+        key = b.key
+        assert key is not None
+        st, half, w = self._bstep, self._bhalf, self._brms
+        # samples written by now whatever the chunking: the burst, half a median window
+        # before it and up to merge_ms after it
+        e0 = max(b.run - half, rep.start)
+        e1 = min(off + min(half, self._merge_n), rep.stop)
+        if e1 - e0 < 2 * half:
+            return
+        x = rep.filt[e0 - rep.start:e1 - rep.start, c]
+        cs = np.concatenate(([0.0], np.cumsum(x * x)))
+        # moving RMS centred on every st-th sample (edges: the part of the window inside)
+        i = np.arange(0, len(x), st)
+        lo, hi = np.clip(i - w // 2, 0, len(x)), np.clip(i - w // 2 + w, 0, len(x))
+        rms = np.sqrt((cs[hi] - cs[lo]) / np.maximum(hi - lo, 1))
+        k = max(1, half // st)
+        pad = np.concatenate((np.full(k, rms[0]), rms, np.full(k, rms[-1])))
+        base = np.median(np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1), axis=1)
+        ratio = rms / np.maximum(base, 1e-12)
+        hot = ratio > self.cfg.blink_on_burst_ratio
+        a_i, b_i = (max(b.run, rep.start) - e0) // st, (off - e0 + st - 1) // st
+        hot[:a_i] = False
+        hot[b_i:] = False
+        if not hot.any():
+            return
+        ext = np.concatenate(([False], ratio > _BLINK_EXTENT, [False])).astype(np.int8)
+        edges = np.flatnonzero(np.diff(ext))
+        name = self.names[c]
+        arts = [(e.onset, e.offset if e.offset is not None else e1) for e in self._store.values()
+                if e.type == "artefact" and e.channel == name and e.alert is None]
+        if c in self._art_open:
+            arts.append((self._art_open[c][0][0], e1))
+        arts += self._settles
+        spans: list[tuple[int, int]] = []
+        for r0, r1 in zip(edges[::2].tolist(), edges[1::2].tolist()):
+            if not hot[r0:r1].any():
+                continue
+            s0, s1 = e0 + r0 * st, e0 + (r1 - 1) * st
+            if s1 - s0 > self._blink_n + w or any(a <= s1 and s0 <= z for a, z in arts):
+                continue
+            spans.append((s0, s1))
+        if not spans:
+            return
+        pct = rep.pct[:, c]
+        r0 = max(b.run, rep.start)
+        own = pct[r0 - rep.start:off - rep.start] > rep.floor[c]
+        for s0, s1 in spans:
+            own[max(0, s0 - r0):max(0, s1 + self.delay - r0)] = False
+        if int(own.sum()) < self._blink_n:
+            # no burst of its own around them (a region hovering around its limit): the rises
+            # are the co-contraction itself
+            return
+        at = off + self._merge_n
+        syn = self._store[key]
+        s0, s1 = spans[0]
+        if s0 <= syn.onset + w:
+            # the burst began with the blink: the co-contraction's onset is where the envelope,
+            # after the blink, turned up again (its lowest point within 300 ms), minus the delay
+            z0 = min(s1 + self.delay, off - 1)
+            z1 = min(z0 + self._pre_a * 2, off)
+            if z1 > z0:
+                t = z0 + int(np.argmin(pct[z0 - rep.start:z1 - rep.start]))
+                syn = replace(syn, onset=max(rep.start, t - self.delay))
+        p0 = max(syn.alert or b.run, rep.start) - rep.start  # the event's peak: from the alert
+        keep = np.ones(max(0, off - rep.start - p0), dtype=bool)
+        for s0, s1 in spans:
+            # the centred RMS leads the blink by about a quarter window, the envelope lags
+            onset = max(rep.start, s0 + w // 4 - self.delay)
+            offset = min(off, s1 - w // 4)
+            a0, a1 = s0 - rep.start, min(s1 + self.delay, off) - rep.start
+            pk = float(pct[a0:a1].max()) if a1 > a0 else 0.0
+            keep[max(0, a0 - p0):max(0, a1 - p0)] = False
+            ev = SynkinesisEvent(name, self.names[int(rep.trig[c])], rep.exercise.name, rep.index,
+                                 onset, None, max(offset, onset + 1), pk, "blink", confirmed=at)
+            self._put((onset, c, 2), ev)
+            rep.blinks[self._side_of[c]] = rep.blinks.get(self._side_of[c], 0) + 1
+            self._emit("blink", ev)
+        seg = pct[p0:p0 + len(keep)][keep]
+        # the synkinesis event's own peak, blinks left out
+        self._put(key, replace(syn, peak_pct_mvc=float(seg.max())) if len(seg) else syn)
 
     def _release(self, rep: _Rep) -> None:
         rep.refs -= 1
