@@ -41,8 +41,9 @@ Per channel (vectorised across channels; Python loops run only over state *chang
    before the alert (and not before the rep): find the rise (last crossing of the level half-way
    between the window's lowest envelope and the envelope at the alert), take the median envelope
    50-150 ms before that crossing as the local pre-rise level, and go back from the crossing to
-   where the envelope last was within ``h_on`` rest SDs of that level; minus the chain's envelope
-   delay (``delay_s``).  The local level (not the rest mean) keeps crosstalk from the target,
+   where the envelope last was within ``h_off`` rest SDs of that level (the release threshold:
+   ``h_on`` put the onset of a 100 ms ramp about 10 ms late; tuned on seeds 0-9); minus the
+   chain's envelope delay (``delay_s``).  The local level (not the rest mean) keeps crosstalk from the target,
    which lifts a quiet channel during the rep, from pulling onsets early.
 8. **Per rep and side** (:class:`RepResult`): target peak %MVC (and whether it exceeds the
    calibration, > 100), mean %MVC while the target is active, time in the target band,
@@ -397,7 +398,7 @@ class Detector:
         self.k = 100.0 / self.mvc
         self.on_thr = self.mean + h_on * self.sd
         self.off_thr = self.mean + h_off * self.sd
-        self.h_on = h_on
+        self.h_on, self.h_off = h_on, h_off
         self.threshold_pct = (self.on_thr - self.mean) * self.k
         # an envelope above max_pct_mvc is an artefact: the same limit in µV of envelope
         self._max_env = self.mean + self.cfg.max_pct_mvc / self.k
@@ -878,19 +879,22 @@ class Detector:
             b.confirmed = None
             self._burst_confirm(c, b, s)
 
-    def _crosstalk_only(self, c: int, b: _Burst, s: int) -> tuple[bool, float]:
-        """``(is crosstalk, own %MVC)``: over the last ``blink_max_ms`` of the burst, the
-        target's waveform explains most of the quiet channel's band-passed signal (R² > 0.5,
-        least squares over lags within ``crosstalk_lag_ms``) and what it leaves, the channel's
-        own activity as an envelope level, is under the floor."""
-        own, r2 = self._own_pct(c, b, s)
+    def _crosstalk_only(self, c: int, b: _Burst, s: int, lo: int | None = None
+                        ) -> tuple[bool, float]:
+        """``(is crosstalk, own %MVC)``: over the last ``blink_max_ms`` of the burst (from
+        ``lo`` on, default the burst's start), the target's waveform explains most of the quiet
+        channel's band-passed signal (R² > 0.5, least squares over lags within
+        ``crosstalk_lag_ms``) and what it leaves, the channel's own activity as an envelope
+        level, is under the floor."""
+        own, r2 = self._own_pct(c, b, s, lo)
         return bool(r2 > 0.5 and own < b.rep.floor[c]), own
 
-    def _own_pct(self, c: int, b: _Burst, s: int) -> tuple[float, float]:
+    def _own_pct(self, c: int, b: _Burst, s: int, lo: int | None = None
+                 ) -> tuple[float, float]:
         """``(own %MVC, R²)`` of channel ``c`` (see :meth:`_crosstalk_only`)."""
         rep = b.rep
         t = int(rep.trig[c])
-        a0 = max(b.run, s - self._blink_n, rep.start) - rep.start
+        a0 = max(b.run if lo is None else lo, s - self._blink_n, rep.start) - rep.start
         a1 = min(s + 1, rep.stop) - rep.start
         q, x = rep.filt[a0:a1, c], rep.filt[a0:a1, t]
         m, k = len(q), self._xlag
@@ -978,7 +982,8 @@ class Detector:
             assert b.key is not None
             if self._blink_ch[c]:
                 self._blinks_on_burst(c, b, off)
-            self._emit("ended", self._store[b.key])
+            if b.key in self._store:  # (not retracted as a blink)
+                self._emit("ended", self._store[b.key])
             self._release(rep)
             return
         # Short: a blink in an orbicularis oculi region, a transient elsewhere.  The class is
@@ -988,8 +993,11 @@ class Detector:
         pk = float(rep.pct[a0:a1, c].max()) if a1 > a0 else 0.0
         old = self._store.get(b.key) if b.key is not None else None
         target_moved = b.alert is not None
-        if target_moved and self._crosstalk_only(c, b, min(off, rep.stop) - 1)[0]:
-            # only the target's waveform: crosstalk, neither a blink nor a transient
+        end = min(off, rep.stop) - 1
+        if target_moved and self._crosstalk_only(c, b, end, end - self._blink_n)[0]:
+            # only the target's waveform: crosstalk, neither a blink nor a transient (judged
+            # over the last blink_max_ms up to the burst's end, before it too: a short burst
+            # barely over the floor is too short to be judged alone)
             if old is not None and b.key is not None:
                 ev = replace(old, type="artefact", retracted=True, confirmed=at, offset=off,
                              reason=f"crosstalk from {self.names[int(rep.trig[c])]}")
@@ -1019,7 +1027,11 @@ class Detector:
         burst ended): where the moving RMS of the band-passed signal rises above
         ``blink_on_burst_ratio`` times its running median (the burst's own level) for at most
         ``blink_max_ms``, outside artefact periods and the settling after a gap.  Each is a
-        blink event; the synkinesis event's peak leaves their spans out."""
+        blink event; the synkinesis event's peak leaves their spans out, and a burst that began
+        with one takes its onset after it.  Several such rises with less than ``blink_max_ms``
+        above the floor besides them are the burst itself (a region hovering around its
+        limit); one blink with less than that besides it was the alert's cause: the synkinesis
+        event is retracted (``type`` blink)."""
         rep = b.rep
         key = b.key
         assert key is not None
@@ -1038,7 +1050,9 @@ class Detector:
         rms = np.sqrt((cs[hi] - cs[lo]) / np.maximum(hi - lo, 1))
         k = max(1, half // st)
         pad = np.concatenate((np.full(k, rms[0]), rms, np.full(k, rms[-1])))
-        base = np.median(np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1), axis=1)
+        # (the level is slow: its median every 4th step, held, costs a quarter)
+        win = np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1)[::4]
+        base = np.repeat(np.median(win, axis=1), 4)[:len(rms)]
         ratio = rms / np.maximum(base, 1e-12)
         hot = ratio > self.cfg.blink_on_burst_ratio
         a_i, b_i = (max(b.run, rep.start) - e0) // st, (off - e0 + st - 1) // st
@@ -1069,12 +1083,23 @@ class Detector:
         own = pct[r0 - rep.start:off - rep.start] > rep.floor[c]
         for s0, s1 in spans:
             own[max(0, s0 - r0):max(0, s1 + self.delay - r0)] = False
-        if int(own.sum()) < self._blink_n:
+        at = off + self._merge_n
+        syn = self._store[key]
+        alone = int(own.sum()) < self._blink_n
+        if alone and len(spans) > 1:
             # no burst of its own around them (a region hovering around its limit): the rises
             # are the co-contraction itself
             return
-        at = off + self._merge_n
-        syn = self._store[key]
+        if alone:
+            # one blink and, besides it, less than blink_max_ms above the floor (its decay, an
+            # artefact's edge): the alert was the blink's; no synkinesis
+            self._put(key, None)
+            if not any(e.type == "synkinesis" and e.channel == self.names[c]
+                       and e.rep == rep.index for e in self._store.values()):
+                rep.events.discard(self.names[c])
+            self._emit("retracted", replace(
+                syn, type="blink", retracted=True, confirmed=at,
+                reason=f"a blink; less than {self.cfg.blink_max_ms:g} ms of activity besides"))
         s0, s1 = spans[0]
         if s0 <= syn.onset + w:
             # the burst began with the blink: the co-contraction's onset is where the envelope,
@@ -1099,8 +1124,8 @@ class Detector:
             rep.blinks[self._side_of[c]] = rep.blinks.get(self._side_of[c], 0) + 1
             self._emit("blink", ev)
         seg = pct[p0:p0 + len(keep)][keep]
-        # the synkinesis event's own peak, blinks left out
-        self._put(key, replace(syn, peak_pct_mvc=float(seg.max())) if len(seg) else syn)
+        if not alone:  # the synkinesis event's own peak, blinks left out
+            self._put(key, replace(syn, peak_pct_mvc=float(seg.max())) if len(seg) else syn)
 
     def _release(self, rep: _Rep) -> None:
         rep.refs -= 1
@@ -1121,8 +1146,9 @@ class Detector:
         #    envelope between pre_a and pre_b samples before the half-way crossing.
         pre = e[max(0, t_half - self._pre_a):max(0, t_half - self._pre_b)]
         ref = float(np.median(pre)) if len(pre) else m0
-        thr = ref + self.h_on[c] * self.sd[c]
-        # 3. Onset: where the envelope last left that level before the half-way crossing.
+        thr = ref + self.h_off[c] * self.sd[c]
+        # 3. Onset: where the envelope last left that level (by the release threshold, h_off
+        #    SDs) before the half-way crossing.
         below = np.flatnonzero(e[:t_half] <= thr)
         first_above = lo + (int(below[-1]) + 1 if len(below) else 0)
         return max(rep_start, first_above - self.delay)

@@ -21,7 +21,9 @@ Matching, per class (samples; ``fs`` turns tolerances into samples):
   ``duplicate`` (a planted synkinesis on that channel already matched: one co-contraction
   reported twice), ``crosstalk`` (the channel carries a neighbour's activity then), else
   ``other``.  A planted synkinesis whose channel or trigger has its electrode off meanwhile is
-  *unobservable*: left out of the score (counted in ``Evaluation.unobservable``).
+  *unobservable*: left out of the score (counted in ``Evaluation.unobservable``), and so is a
+  detection that matches it (the part the recording holds, before the electrode went off or
+  after it came back: right, but not a whole event to score).
 * **blink**: truth blinks *during reps* (``rep >= 1``; reps are numbered from 1) against detected
   blinks during reps; a detected blink matches a truth blink on the same channel when its onset
   lies within ``blink_tolerance_s`` (0.1 s) of the truth's ``[start, stop]``.  A blink the
@@ -293,6 +295,12 @@ def evaluate(detected: Iterable[Any], truth: Sequence[Truth], fs: float,
     ev.unobservable = len(syn_all) - len(syn_truth)
     syn_det = [d for d in det if d.type == "synkinesis"]
     ev.synkinesis, false, matched = match_synkinesis(syn_det, syn_truth, fs, tolerance_s)
+    # a detection of the part of an unobservable event the recording holds (before its
+    # electrode went off, after it came back) is left out with it: neither true nor false
+    hidden = [t for t in syn_all if t not in syn_truth]
+    if hidden and false:
+        false = match_synkinesis(false, hidden, fs, tolerance_s)[1]
+        ev.synkinesis.fp = len(false)
     for d in false:
         ev.false_synkinesis[_blame(d, truth, syn_truth, matched, margin)] += 1
     # Blinks during reps (one the recording cannot hold is left out: unobservable_blinks).
