@@ -4,7 +4,6 @@ events; the console gets the program's cues."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ from emgfeedback.errors import ConfigError, SourceError
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.simulated import SimulatedSource
 from emgfeedback.stream import Chunk, Processed, SourceBase
+
+from _sources import NoCues
 
 
 class Probe:
@@ -31,28 +32,6 @@ class Probe:
 
     def close(self) -> None:
         self.closed += 1
-
-
-class NoCues(SourceBase):
-    """A simulated face without the simulator's cues: what a live board delivers."""
-
-    def __init__(self, seconds: float) -> None:
-        self.inner = SimulatedSource("rest", seconds, 0, speed=None)
-        self.info = self.inner.info
-
-    @property
-    def finished(self) -> bool:
-        return self.inner.finished
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def read(self, timeout: float | None = None) -> Chunk | None:
-        c = self.inner.read(timeout)
-        return None if c is None else replace(c, markers=())
 
 
 class Failing(SourceBase):
@@ -117,7 +96,7 @@ def test_console_demo_gets_the_program_cues_on_a_board_without_cues() -> None:
         def feed(self, p: Processed) -> None:
             snaps.append(s.snapshot())
 
-    spec = SessionSpec(source="serial:none", source_factory=lambda: NoCues(40.0),
+    spec = SessionSpec(source="serial:none", source_factory=lambda: NoCues(40.0, seed=0),
                        auto_program=True)  # a serial board: the session leads
     s = Session(spec, views=[probe, Snap()])
     s.run()
