@@ -108,6 +108,35 @@ def test_console_demo_gets_the_program_cues_on_a_board_without_cues() -> None:
     assert "rest" in cues and any(c.startswith("mvc ") for c in cues)
 
 
+def test_simulated_patient_does_the_program_it_is_given() -> None:
+    """``demo --program X`` on the simulated board: the simulated patient performs X (after the
+    calibration protocol), cued with the program's exercise names, instead of the scenario's own
+    exercises; the runner counts the program's reps."""
+    from emgfeedback.app.program import resolve_program
+
+    program = resolve_program("Smile x3 (clinic check)")
+    probe = Probe()
+    spec = SessionSpec(source="simulated", program=program,
+                       source_options={"duration": 75.0, "speed": None, "seed": 3,
+                                       "channels": ("EMG L-ZYG", "EMG L-OOC", "EMG R-ZYG",
+                                                    "EMG R-OOC")})
+    s = Session(spec, views=[probe])
+    s.run()
+    exercises = [m for m in probe.markers if m != "rest" and not m.startswith("mvc ")]
+    assert exercises == ["smile"] * 3
+    assert s.runner is not None
+    snap = s.runner.snapshot()
+    assert (snap.reps_done, snap.reps_total, snap.phase) == (3, 3, "done")
+
+
+def test_simulated_patient_takes_a_program_or_a_scenario_not_both() -> None:
+    from emgfeedback.errors import ConfigError
+    from emgfeedback.sources.simulated import create
+
+    with pytest.raises(ConfigError, match="either a program or the scenario 'smile-clean'"):
+        create(scenario="smile-clean", duration=5.0, plan=(("smile", ("ZYG",), 3.0, 4.0, 3),))
+
+
 @pytest.mark.slow
 def test_recording_is_by_design_and_replay_raises_the_live_events(tmp_path: Path) -> None:
     out = tmp_path / "live.edf"
