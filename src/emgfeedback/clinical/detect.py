@@ -1086,7 +1086,10 @@ class Detector:
             if not hot[r0:r1].any():
                 continue
             s0, s1 = e0 + r0 * st, e0 + (r1 - 1) * st
-            if s1 - s0 > self._blink_n + w or any(a <= s1 and s0 <= z for a, z in arts):
+            # at most a blink (plus the RMS window's spread), at least the window (a blink's EMG
+            # lasts 50 ms or more: anything shorter is the window's own noise)
+            if not w <= s1 - s0 <= self._blink_n + w or any(a <= s1 and s0 <= z
+                                                            for a, z in arts):
                 continue
             spans.append((s0, s1))
         if not spans:
