@@ -112,6 +112,12 @@ def test_synkinesis_under_an_electrode_off_is_not_scored() -> None:
     ev = evaluate([OldEvent("L-FRO", 62_050, 62_100, 63_900)], truth, FS)
     assert ev.unobservable == 2 and ev.synkinesis.n_truth == 2
     assert ev.false_synkinesis["electrode_off"] == 1  # a detection there is the electrode's
+    # the part before the electrode went off is seen: a detection of it is left out with the
+    # unobservable event, neither true nor false
+    early = [*truth, Truth("synkinesis", "L-FRO", 58_500, 61_000, 30.0, trigger="L-OOC", rep=3)]
+    ev_early = evaluate([OldEvent("L-FRO", 58_520, 58_600, 60_010)], early, FS)
+    assert ev_early.unobservable == 3 and ev_early.synkinesis.fp == 0
+    assert sum(ev_early.false_synkinesis.values()) == 0
     total = Evaluation.empty()
     total += ev
     total += ev

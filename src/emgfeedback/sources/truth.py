@@ -22,8 +22,9 @@ Matching, per class (samples; ``fs`` turns tolerances into samples):
   reported twice), ``crosstalk`` (the channel carries a neighbour's activity then), else
   ``other``.  A planted synkinesis whose channel or trigger has its electrode off meanwhile is
   *unobservable*: left out of the score (counted in ``Evaluation.unobservable``), and so is a
-  detection that matches it (the part the recording holds, before the electrode went off or
-  after it came back: right, but not a whole event to score).
+  detection that matches it with its onset outside the off period (the part the recording
+  holds, before the electrode went off or after it came back: right, but not a whole event to
+  score); a detection with its onset in the off period stays false (the electrode's).
 * **blink**: truth blinks *during reps* (``rep >= 1``; reps are numbered from 1) against detected
   blinks during reps; a detected blink matches a truth blink on the same channel when its onset
   lies within ``blink_tolerance_s`` (0.1 s) of the truth's ``[start, stop]``.  A blink the
@@ -295,11 +296,18 @@ def evaluate(detected: Iterable[Any], truth: Sequence[Truth], fs: float,
     ev.unobservable = len(syn_all) - len(syn_truth)
     syn_det = [d for d in det if d.type == "synkinesis"]
     ev.synkinesis, false, matched = match_synkinesis(syn_det, syn_truth, fs, tolerance_s)
-    # a detection of the part of an unobservable event the recording holds (before its
-    # electrode went off, after it came back) is left out with it: neither true nor false
+    # a detection of the part of an unobservable event the recording holds (its onset before
+    # its or its trigger's electrode went off, or after it came back) is left out with it:
+    # neither true nor false; one whose onset is in the off period is the electrode's
     hidden = [t for t in syn_all if t not in syn_truth]
     if hidden and false:
-        false = match_synkinesis(false, hidden, fs, tolerance_s)[1]
+        def in_off(d: Detected) -> bool:
+            chans = {d.channel} | {h.trigger for h in hidden if h.channel == d.channel}
+            return any(o.channel in chans and o.start <= d.onset < o.stop for o in off)
+
+        seen = [d for d in false if not in_off(d)]
+        false = [d for d in false if in_off(d)] + match_synkinesis(seen, hidden, fs,
+                                                                   tolerance_s)[1]
         ev.synkinesis.fp = len(false)
     for d in false:
         ev.false_synkinesis[_blame(d, truth, syn_truth, matched, margin)] += 1
