@@ -21,13 +21,13 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from emgfeedback.video import missing
+from emgfeedback.video.measures import USED_LANDMARKS
 from emgfeedback.views.gui.widgets import COLOURS
 
 __all__ = ["MirrorFrame", "MirrorView"]
 
 #: Landmarks drawn: the lids, eye corners, mouth corners and brows the measures use.
-_DRAWN = (33, 133, 160, 144, 159, 145, 158, 153, 263, 362, 385, 380, 386, 374, 387, 373, 61, 291,
-          70, 63, 105, 66, 107, 300, 293, 334, 296, 336)
+_DRAWN = USED_LANDMARKS
 
 
 @dataclass(frozen=True)
