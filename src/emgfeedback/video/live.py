@@ -111,15 +111,19 @@ class LiveVideoDetector:
     """:func:`emgfeedback.video.detect.detect` (and the rest reference of
     :func:`~emgfeedback.video.analysis.measure_landmarks`) one frame at a time: pushing the frames
     of a video one by one gives exactly the events of the whole-video analysis of the same frames
-    (``tests/test_video_session.py``).  The rest is the first ``rest_s`` seconds of frames from
-    the first frontal one; frames before it is known wait in a buffer.
+    (``tests/test_video_session.py``).  The rest is the frames of the first ``rest_s`` seconds of
+    *samples* from the first frontal one (the same frames when none is dropped; with dropped
+    frames still the first half second, not the first 15 frames measured); frames before it is
+    known wait in a buffer.  ``min_duration_s`` counts frames at ``fps``.
     """
 
-    def __init__(self, fps: float, rules: VideoRules | None = None, rest_s: float = 0.5) -> None:
+    def __init__(self, fps: float, fs: float, rules: VideoRules | None = None,
+                 rest_s: float = 0.5) -> None:
         self.fps = float(fps)
+        self._fs = float(fs)  # the sample axis: the rest lasts rest_s of samples
         self.rules = rules or VideoRules()
         self.min_frames = max(1, int(np.ceil(self.rules.min_duration_s * self.fps)))
-        self.n_rest = max(1, int(round(rest_s * self.fps)))
+        self.rest_s = float(rest_s)
         self.rest: Rest | None = None
         self.events: list[VideoEvent] = []
         self.frames = 0
@@ -138,18 +142,20 @@ class LiveVideoDetector:
         i = self.frames
         self.frames += 1
         if self.rest is None:
+            f0 = self._first_frontal
+            if f0 is not None and sample - self._geo[f0][1] >= self.rest_s * 0.9999 * self._fs:
+                out = self._set_rest()  # the rest period is over: this frame is after it
+                return out + self._step(lm, int(sample))
             self._geo.append((lm, int(sample)))
-            if self._first_frontal is None and bool(geometry(lm[None]).frontal[0]):
+            if f0 is None and bool(geometry(lm[None]).frontal[0]):
                 self._first_frontal = i
-            if self._first_frontal is not None and i >= self._first_frontal + self.n_rest - 1:
-                return self._set_rest()
             return []
         return self._step(lm, int(sample))
 
     def _set_rest(self) -> list[VideoEvent]:
         assert self._first_frontal is not None
         a = self._first_frontal
-        lms = np.stack([g for g, _ in self._geo[a:a + self.n_rest]])
+        lms = np.stack([g for g, _ in self._geo[a:]])
         self.rest = rest_of(geometry(lms), np.arange(len(lms)))
         buffered, self._geo = self._geo, []
         out: list[VideoEvent] = []
@@ -374,7 +380,7 @@ class VideoFeed:
         _write_landmarks(lpath, rec.writer.samples, rec.points)
         table = rec.writer.table()
         r = self.spec.rules
-        table.update(landmarks=lpath.name,
+        table.update(landmarks=lpath.name, fs=self.fs,
                      source="camera" if self.spec.camera is not None else "file",
                      rules={"eye_narrowing": r.eye_narrowing, "mouth_moving": r.mouth_moving,
                             "min_duration_s": r.min_duration_s, "rest_s": self.spec.rest_s})
@@ -438,7 +444,8 @@ class VideoFeed:
     def _opened(self, src: Any) -> None:
         self.fps, self.size = float(src.fps), tuple(src.size)
         if self.detector is None:
-            self.detector = LiveVideoDetector(self.fps, self.spec.rules, self.spec.rest_s)
+            self.detector = LiveVideoDetector(self.fps, self.fs, self.spec.rules,
+                                             self.spec.rest_s)
         self._ready.set()
 
     def _camera(self, src: Any, lm: Any) -> None:
@@ -562,7 +569,8 @@ class VideoReplay:
                 rest_s = float(stored.get("rest_s", rest_s))
             except (KeyError, TypeError, ValueError, ConfigError) as exc:
                 raise FileFormatError(f"video rules in the sidecar are damaged ({exc})") from None
-        self.detector = LiveVideoDetector(self.fps, rules, rest_s)
+        fs = float(table.get("fs") or 0.0) or 1000.0
+        self.detector = LiveVideoDetector(self.fps, fs, rules, rest_s)
         self.error: str | None = None
         self._next = 0
         self._shown: tuple[int, LiveFrame] | None = None
