@@ -623,8 +623,8 @@ class SessionController:
             err = getattr(session.video, "error", None)
             return (True, "") if not err else (False, f"Mirror view stopped: {err}")
         if why is not None:
-            return False, ("Mirror view (camera beside the EMG) needs the video extra: "
-                           f"pip install emgfeedback[video] ({INSTALL_HINT})")
+            return False, ("The mirror view (the camera beside the EMG) needs the video "
+                           f"extra: {INSTALL_HINT}")
         if session is not None and session.video_error:
             return False, f"Mirror view off: {session.video_error}"
         if req is not None and req.video is not None:
