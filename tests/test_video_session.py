@@ -285,3 +285,56 @@ def test_without_a_camera_the_screens_say_how_to_enable_the_mirror(qtbot, tmp_pa
         assert win.ctl.session is not None and win.ctl.session.video is None
     finally:
         win.close()
+
+
+# ------------------------------------------------------------------ the report
+@pytest.fixture(scope="module")
+def simulated_with_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A calibrated simulated session with a video beside it, as a session writes it: the
+    single-face clip looped, a frame every 0.2 s, on the recording's stream sample axis."""
+    from emgfeedback.cli import main
+    from emgfeedback.io.edf.sidecar import read_sidecar, sidecar_path, write_sidecar
+    from emgfeedback.video.record import VideoRecorder
+    from emgfeedback.video.source import VideoSource
+
+    edf = tmp_path_factory.mktemp("report-video") / "sim.edf"
+    assert main(["simulate", "--scenario", "session", "--seed", "3", "--out", str(edf)]) == 0
+    meta = read_sidecar(edf)
+    with VideoSource(SINGLE) as src:
+        frames = [f.image for f in src]
+    first = int(meta.get("first_sample") or 0)
+    with VideoRecorder(edf.with_suffix(".mp4"), 5.0, (640, 360)) as rec:
+        for k, s in enumerate(range(0, int(meta["samples"]), 200)):
+            rec.write(frames[k % len(frames)], first + s)
+    meta["video"] = rec.table()
+    write_sidecar(sidecar_path(edf), meta)
+    return edf
+
+
+@needs_video
+@pytest.mark.slow
+def test_the_report_shows_frames_at_peaks_and_events_only_with_video(simulated_with_video,
+                                                                      tmp_path: Path) -> None:
+    from emgfeedback.views.report import build_report, load_session, render_html
+    from emgfeedback.views.report.video import MAX_MOMENTS, video_figures
+
+    session = load_session(simulated_with_video)
+    report = build_report(session)
+    keys = [k for k, _c, _f in report.figures]
+    video = [(k, c) for k, c, _f in report.figures if k.startswith("video-")]
+    assert video, keys
+    captions = " ".join(c for _k, c in video)
+    events = [e for e in session.analysis["events"] if e.get("type") == "synkinesis"]
+    assert events and all(f"{e['channel']} joined in at {e['onset_s']:.1f} s" in captions
+                          for e in events)
+    reps = {r["rep"] for r in session.analysis["reps"]}
+    assert sum(f"Rep {n} (" in captions for n in reps) == min(len(reps),
+                                                               MAX_MOMENTS - len(events))
+    # the figures sit with the others, before the per-rep bars
+    assert keys.index(video[0][0]) < keys.index("bars")
+    html = render_html(report)
+    assert 'id="fig-video-0"' in html
+    # the same session without its video table: no frames
+    session.signal.sidecar.pop("video")
+    env = np.zeros((10, len(session.channels)))
+    assert video_figures(session, report.rows, events, env, 100.0) == []
