@@ -9,9 +9,11 @@ with :meth:`VideoFeed.feed`; a file's frame ``i`` is at ``start + fs * i / fps``
 ``start`` is the EMG sample at which it began), finds the face (MediaPipe), measures it, runs the
 streaming video synkinesis detector (:class:`LiveVideoDetector`), writes the frame into the
 session's video when recording, and publishes the newest :class:`LiveFrame` for the views.  The
-session thread only hands over its sample count (a lock and an integer): landmarks never run on
-the EMG thread, and when the worker falls behind it **drops frames** (a camera's stale frames,
-or a file's frames whose time has passed), never samples.
+face model runs in a process of its own (:class:`~emgfeedback.video.landmarks.LandmarkProcess`,
+frames through shared memory, niced), so it never holds the EMG thread's interpreter lock nor
+takes its CPU first; the session thread only hands over its sample count (a lock and an
+integer), and when the worker falls behind it **drops frames** (a camera's stale frames, or a
+file's frame when the next one is due already), never samples.
 
 What a recording keeps (beside ``REC.edf``): ``REC.mp4`` (the frames, 0600), and in the sidecar
 under ``"video"`` the frame-to-sample table (:meth:`VideoRecorder.table
@@ -55,12 +57,18 @@ log = logging.getLogger(__name__)
 _USED = np.asarray(USED_LANDMARKS)
 
 
+#: How much less CPU priority the face model's process gets than the EMG's (``nice`` steps): when
+#: the cores are busy, the kernel serves the EMG path first.
+VIDEO_NICE = 10
+
+
 @dataclass(frozen=True)
 class VideoSpec:
     """The session's camera or video file (exactly one).
 
     ``mirror``: the views show the image flipped as a mirror (display only: measures use the
-    frames as captured).  ``loop``: a file starts again at its end (the demo).
+    frames as captured).  ``loop``: a file starts again at its end (the demo).  ``nice``: how
+    much lower the face model's process runs than the EMG (0: the same priority).
     """
 
     path: Path | None = None
@@ -69,12 +77,15 @@ class VideoSpec:
     loop: bool = False
     rules: VideoRules = field(default_factory=VideoRules)
     rest_s: float = 0.5
+    nice: int = VIDEO_NICE  # the face model's process: lower priority than the EMG's
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.camera is None):
             raise ConfigError("video needs either a file (--video FILE) or a camera (--camera N)")
         if self.camera is not None and not 0 <= int(self.camera) <= 63:
             raise ConfigError(f"--camera must be a device index 0-63, got {self.camera}")
+        if not 0 <= int(self.nice) <= 19:
+            raise ConfigError(f"video nice must be 0-19, got {self.nice}")
         if not 0.05 <= self.rest_s <= 60.0:
             raise ConfigError(f"video rest must be 0.05-60 s, got {self.rest_s}")
 
@@ -317,6 +328,8 @@ class VideoFeed:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._idle = threading.Event()  # a file's worker waits for the EMG (all frames done)
+        self._first_measured: int | None = None
+        self._last_measured = 0
 
     # ---- any thread
     def latest(self) -> LiveFrame | None:
@@ -329,8 +342,11 @@ class VideoFeed:
 
     def stats(self) -> dict[str, Any]:
         ms = list(self.landmarks_ms)
+        first = self._first_measured
+        span = (self._last_measured - first) / self.fs if first is not None else 0.0
         return {"read": self.frames_read, "measured": self.frames_measured,
                 "dropped": self.frames_dropped, "fps": self.fps,
+                "measured_fps": (self.frames_measured - 1) / span if span > 0 else None,
                 "landmarks_ms_median": float(np.median(ms)) if ms else None,
                 "drift_ppm": self.clock.drift_ppm if self.spec.camera is not None else None}
 
@@ -412,21 +428,21 @@ class VideoFeed:
             return None if self._stop.is_set() else self._position
 
     def _work(self) -> None:
-        from emgfeedback.video.landmarks import Landmarker, quiet_stderr
+        from emgfeedback.video.landmarks import LandmarkProcess
         from emgfeedback.video.source import VideoSource
 
-        try:
-            with quiet_stderr():
-                lm = Landmarker(video=True)
-        except BaseException as exc:
-            self.error = f"video: the face model could not start ({exc})"
-            self._ready.set()
-            return
+        lm: Any = None
         try:
             if self.spec.camera is not None:
-                self._camera(VideoSource(camera=self.spec.camera, clock=self.clock,
-                                         fs=self.fs), lm)
+                src = VideoSource(camera=self.spec.camera, clock=self.clock, fs=self.fs)
+                w, h = src.size
+                lm = LandmarkProcess((h, w, 3), USED_LANDMARKS, nice=self.spec.nice)
+                self._camera(src, lm)
             else:
+                assert self.spec.path is not None
+                with VideoSource(self.spec.path, fs=self.fs) as probe:
+                    w, h = probe.size
+                lm = LandmarkProcess((h, w, 3), USED_LANDMARKS, nice=self.spec.nice)
                 self._file(lm)
         except EmgError as exc:
             self.error = str(exc)
@@ -437,7 +453,8 @@ class VideoFeed:
         finally:
             self._ready.set()
             self._idle.set()
-            lm.close()
+            if lm is not None:
+                lm.close()
             if self.detector is not None:
                 self.detector.finish()
 
@@ -486,8 +503,8 @@ class VideoFeed:
                     pos = self._wait_for(f.sample)
                     if pos is None:
                         return
-                    if pos >= f.sample + period:  # its time has passed: drop it, not samples
-                        self.frames_dropped += 1
+                    if pos >= f.sample + 2 * period:  # the next one is due too: drop this
+                        self.frames_dropped += 1     # frame (never a sample)
                         continue
                     self._frame(f.image, f.sample, time.perf_counter(), lm)
             if not self.spec.loop or n == 0:
@@ -496,18 +513,15 @@ class VideoFeed:
 
     def _frame(self, image: np.ndarray, sample: int, t_capture: float, lm: Any) -> None:
         t0 = time.perf_counter()
-        if self.frames_measured < 3:
-            from emgfeedback.video.landmarks import quiet_stderr
-
-            with quiet_stderr():  # MediaPipe's C++ start-up chatter (docs/video.md), once
-                found = lm.landmarks(image)
-        else:
-            found = lm.landmarks(image)
+        found = lm.landmarks(image, USED_LANDMARKS)
         self.landmarks_ms.append(1000.0 * (time.perf_counter() - t0))
         # What is stored is what the detector sees: the kept points, on float32 (replay exact).
         kept = None if found is None else found[_USED].astype(np.float32).astype(np.float64)
         pts = None if kept is None else _full(kept)
         self.frames_measured += 1
+        if self._first_measured is None:
+            self._first_measured = sample
+        self._last_measured = sample
         det = self.detector
         assert det is not None
         with self._rec_lock:
@@ -610,6 +624,7 @@ class VideoReplay:
 
     def stats(self) -> dict[str, Any]:
         return {"read": self._next, "measured": self._next, "dropped": 0, "fps": self.fps,
+                "measured_fps": None,
                 "landmarks_ms_median": None, "drift_ppm": None}
 
     def close(self) -> None:
