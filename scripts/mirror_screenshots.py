@@ -7,7 +7,7 @@ session, at 1280x720 and at a laptop's 1366x768.
         [--video ../shared/data/video/single_face.mp4] [--out docs/screenshots]
 
 Each picture is taken when the *signal* reaches a given second (the first smile rep of the
-simulated session, seed 3), so the pictures do not depend on the machine's speed.
+simulated session, seed 3) and the mirror has shown a frame.
 """
 
 from __future__ import annotations
@@ -43,11 +43,14 @@ def run(patient: bool, video: Path, out: Path, speed: float, scratch: Path) -> l
 
     def hook(total: int) -> None:
         fs = win.live.fs if win.live is not None else 1000.0
+        mirror = (win.patient_screen if patient else win.exercise_screen).mirror
         if done["shot"] or total < AT_S * fs:
             return
-        done["shot"] = True
         if not patient:
             win.show_screen("exercise")
+        if mirror.frames_shown == 0:  # the face model is still starting (a busy machine)
+            return
+        done["shot"] = True
         for w, h in SIZES:
             win.resize(w, h)
             for _ in range(3):  # the newest frame into the mirror, then paint
@@ -71,7 +74,7 @@ def run(patient: bool, video: Path, out: Path, speed: float, scratch: Path) -> l
         win.start_source(factory, req)
         win.ctl.start_calibration()
     t0 = time.monotonic()
-    while not done["shot"] and time.monotonic() - t0 < 120:
+    while not done["shot"] and time.monotonic() - t0 < 240:
         app.processEvents()
         time.sleep(0.002)
         if win.errors:
@@ -86,7 +89,7 @@ def main() -> int:
     ap.add_argument("--video", type=Path,
                     default=ROOT.parent / "shared" / "data" / "video" / "single_face.mp4")
     ap.add_argument("--out", type=Path, default=Path("docs/screenshots"))
-    ap.add_argument("--speed", type=float, default=4.0)
+    ap.add_argument("--speed", type=float, default=2.0)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.gettempdir()) / "emgfeedback-mirror-screenshots"

@@ -68,14 +68,25 @@ def live_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, 
     from emgfeedback.video.detect import VideoRules
     from emgfeedback.video.live import VideoSpec
 
+    import time
+
     out = tmp_path_factory.mktemp("video-session") / "P-0016_video.edf"
+    # The EMG at half speed (the clip then lasts 4.8 s of wall time: room for a busy machine);
+    # the session runs until the clip has ended (the face model may take seconds to start).
     spec = SessionSpec(source="simulated",
-                       source_options={"scenario": "smile-synkinesis", "duration": 5.0,
-                                       "speed": 1.0},
+                       source_options={"scenario": "smile-synkinesis", "duration": 120.0,
+                                       "speed": 0.5},
                        record_to=out, patient="P-0016",
                        video=VideoSpec(path=SINGLE, rules=VideoRules(eye_narrowing=0.15)))
     s = Session(spec)
-    s.run()
+    s.start()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 90 and (s.video is None or s.video._thread is None
+                                          or s.video._thread.is_alive()):
+        time.sleep(0.05)
+    s.stop(timeout=10)
+    s.join(10)
+    assert s.error is None, s.error
     assert s.video is not None and s.video.error is None, s.video_error
     return out, list(s.video.events), s.video
 
@@ -96,11 +107,13 @@ def test_session_with_a_video_file_records_the_video_and_its_table(live_session)
     assert table["file"] == video.name and table["fps"] == 30.0 and table["fs"] == 1000.0
     assert table["size"] == [640, 360] and table["source"] == "file"
     samples = table["samples"]
-    assert table["frames"] == len(samples) >= 40  # most of the 72 frames (the model starts first)
+    assert table["frames"] == len(samples) >= 40  # most of the 72 frames
     assert all(b > a for a, b in zip(samples, samples[1:]))
     assert 0 <= samples[0] and samples[-1] < meta["samples"] + meta["first_sample"]
-    # Frames 1/30 s apart on the sample axis (a file's clock is exact): 33 or 34 samples.
-    assert set(np.diff(samples)) <= {33, 34, 66, 67, 100}  # a dropped frame leaves a gap
+    # Frames 1/30 s apart on the sample axis (a file's clock is exact): 33 or 34 samples, or a
+    # multiple where a frame was dropped.
+    k = np.diff(samples) / (1000.0 / 30.0)
+    assert np.all(np.abs(k - np.round(k)) < 0.05) and np.all(np.round(k) >= 1)
     assert table["rules"]["eye_narrowing"] == 0.15
     ls, pts = load_landmarks(lpath)
     assert list(ls) == samples and np.isfinite(pts).all()  # a face in every frame
@@ -236,10 +249,10 @@ def test_the_therapists_and_the_patients_screens_show_the_mirror(qtbot, tmp_path
         win.start_source(_factory(), _request(spec))
         win.ctl.start_calibration()
         # the controller shows the calibration once it runs; the therapist looks at the bars
-        qtbot.waitUntil(lambda: win.current_screen == "calibration", timeout=20000)
+        qtbot.waitUntil(lambda: win.current_screen == "calibration", timeout=60000)
         win.show_screen("exercise")
         ex = win.exercise_screen
-        qtbot.waitUntil(lambda: ex.mirror.frames_shown >= 3, timeout=20000)
+        qtbot.waitUntil(lambda: ex.mirror.frames_shown >= 3, timeout=60000)
         assert ex.mirror_box.isVisible() and ex.mirror.isVisible()
         assert ex.video_note.text() == ""
         assert ex.mirror.width() >= 300 and ex.mirror.height() >= 200
@@ -258,10 +271,10 @@ def test_the_therapists_and_the_patients_screens_show_the_mirror(qtbot, tmp_path
         pat.patient_factory = _factory()
         pat.start_patient()
         ps = pat.patient_screen
-        qtbot.waitUntil(lambda: ps.mirror.frames_shown >= 3, timeout=20000)
+        qtbot.waitUntil(lambda: ps.mirror.frames_shown >= 3, timeout=60000)
         assert ps.mirror.isVisible() and not ps.face.isVisible()
         assert ps.mirror.plain  # no numbers for the patient
-        qtbot.waitUntil(lambda: len(ps.bars) == 8, timeout=20000)
+        qtbot.waitUntil(lambda: len(ps.bars) == 8, timeout=60000)
         heads = [w.text() for w in ps.findChildren(type(ps.video_note))
                  if w.text().startswith("Your ")]
         assert heads[:2] == ["Your left side", "Your right side"]  # the mirror's order
@@ -275,7 +288,7 @@ def test_without_a_camera_the_screens_say_how_to_enable_the_mirror(qtbot, tmp_pa
     win = _window(qtbot, tmp_path)
     try:
         win.start_source(_factory(), _request(None))
-        qtbot.waitUntil(lambda: win.ctl.live is not None and win.ctl.live.ready, timeout=20000)
+        qtbot.waitUntil(lambda: win.ctl.live is not None and win.ctl.live.ready, timeout=60000)
         win.tick()
         win.show_screen("exercise")
         ex = win.exercise_screen

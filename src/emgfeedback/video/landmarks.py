@@ -105,16 +105,16 @@ class Landmarker:
 
 def _serve(conn: Any, shape: tuple[int, int, int], only: tuple[int, ...], nice: int) -> None:
     """The landmark process: a frame's bytes arrive on ``conn``, its points go back."""
-    try:
-        os.nice(nice)  # the EMG's process first when the cores are busy
-    except OSError:
-        pass
     with open(os.devnull, "wb") as null:  # MediaPipe's C++ chatter: this process's stderr only
         os.dup2(null.fileno(), 2)
     buf = bytearray(int(np.prod(shape)))
     frame = np.frombuffer(buf, dtype=np.uint8).reshape(shape)
     try:
         lm = Landmarker(video=True)
+        try:  # once started (a niced start-up crawls on a busy machine): the EMG's process first
+            os.nice(nice)
+        except OSError:
+            pass
         conn.send("ready")
         idx = list(only)
         while True:

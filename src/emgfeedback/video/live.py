@@ -59,7 +59,7 @@ _USED = np.asarray(USED_LANDMARKS)
 
 #: How much less CPU priority the face model's process gets than the EMG's (``nice`` steps): when
 #: the cores are busy, the kernel serves the EMG path first.
-VIDEO_NICE = 10
+VIDEO_NICE = 5
 
 
 @dataclass(frozen=True)
