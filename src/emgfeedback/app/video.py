@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.errors import EmgError
-
-if TYPE_CHECKING:
-    from emgfeedback.app.session import Session
 
 __all__ = ["attach_video", "recorded_video"]
 
@@ -35,8 +32,9 @@ def recorded_video(path: Path | str) -> tuple[dict[str, Any], int] | None:
     return table, int(meta.get("first_sample") or 0)
 
 
-def attach_video(session: "Session", chain: Chain) -> Any:
-    """The video consumer of ``session`` (a :class:`~emgfeedback.video.live.VideoFeed` or
+def attach_video(session: Any, chain: Chain) -> Any:
+    """The video consumer of ``session`` (an :class:`~emgfeedback.app.session.Session`, not
+    imported here: no module cycle) (a :class:`~emgfeedback.video.live.VideoFeed` or
     :class:`~emgfeedback.video.live.VideoReplay`), started, or ``None``.  A video that cannot
     start leaves the EMG session running: the reason is in ``session.video_error``."""
     spec = session.spec
