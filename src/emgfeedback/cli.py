@@ -727,6 +727,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _replay_json(args, cfg)
     opts: dict[str, Any] = {"speed": _speed(args.speed), "start": args.start, "fs": args.fs,
                             "unit": args.unit, "board": args.brainflow_board}
+    if opts["speed"] is None:  # --speed max: large blocks (chunk-invariant: the same events)
+        from emgfeedback.app.analyze import OFFLINE_BLOCK_S
+
+        opts["block_ms"] = 1000.0 * OFFLINE_BLOCK_S
     spec = SessionSpec(source=f"replay:{args.file}", source_options=opts, config=cfg,
                        affected_side=args.affected, lsl=args.lsl, lsl_scope=args.lsl_scope)
     session = Session(spec, views=_console(f"emgfeedback replay: {args.file.name}", cfg))
