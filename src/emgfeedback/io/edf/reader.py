@@ -166,6 +166,10 @@ class EdfRecording(Recording):
             scales.append(sc)
         self.grids = [DigitalGrid(pmin[k], pmax[k], dmin[k], dmax[k]) for k in chan_idx]
         self._scales = np.array(scales)
+        self._scaled = bool((self._scales != 1.0).any())
+        self._dmin = np.array([float(g.dmin) for g in self.grids])
+        self._gain = np.array([g.gain for g in self.grids])
+        self._pmin = np.array([g.pmin for g in self.grids])
         fs = nmax / rec_s
         sidecar = read_sidecar(path)
         if any(is_ann) and reserved.startswith(("EDF+", "BDF+")):  # records where stamped
@@ -186,7 +190,13 @@ class EdfRecording(Recording):
             block = np.asarray(self._mm[:, a:b])
             total_s = nrec * rec_s
             refused: list[str] = []
-            for r in range(nrec):
+            # Only records with a text in a TAL (a 0x14 followed by a text byte) can give an
+            # annotation: most hold just their timekeeping TAL ("+12.3\x14\x14"), skipped
+            # without parsing.
+            sep = block[:, :-1] == 0x14
+            nxt = block[:, 1:]
+            texty = np.flatnonzero((sep & (nxt != 0x14) & (nxt != 0)).any(axis=1))
+            for r in texty.tolist():
                 for onset, dur, texts in parse_tals(bytes(block[r])):
                     why = check_annotation(onset, dur, total_s)
                     if why is not None:
@@ -242,16 +252,25 @@ class EdfRecording(Recording):
         r0, r1 = start // n, (stop - 1) // n + 1
         recs = np.asarray(self._mm[r0:r1])
         out = np.empty(((r1 - r0) * n, len(self.channels)), dtype=np.float64)
-        for c, (a, b) in enumerate(self._chan_bytes):
-            raw = np.ascontiguousarray(recs[:, a:b])
-            if self._bps == 2:
-                d = raw.view("<i2").reshape(-1).astype(np.int32)
-            else:
-                t = raw.reshape(-1, 3).astype(np.int32)
+        if self._bps == 2:
+            # int16 codes straight into the block, then µV for all channels at once:
+            # (d - dmin) * gain + pmin, the arithmetic of DigitalGrid.to_physical
+            codes = recs.view("<i2")
+            o3 = out.reshape(r1 - r0, n, len(self.channels))
+            for c, (a, b) in enumerate(self._chan_bytes):
+                o3[:, :, c] = codes[:, a // 2 : b // 2]
+            out -= self._dmin
+            out *= self._gain
+            out += self._pmin
+            if self._scaled:
+                out *= self._scales
+        else:
+            for c, (a, b) in enumerate(self._chan_bytes):
+                t = np.ascontiguousarray(recs[:, a:b]).reshape(-1, 3).astype(np.int32)
                 d = t[:, 0] | (t[:, 1] << 8) | (t[:, 2] << 16)
                 d = np.where(d >= 1 << 23, d - (1 << 24), d)
-            v = self.grids[c].to_physical(d)
-            out[:, c] = v if self._scales[c] == 1.0 else v * self._scales[c]
+                v = self.grids[c].to_physical(d)
+                out[:, c] = v if self._scales[c] == 1.0 else v * self._scales[c]
         off = start - r0 * n
         return out[off : off + (stop - start)]
 
