@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -486,12 +487,11 @@ def _add_history(sub: Any) -> None:
     imp = hs.add_parser("import", help="analyse and store every session file under FOLDER")
     imp.add_argument("folder", type=Path)
     imp.add_argument("--db", type=Path, default=None)
-    imp.add_argument("--pattern", default="*.edf",
-                     help="file glob, searched recursively (e.g. '*.txt' for OpenBCI files)")
     _add_identity_options(imp)
     imp.add_argument("--montage", type=Path, default=None,
                      help="montage TOML naming the region of each channel (files of other tools)")
     _add_import_options(imp)
+    _add_batch_options(imp)
     imp.set_defaults(func=cmd_history_import)
     ls = hs.add_parser("list", help="patients and their number of sessions")
     ls.add_argument("--db", type=Path, default=None)
@@ -502,7 +502,7 @@ def cmd_history_import(args: argparse.Namespace) -> int:
     from emgfeedback.views.history import import_folder
 
     r = import_folder(args.folder, args.db, pattern=args.pattern, progress=sys.stderr,
-                      opener=_opener(args))
+                      opener=_opener(args), jobs=args.jobs, scheduler=args.scheduler)
     for path, reason in r.failed:
         print(f"emgfeedback: skipped {path.name}: {reason}", file=sys.stderr)
     print(f"imported {len(r.imported)} sessions, {len(r.skipped)} already stored, "
@@ -767,12 +767,40 @@ def _add_identity_options(p: argparse.ArgumentParser) -> None:
                    help="affected side when the file does not state it")
 
 
-def _opener(args: argparse.Namespace) -> Callable[[Path], Any]:
+@dataclass(frozen=True)
+class _Opener:
     """Opens a session file with the import options, ``--patient``/``--affected-side``
     (:func:`emgfeedback.io.identity.apply_identity`) and ``--montage`` (channels relabelled
-    ``EMG <side>-<code>``, the labels every later step reads)."""
-    from emgfeedback.io.identity import apply_identity, validate_side
-    from emgfeedback.io.importers import load
+    ``EMG <side>-<code>``, the labels every later step reads).  Picklable: batch workers (a
+    process pool, a Dask cluster) open their files with it."""
+
+    fs: float | None = None
+    unit: str | None = None
+    board: str | None = None
+    patient: str | None = None
+    side: str | None = None
+    montage: Path | None = None
+
+    def __call__(self, path: Path) -> Any:
+        from emgfeedback.io.identity import apply_identity
+        from emgfeedback.io.importers import load
+
+        rec = load(path, fs=self.fs, unit=self.unit, board=self.board)
+        try:
+            apply_identity(rec, self.patient, self.side)
+            _beside_events(rec)
+            if self.montage is not None:
+                _relabel(rec, self.montage)
+        except BaseException:
+            rec.close()
+            raise
+        return rec
+
+
+def _opener(args: argparse.Namespace) -> _Opener:
+    """The :class:`_Opener` of the command's options (``--patient`` checked before any file is
+    read)."""
+    from emgfeedback.io.identity import validate_side
 
     patient = getattr(args, "patient", None)
     side = validate_side(getattr(args, "affected_side", None))
@@ -780,21 +808,9 @@ def _opener(args: argparse.Namespace) -> Callable[[Path], Any]:
         from emgfeedback.io.edf import validate_patient_id
 
         validate_patient_id(patient)  # refused before any file is read
-
-    def open_(path: Path) -> Any:
-        rec = load(path, fs=getattr(args, "fs", None), unit=getattr(args, "unit", None),
-                   board=getattr(args, "brainflow_board", None))
-        try:
-            apply_identity(rec, patient, side)
-            _beside_events(rec)
-            if getattr(args, "montage", None) is not None:
-                _relabel(rec, args.montage)
-        except BaseException:
-            rec.close()
-            raise
-        return rec
-
-    return open_
+    return _Opener(getattr(args, "fs", None), getattr(args, "unit", None),
+                   getattr(args, "brainflow_board", None), patient, side,
+                   getattr(args, "montage", None))
 
 
 def _beside_events(rec: Any) -> None:
