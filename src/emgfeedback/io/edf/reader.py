@@ -192,7 +192,15 @@ class EdfRecording(Recording):
         gaps: list[tuple[int, int]] = []
         for k in [k for k in range(ns) if is_ann[k]]:
             a, b = int(starts[k]), int(starts[k + 1])
-            block = np.asarray(self._mm[:, a:b])
+            # copied out a few thousand records at a time, their pages unmapped after each
+            # (the scan touches every page of the file; it must not count as our memory)
+            step = max(1, (8 << 20) // rec_bytes)
+            parts = []
+            for r0 in range(0, nrec, step):
+                r1 = min(nrec, r0 + step)
+                parts.append(np.array(self._mm[r0:r1, a:b]))
+                self._drop(r0, r1)
+            block = np.concatenate(parts)
             total_s = nrec * rec_s
             refused: list[str] = []
             # Only records with a text in a TAL (a 0x14 followed by a text byte) can give an
@@ -216,7 +224,6 @@ class EdfRecording(Recording):
                             markers.append(Marker(s, d, t))
             if refused:
                 notes.append(f"{len(refused)} impossible annotation(s) ignored, e.g. {refused[0]}")
-        self._drop(0, nrec)  # the annotation scan touched every record
         markers.sort(key=lambda m: m.sample)
         n_slots = nrec * nmax
         if sidecar.get("format") == SIDECAR_FORMAT and isinstance(sidecar.get("slots"), int):
