@@ -167,7 +167,7 @@ class _Snapshot(Quality):
     read one per frame), and the live chain does not pay for them.  The means are never
     modified in place by the meter (each window replaces them)."""
 
-    def __init__(self, at: int, means: np.ndarray, n_channels: int) -> None:  # noqa: D107
+    def __init__(self, at: int, means: np.ndarray, n_channels: int) -> None:
         object.__setattr__(self, "at", at)
         object.__setattr__(self, "_means", means)
         object.__setattr__(self, "_c", n_channels)
