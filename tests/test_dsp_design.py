@@ -115,7 +115,7 @@ def test_fused_cascade_equals_successive_stages_exactly() -> None:
 
 
 HEAVY = ("matplotlib", "PySide6", "PyQt5", "pyqtgraph", "mne", "pyedflib", "scipy.signal",
-         "scipy.stats", "scipy.fft", "scipy.linalg", "numba", "pandas", "importlib.metadata")
+         "scipy.stats", "scipy.fft", "scipy.linalg", "numba", "pandas")
 
 
 def test_analyze_path_imports_no_heavy_module(tmp_path: Path) -> None:
