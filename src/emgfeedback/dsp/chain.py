@@ -83,6 +83,7 @@ class Chain:
             self._set_mains(int(self.cfg.mains))
         elif self.cfg.mains == "auto":
             self._auto_pending = True
+            import numpy.fft  # noqa: F401 - now, not in the live chunk that decides the mains
         self._detect_buf: list[np.ndarray] = []
         self._band_buf: list[np.ndarray] = []
         self._detect_have = 0
