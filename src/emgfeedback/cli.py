@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.validate import MAX_FS, write_private
@@ -1066,10 +1065,25 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 COMMANDS += [_add_video]
 
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (``importlib.metadata`` is slow to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str = "show the version and exit") -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        import emgfeedback
+
+        print(f"emgfeedback {emgfeedback.__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emgfeedback",
                      description="Surface-EMG biofeedback for facial paralysis rehabilitation.")
-    parser.add_argument("--version", action="version", version=f"emgfeedback {__version__}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("--debug", action="store_true", help="log details; tracebacks on bugs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in COMMANDS:
