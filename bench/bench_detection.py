@@ -26,12 +26,8 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 
-import numpy as np
-
-from emgfeedback.app.evaluate import patient_calibration, simulate_and_evaluate
-from emgfeedback.clinical.montage import Montage
+from emgfeedback.app.evaluate import simulate_and_evaluate
 from emgfeedback.sources.facesim import ModelParams, apply_confounders, calibration_s
 from emgfeedback.sources.truth import HELD_OUT_SEEDS, TUNING_SEEDS, Evaluation
 
@@ -106,36 +102,12 @@ def scenarios(seeds: list[int]) -> None:
 
 
 def cost(seconds: float = 60.0) -> None:
-    from emgfeedback.clinical.detect import Detector
-    from emgfeedback.dsp.chain import Chain
-    from emgfeedback.sources.simulated import SimulatedSource
+    """The live cost table, measured by bench_live.py's :func:`live_cost` (one implementation)."""
+    from bench_live import cost_table, live_cost  # this script's folder is on sys.path
 
-    p = ModelParams(fs=2000.0)
-    cal = patient_calibration(7, p)
-    lead = calibration_s(p) + 2.0
-    src = SimulatedSource("session", lead + seconds, 7, speed=None, params=p)
-    with src:
-        whole = src.read_all()
-    chain = Chain(p.fs, len(p.channels), adc_range_uv=src.info.adc_range_uv)
-    det = Detector.for_chain(chain, Montage.from_labels(p.channels, "L"), cal)
-    t_chain, t_det = [], []
-    rest = whole
-    while len(rest):
-        part, rest = rest.split(20)
-        t0 = time.perf_counter()
-        proc = chain.process(part)
-        t1 = time.perf_counter()
-        det.feed(proc)
-        t2 = time.perf_counter()
-        t_chain.append(t1 - t0)
-        t_det.append(t2 - t1)
-    skip = int(lead * p.fs / 20)  # measure the exercise part (reps, events), not calibration
-    a, b = np.array(t_chain[skip:]) * 1e6, np.array(t_det[skip:]) * 1e6
-    print("| per 10 ms chunk, 8 ch at 2 kHz | median µs | p99 µs |")
-    print("|---|---|---|")
-    for name, v in (("chain (dsp)", a), ("detector", b), ("chain + detector", a + b)):
-        print(f"| {name} | {np.median(v):.0f} | {np.percentile(v, 99):.0f} |")
-    print(f"\n{len(a)} chunks during reps and rests; {len(det.events)} events raised; "
+    a, b, events = live_cost(seconds)
+    print("\n".join(cost_table(a, b)))
+    print(f"\n{len(a)} chunks during reps and rests; {events} events raised; "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
 
 

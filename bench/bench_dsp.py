@@ -7,7 +7,6 @@ section.  Peers are optional: a missing peer is reported as such, never invented
 
 from __future__ import annotations
 
-import gc
 import platform
 import time
 import warnings
@@ -28,23 +27,6 @@ def _data(seconds: float) -> np.ndarray:
     src = SimulatedSource("session", seconds, 1, speed=None, params=ModelParams(fs=FS))
     with src:
         return src.read_all().data
-
-
-def live_chunk_cost(x: np.ndarray) -> tuple[float, float, float]:
-    chain = Chain(FS, x.shape[1], DspConfig(mains="50"))
-    ch = DEFAULT_CHANNELS
-    times = []
-    gc.disable()
-    try:
-        for k in range(0, len(x) - CHUNK + 1, CHUNK):
-            c = Chunk(x[k:k + CHUNK], k, FS, ch)
-            t0 = time.perf_counter_ns()
-            chain.process(c)
-            times.append(time.perf_counter_ns() - t0)
-    finally:
-        gc.enable()
-    t = np.array(times[100:]) / 1000.0  # µs, after warm-up
-    return float(np.median(t)), float(np.percentile(t, 99)), float(t.max())
 
 
 def offline_throughput(x: np.ndarray, block_s: float = 1.0) -> float:
@@ -91,7 +73,6 @@ def brainflow_per_channel_second(x: np.ndarray) -> float | None:
 
 def main() -> str:
     x = _data(120.0)
-    p50, p99, worst = live_chunk_cost(x)
     x_long = np.tile(x, (5, 1))  # 10 minutes
     rt = offline_throughput(x_long, 10.0)
     rt1 = offline_throughput(x_long, 1.0)
@@ -107,9 +88,6 @@ def main() -> str:
         "",
         "| measure | result | target |",
         "|---|---|---|",
-        f"| live chain, 10 ms chunk: p50 | {p50:.0f} µs | |",
-        f"| live chain, 10 ms chunk: p99 | {p99:.0f} µs | <= 200 µs |",
-        f"| live chain, 10 ms chunk: worst | {worst:.0f} µs | |",
         f"| offline throughput (10 s blocks) | {rt:,.0f} x real time | >= 1000 x |",
         f"| offline throughput (1 s blocks) | {rt1:,.0f} x real time | |",
         "",
@@ -121,7 +99,8 @@ def main() -> str:
         f"| NeuroKit2 `emg_process` (offline, zero-phase, one channel) | {fmt(nk_cs)} |",
         f"| BrainFlow DataFilter band-pass + 50 Hz notch + rolling mean (C++) | {fmt(bf_cs)} |",
         "",
-        "The chain plus the synkinesis detector is measured in the detection section below.",
+        "The live cost per 10 ms chunk (chain, detector, both) is measured in the live section "
+        "below (`bench/bench_live.py`).",
         "",
     ]
     return "\n".join(lines)

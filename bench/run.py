@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["dsp", "detection", "board", "io", "gui", "report", "video", "fuzz"]
+ORDER = ["dsp", "live", "detection", "board", "io", "offline", "gui", "report", "video", "fuzz"]
 
 
 def main() -> int:

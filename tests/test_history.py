@@ -446,3 +446,62 @@ def test_therapist_entries_are_stored_and_shown_in_progress(tmp_path):
     text = html.read_text(encoding="utf-8")
     assert "House-Brackmann grade" in text and "<td>3</td><td>6</td>" in text
     assert "re-graded" in text
+
+
+def _stored_rows(db: Path) -> list[tuple]:
+    """Every stored session's content (row ids aside), in storing order."""
+    con = sqlite3.connect(db)
+    try:
+        return con.execute("SELECT patient_id, recorded_at, source, affected_side, program, fs,"
+                           " duration_s, channels, n_exercises, analysis, content_id"
+                           " FROM sessions ORDER BY id").fetchall()
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_history_import_on_workers_gives_the_serial_result(tmp_path, capsys):
+    """``history import --jobs 2`` (a process pool) and ``--scheduler`` (a Dask cluster of 2
+    workers) store what a serial import stores, in the same order; a broken file is reported
+    and the rest complete; only this process writes the database (0600)."""
+    import shutil
+
+    from emgfeedback.cli import main
+    from emgfeedback.io.edf import sidecar_path
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for k in range(3):
+        write_edf_session(folder / f"s{k}.edf", make_source(seed=60 + k, synkinesis_prob=0.5,
+                                                            duration=100.0, channels=SMALL),
+                          f"P-06{k % 2}", session_start(k))
+    (folder / "s1b_broken.edf").write_bytes(b"0       " + b"x" * 300)  # not a recording
+    shutil.copy(folder / "s0.edf", folder / "s2z_copy.edf")  # same content, another name
+    shutil.copy(sidecar_path(folder / "s0.edf"), sidecar_path(folder / "s2z_copy.edf"))
+
+    serial = import_folder(folder, tmp_path / "serial.sqlite", progress=None, jobs=1)
+    assert [p.name for p in serial.imported] == ["s0.edf", "s1.edf", "s2.edf"]
+    assert [p.name for p in serial.skipped] == ["s2z_copy.edf"]
+    assert [p.name for p, _ in serial.failed] == ["s1b_broken.edf"]
+    want = _stored_rows(tmp_path / "serial.sqlite")
+    assert len(want) == 3
+
+    pooled = import_folder(folder, tmp_path / "pool.sqlite", progress=None, jobs=2)
+    assert (pooled.imported, pooled.skipped, pooled.failed) == \
+        (serial.imported, serial.skipped, serial.failed)
+    assert _stored_rows(tmp_path / "pool.sqlite") == want
+
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        assert len(cluster.workers) == 2
+        db = tmp_path / "dask.sqlite"
+        capsys.readouterr()
+        code = main(["history", "import", str(folder), "--db", str(db),
+                     "--scheduler", cluster.scheduler_address])
+    out, err = capsys.readouterr()
+    assert code == 1  # one file failed: reported, not a success
+    assert "imported 3 sessions, 1 already stored, 1 failed" in out
+    assert "skipped s1b_broken.edf" in err and "5/5 sessions (100 %)" in err
+    assert _stored_rows(db) == want
+    assert (db.stat().st_mode & 0o777) == 0o600

@@ -7,11 +7,19 @@ The package is organised by the direction data flows in (see docs/architecture.m
 Core packages (everything except ``views.gui``) import no Qt.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("emgfeedback")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0.0.0+unknown"
-
 __all__ = ["__version__"]
+
+__version__: str  # looked up on first use: importlib.metadata costs ~50-150 ms of start-up
+
+
+def __getattr__(name: str) -> str:
+    if name != "__version__":
+        raise AttributeError(f"module 'emgfeedback' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("emgfeedback")
+    except PackageNotFoundError:  # pragma: no cover - a source tree without install
+        v = "0.0.0+unknown"
+    globals()["__version__"] = v
+    return v

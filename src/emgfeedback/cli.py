@@ -12,10 +12,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from emgfeedback import __version__
 from emgfeedback.config import Config, load_config
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.validate import MAX_FS, write_private
@@ -539,12 +539,11 @@ def _add_history(sub: Any) -> None:
     imp = hs.add_parser("import", help="analyse and store every session file under FOLDER")
     imp.add_argument("folder", type=Path)
     imp.add_argument("--db", type=Path, default=None)
-    imp.add_argument("--pattern", default="*.edf",
-                     help="file glob, searched recursively (e.g. '*.txt' for OpenBCI files)")
     _add_identity_options(imp)
     imp.add_argument("--montage", type=Path, default=None,
                      help="montage TOML naming the region of each channel (files of other tools)")
     _add_import_options(imp)
+    _add_batch_options(imp)
     imp.set_defaults(func=cmd_history_import)
     ls = hs.add_parser("list", help="patients and their number of sessions")
     ls.add_argument("--db", type=Path, default=None)
@@ -555,7 +554,7 @@ def cmd_history_import(args: argparse.Namespace) -> int:
     from emgfeedback.views.history import import_folder
 
     r = import_folder(args.folder, args.db, pattern=args.pattern, progress=sys.stderr,
-                      opener=_opener(args))
+                      opener=_opener(args), jobs=args.jobs, scheduler=args.scheduler)
     for path, reason in r.failed:
         print(f"emgfeedback: skipped {path.name}: {reason}", file=sys.stderr)
     print(f"imported {len(r.imported)} sessions, {len(r.skipped)} already stored, "
@@ -781,6 +780,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return _replay_json(args, cfg)
     opts: dict[str, Any] = {"speed": _speed(args.speed), "start": args.start, "fs": args.fs,
                             "unit": args.unit, "board": args.brainflow_board}
+    if opts["speed"] is None:  # --speed max: large blocks (chunk-invariant: the same events)
+        from emgfeedback.app.analyze import OFFLINE_BLOCK_S
+
+        opts["block_ms"] = 1000.0 * OFFLINE_BLOCK_S
     spec = SessionSpec(source=f"replay:{args.file}", source_options=opts, config=cfg,
                        affected_side=args.affected, lsl=args.lsl, lsl_scope=args.lsl_scope)
     session = Session(spec, views=_console(f"emgfeedback replay: {args.file.name}", cfg))
@@ -818,12 +821,40 @@ def _add_identity_options(p: argparse.ArgumentParser) -> None:
                    help="affected side when the file does not state it")
 
 
-def _opener(args: argparse.Namespace) -> Callable[[Path], Any]:
+@dataclass(frozen=True)
+class _Opener:
     """Opens a session file with the import options, ``--patient``/``--affected-side``
     (:func:`emgfeedback.io.identity.apply_identity`) and ``--montage`` (channels relabelled
-    ``EMG <side>-<code>``, the labels every later step reads)."""
-    from emgfeedback.io.identity import apply_identity, validate_side
-    from emgfeedback.io.importers import load
+    ``EMG <side>-<code>``, the labels every later step reads).  Picklable: batch workers (a
+    process pool, a Dask cluster) open their files with it."""
+
+    fs: float | None = None
+    unit: str | None = None
+    board: str | None = None
+    patient: str | None = None
+    side: str | None = None
+    montage: Path | None = None
+
+    def __call__(self, path: Path) -> Any:
+        from emgfeedback.io.identity import apply_identity
+        from emgfeedback.io.importers import load
+
+        rec = load(path, fs=self.fs, unit=self.unit, board=self.board)
+        try:
+            apply_identity(rec, self.patient, self.side)
+            _beside_events(rec)
+            if self.montage is not None:
+                _relabel(rec, self.montage)
+        except BaseException:
+            rec.close()
+            raise
+        return rec
+
+
+def _opener(args: argparse.Namespace) -> _Opener:
+    """The :class:`_Opener` of the command's options (``--patient`` checked before any file is
+    read)."""
+    from emgfeedback.io.identity import validate_side
 
     patient = getattr(args, "patient", None)
     side = validate_side(getattr(args, "affected_side", None))
@@ -831,21 +862,9 @@ def _opener(args: argparse.Namespace) -> Callable[[Path], Any]:
         from emgfeedback.io.edf import validate_patient_id
 
         validate_patient_id(patient)  # refused before any file is read
-
-    def open_(path: Path) -> Any:
-        rec = load(path, fs=getattr(args, "fs", None), unit=getattr(args, "unit", None),
-                   board=getattr(args, "brainflow_board", None))
-        try:
-            apply_identity(rec, patient, side)
-            _beside_events(rec)
-            if getattr(args, "montage", None) is not None:
-                _relabel(rec, args.montage)
-        except BaseException:
-            rec.close()
-            raise
-        return rec
-
-    return open_
+    return _Opener(getattr(args, "fs", None), getattr(args, "unit", None),
+                   getattr(args, "brainflow_board", None), patient, side,
+                   getattr(args, "montage", None))
 
 
 def _beside_events(rec: Any) -> None:
@@ -1101,10 +1120,25 @@ def cmd_video(args: argparse.Namespace) -> int:
 
 COMMANDS += [_add_video]
 
+class _Version(argparse.Action):
+    """``--version``, looked up only when asked (``importlib.metadata`` is slow to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str = "show the version and exit") -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        import emgfeedback
+
+        print(f"emgfeedback {emgfeedback.__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emgfeedback",
                      description="Surface-EMG biofeedback for facial paralysis rehabilitation.")
-    parser.add_argument("--version", action="version", version=f"emgfeedback {__version__}")
+    parser.add_argument("--version", action=_Version)
     parser.add_argument("--debug", action="store_true", help="log details; tracebacks on bugs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for add in COMMANDS:

@@ -19,7 +19,7 @@ import numpy as np
 
 from emgfeedback.app.pipeline import Consumer, Pipeline
 from emgfeedback.clinical.analysis import Analysis
-from emgfeedback.clinical.calibration import Calibration, Calibrator
+from emgfeedback.clinical.calibration import Calibration, Calibrator, parse_calibration_marker
 from emgfeedback.clinical.detect import Detector
 from emgfeedback.clinical.exercises import Program, default_program, load_program
 from emgfeedback.clinical.live import LiveClinic
@@ -27,6 +27,7 @@ from emgfeedback.clinical.montage import Montage, load_montage
 from emgfeedback.clinical.symmetry import symmetry
 from emgfeedback.config import Config
 from emgfeedback.dsp.chain import Chain
+from emgfeedback.errors import CalibrationError
 from emgfeedback.recording import Recording
 from emgfeedback.sources.replay import ReplaySource
 from emgfeedback.stream import Marker, Processed
@@ -71,6 +72,74 @@ def analyze_file(path: str | Path, *, montage: str | Path | None = None,
     return analyze(rec, mont, prog, exercise=exercise, calibration=calibration, config=cfg)
 
 
+#: Offline block size: samples per chunk handed through the pipeline by :func:`analyze` (the
+#: chain, quality and detector are chunk-invariant, so the events are the same, to the sample, as
+#: with the live 10 ms chunks; large blocks leave the work to the compiled kernels).
+OFFLINE_BLOCK_S = 2.0
+
+#: At most this much signal is held while the calibration segments finish after the first rep's
+#: marker (a longer wait falls back to two passes).
+MAX_HELD_S = 60.0
+
+
+class _TwoPasses(Exception):
+    """The single pass cannot give the two-pass result (raised and caught inside analyze)."""
+
+
+class _OnePass:
+    """Calibration, then detection, in one pass over the recording (what a live session does).
+
+    The calibrator is fed every chunk, as the calibration pass of :func:`analyze` does; chunks
+    from the first rep's marker on are held until every calibration segment of the file is
+    complete, then the calibration is computed (without the automatic fallback: if it is needed,
+    :class:`_TwoPasses` is raised) and a :class:`LiveClinic` with it is fed the held chunks and
+    every later one, exactly as the detection pass feeds it."""
+
+    def __init__(self, calib: Calibrator, n_segments: int, program: Program, strict: bool,
+                 make_clinic: Callable[[Calibration], LiveClinic], max_held: int) -> None:
+        self.calib = calib
+        self.n_segments = n_segments
+        self.program = program
+        self.strict = strict
+        self.make_clinic = make_clinic
+        self.max_held = max_held
+        self.clinic: LiveClinic | None = None
+        self.cal: Calibration | None = None
+        self.held: list[Processed] = []
+        self._held_n = 0
+
+    def _calibration(self) -> Calibration:
+        try:
+            return self.calib.result(None, strict=self.strict)
+        except CalibrationError:
+            raise _TwoPasses() from None  # the fallback envelope (or the same error) is needed
+
+    def start_clinic(self) -> None:
+        """Calibrate now and feed the held chunks to a new clinic."""
+        self.cal = self._calibration()
+        self.clinic = self.make_clinic(self.cal)
+        held, self.held = self.held, []
+        for q in held:
+            self.clinic.feed(q)
+
+    def feed(self, p: Processed) -> None:
+        if self.clinic is not None:
+            self.clinic.feed(p)
+            return
+        self.calib.feed(p)
+        if self.held or any(self.program.find(m.text) is not None for m in p.markers):
+            self.held.append(p)
+            self._held_n += len(p)
+            if len(self.calib.segments) == self.n_segments and self.calib.complete:
+                self.start_clinic()
+            elif self._held_n > self.max_held:
+                raise _TwoPasses()
+
+    def close(self) -> None:
+        if self.clinic is not None:
+            self.clinic.close()
+
+
 def analyze(
     rec: Recording,
     montage: Montage | None = None,
@@ -78,7 +147,7 @@ def analyze(
     exercise: str | None = None,
     calibration: str | Calibration = "annotations",
     config: Config | None = None,
-    chunk_size: int = 1000,
+    chunk_size: int | None = None,
     strict: bool = True,
 ) -> Analysis:
     """Analyse a whole recording.
@@ -99,7 +168,13 @@ def analyze(
         refused segment raises :class:`~emgfeedback.errors.CalibrationError`), ``"auto"``
         (automatic estimate only), or a stored :class:`Calibration`.
     chunk_size:
-        Chunk size fed to the detector (results do not depend on it).
+        Samples per chunk through the pipeline (default :data:`OFFLINE_BLOCK_S` seconds); the
+        result does not depend on it (tests/test_offline.py).
+
+    One pass over the file when the calibration segments end before the detection needs them
+    (a live session's order) or a calibration is given; otherwise a calibration pass (which
+    keeps the whole envelope for the automatic fallback) and a detection pass.  Memory is flat
+    in the file's duration in the one-pass case: the file is read block by block.
     """
     cfg = config or Config()
     program = program or default_program(cfg.detection)
@@ -113,9 +188,10 @@ def analyze(
     if exercise is not None:
         markers = [m for m in rec.markers if program.find(m.text) is None]
         markers.append(Marker(0, rec.n_samples, exercise))
-    block_ms = 1000.0 * max(1, chunk_size) / rec.fs
+    block = chunk_size if chunk_size is not None else int(round(OFFLINE_BLOCK_S * rec.fs))
+    block_ms = 1000.0 * max(1, block) / rec.fs
 
-    def run(make_consumer: Callable[[Chain], Consumer]) -> Chain:
+    def run(make_consumer: Callable[[Chain], Consumer]) -> Pipeline:
         """One pass of the live pipeline: the recording replayed as fast as possible through a
         pipeline, with the consumer ``make_consumer(chain)`` (closed at the end)."""
         pipeline = Pipeline(ReplaySource(rec, speed=None, block_ms=block_ms, markers=markers),
@@ -123,40 +199,90 @@ def analyze(
         chain = pipeline.open()
         pipeline.add(make_consumer(chain))
         pipeline.run()
-        return chain
+        return pipeline
 
-    if isinstance(calibration, Calibration):
-        cal = calibration
-    else:
-        if calibration not in ("annotations", "auto"):
-            raise ValueError(f"calibration must be 'annotations', 'auto' or a Calibration, "
-                             f"got {calibration!r}")
-        calib = Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality)
-        envelopes: list[np.ndarray] = []
-
-        class _Collect:
-            def feed(self, p: Processed) -> None:
-                envelopes.append(p.envelope.astype(np.float32))
-                if calibration == "annotations":
-                    calib.feed(p)
-
-            def close(self) -> None:
-                pass
-
-        run(lambda chain: _Collect())
-        env = (np.concatenate(envelopes) if envelopes
-               else np.zeros((0, len(names)), dtype=np.float32))
-        cal = calib.result(fallback_envelope=env, strict=strict)
-    # Detection exactly as live: the detector starts at the first rep's marker
-    # (clinical.live.LiveClinic), so analysing a recording gives the events raised live.
     clinics: list[LiveClinic] = []
 
-    def make_clinic(chain: Chain) -> LiveClinic:
+    def make_clinic(chain: Chain, cal: Calibration) -> LiveClinic:
         clinics.append(LiveClinic(chain, montage, program, calibration=cal))
-        return clinics[0]
+        return clinics[-1]
 
-    chain = run(make_clinic)  # the pipeline closed the clinic: open events and reps ended
-    det = clinics[0].detector or Detector.for_chain(chain, montage, cal, program)  # no reps
-    sym = symmetry(det.reps, montage.affected_side, rec.fs)
-    return Analysis(rec, montage, program, cal, det.events, det.reps, sym,
-                    det.unknown_annotations, chain.delay_ms, chain.mains, det.all_events)
+    def finish(chain: Chain, cal: Calibration) -> Analysis:
+        # the pipeline closed the clinic: open events and reps ended
+        det = (clinics[-1].detector if clinics else None) or Detector.for_chain(
+            chain, montage, cal, program)  # no reps
+        sym = symmetry(det.reps, montage.affected_side, rec.fs)
+        return Analysis(rec, montage, program, cal, det.events, det.reps, sym,
+                        det.unknown_annotations, chain.delay_ms, chain.mains, det.all_events)
+
+    if isinstance(calibration, Calibration):
+        pl = run(lambda chain: make_clinic(chain, calibration))
+        assert pl.chain is not None
+        return finish(pl.chain, calibration)
+    if calibration not in ("annotations", "auto"):
+        raise ValueError(f"calibration must be 'annotations', 'auto' or a Calibration, "
+                         f"got {calibration!r}")
+
+    def calibrator() -> Calibrator:
+        return Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality)
+
+    if calibration == "annotations":
+        given = rec.markers if markers is None else markers
+        n_segments = sum(1 for m in given if m.duration > 0
+                         and parse_calibration_marker(m.text) is not None)
+        one: list[_OnePass] = []
+
+        def make_one(chain: Chain) -> _OnePass:
+            one.append(_OnePass(calibrator(), n_segments, program, strict,
+                                lambda cal: make_clinic(chain, cal),
+                                int(MAX_HELD_S * rec.fs)))
+            return one[0]
+
+        try:
+            pl = run(make_one)
+            assert pl.chain is not None
+            op = one[0]
+            if op.clinic is None and op.held:  # the file ended before a segment did
+                op.start_clinic()
+                assert op.clinic is not None
+                op.clinic.close()
+            cal = op.cal if op.cal is not None else op._calibration()
+            if _fallback_would_fail(pl.samples, rec.fs, cfg):
+                raise _TwoPasses()
+            return finish(pl.chain, cal)
+        except _TwoPasses:
+            log.debug("%s: calibration pass, then detection pass", rec.path)
+            clinics.clear()
+    calib = calibrator()
+    envelopes: list[np.ndarray] = []
+
+    class _Collect:
+        def feed(self, p: Processed) -> None:
+            envelopes.append(p.envelope.astype(np.float32))
+            if calibration == "annotations":
+                calib.feed(p)
+
+        def close(self) -> None:
+            pass
+
+    run(lambda chain: _Collect())
+    env = (np.concatenate(envelopes) if envelopes
+           else np.zeros((0, len(names)), dtype=np.float32))
+    envelopes.clear()
+    cal = calib.result(fallback_envelope=env, strict=strict)
+    del env
+    # Detection exactly as live: the detector starts at the first rep's marker
+    # (clinical.live.LiveClinic), so analysing a recording gives the events raised live.
+    pl = run(lambda chain: make_clinic(chain, cal))
+    assert pl.chain is not None
+    return finish(pl.chain, cal)
+
+
+def _fallback_would_fail(n: int, fs: float, cfg: Config) -> bool:
+    """True when the two-pass calibration's automatic estimate, computed from ``n`` envelope
+    samples whether needed or not, would refuse the recording as too short (tiny files only)."""
+    c = cfg.calibration
+    skip = int(round(c.auto_settle_s * fs))
+    w = max(2, int(round(c.auto_window_ms * fs / 1000.0)))
+    m = n - skip if n > skip + fs else n
+    return 0 < m < w

@@ -17,7 +17,10 @@ Where the work runs:
     emgfeedback installed and the files reachable at the same paths.  The client only connects;
     nothing here listens on a port.
 
-``progress(done, total, item)`` is called in the calling thread as each item completes.
+``progress(done, total, item)`` is called in the calling thread as each item completes, and
+``on_outcome(index, outcome)`` with its :class:`Outcome` (in completion order: a caller that
+stores results as they come, in item order, buffers them; see
+:func:`emgfeedback.views.history.import_folder`).
 """
 
 from __future__ import annotations
@@ -82,7 +85,9 @@ def default_jobs() -> int:
 def run_many(fn: Callable[[T], R], items: Sequence[T], jobs: int | None = None,
              scheduler: str | None = None,
              progress: Callable[[int, int, T], None] | None = None,
-             connect_timeout_s: float = 10.0) -> list[Outcome[T, R]]:
+             connect_timeout_s: float = 10.0,
+             on_outcome: Callable[[int, Outcome[T, R]], None] | None = None,
+             ) -> list[Outcome[T, R]]:
     """``fn`` over ``items`` (see the module docstring); outcomes in item order."""
     items = list(items)
     if jobs is not None and not (isinstance(jobs, int) and 1 <= jobs <= MAX_JOBS):
@@ -94,6 +99,8 @@ def run_many(fn: Callable[[T], R], items: Sequence[T], jobs: int | None = None,
         nonlocal done
         results[i] = value
         done += 1
+        if on_outcome is not None:
+            on_outcome(i, Outcome(items[i], value[0], value[1]))  # type: ignore[arg-type]
         if progress is not None:
             progress(done, len(items), items[i])
 
@@ -108,12 +115,17 @@ def run_many(fn: Callable[[T], R], items: Sequence[T], jobs: int | None = None,
             with ProcessPoolExecutor(max_workers=n) as pool:
                 futs: dict[Future[tuple[R | None, str | None]], int] = {
                     pool.submit(_guarded, fn, it): i for i, it in enumerate(items)}
-                for f in as_completed(futs):
-                    i = futs[f]
-                    try:
-                        finished(i, f.result())
-                    except Exception as exc:  # the worker process itself died
-                        finished(i, (None, f"worker failed: {describe_error(exc)}"))
+                try:
+                    for f in as_completed(futs):
+                        i = futs[f]
+                        try:
+                            got: tuple[object, str | None] = f.result()
+                        except Exception as exc:  # the worker process itself died
+                            got = (None, f"worker failed: {describe_error(exc)}")
+                        finished(i, got)
+                except BaseException:  # the caller's callback failed, or Ctrl-C: stop now
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
     out: list[Outcome[T, R]] = []
     for it, r in zip(items, results):
         assert r is not None
@@ -144,9 +156,11 @@ def _run_dask(fn: Callable[[T], R], items: list[T], scheduler: str,
         with client.as_current():  # as_completed looks for the current client
             for f in dask_completed(futs):  # type: ignore[no-untyped-call]
                 i = index[f.key]
+                value: tuple[object, str | None]
                 try:
-                    finished(i, f.result())
+                    value = f.result()
                 except Exception as exc:  # the worker died or lost the task
-                    finished(i, (None, f"worker failed: {describe_error(exc)}"))
+                    value = (None, f"worker failed: {describe_error(exc)}")
+                finished(i, value)
     finally:
         client.close()  # type: ignore[no-untyped-call]

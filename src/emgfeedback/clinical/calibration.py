@@ -187,13 +187,13 @@ def _mains_excess(x: np.ndarray, fs: float, f0: int) -> np.ndarray:
     """RMS per channel of the power within ±2 Hz of ``f0`` and its harmonics above the
     neighbouring spectrum (3-8 Hz away): mains at or near the nominal frequency, off-nominal
     included (49.9 Hz, 59.8 Hz), which a fit at the exact frequency would miss."""
-    from scipy import signal
+    from emgfeedback.dsp.design import welch
 
     n = len(x)
     nper = int(min(n, fs))
     if nper < 16:
         return np.zeros(x.shape[1])
-    f, p = signal.welch(x - x.mean(axis=0), fs=fs, nperseg=nper, axis=0)
+    f, p = welch(x - x.mean(axis=0), fs, nper)
     df = float(f[1] - f[0])
     total = np.zeros(x.shape[1])
     k = 1

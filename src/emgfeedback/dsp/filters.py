@@ -13,11 +13,15 @@ chain.  This depends only on the first sample, so it keeps chunk invariance.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
 
 import numpy as np
-from scipy import signal
 
+from emgfeedback.dsp import design
 from emgfeedback.errors import ConfigError
 
 __all__ = [
@@ -28,6 +32,7 @@ __all__ = [
     "design_notches",
     "sos_group_delay_s",
     "detect_mains",
+    "sosfilt_kernel",
 ]
 
 
@@ -37,8 +42,8 @@ def _check_fs(fs: float) -> None:
 
 
 def _butter(order: int, wn: float | list[float], btype: str, fs: float) -> np.ndarray:
-    """``scipy.signal.butter`` as second-order sections (SciPy is untyped: typed here)."""
-    return np.asarray(signal.butter(order, wn, btype=btype, fs=fs, output="sos"), dtype=np.float64)
+    """``scipy.signal.butter(..., output="sos")``, computed in NumPy (:mod:`.design`)."""
+    return np.asarray(design.butter_sos(order, wn, btype, fs), dtype=np.float64)
 
 
 def design_highpass(fs: float, cutoff: float, order: int = 1) -> np.ndarray:
@@ -91,7 +96,7 @@ def design_notches(
         return np.zeros((0, 6))
     sections = []
     for f in freqs:
-        b, a = signal.iirnotch(f, q, fs=fs)
+        b, a = design.iirnotch(f, q, fs)
         sections.append(np.concatenate([b, a]))
     return np.asarray(sections)
 
@@ -101,40 +106,115 @@ def sos_group_delay_s(sos: np.ndarray, fs: float, freq: float) -> float:
     total = 0.0
     w = np.array([max(freq, 1e-6)])
     for sec in sos:
-        _, gd = signal.group_delay((sec[:3], sec[3:]), w=w, fs=fs)
-        total += float(gd[0])
+        total += float(design.group_delay(sec[:3], sec[3:], w, fs)[0])
     return total / fs
 
 
-def _load_kernel() -> Any:
-    """SciPy's compiled SOS kernel, when it behaves exactly like ``scipy.signal.sosfilt``.
+# ---------------------------------------------------------------------------- the SOS kernel
+#: ``kernel(sos, x, zi)``: filter ``x`` (signals, samples), C-contiguous float64, in place,
+#: with state ``zi`` (signals, sections, 2), C-contiguous, updated in place.
+Kernel = Callable[[np.ndarray, np.ndarray, np.ndarray], None]
+
+
+def _reference_sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
+    """The direct-form II transposed recursion of ``scipy.signal.sosfilt``, in Python (slow: for
+    checking the compiled kernel on a few samples only)."""
+    for i in range(x.shape[0]):
+        for n in range(x.shape[1]):
+            xn = x[i, n]
+            for s in range(sos.shape[0]):
+                b0, b1, b2, _, a1, a2 = sos[s]
+                y = b0 * xn + zi[i, s, 0]
+                zi[i, s, 0] = b1 * xn - a1 * y + zi[i, s, 1]
+                zi[i, s, 1] = b2 * xn - a2 * y
+                xn = y
+            x[i, n] = xn
+
+
+def _scipy_extension() -> Kernel | None:
+    """SciPy's compiled SOS kernel (``scipy.signal._sosfilt._sosfilt``), without running
+    ``scipy/signal/__init__.py``: importing a submodule runs its package first, and that package
+    costs 0.7-3 s of start-up (issue 13).  The extension module is loaded from its file under its
+    own name (and registered as such, so a later ``import scipy.signal`` uses this one)."""
+    name = "scipy.signal._sosfilt"
+    mod = sys.modules.get(name)
+    if mod is None and "scipy.signal" in sys.modules:
+        import scipy.signal._sosfilt  # noqa: F401 - the package is loaded anyway
+
+        mod = sys.modules[name]
+    if mod is None:
+        spec = importlib.util.find_spec("scipy")
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        folder = os.path.join(next(iter(spec.submodule_search_locations)), "signal")
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "_sosfilt" + suffix)
+            if os.path.exists(path):
+                break
+        else:
+            return None
+        loader = importlib.machinery.ExtensionFileLoader(name, path)
+        ext = importlib.util.spec_from_file_location(name, path, loader=loader)
+        if ext is None:
+            return None
+        mod = importlib.util.module_from_spec(ext)
+        sys.modules[name] = mod
+        try:
+            loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[name]
+            raise
+    fn: Kernel | None = getattr(mod, "_sosfilt", None)
+    try:
+        # the float64 specialisation of the fused-type function: no dispatch on the argument
+        # types per call (about 1 µs of the 3-5 µs a call costs on a 10 ms chunk)
+        fn = fn["double"]  # type: ignore[index]
+    except (TypeError, KeyError, IndexError):
+        pass
+    return fn
+
+
+def _public_kernel(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
+    """The same through the public ``scipy.signal.sosfilt`` (slower per call, same numbers)."""
+    from scipy import signal
+
+    y, z = signal.sosfilt(sos, x, axis=1, zi=np.moveaxis(zi, 1, 0))
+    x[...] = y
+    zi[...] = np.moveaxis(z, 0, 1)
+
+
+def _load_kernel() -> Kernel:
+    """SciPy's compiled SOS kernel when it computes the recursion of ``scipy.signal.sosfilt``.
 
     ``scipy.signal.sosfilt`` spends ~45 µs per call validating and reshaping its arguments, which
     is most of the budget of a 10 ms live chunk.  The compiled kernel it calls filters in place on
     ``(signals, samples)`` arrays in ~3 µs.  It is a private function, so it is used only after a
-    self-test against the public function on this installation; otherwise the public path is used.
+    check against the recursion on this installation (tests/test_dsp_design.py also compares it
+    with the public function, exactly); otherwise the public function is used.
     """
     try:
-        from scipy.signal._sosfilt import _sosfilt
-    except ImportError:  # pragma: no cover - depends on the SciPy build
-        return None
-    try:
-        rng = np.random.default_rng(0)
-        sos = signal.butter(3, [0.1, 0.3], btype="bandpass", output="sos")
-        x = rng.standard_normal((3, 64))
-        zi0 = rng.standard_normal((len(sos), 3, 2))
-        ref, zref = signal.sosfilt(sos, x, axis=1, zi=zi0)
-        y = x.copy()
-        zi = np.ascontiguousarray(np.moveaxis(zi0, 0, 1))
-        _sosfilt(sos, y, zi)
-        if np.array_equal(y, ref) and np.array_equal(zi, np.moveaxis(zref, 0, 1)):
-            return _sosfilt
+        kernel = _scipy_extension()
+        if kernel is not None:
+            sos = design.butter_sos(2, [0.05, 0.15], "bandpass", 2.0)
+            x = np.sin(0.7 * np.arange(20.0) ** 1.3).reshape(2, 10)
+            zi = np.cos(0.3 * np.arange(4.0 * len(sos))).reshape(2, len(sos), 2)
+            y, z = x.copy(), zi.copy()
+            kernel(sos, y, z)
+            _reference_sosfilt(sos, x, zi)
+            if np.allclose(y, x, rtol=1e-12, atol=1e-12) and np.allclose(z, zi, rtol=1e-12,
+                                                                          atol=1e-12):
+                return kernel
     except Exception:  # pragma: no cover - any surprise means: use the public function
         pass
-    return None  # pragma: no cover
+    return _public_kernel  # pragma: no cover - depends on the SciPy build
 
 
-_KERNEL = _load_kernel()
+_KERNEL: Kernel = _load_kernel()
+
+
+def sosfilt_kernel() -> Kernel:
+    """The kernel :class:`SosStage` uses (see ``Kernel``): for code that keeps its own state."""
+    return _KERNEL
 
 
 class SosStage:
@@ -159,7 +239,7 @@ class SosStage:
         self.sos = np.ascontiguousarray(np.atleast_2d(np.asarray(sos, dtype=np.float64)))
         self.n_channels = n_channels
         self.steady_start = steady_start
-        self._zi_unit = signal.sosfilt_zi(self.sos) if len(self.sos) else np.zeros((0, 2))
+        self._zi_unit = design.sosfilt_zi(self.sos) if len(self.sos) else np.zeros((0, 2))
         self.zi: np.ndarray | None = None
 
     def reset(self) -> None:
@@ -177,12 +257,7 @@ class SosStage:
             return xt
         if self.zi is None:
             self.zi = self._init_state(xt[:, 0])
-        if _KERNEL is not None:
-            _KERNEL(self.sos, xt, self.zi)
-        else:  # pragma: no cover - public path, same numbers
-            y, zi = signal.sosfilt(self.sos, xt, axis=1, zi=np.moveaxis(self.zi, 1, 0))
-            xt[...] = y
-            self.zi = np.ascontiguousarray(np.moveaxis(zi, 0, 1))
+        _KERNEL(self.sos, xt, self.zi)
         return xt
 
     def process(self, x: np.ndarray) -> np.ndarray:
@@ -206,7 +281,7 @@ def detect_mains(x: np.ndarray, fs: float) -> int | None:
     nper = int(min(len(x), fs))
     if nper < fs / 2:
         return None
-    f, p = signal.welch(x - x.mean(axis=0), fs=fs, nperseg=nper, axis=0)
+    f, p = design.welch(x - x.mean(axis=0), fs, nper)
 
     def score(base: float) -> float:
         peak = np.zeros(p.shape[1])

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emgfeedback import __version__
+import emgfeedback
 from emgfeedback.errors import ConfigError, FileFormatError
 from emgfeedback.io.edf import validate_patient_id, write_edf
 from emgfeedback.recording import Recording
@@ -228,7 +228,7 @@ def _emg_json(rec: Recording, analysis: Mapping[str, Any] | None, task: str) -> 
                                          "channel's site is in channels.tsv "
                                          "(placement_description)",
         "Manufacturer": info.board or rec.format or "n/a",
-        "SoftwareVersions": f"emgfeedback {__version__}",
+        "SoftwareVersions": f"emgfeedback {emgfeedback.__version__}",
         "ElectrodeMaterial": "Ag/AgCl",
     }
 
@@ -265,7 +265,7 @@ def export_bids(sessions: Sequence[BidsSession], out: Path | str, *,
         "Name": "emgfeedback facial sEMG biofeedback sessions",
         "BIDSVersion": BIDS_VERSION,
         "DatasetType": "raw",
-        "GeneratedBy": [{"Name": "emgfeedback", "Version": __version__,
+        "GeneratedBy": [{"Name": "emgfeedback", "Version": emgfeedback.__version__,
                          "Description": "emgfeedback export-bids"}],
     })
     (out / "README").write_text(

@@ -315,6 +315,15 @@ def rep_rows(analysis: Mapping[str, Any]) -> list[RepRow]:
     for s in analysis.get("symmetry", []) or []:
         if isinstance(s, Mapping) and (key := _rep_key(s)) is not None:
             sym_by_rep[key] = _num(s.get("ratio"))
+    # events by rep number and exercise (and side): a rep counts its own without scanning all
+    keyed: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
+    unkeyed: list[Mapping[str, Any]] = []
+    for e in events:
+        ek = _rep_key(e)
+        if ek is None:
+            unkeyed.append(e)
+        else:
+            keyed.setdefault(ek, []).append(e)
     rows: list[RepRow] = []
     reps = list(analysis.get("reps", []))
     numbers = [k[0] for r in reps if (k := _rep_key(r)) is not None]
@@ -358,7 +367,8 @@ def rep_rows(analysis: Mapping[str, Any]) -> list[RepRow]:
             cocontraction=cc_valid.get(worst) if worst else None,
             cocontraction_channel=worst,
             synkinesis=bool(rep.get("synkinesis")),
-            events=sum(1 for e in events if mine(e)),
+            events=sum(1 for e in (events if key is None else keyed.get(key, []) + unkeyed)
+                       if mine(e)),
             symmetry=sym,
         ))
     return rows

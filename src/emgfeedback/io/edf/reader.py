@@ -12,6 +12,7 @@ size, with a note; :func:`~emgfeedback.io.edf.repair.repair` then fixes it for o
 from __future__ import annotations
 
 import logging
+import mmap
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -155,6 +156,9 @@ class EdfRecording(Recording):
         self._mm = np.memmap(path, dtype=np.uint8, mode="r", offset=hbytes,
                              shape=(nrec, rec_bytes))
         self._bps = bps
+        self._rec_bytes = rec_bytes
+        # where record 0 starts in the underlying mmap (mapped from an aligned offset)
+        self._mm_base = hbytes % mmap.ALLOCATIONGRANULARITY
         self._n_per_rec = nmax
         self._chan_bytes = [(int(starts[k]), int(starts[k + 1])) for k in chan_idx]
         scales = []
@@ -166,6 +170,11 @@ class EdfRecording(Recording):
             scales.append(sc)
         self.grids = [DigitalGrid(pmin[k], pmax[k], dmin[k], dmax[k]) for k in chan_idx]
         self._scales = np.array(scales)
+        self._scaled = bool((self._scales != 1.0).any())
+        self._dmin = np.array([float(g.dmin) for g in self.grids])
+        self._gain = np.array([g.gain for g in self.grids])
+        self._pmin = np.array([g.pmin for g in self.grids])
+        self._f32_table: np.ndarray | None = None
         fs = nmax / rec_s
         sidecar = read_sidecar(path)
         if any(is_ann) and reserved.startswith(("EDF+", "BDF+")):  # records where stamped
@@ -183,10 +192,24 @@ class EdfRecording(Recording):
         gaps: list[tuple[int, int]] = []
         for k in [k for k in range(ns) if is_ann[k]]:
             a, b = int(starts[k]), int(starts[k + 1])
-            block = np.asarray(self._mm[:, a:b])
+            # copied out a few thousand records at a time, their pages unmapped after each
+            # (the scan touches every page of the file; it must not count as our memory)
+            step = max(1, (8 << 20) // rec_bytes)
+            parts = []
+            for r0 in range(0, nrec, step):
+                r1 = min(nrec, r0 + step)
+                parts.append(np.array(self._mm[r0:r1, a:b]))
+                self._drop(r0, r1)
+            block = np.concatenate(parts)
             total_s = nrec * rec_s
             refused: list[str] = []
-            for r in range(nrec):
+            # Only records with a text in a TAL (a 0x14 followed by a text byte) can give an
+            # annotation: most hold just their timekeeping TAL ("+12.3\x14\x14"), skipped
+            # without parsing.
+            sep = block[:, :-1] == 0x14
+            nxt = block[:, 1:]
+            texty = np.flatnonzero((sep & (nxt != 0x14) & (nxt != 0)).any(axis=1))
+            for r in texty.tolist():
                 for onset, dur, texts in parse_tals(bytes(block[r])):
                     why = check_annotation(onset, dur, total_s)
                     if why is not None:
@@ -242,18 +265,71 @@ class EdfRecording(Recording):
         r0, r1 = start // n, (stop - 1) // n + 1
         recs = np.asarray(self._mm[r0:r1])
         out = np.empty(((r1 - r0) * n, len(self.channels)), dtype=np.float64)
-        for c, (a, b) in enumerate(self._chan_bytes):
-            raw = np.ascontiguousarray(recs[:, a:b])
-            if self._bps == 2:
-                d = raw.view("<i2").reshape(-1).astype(np.int32)
-            else:
-                t = raw.reshape(-1, 3).astype(np.int32)
+        if self._bps == 2:
+            # int16 codes straight into the block, then µV for all channels at once:
+            # (d - dmin) * gain + pmin, the arithmetic of DigitalGrid.to_physical
+            codes = recs.view("<i2")
+            o3 = out.reshape(r1 - r0, n, len(self.channels))
+            for c, (a, b) in enumerate(self._chan_bytes):
+                o3[:, :, c] = codes[:, a // 2 : b // 2]
+            out -= self._dmin
+            out *= self._gain
+            out += self._pmin
+            if self._scaled:
+                out *= self._scales
+        else:
+            for c, (a, b) in enumerate(self._chan_bytes):
+                t = np.ascontiguousarray(recs[:, a:b]).reshape(-1, 3).astype(np.int32)
                 d = t[:, 0] | (t[:, 1] << 8) | (t[:, 2] << 16)
                 d = np.where(d >= 1 << 23, d - (1 << 24), d)
-            v = self.grids[c].to_physical(d)
-            out[:, c] = v if self._scales[c] == 1.0 else v * self._scales[c]
+                v = self.grids[c].to_physical(d)
+                out[:, c] = v if self._scales[c] == 1.0 else v * self._scales[c]
+        self._drop(r0, r1)
         off = start - r0 * n
         return out[off : off + (stop - start)]
+
+    def _drop(self, r0: int, r1: int) -> None:
+        """Unmap the pages of records ``[r0, r1)`` once copied out (the page cache keeps them):
+        a file read block by block never counts as this process's memory, whatever its size."""
+        mm = getattr(self._mm, "_mmap", None)
+        if mm is None or not hasattr(mm, "madvise"):  # pragma: no cover - not Linux/macOS
+            return
+        base = self._mm_base
+        page = mmap.PAGESIZE
+        a = (base + r0 * self._rec_bytes) // page * page
+        b = (base + r1 * self._rec_bytes) // page * page
+        if b > a:
+            try:
+                mm.madvise(mmap.MADV_DONTNEED, a, b - a)
+            except (OSError, ValueError):  # pragma: no cover - advice only
+                pass
+
+    def read_f32(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """As :meth:`Recording.read_f32`, for 16-bit files by table lookup: the float32 value of
+        each of the 65536 codes per channel, computed once with :meth:`_read`'s arithmetic (the
+        same numbers, a fraction of the work)."""
+        stop = self.n_samples if stop is None else min(stop, self.n_samples)
+        start = max(0, start)
+        if self._bps != 2 or stop <= start:
+            return super().read_f32(start, stop)
+        if self._f32_table is None:
+            codes = np.arange(-32768, 32768, dtype=np.float64)[:, None]
+            t = (codes - self._dmin) * self._gain + self._pmin
+            if self._scaled:
+                t *= self._scales
+            # indexed by the code's bit pattern read as uint16
+            self._f32_table = np.ascontiguousarray(
+                np.roll(t.astype("<f4"), -32768, axis=0).T)  # (channels, 65536)
+        n = self._n_per_rec
+        r0, r1 = start // n, (stop - 1) // n + 1
+        codes16 = np.asarray(self._mm[r0:r1]).view("<u2")
+        out = np.empty(((r1 - r0) * n, len(self.channels)), dtype="<f4")
+        o3 = out.reshape(r1 - r0, n, len(self.channels))
+        for c, (a, b) in enumerate(self._chan_bytes):
+            o3[:, :, c] = self._f32_table[c].take(codes16[:, a // 2 : b // 2])
+        self._drop(r0, r1)
+        off = start - r0 * n
+        return self._nan_gaps(out[off : off + (stop - start)], start, stop)
 
     @property
     def record_bytes(self) -> int:

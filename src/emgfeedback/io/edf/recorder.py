@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from emgfeedback import __version__
+import emgfeedback
 from emgfeedback.io.edf.format import DigitalGrid, grid_for
 from emgfeedback.io.edf.sidecar import SIDECAR_FORMAT, sidecar_path, write_sidecar
 from emgfeedback.io.edf.writer import EdfWriter
@@ -230,7 +230,7 @@ class Recorder:
         self._file = EdfWriter(
             self.path, [self.grid] * len(self.channels), self.channels,
             ["uV"] * len(self.channels), self.fs, patient=self.patient,
-            equipment=f"emgfeedback-{__version__} {self.info.board or self.info.name}",
+            equipment=f"emgfeedback-{emgfeedback.__version__} {self.info.board or self.info.name}",
             transducer="sEMG surface electrodes", prefilter=self._prefilter(),
             start=self._start_time,
         )
@@ -256,7 +256,7 @@ class Recorder:
             "recording": self.path.name,
             "status": status,
             "patient": self.patient,
-            "software": {"name": "emgfeedback", "version": __version__},
+            "software": {"name": "emgfeedback", "version": emgfeedback.__version__},
             "started": self._started,
             "fs": self.fs,
             "channels": list(self.channels),

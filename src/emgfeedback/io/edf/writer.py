@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emgfeedback import __version__
+import emgfeedback
 from emgfeedback.io.edf.format import (
     ANNOT_BYTES,
     BDF_RANGE,
@@ -298,7 +298,7 @@ def write_edf(rec: Recording, path: Path | str, *, bdf: bool | None = None,
     nch = len(rec.channels)
     n = rec.n_samples
     out = EdfWriter(path, grids, tuple(c[:16] for c in rec.channels), ["uV"] * nch, rec.fs,
-                    patient=patient, equipment=f"emgfeedback-{__version__} {rec.format}",
+                    patient=patient, equipment=f"emgfeedback-{emgfeedback.__version__} {rec.format}",
                     transducer="", prefilter=f"HW:{info.extra.get('prefilter', 'unknown')}",
                     start=None)
     pending: list[tuple[int, int, str]] = [(m.sample, m.duration, m.text) for m in rec.markers]

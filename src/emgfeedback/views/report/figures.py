@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import io
 import logging
+import weakref
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -50,10 +52,45 @@ def exercise_colors(exercises: Sequence[str]) -> dict[str, str]:
     return out
 
 
+#: Figures are drawn once, at this resolution (the PDF's); other resolutions (the HTML's) are
+#: resampled from that drawing instead of drawing the figure again.
+RENDER_DPI = 150
+
+_RENDERED: "weakref.WeakKeyDictionary[Figure, Any]" = weakref.WeakKeyDictionary()
+
+
+def _rendered(fig: Figure) -> Any:
+    """The figure drawn at :data:`RENDER_DPI` as a PIL image (drawn on first use, kept while the
+    figure lives)."""
+    img = _RENDERED.get(fig)
+    if img is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from PIL import Image
+
+        canvas = FigureCanvasAgg(fig)
+        old = fig.dpi
+        fig.dpi = RENDER_DPI
+        try:
+            canvas.draw()  # type: ignore[no-untyped-call]
+            rgba = np.array(canvas.buffer_rgba())  # type: ignore[no-untyped-call]
+            img = Image.fromarray(rgba, "RGBA").convert("RGB")
+        finally:
+            fig.dpi = old
+        _RENDERED[fig] = img
+    return img
+
+
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes."""
+    """The figure as PNG bytes at ``dpi`` (drawn once per figure; see :data:`RENDER_DPI`)."""
+    from PIL import Image
+
+    img = _rendered(fig)
+    if dpi != RENDER_DPI:
+        w, h = img.size
+        k = dpi / RENDER_DPI
+        img = img.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    img.save(buf, format="PNG", dpi=(dpi, dpi))
     return buf.getvalue()
 
 

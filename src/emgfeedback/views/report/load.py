@@ -79,8 +79,7 @@ def content_id(rec: Recording, block_s: float = 10.0) -> str:
         h.update(f"|{m.sample}:{m.duration}:{m.text}".encode())
     step = max(1, int(block_s * rec.fs))
     for s in range(0, rec.n_samples, step):
-        h.update(np.ascontiguousarray(rec.read(s, min(rec.n_samples, s + step)),
-                                      dtype="<f4").tobytes())
+        h.update(rec.read_f32(s, min(rec.n_samples, s + step)).data)
     return "sha256:" + h.hexdigest()
 
 

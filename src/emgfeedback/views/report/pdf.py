@@ -170,7 +170,8 @@ class _Flow:
             w, h = TEXT_W, TEXT_W * hpx / wpx
         ax = self.page.add_axes(((PAGE_W - w) / 2 / PAGE_W, (self.y - h) / PAGE_H,
                                  w / PAGE_W, h / PAGE_H))
-        ax.imshow(img, interpolation="antialiased")
+        # embedded as drawn (the PDF viewer scales it): no resampling to the page's dpi
+        ax.imshow(img, interpolation="none")
         ax.set_axis_off()
         self.y -= h + 0.05
         if caption:

@@ -1,0 +1,260 @@
+"""Live budget and start-up (issue 13, items 2 and 3).
+
+Run:  python bench/bench_live.py [--seconds 60] [--hour-minutes 60] [--runs 7]
+
+Prints a markdown section with
+
+1. the cost per 10 ms chunk (8 channels at 2 kHz) of the DSP chain, the synkinesis detector and
+   both, p50 / p99 / worst, during the exercise part of a simulated ``session`` (reps, events),
+   garbage collector on as in a live session (target: chain + detector p99 <= 100 µs);
+2. allocation growth over an hour of stream (360,000 chunks): the same session looped with its
+   rep cues, chain and detector fed chunk by chunk, Python's traced memory (``tracemalloc``,
+   which NumPy reports its buffers to) and the process RSS sampled every six minutes of signal;
+   the slope of a least-squares line through the samples after the first, per hour (target: no
+   growth beyond the detector's results, which a session keeps by design);
+3. the wall time of a whole ``emgfeedback analyze FILE --json OUT`` process on a 10 s file
+   (8 channels at 2 kHz), median of ``--runs`` runs after one warm-up, byte-compiled modules
+   cached as an installed package has them; beside it, in the same run, a bare
+   ``python -c "import numpy"`` (the floor no change of ours can go below). Target <= 0.5 s.
+
+:func:`live_cost` is the one implementation of the per-chunk timing; bench_detection.py prints
+its table too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+FS = 2000.0
+CHUNK = 20  # 10 ms at 2 kHz
+HERE = Path(__file__).resolve().parent
+SRC = HERE.parent / "src"
+
+
+def _session(seconds: float, seed: int = 7):  # type: ignore[no-untyped-def]
+    """``(whole chunk, lead samples, calibration, montage, rails)`` of a simulated session."""
+    from emgfeedback.app.evaluate import patient_calibration
+    from emgfeedback.clinical.montage import Montage
+    from emgfeedback.sources.facesim import ModelParams, calibration_s
+    from emgfeedback.sources.simulated import SimulatedSource
+
+    p = ModelParams(fs=FS)
+    cal = patient_calibration(seed, p)
+    lead = calibration_s(p) + 2.0
+    src = SimulatedSource("session", lead + seconds, seed, speed=None, params=p)
+    with src:
+        whole = src.read_all()
+    return whole, int(lead * FS), cal, Montage.from_labels(p.channels, "L"), src.info.adc_range_uv
+
+
+def _build(cal, montage, rails):  # type: ignore[no-untyped-def]
+    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.dsp.chain import Chain
+
+    chain = Chain(FS, len(montage.names), adc_range_uv=rails)
+    return chain, Detector.for_chain(chain, montage, cal)
+
+
+def live_cost(seconds: float = 60.0, clock: str = "wall") -> tuple[np.ndarray, np.ndarray, int]:
+    """µs per 10 ms chunk of ``Chain.process`` and ``Detector.feed`` over the exercise part of
+    a simulated session (after its calibration protocol), and the number of synkinesis events
+    the detector raised: ``(chain, detector, events)``.  ``clock``: ``wall`` (what the budget
+    is about) or ``cpu`` (this thread's CPU time: what a loaded machine does not inflate by
+    running other processes in between, though it still slows the caches)."""
+    whole, lead, cal, montage, rails = _session(seconds)
+    chain, det = _build(cal, montage, rails)
+    parts = []
+    rest = whole
+    while len(rest):
+        part, rest = rest.split(CHUNK)
+        parts.append(part)
+    t_chain, t_det = [], []
+    now = time.perf_counter_ns if clock == "wall" else time.thread_time_ns
+    for part in parts:
+        t0 = now()
+        proc = chain.process(part)
+        t1 = now()
+        det.feed(proc)
+        t2 = now()
+        t_chain.append(t1 - t0)
+        t_det.append(t2 - t1)
+    skip = lead // CHUNK  # the exercise part (reps, events), not the calibration
+    return (np.array(t_chain[skip:]) / 1e3, np.array(t_det[skip:]) / 1e3, len(det.events))
+
+
+def cost_table(a: np.ndarray, b: np.ndarray, cpu: tuple[np.ndarray, np.ndarray] | None = None
+               ) -> list[str]:
+    """Markdown rows: wall p50/p99/worst of chain, detector, both (and CPU p50/p99)."""
+    head = "| per 10 ms chunk, 8 ch at 2 kHz | p50 µs | p99 µs | worst µs |"
+    rule = "|---|---|---|---|"
+    if cpu is not None:
+        head += " CPU p50 µs | CPU p99 µs |"
+        rule += "---|---|"
+    rows = [head + " target |", rule + "---|"]
+    sets = [("chain (dsp)", a, "", None if cpu is None else cpu[0]),
+            ("detector", b, "", None if cpu is None else cpu[1]),
+            ("**chain + detector**", a + b, "p99 <= 100 µs",
+             None if cpu is None else cpu[0] + cpu[1])]
+    for name, v, target, c in sets:
+        row = f"| {name} | {np.median(v):.0f} | {np.percentile(v, 99):.0f} | {v.max():.0f} |"
+        if c is not None:
+            row += f" {np.median(c):.0f} | {np.percentile(c, 99):.0f} |"
+        rows.append(row + f" {target} |")
+    return rows
+
+
+def _looped(whole, lead: int, minutes: float) -> Iterator:  # type: ignore[no-untyped-def]
+    """Chunks of ``minutes`` of signal: the session's calibration once, then its exercise part
+    over and over with its cues shifted to each pass (sample indices keep counting)."""
+    from emgfeedback.stream import Chunk
+
+    n_total = int(minutes * 60 * FS)
+    body = whole.data[lead:]
+    marks = [replace(m, sample=m.sample - lead) for m in whole.markers if m.sample >= lead]
+    k = 0
+    while k < n_total:
+        if k < lead:
+            a = k
+            data = whole.data[a:min(a + CHUNK, lead)]
+            mk = tuple(m for m in whole.markers if a <= m.sample < a + CHUNK)
+        else:
+            j = (k - lead) % len(body)
+            base = k - j
+            data = body[j:j + CHUNK]
+            mk = tuple(replace(m, sample=base + m.sample) for m in marks
+                       if j <= m.sample < j + len(data))
+        yield Chunk(data, k, FS, whole.channels, markers=mk)
+        k += len(data)
+
+
+def allocation_growth(minutes: float = 60.0
+                      ) -> tuple[list[tuple[float, float, float]], int, int]:
+    """``([(minute, traced MB, RSS MB), ...], reps, events)`` over ``minutes`` of stream,
+    sampled at every tenth of it."""
+    whole, lead, cal, montage, rails = _session(60.0)
+    chain, det = _build(cal, montage, rails)
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss_mb() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page / 1e6
+
+    every = int(minutes * 6 * FS)
+    samples: list[tuple[float, float, float]] = []
+    tracemalloc.start()
+    try:
+        nxt = 0
+        for chunk in _looped(whole, lead, minutes):
+            det.feed(chain.process(chunk))
+            if chunk.start >= nxt:
+                gc.collect()
+                samples.append((chunk.start / FS / 60.0, tracemalloc.get_traced_memory()[0] / 1e6,
+                                rss_mb()))
+                nxt += every
+        gc.collect()
+        samples.append((minutes, tracemalloc.get_traced_memory()[0] / 1e6, rss_mb()))
+    finally:
+        tracemalloc.stop()
+    return samples, len(det.reps), len(det.all_events)
+
+
+def _slope_per_hour(samples: list[tuple[float, float, float]], col: int) -> float:
+    pts = samples[1:]  # after the first sample (start-up, first allocations)
+    t = np.array([p[0] for p in pts]) / 60.0
+    y = np.array([p[col] for p in pts])
+    return float(np.polyfit(t, y, 1)[0]) if len(pts) > 1 else 0.0
+
+
+def startup(runs: int = 7) -> tuple[float, float, float]:
+    """``(median s, fastest s, median of a bare numpy import s)`` of whole processes."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPATH"] = str(SRC)
+    with tempfile.TemporaryDirectory() as tmp:
+        env["PYTHONPYCACHEPREFIX"] = os.path.join(tmp, "pyc")  # byte-code cache, as installed
+        path, out = os.path.join(tmp, "s10.edf"), os.path.join(tmp, "a.json")
+        subprocess.run([sys.executable, "-m", "emgfeedback", "simulate", "--duration", "10",
+                        "--no-calibration", "--fs", str(int(FS)), "--out", path], env=env,
+                       check=True, capture_output=True)
+        cmd = [sys.executable, "-m", "emgfeedback", "analyze", path, "--json", out]
+        floor = [sys.executable, "-c", "import numpy"]
+
+        def wall(c: list[str]) -> float:
+            t0 = time.perf_counter()
+            subprocess.run(c, env=env, check=True, capture_output=True)
+            return time.perf_counter() - t0
+
+        wall(cmd)  # warm-up: byte-compiles our modules into the cache
+        wall(floor)
+        times, floors = [], []
+        for _ in range(runs):
+            times.append(wall(cmd))
+            floors.append(wall(floor))
+    return statistics.median(times), min(times), statistics.median(floors)
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:  # pragma: no cover - not on this platform
+        return "unknown"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0, help="exercise part timed (s)")
+    ap.add_argument("--hour-minutes", type=float, default=60.0,
+                    help="minutes of stream for the allocation figure (default: an hour)")
+    ap.add_argument("--runs", type=int, default=7, help="whole-process runs of analyze")
+    args = ap.parse_args()
+    cmd = " ".join(["python bench/bench_live.py", *sys.argv[1:]])
+    print("## Live budget and start-up (issue 13)\n")
+    print(f"Command: `{cmd}` (part of `make bench`); {platform.machine()}, {os.cpu_count()} "
+          f"cores, Python {platform.python_version()}, NumPy {np.__version__}. Simulated "
+          "`session` (seed 7), 8 channels at 2 kHz, chain with its defaults (mains auto, 20-450 Hz "
+          "band-pass, notches, 8 Hz envelope, quality), detector with the patient's calibration; "
+          "the garbage collector runs as in a live session.\n")
+    a, b, events = live_cost(args.seconds)
+    ca, cb, _ = live_cost(args.seconds, clock="cpu")
+    print("\n".join(cost_table(a, b, (ca, cb))))
+    print(f"\n{len(a)} chunks of the exercise part ({args.seconds:g} s of reps and rests, "
+          f"{events} synkinesis events raised); wall clock (`perf_counter`) in one pass, the "
+          "thread's CPU time (`thread_time`) in a second pass over the same chunks. "
+          f"Load average when the section started: {_load()}.\n")
+    samples, reps, n_events = allocation_growth(args.hour_minutes)
+    n_chunks = int(args.hour_minutes * 60 * FS) // CHUNK
+    print(f"Allocation over {args.hour_minutes:g} minutes of stream ({n_chunks:,} chunks, "
+          f"{reps} reps and {n_events} events kept as the session's results):\n")
+    print("| minute of stream | traced by tracemalloc MB | process RSS MB |")
+    print("|---|---|---|")
+    for m, tr, rss in samples:
+        print(f"| {m:.0f} | {tr:.2f} | {rss:.1f} |")
+    st, sr = _slope_per_hour(samples, 1), _slope_per_hour(samples, 2)
+    print(f"\nGrowth (least squares after the first sample): **{st * 1000:+.0f} kB per hour** "
+          f"traced, {sr:+.1f} MB per hour RSS (target: no growth beyond the results).\n")
+    med, best, floor = startup(args.runs)
+    print("| whole process | median s | fastest s | target |")
+    print("|---|---|---|---|")
+    print(f"| `emgfeedback analyze FILE --json OUT`, 10 s file, 8 ch at 2 kHz | {med:.2f} | "
+          f"{best:.2f} | <= 0.5 s |")
+    print(f"| `python -c \"import numpy\"` (floor, same run) | {floor:.2f} | | |")
+    print(f"\n{args.runs} runs each after one warm-up (byte-code cached, as an installed package "
+          "has it).")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

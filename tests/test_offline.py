@@ -1,0 +1,83 @@
+"""Offline analysis in large blocks gives, byte for byte, the analysis of the live 10 ms path.
+
+The chain, the quality meter and the detector are chunk-invariant, so ``analyze`` may hand the
+recording through the pipeline in blocks of any size (``chunk_size``, default seconds): the JSON
+must not change, from 10 ms chunks (a live board's packets) to the whole file in one block.  The
+one-pass analysis (calibration segments first, then detection, as live) must also equal the
+two-pass one (a calibration pass over the whole file, then a detection pass).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sessions import make_source, write_edf_session
+
+from emgfeedback.app import analyze as analyze_mod
+from emgfeedback.io.importers import load
+
+#: 10 ms at 1 kHz, an odd size, 1 s, 10 s, the default, and (None ->) the whole file
+BLOCKS = [10, 733, 1000, 10_000, None, "whole"]
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("offline") / "P-007_s.edf"
+    write_edf_session(path, make_source(seed=21, synkinesis_prob=0.7, duration=112.0), "P-007")
+    return path
+
+
+def _json(path: Path, chunk: Any, **kw: Any) -> str:
+    with load(path) as rec:
+        size = rec.n_samples if chunk == "whole" else chunk
+        a = analyze_mod.analyze(rec, chunk_size=size, **kw)
+        return json.dumps(a.to_json(), indent=1, allow_nan=False)
+
+
+@pytest.mark.slow
+def test_json_identical_for_every_block_size(session: Path) -> None:
+    ref = _json(session, 10)
+    doc = json.loads(ref)
+    assert any(e.get("type", "synkinesis") == "synkinesis" for e in doc["events"]), \
+        "the session must raise synkinesis events for the comparison to mean something"
+    assert len(doc["reps"]) >= 4
+    for chunk in BLOCKS[1:]:
+        assert _json(session, chunk) == ref, f"chunk_size={chunk} changed the analysis"
+
+
+def test_one_pass_equals_two_passes(session: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    passes: list[str] = []
+    start = analyze_mod._OnePass.start_clinic
+
+    def started(self: Any) -> None:
+        passes.append("one")
+        start(self)
+
+    monkeypatch.setattr(analyze_mod._OnePass, "start_clinic", started)
+    one = _json(session, 2000)
+    assert passes == ["one"]  # this session calibrates before its reps: one pass
+    monkeypatch.undo()
+    passes.clear()
+
+    def refuse(self: Any) -> Any:
+        passes.append("two")
+        raise analyze_mod._TwoPasses()
+
+    monkeypatch.setattr(analyze_mod._OnePass, "_calibration", refuse)
+    for chunk in (2000, 3001):
+        assert _json(session, chunk) == one
+    assert passes == ["two", "two"]
+
+
+def test_automatic_calibration_block_invariant(session: Path) -> None:
+    """``--calibration auto`` needs the whole envelope (two passes): same JSON at any block."""
+    ref = _json(session, 500, calibration="auto")
+    assert json.loads(ref)["calibration"]
+    assert _json(session, "whole", calibration="auto") == ref
+    assert _json(session, None, calibration="auto") == ref
