@@ -54,12 +54,42 @@ def placement_png(svg: str | None, dpi: int = 150) -> bytes | None:
     return out.stdout
 
 
+def _core_text_class() -> Any:
+    """A :class:`matplotlib.text.Text` drawn in the PDF with a standard PDF font (Courier for
+    monospace) when its text is in that font's encoding.
+
+    matplotlib lays out and emits an embedded TrueType font one glyph at a time (with kerning),
+    which made the long rep/event tables of a 30-minute session take most of the PDF's time; a
+    core font is written as one string per line (the viewer has the font: nothing embedded).
+    Text outside cp1252 keeps the embedded font (DejaVu), so no character is lost."""
+    import matplotlib as mpl
+    from matplotlib.text import Text
+
+    class CoreText(Text):
+        def draw(self, renderer: Any) -> None:
+            # (only the PDF backend reads the setting)
+            try:
+                self.get_text().encode("cp1252")
+            except UnicodeEncodeError:
+                super().draw(renderer)
+                return
+            old = mpl.rcParams["pdf.use14corefonts"]
+            mpl.rcParams["pdf.use14corefonts"] = True
+            try:
+                super().draw(renderer)
+            finally:
+                mpl.rcParams["pdf.use14corefonts"] = old
+
+    return CoreText
+
+
 class _Flow:
     """Pages of matplotlib figures filled top to bottom; positions in inches from the bottom."""
 
     def __init__(self) -> None:
         self.pages: list[Any] = []
         self.y = 0.0
+        self._core = _core_text_class()
         self._new()
 
     def _new(self) -> None:
@@ -79,6 +109,14 @@ class _Flow:
     def text(self, x: float, s: str, size: float, h: float, **kw: Any) -> None:
         self.page.text(x / PAGE_W, (self.y - 0.5 * h) / PAGE_H, s, fontsize=size, va="center",
                        **kw)
+        self.y -= h
+
+    def mono(self, x: float, s: str, size: float, h: float, **kw: Any) -> None:
+        """One line of a table (monospaced, a core PDF font: see :func:`_core_text_class`)."""
+        kw.setdefault("weight", "medium")  # Courier's regular weight (no font lookup warning)
+        t = self._core(x / PAGE_W, (self.y - 0.5 * h) / PAGE_H, s, fontsize=size, va="center",
+                       family="monospace", transform=self.page.transFigure, **kw)
+        self.page.add_artist(t)
         self.y -= h
 
     def gap(self, h: float) -> None:
@@ -135,7 +173,7 @@ class _Flow:
             self.page.patches.append(Rectangle(
                 (MARGIN_X / PAGE_W, (self.y - h) / PAGE_H), TEXT_W / PAGE_W, h / PAGE_H,
                 transform=self.page.transFigure, facecolor="#e6e6e6", edgecolor="none"))
-            self.text(MARGIN_X + 0.04, line(t.head), size, h, family="monospace", weight="bold")
+            self.mono(MARGIN_X + 0.04, line(t.head), size, h, weight="bold")
             first = False
             while k < len(body) and self.room() >= h:
                 shade = "#fde8e8" if "syn" in (t.row_classes[k] if k < len(t.row_classes)
@@ -144,7 +182,7 @@ class _Flow:
                     self.page.patches.append(Rectangle(
                         (MARGIN_X / PAGE_W, (self.y - h) / PAGE_H), TEXT_W / PAGE_W, h / PAGE_H,
                         transform=self.page.transFigure, facecolor=shade, edgecolor="none"))
-                self.text(MARGIN_X + 0.04, line(body[k]), size, h, family="monospace")
+                self.mono(MARGIN_X + 0.04, line(body[k]), size, h)
                 k += 1
             if k < len(body):
                 self._new()
