@@ -33,6 +33,7 @@ __all__ = [
     "fig_symmetry",
     "png_bytes",
     "reduce_for_plot",
+    "rgb_array",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,12 @@ def _rendered(fig: Figure) -> Any:
             fig.dpi = old
         _RENDERED[fig] = img
     return img
+
+
+def rgb_array(fig: Figure) -> np.ndarray:
+    """The figure drawn at :data:`RENDER_DPI` as ``(height, width, 3)`` uint8 pixels (for the
+    PDF, which embeds the pixels itself: no PNG encoded and decoded on the way)."""
+    return np.asarray(_rendered(fig))
 
 
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from emgfeedback import __version__
 from emgfeedback.views.report import figures
 from emgfeedback.views.report import model
@@ -189,13 +191,13 @@ class _Flow:
         for n in t.notes:
             self.para(n, 8.5, "#555555")
 
-    def image(self, png: bytes, dpi: int, caption: str = "", max_h: float | None = None,
-              min_share: float = 0.55) -> None:
-        """A PNG scaled to the text width (at most 1.25 times its size), and down to the room
-        left when at least ``min_share`` of it fits; else on a new page."""
+    def image(self, png: bytes | np.ndarray, dpi: int, caption: str = "",
+              max_h: float | None = None, min_share: float = 0.55) -> None:
+        """A PNG (or its pixels) scaled to the text width (at most 1.25 times its size), and down
+        to the room left when at least ``min_share`` of it fits; else on a new page."""
         from matplotlib.image import imread
 
-        img = imread(io.BytesIO(png), format="png")
+        img = png if isinstance(png, np.ndarray) else imread(io.BytesIO(png), format="png")
         hpx, wpx = img.shape[:2]
         cap_h = 0.2 * max(1, len(textwrap.wrap(caption, BODY_CHARS))) if caption else 0.0
         scale = min(TEXT_W / (wpx / dpi), 1.25)
@@ -267,7 +269,7 @@ def pages(report: Report) -> list[Any]:
     f.heading("Electrode placement", keep=4.6 * 0.4 + 0.3)  # with the figure (see image())
     _placement(f, report.placement)
     for _key, caption, fig in report.figures:
-        f.image(figures.png_bytes(fig, dpi=150), 150, caption)
+        f.image(figures.rgb_array(fig), figures.RENDER_DPI, caption)
     f.table(t["reps"])
     f.para(f"emgfeedback {__version__}.", 8, "#555555")
     f.footers(f"emgfeedback session report · {who} · {s.recorded_at:%Y-%m-%d %H:%M}")
