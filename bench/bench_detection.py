@@ -12,7 +12,8 @@ Prints markdown tables:
    they fall on (blinks, artefacts, electrode off, gaps, duplicates of one co-contraction,
    crosstalk, other), median |onset error| and alert latency, blink F1 during reps, artefact
    F1, retracted alerts, runs whose calibration was refused (scored with no detection), planted
-   events left out because their electrode (or their trigger's) was off;
+   events left out because their electrode (or their trigger's) was off, and blinks left out
+   because their electrode was off or samples were lost during them (``sources/truth.py``);
 2. per scenario without confounder (every scenario starts with the calibration protocol);
 3. the cost per 10 ms chunk (8 channels, 2 kHz) of the chain alone, the detector alone and both.
 
@@ -63,13 +64,13 @@ def _row(name: str, e: Evaluation) -> str:
             f"{s.f1:.3f} | {f['blink']} | {f['artefact']} | {f['electrode_off']} | {f['gap']} | "
             f"{f['duplicate']} | {f['crosstalk']} | {f['other']} | {s.median_abs_onset_ms:.1f} | "
             f"{s.median_latency_ms:.1f} | {e.blink.n_truth} | {blink} | {e.artefact.n_truth} | "
-            f"{art} | {e.retracted} | {e.unobservable} |")
+            f"{art} | {e.retracted} | {e.unobservable} / {e.unobservable_blinks} |")
 
 
 HEAD = ("| condition | runs refused | planted | TP | FP | FN | synkinesis F1 | false on blinks | "
         "on artefacts | on electrode off | on gaps | duplicates | on crosstalk | other | "
         "median abs onset error ms | median alert latency ms | blinks in reps | blink F1 | "
-        "artefact periods | artefact F1 | retracted alerts | unobservable |\n"
+        "artefact periods | artefact F1 | retracted alerts | unobservable synkinesis / blinks |\n"
         + "|---" * 22 + "|")
 
 

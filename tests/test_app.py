@@ -4,7 +4,6 @@ events; the console gets the program's cues."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,8 @@ from emgfeedback.errors import ConfigError, SourceError
 from emgfeedback.sources.facesim import ModelParams
 from emgfeedback.sources.simulated import SimulatedSource
 from emgfeedback.stream import Chunk, Processed, SourceBase
+
+from _sources import NoCues
 
 
 class Probe:
@@ -31,28 +32,6 @@ class Probe:
 
     def close(self) -> None:
         self.closed += 1
-
-
-class NoCues(SourceBase):
-    """A simulated face without the simulator's cues: what a live board delivers."""
-
-    def __init__(self, seconds: float) -> None:
-        self.inner = SimulatedSource("rest", seconds, 0, speed=None)
-        self.info = self.inner.info
-
-    @property
-    def finished(self) -> bool:
-        return self.inner.finished
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def read(self, timeout: float | None = None) -> Chunk | None:
-        c = self.inner.read(timeout)
-        return None if c is None else replace(c, markers=())
 
 
 class Failing(SourceBase):
@@ -117,7 +96,7 @@ def test_console_demo_gets_the_program_cues_on_a_board_without_cues() -> None:
         def feed(self, p: Processed) -> None:
             snaps.append(s.snapshot())
 
-    spec = SessionSpec(source="serial:none", source_factory=lambda: NoCues(40.0),
+    spec = SessionSpec(source="serial:none", source_factory=lambda: NoCues(40.0, seed=0),
                        auto_program=True)  # a serial board: the session leads
     s = Session(spec, views=[probe, Snap()])
     s.run()
@@ -127,6 +106,35 @@ def test_console_demo_gets_the_program_cues_on_a_board_without_cues() -> None:
     assert "calibration" in phases
     cues = {sn.feedback.cue.text for sn in snaps if sn.feedback and sn.feedback.cue}
     assert "rest" in cues and any(c.startswith("mvc ") for c in cues)
+
+
+def test_simulated_patient_does_the_program_it_is_given() -> None:
+    """``demo --program X`` on the simulated board: the simulated patient performs X (after the
+    calibration protocol), cued with the program's exercise names, instead of the scenario's own
+    exercises; the runner counts the program's reps."""
+    from emgfeedback.app.program import resolve_program
+
+    program = resolve_program("Smile x3 (clinic check)")
+    probe = Probe()
+    spec = SessionSpec(source="simulated", program=program,
+                       source_options={"duration": 75.0, "speed": None, "seed": 3,
+                                       "channels": ("EMG L-ZYG", "EMG L-OOC", "EMG R-ZYG",
+                                                    "EMG R-OOC")})
+    s = Session(spec, views=[probe])
+    s.run()
+    exercises = [m for m in probe.markers if m != "rest" and not m.startswith("mvc ")]
+    assert exercises == ["smile"] * 3
+    assert s.runner is not None
+    snap = s.runner.snapshot()
+    assert (snap.reps_done, snap.reps_total, snap.phase) == (3, 3, "done")
+
+
+def test_simulated_patient_takes_a_program_or_a_scenario_not_both() -> None:
+    from emgfeedback.errors import ConfigError
+    from emgfeedback.sources.simulated import create
+
+    with pytest.raises(ConfigError, match="either a program or the scenario 'smile-clean'"):
+        create(scenario="smile-clean", duration=5.0, plan=(("smile", ("ZYG",), 3.0, 4.0, 3),))
 
 
 @pytest.mark.slow

@@ -18,11 +18,12 @@ from emgfeedback.app.evaluate import Score, match_events, patient_calibration
 from emgfeedback.clinical.montage import Montage
 from emgfeedback.sources.facesim import ModelParams, Script, apply_confounders
 from emgfeedback.sources.simulated import SimulatedSource
+from emgfeedback.sources.truth import Evaluation, evaluate
 
 SEEDS = (11, 23)
 PRESETS = ("blinks", "pops", "motion", "electrode-off", "electrode-off-mains", "crosstalk",
-           "ecg", "gaps", "hypertonic", "mains-49.9", "synkinesis-lag", "fs-2000")
-ARTEFACT_KINDS = ("blink", "motion", "pop", "electrode_off")
+           "crosstalk-strong", "ecg", "gaps", "hypertonic", "mains-49.9", "synkinesis-lag",
+           "fs-2000", "all")
 
 
 @lru_cache(maxsize=None)
@@ -46,34 +47,9 @@ def _run(preset: str, seed: int, scenario: str = "smile-synkinesis"
     return a, src.script, rec.fs
 
 
-def _false_on_confounders(a: Analysis, sc: Script, fs: float) -> list[str]:
-    out = []
-    conf = [t for t in sc.truth if t.kind in ARTEFACT_KINDS]
-    for e in a.events:
-        off = e.offset if e.offset is not None else e.onset + 1
-        real = any(t.channel == e.channel and e.onset < t.stop and off > t.start
-                   for t in sc.events)
-        hit = [t.kind for t in conf if t.channel in ("", e.channel)
-               and e.onset < t.stop + 0.1 * fs and off > t.start - 0.1 * fs]
-        if hit and not real:
-            out.append(f"{e.channel} at {e.onset / fs:.2f} s on {hit[0]}")
-    return out
-
-
-def _blink_score(a: Analysis, sc: Script, fs: float) -> tuple[int, int, int]:
-    truth = [t for t in sc.truth if t.kind == "blink" and t.rep >= 1
-             and not any(u.channel == t.channel and u.start < t.stop and u.stop > t.start
-                         for u in sc.events)]  # inside synkinesis of its region: one burst
-    found = [e for e in a.all_events if e.type == "blink"]
-    used: set[int] = set()
-    tp = 0
-    for t in truth:
-        c = [i for i, e in enumerate(found) if i not in used and e.channel == t.channel
-             and t.start - 0.1 * fs <= e.onset <= t.stop]
-        if c:
-            used.add(c[0])
-            tp += 1
-    return tp, len(found) - len(used), len(truth) - tp
+def _evaluation(a: Analysis, sc: Script, fs: float) -> Evaluation:
+    """Every event class against the ground truth: the one scorer (sources/truth.py)."""
+    return evaluate(a.all_events, sc.truth, fs)
 
 
 @pytest.mark.slow
@@ -81,7 +57,8 @@ def _blink_score(a: Analysis, sc: Script, fs: float) -> tuple[int, int, int]:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_no_false_synkinesis_per_confounder(preset: str, seed: int) -> None:
     a, sc, fs = _run(preset, seed)
-    assert _false_on_confounders(a, sc, fs) == []
+    ev = _evaluation(a, sc, fs)
+    assert ev.false_on_confounders == 0, (preset, seed, ev.false_synkinesis)
     s = match_events(a.events, sc.events, fs)
     assert s.fp <= 1 and s.fn <= 1, (preset, seed, s.tp, s.fp, s.fn)
     # artefacts and electrode-off periods are reported per channel, with their reasons
@@ -100,16 +77,34 @@ def test_no_false_synkinesis_per_confounder(preset: str, seed: int) -> None:
 
 @pytest.mark.slow
 def test_accuracy_over_confounders() -> None:
-    total, blinks = Score(), [0, 0, 0]
+    total, blinks = Score(), Score()
     for preset in PRESETS:
         for seed in SEEDS:
             a, sc, fs = _run(preset, seed)
             total += match_events(a.events, sc.events, fs)
-            for i, v in enumerate(_blink_score(a, sc, fs)):
-                blinks[i] += v
+            blinks += _evaluation(a, sc, fs).blink
     assert total.tp >= 60
-    assert total.f1 >= 0.95, (total.tp, total.fp, total.fn)
-    assert total.median_abs_onset_ms <= 20.0
-    assert 0.0 < total.median_latency_ms <= 85.0
-    tp, fp, fn = blinks
-    assert tp >= 10 and 2 * tp / (2 * tp + fp + fn) >= 0.85, blinks
+    assert total.f1 >= 0.97, (total.tp, total.fp, total.fn)
+    assert total.median_abs_onset_ms <= 15.0
+    assert 0.0 < total.median_latency_ms <= 80.0
+    # blinks during reps, those riding on synkinesis of their region included
+    assert blinks.tp >= 10 and blinks.f1 >= 0.9, (blinks.tp, blinks.fp, blinks.fn)
+
+
+@pytest.mark.slow
+def test_blink_then_artefact_is_no_synkinesis() -> None:
+    """A regression case from the tuning seeds (seed 6, every confounder): a blink during a
+    smile (158.49-158.61 s) and an electrode pop 200 ms after it kept the eye's burst up for
+    blink_max_ms, so it was confirmed as synkinesis; the blink is found on the burst and the
+    event, with less than blink_max_ms of activity besides the blink, is withdrawn."""
+    p = apply_confounders(ModelParams(), "all")
+    src = SimulatedSource("session", 220.0, 6, speed=None, params=p)
+    with src:
+        rec = src.recording()
+    a = analyze(rec, Montage.from_labels(rec.channels, p.affected_side))
+    fs = rec.fs
+    ev = evaluate(a.all_events, src.script.truth, fs)
+    assert ev.false_on_confounders == 0, ev.false_synkinesis
+    near = [e for e in a.all_events if e.channel == "L-OOC" and 158.3 * fs < e.onset < 158.9 * fs]
+    assert [e.type for e in near if e.type != "artefact"] == ["blink"], near
+    assert abs(near[0].onset / fs - 158.49) < 0.1

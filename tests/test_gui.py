@@ -28,12 +28,14 @@ from emgfeedback.errors import ConfigError, DeviceNotFound
 from emgfeedback.io.edf.reader import read_edf
 from emgfeedback.io.edf.sidecar import read_sidecar
 from emgfeedback.sources.simulated import SimulatedSource
-from emgfeedback.stream import Chunk, RingBuffer, SourceBase
+from emgfeedback.stream import RingBuffer, SourceBase
 from emgfeedback.views.gui import after
 from emgfeedback.views.gui.live import ColumnCache
 from emgfeedback.validate import validate_patient_id
 from emgfeedback.views.gui.screens import ConnectRequest
 from emgfeedback.views.gui.window import MainWindow
+
+from _sources import NoCues
 
 SEED = 3
 PROGRAM = "Smile x3 (clinic check)"
@@ -257,31 +259,9 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     assert "P-0042" in report.read_text(encoding="utf-8")
 
 
-class _NoCues(SourceBase):
-    """A simulated board without its script's cues: a live board, where the GUI leads."""
-
-    def __init__(self) -> None:
-        self.inner = SimulatedSource("rest", duration=60.0, seed=1, speed=None)
-        self.info = self.inner.info
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def start(self) -> None:
-        self.inner.start()
-
-    def read(self, timeout: float | None = None) -> Chunk | None:
-        c = self.inner.read(timeout)
-        return None if c is None else Chunk(c.data, c.start, c.fs, c.channels, c.status)
-
-    @property
-    def finished(self) -> bool:
-        return self.inner.finished
-
-
 def test_leading_program_puts_cues_into_the_stream_at_sample_counts(qtbot, window) -> None:
     win = window
-    win.start_source(_NoCues, ConnectRequest("simavr", {}, "P-0007", PROGRAM, "L", record=False))
+    win.start_source(NoCues, ConnectRequest("simavr", {}, "P-0007", PROGRAM, "L", record=False))
     assert win.runner is not None and win.runner.leading
     assert win.record_btn.text() == "Record" and not win.record_btn.isChecked()
     qtbot.waitUntil(lambda: win.check_screen.start_btn.isVisible() and bool(win.live.ready),
@@ -337,7 +317,7 @@ def test_programs_are_the_clinical_engines_toml_programs(qtbot, window, tmp_path
     bad.write_text('name = "x"\n[[exercise]]\nname = "smiel"\n', "utf-8")
     cs.add_program_file(str(bad))
     assert "smiel" in cs.message.text() and cs.program.currentText() == "P7 lips (p7.toml)"
-    window.start_source(_NoCues, req)  # the window runs the file's program
+    window.start_source(NoCues, req)  # the window runs the file's program
     assert window.program is not None and window.program.name == "P7 lips"
     assert window.runner is not None and window.runner.snapshot().reps_total == 2
 

@@ -355,29 +355,9 @@ def test_patient_mode_on_a_live_board_leads_the_whole_session(tmp_path: Path) ->
     dropped): patient mode's Start calibrates and then runs the exercises by itself."""
     import time
 
-    from emgfeedback.sources.simulated import SimulatedSource
-    from emgfeedback.stream import Chunk, SourceBase
+    from _sources import NoCues
+
     from emgfeedback.views.gui.controller import ConnectRequest, SessionController
-
-    class NoCues(SourceBase):
-        def __init__(self) -> None:
-            self.inner = SimulatedSource("rest", duration=60.0, seed=1, speed=None)
-            self.info = self.inner.info
-
-        def open(self) -> None:
-            self.inner.open()
-
-        def start(self) -> None:
-            self.inner.start()
-
-        def read(self, timeout: float | None = None) -> Chunk | None:
-            time.sleep(0.001)  # paced: the test's pulls see every step
-            c = self.inner.read(timeout)
-            return None if c is None else Chunk(c.data, c.start, c.fs, c.channels, c.status)
-
-        @property
-        def finished(self) -> bool:
-            return bool(self.inner.finished)
 
     from emgfeedback.app.program import Protocol
 
@@ -386,7 +366,7 @@ def test_patient_mode_on_a_live_board_leads_the_whole_session(tmp_path: Path) ->
                             mvc_gap_s=0.5)
     req = ConnectRequest("serial:/dev/null", {}, "P-0042", "Smile x3 (clinic check)", "L",
                          record=False)
-    assert ctl.start_patient_session(req, NoCues) is None
+    assert ctl.start_patient_session(req, lambda: NoCues(pace_s=0.001)) is None
     steps: list[str] = []
     t0 = time.monotonic()
     while ctl.phase != "summary" and time.monotonic() - t0 < 90:

@@ -306,6 +306,13 @@ class DetectionConfig(Settings):
         One co-contraction is one event: bursts of a region within this time of each other in
         the same rep are one burst (a region hovering around its limit), classified by its
         whole duration; a confirmed event's ``ended`` notice comes once this time has passed.
+    blink_on_burst_ratio:
+        A blink riding on synkinesis of a blink region (the burst is up already, so its
+        duration cannot tell): the moving RMS (80 ms) of the band-passed signal above this
+        ratio to its running median (600 ms, the burst's own level) for at most
+        ``blink_max_ms``.  A blink of 30-60 %MVC on synkinesis of 15-50 %MVC gives 1.6-5; the
+        80 ms RMS of a steady burst varies by about ±15 %, so 1.6 is about 4 of its SDs
+        (tuned on the simulator's seeds 0-9; docs/analysis.md, "Blinks during synkinesis").
     max_pct_mvc:
         An envelope above this %MVC is no muscle of that region (electrode pop, cable): an
         artefact.  %MVC above 100 is kept and flagged as "exceeds calibration" up to here.
@@ -326,6 +333,7 @@ class DetectionConfig(Settings):
     blink_max_ms: float = setting(250.0, ge=0, le=10_000, unit="ms")
     blink_regions: tuple[str, ...] = setting(("OOC",))
     merge_ms: float = setting(400.0, ge=0, le=60_000, unit="ms")
+    blink_on_burst_ratio: float = setting(1.6, gt=1, le=100)
     max_pct_mvc: float = setting(300.0, gt=100, le=1e5, unit="%MVC")
     crosstalk_lag_ms: float = setting(10.0, ge=0, le=100, unit="ms")
 

@@ -1,10 +1,11 @@
-"""Scoring detected synkinesis events against the simulator's ground truth (tests, bench).
+"""Simulate, analyse and score against the simulator's ground truth (tests, bench).
 
-A detected event matches a planted one (:class:`~emgfeedback.sources.facesim.TruthEvent`) when
-it is on the same channel and its estimated onset lies between ``tolerance_s`` before the true
-onset and the true offset; each planted event matches at most one detection (closest onset
-first).  Reported: precision, recall, F1, the median |onset error| and the median alert latency
-(alert sample − true onset) over matched events.
+The scoring itself is ``sources/truth.py`` (one matcher for every caller): a detected event
+matches a planted one (:class:`~emgfeedback.sources.facesim.TruthEvent`) when it is on the same
+channel and its estimated onset lies between ``tolerance_s`` before the true onset and the true
+offset; each planted event matches at most one detection (closest onset first).  Reported:
+precision, recall, F1, the median |onset error| and the median alert latency (alert sample −
+true onset) over matched events.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from emgfeedback.clinical.exercises import Program
 from emgfeedback.recording import Recording
 from emgfeedback.errors import CalibrationError
 from emgfeedback.sources.facesim import ModelParams, TruthEvent
-from emgfeedback.sources.truth import ClassScore, Evaluation
+from emgfeedback.sources.truth import ClassScore, Evaluation, match_synkinesis
 
 __all__ = ["Score", "match_events", "patient_calibration", "simulate_and_analyze",
            "simulate_and_evaluate", "simulated_recording"]
@@ -34,24 +35,9 @@ Score = ClassScore
 
 def match_events(detected: Sequence[SynkinesisEvent], truth: Iterable[TruthEvent], fs: float,
                  tolerance_s: float = 0.25) -> Score:
-    """Score one run (see the module docstring)."""
-    tol = int(round(tolerance_s * fs))
-    free = list(range(len(detected)))
-    s = Score()
-    for t in sorted(truth, key=lambda t: t.start):
-        cands = [i for i in free if detected[i].channel == t.channel
-                 and t.start - tol <= detected[i].onset <= t.stop]
-        if not cands:
-            s.fn += 1
-            continue
-        i = min(cands, key=lambda i: abs(detected[i].onset - t.start))
-        free.remove(i)
-        s.tp += 1
-        s.onset_err_s.append((detected[i].onset - t.start) / fs)
-        alert = detected[i].alert
-        s.latency_s.append(((alert if alert is not None else detected[i].onset) - t.start) / fs)
-    s.fp += len(free)
-    return s
+    """Score one run's synkinesis events against the planted ones: the truth matcher's
+    (:func:`emgfeedback.sources.truth.match_synkinesis`) counts and timing errors."""
+    return match_synkinesis(detected, list(truth), fs, tolerance_s)[0]
 
 
 def simulated_recording(scenario: str, duration: float, seed: int,

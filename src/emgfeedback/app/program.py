@@ -117,6 +117,14 @@ def program_sidecar(program: Program, protocol: Protocol | None = None) -> dict[
     return out
 
 
+def simulated_plan(program: Program) -> tuple[tuple[str, tuple[str, ...], float, float, int], ...]:
+    """What the simulated patient is asked to do for ``program``
+    (:data:`emgfeedback.sources.facesim.Plan`): each exercise's name, targets, hold, rest and
+    reps, in order."""
+    return tuple((e.name, tuple(e.targets), float(e.hold_s), float(e.rest_s), int(e.reps))
+                 for e in program.exercises)
+
+
 def cue_text(program: Program, name: str) -> str:
     """What the patient is asked to do for exercise ``name``."""
     ex = program.find(name)

@@ -209,7 +209,15 @@ class Session:
             return self.spec.source_factory()
         from emgfeedback.sources.registry import open_source
 
-        return open_source(self.spec.source, **dict(self.spec.source_options))
+        options = dict(self.spec.source_options)
+        if (self.spec.source.partition(":")[0] == "simulated" and self.spec.program is not None
+                and "plan" not in options):
+            # A program given for the simulated patient is what the patient does (its cues,
+            # with the program's exercise names, lead; the runner follows them).
+            from emgfeedback.app.program import simulated_plan
+
+            options["plan"] = simulated_plan(self.spec.program)
+        return open_source(self.spec.source, **options)
 
     def _calibrated(self, cal: Calibration) -> None:
         """The detector's calibration exists: into the recording's sidecar at once."""

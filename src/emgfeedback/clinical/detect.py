@@ -41,8 +41,9 @@ Per channel (vectorised across channels; Python loops run only over state *chang
    before the alert (and not before the rep): find the rise (last crossing of the level half-way
    between the window's lowest envelope and the envelope at the alert), take the median envelope
    50-150 ms before that crossing as the local pre-rise level, and go back from the crossing to
-   where the envelope last was within ``h_on`` rest SDs of that level; minus the chain's envelope
-   delay (``delay_s``).  The local level (not the rest mean) keeps crosstalk from the target,
+   where the envelope last was within ``h_off`` rest SDs of that level (the release threshold:
+   ``h_on`` put the onset of a 100 ms ramp about 10 ms late; tuned on seeds 0-9); minus the
+   chain's envelope delay (``delay_s``).  The local level (not the rest mean) keeps crosstalk from the target,
    which lifts a quiet channel during the rep, from pulling onsets early.
 8. **Per rep and side** (:class:`RepResult`): target peak %MVC (and whether it exceeds the
    calibration, > 100), mean %MVC while the target is active, time in the target band,
@@ -91,6 +92,20 @@ MAX_BLOCK = 1024
 
 #: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
 _PCT = 16
+
+#: Blinks riding on a burst: window of the moving RMS (about the shortest blink, 80 ms: the
+#: longer, the steadier the estimate of the burst's own level), the running median that gives
+#: the burst's own level (long against a blink, short against a rep), the step of both, and
+#: the level (of the excess ratio) that delimits a blink found by ``blink_on_burst_ratio``.
+_BLINK_RMS_MS = 80.0
+_BLINK_BASE_MS = 600.0
+_BLINK_STEP_MS = 5.0
+_BLINK_EXTENT = 1.15
+
+#: At confirmation, a quiet signal whose best copy of the target's waveform explains more than
+#: this share (R²) has its onset looked for again (crosstalk over the floor may have raised the
+#: alert before the region joined in; tuned on seeds 0-9).
+_XT_ONSET_R2 = 0.1
 
 
 def _reasons(bits: int) -> str:
@@ -388,7 +403,7 @@ class Detector:
         self.k = 100.0 / self.mvc
         self.on_thr = self.mean + h_on * self.sd
         self.off_thr = self.mean + h_off * self.sd
-        self.h_on = h_on
+        self.h_on, self.h_off = h_on, h_off
         self.threshold_pct = (self.on_thr - self.mean) * self.k
         # an envelope above max_pct_mvc is an artefact: the same limit in µV of envelope
         self._max_env = self.mean + self.cfg.max_pct_mvc / self.k
@@ -412,6 +427,13 @@ class Detector:
         self._bad_until = -(1 << 60)  # no sample held from here on (absolute index)
         self._art_open: dict[int, list[Any]] = {}  # channel -> [key, bits, peak]
         self._xlag = max(0, ms(self.cfg.crosstalk_lag_ms))
+        # Blinks riding on a burst (docs/analysis.md, "Blinks during synkinesis"): moving RMS
+        # of the band-passed signal over _BLINK_RMS_MS against its running median over
+        # _BLINK_BASE_MS, in steps of _BLINK_STEP_MS.
+        self._bstep = max(1, ms(_BLINK_STEP_MS))
+        self._brms = max(2, ms(_BLINK_RMS_MS))
+        self._bhalf = max(self._bstep, ms(_BLINK_BASE_MS / 2))
+        self._settles: list[tuple[int, int]] = []  # (first, last + 1) settling after a gap
         self.lookback = max(1, ms(self.cfg.onset_lookback_ms))
         self._pre_a = max(2, ms(150.0))
         self._pre_b = max(1, ms(50.0))
@@ -511,6 +533,8 @@ class Detector:
             # the chain restarted its filters: their start-up (the notches settle on strong
             # mains) is not muscle activity
             self._settle_until = p.start + self._settle_n
+            self._settles = [g for g in self._settles if g[1] > p.start - 60 * int(self.fs)]
+            self._settles.append((p.start, self._settle_until))
         n = len(p)
         for a in range(0, n, MAX_BLOCK):
             b = min(n, a + MAX_BLOCK)
@@ -860,19 +884,22 @@ class Detector:
             b.confirmed = None
             self._burst_confirm(c, b, s)
 
-    def _crosstalk_only(self, c: int, b: _Burst, s: int) -> tuple[bool, float]:
-        """``(is crosstalk, own %MVC)``: over the last ``blink_max_ms`` of the burst, the
-        target's waveform explains most of the quiet channel's band-passed signal (R² > 0.5,
-        least squares over lags within ``crosstalk_lag_ms``) and what it leaves, the channel's
-        own activity as an envelope level, is under the floor."""
-        own, r2 = self._own_pct(c, b, s)
-        return bool(r2 > 0.5 and own < b.rep.floor[c]), own
+    def _crosstalk_only(self, c: int, b: _Burst, s: int, lo: int | None = None
+                        ) -> tuple[bool, float, float]:
+        """``(is crosstalk, own %MVC, R²)``: over the last ``blink_max_ms`` of the burst (from
+        ``lo`` on, default the burst's start), the target's waveform explains most of the quiet
+        channel's band-passed signal (R² > 0.5, least squares over lags within
+        ``crosstalk_lag_ms``) and what it leaves, the channel's own activity as an envelope
+        level, is under the floor."""
+        own, r2 = self._own_pct(c, b, s, lo)
+        return bool(r2 > 0.5 and own < b.rep.floor[c]), own, r2
 
-    def _own_pct(self, c: int, b: _Burst, s: int) -> tuple[float, float]:
+    def _own_pct(self, c: int, b: _Burst, s: int, lo: int | None = None
+                 ) -> tuple[float, float]:
         """``(own %MVC, R²)`` of channel ``c`` (see :meth:`_crosstalk_only`)."""
         rep = b.rep
         t = int(rep.trig[c])
-        a0 = max(b.run, s - self._blink_n, rep.start) - rep.start
+        a0 = max(b.run if lo is None else lo, s - self._blink_n, rep.start) - rep.start
         a1 = min(s + 1, rep.stop) - rep.start
         q, x = rep.filt[a0:a1, c], rep.filt[a0:a1, t]
         m, k = len(q), self._xlag
@@ -908,6 +935,14 @@ class Detector:
             return
         if b.key is not None:
             ev = replace(self._store[b.key], confirmed=s)
+            if ct[2] > _XT_ONSET_R2:
+                # Much of the quiet signal is the target's waveform: the alert may have come
+                # from crosstalk over the floor before the region joined in.  The rise is
+                # looked for again from here (the co-contraction is up now), and a later
+                # onset is taken.
+                again = self._estimate_onset(c, s, max(b.rep.start, b.run - self.lookback))
+                if again > ev.onset:
+                    ev = replace(ev, onset=again)
             self._put(b.key, ev)
             b.rep.events.add(self.names[c])
             self._emit("confirmed", ev)
@@ -958,7 +993,10 @@ class Detector:
         rep = b.rep
         if b.confirmed is not None:
             assert b.key is not None
-            self._emit("ended", self._store[b.key])
+            if self._blink_ch[c]:
+                self._blinks_on_burst(c, b, off)
+            if b.key in self._store:  # (not retracted as a blink)
+                self._emit("ended", self._store[b.key])
             self._release(rep)
             return
         # Short: a blink in an orbicularis oculi region, a transient elsewhere.  The class is
@@ -968,8 +1006,11 @@ class Detector:
         pk = float(rep.pct[a0:a1, c].max()) if a1 > a0 else 0.0
         old = self._store.get(b.key) if b.key is not None else None
         target_moved = b.alert is not None
-        if target_moved and self._crosstalk_only(c, b, min(off, rep.stop) - 1)[0]:
-            # only the target's waveform: crosstalk, neither a blink nor a transient
+        end = min(off, rep.stop) - 1
+        if target_moved and self._crosstalk_only(c, b, end, end - self._blink_n)[0]:
+            # only the target's waveform: crosstalk, neither a blink nor a transient (judged
+            # over the last blink_max_ms up to the burst's end, before it too: a short burst
+            # barely over the floor is too short to be judged alone)
             if old is not None and b.key is not None:
                 ev = replace(old, type="artefact", retracted=True, confirmed=at, offset=off,
                              reason=f"crosstalk from {self.names[int(rep.trig[c])]}")
@@ -994,6 +1035,114 @@ class Detector:
             self._emit("retracted", ev)
         self._release(rep)
 
+    def _blinks_on_burst(self, c: int, b: _Burst, off: int) -> None:
+        """Blinks riding on confirmed synkinesis of a blink region (known ``merge_ms`` after the
+        burst ended): where the moving RMS of the band-passed signal rises above
+        ``blink_on_burst_ratio`` times its running median (the burst's own level) for at most
+        ``blink_max_ms``, outside artefact periods and the settling after a gap.  Each is a
+        blink event; the synkinesis event's peak leaves their spans out, and a burst that began
+        with one takes its onset after it.  Several such rises with less than ``blink_max_ms``
+        above the floor besides them are the burst itself (a region hovering around its
+        limit); one blink with less than that besides it was the alert's cause: the synkinesis
+        event is retracted (``type`` blink)."""
+        rep = b.rep
+        key = b.key
+        assert key is not None
+        st, half, w = self._bstep, self._bhalf, self._brms
+        # samples written by now whatever the chunking: the burst, half a median window
+        # before it and up to merge_ms after it
+        e0 = max(b.run - half, rep.start)
+        e1 = min(off + min(half, self._merge_n), rep.stop)
+        if e1 - e0 < 2 * half:
+            return
+        x = rep.filt[e0 - rep.start:e1 - rep.start, c]
+        cs = np.concatenate(([0.0], np.cumsum(x * x)))
+        # moving RMS centred on every st-th sample (edges: the part of the window inside)
+        i = np.arange(0, len(x), st)
+        lo, hi = np.clip(i - w // 2, 0, len(x)), np.clip(i - w // 2 + w, 0, len(x))
+        rms = np.sqrt((cs[hi] - cs[lo]) / np.maximum(hi - lo, 1))
+        k = max(1, half // st)
+        pad = np.concatenate((np.full(k, rms[0]), rms, np.full(k, rms[-1])))
+        # (the level is slow: its median every 4th step, held, costs a quarter)
+        win = np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1)[::4]
+        base = np.repeat(np.median(win, axis=1), 4)[:len(rms)]
+        ratio = rms / np.maximum(base, 1e-12)
+        hot = ratio > self.cfg.blink_on_burst_ratio
+        a_i, b_i = (max(b.run, rep.start) - e0) // st, (off - e0 + st - 1) // st
+        hot[:a_i] = False
+        hot[b_i:] = False
+        if not hot.any():
+            return
+        ext = np.concatenate(([False], ratio > _BLINK_EXTENT, [False])).astype(np.int8)
+        edges = np.flatnonzero(np.diff(ext))
+        name = self.names[c]
+        arts = [(e.onset, e.offset if e.offset is not None else e1) for e in self._store.values()
+                if e.type == "artefact" and e.channel == name and e.alert is None]
+        if c in self._art_open:
+            arts.append((self._art_open[c][0][0], e1))
+        arts += self._settles
+        spans: list[tuple[int, int]] = []
+        for r0, r1 in zip(edges[::2].tolist(), edges[1::2].tolist()):
+            if not hot[r0:r1].any():
+                continue
+            s0, s1 = e0 + r0 * st, e0 + (r1 - 1) * st
+            # at most a blink (plus the RMS window's spread), at least the window (a blink's EMG
+            # lasts 50 ms or more: anything shorter is the window's own noise)
+            if not w <= s1 - s0 <= self._blink_n + w or any(a <= s1 and s0 <= z
+                                                            for a, z in arts):
+                continue
+            spans.append((s0, s1))
+        if not spans:
+            return
+        pct = rep.pct[:, c]
+        r0 = max(b.run, rep.start)
+        own = pct[r0 - rep.start:off - rep.start] > rep.floor[c]
+        for s0, s1 in spans:
+            own[max(0, s0 - r0):max(0, s1 + self.delay - r0)] = False
+        at = off + self._merge_n
+        syn = self._store[key]
+        alone = int(own.sum()) < self._blink_n
+        if alone and len(spans) > 1:
+            # no burst of its own around them (a region hovering around its limit): the rises
+            # are the co-contraction itself
+            return
+        if alone:
+            # one blink and, besides it, less than blink_max_ms above the floor (its decay, an
+            # artefact's edge): the alert was the blink's; no synkinesis
+            self._put(key, None)
+            if not any(e.type == "synkinesis" and e.channel == self.names[c]
+                       and e.rep == rep.index for e in self._store.values()):
+                rep.events.discard(self.names[c])
+            self._emit("retracted", replace(
+                syn, type="blink", retracted=True, confirmed=at,
+                reason=f"a blink; less than {self.cfg.blink_max_ms:g} ms of activity besides"))
+        s0, s1 = spans[0]
+        if s0 <= syn.onset + w:
+            # the burst began with the blink: the co-contraction's onset is where the envelope,
+            # after the blink, turned up again (its lowest point within 300 ms), minus the delay
+            z0 = min(s1 + self.delay, off - 1)
+            z1 = min(z0 + self._pre_a * 2, off)
+            if z1 > z0:
+                t = z0 + int(np.argmin(pct[z0 - rep.start:z1 - rep.start]))
+                syn = replace(syn, onset=max(rep.start, t - self.delay))
+        p0 = max(syn.alert or b.run, rep.start) - rep.start  # the event's peak: from the alert
+        keep = np.ones(max(0, off - rep.start - p0), dtype=bool)
+        for s0, s1 in spans:
+            # the centred RMS leads the blink by about a quarter window, the envelope lags
+            onset = max(rep.start, s0 + w // 4 - self.delay)
+            offset = min(off, s1 - w // 4)
+            a0, a1 = s0 - rep.start, min(s1 + self.delay, off) - rep.start
+            pk = float(pct[a0:a1].max()) if a1 > a0 else 0.0
+            keep[max(0, a0 - p0):max(0, a1 - p0)] = False
+            ev = SynkinesisEvent(name, self.names[int(rep.trig[c])], rep.exercise.name, rep.index,
+                                 onset, None, max(offset, onset + 1), pk, "blink", confirmed=at)
+            self._put((onset, c, 2), ev)
+            rep.blinks[self._side_of[c]] = rep.blinks.get(self._side_of[c], 0) + 1
+            self._emit("blink", ev)
+        seg = pct[p0:p0 + len(keep)][keep]
+        if not alone:  # the synkinesis event's own peak, blinks left out
+            self._put(key, replace(syn, peak_pct_mvc=float(seg.max())) if len(seg) else syn)
+
     def _release(self, rep: _Rep) -> None:
         rep.refs -= 1
         if rep.refs <= 0 and rep.finished:
@@ -1013,8 +1162,9 @@ class Detector:
         #    envelope between pre_a and pre_b samples before the half-way crossing.
         pre = e[max(0, t_half - self._pre_a):max(0, t_half - self._pre_b)]
         ref = float(np.median(pre)) if len(pre) else m0
-        thr = ref + self.h_on[c] * self.sd[c]
-        # 3. Onset: where the envelope last left that level before the half-way crossing.
+        thr = ref + self.h_off[c] * self.sd[c]
+        # 3. Onset: where the envelope last left that level (by the release threshold, h_off
+        #    SDs) before the half-way crossing.
         below = np.flatnonzero(e[:t_half] <= thr)
         first_above = lo + (int(below[-1]) + 1 if len(below) else 0)
         return max(rep_start, first_above - self.delay)

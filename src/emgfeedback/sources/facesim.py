@@ -45,6 +45,7 @@ __all__ = [
     "Cue",
     "FaceModel",
     "ModelParams",
+    "Plan",
     "Script",
     "Truth",
     "TruthEvent",
@@ -352,8 +353,8 @@ class _Builder:
         return on + 0.03 + 0.22 * u  # with the movement: 30-250 ms after its onset
 
     def rep(self, exercise: str, hold: float, level: tuple[float, float], synk_prob: float,
-            weak_affected: float | None = None) -> None:
-        kind = EXERCISES[exercise]
+            weak_affected: float | None = None, targets: tuple[str, ...] | None = None) -> None:
+        targets = targets or EXERCISES[exercise].targets
         t0 = self.t
         t1 = t0 + hold
         side_aff = self.p.affected_side
@@ -363,7 +364,7 @@ class _Builder:
         lvl = float(self.rng.uniform(*level))
         first_on, last_off = t1, t0
         for side in self.sides():
-            for code in kind.targets:
+            for code in targets:
                 # Reaction time after the cue: 0.15-0.4 s; relax 0.05-0.2 s before its end.
                 on = t0 + float(self.rng.uniform(0.15, 0.4))
                 off = t1 - float(self.rng.uniform(0.05, 0.2))
@@ -383,7 +384,7 @@ class _Builder:
                         self.script.events.append(TruthEvent(
                             "synkinesis", f"{side}-{intr}", f"{side}-{code}", exercise,
                             self.s(d_on), self.s(d_off), pk, rep_i))
-        if self.p.blinks_in_reps > 0 and "OOC" not in kind.targets:
+        if self.p.blinks_in_reps > 0 and "OOC" not in targets:
             r = self.rng_blink
             if r.random() < self.p.blinks_in_reps and last_off - first_on > 0.6:
                 t = float(r.uniform(first_on + 0.2, last_off - 0.3))
@@ -560,8 +561,20 @@ def calibration_s(p: ModelParams) -> float:
     return 14.0 + 18.0 * len(_codes(p))
 
 
-def make_script(scenario: str, seconds: float, seed: int, p: ModelParams) -> Script:
-    """The protocol and ground truth of ``scenario`` lasting ``seconds``."""
+#: What a simulated patient is asked to do instead of a scenario's script: per exercise of a
+#: clinical program, ``(name, target region codes, hold s, rest s, reps)`` (built from a
+#: :class:`~emgfeedback.clinical.exercises.Program` by ``app.program.simulated_plan``).
+Plan = tuple[tuple[str, tuple[str, ...], float, float, int], ...]
+
+
+def make_script(scenario: str, seconds: float, seed: int, p: ModelParams,
+                plan: Plan | None = None) -> Script:
+    """The protocol and ground truth of ``scenario`` lasting ``seconds``; with ``plan`` (the
+    ``session`` scenario only), the calibration protocol, then the plan's reps once, in order,
+    each cued with its exercise's name, then rest."""
+    if plan is not None and scenario != "session":
+        raise ConfigError(f"the simulated patient follows either a program or the scenario "
+                          f"{scenario!r}, not both: leave out the scenario (or the program)")
     if scenario not in SCENARIOS:
         raise ConfigError(f"unknown scenario {scenario!r}; choose one of: {', '.join(SCENARIOS)}")
     rng = np.random.default_rng([seed, 7])
@@ -579,7 +592,19 @@ def make_script(scenario: str, seconds: float, seed: int, p: ModelParams) -> Scr
 
     if scenario != "rest" and p.calibration:
         calibration_protocol(b)
-    if scenario == "rest":
+    if plan is not None:
+        b.rest(3.0)
+        for name, targets, hold, rest_s, n in plan:
+            if not any(b.has(s, c) for s in b.sides() for c in targets):
+                continue  # the program's targets are not on this board's channels
+            for _ in range(n):
+                if b.t + hold + 1.0 > seconds:
+                    break
+                b.rep(name, hold, (40.0, 70.0), prob(0.5), targets=targets)
+                b.rest(rest_s)
+        if b.t < seconds:
+            b.rest(seconds - b.t)
+    elif scenario == "rest":
         b.rest(seconds, annotate=True)
     elif scenario == "smile-clean":
         reps("smile", 0.0)

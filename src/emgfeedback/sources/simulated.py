@@ -30,6 +30,7 @@ from emgfeedback.sources.facesim import (
     SCENARIOS,
     FaceModel,
     ModelParams,
+    Plan,
     Script,
     apply_confounders,
     make_script,
@@ -62,6 +63,10 @@ class SimulatedSource(SourceBase):
         Size of the chunks handed out (10 ms, as a board's USB packets).
     params:
         Patient and recording conditions (:class:`ModelParams`).
+    plan:
+        What the simulated patient is asked to do instead of the scenario's exercises (a
+        clinical program's reps, :data:`~emgfeedback.sources.facesim.Plan`); the cues carry
+        the program's exercise names.
     """
 
     def __init__(
@@ -72,13 +77,14 @@ class SimulatedSource(SourceBase):
         speed: float | None = 1.0,
         block_ms: float = 10.0,
         params: ModelParams | None = None,
+        plan: Plan | None = None,
     ) -> None:
         self.params = params or ModelParams()
         self.scenario = scenario
         self.seed = seed
         self.speed = speed
         seconds = duration if duration is not None else 2 * 3600.0
-        self.script: Script = make_script(scenario, seconds, seed, self.params)
+        self.script: Script = make_script(scenario, seconds, seed, self.params, plan)
         self.model = FaceModel(self.script, self.params, seed)
         self.block = max(1, int(round(block_ms * self.params.fs / 1000.0)))
         self.info = SourceInfo(
@@ -207,9 +213,11 @@ class SimulatedSource(SourceBase):
 def create(arg: str = "", *, scenario: str | None = None, duration: float | None = None,
            seed: int = 0, speed: float | None = 1.0, fs: float | None = None,
            mains: float | None = None, confounders: str | list[str] | None = None,
-           block_ms: float = 10.0, **params: object) -> SimulatedSource:
+           block_ms: float = 10.0, plan: Plan | None = None,
+           **params: object) -> SimulatedSource:
     """``simulated[:SCENARIO]``: the facial model (registry factory; typed options).
 
+    ``plan``: a program for the simulated patient to follow (``session`` scenario only).
     ``confounders``: presets of :data:`~emgfeedback.sources.facesim.CONFOUNDERS` (applied
     first); other keywords are :class:`ModelParams` fields, an unknown one is refused by name."""
     p = apply_confounders(ModelParams(), confounders) if confounders else ModelParams()
@@ -226,7 +234,7 @@ def create(arg: str = "", *, scenario: str | None = None, duration: float | None
                               f"{', '.join(ModelParams.__dataclass_fields__)})")
         p = replace(p, **changes)  # type: ignore[arg-type]
     return SimulatedSource(scenario or arg or "session", duration, seed, speed,
-                           block_ms=block_ms, params=p)
+                           block_ms=block_ms, params=p, plan=plan)
 
 
 __all__ += ["SCENARIOS"]

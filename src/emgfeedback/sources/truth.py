@@ -21,10 +21,16 @@ Matching, per class (samples; ``fs`` turns tolerances into samples):
   ``duplicate`` (a planted synkinesis on that channel already matched: one co-contraction
   reported twice), ``crosstalk`` (the channel carries a neighbour's activity then), else
   ``other``.  A planted synkinesis whose channel or trigger has its electrode off meanwhile is
-  *unobservable*: left out of the score (counted in ``Evaluation.unobservable``).
+  *unobservable*: left out of the score (counted in ``Evaluation.unobservable``), and so is a
+  detection that matches it (the part the recording holds, before the electrode went off or
+  after it came back: right, but not a whole event to score).
 * **blink**: truth blinks *during reps* (``rep >= 1``; reps are numbered from 1) against detected
-  blinks during reps; a detected blink matches a truth blink on the same channel when its onset lies within
-  ``blink_tolerance_s`` (0.1 s) of the truth's ``[start, stop]``.
+  blinks during reps; a detected blink matches a truth blink on the same channel when its onset
+  lies within ``blink_tolerance_s`` (0.1 s) of the truth's ``[start, stop]``.  A blink the
+  recording does not hold is *unobservable*, left out (``Evaluation.unobservable_blinks``):
+  its channel's electrode was off meanwhile (no signal of the muscle), or samples were lost
+  during it (a ``gap``: its burst is cut, and its length is what tells a blink).  A blink in
+  the settling after a gap, or under a cable artefact, stays in the score (a miss if missed).
 * **artefact**: truth periods ``motion``, ``pop``, ``electrode_off`` per channel against detected
   ``artefact`` events: a truth period is found (TP) when a detected artefact on its channel
   overlaps it (widened by ``margin_s``), missed (FN) otherwise; a detected artefact overlapping
@@ -39,7 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -55,6 +61,7 @@ __all__ = [
     "Evaluation",
     "as_detected",
     "evaluate",
+    "match_synkinesis",
 ]
 
 #: Seeds the detector's defaults may be tuned on.
@@ -160,6 +167,8 @@ class Evaluation:
     refused: int = 0
     #: planted synkinesis left out: its channel's or its trigger's electrode was off
     unobservable: int = 0
+    #: blinks during reps left out: their electrode was off, or samples were lost during them
+    unobservable_blinks: int = 0
     runs: int = 1
 
     @classmethod
@@ -176,6 +185,7 @@ class Evaluation:
         self.retracted += other.retracted
         self.refused += other.refused
         self.unobservable += other.unobservable
+        self.unobservable_blinks += other.unobservable_blinks
         self.runs += other.runs
         for k, v in other.truth_counts.items():
             self.truth_counts[k] = self.truth_counts.get(k, 0) + v
@@ -192,8 +202,26 @@ def _overlaps(a0: int, a1: int, b0: int, b1: int) -> bool:
     return a0 <= b1 and b0 <= a1
 
 
-def _match_synkinesis(det: list[Detected], truth: list[Truth], tol: int,
-                      fs: float) -> tuple[ClassScore, list[Detected], set[int]]:
+class Span(Protocol):
+    """What the synkinesis matcher reads of a planted event: a :class:`Truth` entry or a
+    :class:`~emgfeedback.sources.facesim.TruthEvent`."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def stop(self) -> int: ...
+
+
+def match_synkinesis(detected: Iterable[Any], truth: Sequence[Span], fs: float,
+                     tolerance_s: float = 0.25
+                     ) -> tuple[ClassScore, list[Detected], set[int]]:
+    """The one synkinesis matcher (module docstring): ``(score, unmatched detections,
+    indices of the matched planted events)``; ``detected`` are events of any shape
+    (:func:`as_detected`), all taken as synkinesis."""
+    det = [as_detected(e) for e in detected]
+    tol = int(round(tolerance_s * fs))
     free = list(range(len(det)))
     s = ClassScore()
     matched_truth: set[int] = set()
@@ -213,6 +241,14 @@ def _match_synkinesis(det: list[Detected], truth: list[Truth], tol: int,
             s.latency_s.append((alert - t.start) / fs)
     s.fp = len(free)
     return s, [det[i] for i in free], matched_truth
+
+
+def _hidden_blink(t: Truth, off: Sequence[Truth], gaps: Sequence[Truth]) -> bool:
+    """A blink the recording does not hold: its electrode was off (no signal of the muscle),
+    or samples were lost during it (its burst is cut: its length, the one thing that tells a
+    blink, is unknown)."""
+    return any(o.channel == t.channel and _overlaps(t.start, t.stop, o.start, o.stop)
+               for o in off) or any(_overlaps(t.start, t.stop, g.start, g.stop) for g in gaps)
 
 
 def _blame(d: Detected, truth: Sequence[Truth], syn: list[Truth], matched: set[int],
@@ -245,7 +281,7 @@ def evaluate(detected: Iterable[Any], truth: Sequence[Truth], fs: float,
     """Score one run's detected events (every class) against its ground truth (see the module
     docstring)."""
     det = [as_detected(e) for e in detected]
-    tol, btol, margin = (int(round(v * fs)) for v in (tolerance_s, blink_tolerance_s, margin_s))
+    btol, margin = (int(round(v * fs)) for v in (blink_tolerance_s, margin_s))
     ev = Evaluation()
     for t in truth:
         ev.truth_counts[t.kind] = ev.truth_counts.get(t.kind, 0) + 1
@@ -258,12 +294,21 @@ def evaluate(detected: Iterable[Any], truth: Sequence[Truth], fs: float,
         for o in off)]
     ev.unobservable = len(syn_all) - len(syn_truth)
     syn_det = [d for d in det if d.type == "synkinesis"]
-    ev.synkinesis, false, matched = _match_synkinesis(syn_det, syn_truth, tol, fs)
+    ev.synkinesis, false, matched = match_synkinesis(syn_det, syn_truth, fs, tolerance_s)
+    # a detection of the part of an unobservable event the recording holds (before its
+    # electrode went off, after it came back) is left out with it: neither true nor false
+    hidden = [t for t in syn_all if t not in syn_truth]
+    if hidden and false:
+        false = match_synkinesis(false, hidden, fs, tolerance_s)[1]
+        ev.synkinesis.fp = len(false)
     for d in false:
         ev.false_synkinesis[_blame(d, truth, syn_truth, matched, margin)] += 1
-    # Blinks during reps.
-    b_truth = sorted((t for t in truth if t.kind == "blink" and t.rep >= 1),
+    # Blinks during reps (one the recording cannot hold is left out: unobservable_blinks).
+    gaps = [t for t in truth if t.kind == "gap"]
+    b_all = [t for t in truth if t.kind == "blink" and t.rep >= 1]
+    b_truth = sorted((t for t in b_all if not _hidden_blink(t, off, gaps)),
                      key=lambda t: t.start)
+    ev.unobservable_blinks = len(b_all) - len(b_truth)
     b_free = [d for d in det if d.type == "blink" and d.rep >= 1]
     for t in b_truth:
         cands = [d for d in b_free if d.channel == t.channel
@@ -285,7 +330,6 @@ def evaluate(detected: Iterable[Any], truth: Sequence[Truth], fs: float,
             ev.artefact.tp += 1
         else:
             ev.artefact.fn += 1
-    gaps = [t for t in truth if t.kind == "gap"]
     ev.artefact.fp = sum(1 for d in a_det if not any(
         t.channel == d.channel and _overlaps(d.onset, d.end, t.start - margin, t.stop + margin)
         for t in a_truth) and not any(  # the signal restarting after a gap may be flagged

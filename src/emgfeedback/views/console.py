@@ -180,7 +180,8 @@ class ConsoleView:
         if fb is None:
             return
         for ev in fb.events:
-            key = (ev.channel, ev.onset)
+            # the alert's sample names an event (its onset may be refined once its class is known)
+            key = (ev.channel, ev.alert if ev.alert is not None else ev.onset)
             at = (ev.alert if ev.alert is not None else ev.onset) / fs
             if getattr(ev, "retracted", False):
                 if key in self._seen and key not in self._retracted:
