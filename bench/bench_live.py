@@ -246,7 +246,7 @@ def main() -> int:
     print(f"\nGrowth (least squares over the passes after the first): **{st * 1000:+.0f} kB per "
           f"hour** traced, {sr:+.1f} MB per hour RSS; that is about {per:,.0f} bytes per rep "
           "result or event kept (the session's results, and the detector's event queue that a "
-          "view would drain), nothing else (target: no growth beyond the results).\n")
+          "view would drain; target: no growth beyond the results).\n")
     med, best, floor = startup(args.runs)
     print("| whole process | median s | fastest s | target |")
     print("|---|---|---|---|")
