@@ -121,6 +121,39 @@ def _add_confounder_option(g: Any) -> None:
                         "fs-2000, synkinesis-lag, synkinesis-mid (docs/simulator.md)")
 
 
+def _add_video_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("camera beside the EMG (needs the video extra: "
+                             "pip install emgfeedback[video])")
+    v = g.add_mutually_exclusive_group()
+    v.add_argument("--camera", type=_num("--camera", integer=True, ge=0, le=63), default=None,
+                   metavar="N", help="the camera with OpenCV index N (0: the first)")
+    v.add_argument("--video", type=Path, default=None, metavar="FILE",
+                   help="a video file instead of a camera, played in a loop in step with the "
+                        "EMG (demos, tests)")
+    g.add_argument("--no-mirror", action="store_true",
+                   help="show the image as the camera sees it, not flipped as a mirror")
+
+
+def video_spec(args: argparse.Namespace) -> Any:
+    """The :class:`~emgfeedback.video.live.VideoSpec` of ``--camera``/``--video`` (``None``
+    without them); without the video extra one line says how to install it."""
+    camera, video = getattr(args, "camera", None), getattr(args, "video", None)
+    if camera is None and video is None:
+        return None
+    from emgfeedback.video import missing
+
+    why = missing()
+    if why is not None:
+        raise EmgError(why)
+    if video is not None and not Path(video).is_file():
+        raise FileFormatError(f"{video}: no such video file")
+    from emgfeedback.video.live import VideoSpec
+
+    return VideoSpec(path=Path(video) if video is not None else None,
+                     camera=int(camera) if camera is not None else None,
+                     mirror=not getattr(args, "no_mirror", False), loop=video is not None)
+
+
 def _speed(value: str) -> float | None:
     if value in ("max", "inf"):
         return None
@@ -212,6 +245,7 @@ def _add_demo(sub: Any) -> None:
     p.add_argument("--after", type=_num("--after", gt=0, le=3600, unit="s"), default=5.0,
                    metavar="S",
                    help="seconds before --screenshot is taken (default 5)")
+    _add_video_options(p)
     p.set_defaults(func=cmd_demo)
 
 
@@ -225,6 +259,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.scenario is None and args.board == "simulated":
         args.scenario = "session"
+    args.video_spec = video_spec(args)  # a bad camera/file: one line, before any window
     gui = None
     if not args.console and _display_available():
         try:
@@ -273,7 +308,8 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
     spec = SessionSpec(source=args.board, source_options=source_options(args, args.duration),
                        config=cfg, program=_program(args, cfg), record_to=record_to,
                        patient=patient, lsl=lsl, lsl_scope=getattr(args, "lsl_scope", "localhost"),
-                       duration_s=args.duration, auto_program=True)
+                       duration_s=args.duration, auto_program=True,
+                       video=getattr(args, "video_spec", None) or video_spec(args))
     session = Session(spec, views=_console(None, cfg) if console else [])
     if record_to is not None:
         until = f"for {args.duration:g} s of signal" if args.duration else "until stopped"
@@ -285,6 +321,7 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
     fs = pl.chain.fs if pl.chain is not None else 0.0
     print(f"stopped after {pl.samples / fs if fs else 0.0:.1f} s of signal "
           f"({pl.lost} samples lost)", file=sys.stderr)
+    _video_line(session)
     rec = session.recording.last if session.recording is not None else None
     if rec is not None:
         print(f"wrote {record_to} and {rec.sidecar_path.name}: {rec.samples / fs:.1f} s, "
@@ -292,6 +329,22 @@ def run_live(args: argparse.Namespace, cfg: Config, *, record_to: Path | None,
               f"{rec.n_annotations} annotations, {rec.lost_samples} samples lost "
               f"({time.monotonic() - t0:.1f} s wall)")
     return 0
+
+
+def _video_line(session: Any) -> None:
+    """What the session's video did (stderr), when it had one."""
+    if session.video_error:
+        print(f"video: {session.video_error}", file=sys.stderr)
+    v = session.video
+    if v is None:
+        return
+    st = v.stats()
+    evs = v.events
+    err = f"; {v.error}" if v.error else ""
+    print(f"video: {st['measured']} frames measured, {st['dropped']} dropped, "
+          f"{len(evs)} video synkinesis event(s)"
+          + "".join(f"; {e.side} {e.pattern} at sample {e.onset}-{e.offset}" for e in evs)
+          + err, file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------- ports
@@ -680,6 +733,7 @@ def _add_record(sub: Any) -> None:
     p.add_argument("--lsl-scope", default="localhost", metavar="WHERE",
                    help="with --lsl: localhost (default: this machine only), an IPv4 address or "
                         "interface of this machine (e.g. eth0), or all (every interface)")
+    _add_video_options(p)
     p.set_defaults(func=cmd_record)
 
 
@@ -734,6 +788,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     fs = pl.chain.fs if pl.chain is not None else 0.0
     print(f"replayed {pl.samples / fs if fs else 0.0:.1f} s of {args.file} "
           f"({pl.lost} samples lost)", file=sys.stderr)
+    _video_line(session)
     return 0
 
 

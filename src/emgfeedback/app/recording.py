@@ -65,6 +65,10 @@ class RecordingControl:
         self._rec: Recorder | None = None  # while a recording is open
         self._opened_at: int | None = None
         self.paths: list[Path] = []
+        #: ``f(recorder, first_sample)`` after a recording started, and ``f(recorder) -> dict``
+        #: of sidecar entries just before it closes (session thread): the session's video
+        self.on_started: list[Callable[[Recorder, int], None]] = []
+        self.on_closing: list[Callable[[Recorder], dict[str, Any]]] = []
         #: the last recorder closed (its counts: samples, annotations, lost samples)
         self.last: Recorder | None = None
 
@@ -129,6 +133,8 @@ class RecordingControl:
             with self._lock:
                 self._rec = rec
             self.paths.append(path)
+            for started in self.on_started:
+                started(rec, pipeline.samples)
         elif not want and rec is not None:
             self._close(rec, pipeline)
 
@@ -149,6 +155,12 @@ class RecordingControl:
 
     def _close(self, rec: Recorder, pipeline: Pipeline | None) -> None:
         err: BaseException | None = None
+        for closing in self.on_closing:
+            try:
+                rec.update_sidecar(**closing(rec))
+            except Exception as exc:  # the EDF+ matters more: still close it
+                log.exception("the recording's video was not closed cleanly")
+                err = exc
         try:
             if self.final_sidecar is not None:
                 rec.update_sidecar(**self.final_sidecar())

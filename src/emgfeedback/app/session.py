@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emgfeedback.app.feedback import ClinicFeedback, FeedbackSnapshot
 from emgfeedback.app.pipeline import Consumer, Pipeline, RecordingGrid
@@ -41,6 +41,9 @@ from emgfeedback.dsp.chain import Chain
 from emgfeedback.errors import ConfigError, EmgError
 from emgfeedback.stream import SourceBase
 from emgfeedback.vocabulary import SIDES
+
+if TYPE_CHECKING:
+    from emgfeedback.video.live import VideoSpec
 
 __all__ = ["Session", "SessionSnapshot", "SessionSpec", "run_in_foreground"]
 
@@ -85,6 +88,10 @@ class SessionSpec:
         Stop after this many seconds of signal (sample count), or when the source ends.
     calibration:
         A stored calibration instead of the session's own ``rest``/``mvc`` periods.
+    video:
+        A camera or video file beside the EMG (:mod:`emgfeedback.app.video`): its frames on
+        the EMG sample axis, recorded beside the EDF+; a replayed recording with a video
+        replays it without being asked.
     """
 
     source: str = "simulated"
@@ -104,6 +111,7 @@ class SessionSpec:
     lsl_scope: str = "localhost"
     duration_s: float | None = None
     calibration: Calibration | None = None
+    video: VideoSpec | None = None
 
     def __post_init__(self) -> None:
         if self.record_to is not None:
@@ -200,6 +208,9 @@ class Session:
         self.on_recording_error = on_recording_error
         self.error: BaseException | None = None
         self.lsl: Any = None
+        #: the video consumer (video.live.VideoFeed / VideoReplay) and why there is none
+        self.video: Any = None
+        self.video_error: str | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -268,6 +279,12 @@ class Session:
             from emgfeedback.io.lsl import LslPublisher
 
             self.lsl = pl.add(LslPublisher(info, scope=self.spec.lsl_scope))
+        if self.spec.video is not None or self.spec.kind == "replay":
+            from emgfeedback.app.video import attach_video
+
+            self.video = attach_video(self, chain)
+            if self.video is not None:
+                pl.add(self.video)
         for v in self.views:
             pl.add(v if isinstance(v, Consumer) else v(self))
         if self.on_opened is not None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from emgfeedback.errors import EmgError
 from emgfeedback.video import missing
 from emgfeedback.video.measures import N_LANDMARKS
 
-__all__ = ["Landmarker", "quiet_stderr"]
+__all__ = ["LandmarkProcess", "Landmarker", "quiet_stderr"]
 
 
 @contextmanager
@@ -69,24 +70,133 @@ class Landmarker:
                 static_image_mode=not video, max_num_faces=1, refine_landmarks=False,
                 min_detection_confidence=min_confidence, min_tracking_confidence=min_confidence)
 
-    def landmarks(self, frame_bgr: np.ndarray) -> np.ndarray | None:
-        """Landmarks of the face in ``frame_bgr`` (H, W, 3 uint8), in pixels, or ``None``."""
+    def landmarks(self, frame_bgr: np.ndarray,
+                  only: Sequence[int] | None = None) -> np.ndarray | None:
+        """Landmarks of the face in ``frame_bgr`` (H, W, 3 uint8), in pixels, or ``None``;
+        with ``only``, just those points are read (NaN elsewhere: the live feed reads the
+        measured ones)."""
         h, w = frame_bgr.shape[:2]
         rgb = self._cv2.cvtColor(frame_bgr, self._cv2.COLOR_BGR2RGB)
         res = self._mesh.process(rgb)
         if not res.multi_face_landmarks:
             return None
         pts = res.multi_face_landmarks[0].landmark
-        out = np.empty((N_LANDMARKS, 2))
-        for i in range(N_LANDMARKS):
-            out[i, 0] = pts[i].x * w
-            out[i, 1] = pts[i].y * h
+        if only is None:
+            out = np.empty((N_LANDMARKS, 2))
+            which: Sequence[int] = range(N_LANDMARKS)
+        else:
+            out = np.full((N_LANDMARKS, 2), np.nan)
+            which = only
+        for i in which:
+            p = pts[i]
+            out[i, 0] = p.x * w
+            out[i, 1] = p.y * h
         return out
 
     def close(self) -> None:
         self._mesh.close()
 
     def __enter__(self) -> Landmarker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _serve(conn: Any, shape: tuple[int, int, int], only: tuple[int, ...], nice: int) -> None:
+    """The landmark process: a frame's bytes arrive on ``conn``, its points go back."""
+    with open(os.devnull, "wb") as null:  # MediaPipe's C++ chatter: this process's stderr only
+        os.dup2(null.fileno(), 2)
+    buf = bytearray(int(np.prod(shape)))
+    frame = np.frombuffer(buf, dtype=np.uint8).reshape(shape)
+    try:
+        lm = Landmarker(video=True)
+        try:  # once started (a niced start-up crawls on a busy machine): the EMG's process first
+            os.nice(nice)
+        except OSError:
+            pass
+        conn.send("ready")
+        idx = list(only)
+        while True:
+            n = conn.recv_bytes_into(buf)
+            if n != len(buf):
+                break  # the end (an empty message), or a frame of another size
+            pts = lm.landmarks(frame, only)
+            conn.send(None if pts is None else pts[idx])
+        lm.close()
+    except (EOFError, KeyboardInterrupt, BrokenPipeError):
+        pass
+    except Exception as exc:  # to the caller, which says it in one line
+        try:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        except OSError:
+            pass
+
+
+class LandmarkProcess:
+    """:class:`Landmarker` in a process of its own, niced: the face model then never holds the
+    EMG thread's interpreter lock nor takes its CPU first.  Frames of one size go over a pipe
+    (their bytes, no pickling: about 0.7 MB per 640x360 frame); ``landmarks(frame)`` returns
+    the ``only`` points (``(468, 2)``, NaN elsewhere) or ``None``.  One caller thread;
+    :meth:`close` ends the process.  The process is started with ``spawn`` (never ``fork`` a
+    process that runs threads), so a script using it guards its ``__main__``.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], only: Sequence[int], nice: int = 10,
+                 start_timeout: float = 60.0) -> None:
+        import multiprocessing as mp
+
+        why = missing()
+        if why is not None:
+            raise EmgError(why)
+        self.shape = (int(shape[0]), int(shape[1]), int(shape[2]))
+        self.only = tuple(int(i) for i in only)
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, name="emgfeedback-landmarks", daemon=True,
+                                 args=(child, self.shape, self.only, nice))
+        self._proc.start()
+        child.close()
+        try:
+            first = self._conn.recv() if self._conn.poll(start_timeout) else "timeout"
+        except (EOFError, OSError):
+            first = "its process ended at once"
+        if first != "ready":
+            self.close()
+            raise EmgError(f"the face model did not start ({first})")
+
+    def landmarks(self, frame_bgr: np.ndarray,
+                  only: Sequence[int] | None = None) -> np.ndarray | None:
+        if frame_bgr.shape != self.shape:
+            raise EmgError(f"camera frame size changed to {frame_bgr.shape[1]}x"
+                           f"{frame_bgr.shape[0]}")
+        try:
+            flat = np.ascontiguousarray(frame_bgr, dtype=np.uint8).reshape(-1)
+            self._conn.send_bytes(flat.data)  # 1-D: send_bytes counts len(), not bytes
+            pts = self._conn.recv()
+        except (EOFError, OSError):
+            raise EmgError("the face model's process stopped") from None
+        if pts is None:
+            return None
+        if isinstance(pts, tuple):
+            raise EmgError(f"the face model failed: {pts[1]}")
+        out = np.full((N_LANDMARKS, 2), np.nan)
+        out[list(self.only)] = pts
+        return out
+
+    def close(self) -> None:
+        try:
+            if self._proc.is_alive():
+                self._conn.send_bytes(b"")
+        except (OSError, ValueError):
+            pass
+        self._proc.join(3.0)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join(2.0)
+        self._conn.close()
+
+    def __enter__(self) -> LandmarkProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -33,7 +33,8 @@ import numpy as np
 
 from emgfeedback.errors import ConfigError
 
-__all__ = ["FaceGeometry", "MAX_YAW_RATIO", "Relative", "Rest", "geometry", "relative", "rest_of"]
+__all__ = ["FaceGeometry", "MAX_YAW_RATIO", "Relative", "Rest", "USED_LANDMARKS", "geometry",
+           "relative", "rest_of"]
 
 N_LANDMARKS = 468
 
@@ -53,6 +54,12 @@ class _Side:
 _IMAGE_LEFT = _Side(33, 133, ((160, 144), (159, 145), (158, 153)), 61, (70, 63, 105, 66, 107))
 _IMAGE_RIGHT = _Side(263, 362, ((385, 380), (386, 374), (387, 373)), 291,
                      (300, 293, 334, 296, 336))
+
+#: Every landmark the measures read (eye corners and lids, mouth corners, brows): what a session
+#: stores per frame (``video/live.py``) and what the mirror view draws.
+USED_LANDMARKS: tuple[int, ...] = tuple(sorted({
+    i for s in (_IMAGE_LEFT, _IMAGE_RIGHT)
+    for i in (s.outer, s.inner, s.corner, *s.brow, *(k for pair in s.lids for k in pair))}))
 
 #: Frames whose left and right eye widths differ by more than this ratio are not frontal.
 MAX_YAW_RATIO = 1.35
@@ -93,7 +100,7 @@ def geometry(landmarks: np.ndarray, mirrored: bool = False) -> FaceGeometry:
     if lm.ndim != 3 or lm.shape[1] < N_LANDMARKS or lm.shape[2] < 2:
         raise ConfigError(f"face landmarks must be (frames, {N_LANDMARKS}, 2), got {lm.shape}")
     lm = lm[:, :N_LANDMARKS, :2]
-    found = np.all(np.isfinite(lm), axis=(1, 2))
+    found = np.all(np.isfinite(lm[:, list(USED_LANDMARKS)]), axis=(1, 2))  # the points measured
     a, b = lm[:, _IMAGE_LEFT.outer], lm[:, _IMAGE_RIGHT.outer]
     axis = b - a
     iod = np.hypot(axis[:, 0], axis[:, 1])

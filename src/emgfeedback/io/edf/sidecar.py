@@ -12,7 +12,8 @@ Schema (``"format": "emgfeedback-sidecar"``, ``"version": 1``): ``recording`` (f
 ``first_sample`` (stream index of slot 0), ``samples``, ``slots`` (on ``complete``),
 ``lost_samples``, ``gaps``, ``source`` (name, board, firmware, adc_bits, adc_range_uv, extra),
 ``digital`` (pmin, pmax, dmin, dmax, gap_fill), ``montage``, ``calibration``, ``thresholds``,
-``program``, ``dsp`` (when the live chain is known), plus any entries the caller adds.
+``program``, ``dsp`` (when the live chain is known), ``video`` (the session's camera: its
+frame-to-sample table, docs/video.md), plus any entries the caller adds.
 
 Beside them: ``FILE-analysis.json`` (:func:`analysis_path`), the analysis written when a
 recorded session stops.

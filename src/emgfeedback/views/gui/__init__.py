@@ -72,6 +72,7 @@ def run_demo(args: argparse.Namespace, cfg: Config,
     cs.set_choice(args.board, args.scenario, str(patient or ""), program)
     cs.record.setChecked(bool(record) or not patient_mode)
     cs.seed = int(getattr(args, "seed", 0) or 0)
+    cs.video = getattr(args, "video_spec", None)  # --camera N / --video FILE
     speed = str(getattr(args, "speed", None) or "1")  # checked by the command line already
     cs.speed = None if speed in ("max", "inf") else float(speed)
     # A simulated script of 24 h takes seconds to build: the demo runs 2 h unless told otherwise.
@@ -87,7 +88,7 @@ def run_demo(args: argparse.Namespace, cfg: Config,
                         confounders=",".join(getattr(args, "confounder", None) or []) or None)
         req = ConnectRequest(req.board, opts, req.patient_id, req.program, req.affected_side,
                              record=bool(record) or not patient_mode,
-                             record_path=str(record or ""))
+                             record_path=str(record or ""), video=req.video)
     win.patient_request = req
     win.patient_factory = make_source
     win.show()

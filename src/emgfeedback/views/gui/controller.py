@@ -104,6 +104,7 @@ class ConnectRequest:
     affected_side: str = "L"
     record: bool = True  # record to EDF+ from the first sample (replay then reproduces it)
     record_path: str = ""  # the first recording's file; default <record_dir>/<id>_<time>.edf
+    video: Any = None  # a video.live.VideoSpec: the camera or video file beside the EMG
 
     @property
     def kind(self) -> str:
@@ -406,6 +407,7 @@ class SessionController:
         self.guidance_log: list[Guidance] = []  # every distinct guidance shown (tests, logs)
         self._events: queue.Queue[tuple[str, ...]] = queue.Queue()
         self._screen_request: str | None = None
+        self._video_missing: tuple[str] | None = None
         self._reset_session_state()
 
     def _reset_session_state(self) -> None:
@@ -495,9 +497,12 @@ class SessionController:
 
         # The session (app.session): recorder first, then the clinical engine, the runner (it
         # ends the program after the detector finished the last rep) and the ring buffers.
+        from emgfeedback.video import missing
+
         spec = SessionSpec(source=req.board, source_factory=make, config=self.config,
                            program=program, affected_side=self.affected, clinic=True,
-                           follow=follow, protocol=self.protocol, recordable=True)
+                           follow=follow, protocol=self.protocol, recordable=True,
+                           video=req.video if missing() is None else None)
         session = Session(spec, views=[self.live], recording=self.recording,
                           on_opened=self._opened,
                           on_recording_error=lambda exc: self._post(
@@ -602,6 +607,36 @@ class SessionController:
             rc.request_start()
         else:
             rc.request_stop()
+
+    # ------------------------------------------------------------------ the mirror
+    def video_status(self) -> tuple[bool, str]:
+        """Whether the screens show the mirror view, and else one line saying why and how to
+        enable it (the video extra, a camera)."""
+        from emgfeedback.video import INSTALL_HINT, missing
+
+        if self._video_missing is None:
+            self._video_missing = (missing() or "",)  # once: it looks for two packages
+        why = self._video_missing[0] or None
+        req = self.request
+        session = self.session
+        if session is not None and session.video is not None:
+            err = getattr(session.video, "error", None)
+            return (True, "") if not err else (False, f"Mirror view stopped: {err}")
+        if why is not None:
+            return False, ("The mirror view (the camera beside the EMG) needs the video "
+                           f"extra: {INSTALL_HINT}")
+        if session is not None and session.video_error:
+            return False, f"Mirror view off: {session.video_error}"
+        if req is not None and req.video is not None:
+            return False, "Mirror view: starting the camera…"
+        return False, ("Mirror view off: no camera chosen (start with 'emgfeedback demo "
+                       "--camera 0', or --video FILE)")
+
+    def video_frame(self) -> Any:
+        """The newest frame of the session's video (``video.live.LiveFrame``) or ``None``."""
+        session = self.session
+        v = session.video if session is not None else None
+        return v.latest() if v is not None else None
 
     @property
     def record_state(self) -> str:

@@ -13,7 +13,8 @@ the newest); a Qt timer of the window calls :meth:`refresh`.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+import time
+from collections import deque
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
@@ -21,31 +22,29 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from emgfeedback.video import missing
+from emgfeedback.video.live import LiveFrame
+from emgfeedback.video.measures import USED_LANDMARKS
 from emgfeedback.views.gui.widgets import COLOURS
 
 __all__ = ["MirrorFrame", "MirrorView"]
 
 #: Landmarks drawn: the lids, eye corners, mouth corners and brows the measures use.
-_DRAWN = (33, 133, 160, 144, 159, 145, 158, 153, 263, 362, 385, 380, 386, 374, 387, 373, 61, 291,
-          70, 63, 105, 66, 107, 300, 293, 334, 296, 336)
+_DRAWN = USED_LANDMARKS
 
 
-@dataclass(frozen=True)
-class MirrorFrame:
-    """One frame for the view: the image (BGR uint8, as captured, not flipped), its landmarks in
-    the image's pixels (or None), per-side measures (``{"L": {"eye": %, "mouth": IOD}, ...}``)
-    and the sides with a video synkinesis right now."""
-
-    image: np.ndarray
-    landmarks: np.ndarray | None = None
-    measures: dict[str, dict[str, float]] = field(default_factory=dict)
-    alert_sides: tuple[str, ...] = ()
+#: One frame for the view: the image (BGR uint8, as captured, not flipped), its landmarks in the
+#: image's pixels (or None), per-side measures (``{"L": {"eye": %, "mouth": IOD}, ...}``), the
+#: sides with a video synkinesis right now (the session's video feed makes them).
+MirrorFrame = LiveFrame
 
 
 class MirrorView(QWidget):
-    def __init__(self, mirror: bool = True, parent: QWidget | None = None) -> None:
+    def __init__(self, mirror: bool = True, parent: QWidget | None = None,
+                 plain: bool = False) -> None:
         super().__init__(parent)
         self.mirror = mirror
+        #: the patient's view: no numbers under the image, only the words of an alert
+        self.plain = plain
         self.setMinimumSize(240, 160)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._lock = threading.Lock()
@@ -54,6 +53,14 @@ class MirrorView(QWidget):
         self._qimage: QImage | None = None
         self.unavailable = missing()
         self.frames_shown = 0
+        #: frame-to-screen latency of the last frames painted (ms: capture to painted)
+        self.latency_ms: deque[float] = deque(maxlen=600)
+        self._painted: MirrorFrame | None = None
+
+    def set_message(self, text: str | None) -> None:
+        """What the view says while it has no image (no camera, no video extra, an error)."""
+        self.unavailable = text
+        self.update()
 
     def offer(self, frame: MirrorFrame) -> None:
         """Hand over the newest frame (any thread); older unshown frames are dropped."""
@@ -99,10 +106,20 @@ class MirrorView(QWidget):
             p.end()
             return
         w, h = qimg.width(), qimg.height()
-        scale = min(self.width() / w, (self.height() - 40) / h)
-        ox, oy = (self.width() - w * scale) / 2, 0.0
+        # Under the image: one line per side (stacked when the view is narrow), or, for the
+        # patient (plain), only the words of an alert.
+        stacked = self.width() < 560
+        text_h = (48 if stacked else 26) + 8
+        scale = max(0.05, min(self.width() / w, (self.height() - text_h) / h))
+        ox = (self.width() - w * scale) / 2
+        oy = max(0.0, (self.height() - text_h - h * scale) / 2)
         target = QRectF(ox, oy, w * scale, h * scale)
+        p.fillRect(self.rect(), self.palette().window())
+        p.fillRect(QRectF(ox, oy, w * scale, h * scale + text_h), QColor("#1d2024"))
         p.drawImage(target, qimg)
+        if f is not self._painted and f.t_capture:
+            self._painted = f
+            self.latency_ms.append(1000.0 * (time.perf_counter() - f.t_capture))
         if f.landmarks is not None:
             p.setPen(QPen(QColor("#7fd0ff"), 2))
             for i in _DRAWN:
@@ -123,7 +140,13 @@ class MirrorView(QWidget):
                     and mouth is not None else f"{name}: no face")
             if alert:
                 text = f"{name} eye closes as the mouth moves"
-            box = QRectF(k * self.width() / 2 + 6, target.bottom() + 6, self.width() / 2 - 12, 28)
+            elif self.plain:
+                text = ""
+            if stacked:
+                box = QRectF(6, target.bottom() + 4 + 24 * k, self.width() - 12, 24)
+            else:
+                box = QRectF(k * self.width() / 2 + 6, target.bottom() + 4,
+                             self.width() / 2 - 12, 26)
             p.setPen(COLOURS["alert"] if alert else QColor("#e8eaec"))
             p.drawText(box, int(Qt.AlignmentFlag.AlignCenter), text)
             if alert and f.landmarks is not None:

@@ -218,6 +218,7 @@ class MainWindow(QMainWindow):
         self.resize(*self.fitting_size())
         self._buttons()
         self.refresh_patients()
+        self._video()
 
     # ------------------------------------------------------------------ controller state
     # (read by tests, the screenshot script and the benchmark)
@@ -450,11 +451,27 @@ class MainWindow(QMainWindow):
                 self.frame_hook(status.total)
         if self.patient_mode:
             self.patient_screen.refresh(frame.guidance, fb)
+        self._video()
         if frame.screen is not None:
             self.show_screen(frame.screen)
         else:
             self.refresh_current()
         self._buttons()
+
+    def _video(self) -> None:
+        """The mirror view beside the bars: the newest frame of the session's video into the
+        visible screen's mirror (or the line saying how to enable it)."""
+        ok, message = self.ctl.video_status()
+        self.exercise_screen.set_video(ok, message)
+        self.patient_screen.set_video(ok, message)
+        if not ok:
+            return
+        view = (self.patient_screen.mirror if self.patient_mode
+                else self.exercise_screen.mirror if self.current_screen == "exercise" else None)
+        f = self.ctl.video_frame()
+        if view is not None and f is not None:
+            view.offer(f)
+            view.refresh()
 
     def _apply_screen(self) -> None:
         if self.current_screen != self.ctl.screen:

@@ -493,6 +493,10 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
                                    "synkinesis).",
                                    figures.fig_rep_overlays(scan.envelope_pct, scan.fs,
                                                             session.channels, rows, quiet)))
+        if isinstance((rec.sidecar or {}).get("video"), dict):  # the session's camera
+            from emgfeedback.views.report.video import video_figures
+
+            report.figures += video_figures(session, rows, events, scan.envelope_pct, scan.fs)
     if rows:
         report.figures.append(("bars", "Per rep (number and side): target peak %MVC; hatched "
                                "red bars carried synkinesis.",

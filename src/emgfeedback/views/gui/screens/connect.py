@@ -120,6 +120,8 @@ class ConnectScreen(QWidget):
         self.patient.textChanged.connect(self._patient_changed)
         self.speed: float | None = 1.0
         self.seed = 0
+        #: the camera or video file beside the EMG (video.live.VideoSpec, from the command line)
+        self.video: Any = None
         self.extra: dict[str, Any] = {}
         self.ports_identified.connect(self._ports_identified)
         self.probe_thread: threading.Thread | None = None
@@ -278,7 +280,8 @@ class ConnectScreen(QWidget):
             spec = f"replay:{path}"
         return ConnectRequest(spec, opts, self.patient.text().strip(),
                               str(self.program.currentData() or self.program.currentText()),
-                              str(self.side.currentData()), record=self.record.isChecked())
+                              str(self.side.currentData()), record=self.record.isChecked(),
+                              video=self.video)
 
     def _connect(self) -> None:
         req = self.request()

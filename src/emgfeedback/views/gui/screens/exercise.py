@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont, QFontMetrics
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QFrame, QHBoxLayout, QVBoxLayout, QWidget
 
 from emgfeedback.vocabulary import parse_label
 from emgfeedback.views.gui.controller import Guidance
 from emgfeedback.app.feedback import FeedbackSnapshot
 from emgfeedback.app.program import RunnerSnapshot
+from emgfeedback.views.gui.mirror import MirrorView
 from emgfeedback.views.gui.screens.common import _label
 from emgfeedback.views.gui.screens.patient import SoundControls
 from emgfeedback.views.gui.sound import SoundSettings
@@ -49,9 +50,24 @@ class ExerciseScreen(QWidget):
         right.addWidget(self.reps)
         top.addLayout(right, 1)
         outer.addLayout(top)
+        middle = QHBoxLayout()
+        middle.setSpacing(12)
         self.bars_row = QHBoxLayout()
         self.bars_row.setSpacing(12)
-        outer.addLayout(self.bars_row, 1)
+        middle.addLayout(self.bars_row, 1)
+        # The mirror view (the camera beside the bars), when the session has video.
+        self.mirror_box = QWidget()
+        mcol = QVBoxLayout(self.mirror_box)
+        mcol.setContentsMargins(0, 0, 0, 0)
+        self.mirror = MirrorView(mirror=True)
+        self.mirror_flip = QCheckBox("Mirror image (as the patient sees it)")
+        self.mirror_flip.setChecked(True)
+        self.mirror_flip.toggled.connect(self.mirror.set_mirror)
+        mcol.addWidget(self.mirror, 1)
+        mcol.addWidget(self.mirror_flip)
+        self.mirror_box.setVisible(False)
+        middle.addWidget(self.mirror_box, 1)
+        outer.addLayout(middle, 1)
         self.alert = _label("", 18, bold=True, wrap=True)
         self.alert.setStyleSheet("font-size: 18pt; font-weight: bold; color: #7d231d;")
         self.alert.setMinimumHeight(34)
@@ -59,7 +75,8 @@ class ExerciseScreen(QWidget):
         bottom = QHBoxLayout()
         self.sound = SoundControls(sound or SoundSettings())
         bottom.addWidget(self.sound)
-        bottom.addStretch(1)
+        self.video_note = _label("", muted=True, wrap=True)
+        bottom.addWidget(self.video_note, 1)
         self.hint = _label("", muted=True)
         bottom.addWidget(self.hint)
         outer.addLayout(bottom)
@@ -70,6 +87,14 @@ class ExerciseScreen(QWidget):
         self.said: list[str] = []  # every alert said in words (tests, the summary)
         self._was_red: set[int] = set()
         self.affected = "L"
+
+    def set_video(self, available: bool, message: str) -> None:
+        """Show the mirror view beside the bars, or the line saying how to enable it."""
+        if self.mirror_box.isVisibleTo(self) != available:
+            self.mirror_box.setVisible(available)
+        self.mirror.set_message(None if available else message)
+        if self.video_note.text() != message:
+            self.video_note.setText(message)
 
     def set_channels(self, channels: tuple[str, ...], affected: str) -> None:
         while self.bars_row.count():

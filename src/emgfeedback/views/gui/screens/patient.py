@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from emgfeedback.vocabulary import parse_annotation, parse_label
 from emgfeedback.views.gui.controller import Guidance
 from emgfeedback.app.feedback import FeedbackSnapshot
+from emgfeedback.views.gui.mirror import MirrorView
 from emgfeedback.views.gui.screens.common import _label
 from emgfeedback.views.gui.sound import SoundSettings
 from emgfeedback.views.gui.widgets import FaceMap, RegionBar
@@ -119,10 +120,17 @@ class PatientScreen(QWidget):
         middle = QHBoxLayout()
         self.face = FaceMap()
         middle.addWidget(self.face, 2)
+        # With a camera the mirror takes the face map's place: the patient's own face.
+        self.mirror = MirrorView(mirror=True, plain=True)
+        self.mirror.setVisible(False)
+        middle.addWidget(self.mirror, 3)
         self.bars_row = QHBoxLayout()
         self.bars_row.setSpacing(6)
         middle.addLayout(self.bars_row, 3)
         outer.addLayout(middle, 1)
+        self.video_note = _label("", muted=True, wrap=True)
+        self.video_note.setStyleSheet("font-size: 10pt; color: #6b716b;")
+        outer.addWidget(self.video_note)
         controls = QHBoxLayout()
         self.start_btn = QPushButton("Start")
         self.pause_btn = QPushButton("Pause")
@@ -141,6 +149,8 @@ class PatientScreen(QWidget):
         self.pause_btn.toggled.connect(self._pause_toggled)
         self.stop_btn.clicked.connect(self.stop_requested.emit)
         self.bars: dict[int, RegionBar] = {}
+        self._channels: tuple[str, ...] = ()
+        self._side_order = ("R", "L")
         self._peak: np.ndarray | None = None
         self.shown: list[str] = []  # every distinct text shown (tests check it for jargon)
         self.set_running(False)
@@ -162,17 +172,33 @@ class PatientScreen(QWidget):
             self.pause_btn.setText("Pause")
             self.pause_btn.blockSignals(False)
 
+    def set_video(self, available: bool, message: str) -> None:
+        """The mirror in the face map's place, or a small line saying how to enable it."""
+        if self.mirror.isVisibleTo(self) != available:
+            self.mirror.setVisible(available)
+            self.face.setVisible(not available)
+            # Bars in the mirror's order (the patient's left on the left), else the face map's
+            # (a front view: the patient's right on the left).
+            self._side_order = ("L", "R") if available and self.mirror.mirror else ("R", "L")
+            if self._channels:
+                self.set_channels(self._channels)
+        self.mirror.set_message(None if available else message)
+        if self.video_note.text() != message:
+            self.video_note.setText(message)
+        self.video_note.setVisible(bool(message))
+
     def set_channels(self, channels: tuple[str, ...]) -> None:
         """One bar per channel in two groups, *Your right side* and *Your left side* (the face
-        map's order: a front view)."""
+        map's order: a front view; with the mirror shown, the mirror's order)."""
         while self.bars_row.count():
             item = self.bars_row.takeAt(0)
             w = item.widget() if item is not None else None
             if w is not None:
                 w.setParent(None)
         self.bars = {}
+        self._channels = tuple(channels)
         ids = [parse_label(c) for c in channels]
-        for side in ("R", "L"):
+        for side in self._side_order:
             mine = [i for i, c in enumerate(ids) if c.side == side]
             if not mine:
                 continue
