@@ -339,7 +339,8 @@ def _artefact_table(s: SessionInput) -> Table | None:
     quality = quality if isinstance(quality, Mapping) else {}
     rows = []
     for ch in s.channels:
-        q = quality.get(ch) if isinstance(quality.get(ch), Mapping) else {}
+        qc = quality.get(ch)
+        q: Mapping[str, Any] = qc if isinstance(qc, Mapping) else {}
         periods = [p for p in q.get("periods") or [] if isinstance(p, Mapping)]
         reasons = sorted({str(p.get("reason", "")) for p in periods} - {""})
         blinks = sum(1 for e in events if e.get("channel") == ch and e.get("type") == "blink")
