@@ -185,6 +185,38 @@ def test_report_holds_the_numbers_of_analyze(edf, session, written):
     q = p.tables["quality"][1:]
     assert [r[0] for r in q] == session.channels
     assert all(re.match(r"(green|amber|red): ", r[4]) for r in q)
+    # Artefacts, electrodes off and blinks: one row per channel, as analyze found them.
+    art = {r[0]: r for r in p.tables["artefacts"][1:]}
+    assert list(art) == session.channels
+    for ch, qa in analysis["quality"].items():
+        assert int(art[ch][1]) == len(qa["periods"])
+        assert _close(art[ch][2], qa["artefact_s"], 1)
+        assert int(art[ch][4]) == sum(1 for e in analysis["events"]
+                                      if e["channel"] == ch and e["type"] == "blink")
+
+
+def test_artefact_table_shows_what_the_detector_set_aside(session):
+    """Artefact periods (with their reasons), electrode-off time, blinks and withdrawn alerts
+    per channel reach the report (issue 11: shown in the report, not only in the JSON)."""
+    from dataclasses import replace
+
+    from emgfeedback.views.report.model import _artefact_table
+
+    ch = session.channels[0]
+    analysis = dict(session.analysis)
+    analysis["quality"] = {ch: {"artefact_s": 8.25, "electrode_off_s": 8.0, "periods": [
+        {"onset_s": 100.0, "offset_s": 108.0, "reason": "flat line"},
+        {"onset_s": 120.0, "offset_s": 120.25, "reason": "motion"}]}}
+    analysis["events"] = [
+        {"type": "blink", "channel": ch, "retracted": True},
+        {"type": "blink", "channel": ch, "retracted": True},
+        {"type": "synkinesis", "channel": ch, "retracted": False}]
+    table = _artefact_table(replace(session, analysis=analysis))
+    assert table is not None
+    rows = {r[0]: r for r in table.rows}
+    assert rows[ch] == (ch, "2", "8.2", "8.0", "2", "2", "flat line; motion")
+    other = session.channels[1]
+    assert rows[other][1:6] == ("0", "–", "–", "0", "0")
 
 
 def test_every_image_is_a_real_png(written):
@@ -514,7 +546,7 @@ def test_pdf_text_holds_every_row_of_every_table(full_report):
     p = _Tables()
     p.feed(out.read_text(encoding="utf-8"))
     tables = {k: v for k, v in p.tables.items() if k != "meta"}
-    assert set(tables) == {"previous", "clinician", "montage", "quality", "calibration",
+    assert set(tables) == {"previous", "clinician", "montage", "quality", "artefacts", "calibration",
                            "exercises", "reps"}
     n_rows = 0
     for key, rows in tables.items():

@@ -63,7 +63,7 @@ def test_report_of_a_simulated_edf_session(tmp_path, capsys):
 
     # the same tables; only the header's note on where the analysis came from differs
     assert tables(out2.read_text(encoding="utf-8"))[1:] == tables(text)[1:]
-    assert len(tables(text)) == 6
+    assert len(tables(text)) == 7  # meta, montage, quality, artefacts, calibration, exercises, reps
     assert "a.json, analysed by &#x27;emgfeedback analyze&#x27; on" in out2.read_text(encoding="utf-8")
     # something that is not an analysis is refused in one line, nothing written
     bad = tmp_path / "bad.json"

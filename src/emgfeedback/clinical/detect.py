@@ -254,24 +254,30 @@ class _Debounce:
         Returns ``(None, [])`` when the output stays constant (the common case: no pending
         change), which callers read as "``y`` all chunk".
         """
-        if not (v ^ self.y).any():
+        if not np.count_nonzero(v ^ self.y):  # count_nonzero: cheaper than .any() (live cost)
             self.x[:] = v
             return None, []
         x = np.empty((n, len(v)), dtype=bool)
         x[:] = v
         return self.process(x, start)
 
-    def process(self, x: np.ndarray, start: int
+    def process(self, x: np.ndarray, start: int, want_y: bool = True
                 ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
-        """Return ``(y, changes)``; ``changes`` = ``(channel, run_start, at, new_value)``."""
+        """Return ``(y, changes)``; ``changes`` = ``(channel, run_start, at, new_value)``.
+        With ``want_y=False`` a caller that needs the changes only gets ``self.y`` for ``y``
+        when no input differs from the output (nothing to build: live cost)."""
         n = len(x)
-        y = np.empty_like(x)
-        y[:] = self.y
         changes: list[tuple[int, int, int, bool]] = []
         diff = x ^ self.y
-        if not diff.any():
+        if not np.count_nonzero(diff):
             self.x[:] = x[-1]
+            if not want_y:
+                return self.y, changes
+            y = np.empty_like(x)
+            y[:] = self.y
             return y, changes
+        y = np.empty_like(x)
+        y[:] = self.y
         cand = np.flatnonzero(diff.any(axis=0))
         for c in cand:
             xs = x[:, c]
@@ -629,13 +635,13 @@ class Detector:
             self._hist[: m - first] = env[first:]
 
     def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
-              emin: np.ndarray, emax: np.ndarray
+              emin: np.ndarray | None = None, emax: np.ndarray | None = None
               ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(held, bits)`` of the block: artefact flags and the hold after them (or ``None``
         when no sample of the block is flagged or held)."""
         n = len(env)
         bits = self._flags.process(raw, filt, env, start, emin, emax)
-        if (emax > self._max_env).any():
+        if np.count_nonzero(env > self._max_env):
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
             bits[env > self._max_env] |= _PCT
@@ -670,13 +676,15 @@ class Detector:
         stop = start + n
         self._write_hist(env, start)
         pct = (env - self.mean) * self.k
-        emin, emax = env.min(axis=0), env.max(axis=0)
-        held, bits = self._hold(env, filt, raw, start, emin, emax)
+        held, bits = self._hold(env, filt, raw, start)
         # Level state with hysteresis, exact per sample; only channels that may change it are
-        # looked at sample by sample (vectorised within the channel).
-        need = np.where(self._level, emin < self.off_thr, emax > self.on_thr)
+        # looked at sample by sample (vectorised within the channel).  The common case (no
+        # sample of any channel across the threshold of its state) is one elementwise test
+        # and a count: per-channel reductions only when something crosses (live cost).
+        cross = np.where(self._level, env < self.off_thr, env > self.on_thr)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
-        if need.any():
+        if np.count_nonzero(cross):
+            need = cross.any(axis=0)
             level = np.empty((n, self.nch), dtype=bool)
             level[:] = self._level
             for ch in np.flatnonzero(need).tolist():
@@ -709,7 +717,14 @@ class Detector:
             else:
                 held = held.copy()
             held[:k] = True
-        if reps or self._bursts or self._evt.x.any() or self._evt.y.any():
+        pending = bool(self._bursts) or bool(np.count_nonzero(self._evt.x)
+                                             or np.count_nonzero(self._evt.y))
+        if not pending and level.ndim == 1 and not any(
+                len(r.qi) and np.count_nonzero(level & r.quiet_mask) for r in reps):
+            # No quiet region's level is up all block and nothing is being debounced: the
+            # burst condition is false at every sample (the common case, live cost).
+            pass
+        elif reps or pending:
             cond = np.zeros((n, self.nch), dtype=bool)
             for r in reps:
                 if not len(r.qi):
@@ -719,7 +734,7 @@ class Detector:
                 cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask
             if held is not None:
                 cond &= ~held
-            _, changes = self._evt.process(cond, start)
+            _, changes = self._evt.process(cond, start, want_y=False)
             by_ch: dict[int, list[tuple[int, int, bool]]] = {}
             for c, run, at, v in changes:
                 by_ch.setdefault(c, []).append((run, at, v))

@@ -84,8 +84,14 @@ class QualityMeter:
         if self.adc_range_uv is None:
             u[3 * c:] = 0.0
         else:
+            # at or beyond a rail: 1.0, else 0.0 (lo < hi: a sample is at one rail at most)
             lo, hi = self.adc_range_uv
-            u[3 * c:] = np.logical_or(np.less_equal(raw, lo), np.greater_equal(raw, hi))
+            r = u[3 * c:]
+            np.less_equal(raw, lo, out=r, casting="unsafe")
+            if lo < hi:
+                r += np.greater_equal(raw, hi)
+            else:  # pragma: no cover - a degenerate range
+                r[...] = np.logical_or(r, np.greater_equal(raw, hi))
         self._last_raw = raw[:, -1].copy()
         return u
 
@@ -260,6 +266,9 @@ class ArtefactFlags:
         self._wide = SosStage(design_highpass(fs, 1.0, 1), n_channels)
         self._lf = SosStage(design_lowpass(fs, 15.0, 2), n_channels, steady_start=False)
         self._need = max(1, int(round(self.cfg.flat_ms * fs / 1000.0)))
+        # per-row thresholds of the (wide; lf) buffer of process()
+        self._thr = np.concatenate([np.full(n_channels, self.cfg.artefact_uv),
+                                    np.full(n_channels, self.cfg.artefact_lf_uv)])[:, None]
         self.restart()
 
     def restart(self) -> None:
@@ -282,50 +291,69 @@ class ArtefactFlags:
         n = len(raw)
         if n == 0:
             return None
-        rt = np.ascontiguousarray(raw.T, dtype=np.float64)  # (channels, samples)
-        wt = self._wide.process_t(rt.copy())
-        lft = self._lf.process_t(wt.copy())
-        wide, lf = wt.T, lft.T  # (samples, channels) views
-        thr_lf, thr_amp = cfg.artefact_lf_uv, cfg.artefact_uv
-        hit_lf = lf.max() > thr_lf or lf.min() < -thr_lf
-        hit_amp = wide.max() > thr_amp or wide.min() < -thr_amp
+        c = self.n_channels
+        # Live cost (issue 13): boolean tests by np.count_nonzero (a reduction such as .any()
+        # costs 3-5 times as much on a 10 ms block), one buffer for both filtered signals so
+        # that one comparison with the per-row thresholds checks both.
+        buf = np.empty((2 * c, n))
+        wt, lft = buf[:c], buf[c:]  # raw -> 1 Hz high-pass ("wide") -> 15 Hz low-pass ("lf")
+        wt[...] = raw.T
+        self._wide.process_t(wt)
+        lft[...] = wt
+        self._lf.process_t(lft)
+        hit = np.greater(np.abs(buf), self._thr)  # |x| > threshold: x > thr or x < -thr
+        hit_lf = hit_amp = False
+        if np.count_nonzero(hit):
+            hit_amp, hit_lf = bool(np.count_nonzero(hit[:c])), bool(np.count_nonzero(hit[c:]))
         hit_clip = False
         if self.adc_range_uv is not None:
             lo, hi = self.adc_range_uv
-            hit_clip = bool(raw.min() <= lo or raw.max() >= hi)
+            hit_clip = bool(np.count_nonzero(np.less_equal(raw, lo))
+                            or np.count_nonzero(np.greater_equal(raw, hi)))
         # Flat line: a sample is flat when the raw signal has not moved (|difference| above
         # flat_rms_uv) for `need` samples before it.
-        moved = np.empty(rt.shape, dtype=bool)
-        if self._last is None:
+        d = np.empty(raw.shape)  # (samples, channels)
+        np.subtract(raw[1:], raw[:-1], out=d[1:])
+        last = self._last
+        fresh = last is None
+        if last is None:
             self._moved[:] = start
-            moved[:, 0] = False
+            d[0] = 0.0
         else:
-            moved[:, 0] = np.abs(rt[:, 0] - self._last) > cfg.flat_rms_uv
-        np.greater(np.abs(rt[:, 1:] - rt[:, :-1]), cfg.flat_rms_uv, out=moved[:, 1:])
-        self._last = rt[:, -1].copy()
+            np.subtract(raw[0], last, out=d[0])
+        np.abs(d, out=d)
+        moved_sc = np.greater(d, cfg.flat_rms_uv)
+        if fresh:
+            moved_sc[0] = False
+        self._last = raw[-1].copy()
         flat = None
-        anym = moved.any(axis=1)
-        first = np.where(anym, moved.argmax(axis=1), n)
-        # a flat run in this chunk either reaches in from before it (the common check) or, in
-        # a long chunk, lies inside it
-        if n > self._need or ((start + first - 1 - self._moved) >= self._need).any():
-            ar = np.arange(start, start + n)
-            lm = np.maximum.accumulate(np.where(moved, ar[None, :], self._moved[:, None]),
-                                       axis=1)
-            f = (ar[None, :] - lm) >= self._need
-            flat = f.T if f.any() else None
-        if anym.any():
-            lastm = start + n - 1 - moved[:, ::-1].argmax(axis=1)
-            self._moved = np.where(anym, lastm, self._moved)
+        if not fresh and np.count_nonzero(moved_sc) == moved_sc.size:
+            # the common case: every channel moved at every sample, so none is flat
+            self._moved[:] = start + n - 1
+        else:
+            moved = moved_sc.T  # (channels, samples)
+            anym = moved.any(axis=1)
+            first = np.where(anym, moved.argmax(axis=1), n)
+            # a flat run in this chunk either reaches in from before it (the common check) or,
+            # in a long chunk, lies inside it
+            if n > self._need or ((start + first - 1 - self._moved) >= self._need).any():
+                ar = np.arange(start, start + n)
+                lm = np.maximum.accumulate(np.where(moved, ar[None, :], self._moved[:, None]),
+                                           axis=1)
+                f = (ar[None, :] - lm) >= self._need
+                flat = f.T if f.any() else None
+            if anym.any():
+                lastm = start + n - 1 - moved[:, ::-1].argmax(axis=1)
+                self._moved = np.where(anym, lastm, self._moved)
         if not (hit_lf or hit_amp or hit_clip or flat is not None):
             return None
         bits = np.zeros((n, self.n_channels), dtype=np.uint8)
         if flat is not None:
             bits[flat] |= FLAT
         if hit_lf:
-            bits[np.abs(lf) > thr_lf] |= MOTION
+            bits[hit[c:].T] |= MOTION
         if hit_amp:
-            bits[np.abs(wide) > thr_amp] |= AMPLITUDE
+            bits[hit[:c].T] |= AMPLITUDE
         if hit_clip and self.adc_range_uv is not None:
             lo, hi = self.adc_range_uv
             bits[(raw <= lo) | (raw >= hi)] |= CLIP

@@ -102,6 +102,8 @@ def render_html(report: Report) -> str:
         parts.append('<h2>Signal quality at rest</h2><p class="note">No signal stored with this '
                      "session (metrics only).</p>")
     parts.append('<div class="clear"></div>')
+    if "artefacts" in t:
+        parts.append(table_html(t["artefacts"]))
     parts.append(table_html(t["calibration"]))
     parts.append(table_html(t["exercises"]))
     for key, caption, fig in report.figures:

@@ -328,6 +328,37 @@ def _quality_table(report: Report) -> Table:
                  notes=(f"Samples lost in transmission: {report.lost_samples}.",))
 
 
+def _artefact_table(s: SessionInput) -> Table | None:
+    """Per channel, what the detector set aside: artefact periods (cable motion, electrode
+    pops, an electrode off: flat or clipping), blinks during reps, and live alerts it withdrew
+    (the ``quality`` and ``events`` of the analysis JSON, docs/analysis.md)."""
+    quality = s.analysis.get("quality")
+    events = [e for e in s.analysis.get("events") or [] if isinstance(e, Mapping)]
+    if not isinstance(quality, Mapping) and not events:
+        return None
+    quality = quality if isinstance(quality, Mapping) else {}
+    rows = []
+    for ch in s.channels:
+        qc = quality.get(ch)
+        q: Mapping[str, Any] = qc if isinstance(qc, Mapping) else {}
+        periods = [p for p in q.get("periods") or [] if isinstance(p, Mapping)]
+        reasons = sorted({str(p.get("reason", "")) for p in periods} - {""})
+        blinks = sum(1 for e in events if e.get("channel") == ch and e.get("type") == "blink")
+        withdrawn = sum(1 for e in events if e.get("channel") == ch and e.get("retracted"))
+        rows.append((ch, str(len(periods)), fmt(q.get("artefact_s"), "{:.1f}"),
+                     fmt(q.get("electrode_off_s"), "{:.1f}"), str(blinks), str(withdrawn),
+                     "; ".join(reasons) or "–"))
+    return Table("artefacts", "Artefacts, electrodes off and blinks",
+                 ("channel", "artefact periods", "artefact (s)", "electrode off (s)",
+                  "blinks in reps", "alerts withdrawn", "reasons"), tuple(rows), left=1,
+                 notes=("No synkinesis is counted on a channel while it is flagged (and "
+                        "briefly after, while the filters settle). A live alert is withdrawn "
+                        "when its burst turns out to be a blink (an orbicularis oculi burst "
+                        "shorter than the blink limit), a transient or an artefact; withdrawn "
+                        "alerts and blinks are not synkinesis (docs/analysis.md, "
+                        "\"Event classes\").",))
+
+
 def _calibration_table(s: SessionInput) -> Table:
     cal = s.calibration
     raw = s.analysis.get("calibration") or {}
@@ -507,6 +538,7 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
     report.summary = plain_summary(report)
     tables = [_clinician_table(session), _montage_table(session),
               _quality_table(report) if report.quality else None,
-              _calibration_table(session), _exercise_table(session, metrics), _rep_table(rows)]
+              _artefact_table(session), _calibration_table(session),
+              _exercise_table(session, metrics), _rep_table(rows)]
     report.tables = {t.key: t for t in tables if t is not None}
     return report

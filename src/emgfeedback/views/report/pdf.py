@@ -264,6 +264,8 @@ def pages(report: Report) -> list[Any]:
     f.table(t["montage"])
     if "quality" in t:
         f.table(t["quality"])
+    if "artefacts" in t:
+        f.table(t["artefacts"])
     f.table(t["calibration"])
     f.table(t["exercises"])
     f.heading("Electrode placement", keep=4.6 * 0.4 + 0.3)  # with the figure (see image())
