@@ -189,9 +189,9 @@ def test_report_holds_the_numbers_of_analyze(edf, session, written):
     art = {r[0]: r for r in p.tables["artefacts"][1:]}
     assert list(art) == session.channels
     for ch, qa in analysis["quality"].items():
-        assert int(art[ch][1]) == len(qa["periods"])
-        assert _close(art[ch][2], qa["artefact_s"], 1)
-        assert int(art[ch][4]) == sum(1 for e in analysis["events"]
+        assert int(art[ch][2]) == len(qa["periods"])
+        assert _close(art[ch][3], qa["artefact_s"], 1)
+        assert int(art[ch][5]) == sum(1 for e in analysis["events"]
                                       if e["channel"] == ch and e["type"] == "blink")
 
 
@@ -206,7 +206,7 @@ def test_artefact_table_shows_what_the_detector_set_aside(session):
     analysis = dict(session.analysis)
     analysis["quality"] = {ch: {"artefact_s": 8.25, "electrode_off_s": 8.0, "periods": [
         {"onset_s": 100.0, "offset_s": 108.0, "reason": "flat line"},
-        {"onset_s": 120.0, "offset_s": 120.25, "reason": "motion"}]}}
+        {"onset_s": 120.0, "offset_s": 120.25, "reason": "motion, flat line"}]}}
     analysis["events"] = [
         {"type": "blink", "channel": ch, "retracted": True},
         {"type": "blink", "channel": ch, "retracted": True},
@@ -214,9 +214,9 @@ def test_artefact_table_shows_what_the_detector_set_aside(session):
     table = _artefact_table(replace(session, analysis=analysis))
     assert table is not None
     rows = {r[0]: r for r in table.rows}
-    assert rows[ch] == (ch, "2", "8.2", "8.0", "2", "2", "flat line; motion")
+    assert rows[ch] == (ch, "flat line, motion", "2", "8.2", "8.0", "2", "2")
     other = session.channels[1]
-    assert rows[other][1:6] == ("0", "–", "–", "0", "0")
+    assert rows[other][1:] == ("–", "0", "–", "–", "0", "0")
 
 
 def test_every_image_is_a_real_png(written):

@@ -342,15 +342,16 @@ def _artefact_table(s: SessionInput) -> Table | None:
         qc = quality.get(ch)
         q: Mapping[str, Any] = qc if isinstance(qc, Mapping) else {}
         periods = [p for p in q.get("periods") or [] if isinstance(p, Mapping)]
-        reasons = sorted({str(p.get("reason", "")) for p in periods} - {""})
+        reasons = sorted({r.strip() for p in periods for r in str(p.get("reason", "")).split(",")}
+                         - {""})
         blinks = sum(1 for e in events if e.get("channel") == ch and e.get("type") == "blink")
         withdrawn = sum(1 for e in events if e.get("channel") == ch and e.get("retracted"))
-        rows.append((ch, str(len(periods)), fmt(q.get("artefact_s"), "{:.1f}"),
-                     fmt(q.get("electrode_off_s"), "{:.1f}"), str(blinks), str(withdrawn),
-                     "; ".join(reasons) or "–"))
+        rows.append((ch, ", ".join(reasons) or "–", str(len(periods)),
+                     fmt(q.get("artefact_s"), "{:.1f}"), fmt(q.get("electrode_off_s"), "{:.1f}"),
+                     str(blinks), str(withdrawn)))
     return Table("artefacts", "Artefacts, electrodes off and blinks",
-                 ("channel", "artefact periods", "artefact (s)", "electrode off (s)",
-                  "blinks in reps", "alerts withdrawn", "reasons"), tuple(rows), left=1,
+                 ("channel", "artefact reasons", "periods", "artefact (s)", "electrode off (s)",
+                  "blinks in reps", "alerts withdrawn"), tuple(rows), left=2,
                  notes=("No synkinesis is counted on a channel while it is flagged (and "
                         "briefly after, while the filters settle). A live alert is withdrawn "
                         "when its burst turns out to be a blink (an orbicularis oculi burst "
