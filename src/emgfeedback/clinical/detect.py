@@ -279,35 +279,41 @@ class _Debounce:
             y = np.empty_like(x)
             y[:] = self.y
             return y, changes
-        y = np.empty_like(x)
-        y[:] = self.y
+        if want_y:
+            y = np.empty_like(x)
+            y[:] = self.y
+        else:  # only the changes are wanted (offline: the burst condition of every block)
+            y = self.y
         cand = np.flatnonzero(diff.any(axis=0))
-        for c in cand:
+        for c in cand.tolist():
             xs = x[:, c]
             ycur = bool(self.y[c])
             cuts = np.flatnonzero(xs[1:] != xs[:-1]) + 1
             bounds = [0, *cuts.tolist(), n]
             run = int(self.run[c]) if bool(xs[0]) == bool(self.x[c]) else start
-            col = y[:, c]
+            vals = xs[bounds[:-1]].tolist()  # the value of each run
+            col = y[:, c] if want_y else None
             for k in range(len(bounds) - 1):
                 a, b = bounds[k], bounds[k + 1]
-                v = bool(xs[a])
+                v = vals[k]
                 if k > 0:
                     run = start + a
                 if v != ycur:
                     conf = run + (self.n_on if v else self.n_off) - 1 - start
                     if conf < b:
                         conf = max(conf, a)
-                        col[a:conf] = ycur
-                        col[conf:b] = v
+                        if col is not None:
+                            col[a:conf] = ycur
+                            col[conf:b] = v
                         ycur = v
-                        changes.append((int(c), run, start + conf, v))
+                        changes.append((c, run, start + conf, v))
                         continue
-                col[a:b] = ycur
+                if col is not None:
+                    col[a:b] = ycur
             self.y[c] = ycur
             self.run[c] = run
         self.x[:] = x[-1]
-        return y, changes
+        return (y if want_y else self.y), changes
 
 
 @dataclass
