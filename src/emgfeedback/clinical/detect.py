@@ -693,17 +693,20 @@ class Detector:
         cross = np.where(self._level, env < self.off_thr, env > self.on_thr)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
         if np.count_nonzero(cross):
-            need = cross.any(axis=0)
+            # the channels that cross, all at once (one call per step, not per channel: the
+            # offline blocks cross on most channels): each sample takes the state of the last
+            # sample at or before it that was above on_thr (1) or below off_thr (0)
+            cols = np.flatnonzero(cross.any(axis=0))
+            e = env[:, cols]
+            ev = np.where(e > self.on_thr[cols], 1, np.where(e < self.off_thr[cols], 0, -1))
+            idx = np.where(ev >= 0, np.arange(n)[:, None], -1)
+            np.maximum.accumulate(idx, axis=0, out=idx)
+            col = np.where(idx >= 0, np.take_along_axis(ev, np.maximum(idx, 0), axis=0),
+                           self._level[cols].astype(np.int64))
             level = np.empty((n, self.nch), dtype=bool)
             level[:] = self._level
-            for ch in np.flatnonzero(need).tolist():
-                e = env[:, ch]
-                ev = np.where(e > self.on_thr[ch], 1, np.where(e < self.off_thr[ch], 0, -1))
-                idx = np.where(ev >= 0, np.arange(n), -1)
-                np.maximum.accumulate(idx, out=idx)
-                col = np.where(idx >= 0, ev[np.maximum(idx, 0)], int(self._level[ch]))
-                level[:, ch] = col.astype(bool)
-                self._level[ch] = bool(col[-1])
+            level[:, cols] = col.astype(bool)
+            self._level[cols] = col[-1].astype(bool)
             active, _ = self._act.process(level, start)
         else:
             level = self._level.copy()
