@@ -288,33 +288,30 @@ class _Debounce:
         for c in cand.tolist():
             xs = x[:, c]
             ycur = bool(self.y[c])
-            # the input's runs: first and end row, value, absolute start (the first run may
-            # have begun in an earlier chunk)
             cuts = np.flatnonzero(xs[1:] != xs[:-1]) + 1
-            first = np.concatenate(([0], cuts))
-            ends = np.concatenate((cuts, [n]))
-            vals = xs[first]
-            runs = first + start
-            if bool(xs[0]) == bool(self.x[c]):
-                runs[0] = self.run[c]
-            # row at which each run has lasted its debounce; only runs that get there within
-            # the chunk can change the output (a Python step per such run, not per run)
-            conf = runs + np.where(vals, self.n_on, self.n_off) - 1 - start
-            ok = np.flatnonzero(conf < ends)
+            bounds = [0, *cuts.tolist(), n]
+            run = int(self.run[c]) if bool(xs[0]) == bool(self.x[c]) else start
+            vals = xs[bounds[:-1]].tolist()  # the value of each run
             col = y[:, c] if want_y else None
-            pos = 0
-            for k, v in zip(ok.tolist(), vals[ok].tolist()):
-                if v == ycur:
-                    continue
-                at = max(int(conf[k]), int(first[k]))
+            for k in range(len(bounds) - 1):
+                a, b = bounds[k], bounds[k + 1]
+                v = vals[k]
+                if k > 0:
+                    run = start + a
+                if v != ycur:
+                    conf = run + (self.n_on if v else self.n_off) - 1 - start
+                    if conf < b:
+                        conf = max(conf, a)
+                        if col is not None:
+                            col[a:conf] = ycur
+                            col[conf:b] = v
+                        ycur = v
+                        changes.append((c, run, start + conf, v))
+                        continue
                 if col is not None:
-                    col[pos:at] = ycur
-                ycur, pos = v, at
-                changes.append((c, int(runs[k]), start + at, v))
-            if col is not None:
-                col[pos:] = ycur
+                    col[a:b] = ycur
             self.y[c] = ycur
-            self.run[c] = runs[-1]
+            self.run[c] = run
         self.x[:] = x[-1]
         return (y if want_y else self.y), changes
 
