@@ -90,8 +90,9 @@ log = logging.getLogger(__name__)
 #: Largest block processed at once; longer chunks are split (the history ring holds the onset
 #: lookback plus one block).  Offline blocks (app.analyze.OFFLINE_BLOCK_S, 4000 samples at
 #: 2 kHz) go through whole: splitting them costs per-piece Python work and gives nothing (the
-#: detector is chunk-invariant; a live 10 ms chunk is far below either size).
-MAX_BLOCK = 16384
+#: detector is chunk-invariant); no larger, so the ring (lookback + one block) stays small for
+#: the live 10 ms path's caches.
+MAX_BLOCK = 4096
 
 #: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
 _PCT = 16
