@@ -208,13 +208,15 @@ def _mains_excess(x: np.ndarray, fs: float, f0: int) -> np.ndarray:
 
 
 def segment_quality(raw: np.ndarray, filtered: np.ndarray, fs: float, start: int,
-                    adc_range_uv: tuple[float, float] | None) -> Quality:
+                    adc_range_uv: tuple[float, float] | None,
+                    mains_fit: tuple[np.ndarray, int] | None = None) -> Quality:
     """The :class:`~emgfeedback.dsp.quality.Quality` measures over a whole segment.
 
     ``mains_uv`` is the mains in the raw signal (what the notches have to remove);
     ``residual_mains_uv`` (an extra attribute, see :func:`residual_mains`) what they left.
+    ``mains_fit``: the fit of ``raw`` if the caller has it (:func:`residual_mains` needs it too).
     """
-    mains, _ = _mains_fit(raw, fs)
+    mains, _ = mains_fit if mains_fit is not None else _mains_fit(raw, fs)
     rms = np.sqrt(np.mean(filtered**2, axis=0))
     d = np.diff(raw, axis=0)
     diff = np.sqrt(np.mean(d**2, axis=0)) if len(d) else np.zeros(raw.shape[1])
@@ -224,14 +226,15 @@ def segment_quality(raw: np.ndarray, filtered: np.ndarray, fs: float, start: int
     return Quality(start + len(raw), rms, ratio, mains, diff, clip)
 
 
-def residual_mains(raw: np.ndarray, filtered: np.ndarray, fs: float
+def residual_mains(raw: np.ndarray, filtered: np.ndarray, fs: float,
+                   mains_fit: tuple[np.ndarray, int] | None = None
                    ) -> tuple[np.ndarray, np.ndarray, int]:
     """``(raw mains, mains left after the notches, frequency)`` per channel, µV RMS.
 
     The raw figure is a fit at the exact mains frequency and harmonics (what the notches
     remove); the residual is the excess spectrum within ±2 Hz of them in the filtered signal
-    (off-nominal mains included)."""
-    fit, f0 = _mains_fit(raw, fs)
+    (off-nominal mains included).  ``mains_fit`` as in :func:`segment_quality`."""
+    fit, f0 = mains_fit if mains_fit is not None else _mains_fit(raw, fs)
     return fit, _mains_excess(filtered, fs, f0), f0
 
 
@@ -304,8 +307,11 @@ def calibrate_segments(
                 refusals.append(("rest", seg.start, f"rest at {at}: too short "
                                  f"({len(env) / fs:.1f} s; need {cfg.min_rest_s + cfg.settle_s:g} s)"))
                 continue
-            q = segment_quality(raw[settle:], filt[settle:], fs, seg.start + settle, adc_range_uv)
-            removed, resid, f0 = residual_mains(raw[settle:], filt[settle:], fs)
+            # one mains fit for both measures (it is most of the calibration's cost)
+            fit = _mains_fit(raw[settle:], fs)
+            q = segment_quality(raw[settle:], filt[settle:], fs, seg.start + settle, adc_range_uv,
+                                fit)
+            removed, resid, f0 = residual_mains(raw[settle:], filt[settle:], fs, fit)
             judged = [judge_segment(q, resid, removed, f0, i, qcfg) for i in range(nch)]
             bad = [(names[i], r) for i, (r, _) in enumerate(judged) if r is not None]
             if bad:
@@ -320,8 +326,9 @@ def calibrate_segments(
             i = names.index(seg.channel)
             if len(env) == 0:
                 continue
-            q = segment_quality(raw, filt, fs, seg.start, adc_range_uv)
-            removed, resid, f0 = residual_mains(raw, filt, fs)
+            fit = _mains_fit(raw, fs)
+            q = segment_quality(raw, filt, fs, seg.start, adc_range_uv, fit)
+            removed, resid, f0 = residual_mains(raw, filt, fs, fit)
             r, warn = judge_segment(q, resid, removed, f0, i, qcfg)
             if r is not None:
                 refusals.append((seg.channel, seg.start, f"mvc {seg.channel} at {at}: {r}"))

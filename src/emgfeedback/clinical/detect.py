@@ -87,8 +87,12 @@ __all__ = ["Detector", "Event", "EVENT_TYPES", "LiveState", "RepResult", "Synkin
 
 log = logging.getLogger(__name__)
 
-#: Largest block processed at once; longer chunks are split (keeps the history ring small).
-MAX_BLOCK = 1024
+#: Largest block processed at once; longer chunks are split (the history ring holds the onset
+#: lookback plus one block).  Offline blocks (app.analyze.OFFLINE_BLOCK_S, 4000 samples at
+#: 2 kHz) go through whole: splitting them costs per-piece Python work and gives nothing (the
+#: detector is chunk-invariant); no larger, so the ring (lookback + one block) stays small for
+#: the live 10 ms path's caches.
+MAX_BLOCK = 4096
 
 #: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
 _PCT = 16
@@ -276,35 +280,41 @@ class _Debounce:
             y = np.empty_like(x)
             y[:] = self.y
             return y, changes
-        y = np.empty_like(x)
-        y[:] = self.y
+        if want_y:
+            y = np.empty_like(x)
+            y[:] = self.y
+        else:  # only the changes are wanted (offline: the burst condition of every block)
+            y = self.y
         cand = np.flatnonzero(diff.any(axis=0))
-        for c in cand:
+        for c in cand.tolist():
             xs = x[:, c]
             ycur = bool(self.y[c])
             cuts = np.flatnonzero(xs[1:] != xs[:-1]) + 1
             bounds = [0, *cuts.tolist(), n]
             run = int(self.run[c]) if bool(xs[0]) == bool(self.x[c]) else start
-            col = y[:, c]
+            vals = xs[bounds[:-1]].tolist()  # the value of each run
+            col = y[:, c] if want_y else None
             for k in range(len(bounds) - 1):
                 a, b = bounds[k], bounds[k + 1]
-                v = bool(xs[a])
+                v = vals[k]
                 if k > 0:
                     run = start + a
                 if v != ycur:
                     conf = run + (self.n_on if v else self.n_off) - 1 - start
                     if conf < b:
                         conf = max(conf, a)
-                        col[a:conf] = ycur
-                        col[conf:b] = v
+                        if col is not None:
+                            col[a:conf] = ycur
+                            col[conf:b] = v
                         ycur = v
-                        changes.append((int(c), run, start + conf, v))
+                        changes.append((c, run, start + conf, v))
                         continue
-                col[a:b] = ycur
+                if col is not None:
+                    col[a:b] = ycur
             self.y[c] = ycur
             self.run[c] = run
         self.x[:] = x[-1]
-        return y, changes
+        return (y if want_y else self.y), changes
 
 
 @dataclass
@@ -684,17 +694,20 @@ class Detector:
         cross = np.where(self._level, env < self.off_thr, env > self.on_thr)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
         if np.count_nonzero(cross):
-            need = cross.any(axis=0)
+            # the channels that cross, all at once (one call per step, not per channel: the
+            # offline blocks cross on most channels): each sample takes the state of the last
+            # sample at or before it that was above on_thr (1) or below off_thr (0)
+            cols = np.flatnonzero(cross.any(axis=0))
+            e = env[:, cols]
+            ev = np.where(e > self.on_thr[cols], 1, np.where(e < self.off_thr[cols], 0, -1))
+            idx = np.where(ev >= 0, np.arange(n)[:, None], -1)
+            np.maximum.accumulate(idx, axis=0, out=idx)
+            col = np.where(idx >= 0, np.take_along_axis(ev, np.maximum(idx, 0), axis=0),
+                           self._level[cols].astype(np.int64))
             level = np.empty((n, self.nch), dtype=bool)
             level[:] = self._level
-            for ch in np.flatnonzero(need).tolist():
-                e = env[:, ch]
-                ev = np.where(e > self.on_thr[ch], 1, np.where(e < self.off_thr[ch], 0, -1))
-                idx = np.where(ev >= 0, np.arange(n), -1)
-                np.maximum.accumulate(idx, out=idx)
-                col = np.where(idx >= 0, ev[np.maximum(idx, 0)], int(self._level[ch]))
-                level[:, ch] = col.astype(bool)
-                self._level[ch] = bool(col[-1])
+            level[:, cols] = col.astype(bool)
+            self._level[cols] = col[-1].astype(bool)
             active, _ = self._act.process(level, start)
         else:
             level = self._level.copy()
@@ -1222,10 +1235,13 @@ class Detector:
             return None
         k = self._xlag
         m = len(a)
-        best = 0.0
-        for lag in range(-k, k + 1):
-            v = float(np.dot(a[max(0, -lag):m - max(0, lag)], b[max(0, lag):m - max(0, -lag)]))
-            best = max(best, abs(v))
+        dot = np.dot
+        # the same products as lag by lag from -k to k (a leads for negative lags), without
+        # the per-lag index arithmetic (offline cost: reps x quiet regions x lags)
+        vals = [dot(a[lag:], b[:m - lag]) for lag in range(k, 0, -1)]
+        vals.append(dot(a, b))
+        vals += [dot(a[:m - lag], b[lag:]) for lag in range(1, k + 1)]
+        best = max(0.0, *(abs(float(v)) for v in vals))
         return best / den
 
     def _finish(self, r: _Rep) -> None:
