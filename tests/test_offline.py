@@ -81,3 +81,29 @@ def test_automatic_calibration_block_invariant(session: Path) -> None:
     assert json.loads(ref)["calibration"]
     assert _json(session, "whole", calibration="auto") == ref
     assert _json(session, None, calibration="auto") == ref
+
+
+def test_detector_starts_at_the_first_rep_sample_in_any_block(
+        session: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The detector's first sample is the first rep's marker, not the start of the block that
+    holds it (a block boundary rarely falls on a cue in a file from another system)."""
+    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.clinical.exercises import default_program
+
+    with load(session) as rec:
+        program = default_program()
+        first_rep = min(m.sample for m in rec.markers if program.find(m.text) is not None)
+    starts: list[int] = []
+    feed = Detector.feed
+
+    def spy(self: Detector, p: Any) -> None:
+        if not getattr(self, "_spied", False):
+            self._spied = True  # type: ignore[attr-defined]
+            starts.append(p.start)
+        feed(self, p)
+
+    monkeypatch.setattr(Detector, "feed", spy)
+    for chunk in (733, 4096):
+        assert first_rep % chunk != 0  # the cue falls inside a block
+        _json(session, chunk)
+    assert starts == [first_rep, first_rep]

@@ -17,6 +17,7 @@ when the recording is replayed.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +30,21 @@ from emgfeedback.stream import Marker, Processed
 from emgfeedback.vocabulary import format_event
 from emgfeedback.errors import CalibrationError
 
-__all__ = ["LiveClinic"]
+__all__ = ["LiveClinic", "split_processed"]
 
 log = logging.getLogger(__name__)
+
+
+def split_processed(p: Processed, at: int) -> tuple[Processed, Processed]:
+    """``p`` cut at the absolute sample ``at`` (``p.start < at < p.stop``): the part before
+    and the part from ``at`` on, each with its markers; both keep the chunk's status and quality
+    snapshot (what the chain measured up to the chunk's end)."""
+    k = at - p.start
+    head = replace(p, raw=p.raw[:k], filtered=p.filtered[:k], envelope=p.envelope[:k],
+                   markers=tuple(m for m in p.markers if m.sample < at))
+    tail = replace(p, start=at, raw=p.raw[k:], filtered=p.filtered[k:], envelope=p.envelope[k:],
+                   markers=tuple(m for m in p.markers if m.sample >= at))
+    return head, tail
 
 
 class LiveClinic:
@@ -94,10 +107,18 @@ class LiveClinic:
 
     def feed(self, p: Processed) -> None:
         if self.detector is None and self.error is None:
-            if any(self.program.find(m.text) is not None for m in p.markers):
-                self._start_detector()
-            else:
+            first = min((m.sample for m in p.markers if self.program.find(m.text) is not None),
+                        default=None)
+            if first is None:
                 self._calibrator.feed(p)
+            else:
+                # The detector starts at the first rep's sample, not at the start of the chunk
+                # that holds it: the same events and rep metrics in any chunking (10 ms live,
+                # 2 s blocks offline, the whole file).
+                if first > p.start:
+                    head, p = split_processed(p, first)
+                    self._calibrator.feed(head)
+                self._start_detector()
         if self.detector is not None:
             self.detector.feed(p)
 
