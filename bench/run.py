@@ -76,7 +76,8 @@ def main() -> int:
 
 def _update(doc: str, new: dict[str, str]) -> str:
     """``doc`` with the section of each ``bench_<name>.py`` in ``new`` replaced (a section runs
-    from its ``## `` heading to the next one; it is the one naming ``bench/bench_<name>.py``);
+    from its ``## `` heading to the next one; it is the one whose heading or ``Command:`` line
+    names ``bench/bench_<name>.py``);
     a section not found is appended."""
     lines = doc.splitlines(keepends=True)
     starts = [i for i, ln in enumerate(lines) if ln.startswith("## ")] + [len(lines)]
@@ -87,7 +88,10 @@ def _update(doc: str, new: dict[str, str]) -> str:
     for n, text in new.items():
         body = text.rstrip() + "\n\n" + stamp.format(n=n) + "\n"
         for k, part in enumerate(parts[1:], 1):
-            if f"bench/bench_{n}.py" in "".join(part):
+            # the section's own heading or command line names the script (another section may
+            # mention it in passing: "measured in bench/bench_live.py")
+            own = [ln for ln in part if ln.startswith(("## ", "Command:"))]
+            if any(f"bench/bench_{n}.py" in ln for ln in own):
                 parts[k] = [body]
                 break
         else:
