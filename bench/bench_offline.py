@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from bench.bench_report import GNU_TIME, _t  # noqa: E402  (the one timing helper)
+from bench.bench_report import CPU, _t, run_cli  # noqa: E402  (the one timing helper)
 
 from emgfeedback.io.edf.recorder import Recorder  # noqa: E402
 from emgfeedback.io.edf.sidecar import analysis_path  # noqa: E402
@@ -50,29 +48,6 @@ def write_session(path: Path, seconds: float, seed: int, patient: str = "P-0131"
             rec.write(c)
     rec.close()
     return path
-
-
-#: CPU seconds (user + system) of each command run by :func:`run_cli`, by its first words
-CPU: dict[str, float] = {}
-
-
-def run_cli(*argv: str) -> tuple[float, float | None]:
-    """``emgfeedback ARGV`` as a new process: (wall seconds, peak resident MiB or None); its
-    CPU time goes into :data:`CPU` (the shared machine's load stretches wall times)."""
-    cmd = [sys.executable, "-m", "emgfeedback", *argv]
-    timed = Path(GNU_TIME).is_file()
-    if timed:
-        cmd = [GNU_TIME, "-f", "maxrss_kib=%M cpu_s=%U+%S", *cmd]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise SystemExit(f"emgfeedback {' '.join(argv[:2])} failed: {r.stderr.strip()[-300:]}")
-    m = re.search(r"maxrss_kib=(\d+)", r.stderr) if timed else None
-    c = re.search(r"cpu_s=([\d.]+)\+([\d.]+)", r.stderr) if timed else None
-    if c:
-        CPU[" ".join(argv[:2])] = float(c.group(1)) + float(c.group(2))
-    return wall, (int(m.group(1)) / 1024.0 if m else None)
 
 
 def brainflow_envelope(x: np.ndarray) -> float | None:

@@ -50,6 +50,29 @@ def _t(f: Any, *a: Any, **k: Any) -> tuple[Any, float]:
 GNU_TIME = "/usr/bin/time"
 
 
+#: CPU seconds (user + system) of each command run by :func:`run_cli`, by its first words
+CPU: dict[str, float] = {}
+
+
+def run_cli(*argv: str) -> tuple[float, float | None]:
+    """``emgfeedback ARGV`` as a new process: (wall seconds, peak resident MiB or None); its
+    CPU time goes into :data:`CPU` (the shared machine's load stretches wall times)."""
+    cmd = [sys.executable, "-m", "emgfeedback", *argv]
+    timed = Path(GNU_TIME).is_file()
+    if timed:
+        cmd = [GNU_TIME, "-f", "maxrss_kib=%M cpu_s=%U+%S", *cmd]
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"emgfeedback {' '.join(argv[:2])} failed: {r.stderr.strip()[-300:]}")
+    m = re.search(r"maxrss_kib=(\d+)", r.stderr) if timed else None
+    c = re.search(r"cpu_s=([\d.]+)\+([\d.]+)", r.stderr) if timed else None
+    if c:
+        CPU[" ".join(argv[:2])] = float(c.group(1)) + float(c.group(2))
+    return wall, (int(m.group(1)) / 1024.0 if m else None)
+
+
 def bench_report(minutes: float = 30.0) -> list[str]:
     from _sessions import make_source, session_start, write_edf_session
 
@@ -75,18 +98,7 @@ def bench_report(minutes: float = 30.0) -> list[str]:
             pass
         rec.close()
         # The command as a user runs it (a fresh process: imports, analyze, HTML and PDF).
-        cmd = [sys.executable, "-m", "emgfeedback", "report", str(path), "--pdf",
-               "--out", str(Path(d) / "cli.html")]
-        timed = Path(GNU_TIME).is_file()
-        if timed:
-            cmd = [GNU_TIME, "-f", "maxrss_kib=%M", *cmd]
-        t0 = time.perf_counter()
-        cli = subprocess.run(cmd, capture_output=True, text=True)
-        t_cli = time.perf_counter() - t0
-        if cli.returncode != 0:
-            raise SystemExit(f"emgfeedback report failed: {cli.stderr.strip()}")
-        m = re.search(r"maxrss_kib=(\d+)", cli.stderr) if timed else None
-        rss = int(m.group(1)) / 1024.0 if m else None
+        t_cli, rss = run_cli("report", str(path), "--pdf", "--out", str(Path(d) / "cli.html"))
     n_reps = len(analysis["reps"])
     total = t_open + t_an + t_build + t_html + t_pdf
     return [
