@@ -23,6 +23,7 @@ import numpy as np
 
 from emgfeedback.dsp import design
 from emgfeedback.errors import ConfigError
+from emgfeedback.numeric import median
 
 __all__ = [
     "SosStage",
@@ -293,7 +294,7 @@ def detect_mains(x: np.ndarray, fs: float) -> int | None:
             near = np.abs(f - fk) <= 1.0
             ring = (np.abs(f - fk) > 2.0) & (np.abs(f - fk) <= 6.0)
             peak += p[near].max(axis=0, initial=0.0)
-            floor += np.median(p[ring], axis=0) if ring.any() else 0.0
+            floor += median(p[ring], axis=0) if ring.any() else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(floor > 0, peak / np.where(floor > 0, floor, 1.0), 0.0)
         return float(ratio.max())
