@@ -1135,13 +1135,26 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_name(add: Callable[[Any], None]) -> str:
+    """The command an entry of :data:`COMMANDS` adds: ``_add_export_bids`` -> ``export-bids``
+    (tests/test_cli.py checks every entry)."""
+    return add.__name__.removeprefix("_add_").replace("_", "-")
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the ``argv`` about to be parsed, only the command it names
+    is built with its options (each costs its ``add_argument`` calls at every start-up, 10 ms
+    for all of them; issue 13).  The others then remain unknown to this parser, which parses
+    ``argv`` exactly as the whole one would: the command is the first word after the top-level
+    options (which take no value); without one, or with another word, everything is built."""
     parser = _Parser(prog="emgfeedback",
                      description="Surface-EMG biofeedback for facial paralysis rehabilitation.")
     parser.add_argument("--version", action=_Version)
     parser.add_argument("--debug", action="store_true", help="log details; tracebacks on bugs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in COMMANDS:
+    first = next((a for a in argv or () if a == "--" or not a.startswith("-")), None)
+    chosen = [add for add in COMMANDS if command_name(add) == first]
+    for add in chosen or COMMANDS:
         add(sub)
     return parser
 
@@ -1157,7 +1170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

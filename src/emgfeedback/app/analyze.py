@@ -226,10 +226,14 @@ def analyze(
     def calibrator() -> Calibrator:
         return Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality)
 
+    parsed: list[tuple[str, str | None] | None] = []
     if calibration == "annotations":
         given = rec.markers if markers is None else markers
-        n_segments = sum(1 for m in given if m.duration > 0
-                         and parse_calibration_marker(m.text) is not None)
+        parsed = [parse_calibration_marker(m.text) for m in given if m.duration > 0]
+    # Without a rest segment the one pass always needs the automatic baseline (the whole
+    # envelope): it is not tried (a recording without calibration, e.g. the 10 s start-up file).
+    if any(c is not None and c[0] == "rest" for c in parsed):
+        n_segments = sum(1 for c in parsed if c is not None)
         one: list[_OnePass] = []
 
         def make_one(chain: Chain) -> _OnePass:
