@@ -1,4 +1,5 @@
-"""``emgfeedback.numeric.median`` is ``np.median`` to the bit, and imports no ``numpy.ma``."""
+"""``emgfeedback.numeric.median`` and ``percentile`` are NumPy's to the bit, and import no
+``numpy.ma``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emgfeedback.numeric import median
+from emgfeedback.numeric import median, percentile
 
 
 def _same(a: object, b: object) -> None:
@@ -49,9 +50,27 @@ def test_median_errors_as_numpy() -> None:
         assert np.isnan(median(np.zeros(0)))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_percentile_is_numpys_to_the_bit(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for trial in range(300):
+        shape = tuple(int(s) for s in rng.integers(1, 9, size=int(rng.integers(1, 4))))
+        x = (rng.standard_normal(shape) * 10).astype((np.float64, np.float32)[trial % 2])
+        if trial % 7 == 0:
+            x.flat[int(rng.integers(0, x.size))] = np.nan
+        q: float = float(rng.choice([0, 1, 25, 50, 99, 99.9, 100, rng.uniform(0, 100)]))
+        if trial % 5 == 0:
+            q = int(rng.integers(0, 101))
+        axis = int(rng.integers(-x.ndim, x.ndim))
+        _same(percentile(x, q, axis=axis), np.percentile(x, q, axis=axis))
+    with pytest.raises(ValueError):
+        percentile(np.zeros(3), 101.0)
+
+
 def test_median_imports_no_numpy_ma() -> None:
-    code = ("import sys, numpy as np\nfrom emgfeedback.numeric import median\n"
+    code = ("import sys, numpy as np\nfrom emgfeedback.numeric import median, percentile\n"
             "median(np.arange(10.0).reshape(5, 2), axis=0); median([1.0, np.nan])\n"
+            "percentile(np.arange(10.0).reshape(5, 2), 99.0); percentile([1.0, np.nan], 50)\n"
             "print('numpy.ma' in sys.modules)")
     src = str(Path(__file__).resolve().parents[1] / "src")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

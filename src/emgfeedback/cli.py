@@ -870,10 +870,10 @@ def _opener(args: argparse.Namespace) -> _Opener:
 def _beside_events(rec: Any) -> None:
     """A file of another tool with a BIDS ``<stem>_events.tsv`` beside it (and no protocol
     annotations of its own) takes its annotation rows as markers (``io.bids.read_events_tsv``)."""
-    from emgfeedback.io.bids import events_path_for, read_events_tsv
-
     if any(not m.text.startswith("marker") for m in rec.markers):
         return
+    from emgfeedback.io.bids import events_path_for, read_events_tsv
+
     ev = events_path_for(rec.path)
     if ev is not None:
         rec.markers = sorted([*rec.markers, *read_events_tsv(ev, rec.fs)],

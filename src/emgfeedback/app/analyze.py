@@ -259,17 +259,23 @@ def analyze(
             clinics.clear()
     calib = calibrator()
     envelopes: list[np.ndarray] = []
+    # A recording of at most MAX_HELD_S is processed once: the calibration pass keeps its
+    # chunks, and the detection is fed them (as the one pass feeds its held chunks) instead of a
+    # second pass computing the same chunks again.
+    held: list[Processed] | None = [] if rec.n_samples <= int(MAX_HELD_S * rec.fs) else None
 
     class _Collect:
         def feed(self, p: Processed) -> None:
             envelopes.append(p.envelope.astype(np.float32))
             if calibration == "annotations":
                 calib.feed(p)
+            if held is not None:
+                held.append(p)
 
         def close(self) -> None:
             pass
 
-    run(lambda chain: _Collect())
+    first = run(lambda chain: _Collect())
     env = (np.concatenate(envelopes) if envelopes
            else np.zeros((0, len(names)), dtype=np.float32))
     envelopes.clear()
@@ -277,6 +283,13 @@ def analyze(
     del env
     # Detection exactly as live: the detector starts at the first rep's marker
     # (clinical.live.LiveClinic), so analysing a recording gives the events raised live.
+    if held is not None and first.chain is not None:
+        clinic = make_clinic(first.chain, cal)
+        for q in held:
+            clinic.feed(q)
+        held.clear()
+        clinic.close()
+        return finish(first.chain, cal)
     pl = run(lambda chain: make_clinic(chain, cal))
     assert pl.chain is not None
     return finish(pl.chain, cal)

@@ -56,7 +56,7 @@ import numpy as np
 from emgfeedback.config import CalibrationConfig, QualityConfig
 from emgfeedback.stream import Marker, Processed, Quality, at_rails
 from emgfeedback.errors import CalibrationError
-from emgfeedback.numeric import median
+from emgfeedback.numeric import median, percentile
 from emgfeedback.vocabulary import parse_annotation, short_label
 
 __all__ = [
@@ -422,7 +422,7 @@ def auto_calibration(envelope: np.ndarray, channels: Sequence[str], fs: float,
     cols = np.arange(e.shape[1])
     rest_mean = median(means[order, cols], axis=0)
     rest_sd = np.sqrt(np.mean(sds[order, cols] ** 2, axis=0))
-    peak = np.percentile(means, cfg.auto_peak_percentile, axis=0) - rest_mean
+    peak = percentile(means, cfg.auto_peak_percentile, axis=0) - rest_mean
     # A region that never contracts in the recording would get its crosstalk as "MVC" and every
     # flicker would read as a large %MVC: its MVC is at least auto_min_mvc_x_rest x rest level.
     mvc = np.maximum(peak, np.maximum(cfg.auto_min_mvc_uv, cfg.auto_min_mvc_x_rest * rest_mean))
