@@ -172,7 +172,7 @@ def _scipy_extension() -> Kernel | None:
     name = "scipy.signal._sosfilt"
     mod = sys.modules.get(name)
     if mod is None and "scipy.signal" in sys.modules:
-        import scipy.signal._sosfilt  # noqa: F401 - the package is loaded anyway
+        import scipy.signal._sosfilt
 
         mod = sys.modules[name]
     if mod is None:
