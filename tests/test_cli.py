@@ -122,3 +122,19 @@ def test_parser_built_for_one_command_parses_as_the_whole_one(capsys) -> None:
             parser.parse_args(["analyze", "f.edf", "--no-such-option"])
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2 and err[0] == err[1] and "unrecognized arguments" in err[0]
+
+
+def test_main_in_process_leaves_the_garbage_collector_as_it_was(tmp_path: Path) -> None:
+    """The start-up imports run with the collector paused (issue 13); called in-process, main()
+    gives it back enabled and freezes nothing of the caller's objects."""
+    import gc
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    f, out = tmp_path / "s.edf", tmp_path / "a.json"
+    assert main(["simulate", "--duration", "4", "--no-calibration", "--out", str(f)]) == 0
+    assert main(["analyze", str(f), "--json", str(out)]) == 0
+    with pytest.raises(SystemExit):
+        main(["analyze", "--no-such-option"])
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    assert json.loads(out.read_text())["fs"] > 0
