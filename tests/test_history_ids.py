@@ -1,4 +1,4 @@
-"""Content ids of schema 3 (issue 13): an EDF/BDF file is named by the SHA-256 of its data records
+"""Content ids of schema 3 (issue 13): an EDF/BDF file is named by the XXH3-128 hash of its data records
 as stored (no sample converted); a history of schema 2 (ids of the samples in µV) is upgraded in
 place and a copy of a file it stored is still recognised; other formats keep the samples' id."""
 

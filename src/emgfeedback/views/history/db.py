@@ -58,7 +58,7 @@ DB_ENV = "EMGFEEDBACK_DB"
 #: ``clinician`` (the therapist's notes and grading, JSON).  A version-1 file is upgraded in place
 #: (one transaction); its sessions keep a null ``content_id`` (matched by patient, start and file
 #: name only).
-#: 3: the content id of an EDF/BDF file hashes its data records as stored (``edf-sha256:``, a
+#: 3: the content id of an EDF/BDF file hashes its data records as stored (``edf-xxh3-128:``, a
 #: fraction of the time: :func:`emgfeedback.views.report.load.content_id`) instead of its samples
 #: in µV (``sha256:``).  A version-2 file is upgraded in place: its ``sha256:`` ids are kept, and
 #: also copied to ``legacy_content_id``, so a copy of a file stored before is still recognised
