@@ -198,7 +198,7 @@ def analyze(
                             cfg)
         chain = pipeline.open()
         pipeline.add(make_consumer(chain))
-        pipeline.run()
+        pipeline.run_ahead()  # reading and the chain one block ahead, on the second core
         return pipeline
 
     clinics: list[LiveClinic] = []

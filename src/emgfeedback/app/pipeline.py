@@ -25,6 +25,7 @@ first, which stores it and returns it on the grid; otherwise
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -243,6 +244,70 @@ class Pipeline:
                 if p is None and self.finished:
                     break
         finally:
+            self.close()
+
+    def run_ahead(self, depth: int = 2) -> None:
+        """:meth:`run` for a finite source read as fast as it goes (offline analysis), on two
+        cores: a worker thread reads the source and runs the chain up to ``depth`` chunks ahead
+        while the consumers are fed in the calling thread, in the same order and with the same
+        :class:`Processed` chunks as :meth:`run` (the chain's compiled filter kernels release
+        the GIL).  No recording, services or :meth:`mark` (a live session's tools): use
+        :meth:`run`.  An error of the source or the chain is raised here, in the calling thread,
+        as it would be by :meth:`run`; the pipeline is closed at the end (worker joined first).
+        """
+        if self.recording is not None or self.services:
+            raise RuntimeError("run_ahead() is for a replay without recording or services")
+        stop = threading.Event()
+        items: queue.Queue[tuple[Processed, Status, int] | BaseException | None] = \
+            queue.Queue(maxsize=max(1, depth))
+
+        def put(item: tuple[Processed, Status, int] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    items.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce(chain: Chain, reader: SourceBase) -> None:
+            try:
+                while not stop.is_set():
+                    chunk = reader.read(timeout=0.1)
+                    if chunk is None:
+                        if reader.finished:
+                            break
+                        continue
+                    for part in finite_parts(chunk):
+                        if not put((chain.process(part), part.status, len(part))):
+                            return
+                put(None)
+            except BaseException as exc:  # handed to the calling thread, raised there
+                put(exc)
+
+        worker: threading.Thread | None = None
+        try:
+            if self.chain is None:
+                self.open()
+            assert self.chain is not None and self._reader is not None
+            worker = threading.Thread(target=produce, args=(self.chain, self._reader),
+                                      name="pipeline-read-ahead", daemon=True)
+            worker.start()
+            while not self._stop.is_set():
+                item = items.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                p, status, n = item
+                self.samples += n
+                self.faults = self.faults + status
+                for c in self.consumers:
+                    c.feed(p)
+        finally:
+            stop.set()
+            if worker is not None:
+                worker.join()
             self.close()
 
     # ------------------------------------------------------------------ closing
