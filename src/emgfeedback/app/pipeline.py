@@ -79,10 +79,14 @@ class Pipeline:
     recording:
         Put samples on a recording grid from the first sample (see the module docstring);
         required for :meth:`start_recording`.
+    measure_quality:
+        ``False`` for consumers that read no quality snapshot (offline analysis): the chain's
+        quality meter is not run (``Chain(measure_quality=False)``).
     """
 
     def __init__(self, source: SourceBase | Callable[[], SourceBase],
-                 config: Config | None = None, recording: RecordingGrid | None = None) -> None:
+                 config: Config | None = None, recording: RecordingGrid | None = None,
+                 measure_quality: bool = True) -> None:
         self._factory: Callable[[], SourceBase] | None = None
         self._source: SourceBase | None = None
         if isinstance(source, SourceBase):
@@ -91,6 +95,7 @@ class Pipeline:
             self._factory = source
         self.config = config or Config()
         self.recording = recording
+        self.measure_quality = measure_quality
         self.grid: DigitalGrid | None = None
         self.recorder: Recorder | None = None
         self.consumers: list[Consumer] = []
@@ -151,7 +156,7 @@ class Pipeline:
                 raise
             adc_range = self.grid.rails_uv
         self.chain = Chain(info.fs, len(info.channels), self.config.dsp, self.config.quality,
-                           adc_range)
+                           adc_range, self.measure_quality)
         return self.chain
 
     # ------------------------------------------------------------------ recording
