@@ -107,3 +107,22 @@ def test_detector_starts_at_the_first_rep_sample_in_any_block(
         assert first_rep % chunk != 0  # the cue falls inside a block
         _json(session, chunk)
     assert starts == [first_rep, first_rep]
+
+
+def _analysed_in_child(path: str) -> str:
+    return _json(Path(path), None)
+
+
+def test_a_forked_batch_worker_makes_its_own_helper_thread(session: Path) -> None:
+    """The detector's helper thread (artefact flags of offline blocks on the second core) does
+    not exist in a process forked after it was made (the batch pool): the child makes its own
+    instead of waiting forever on the parent's."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from emgfeedback.clinical import detect
+
+    ref = _json(session, None)  # the helper exists in this process now
+    assert detect._helper is not None
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        assert pool.submit(_analysed_in_child, str(session)).result(timeout=120) == ref
