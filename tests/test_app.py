@@ -156,8 +156,12 @@ def test_recording_is_by_design_and_replay_raises_the_live_events(tmp_path: Path
     r = Session(SessionSpec(source=f"replay:{out}", source_options={"speed": None}),
                 on_event=lambda k, e: replayed.append((e.channel, e.alert, e.peak_pct_mvc))
                 if k == "raised" else None)
+    ahead = []
+    r._read_ahead = lambda: ahead.append(Session._read_ahead(r)) or ahead[-1]  # type: ignore
     r.run()
+    assert ahead == [True]  # a replay at full speed reads ahead (Pipeline.run_ahead)
     assert replayed == live
+    assert s._read_ahead() is False  # a recording session does not
 
 
 def test_spec_is_checked_before_anything_opens(tmp_path: Path) -> None:

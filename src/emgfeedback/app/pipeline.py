@@ -37,7 +37,7 @@ from emgfeedback.dsp.chain import Chain
 from emgfeedback.errors import ConfigError
 from emgfeedback.io.edf.format import DigitalGrid, grid_for
 from emgfeedback.io.edf.recorder import Recorder, on_grid
-from emgfeedback.stream import Marker, Processed, SourceBase, Status, finite_parts
+from emgfeedback.stream import Chunk, Marker, Processed, SourceBase, Status, finite_parts
 
 __all__ = ["Consumer", "Pipeline", "RecordingGrid"]
 
@@ -205,6 +205,15 @@ class Pipeline:
         with self._pending_lock:
             self._pending.append((text, duration_samples))
 
+    def _marked(self, chunk: Chunk) -> Chunk:
+        """``chunk`` with the markers :meth:`mark` queued since the last chunk, at its start."""
+        if not self._pending:
+            return chunk
+        with self._pending_lock:
+            extra = tuple(Marker(chunk.start, d, t) for t, d in self._pending)
+            self._pending.clear()
+        return replace(chunk, markers=extra + chunk.markers)
+
     def step(self, timeout: float = 0.1) -> Processed | None:
         """Read and process one chunk; ``None`` if nothing arrived within ``timeout``."""
         if self.chain is None or self._reader is None:
@@ -214,11 +223,7 @@ class Pipeline:
         chunk = self._reader.read(timeout=timeout)
         if chunk is None:
             return None
-        if self._pending:
-            with self._pending_lock:
-                extra = tuple(Marker(chunk.start, d, t) for t, d in self._pending)
-                self._pending.clear()
-            chunk = replace(chunk, markers=extra + chunk.markers)
+        chunk = self._marked(chunk)
         # Missing values (NaN, inf) are gaps: they never reach a filter state or a consumer
         # (stream.finite_parts: the rows are dropped, the next part's lost_samples says so).
         p: Processed | None = None
@@ -251,14 +256,16 @@ class Pipeline:
         finally:
             self.close()
 
-    def run_ahead(self, depth: int = 2) -> None:
+    def run_ahead(self, depth: int = 2, close: bool = True) -> None:
         """:meth:`run` for a finite source read as fast as it goes (offline analysis), on two
         cores: a worker thread reads the source and runs the chain up to ``depth`` chunks ahead
         while the consumers are fed in the calling thread, in the same order and with the same
         :class:`Processed` chunks as :meth:`run` (the chain's compiled filter kernels release
-        the GIL).  No recording, services or :meth:`mark` (a live session's tools): use
-        :meth:`run`.  An error of the source or the chain is raised here, in the calling thread,
-        as it would be by :meth:`run`; the pipeline is closed at the end (worker joined first).
+        the GIL).  No recording or services (a live session's tools): use :meth:`run`.
+        :meth:`mark` puts its marker at the start of the next chunk the worker reads (up to
+        ``depth`` chunks later in the stream than with :meth:`run`).  An error of the source or
+        the chain is raised here, in the calling thread, as it would be by :meth:`run`; the
+        worker is joined, then the pipeline closed (``close=False``: the caller closes it).
         """
         if self.recording is not None or self.services:
             raise RuntimeError("run_ahead() is for a replay without recording or services")
@@ -283,7 +290,7 @@ class Pipeline:
                         if reader.finished:
                             break
                         continue
-                    for part in finite_parts(chunk):
+                    for part in finite_parts(self._marked(chunk)):
                         if not put((chain.process(part), part.status, len(part))):
                             return
                 put(None)
@@ -313,7 +320,8 @@ class Pipeline:
             stop.set()
             if worker is not None:
                 worker.join()
-            self.close()
+            if close:
+                self.close()
 
     # ------------------------------------------------------------------ closing
     def _close_source(self) -> None:
