@@ -67,6 +67,7 @@ synkinesis events (alerts not retracted); :attr:`Detector.all_events` every clas
 from __future__ import annotations
 
 import logging
+import os
 import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -94,6 +95,31 @@ log = logging.getLogger(__name__)
 #: detector is chunk-invariant); no larger, so the ring (lookback + one block) stays small for
 #: the live 10 ms path's caches.
 MAX_BLOCK = 4096
+
+#: Blocks of at least this many samples (offline analysis, not the live 10 ms chunks) have
+#: their artefact flags computed in a helper thread while the level state is computed: the
+#: flags' filters and state are their own (nothing else reads or writes them), so the result
+#: is the same, and their compiled kernels and array loops release the GIL (a second core).
+PARALLEL_MIN = 1024
+_helper: Any = None
+
+
+def _flags_helper() -> Any:
+    """The one helper thread (a ``ThreadPoolExecutor`` of one worker, made when first needed)."""
+    global _helper
+    if _helper is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _helper = ThreadPoolExecutor(1, thread_name_prefix="detector-flags")
+    return _helper
+
+
+def _forget_helper() -> None:
+    global _helper
+    _helper = None  # a forked child (a batch worker) has no helper thread: it makes its own
+
+
+os.register_at_fork(after_in_child=_forget_helper)
 
 #: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
 _PCT = 16
@@ -646,12 +672,14 @@ class Detector:
             self._hist[: m - first] = env[first:]
 
     def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
-              emin: np.ndarray | None = None, emax: np.ndarray | None = None
-              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """``(held, bits)`` of the block: artefact flags and the hold after them (or ``None``
-        when no sample of the block is flagged or held)."""
+              emin: np.ndarray | None = None, emax: np.ndarray | None = None,
+              flags: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(held, bits)`` of the block: artefact flags (``flags``: their future, when the
+        helper thread computes them) and the hold after them (or ``None`` when no sample of the
+        block is flagged or held)."""
         n = len(env)
-        bits = self._flags.process(raw, filt, env, start, emin, emax)
+        bits = (flags.result() if flags is not None
+                else self._flags.process(raw, filt, env, start, emin, emax))
         if np.count_nonzero(env > self._max_env):
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
@@ -687,7 +715,8 @@ class Detector:
         stop = start + n
         self._write_hist(env, start)
         pct = (env - self.mean) * self.k
-        held, bits = self._hold(env, filt, raw, start)
+        flags = (_flags_helper().submit(self._flags.process, raw, filt, env, start)
+                 if n >= PARALLEL_MIN else None)
         # Level state with hysteresis, exact per sample; only channels that may change it are
         # looked at sample by sample (vectorised within the channel).  The common case (no
         # sample of any channel across the threshold of its state) is one elementwise test
@@ -714,6 +743,7 @@ class Detector:
             level = self._level.copy()
             act, _ = self._act.process_const(level, start, n)
             active = self._act.y.copy() if act is None else act
+        held, bits = self._hold(env, filt, raw, start, flags=flags)
 
         reps = [r for r in self._pending if r.start < stop and r.stop > start]
         for r in reps:
