@@ -285,36 +285,41 @@ class _Debounce:
             y[:] = self.y
         else:  # only the changes are wanted (offline: the burst condition of every block)
             y = self.y
-        cand = np.flatnonzero(diff.any(axis=0))
-        for c in cand.tolist():
-            xs = x[:, c]
-            ycur = bool(self.y[c])
-            cuts = np.flatnonzero(xs[1:] != xs[:-1]) + 1
-            bounds = [0, *cuts.tolist(), n]
-            run = int(self.run[c]) if bool(xs[0]) == bool(self.x[c]) else start
-            vals = xs[bounds[:-1]].tolist()  # the value of each run
-            col = y[:, c] if want_y else None
-            for k in range(len(bounds) - 1):
-                a, b = bounds[k], bounds[k + 1]
-                v = vals[k]
-                if k > 0:
+        # Every candidate channel's run boundaries in one set of calls, then a Python walk
+        # over the runs (20-sample live chunks have a few at most): no NumPy call per channel
+        # or per run (live cost).  Runs alternate, so run k has the first run's value when k
+        # is even.
+        cand = np.flatnonzero(np.count_nonzero(diff, axis=0))
+        cols = x[:, cand]
+        rr, cc = np.nonzero((cols[1:] != cols[:-1]).T)  # (candidate, row - 1), by candidate
+        cuts: list[list[int]] = [[] for _ in range(len(cand))]
+        for r, k in zip(rr.tolist(), cc.tolist()):
+            cuts[r].append(k + 1)
+        x0s, px, ys, runs = (cols[0].tolist(), self.x[cand].tolist(), self.y[cand].tolist(),
+                             self.run[cand].tolist())
+        n_on, n_off = self.n_on, self.n_off
+        for j, c in enumerate(cand.tolist()):
+            ycur = ys[j]
+            v = x0s[j]
+            run = runs[j] if v == px[j] else start
+            a = 0
+            for b in [*cuts[j], n]:
+                if a > 0:
                     run = start + a
                 if v != ycur:
-                    conf = run + (self.n_on if v else self.n_off) - 1 - start
+                    conf = run + (n_on if v else n_off) - 1 - start
                     if conf < b:
-                        conf = max(conf, a)
-                        if col is not None:
-                            col[a:conf] = ycur
-                            col[conf:b] = v
                         ycur = v
-                        changes.append((c, run, start + conf, v))
-                        continue
-                if col is not None:
-                    col[a:b] = ycur
+                        changes.append((c, run, start + max(conf, a), v))
+                v = not v
+                a = b
             self.y[c] = ycur
             self.run[c] = run
+        if want_y:
+            for c, _, at, v in changes:  # in sample order per channel: later ones win
+                y[at - start:, c] = v
         self.x[:] = x[-1]
-        return (y if want_y else self.y), changes
+        return y, changes
 
 
 @dataclass
