@@ -272,9 +272,13 @@ class _Debounce:
         when no input differs from the output (nothing to build: live cost)."""
         n = len(x)
         changes: list[tuple[int, int, int, bool]] = []
-        diff = x ^ self.y
-        if not np.count_nonzero(diff):
-            self.x[:] = x[-1]
+        # Every channel's input changes in one set of calls, then a Python walk over the runs of
+        # the channels whose input differs from the output somewhere (20-sample live chunks
+        # have a few at most): no NumPy call per channel or per run (live cost).
+        tr_c, tr_r = np.nonzero((x[1:] != x[:-1]).T)  # (channel, row - 1), by channel
+        pend = (x[0] != self.y).tolist()
+        if not len(tr_c) and not any(pend):  # the input equals the output all block
+            self.x[:] = x[0]
             if not want_y:
                 return self.y, changes
             y = np.empty_like(x)
@@ -285,25 +289,21 @@ class _Debounce:
             y[:] = self.y
         else:  # only the changes are wanted (offline: the burst condition of every block)
             y = self.y
-        # Every candidate channel's run boundaries in one set of calls, then a Python walk
-        # over the runs (20-sample live chunks have a few at most): no NumPy call per channel
-        # or per run (live cost).  Runs alternate, so run k has the first run's value when k
-        # is even.
-        cand = np.flatnonzero(np.count_nonzero(diff, axis=0))
-        cols = x[:, cand]
-        rr, cc = np.nonzero((cols[1:] != cols[:-1]).T)  # (candidate, row - 1), by candidate
-        cuts: list[list[int]] = [[] for _ in range(len(cand))]
-        for r, k in zip(rr.tolist(), cc.tolist()):
-            cuts[r].append(k + 1)
-        x0s, px, ys, runs = (cols[0].tolist(), self.x[cand].tolist(), self.y[cand].tolist(),
-                             self.run[cand].tolist())
+        cuts: dict[int, list[int]] = {}
+        for c, k in zip(tr_c.tolist(), tr_r.tolist()):
+            cuts.setdefault(c, []).append(k + 1)
+        x0s, px, ys, runs = (x[0].tolist(), self.x.tolist(), self.y.tolist(),
+                             self.run.tolist())
         n_on, n_off = self.n_on, self.n_off
-        for j, c in enumerate(cand.tolist()):
-            ycur = ys[j]
-            v = x0s[j]
-            run = runs[j] if v == px[j] else start
+        for c in range(len(pend)):
+            cc = cuts.get(c)
+            if cc is None and not pend[c]:
+                continue
+            ycur = ys[c]
+            v = x0s[c]  # runs alternate: each run has the other value
+            run = runs[c] if v == px[c] else start
             a = 0
-            for b in [*cuts[j], n]:
+            for b in [*(cc or ()), n]:
                 if a > 0:
                     run = start + a
                 if v != ycur:
@@ -429,6 +429,9 @@ class Detector:
         # an envelope above max_pct_mvc is an artefact: the same limit in µV of envelope
         self._max_env = self.mean + self.cfg.max_pct_mvc / self.k
         self._level = np.zeros(n, dtype=bool)
+        self._cross_sign: np.ndarray | None = None  # of the level test (see _block)
+        self._cross_thr = self.on_thr
+        self._rows = np.arange(MAX_BLOCK, dtype=np.int64)[:, None]  # row numbers of a block
         self._act = _Debounce(n, ms(self.cfg.min_active_ms), ms(self.cfg.min_rest_ms))
         self._evt = _Debounce(n, ms(self.cfg.min_event_ms), ms(self.cfg.event_gap_ms))
         self._n_off = self._evt.n_off
@@ -696,23 +699,27 @@ class Detector:
         # looked at sample by sample (vectorised within the channel).  The common case (no
         # sample of any channel across the threshold of its state) is one elementwise test
         # and a count: per-channel reductions only when something crosses (live cost).
-        cross = np.where(self._level, env < self.off_thr, env > self.on_thr)
+        # The test is one product and one comparison: with s = -1 where the level is up and
+        # +1 elsewhere, s·env > s·threshold is env < off_thr or env > on_thr, exactly
+        # (negation is exact).
+        if self._cross_sign is None:
+            self._cross_sign = np.where(self._level, -1.0, 1.0)
+            self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
-        if np.count_nonzero(cross):
-            # the channels that cross, all at once (one call per step, not per channel: the
-            # offline blocks cross on most channels): each sample takes the state of the last
-            # sample at or before it that was above on_thr (1) or below off_thr (0)
-            cols = np.flatnonzero(cross.any(axis=0))
-            e = env[:, cols]
-            ev = np.where(e > self.on_thr[cols], 1, np.where(e < self.off_thr[cols], 0, -1))
-            idx = np.where(ev >= 0, np.arange(n)[:, None], -1)
-            np.maximum.accumulate(idx, axis=0, out=idx)
-            col = np.where(idx >= 0, np.take_along_axis(ev, np.maximum(idx, 0), axis=0),
-                           self._level[cols].astype(np.int64))
-            level = np.empty((n, self.nch), dtype=bool)
-            level[:] = self._level
-            level[:, cols] = col.astype(bool)
-            self._level[cols] = col[-1].astype(bool)
+        if np.count_nonzero(np.greater(env * self._cross_sign, self._cross_thr)):
+            # each sample takes the state of the last sample at or before it that was above
+            # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
+            # each kind, the state before the block counting as one at row -1 (the other kind
+            # at row -2), and the later one wins
+            rows = self._rows[:n]
+            init = self._level
+            last_up = np.where(env > self.on_thr, rows, np.where(init, -1, -2))
+            np.maximum.accumulate(last_up, axis=0, out=last_up)
+            last_dn = np.where(env < self.off_thr, rows, np.where(init, -2, -1))
+            np.maximum.accumulate(last_dn, axis=0, out=last_dn)
+            level = np.greater_equal(last_up, last_dn)  # (both at one row: up, as before)
+            self._level = level[-1].copy()
+            self._cross_sign = None
             active, _ = self._act.process(level, start)
         else:
             level = self._level.copy()
