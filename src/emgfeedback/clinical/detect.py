@@ -275,9 +275,7 @@ class _Debounce:
         # Every channel's input changes in one set of calls, then a Python walk over the runs of
         # the channels whose input differs from the output somewhere (20-sample live chunks
         # have a few at most): no NumPy call per channel or per run (live cost).
-        tr_c, tr_r = np.nonzero((x[1:] != x[:-1]).T)  # (channel, row - 1), by channel
-        pend = (x[0] != self.y).tolist()
-        if not len(tr_c) and not any(pend):  # the input equals the output all block
+        if not np.count_nonzero(x ^ self.y):  # the input equals the output all block
             self.x[:] = x[0]
             if not want_y:
                 return self.y, changes
@@ -289,6 +287,8 @@ class _Debounce:
             y[:] = self.y
         else:  # only the changes are wanted (offline: the burst condition of every block)
             y = self.y
+        tr_c, tr_r = np.nonzero((x[1:] != x[:-1]).T)  # (channel, row - 1), by channel
+        pend = (x[0] != self.y).tolist()
         cuts: dict[int, list[int]] = {}
         for c, k in zip(tr_c.tolist(), tr_r.tolist()):
             cuts.setdefault(c, []).append(k + 1)
@@ -428,9 +428,10 @@ class Detector:
         self.threshold_pct = (self.on_thr - self.mean) * self.k
         # an envelope above max_pct_mvc is an artefact: the same limit in µV of envelope
         self._max_env = self.mean + self.cfg.max_pct_mvc / self.k
+        self._max_env_min = float(self._max_env.min()) if n else np.inf
         self._level = np.zeros(n, dtype=bool)
         self._cross_sign: np.ndarray | None = None  # of the level test (see _block)
-        self._cross_thr = self.on_thr
+        self._cross_thr = self._init_up = self._init_dn = self.on_thr
         self._rows = np.arange(MAX_BLOCK, dtype=np.int64)[:, None]  # row numbers of a block
         self._act = _Debounce(n, ms(self.cfg.min_active_ms), ms(self.cfg.min_rest_ms))
         self._evt = _Debounce(n, ms(self.cfg.min_event_ms), ms(self.cfg.event_gap_ms))
@@ -659,7 +660,9 @@ class Detector:
         when no sample of the block is flagged or held)."""
         n = len(env)
         bits = self._flags.process(raw, filt, env, start, emin, emax)
-        if np.count_nonzero(env > self._max_env):
+        # (one reduction decides the common case: the envelope under every channel's limit)
+        if np.maximum.reduce(env, axis=None) > self._max_env_min and \
+                np.count_nonzero(env > self._max_env):
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
             bits[env > self._max_env] |= _PCT
@@ -705,21 +708,23 @@ class Detector:
         if self._cross_sign is None:
             self._cross_sign = np.where(self._level, -1.0, 1.0)
             self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
+            self._init_up = np.where(self._level, -1, -2)
+            self._init_dn = np.where(self._level, -2, -1)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
         if np.count_nonzero(np.greater(env * self._cross_sign, self._cross_thr)):
             # each sample takes the state of the last sample at or before it that was above
             # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
             # each kind, the state before the block counting as one at row -1 (the other kind
             # at row -2), and the later one wins
-            rows = self._rows[:n]
-            init = self._level
-            last_up = np.where(env > self.on_thr, rows, np.where(init, -1, -2))
+            row_no = self._rows[:n]
+            last_up = np.where(env > self.on_thr, row_no, self._init_up)
             np.maximum.accumulate(last_up, axis=0, out=last_up)
-            last_dn = np.where(env < self.off_thr, rows, np.where(init, -2, -1))
+            last_dn = np.where(env < self.off_thr, row_no, self._init_dn)
             np.maximum.accumulate(last_dn, axis=0, out=last_dn)
             level = np.greater_equal(last_up, last_dn)  # (both at one row: up, as before)
-            self._level = level[-1].copy()
-            self._cross_sign = None
+            if level[-1].tolist() != self._level.tolist():
+                self._level = level[-1].copy()
+                self._cross_sign = None  # the test's vectors follow the level
             active, _ = self._act.process(level, start)
         else:
             level = self._level.copy()

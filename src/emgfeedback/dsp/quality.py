@@ -69,20 +69,27 @@ class QualityMeter:
         """After a gap: do not take a difference across it."""
         self._last_raw = None
 
-    def _measures(self, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray) -> np.ndarray:
+    def _measures(self, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray,
+                  both: np.ndarray | None = None) -> np.ndarray:
         """The per-sample measures ``(4 · channels, samples)``: band power, filtered power,
-        squared raw difference, at the rails (0/1)."""
+        squared raw difference, at the rails (0/1).  ``both``: ``band`` and ``filtered`` as the
+        two halves of one array, if the caller has them so (one call squares both)."""
         c, n = raw.shape
         u = np.empty((self.N_MEASURES * c, n))
-        np.square(band, out=u[:c])
-        np.square(filtered, out=u[c:2 * c])
+        if both is not None:
+            np.square(both, out=u[:2 * c])
+        else:
+            np.square(band, out=u[:c])
+            np.square(filtered, out=u[c:2 * c])
         d = u[2 * c:3 * c]
         np.subtract(raw[:, 1:], raw[:, :-1], out=d[:, 1:])
         np.subtract(raw[:, 0], raw[:, 0] if self._last_raw is None else self._last_raw,
                     out=d[:, 0])
         np.square(d, out=d)
-        if self.adc_range_uv is None:
-            u[3 * c:] = 0.0
+        if self.adc_range_uv is None or (
+                self.adc_range_uv[0] < np.minimum.reduce(raw, axis=None)
+                and np.maximum.reduce(raw, axis=None) < self.adc_range_uv[1]):
+            u[3 * c:] = 0.0  # (no sample at a rail: two reductions instead of three calls)
         else:
             # at or beyond a rail: 1.0, else 0.0 (lo < hi: a sample is at one rail at most)
             lo, hi = self.adc_range_uv
@@ -96,13 +103,15 @@ class QualityMeter:
         return u
 
     def process_t(
-        self, start: int, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray
+        self, start: int, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray,
+        both: np.ndarray | None = None,
     ) -> Quality:
-        """Update from ``(channels, samples)`` arrays of the raw, band-passed and filtered signal."""
+        """Update from ``(channels, samples)`` arrays of the raw, band-passed and filtered signal
+        (``both``: see :meth:`_measures`)."""
         c, n = raw.shape
         if not n:
             return self.snapshot()
-        u = self._measures(raw, band, filtered)
+        u = self._measures(raw, band, filtered, both)
         w = self.window
         if n == w and not self._acc_n and start % w == 0:
             # The live case: the chunk is exactly one window (10 ms).  The same sums as the
