@@ -299,9 +299,11 @@ class _Debounce:
         when no input differs from the output (nothing to build: live cost)."""
         n = len(x)
         changes: list[tuple[int, int, int, bool]] = []
-        diff = x ^ self.y
-        if not np.count_nonzero(diff):
-            self.x[:] = x[-1]
+        # Every channel's input changes in one set of calls, then a Python walk over the runs of
+        # the channels whose input differs from the output somewhere (20-sample live chunks
+        # have a few at most): no NumPy call per channel or per run (live cost).
+        if not np.count_nonzero(x ^ self.y):  # the input equals the output all block
+            self.x[:] = x[0]
             if not want_y:
                 return self.y, changes
             y = np.empty_like(x)
@@ -312,36 +314,39 @@ class _Debounce:
             y[:] = self.y
         else:  # only the changes are wanted (offline: the burst condition of every block)
             y = self.y
-        cand = np.flatnonzero(diff.any(axis=0))
-        for c in cand.tolist():
-            xs = x[:, c]
-            ycur = bool(self.y[c])
-            cuts = np.flatnonzero(xs[1:] != xs[:-1]) + 1
-            bounds = [0, *cuts.tolist(), n]
-            run = int(self.run[c]) if bool(xs[0]) == bool(self.x[c]) else start
-            vals = xs[bounds[:-1]].tolist()  # the value of each run
-            col = y[:, c] if want_y else None
-            for k in range(len(bounds) - 1):
-                a, b = bounds[k], bounds[k + 1]
-                v = vals[k]
-                if k > 0:
+        tr_c, tr_r = np.nonzero((x[1:] != x[:-1]).T)  # (channel, row - 1), by channel
+        pend = (x[0] != self.y).tolist()
+        cuts: dict[int, list[int]] = {}
+        for c, k in zip(tr_c.tolist(), tr_r.tolist()):
+            cuts.setdefault(c, []).append(k + 1)
+        x0s, px, ys, runs = (x[0].tolist(), self.x.tolist(), self.y.tolist(),
+                             self.run.tolist())
+        n_on, n_off = self.n_on, self.n_off
+        for c in range(len(pend)):
+            cc = cuts.get(c)
+            if cc is None and not pend[c]:
+                continue
+            ycur = ys[c]
+            v = x0s[c]  # runs alternate: each run has the other value
+            run = runs[c] if v == px[c] else start
+            a = 0
+            for b in [*(cc or ()), n]:
+                if a > 0:
                     run = start + a
                 if v != ycur:
-                    conf = run + (self.n_on if v else self.n_off) - 1 - start
+                    conf = run + (n_on if v else n_off) - 1 - start
                     if conf < b:
-                        conf = max(conf, a)
-                        if col is not None:
-                            col[a:conf] = ycur
-                            col[conf:b] = v
                         ycur = v
-                        changes.append((c, run, start + conf, v))
-                        continue
-                if col is not None:
-                    col[a:b] = ycur
+                        changes.append((c, run, start + max(conf, a), v))
+                v = not v
+                a = b
             self.y[c] = ycur
             self.run[c] = run
+        if want_y:
+            for c, _, at, v in changes:  # in sample order per channel: later ones win
+                y[at - start:, c] = v
         self.x[:] = x[-1]
-        return (y if want_y else self.y), changes
+        return y, changes
 
 
 @dataclass
@@ -450,7 +455,11 @@ class Detector:
         self.threshold_pct = (self.on_thr - self.mean) * self.k
         # an envelope above max_pct_mvc is an artefact: the same limit in µV of envelope
         self._max_env = self.mean + self.cfg.max_pct_mvc / self.k
+        self._max_env_min = float(self._max_env.min()) if n else np.inf
         self._level = np.zeros(n, dtype=bool)
+        self._cross_sign: np.ndarray | None = None  # of the level test (see _block)
+        self._cross_thr = self._init_up = self._init_dn = self.on_thr
+        self._rows = np.arange(MAX_BLOCK, dtype=np.int64)[:, None]  # row numbers of a block
         self._act = _Debounce(n, ms(self.cfg.min_active_ms), ms(self.cfg.min_rest_ms))
         self._evt = _Debounce(n, ms(self.cfg.min_event_ms), ms(self.cfg.event_gap_ms))
         self._n_off = self._evt.n_off
@@ -680,7 +689,9 @@ class Detector:
         n = len(env)
         bits = (flags.result() if flags is not None
                 else self._flags.process(raw, filt, env, start, emin, emax))
-        if np.count_nonzero(env > self._max_env):
+        # (one reduction decides the common case: the envelope under every channel's limit)
+        if np.maximum.reduce(env, axis=None) > self._max_env_min and \
+                np.count_nonzero(env > self._max_env):
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
             bits[env > self._max_env] |= _PCT
@@ -721,23 +732,29 @@ class Detector:
         # looked at sample by sample (vectorised within the channel).  The common case (no
         # sample of any channel across the threshold of its state) is one elementwise test
         # and a count: per-channel reductions only when something crosses (live cost).
-        cross = np.where(self._level, env < self.off_thr, env > self.on_thr)
+        # The test is one product and one comparison: with s = -1 where the level is up and
+        # +1 elsewhere, s·env > s·threshold is env < off_thr or env > on_thr, exactly
+        # (negation is exact).
+        if self._cross_sign is None:
+            self._cross_sign = np.where(self._level, -1.0, 1.0)
+            self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
+            self._init_up = np.where(self._level, -1, -2)
+            self._init_dn = np.where(self._level, -2, -1)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
-        if np.count_nonzero(cross):
-            # the channels that cross, all at once (one call per step, not per channel: the
-            # offline blocks cross on most channels): each sample takes the state of the last
-            # sample at or before it that was above on_thr (1) or below off_thr (0)
-            cols = np.flatnonzero(cross.any(axis=0))
-            e = env[:, cols]
-            ev = np.where(e > self.on_thr[cols], 1, np.where(e < self.off_thr[cols], 0, -1))
-            idx = np.where(ev >= 0, np.arange(n)[:, None], -1)
-            np.maximum.accumulate(idx, axis=0, out=idx)
-            col = np.where(idx >= 0, np.take_along_axis(ev, np.maximum(idx, 0), axis=0),
-                           self._level[cols].astype(np.int64))
-            level = np.empty((n, self.nch), dtype=bool)
-            level[:] = self._level
-            level[:, cols] = col.astype(bool)
-            self._level[cols] = col[-1].astype(bool)
+        if np.count_nonzero(np.greater(env * self._cross_sign, self._cross_thr)):
+            # each sample takes the state of the last sample at or before it that was above
+            # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
+            # each kind, the state before the block counting as one at row -1 (the other kind
+            # at row -2), and the later one wins
+            row_no = self._rows[:n]
+            last_up = np.where(env > self.on_thr, row_no, self._init_up)
+            np.maximum.accumulate(last_up, axis=0, out=last_up)
+            last_dn = np.where(env < self.off_thr, row_no, self._init_dn)
+            np.maximum.accumulate(last_dn, axis=0, out=last_dn)
+            level = np.greater_equal(last_up, last_dn)  # (both at one row: up, as before)
+            if level[-1].tolist() != self._level.tolist():
+                self._level = level[-1].copy()
+                self._cross_sign = None  # the test's vectors follow the level
             active, _ = self._act.process(level, start)
         else:
             level = self._level.copy()

@@ -199,12 +199,23 @@ class Chain:
 
     def _run(self, start: int, rt: np.ndarray) -> tuple[np.ndarray, np.ndarray, Quality]:
         """Run the stages on ``rt`` (channels, samples); returns arrays in the same layout."""
-        band = self._front.process_t(rt.copy())
+        c = rt.shape[0]
+        # band-passed and filtered rows in one buffer: the quality meter squares both at once
+        buf = np.empty((2 * c, rt.shape[1]))
+        band = buf[:c]
+        band[...] = rt
+        self._front.process_t(band)
         if self._auto_pending:
             self._band_buf.append(band.copy())
-        filtered = self._notch.process_t(band.copy()) if self._notch is not None else band
+        both: np.ndarray | None = None
+        if self._notch is not None:
+            filtered, both = buf[c:], buf
+            filtered[...] = band
+            self._notch.process_t(filtered)
+        else:
+            filtered = band
         env = self.envelope_stage.process_t(filtered)
-        q = (self.quality.process_t(start, rt, band, filtered) if self.measure_quality
+        q = (self.quality.process_t(start, rt, band, filtered, both) if self.measure_quality
              else self.quality.snapshot())
         return filtered, env, q
 
