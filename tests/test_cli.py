@@ -92,3 +92,49 @@ def test_bad_config_key_names_the_key(tmp_path: Path) -> None:
 def test_version_and_module_entry() -> None:
     r = _run("--version")
     assert r.returncode == 0 and r.stdout.startswith("emgfeedback ")
+
+
+def test_parser_built_for_one_command_parses_as_the_whole_one(capsys) -> None:
+    """``build_parser(argv)`` builds only the command ``argv`` names (start-up, issue 13): every
+    entry of COMMANDS adds the command its name says, and the parse is the whole parser's."""
+    import argparse
+
+    from emgfeedback.cli import COMMANDS, build_parser, command_name
+
+    for add in COMMANDS:
+        p = argparse.ArgumentParser()
+        sub = p.add_subparsers(dest="command")
+        add(sub)
+        assert list(sub.choices) == [command_name(add)]
+    whole = build_parser()
+    for argv in (["analyze", "f.edf", "--json", "o.json", "--affected", "L"],
+                 ["--debug", "analyze", "f.edf"], ["history", "import", "d", "--jobs", "2"],
+                 ["export-bids", "a.edf", "--out", "b"], ["info", "x.edf"]):
+        part = build_parser(argv)
+        assert part._subparsers is not None  # argparse keeps it private
+        assert vars(part.parse_args(argv)) == vars(whole.parse_args(argv))
+        assert len(part._subparsers._group_actions[0].choices) == 1
+    for argv in ([], ["--version"], ["nonsense"], ["--", "analyze"]):
+        assert len(build_parser(argv)._subparsers._group_actions[0].choices) == len(COMMANDS)
+    # a usage error inside the command reads as before
+    for parser in (whole, build_parser(["analyze"])):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["analyze", "f.edf", "--no-such-option"])
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[0] == err[1] and "unrecognized arguments" in err[0]
+
+
+def test_main_in_process_leaves_the_garbage_collector_as_it_was(tmp_path: Path) -> None:
+    """The start-up imports run with the collector paused (issue 13); called in-process, main()
+    gives it back enabled and freezes nothing of the caller's objects."""
+    import gc
+
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    f, out = tmp_path / "s.edf", tmp_path / "a.json"
+    assert main(["simulate", "--duration", "4", "--no-calibration", "--out", str(f)]) == 0
+    assert main(["analyze", str(f), "--json", str(out)]) == 0
+    with pytest.raises(SystemExit):
+        main(["analyze", "--no-such-option"])
+    assert gc.isenabled() and gc.get_freeze_count() == frozen
+    assert json.loads(out.read_text())["fs"] > 0

@@ -138,3 +138,23 @@ def test_analyze_path_imports_no_heavy_module(tmp_path: Path) -> None:
     assert "emgfeedback.app.analyze" in mods
     loaded = sorted(m for m in mods if m in HEAVY or m.split(".")[0] in HEAVY)
     assert loaded == []
+    # nor SciPy's package (only its compiled SOS kernel, dsp/filters.py) nor numpy.ma (a NumPy
+    # median or percentile: emgfeedback.numeric), nor the parsers of the other commands' data
+    assert {"scipy", "numpy.ma", "scipy._lib", "importlib.resources", "zipfile"} & mods == set()
+    assert "scipy.signal._sosfilt" in mods
+
+
+def test_sos_kernel_loaded_without_scipy_then_scipy_imports_normally() -> None:
+    """The kernel loaded before SciPy's package (no ``scipy/__init__.py``); a later ``import
+    scipy.signal`` gets the real package, and its sosfilt gives the kernel's numbers."""
+    code = ("import sys\nfrom emgfeedback.dsp.filters import sosfilt_kernel\n"
+            "assert 'scipy' not in sys.modules and 'scipy.signal._sosfilt' in sys.modules\n"
+            "import numpy as np, scipy, scipy.signal\nassert scipy.__version__\n"
+            "sos = scipy.signal.butter(4, [0.05, 0.3], 'bandpass', output='sos')\n"
+            "x = np.random.default_rng(0).standard_normal((3, 500))\n"
+            "y = x.copy(); sosfilt_kernel()(sos, y, np.zeros((3, len(sos), 2)))\n"
+            "assert np.array_equal(y, scipy.signal.sosfilt(sos, x, axis=1))\nprint('ok')")
+    env_src = str(Path(__file__).resolve().parents[1] / "src")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={"PYTHONPATH": env_src, "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

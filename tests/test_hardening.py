@@ -255,14 +255,16 @@ def test_history_withholds_stored_ids_that_break_the_rule(tmp_path: Path, capsys
     with History(db) as h:
         assert h.patients() == []
     con = sqlite3.connect(db)
-    cols = [r[1] for r in con.execute("PRAGMA table_info(sessions)")]
+    info = con.execute("PRAGMA table_info(sessions)").fetchall()
+    cols = [r[1] for r in info]
+    not_null = {r[1] for r in info if r[3]}
     for pid in ("P-0042", "John Smith", "19510502"):
         values = {c: None for c in cols if c != "id"}
         values.update(patient_id=pid, recorded_at="2026-01-01T10:00:00", source=f"{pid}.edf")
         if "content_id" in values:  # sessions are told apart by their signal's hash too
             values["content_id"] = f"sha256:{pid}"
         for c in cols:  # NOT NULL columns get a plain value
-            if values.get(c, 0) is None:
+            if values.get(c, 0) is None and c in not_null:
                 values[c] = 0
         con.execute(f"INSERT INTO sessions ({', '.join(values)}) VALUES "
                     f"({', '.join('?' * len(values))})", list(values.values()))

@@ -387,7 +387,7 @@ def test_copied_session_file_is_the_same_session(tmp_path):
     assert not r.imported and not r.failed and len(r.skipped) == 2
     with History(db) as h:
         stored = h.sessions("P-030")
-    assert len(stored) == 1 and stored[0].content_id.startswith("sha256:")
+    assert len(stored) == 1 and stored[0].content_id.startswith("edf-xxh3-128:")
     # another session of the same patient is another session
     write_edf_session(folder / "b.edf", make_source(seed=42, duration=120.0, channels=SMALL),
                       "P-030", session_start(1))
@@ -422,7 +422,7 @@ def test_history_of_schema_1_is_upgraded_in_place(tmp_path):
     assert [x.source for x in stored] == ["x.edf", s.source]
     assert stored[0].content_id is None and stored[1].content_id
     assert sqlite3.connect(db).execute(
-        "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+        "SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
 
 
 def test_therapist_entries_are_stored_and_shown_in_progress(tmp_path):

@@ -7,11 +7,13 @@ status; never a traceback.  ``--debug`` shows the traceback of unexpected errors
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,6 +27,28 @@ log = logging.getLogger("emgfeedback")
 
 EXIT_USAGE = 2
 EXIT_ERROR = 1
+
+#: ``main()`` runs as the program of its own process (the console script, ``python -m``), not
+#: called in-process with an argument list (tests): see :func:`_start_up`.
+_OWN_PROCESS = False
+
+
+@contextmanager
+def _start_up() -> Iterator[None]:
+    """A command's start-up imports with the cyclic garbage collector paused: they create some
+    10^5 objects (modules, classes, functions, NumPy's too) that live as long as the process,
+    and the collector would traverse them again and again while they accumulate (7 % of a
+    10 s ``analyze``; issue 13).  In a process of its own they are then frozen
+    (``gc.freeze``): later collections, the live loop's included, skip them."""
+    enabled = gc.isenabled() or _OWN_PROCESS  # (python -m emgfeedback pauses it from the start)
+    gc.disable()
+    try:
+        yield
+    finally:
+        if _OWN_PROCESS:
+            gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -683,8 +707,9 @@ def _analyze_folder(args: argparse.Namespace) -> int:
 
 def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
     """Analyse ``args.file`` (the live pipeline replayed at full speed) and write the JSON."""
-    from emgfeedback.app.analyze import analyze_file
-    from emgfeedback.clinical.analysis import format_table
+    with _start_up():
+        from emgfeedback.app.analyze import analyze_file
+        from emgfeedback.clinical.analysis import format_table
 
     def open_(path: Path) -> Any:
         """The file with the import options; ``--patient`` for a file without an id and the
@@ -870,10 +895,10 @@ def _opener(args: argparse.Namespace) -> _Opener:
 def _beside_events(rec: Any) -> None:
     """A file of another tool with a BIDS ``<stem>_events.tsv`` beside it (and no protocol
     annotations of its own) takes its annotation rows as markers (``io.bids.read_events_tsv``)."""
-    from emgfeedback.io.bids import events_path_for, read_events_tsv
-
     if any(not m.text.startswith("marker") for m in rec.markers):
         return
+    from emgfeedback.io.bids import events_path_for, read_events_tsv
+
     ev = events_path_for(rec.path)
     if ev is not None:
         rec.markers = sorted([*rec.markers, *read_events_tsv(ev, rec.fs)],
@@ -1135,13 +1160,26 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_name(add: Callable[[Any], None]) -> str:
+    """The command an entry of :data:`COMMANDS` adds: ``_add_export_bids`` -> ``export-bids``
+    (tests/test_cli.py checks every entry)."""
+    return add.__name__.removeprefix("_add_").replace("_", "-")
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the ``argv`` about to be parsed, only the command it names
+    is built with its options (each costs its ``add_argument`` calls at every start-up, 10 ms
+    for all of them; issue 13).  The others then remain unknown to this parser, which parses
+    ``argv`` exactly as the whole one would: the command is the first word after the top-level
+    options (which take no value); without one, or with another word, everything is built."""
     parser = _Parser(prog="emgfeedback",
                      description="Surface-EMG biofeedback for facial paralysis rehabilitation.")
     parser.add_argument("--version", action=_Version)
     parser.add_argument("--debug", action="store_true", help="log details; tracebacks on bugs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in COMMANDS:
+    first = next((a for a in argv or () if a == "--" or not a.startswith("-")), None)
+    chosen = [add for add in COMMANDS if command_name(add) == first]
+    for add in chosen or COMMANDS:
         add(sub)
     return parser
 
@@ -1149,6 +1187,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     # Everything this process writes may hold patient data: owner-only files (0600) and
     # folders (0700), whatever the caller's umask; the writers also set 0600 explicitly.
+    global _OWN_PROCESS
+    _OWN_PROCESS = _OWN_PROCESS or argv is None
     old_umask = os.umask(0o077)
     try:
         return _main(argv)
@@ -1157,8 +1197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with _start_up():
+        parser = build_parser(argv)
+        args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):

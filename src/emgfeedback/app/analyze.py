@@ -227,10 +227,14 @@ def analyze(
     def calibrator() -> Calibrator:
         return Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality)
 
+    parsed: list[tuple[str, str | None] | None] = []
     if calibration == "annotations":
         given = rec.markers if markers is None else markers
-        n_segments = sum(1 for m in given if m.duration > 0
-                         and parse_calibration_marker(m.text) is not None)
+        parsed = [parse_calibration_marker(m.text) for m in given if m.duration > 0]
+    # Without a rest segment the one pass always needs the automatic baseline (the whole
+    # envelope): it is not tried (a recording without calibration, e.g. the 10 s start-up file).
+    if any(c is not None and c[0] == "rest" for c in parsed):
+        n_segments = sum(1 for c in parsed if c is not None)
         one: list[_OnePass] = []
 
         def make_one(chain: Chain) -> _OnePass:
@@ -256,17 +260,23 @@ def analyze(
             clinics.clear()
     calib = calibrator()
     envelopes: list[np.ndarray] = []
+    # A recording of at most MAX_HELD_S is processed once: the calibration pass keeps its
+    # chunks, and the detection is fed them (as the one pass feeds its held chunks) instead of a
+    # second pass computing the same chunks again.
+    held: list[Processed] | None = [] if rec.n_samples <= int(MAX_HELD_S * rec.fs) else None
 
     class _Collect:
         def feed(self, p: Processed) -> None:
             envelopes.append(p.envelope.astype(np.float32))
             if calibration == "annotations":
                 calib.feed(p)
+            if held is not None:
+                held.append(p)
 
         def close(self) -> None:
             pass
 
-    run(lambda chain: _Collect())
+    first = run(lambda chain: _Collect())
     env = (np.concatenate(envelopes) if envelopes
            else np.zeros((0, len(names)), dtype=np.float32))
     envelopes.clear()
@@ -274,6 +284,13 @@ def analyze(
     del env
     # Detection exactly as live: the detector starts at the first rep's marker
     # (clinical.live.LiveClinic), so analysing a recording gives the events raised live.
+    if held is not None and first.chain is not None:
+        clinic = make_clinic(first.chain, cal)
+        for q in held:
+            clinic.feed(q)
+        held.clear()
+        clinic.close()
+        return finish(first.chain, cal)
     pl = run(lambda chain: make_clinic(chain, cal))
     assert pl.chain is not None
     return finish(pl.chain, cal)

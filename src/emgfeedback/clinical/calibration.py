@@ -56,6 +56,7 @@ import numpy as np
 from emgfeedback.config import CalibrationConfig, QualityConfig
 from emgfeedback.stream import Marker, Processed, Quality, at_rails
 from emgfeedback.errors import CalibrationError
+from emgfeedback.numeric import median, percentile
 from emgfeedback.vocabulary import parse_annotation, short_label
 
 __all__ = [
@@ -205,7 +206,7 @@ def _mains_excess(x: np.ndarray, fs: float, f0: int) -> np.ndarray:
         d = np.abs(f - k * f0)
         near, ring = d <= 2.0, (d >= 3.0) & (d <= 8.0)
         if near.any() and ring.any():
-            floor = np.median(p[ring], axis=0)
+            floor = median(p[ring], axis=0)
             total += (p[near] - floor).sum(axis=0) * df  # noise averages out, EMG cancels
         k += 1
     return np.sqrt(np.maximum(total, 0.0))
@@ -392,8 +393,8 @@ def calibrate_segments(
     if rest_env:
         allr = np.concatenate(rest_env)
         # Robust: spontaneous blinks and swallows during a rest period must not inflate it.
-        mean = np.median(allr, axis=0)
-        sd = 1.4826 * np.median(np.abs(allr - mean), axis=0)
+        mean = median(allr, axis=0)
+        sd = 1.4826 * median(np.abs(allr - mean), axis=0)
         rest_src = ("rest",) * nch
     elif auto is not None:
         mean, sd = auto.rest_mean_uv.copy(), auto.rest_sd_uv.copy()
@@ -450,9 +451,9 @@ def auto_calibration(envelope: np.ndarray, channels: Sequence[str], fs: float,
     k = max(1, int(np.ceil(cfg.auto_quantile * nwin)))
     order = np.argsort(means, axis=0)[:k]
     cols = np.arange(e.shape[1])
-    rest_mean = np.median(means[order, cols], axis=0)
+    rest_mean = median(means[order, cols], axis=0)
     rest_sd = np.sqrt(np.mean(sds[order, cols] ** 2, axis=0))
-    peak = np.percentile(means, cfg.auto_peak_percentile, axis=0) - rest_mean
+    peak = percentile(means, cfg.auto_peak_percentile, axis=0) - rest_mean
     # A region that never contracts in the recording would get its crosstalk as "MVC" and every
     # flicker would read as a large %MVC: its MVC is at least auto_min_mvc_x_rest x rest level.
     mvc = np.maximum(peak, np.maximum(cfg.auto_min_mvc_uv, cfg.auto_min_mvc_x_rest * rest_mean))

@@ -83,6 +83,7 @@ from emgfeedback.dsp.quality import AMPLITUDE, ArtefactFlags, reason_text
 from emgfeedback.stream import Processed
 from emgfeedback.vocabulary import EVENT_TYPES, parse_annotation
 from emgfeedback.errors import ConfigError
+from emgfeedback.numeric import median
 
 __all__ = ["Detector", "Event", "EVENT_TYPES", "LiveState", "RepResult", "SynkinesisEvent"]
 
@@ -1140,7 +1141,7 @@ class Detector:
         pad = np.concatenate((np.full(k, rms[0]), rms, np.full(k, rms[-1])))
         # (the level is slow: its median every 4th step, held, costs a quarter)
         win = np.lib.stride_tricks.sliding_window_view(pad, 2 * k + 1)[::4]
-        base = np.repeat(np.median(win, axis=1), 4)[:len(rms)]
+        base = np.repeat(median(win, axis=1), 4)[:len(rms)]
         ratio = rms / np.maximum(base, 1e-12)
         hot = ratio > self.cfg.blink_on_burst_ratio
         a_i, b_i = (max(b.run, rep.start) - e0) // st, (off - e0 + st - 1) // st
@@ -1236,7 +1237,7 @@ class Detector:
         # 2. The level just before the rise (crosstalk from the target included): median of the
         #    envelope between pre_a and pre_b samples before the half-way crossing.
         pre = e[max(0, t_half - self._pre_a):max(0, t_half - self._pre_b)]
-        ref = float(np.median(pre)) if len(pre) else m0
+        ref = float(median(pre)) if len(pre) else m0
         thr = ref + self.h_off[c] * self.sd[c]
         # 3. Onset: where the envelope last left that level (by the release threshold, h_off
         #    SDs) before the half-way crossing.

@@ -40,12 +40,11 @@ closest known names).  Exercise names are matched case-insensitively.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
+import pkgutil
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +167,8 @@ class Program:
 
 
 def _unknown_name(name: str, known: list[str]) -> str:
+    import difflib  # an error message only: not at every start-up
+
     close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     return (f"unknown exercise {name!r}{hint} (known: {', '.join(known)}; a program may define "
@@ -276,8 +277,13 @@ def load_program(path: str | Path, detection: DetectionConfig | None = None) -> 
 
 def default_program(detection: DetectionConfig | None = None) -> Program:
     """The shipped default program (``emgfeedback/data/default_program.toml``)."""
-    text = resources.files("emgfeedback").joinpath("data/default_program.toml").read_text("utf-8")
-    return program_from_mapping(tomllib.loads(text), "default_program.toml", detection)
+    # pkgutil: the package's own loader (a folder or a zip), without importlib.resources and
+    # zipfile (10-20 ms of every analyze's start-up; issue 13)
+    data = pkgutil.get_data("emgfeedback", "data/default_program.toml")
+    if data is None:  # pragma: no cover - a loader that cannot read data files
+        raise ConfigError("the default program is missing from the installation (reinstall)")
+    return program_from_mapping(tomllib.loads(data.decode("utf-8")), "default_program.toml",
+                                detection)
 
 
 def with_detection(program: Program, **changes: Any) -> Program:

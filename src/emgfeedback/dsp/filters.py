@@ -18,11 +18,13 @@ import importlib.util
 import os
 import sys
 from collections.abc import Callable
+from types import ModuleType
 
 import numpy as np
 
 from emgfeedback.dsp import design
 from emgfeedback.errors import ConfigError
+from emgfeedback.numeric import median
 
 __all__ = [
     "SosStage",
@@ -131,39 +133,72 @@ def _reference_sosfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
             x[i, n] = xn
 
 
+def _load_extension(name: str, stem: str) -> ModuleType | None:
+    """The compiled module at ``stem`` + this Python's extension suffix, initialised and
+    registered under ``name`` (``None`` when there is no such file)."""
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = stem + suffix
+        if os.path.exists(path):
+            break
+    else:
+        return None
+    loader = importlib.machinery.ExtensionFileLoader(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    if spec is None:
+        return None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return mod
+
+
 def _scipy_extension() -> Kernel | None:
     """SciPy's compiled SOS kernel (``scipy.signal._sosfilt._sosfilt``), without running
     ``scipy/signal/__init__.py``: importing a submodule runs its package first, and that package
     costs 0.7-3 s of start-up (issue 13).  The extension module is loaded from its file under its
-    own name (and registered as such, so a later ``import scipy.signal`` uses this one)."""
+    own name (and registered as such, so a later ``import scipy.signal`` uses this one).
+
+    Nor is ``scipy/__init__.py`` run (25 ms: its test utilities, ``subprocess``...) when SciPy is
+    not loaded yet: SciPy's Cython modules import their shared utility module
+    ``scipy._cyutility``, which is loaded from its file too, and while the kernel's module
+    initialises a bare module stands for the ``scipy`` package, removed right after (a later
+    ``import scipy`` runs the real package, which finds both modules loaded).  Should the
+    module import anything else of SciPy, the bare module refuses it, and the kernel is loaded
+    again with the real package."""
     name = "scipy.signal._sosfilt"
     mod = sys.modules.get(name)
     if mod is None and "scipy.signal" in sys.modules:
-        import scipy.signal._sosfilt  # noqa: F401 - the package is loaded anyway
+        import scipy.signal._sosfilt
 
         mod = sys.modules[name]
     if mod is None:
         spec = importlib.util.find_spec("scipy")
         if spec is None or not spec.submodule_search_locations:
             return None
-        folder = os.path.join(next(iter(spec.submodule_search_locations)), "signal")
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            path = os.path.join(folder, "_sosfilt" + suffix)
-            if os.path.exists(path):
-                break
-        else:
+        root = next(iter(spec.submodule_search_locations))
+        stem = os.path.join(root, "signal", "_sosfilt")
+        if "scipy" not in sys.modules:
+            bare = ModuleType("scipy")
+            try:
+                if "scipy._cyutility" not in sys.modules:
+                    _load_extension("scipy._cyutility", os.path.join(root, "_cyutility"))
+                sys.modules["scipy"] = bare
+                mod = _load_extension(name, stem)
+            except ImportError:
+                mod = None  # it wanted more of SciPy: loaded below, with the real package
+            finally:
+                if sys.modules.get("scipy") is bare:
+                    del sys.modules["scipy"]
+        if mod is None:
+            import scipy  # noqa: F401 - the package its module imports
+
+            mod = _load_extension(name, stem)
+        if mod is None:
             return None
-        loader = importlib.machinery.ExtensionFileLoader(name, path)
-        ext = importlib.util.spec_from_file_location(name, path, loader=loader)
-        if ext is None:
-            return None
-        mod = importlib.util.module_from_spec(ext)
-        sys.modules[name] = mod
-        try:
-            loader.exec_module(mod)
-        except BaseException:
-            del sys.modules[name]
-            raise
     fn: Kernel | None = getattr(mod, "_sosfilt", None)
     try:
         # the float64 specialisation of the fused-type function: no dispatch on the argument
@@ -293,7 +328,7 @@ def detect_mains(x: np.ndarray, fs: float) -> int | None:
             near = np.abs(f - fk) <= 1.0
             ring = (np.abs(f - fk) > 2.0) & (np.abs(f - fk) <= 6.0)
             peak += p[near].max(axis=0, initial=0.0)
-            floor += np.median(p[ring], axis=0) if ring.any() else 0.0
+            floor += median(p[ring], axis=0) if ring.any() else 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(floor > 0, peak / np.where(floor > 0, floor, 1.0), 0.0)
         return float(ratio.max())

@@ -128,6 +128,17 @@ def _side(channel: str) -> str:
 def json_ready(obj: Any) -> Any:
     """``obj`` as plain JSON values: numpy scalars and arrays as Python numbers and lists, tuples
     as lists, NaN and infinities as ``None`` (strict JSON, what the history stores)."""
+    # the plain types first, by exact type (a parsed JSON document is all of them: no ABC
+    # checks per value), then the general rules below, in their order
+    t = type(obj)
+    if t is float:
+        return obj if math.isfinite(obj) else None
+    if t is str or t is int or t is bool or obj is None:
+        return obj
+    if t is dict:
+        return {str(k): json_ready(v) for k, v in obj.items()}
+    if t is list or t is tuple:
+        return [json_ready(v) for v in obj]
     if isinstance(obj, Mapping):
         return {str(k): json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -58,7 +58,14 @@ DB_ENV = "EMGFEEDBACK_DB"
 #: ``clinician`` (the therapist's notes and grading, JSON).  A version-1 file is upgraded in place
 #: (one transaction); its sessions keep a null ``content_id`` (matched by patient, start and file
 #: name only).
-SCHEMA_VERSION = 2
+#: 3: the content id of an EDF/BDF file hashes its data records as stored (``edf-xxh3-128:``, a
+#: fraction of the time: :func:`emgfeedback.views.report.load.content_id`) instead of its samples
+#: in µV (``sha256:``).  A version-2 file is upgraded in place: its ``sha256:`` ids are kept, and
+#: also copied to ``legacy_content_id``, so a copy of a file stored before is still recognised
+#: (the importer computes the old id when a stored session of the same duration has no new one,
+#: and records the new id on that session: :meth:`History.adopt_content_id`).  Older versions of
+#: emgfeedback refuse a version-3 file (they would not recognise its ids).
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,10 +84,12 @@ CREATE TABLE sessions (
     stored_at TEXT NOT NULL,
     content_id TEXT,
     clinician TEXT NOT NULL DEFAULT '{}',
+    legacy_content_id TEXT,
     UNIQUE (patient_id, recorded_at, source)
 );
 CREATE INDEX sessions_patient ON sessions (patient_id, recorded_at);
 CREATE UNIQUE INDEX sessions_content ON sessions (content_id);
+CREATE UNIQUE INDEX sessions_legacy_content ON sessions (legacy_content_id);
 CREATE TABLE exercise_metrics (
     session_id INTEGER NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
     exercise TEXT NOT NULL,
@@ -103,6 +112,13 @@ _UPGRADE_1_TO_2 = (
     "ALTER TABLE sessions ADD COLUMN clinician TEXT NOT NULL DEFAULT '{}'",
     "CREATE UNIQUE INDEX sessions_content ON sessions (content_id)",
     "UPDATE meta SET value = '2' WHERE key = 'schema_version'",
+)
+
+_UPGRADE_2_TO_3 = (
+    "ALTER TABLE sessions ADD COLUMN legacy_content_id TEXT",
+    "UPDATE sessions SET legacy_content_id = content_id WHERE content_id LIKE 'sha256:%'",
+    "CREATE UNIQUE INDEX sessions_legacy_content ON sessions (legacy_content_id)",
+    "UPDATE meta SET value = '3' WHERE key = 'schema_version'",
 )
 
 _METRIC_COLUMNS = ("n_reps", "n_synkinesis_reps", "n_events", "synkinesis_rate", "isolation",
@@ -246,17 +262,19 @@ class History:
         if check != "ok":
             raise DatabaseError(f"{self.path}: database damaged ({check}); left untouched: restore "
                                 "a backup or re-import the EDF files into a new --db")
-        if version == 1:
-            c.execute("BEGIN IMMEDIATE")
+        if version < SCHEMA_VERSION:
+            steps = (_UPGRADE_1_TO_2 if version == 1 else ()) + _UPGRADE_2_TO_3
+            c.execute("BEGIN IMMEDIATE")  # one transaction: the whole upgrade or nothing
             try:
-                for stmt in _UPGRADE_1_TO_2:
+                for stmt in steps:
                     c.execute(stmt)
                 c.execute("COMMIT")
             except BaseException:
                 if c.in_transaction:
                     c.execute("ROLLBACK")
                 raise
-            log.info("%s: history upgraded from schema 1 to 2", self.path)
+            log.info("%s: history upgraded from schema %d to %d", self.path, version,
+                     SCHEMA_VERSION)
 
     # -------------------------------------------------------------- lifecycle
     def close(self) -> None:
@@ -353,13 +371,51 @@ class History:
         return row is not None
 
     def contains_content(self, content_id: str) -> bool:
-        """Whether a session with this content (:func:`session_content_id`) is stored already."""
+        """Whether a session with this content (:func:`session_content_id`, or the id it was
+        stored with before schema 3) is stored already."""
         try:
-            row = self._conn.execute("SELECT 1 FROM sessions WHERE content_id = ?",
-                                     (content_id,)).fetchone()
+            row = self._conn.execute(
+                "SELECT 1 FROM sessions WHERE content_id = ? OR legacy_content_id = ?",
+                (content_id, content_id)).fetchone()
         except sqlite3.Error as exc:
             raise DatabaseError(f"{self.path}: cannot read sessions ({exc})") from None
         return row is not None
+
+    def legacy_candidates(self, duration_s: float) -> bool:
+        """Whether a session stored before schema 3 whose new content id is not known yet could
+        be a recording of this duration (its old id would then have to be computed to tell)."""
+        try:
+            row = self._conn.execute(
+                "SELECT 1 FROM sessions WHERE legacy_content_id IS NOT NULL"
+                " AND content_id = legacy_content_id AND abs(duration_s - ?) <= 1e-3",
+                (float(duration_s),)).fetchone()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot read sessions ({exc})") from None
+        return row is not None
+
+    def adopt_content_id(self, legacy_id: str, content_id: str) -> bool:
+        """Record ``content_id`` (a schema-3 id) on the session stored before schema 3 with
+        ``legacy_id``, so the next copy is recognised by it; whether a session was updated."""
+        try:
+            cur = self._conn.execute(  # autocommit: one statement, one transaction
+                "UPDATE sessions SET content_id = ? WHERE legacy_content_id = ?"
+                " AND content_id = legacy_content_id", (content_id, legacy_id))
+        except sqlite3.IntegrityError:
+            return False  # another session has that id already
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot update sessions ({exc})") from None
+        return cur.rowcount > 0
+
+    def sources_named(self, source: str) -> frozenset[tuple[str, str, str]]:
+        """``(patient_id, recorded_at, source)`` of the stored sessions from a file of this
+        name (``recorded_at`` as stored: ISO 8601 to the second)."""
+        try:
+            rows = self._conn.execute(
+                "SELECT patient_id, recorded_at, source FROM sessions WHERE source = ?",
+                (source,)).fetchall()
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{self.path}: cannot read sessions ({exc})") from None
+        return frozenset((str(a), str(b), str(c)) for a, b, c in rows)
 
     def patients(self) -> list[str]:
         """Stored patient ids; an id that breaks the patient-id rule (a database written by

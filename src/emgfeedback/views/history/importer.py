@@ -2,8 +2,11 @@
 
 A session already in the history is recognised before it is analysed: by patient, start and file
 name (from the sidecar, without reading the signal), else by its content
-(:func:`emgfeedback.views.report.load.content_id`, a hash of the signal), so a copied or renamed
-file is not stored twice.
+(:func:`emgfeedback.views.report.load.content_id`, a hash of the data records), so a copied or
+renamed file is not stored twice.  Each file is opened once when its analysis is saved beside it
+(:func:`probe_session`), twice when it must be analysed.  A file stored by a history before
+schema 3 (whose ids hashed the samples in µV) is still recognised: see
+:data:`emgfeedback.views.history.db.SCHEMA_VERSION`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, TextIO
 from emgfeedback.errors import DatabaseError, EmgError
 from emgfeedback.recording import Recording
 from emgfeedback.views.history.db import History
+from emgfeedback.views.report.load import EDF_ID_PREFIX
 from emgfeedback.views.summary import SessionInput
 
 __all__ = ["ImportResult", "import_folder"]
@@ -61,14 +65,46 @@ class _ProgressBar:
         self.out.flush()
 
 
-def session_digest(path: Path, opener: Callable[[Path], Recording] | None = None) -> str:
-    """The content hash of a session file (:func:`emgfeedback.views.report.load.content_id`);
-    a worker's first job in :func:`import_folder`."""
+@dataclass
+class _Probe:
+    """What a worker's first look at a session file gave (:func:`probe_session`)."""
+
+    identity: tuple[str, Any, str]  # (patient_id, recorded_at, source)
+    known: bool = False  # stored already by patient, start and file name: nothing else read
+    digest: str = ""  # the content id
+    duration_s: float = 0.0
+    session: SessionInput | None = None  # read already: its analysis is saved beside it
+    error: str | None = None  # reading the saved analysis failed (reported if not a copy)
+
+
+def probe_session(job: tuple[Path, frozenset[tuple[str, str, str]]],
+                  opener: Callable[[Path], Recording] | None = None) -> _Probe:
+    """A worker's first job in :func:`import_folder`, in one opening of the file: its identity
+    (patient, start, file name); unless it is among ``job[1]`` (the stored sessions from files of
+    that name), its content hash and, when its analysis is saved beside it, the session read
+    as :func:`read_session` reads it (cheap: no analysis).  A session needing ``analyze`` is
+    read by a second job, after the importer has checked that its content is new."""
+    from emgfeedback.app.batch import describe_error
+    from emgfeedback.io.edf.sidecar import analysis_path
     from emgfeedback.io.importers import load
     from emgfeedback.views.report import load as session_load
 
+    path, known = job
     with (opener or load)(path) as rec:
-        return session_load.content_id(rec)
+        pid, at, source = session_load.recording_identity(rec)
+        identity = (pid, at, source)
+        if (pid, at.isoformat(timespec="seconds"), source) in known:
+            return _Probe(identity, known=True)
+        digest = session_load.content_id(rec)
+        probe = _Probe(identity, digest=digest, duration_s=rec.duration_s)
+        if analysis_path(rec.path).is_file():
+            try:
+                result, note = session_load.analysis_of(rec)
+                probe.session = session_load.session_from_recording(
+                    rec, result, keep_signal=False, analysis_note=note, digest=digest)
+            except Exception as exc:  # reported by the importer unless the content is known
+                probe.error = describe_error(exc)
+        return probe
 
 
 def read_session(path: Path, opener: Callable[[Path], Recording] | None = None,
@@ -86,12 +122,13 @@ def read_session(path: Path, opener: Callable[[Path], Recording] | None = None,
                                                    analysis_note=note, digest=digest)
 
 
-def _identity(path: Path, opener: Callable[[Path], Recording] | None) -> Any:
+def _legacy_id(path: Path, opener: Callable[[Path], Recording] | None) -> str:
+    """The content id a history before schema 3 stored for this file (samples in µV)."""
     from emgfeedback.io.importers import load
     from emgfeedback.views.report import load as session_load
 
     with (opener or load)(path) as rec:
-        return session_load.recording_identity(rec)
+        return session_load.samples_content_id(rec)
 
 
 def _read_job(job: tuple[Path, str | None], opener: Callable[[Path], Recording] | None
@@ -137,7 +174,7 @@ def import_folder(
     A file that cannot be read or has no calibration is reported in :attr:`ImportResult.failed`
     with its one-line reason and the import goes on; each stored session is one transaction.
     """
-    from emgfeedback.app.batch import Outcome, describe_error, run_many
+    from emgfeedback.app.batch import Outcome, run_many
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -159,67 +196,80 @@ def import_folder(
 
     with History(db) as h:
         work: list[tuple[Path, str | None]] = []
+        seen: set[str] = set()
+
+        def add(f: Path, session: SessionInput) -> None:
+            try:
+                sid = h.add(session)
+            except DatabaseError:
+                raise
+            except EmgError as exc:  # e.g. a session without calibration
+                fail(f, str(exc))
+            else:
+                status[f] = "imported" if sid is not None else "skipped"
+
+        def known_content(f: Path, p: _Probe) -> bool:
+            if p.digest in seen or h.contains_content(p.digest):
+                return True
+            if p.digest.startswith(EDF_ID_PREFIX) and h.legacy_candidates(p.duration_s):
+                # stored before schema 3 under the id of its samples: compute that one (slow,
+                # only when a stored session of this duration has no new id yet)
+                try:
+                    legacy = _legacy_id(f, opener)
+                except (EmgError, OSError) as exc:  # read a moment ago: hardly; then it is new
+                    log.warning("%s: old content id not computed (%s)", f, exc)
+                    return False
+                if h.contains_content(legacy):
+                    h.adopt_content_id(legacy, p.digest)
+                    return True
+            return False
+
+        def probed(f: Path, o: Outcome[Any, _Probe]) -> None:
+            p = o.result
+            if not o.ok or p is None:
+                fail(f, str(o.error))
+            elif p.known or h.contains(*p.identity):
+                status.setdefault(f, "skipped")
+            elif known_content(f, p):
+                log.info("%s: same content as a stored session; skipped", f)
+                status[f] = "skipped"
+            else:
+                seen.add(p.digest)
+                if p.session is not None:
+                    add(f, p.session)
+                elif p.error is not None:
+                    fail(f, p.error)
+                else:  # analysed by a second job
+                    work.append((f, p.digest))
+                    return
+            tick(f)
+
         if reader is not None:
             work = [(f, None) for f in files]
         else:
-            # 1. in this process: sessions known by patient, start and file name (headers and
-            #    sidecars only); 2. in the workers: the content hash of the others, known
-            #    contents skipped before any analysis (a copied or renamed file)
-            unknown: list[Path] = []
-            for f in files:
-                try:
-                    known = h.contains(*_identity(f, opener))
-                except (EmgError, OSError) as exc:
-                    fail(f, describe_error(exc))
-                    known = True
-                if known:
-                    status.setdefault(f, "skipped")
-                    tick(f)
-                else:
-                    unknown.append(f)
-            digests = run_many(partial(session_digest, opener=opener), unknown, jobs=jobs,
-                               scheduler=scheduler)
-            seen: set[str] = set()
-            for f, o in zip(unknown, digests):
-                if not o.ok:
-                    fail(f, str(o.error))
-                    tick(f)
-                elif o.result in seen or h.contains_content(str(o.result)):
-                    log.info("%s: same content as a stored session; skipped", f)
-                    status[f] = "skipped"
-                    tick(f)
-                else:
-                    seen.add(str(o.result))
-                    work.append((f, o.result))
-        # 3. read and analyse in the workers; store here, in file order, as results arrive
+            # 1. in the workers, one opening per file: its identity (a session known by patient,
+            #    start and file name is skipped there), content hash and, when its analysis is
+            #    saved beside it, the session; here, in file order as they arrive: known
+            #    contents skipped (a copied or renamed file), read sessions stored
+            probes = [(f, h.sources_named(f.name)) for f in files]
+            run_many(partial(probe_session, opener=opener), probes, jobs=jobs,
+                     scheduler=scheduler, on_outcome=_in_order(
+                         lambda i, o: probed(files[i], o)))
+        # 2. read and analyse the others in the workers; store here, in file order
         fn: Callable[[Any], SessionInput] = (
             partial(_read_job, opener=opener) if reader is None
             else partial(_apply_reader, reader=reader))
-        ready: dict[int, Outcome[Any, SessionInput]] = {}
-        nxt = 0
 
         def store(i: int, o: Outcome[Any, SessionInput]) -> None:
-            nonlocal nxt
-            ready[i] = o
-            while nxt in ready:
-                out = ready.pop(nxt)
-                f = work[nxt][0]
-                nxt += 1
-                if not out.ok:
-                    fail(f, str(out.error))
-                else:
-                    assert out.result is not None
-                    try:
-                        sid = h.add(out.result)
-                    except DatabaseError:
-                        raise
-                    except EmgError as exc:  # e.g. a session without calibration
-                        fail(f, str(exc))
-                    else:
-                        status[f] = "imported" if sid is not None else "skipped"
-                tick(f)
+            f = work[i][0]
+            if not o.ok:
+                fail(f, str(o.error))
+            else:
+                assert o.result is not None
+                add(f, o.result)
+            tick(f)
 
-        run_many(fn, work, jobs=jobs, scheduler=scheduler, on_outcome=store)
+        run_many(fn, work, jobs=jobs, scheduler=scheduler, on_outcome=_in_order(store))
     result = ImportResult()
     for f in files:
         kind = status.get(f)
@@ -230,6 +280,21 @@ def import_folder(
         elif kind == "failed":
             result.failed.append((f, failed[f]))
     return result
+
+
+def _in_order(fn: Callable[[int, Any], None]) -> Callable[[int, Any], None]:
+    """``fn(i, outcome)`` called in item order, whatever order the outcomes arrive in."""
+    ready: dict[int, Any] = {}
+    nxt = 0
+
+    def call(i: int, outcome: Any) -> None:
+        nonlocal nxt
+        ready[i] = outcome
+        while nxt in ready:
+            fn(nxt, ready.pop(nxt))
+            nxt += 1
+
+    return call
 
 
 def _apply_reader(job: tuple[Path, str | None], reader: Callable[[Path], SessionInput]
