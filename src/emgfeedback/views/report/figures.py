@@ -126,7 +126,8 @@ def _text_width_in(text: str, size: float) -> float:
 
     r = _measure_renderer()
     prop = FontProperties(size=size)
-    return max(r.get_text_width_height_descent(ln, prop, False)[0] for ln in text.split("\n")) / 72.0
+    return float(max(r.get_text_width_height_descent(ln, prop, False)[0]
+                     for ln in text.split("\n"))) / 72.0
 
 
 _MEASURE: list[Any] = []
@@ -137,7 +138,7 @@ def _measure_renderer() -> Any:
     if not _MEASURE:
         from matplotlib.backends.backend_agg import RendererAgg
 
-        _MEASURE.append(RendererAgg(1, 1, 72))
+        _MEASURE.append(RendererAgg(1, 1, 72))  # type: ignore[no-untyped-call]
     return _MEASURE[0]
 
 
