@@ -632,3 +632,43 @@ def test_rest_quality_is_not_fooled_by_a_blink_at_the_end_of_rest():
                      {"channels": ["L-OOC", "L-ZYG", "R-OOC"], "reps": []}, signal=rec)
     lights = assess(envelopes_pct(s).rest_quality, at_rest=True)
     assert [lt[0] for lt in lights] == ["green", "green", "amber"], lights
+
+
+def test_envelopes_from_the_analysis_pass_are_the_reports_own(session):
+    """When the report runs ``analyze`` itself, the envelope bins, rail counts and the quality at
+    rest come from the analysis' pass over the file (the chain runs once, plus the rest period
+    for the quality): exactly what the report's own pass over the file gives."""
+    from dataclasses import replace
+
+    from emgfeedback.views.report.bins import EnvelopeBins
+
+    assert isinstance(session.signal_bins, EnvelopeBins)
+    assert session.signal is not None and session.signal_bins.samples == session.signal.n_samples
+    reused = envelopes_pct(session)
+    own = envelopes_pct(replace(session, signal_bins=None))
+    assert np.array_equal(reused.envelope_pct, own.envelope_pct, equal_nan=True)
+    assert np.array_equal(reused.saturated, own.saturated)
+    for f in ("rms_uv", "mains_uv", "mains_ratio", "diff_rms_uv", "clip_fraction"):
+        assert np.array_equal(getattr(reused.rest_quality, f), getattr(own.rest_quality, f)), f
+    # a saved analysis (or the history, which keeps no signal) collects nothing
+    assert load_session(session.signal.path, analysis=dict(session.analysis)).signal_bins is None
+
+
+def test_envelope_bins_do_not_depend_on_the_blocks():
+    """Bins fed in blocks that split bins (odd sizes) equal bins fed whole bins at a time."""
+    from emgfeedback.views.report.bins import EnvelopeBins
+
+    rng = np.random.default_rng(1)
+    env = np.ascontiguousarray(rng.random((3, 10_007))).T  # the chain's (samples, channels) view
+    raw = rng.normal(0.0, 100.0, (10_007, 3))
+    raw[5, 1] = raw[9000, 2] = 1000.0  # two samples on the rails
+    whole, split = (EnvelopeBins(1000.0, 10_007, 3, (-1000.0, 1000.0)) for _ in range(2))
+    whole.add(0, env, raw)
+    s = 0
+    for n in (7, 20, 333, 1000, 2000, 6647):
+        split.add(s, env[s:s + n], raw[s:s + n])
+        s += n
+    assert s == 10_007 and whole.fs == 100.0
+    assert np.allclose(whole.envelope(), split.envelope(), rtol=1e-13, atol=0)
+    assert whole.envelope().shape == (1001, 3)
+    assert whole.saturated.tolist() == split.saturated.tolist() == [0, 1, 1]

@@ -22,9 +22,10 @@ from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import assess
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.recording import Recording
-from emgfeedback.stream import Chunk, Quality, Status, rail_counts
+from emgfeedback.stream import Chunk, Quality, Status
 from emgfeedback.vocabulary import EXERCISES, REST, parse_annotation, parse_label, short_label
 from emgfeedback.views.report import figures
+from emgfeedback.views.report.bins import REPORT_BIN_S, EnvelopeBins
 from emgfeedback.views.summary import (
     GRADING,
     ExerciseMetrics,
@@ -173,29 +174,15 @@ def _median_quality(snaps: Sequence[Quality]) -> Quality:
                    clip_fraction=med("clip_fraction"))
 
 
-def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: float = 0.01,
-                  block_s: float = 10.0, qcfg: QualityConfig | None = None) -> SignalScan:
-    """Envelopes of the recording in %MVC and its signal quality at rest, read block by block.
-
-    The recording goes through the same causal chain as the live view, stretch by stretch between
-    gaps (the chain restarts after each gap, as on replay), ``block_s`` seconds at a time, so a
-    one-hour file needs no more memory than its 100 Hz envelope.  %MVC is
-    ``100 · (envelope - rest_mean_uv) / mvc_uv`` with the calibration of the analysis
-    (docs/analysis.md); channels without calibration stay in µV.  With the default configuration
-    this is the chain ``analyze`` replays the file through, so a rep's plotted peak is its
-    ``target_peak_pct_mvc`` (less the averaging over 10 ms bins).
-    """
-    rec = session.signal
-    if rec is None:
-        raise ConfigError(f"{session.source}: no signal to plot")
-    names = [short_label(c) for c in rec.channels]
-    nch = len(names)
-    chain = Chain(rec.fs, nch, cfg, qcfg, adc_range_uv=rec.rails_uv)
-    k = max(1, int(round(bin_s * rec.fs)))
-    nbins = -(-rec.n_samples // k)
-    acc = np.zeros((nbins, nch))
-    cnt = np.zeros(nbins)
-    sat = np.zeros(nch, dtype=np.int64)
+def _chain_pass(rec: Recording, cfg: DspConfig | None, qcfg: QualityConfig | None,
+                bins: EnvelopeBins | None, block_s: float = 10.0) -> Quality:
+    """The recording through the live chain, stretch by stretch between gaps, ``block_s``
+    seconds at a time (a quarter of a second during the rest period); returns the quality at
+    rest (see :class:`SignalScan`) and feeds ``bins`` every block.  Without ``bins`` the pass
+    stops once the rest period is over: the quality at rest is all it is for (the chain is
+    chunk-invariant, so its measures there are the same as in a whole pass)."""
+    chain = Chain(rec.fs, len(rec.channels), cfg, qcfg, adc_range_uv=rec.rails_uv)
+    k = bins.k if bins is not None else 1
     rest_a, cut = _rest_period(rec)
     # settled: 3 time constants of the running measures after the rest period starts
     settled = rest_a + int(3 * (qcfg or QualityConfig()).window_s * rec.fs)
@@ -208,11 +195,12 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
     for a, b in rec.segments():
         s = a
         while s < b:
+            if bins is None and rest_q is not None:
+                return rest_q
             e = min(b, s + blk)
             if rest_q is None and s < cut:
                 e = min(e, cut, s + small) if s >= rest_a else min(e, rest_a)
             x = rec.read(s, e)
-            sat += rail_counts(x, rec.rails_uv)
             p = chain.process(Chunk(x, s, rec.fs, rec.channels,
                                     Status(lost_samples=max(0, s - prev))))
             prev = e
@@ -221,21 +209,45 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
                 rest_snaps.append(p.quality)
             if rest_q is None and e >= cut:
                 rest_q = _median_quality(rest_snaps or [p.quality])
-            # mean of the envelope per bin of k samples (bins aligned to the sample index)
-            idx = np.arange(s, e) // k
-            starts = np.flatnonzero(np.diff(idx)) + 1
-            starts = np.concatenate([[0], starts])
-            bins = idx[starts]
-            acc[bins] += np.add.reduceat(p.envelope, starts, axis=0)
-            cnt[bins] += np.diff(np.append(starts, e - s))
+            if bins is not None:
+                bins.add(s, p.envelope, x)
             s = e
     if last_q is None:
-        raise FileFormatError(f"{session.source}: the recording holds no samples")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        env = acc / cnt[:, None]
-    env[cnt == 0] = np.nan
+        raise FileFormatError(f"{rec.path}: the recording holds no samples")
+    return rest_q or last_q
+
+
+def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: float = REPORT_BIN_S,
+                  block_s: float = 10.0, qcfg: QualityConfig | None = None) -> SignalScan:
+    """Envelopes of the recording in %MVC and its signal quality at rest, read block by block.
+
+    The recording goes through the same causal chain as the live view, stretch by stretch between
+    gaps (the chain restarts after each gap, as on replay), ``block_s`` seconds at a time, so a
+    one-hour file needs no more memory than its 100 Hz envelope.  %MVC is
+    ``100 · (envelope - rest_mean_uv) / mvc_uv`` with the calibration of the analysis
+    (docs/analysis.md); channels without calibration stay in µV.  With the default configuration
+    this is the chain ``analyze`` replays the file through, so a rep's plotted peak is its
+    ``target_peak_pct_mvc`` (less the averaging over 10 ms bins).
+
+    When the session's analysis was run for this report, its pass over the file has collected
+    the bins already (:attr:`SessionInput.signal_bins`): with the default settings they are
+    used, and the chain only runs over the rest period again for the quality at rest.
+    """
+    rec = session.signal
+    if rec is None:
+        raise ConfigError(f"{session.source}: no signal to plot")
+    names = [short_label(c) for c in rec.channels]
+    given = session.signal_bins
+    if (isinstance(given, EnvelopeBins) and cfg in (None, DspConfig()) and qcfg is None
+            and given.samples and given.k == max(1, int(round(bin_s * rec.fs)))):
+        bins = given
+        rest_q = _chain_pass(rec, cfg, qcfg, None, block_s)
+    else:
+        bins = EnvelopeBins(rec.fs, rec.n_samples, len(names), rec.rails_uv, bin_s)
+        rest_q = _chain_pass(rec, cfg, qcfg, bins, block_s)
+    env = bins.envelope()
     cal = session.calibration
-    out = np.full((nbins, len(session.channels)), np.nan)
+    out = np.full((env.shape[0], len(session.channels)), np.nan)
     sat_out = np.zeros(len(session.channels), dtype=np.int64)
     for j, ch in enumerate(session.channels):
         if ch not in names:
@@ -244,8 +256,8 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
         vals = cal.get(ch, {})
         mvc, rest_mean = vals.get("mvc_uv"), vals.get("rest_mean_uv") or 0.0
         out[:, j] = 100.0 * (env[:, c] - rest_mean) / mvc if mvc else env[:, c]
-        sat_out[j] = sat[c]
-    return SignalScan(rec.fs / k, out, rest_q or last_q, sat_out, int(rec.lost_samples))
+        sat_out[j] = bins.saturated[c]
+    return SignalScan(bins.fs, out, rest_q, sat_out, int(rec.lost_samples))
 
 
 def _quality_rows(session: SessionInput, scan: SignalScan,
