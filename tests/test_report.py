@@ -672,3 +672,26 @@ def test_envelope_bins_do_not_depend_on_the_blocks():
     assert np.allclose(whole.envelope(), split.envelope(), rtol=1e-13, atol=0)
     assert whole.envelope().shape == (1001, 3)
     assert whole.saturated.tolist() == split.saturated.tolist() == [0, 1, 1]
+
+
+def test_pdf_table_lines_outside_the_core_font_keep_their_characters(tmp_path):
+    """A table line that is not in cp1252 (the core fonts' encoding) is drawn in the embedded
+    monospaced font; the other lines in Courier; on a raster renderer all are drawn as text."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from emgfeedback.views.report import pdf as report_pdf
+    from emgfeedback.views.summary import Table
+
+    flow = report_pdf._Flow()
+    flow.table(Table("t", "Lines", ("channel", "note"),
+                     (("L-ZYG", "µV plain"), ("R-OOC", "ratio → 1"))), max_size=9)
+    out = tmp_path / "t.pdf"
+    with PdfPages(out) as pdf:
+        for page in flow.pages:
+            pdf.savefig(page)
+    FigureCanvasAgg(flow.pages[0]).draw()  # the raster path draws the same lines
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext not found: install poppler-utils (scripts/setup.sh does)")
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+    assert "L-ZYG" in text and "µV plain" in text and "ratio → 1" in text
