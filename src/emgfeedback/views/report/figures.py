@@ -11,6 +11,7 @@ import io
 import logging
 import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import matplotlib
@@ -32,6 +33,7 @@ __all__ = [
     "fig_rep_overlays",
     "fig_symmetry",
     "png_bytes",
+    "prepare",
     "reduce_for_plot",
     "rgb_array",
 ]
@@ -87,11 +89,35 @@ def rgb_array(fig: Figure) -> np.ndarray:
     return np.asarray(_rendered(fig))
 
 
+#: The HTML report's figures are PNGs at this resolution.
+HTML_DPI = 90
+
+_PNG: "weakref.WeakKeyDictionary[Figure, dict[int, Future[bytes]]]" = weakref.WeakKeyDictionary()
+_ENCODER: list[ThreadPoolExecutor] = []
+
+
+def prepare(fig: Figure, dpi: int = HTML_DPI) -> None:
+    """Draw the figure now (:data:`RENDER_DPI`) and encode its PNG at ``dpi`` in a background
+    thread (Pillow releases the GIL while it resamples and compresses), while the caller goes on
+    drawing the next figure; :func:`png_bytes` returns that PNG."""
+    img = _rendered(fig)
+    if not _ENCODER:
+        _ENCODER.append(ThreadPoolExecutor(1, thread_name_prefix="report-png"))
+    _PNG.setdefault(fig, {})[dpi] = _ENCODER[0].submit(_png, img, dpi)
+
+
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes at ``dpi`` (drawn once per figure; see :data:`RENDER_DPI`)."""
+    done = _PNG.get(fig, {}).get(dpi)
+    if done is not None:
+        return done.result()
+    return _png(_rendered(fig), dpi)
+
+
+def _png(img: Any, dpi: int) -> bytes:
+    """PNG bytes of the drawing ``img`` (at :data:`RENDER_DPI`) resampled to ``dpi``."""
     from PIL import Image
 
-    img = _rendered(fig)
     if dpi != RENDER_DPI:
         w, h = img.size
         k = dpi / RENDER_DPI

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -499,6 +500,35 @@ def plain_summary(report: Report) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- building
+def _signal_figures(session: SessionInput, scan: SignalScan, rows: Sequence[RepRow],
+                    events: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, Any]]:
+    """The figures drawn from the signal's envelopes (whole session, reps overlaid, video
+    moments), each drawn as it is made (:func:`.figures.prepare`)."""
+    rec = session.signal
+    assert rec is not None
+    out: list[tuple[str, str, Any]] = []
+    t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
+    calib = [(m.sample / rec.fs, m.duration / rec.fs) for m in rec.markers
+             if parse_annotation(m.text).is_calibration]
+    out.append(("envelopes", "Whole session: envelopes in %MVC of each channel; cue windows "
+                "shaded by exercise, synkinesis events in red (tick: when the live detector "
+                "alerted).", figures.fig_envelopes(t, red, session.channels, rows, events,
+                                                   session.affected_side, calib)))
+    figures.prepare(out[-1][2])
+    quiet = _quiet_channels(session.channels, rows)
+    if rows:
+        out.append(("overlays", "Every rep overlaid from its cue: the target region (thick) and "
+                    "the regions to keep quiet (thin; red in reps with synkinesis).",
+                    figures.fig_rep_overlays(scan.envelope_pct, scan.fs, session.channels, rows,
+                                             quiet)))
+        figures.prepare(out[-1][2])
+    if isinstance((rec.sidecar or {}).get("video"), dict):  # the session's camera
+        from emgfeedback.views.report.video import video_figures
+
+        out += video_figures(session, rows, events, scan.envelope_pct, scan.fs)
+    return out
+
+
 def build_report(session: SessionInput, cfg: DspConfig | None = None,
                  qcfg: QualityConfig | None = None,
                  history: HistoryContext | None = None) -> Report:
@@ -518,36 +548,28 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
     events = [e for e in session.analysis.get("events", [])
               if e.get("type", "synkinesis") == "synkinesis"]
     report = Report(session, rows, metrics, [], 0, placement=placement_svg(), history=history)
-    if session.signal is not None:
-        scan = envelopes_pct(session, cfg, qcfg=qcfg)
-        report.quality, report.lost_samples = _quality_rows(session, scan, qcfg), scan.lost_samples
-        rec = session.signal
-        t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
-        calib = [(m.sample / rec.fs, m.duration / rec.fs) for m in rec.markers
-                 if parse_annotation(m.text).is_calibration]
-        report.figures.append(("envelopes", "Whole session: envelopes in %MVC of each channel; "
-                               "cue windows shaded by exercise, synkinesis events in red (tick: "
-                               "when the live detector alerted).",
-                               figures.fig_envelopes(t, red, session.channels, rows, events,
-                                                     session.affected_side, calib)))
-        quiet = _quiet_channels(session.channels, rows)
+    with ThreadPoolExecutor(1, thread_name_prefix="report-chain") as pool:
+        # The chain's pass over the file (or over its rest period only, when the analysis' pass
+        # collected the envelopes) runs on the second core while the figures that need no
+        # signal are built and drawn here: its filter kernels release the GIL.
+        scanning = (pool.submit(envelopes_pct, session, cfg, qcfg=qcfg)
+                    if session.signal is not None else None)
+        later: list[tuple[str, str, Any]] = []
         if rows:
-            report.figures.append(("overlays", "Every rep overlaid from its cue: the target region "
-                                   "(thick) and the regions to keep quiet (thin; red in reps with "
-                                   "synkinesis).",
-                                   figures.fig_rep_overlays(scan.envelope_pct, scan.fs,
-                                                            session.channels, rows, quiet)))
-        if isinstance((rec.sidecar or {}).get("video"), dict):  # the session's camera
-            from emgfeedback.views.report.video import video_figures
-
-            report.figures += video_figures(session, rows, events, scan.envelope_pct, scan.fs)
-    if rows:
-        report.figures.append(("bars", "Per rep (number and side): target peak %MVC; hatched "
-                               "red bars carried synkinesis.",
-                               figures.fig_rep_bars(rows, session.affected_side)))
-        report.figures.append(("symmetry", "Symmetry per exercise: affected / unaffected mean "
-                               "%MVC of the target while active, mean over the reps.",
-                               figures.fig_symmetry(metrics)))
+            later.append(("bars", "Per rep (number and side): target peak %MVC; hatched red bars "
+                          "carried synkinesis.", figures.fig_rep_bars(rows, session.affected_side)))
+            later.append(("symmetry", "Symmetry per exercise: affected / unaffected mean %MVC of "
+                          "the target while active, mean over the reps.",
+                          figures.fig_symmetry(metrics)))
+            for _key, _caption, fig in later:
+                figures.prepare(fig)
+        if scanning is not None:
+            assert session.signal is not None
+            scan = scanning.result()
+            report.quality = _quality_rows(session, scan, qcfg)
+            report.lost_samples = scan.lost_samples
+            report.figures += _signal_figures(session, scan, rows, events)
+        report.figures += later
     report.summary = plain_summary(report)
     tables = [_clinician_table(session), _montage_table(session),
               _quality_table(report) if report.quality else None,
