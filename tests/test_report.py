@@ -695,3 +695,32 @@ def test_pdf_table_lines_outside_the_core_font_keep_their_characters(tmp_path):
         pytest.fail("pdftotext not found: install poppler-utils (scripts/setup.sh does)")
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
     assert "L-ZYG" in text and "µV plain" in text and "ratio → 1" in text
+
+
+def test_prefetched_pass_gives_the_reports_own_envelopes(edf, session):
+    """``load_session(prefetch=True)`` with an analysis given (nothing collected it) starts the
+    report's pass over the signal in a thread: the same envelopes, rail counts and rest quality
+    as the report's own pass; ``close_session`` waits for it before closing the file."""
+    from dataclasses import replace
+
+    from emgfeedback.views.report import close_session
+    from emgfeedback.views.report.bins import SignalPass
+
+    s = load_session(edf[0], analysis=dict(session.analysis), prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, SignalPass)
+        got = envelopes_pct(s)
+        own = envelopes_pct(replace(s, signal_bins=None))
+        assert np.array_equal(got.envelope_pct, own.envelope_pct, equal_nan=True)
+        assert np.array_equal(got.saturated, own.saturated)
+        assert np.array_equal(got.rest_quality.rms_uv, own.rest_quality.rms_uv)
+        assert got.fs == own.fs == pytest.approx(100.0)
+    finally:
+        close_session(s)
+    # other settings than the default: the prefetched pass is waited for and not used
+    s = load_session(edf[0], analysis=dict(session.analysis), prefetch=True)
+    try:
+        half = envelopes_pct(s, bin_s=0.02)
+        assert half.fs == pytest.approx(50.0)
+    finally:
+        close_session(s)

@@ -29,13 +29,14 @@ from emgfeedback.io.edf.sidecar import analysis_path, sidecar_affected_side
 from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.stream import Chunk
 from emgfeedback.vocabulary import short_label
-from emgfeedback.views.report.bins import EnvelopeBins, bins_for
+from emgfeedback.views.report.bins import EnvelopeBins, SignalPass, bins_for
 from emgfeedback.views.summary import SessionInput, clinician_fields, json_ready
 
 __all__ = [
     "ANALYSIS_ORIGIN_SESSION",
     "analyse_recording",
     "analysis_of",
+    "close_session",
     "content_id",
     "load_session",
     "recording_from_chunk",
@@ -269,7 +270,8 @@ def analysis_of(rec: Recording,
 
 def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
                  keep_signal: bool = True,
-                 opener: Callable[[Path], Recording] | None = None) -> SessionInput:
+                 opener: Callable[[Path], Recording] | None = None,
+                 prefetch: bool = False) -> SessionInput:
     """Open a recorded session (EDF+/BDF+ with its JSON sidecar) and analyse it.
 
     Parameters
@@ -287,6 +289,11 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
         Opens the file (default :func:`emgfeedback.io.importers.load`); the CLI passes one
         that applies the import options and ``--patient``/``--affected-side``
         (:func:`emgfeedback.io.identity.apply_identity`) for files of other tools.
+    prefetch:
+        For a report about to be made with the default settings: when the analysis was not run
+        here (its pass collects the report's envelopes), start the report's pass over the
+        signal now, in a background thread (:class:`.bins.SignalPass`), so it runs while the
+        caller imports and prepares the report; close the session with :func:`close_session`.
 
     Raises
     ------
@@ -313,10 +320,21 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
         session = session_from_recording(rec, result, keep_signal, analysis_note=note)
         if collect:  # the analysis ran here: its pass collected the report's envelopes
             session = replace(session, signal_bins=collect[-1])
+        elif prefetch and keep_signal:
+            session = replace(session, signal_bins=SignalPass(rec))
     except BaseException:
         rec.close()
         raise
     if not keep_signal:
         rec.close()
     return session
+
+
+def close_session(session: SessionInput) -> None:
+    """Close the session's recording, once a pass started by ``load_session(prefetch=True)``
+    has stopped reading it."""
+    if isinstance(session.signal_bins, SignalPass):
+        session.signal_bins.wait()
+    if session.signal is not None:
+        session.signal.close()
 

@@ -19,14 +19,13 @@ from typing import Any
 import numpy as np
 
 from emgfeedback.config import DspConfig, QualityConfig
-from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import assess
-from emgfeedback.errors import ConfigError, EmgError, FileFormatError
+from emgfeedback.errors import ConfigError, EmgError
 from emgfeedback.recording import Recording
-from emgfeedback.stream import Chunk, Quality, Status
-from emgfeedback.vocabulary import EXERCISES, REST, parse_annotation, parse_label, short_label
+from emgfeedback.stream import Quality
+from emgfeedback.vocabulary import EXERCISES, parse_annotation, parse_label, short_label
 from emgfeedback.views.report import figures
-from emgfeedback.views.report.bins import REPORT_BIN_S, EnvelopeBins
+from emgfeedback.views.report.bins import REPORT_BIN_S, EnvelopeBins, SignalPass, chain_pass
 from emgfeedback.views.summary import (
     GRADING,
     ExerciseMetrics,
@@ -156,68 +155,6 @@ class SignalScan:
     lost_samples: int
 
 
-def _rest_period(rec: Recording) -> tuple[int, int]:
-    """``(start, stop)`` of the first ``rest`` period (the first 10 s without one)."""
-    rest = [m for m in rec.markers if parse_annotation(m.text).kind == REST]
-    a, cut = (rest[0].sample, rest[0].sample + rest[0].duration) if rest else (0, int(10 * rec.fs))
-    cut = max(1, min(rec.n_samples, cut))
-    return min(a, cut - 1), cut
-
-
-def _median_quality(snaps: Sequence[Quality]) -> Quality:
-    """Per channel and measure, the median of quality snapshots: a blink or a swallow during
-    the rest period lifts a few snapshots of the running measures, not their median."""
-    def med(f: str) -> np.ndarray:
-        return np.asarray(np.median(np.stack([getattr(q, f) for q in snaps]), axis=0))
-
-    return Quality(at=snaps[-1].at, rms_uv=med("rms_uv"), mains_ratio=med("mains_ratio"),
-                   mains_uv=med("mains_uv"), diff_rms_uv=med("diff_rms_uv"),
-                   clip_fraction=med("clip_fraction"))
-
-
-def _chain_pass(rec: Recording, cfg: DspConfig | None, qcfg: QualityConfig | None,
-                bins: EnvelopeBins | None, block_s: float = 10.0) -> Quality:
-    """The recording through the live chain, stretch by stretch between gaps, ``block_s``
-    seconds at a time (a quarter of a second during the rest period); returns the quality at
-    rest (see :class:`SignalScan`) and feeds ``bins`` every block.  Without ``bins`` the pass
-    stops once the rest period is over: the quality at rest is all it is for (the chain is
-    chunk-invariant, so its measures there are the same as in a whole pass)."""
-    chain = Chain(rec.fs, len(rec.channels), cfg, qcfg, adc_range_uv=rec.rails_uv)
-    k = bins.k if bins is not None else 1
-    rest_a, cut = _rest_period(rec)
-    # settled: 3 time constants of the running measures after the rest period starts
-    settled = rest_a + int(3 * (qcfg or QualityConfig()).window_s * rec.fs)
-    blk = max(k, int(block_s * rec.fs) // k * k)
-    small = max(k, int(0.25 * rec.fs) // k * k)  # snapshots 4 per second during rest
-    rest_snaps: list[Quality] = []
-    rest_q: Quality | None = None
-    last_q: Quality | None = None
-    prev = 0
-    for a, b in rec.segments():
-        s = a
-        while s < b:
-            if bins is None and rest_q is not None:
-                return rest_q
-            e = min(b, s + blk)
-            if rest_q is None and s < cut:
-                e = min(e, cut, s + small) if s >= rest_a else min(e, rest_a)
-            x = rec.read(s, e)
-            p = chain.process(Chunk(x, s, rec.fs, rec.channels,
-                                    Status(lost_samples=max(0, s - prev))))
-            prev = e
-            last_q = p.quality
-            if rest_q is None and e >= settled and s >= rest_a:
-                rest_snaps.append(p.quality)
-            if rest_q is None and e >= cut:
-                rest_q = _median_quality(rest_snaps or [p.quality])
-            if bins is not None:
-                bins.add(s, p.envelope, x)
-            s = e
-    if last_q is None:
-        raise FileFormatError(f"{rec.path}: the recording holds no samples")
-    return rest_q or last_q
-
-
 def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: float = REPORT_BIN_S,
                   block_s: float = 10.0, qcfg: QualityConfig | None = None) -> SignalScan:
     """Envelopes of the recording in %MVC and its signal quality at rest, read block by block.
@@ -232,20 +169,25 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
 
     When the session's analysis was run for this report, its pass over the file has collected
     the bins already (:attr:`SessionInput.signal_bins`): with the default settings they are
-    used, and the chain only runs over the rest period again for the quality at rest.
+    used, and the chain only runs over the rest period again for the quality at rest; when the
+    session was opened with ``prefetch`` this pass is already running (:class:`.bins.SignalPass`).
     """
     rec = session.signal
     if rec is None:
         raise ConfigError(f"{session.source}: no signal to plot")
     names = [short_label(c) for c in rec.channels]
     given = session.signal_bins
-    if (isinstance(given, EnvelopeBins) and cfg in (None, DspConfig()) and qcfg is None
-            and given.samples and given.k == max(1, int(round(bin_s * rec.fs)))):
+    default = cfg in (None, DspConfig()) and qcfg is None and bin_s == REPORT_BIN_S
+    if isinstance(given, SignalPass) and default:  # started when the session was opened
+        bins, rest_q = given.result()
+    elif isinstance(given, EnvelopeBins) and default and given.samples:  # the analysis' pass
         bins = given
-        rest_q = _chain_pass(rec, cfg, qcfg, None, block_s)
+        rest_q = chain_pass(rec, cfg, qcfg, None, block_s)
     else:
+        if isinstance(given, SignalPass):
+            given.wait()  # (for the default settings; not these)
         bins = EnvelopeBins(rec.fs, rec.n_samples, len(names), rec.rails_uv, bin_s)
-        rest_q = _chain_pass(rec, cfg, qcfg, bins, block_s)
+        rest_q = chain_pass(rec, cfg, qcfg, bins, block_s)
     env = bins.envelope()
     cal = session.calibration
     out = np.full((env.shape[0], len(session.channels)), np.nan)
