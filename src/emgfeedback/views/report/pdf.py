@@ -13,6 +13,7 @@ import io
 import logging
 import textwrap
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -357,11 +358,62 @@ def write_pdf(report: Report, path: Path) -> None:
 
     s = report.session
     tmp = path.with_name(path.name + ".part")
-    with PdfPages(tmp, metadata={"Title": f"emgfeedback session report {s.recorded_at:%Y-%m-%d}",
-                                 "Creator": f"emgfeedback {__version__}"}) as pdf:
-        for fig in pages(report):
-            pdf.savefig(fig)
+    with ThreadPoolExecutor(1, thread_name_prefix="report-pdf-images") as pool:
+        early = _EarlyImages(pool, [figures.rgb_array(fig) for _k, _c, fig in report.figures])
+        with PdfPages(tmp, metadata={"Title": f"emgfeedback session report "
+                                              f"{s.recorded_at:%Y-%m-%d}",
+                                     "Creator": f"emgfeedback {__version__}"}) as pdf:
+            early.attach(pdf)
+            for fig in pages(report):
+                pdf.savefig(fig)
     from emgfeedback.validate import make_private
 
     make_private(tmp)  # patient data: owner only
     tmp.replace(path)
+
+
+class _EarlyImages:
+    """The figures' images compressed for the PDF in a background thread while its pages are
+    drawn (Pillow releases the GIL), instead of one after another when the file is closed.
+
+    matplotlib's PDF writer compresses each image as Pillow's PNG of its pixels
+    (``PdfFile._writePng``, when the file is finalised); this hands it those same bytes, made
+    earlier by the same call, when the pixels are the same to the byte.  Anything else (another
+    image, another matplotlib without that method) is written by matplotlib as before, so the
+    PDF is the same either way."""
+
+    def __init__(self, pool: ThreadPoolExecutor, images: Sequence[np.ndarray]) -> None:
+        self.items = [(img, pool.submit(self._png, img)) for img in images
+                      if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3]
+
+    @staticmethod
+    def _png(img: np.ndarray) -> bytes:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="png")  # as PdfFile._writePng saves it
+        return buf.getvalue()
+
+    def attach(self, pdf: Any) -> None:
+        pdf.infodict()  # (opens the file)
+        file = getattr(pdf, "_file", None)
+        write = getattr(file, "_writePng", None)
+        if write is None or not self.items:
+            return
+
+        class Encoded:
+            def __init__(self, data: bytes) -> None:
+                self.data = data
+
+            def save(self, buffer: Any, format: str = "png") -> None:
+                buffer.write(self.data)
+
+        def write_png(img: Any) -> Any:
+            if getattr(img, "mode", None) == "RGB":
+                w, h = img.size
+                for arr, fut in self.items:
+                    if arr.shape[:2] == (h, w) and img.tobytes() == arr.tobytes():
+                        return write(Encoded(fut.result()))
+            return write(img)
+
+        setattr(file, "_writePng", write_png)
