@@ -21,7 +21,6 @@ import numpy as np
 from emgfeedback.config import DspConfig, QualityConfig
 from emgfeedback.dsp.quality import assess
 from emgfeedback.errors import ConfigError, EmgError
-from emgfeedback.recording import Recording
 from emgfeedback.stream import Quality
 from emgfeedback.vocabulary import EXERCISES, parse_annotation, parse_label, short_label
 from emgfeedback.views.report import figures

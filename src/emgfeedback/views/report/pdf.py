@@ -416,4 +416,5 @@ class _EarlyImages:
                         return write(Encoded(fut.result()))
             return write(img)
 
-        setattr(file, "_writePng", write_png)
+        assert file is not None
+        file._writePng = write_png
