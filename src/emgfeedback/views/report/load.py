@@ -258,7 +258,8 @@ def analysis_of(rec: Recording,
     if saved.is_file():
         result = _read_analysis(saved)
         return result, origin_note(result, saved)
-    result = analyse_recording(rec, collect)
+    # (called as before when nothing is collected: the history's path)
+    result = analyse_recording(rec) if collect is None else analyse_recording(rec, collect)
     program = (rec.sidecar or {}).get("program")
     name = program.get("name") if isinstance(program, Mapping) else program
     note = origin_note(result, None) + " (default program)"
