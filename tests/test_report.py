@@ -724,3 +724,22 @@ def test_prefetched_pass_gives_the_reports_own_envelopes(edf, session):
         assert half.fs == pytest.approx(50.0)
     finally:
         close_session(s)
+
+
+def test_pdf_figures_are_compressed_once(session, tmp_path, monkeypatch):
+    """The figures' images compressed early for the PDF are the ones its writer embeds (the
+    same pixels to the byte), so matplotlib does not compress them a second time."""
+    from emgfeedback.views.report import pdf as report_pdf
+
+    seen = []
+    attach = report_pdf._EarlyImages.attach
+
+    def spy(self, pdf):
+        seen.append(self)
+        attach(self, pdf)
+
+    monkeypatch.setattr(report_pdf._EarlyImages, "attach", spy)
+    report = build_report(session)
+    report_pdf.write_pdf(report, tmp_path / "r.pdf")
+    assert len(seen) == 1 and len(seen[0].items) == len(report.figures) >= 3
+    assert seen[0].used == len(report.figures)

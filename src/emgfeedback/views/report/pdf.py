@@ -383,8 +383,11 @@ class _EarlyImages:
     PDF is the same either way."""
 
     def __init__(self, pool: ThreadPoolExecutor, images: Sequence[np.ndarray]) -> None:
-        self.items = [(img, pool.submit(self._png, img)) for img in images
-                      if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3]
+        # the writer gets the pixels bottom row first (PDF image space)
+        flipped = [np.ascontiguousarray(img[::-1]) for img in images
+                   if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3]
+        self.items = [(img, pool.submit(self._png, img)) for img in flipped]
+        self.used = 0  # images handed to the writer
 
     @staticmethod
     def _png(img: np.ndarray) -> bytes:
@@ -413,6 +416,7 @@ class _EarlyImages:
                 w, h = img.size
                 for arr, fut in self.items:
                     if arr.shape[:2] == (h, w) and img.tobytes() == arr.tobytes():
+                        self.used += 1
                         return write(Encoded(fut.result()))
             return write(img)
 
