@@ -4,6 +4,7 @@ events; the console gets the program's cues."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -155,8 +156,12 @@ def test_recording_is_by_design_and_replay_raises_the_live_events(tmp_path: Path
     r = Session(SessionSpec(source=f"replay:{out}", source_options={"speed": None}),
                 on_event=lambda k, e: replayed.append((e.channel, e.alert, e.peak_pct_mvc))
                 if k == "raised" else None)
+    ahead = []
+    r._read_ahead = lambda: ahead.append(Session._read_ahead(r)) or ahead[-1]  # type: ignore
     r.run()
+    assert ahead == [True]  # a replay at full speed reads ahead (Pipeline.run_ahead)
     assert replayed == live
+    assert s._read_ahead() is False  # a recording session does not
 
 
 def test_spec_is_checked_before_anything_opens(tmp_path: Path) -> None:
@@ -185,3 +190,62 @@ def test_pipeline_records_only_when_built_for_it(tmp_path: Path) -> None:
     rec = q.start_recording(tmp_path / "x.edf", patient="P-0001")
     q.run()
     assert rec.closed and rec.samples == 1000
+
+
+class Recorded(Probe):
+    """A probe that keeps every processed chunk's arrays."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.chunks: list[tuple[int, bytes, bytes]] = []
+        self.fail_after = fail_after
+
+    def feed(self, p: Processed) -> None:
+        if self.fail_after is not None and len(self.chunks) >= self.fail_after:
+            raise ValueError("consumer failed (test)")
+        super().feed(p)
+        self.chunks.append((p.start, p.filtered.tobytes(), p.envelope.tobytes()))
+
+
+def _sim() -> SimulatedSource:
+    return SimulatedSource("session", 20.0, 3, speed=None, block_ms=500.0)
+
+
+def test_run_ahead_feeds_what_run_feeds() -> None:
+    """The read-ahead worker (offline analysis on two cores) hands the consumers the same
+    chunks, in the same order, byte for byte, as the single-thread loop."""
+    one, two = Recorded(), Recorded()
+    p1 = Pipeline(_sim())
+    p1.add(one)
+    p1.run()
+    p2 = Pipeline(_sim())
+    p2.add(two)
+    p2.run_ahead(depth=1)
+    assert one.chunks == two.chunks and len(one.chunks) == 40
+    assert one.markers == two.markers and p1.samples == p2.samples == 20 * int(p1.chain.fs)
+    assert two.closed == 1
+
+
+def test_run_ahead_raises_the_worker_error_in_the_caller() -> None:
+    probe = Probe()
+    p = Pipeline(Failing())
+    p.add(probe)
+    with pytest.raises(SourceError, match="unplugged"):
+        p.run_ahead()
+    assert probe.samples == 50 and probe.closed == 1
+    assert not [t for t in threading.enumerate() if t.name == "pipeline-read-ahead"]
+
+
+def test_run_ahead_stops_the_worker_when_a_consumer_fails() -> None:
+    probe = Recorded(fail_after=3)
+    p = Pipeline(_sim())
+    p.add(probe)
+    with pytest.raises(ValueError, match="consumer failed"):
+        p.run_ahead()
+    assert len(probe.chunks) == 3 and probe.closed == 1
+    assert not [t for t in threading.enumerate() if t.name == "pipeline-read-ahead"]
+
+
+def test_run_ahead_is_not_for_a_recording_session() -> None:
+    with pytest.raises(RuntimeError, match="run_ahead"):
+        Pipeline(_sim(), recording=RecordingGrid()).run_ahead()

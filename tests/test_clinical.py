@@ -461,3 +461,36 @@ def test_calibrator_live_equals_offline(session) -> None:
     offline = analyze(rec).calibration
     np.testing.assert_allclose(live.mvc_uv, offline.mvc_uv, rtol=1e-9)
     np.testing.assert_allclose(live.rest_sd_uv, offline.rest_sd_uv, rtol=1e-9)
+
+
+def test_calibration_judges_each_segment_once(session, monkeypatch) -> None:
+    """The live preview re-runs the calibration each time a segment ends (app/feedback.py): each
+    segment is judged once, and every re-run equals a fresh calibration of the same segments."""
+    import copy
+
+    from emgfeedback.clinical import calibration as calmod
+
+    rec, _ = session
+    chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+    cal = Calibrator(rec.fs, rec.channels, rec.rails_uv)
+    cal.feed(chain.process(rec.to_chunk()))
+    fits = []
+    real_fit = calmod._mains_fit
+    monkeypatch.setattr(calmod, "_mains_fit", lambda x, fs: fits.append(1) or real_fit(x, fs))
+    segs = cal.segments
+    assert len(segs) >= 3
+    for k in range(1, len(segs) + 1):
+        fresh = [copy.copy(s) for s in segs[:k]]
+        for s in fresh:
+            s.judged = None
+        rest = np.concatenate([s.arrays()[2] for s in segs[:k] if s.kind == "rest"] or
+                              [np.zeros((0, len(rec.channels)))])
+        fb = rest if len(rest) else None
+        a = calmod.calibrate_segments(segs[:k], rec.channels, rec.fs, rec.rails_uv, fb,
+                                      strict=False)
+        n = len(fits)
+        b = calmod.calibrate_segments(fresh, rec.channels, rec.fs, rec.rails_uv, fb,
+                                      strict=False)
+        assert len(fits) - n == k  # the fresh copies are all judged
+        assert a.to_json() == b.to_json() and a.notes == b.notes
+    assert len(fits) == len(segs) + len(segs) * (len(segs) + 1) // 2

@@ -152,3 +152,54 @@ def test_gap_restarts_filters_like_a_new_stream() -> None:
     after = chain.process(Chunk(x[1500:], 1500, FS, CH, Status(lost_samples=500)))
     fresh = Chain(FS, 3, DspConfig(mains="50")).process(Chunk(x[1500:], 1500, FS, CH))
     _close(after.filtered, fresh.filtered)
+
+
+def _flat_reference(x: np.ndarray, thr: float, need: int) -> np.ndarray:
+    """Flat per the definition, sample by sample: no difference above ``thr`` in the ``need``
+    samples up to it (the stretch's first sample counts as a move)."""
+    out = np.zeros(x.shape, dtype=bool)
+    for c in range(x.shape[1]):
+        last = 0
+        for i in range(1, len(x)):
+            if abs(x[i, c] - x[i - 1, c]) > thr:
+                last = i
+            out[i, c] = i - last >= need
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 7, 20, 33, 150, 4000])
+def test_artefact_flags_chunked_equals_whole_and_the_definition(size: int) -> None:
+    """Artefact flags (flat line, clipping, amplitude, motion) are the same whatever the chunking:
+    the live path decides most 10 ms chunks from their last difference and a running minimum
+    (issue 13), a quantised signal repeats samples, flat runs start and end inside and across
+    chunks; the flat bits equal the definition computed sample by sample."""
+    from emgfeedback.config import QualityConfig
+    from emgfeedback.dsp.quality import FLAT, ArtefactFlags
+
+    cfg = QualityConfig()
+    need = int(round(cfg.flat_ms * FS / 1000.0))
+    rng = np.random.default_rng(3)
+    n = 4000
+    x = np.round(40 * rng.standard_normal((n, 3)))  # 1 µV steps: repeated samples
+    x[500:500 + 2 * need, 0] = x[499, 0]  # flat twice `need`: flagged from need on
+    x[1000:1000 + need - 10, 1] = x[999, 1]  # flat a little less than `need`: not flagged
+    x[1500:2600, 2] = 7.0  # long flat run across many chunks
+    x[3000:3010, 0] = 4000.0  # at the rail
+    x[3500:3520, 1] += 2500.0  # a pop
+    rails = (-3000.0, 3000.0)
+
+    def run(step: int) -> np.ndarray:
+        f = ArtefactFlags(FS, 3, cfg, rails)
+        out = []
+        for a in range(0, n, step):
+            part = np.ascontiguousarray(x[a:a + step])
+            b = f.process(part, part, np.abs(part), a)
+            out.append(np.zeros(part.shape, dtype=np.uint8) if b is None else b)
+        return np.concatenate(out)
+
+    whole = run(n)
+    assert np.array_equal(run(size), whole)
+    flat = (whole & FLAT) != 0
+    assert np.array_equal(flat, _flat_reference(x, cfg.flat_rms_uv, need))
+    assert flat[500 + need:500 + 2 * need, 0].all() and not flat[1000:1000 + need, 1].any()
+    assert flat[1500 + need:2600, 2].all() and flat.sum() < 2 * need + 1100

@@ -107,3 +107,33 @@ def test_detector_starts_at_the_first_rep_sample_in_any_block(
         assert first_rep % chunk != 0  # the cue falls inside a block
         _json(session, chunk)
     assert starts == [first_rep, first_rep]
+
+
+def _analysed_in_child(path: str, out: Any) -> None:
+    out.put(_json(Path(path), None))
+
+
+def test_a_forked_batch_worker_makes_its_own_helper_thread(session: Path) -> None:
+    """The detector's helper thread (artefact flags of offline blocks on the second core) does
+    not exist in a process forked after it was made (the batch pool forks): the child makes its
+    own instead of waiting forever on the parent's."""
+    import multiprocessing
+    import queue
+
+    from emgfeedback.clinical import detect
+
+    ref = _json(session, None)  # the helper exists in this process now
+    assert detect._helper is not None
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    child = ctx.Process(target=_analysed_in_child, args=(str(session), out))
+    child.start()
+    try:
+        got = out.get(timeout=120)
+    except queue.Empty:
+        got = None
+    child.join(10)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    assert got == ref, "the forked child did not finish its analysis"

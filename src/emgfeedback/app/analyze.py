@@ -199,13 +199,14 @@ def analyze(
     def run(make_consumer: Callable[[Chain], Consumer]) -> Pipeline:
         """One pass of the live pipeline: the recording replayed as fast as possible through a
         pipeline, with the consumer ``make_consumer(chain)`` (closed at the end)."""
+        # the calibrator and the detector read no quality snapshot: no quality meter
         pipeline = Pipeline(ReplaySource(rec, speed=None, block_ms=block_ms, markers=markers),
-                            cfg)
+                            cfg, measure_quality=False)
         chain = pipeline.open()
         pipeline.add(make_consumer(chain))
         if observe is not None:
             pipeline.add(observe())
-        pipeline.run()
+        pipeline.run_ahead()  # reading and the chain one block ahead, on the second core
         return pipeline
 
     clinics: list[LiveClinic] = []

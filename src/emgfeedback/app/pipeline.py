@@ -25,6 +25,7 @@ first, which stores it and returns it on the grid; otherwise
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -36,7 +37,7 @@ from emgfeedback.dsp.chain import Chain
 from emgfeedback.errors import ConfigError
 from emgfeedback.io.edf.format import DigitalGrid, grid_for
 from emgfeedback.io.edf.recorder import Recorder, on_grid
-from emgfeedback.stream import Marker, Processed, SourceBase, Status, finite_parts
+from emgfeedback.stream import Chunk, Marker, Processed, SourceBase, Status, finite_parts
 
 __all__ = ["Consumer", "Pipeline", "RecordingGrid"]
 
@@ -78,10 +79,14 @@ class Pipeline:
     recording:
         Put samples on a recording grid from the first sample (see the module docstring);
         required for :meth:`start_recording`.
+    measure_quality:
+        ``False`` for consumers that read no quality snapshot (offline analysis): the chain's
+        quality meter is not run (``Chain(measure_quality=False)``).
     """
 
     def __init__(self, source: SourceBase | Callable[[], SourceBase],
-                 config: Config | None = None, recording: RecordingGrid | None = None) -> None:
+                 config: Config | None = None, recording: RecordingGrid | None = None,
+                 measure_quality: bool = True) -> None:
         self._factory: Callable[[], SourceBase] | None = None
         self._source: SourceBase | None = None
         if isinstance(source, SourceBase):
@@ -90,6 +95,7 @@ class Pipeline:
             self._factory = source
         self.config = config or Config()
         self.recording = recording
+        self.measure_quality = measure_quality
         self.grid: DigitalGrid | None = None
         self.recorder: Recorder | None = None
         self.consumers: list[Consumer] = []
@@ -150,7 +156,7 @@ class Pipeline:
                 raise
             adc_range = self.grid.rails_uv
         self.chain = Chain(info.fs, len(info.channels), self.config.dsp, self.config.quality,
-                           adc_range)
+                           adc_range, self.measure_quality)
         return self.chain
 
     # ------------------------------------------------------------------ recording
@@ -199,6 +205,15 @@ class Pipeline:
         with self._pending_lock:
             self._pending.append((text, duration_samples))
 
+    def _marked(self, chunk: Chunk) -> Chunk:
+        """``chunk`` with the markers :meth:`mark` queued since the last chunk, at its start."""
+        if not self._pending:
+            return chunk
+        with self._pending_lock:
+            extra = tuple(Marker(chunk.start, d, t) for t, d in self._pending)
+            self._pending.clear()
+        return replace(chunk, markers=extra + chunk.markers)
+
     def step(self, timeout: float = 0.1) -> Processed | None:
         """Read and process one chunk; ``None`` if nothing arrived within ``timeout``."""
         if self.chain is None or self._reader is None:
@@ -208,11 +223,7 @@ class Pipeline:
         chunk = self._reader.read(timeout=timeout)
         if chunk is None:
             return None
-        if self._pending:
-            with self._pending_lock:
-                extra = tuple(Marker(chunk.start, d, t) for t, d in self._pending)
-                self._pending.clear()
-            chunk = replace(chunk, markers=extra + chunk.markers)
+        chunk = self._marked(chunk)
         # Missing values (NaN, inf) are gaps: they never reach a filter state or a consumer
         # (stream.finite_parts: the rows are dropped, the next part's lost_samples says so).
         p: Processed | None = None
@@ -244,6 +255,73 @@ class Pipeline:
                     break
         finally:
             self.close()
+
+    def run_ahead(self, depth: int = 2, close: bool = True) -> None:
+        """:meth:`run` for a finite source read as fast as it goes (offline analysis), on two
+        cores: a worker thread reads the source and runs the chain up to ``depth`` chunks ahead
+        while the consumers are fed in the calling thread, in the same order and with the same
+        :class:`Processed` chunks as :meth:`run` (the chain's compiled filter kernels release
+        the GIL).  No recording or services (a live session's tools): use :meth:`run`.
+        :meth:`mark` puts its marker at the start of the next chunk the worker reads (up to
+        ``depth`` chunks later in the stream than with :meth:`run`).  An error of the source or
+        the chain is raised here, in the calling thread, as it would be by :meth:`run`; the
+        worker is joined, then the pipeline closed (``close=False``: the caller closes it).
+        """
+        if self.recording is not None or self.services:
+            raise RuntimeError("run_ahead() is for a replay without recording or services")
+        stop = threading.Event()
+        items: queue.Queue[tuple[Processed, Status, int] | BaseException | None] = \
+            queue.Queue(maxsize=max(1, depth))
+
+        def put(item: tuple[Processed, Status, int] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    items.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def produce(chain: Chain, reader: SourceBase) -> None:
+            try:
+                while not stop.is_set():
+                    chunk = reader.read(timeout=0.1)
+                    if chunk is None:
+                        if reader.finished:
+                            break
+                        continue
+                    for part in finite_parts(self._marked(chunk)):
+                        if not put((chain.process(part), part.status, len(part))):
+                            return
+                put(None)
+            except BaseException as exc:  # handed to the calling thread, raised there
+                put(exc)
+
+        worker: threading.Thread | None = None
+        try:
+            if self.chain is None:
+                self.open()
+            assert self.chain is not None and self._reader is not None
+            worker = threading.Thread(target=produce, args=(self.chain, self._reader),
+                                      name="pipeline-read-ahead", daemon=True)
+            worker.start()
+            while not self._stop.is_set():
+                item = items.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                p, status, n = item
+                self.samples += n
+                self.faults = self.faults + status
+                for c in self.consumers:
+                    c.feed(p)
+        finally:
+            stop.set()
+            if worker is not None:
+                worker.join()
+            if close:
+                self.close()
 
     # ------------------------------------------------------------------ closing
     def _close_source(self) -> None:

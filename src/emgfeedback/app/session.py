@@ -314,6 +314,9 @@ class Session:
             self._wire(chain)
             limit = (None if self.spec.duration_s is None
                      else int(round(self.spec.duration_s * chain.fs)))
+            if limit is None and self._read_ahead():
+                pl.run_ahead(close=False)  # a file at full speed: the chain on a second core
+                return
             while not pl.stopping:
                 if limit is not None and pl.samples >= limit:
                     break
@@ -322,6 +325,16 @@ class Session:
                     break
         finally:
             self.close()
+
+    def _read_ahead(self) -> bool:
+        """A replay at full speed (``--speed max``) that records nothing: nothing waits for
+        the wall clock or a board, so the pipeline reads ahead (:meth:`Pipeline.run_ahead`)."""
+        from emgfeedback.sources.replay import ReplaySource
+
+        pl = self.pipeline
+        src = pl.source
+        return (isinstance(src, ReplaySource) and src.speed is None and pl.recording is None
+                and not pl.services)
 
     def close(self) -> None:
         """Close the source, the recording (with its final sidecar), then every consumer

@@ -137,6 +137,10 @@ class Segment:
     filtered: list[np.ndarray] = field(default_factory=list)
     envelope: list[np.ndarray] = field(default_factory=list)
     have: int = 0
+    #: the last :func:`calibrate_segments` judgement of this segment, with what it depended
+    #: on: a preview re-run as each segment ends judges only the new one
+    judged: tuple[tuple[Any, ...], "_Judged"] | None = field(default=None, repr=False,
+                                                            compare=False)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         def cat(xs: list[np.ndarray]) -> np.ndarray:
@@ -260,6 +264,58 @@ def judge_segment(q: Quality, resid: np.ndarray, removed: np.ndarray, f0: int, i
     return None, None
 
 
+@dataclass(frozen=True)
+class _Judged:
+    """One segment as :func:`calibrate_segments` judged it: its refusals and warnings, and the
+    envelope it contributes (the rest envelope after settling, or the MVC target's)."""
+
+    refusals: tuple[tuple[str, int, str], ...] = ()
+    warnings: tuple[tuple[str, float, str], ...] = ()
+    rest_env: np.ndarray | None = None
+    mvc_env: np.ndarray | None = None
+
+
+def _judge(seg: Segment, names: tuple[str, ...], fs: float,
+           adc_range_uv: tuple[float, float] | None, settle: int, cfg: CalibrationConfig,
+           qcfg: QualityConfig) -> _Judged:
+    """The quality checks of one ``rest`` or ``mvc`` segment (module docstring)."""
+    raw, filt, env = seg.arrays()
+    at = f"{seg.start / fs:.1f} s"
+    if seg.kind == "rest":
+        if len(env) - settle < cfg.min_rest_s * fs:
+            return _Judged(refusals=(("rest", seg.start, f"rest at {at}: too short "
+                                      f"({len(env) / fs:.1f} s; need "
+                                      f"{cfg.min_rest_s + cfg.settle_s:g} s)"),))
+        # one mains fit for both measures (it is most of the calibration's cost)
+        fit = _mains_fit(raw[settle:], fs)
+        q = segment_quality(raw[settle:], filt[settle:], fs, seg.start + settle, adc_range_uv,
+                            fit)
+        removed, resid, f0 = residual_mains(raw[settle:], filt[settle:], fs, fit)
+        judged = [judge_segment(q, resid, removed, f0, i, qcfg) for i in range(len(names))]
+        bad = [(names[i], r) for i, (r, _) in enumerate(judged) if r is not None]
+        if bad:
+            return _Judged(refusals=tuple(("rest", seg.start, f"rest at {at}: {ch}: {r}")
+                                          for ch, r in bad))
+        return _Judged(warnings=tuple((names[j], float(removed[j]),
+                                       f"warning: rest at {at}: {names[j]}: {wj}")
+                                      for j, (_, wj) in enumerate(judged) if wj is not None),
+                       rest_env=env[settle:])
+    if seg.kind == "mvc" and seg.channel in names:
+        i = names.index(seg.channel)
+        if len(env) == 0:
+            return _Judged()
+        fit = _mains_fit(raw, fs)
+        q = segment_quality(raw, filt, fs, seg.start, adc_range_uv, fit)
+        removed, resid, f0 = residual_mains(raw, filt, fs, fit)
+        r, warn = judge_segment(q, resid, removed, f0, i, qcfg)
+        if r is not None:
+            return _Judged(refusals=((seg.channel, seg.start, f"mvc {seg.channel} at {at}: {r}"),))
+        return _Judged(warnings=() if warn is None else (
+            (seg.channel, float(removed[i]), f"warning: mvc {seg.channel} at {at}: {warn}"),),
+            mvc_env=env[:, i])
+    return _Judged()
+
+
 def calibrate_segments(
     segments: Sequence[Segment],
     channels: Sequence[str],
@@ -300,43 +356,18 @@ def calibrate_segments(
     settle = int(round(cfg.settle_s * fs))
     mvc_segs: list[tuple[Segment, np.ndarray]] = []
     for seg in segments:
-        raw, filt, env = seg.arrays()
-        at = f"{seg.start / fs:.1f} s"
-        if seg.kind == "rest":
-            if len(env) - settle < cfg.min_rest_s * fs:
-                refusals.append(("rest", seg.start, f"rest at {at}: too short "
-                                 f"({len(env) / fs:.1f} s; need {cfg.min_rest_s + cfg.settle_s:g} s)"))
-                continue
-            # one mains fit for both measures (it is most of the calibration's cost)
-            fit = _mains_fit(raw[settle:], fs)
-            q = segment_quality(raw[settle:], filt[settle:], fs, seg.start + settle, adc_range_uv,
-                                fit)
-            removed, resid, f0 = residual_mains(raw[settle:], filt[settle:], fs, fit)
-            judged = [judge_segment(q, resid, removed, f0, i, qcfg) for i in range(nch)]
-            bad = [(names[i], r) for i, (r, _) in enumerate(judged) if r is not None]
-            if bad:
-                refusals.extend(("rest", seg.start, f"rest at {at}: {ch}: {r}") for ch, r in bad)
-                continue
-            warnings.extend((names[j], float(removed[j]),
-                             f"warning: rest at {at}: {names[j]}: {wj}")
-                            for j, (_, wj) in enumerate(judged) if wj is not None)
-            rest_env.append(env[settle:])
+        key = (seg.have, len(seg.raw), fs, adc_range_uv, names, cfg, qcfg)
+        if seg.judged is None or seg.judged[0] != key:
+            seg.judged = (key, _judge(seg, names, fs, adc_range_uv, settle, cfg, qcfg))
+        j = seg.judged[1]
+        refusals.extend(j.refusals)
+        warnings.extend(j.warnings)
+        if j.rest_env is not None:
+            rest_env.append(j.rest_env)
             accepted["rest"] = seg.start
-        elif seg.kind == "mvc" and seg.channel in names:
-            i = names.index(seg.channel)
-            if len(env) == 0:
-                continue
-            fit = _mains_fit(raw, fs)
-            q = segment_quality(raw, filt, fs, seg.start, adc_range_uv, fit)
-            removed, resid, f0 = residual_mains(raw, filt, fs, fit)
-            r, warn = judge_segment(q, resid, removed, f0, i, qcfg)
-            if r is not None:
-                refusals.append((seg.channel, seg.start, f"mvc {seg.channel} at {at}: {r}"))
-                continue
-            if warn is not None:
-                warnings.append((seg.channel, float(removed[i]),
-                                 f"warning: mvc {seg.channel} at {at}: {warn}"))
-            mvc_segs.append((seg, env[:, i]))
+        elif j.mvc_env is not None:
+            assert seg.channel is not None
+            mvc_segs.append((seg, j.mvc_env))
             accepted[seg.channel] = seg.start
     # A refused segment that the therapist repeated successfully later (Redo) is superseded:
     # it is left out with a note, in live sessions and in analyze alike.

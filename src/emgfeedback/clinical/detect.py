@@ -67,6 +67,7 @@ synkinesis events (alerts not retracted); :attr:`Detector.all_events` every clas
 from __future__ import annotations
 
 import logging
+import os
 import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -93,6 +94,31 @@ log = logging.getLogger(__name__)
 #: detector is chunk-invariant); no larger, so the ring (lookback + one block) stays small for
 #: the live 10 ms path's caches.
 MAX_BLOCK = 4096
+
+#: Blocks of at least this many samples (offline analysis, not the live 10 ms chunks) have
+#: their artefact flags computed in a helper thread while the level state is computed: the
+#: flags' filters and state are their own (nothing else reads or writes them), so the result
+#: is the same, and their compiled kernels and array loops release the GIL (a second core).
+PARALLEL_MIN = 1024
+_helper: Any = None
+
+
+def _flags_helper() -> Any:
+    """The one helper thread (a ``ThreadPoolExecutor`` of one worker, made when first needed)."""
+    global _helper
+    if _helper is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _helper = ThreadPoolExecutor(1, thread_name_prefix="detector-flags")
+    return _helper
+
+
+def _forget_helper() -> None:
+    global _helper
+    _helper = None  # a forked child (a batch worker) has no helper thread: it makes its own
+
+
+os.register_at_fork(after_in_child=_forget_helper)
 
 #: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
 _PCT = 16
@@ -272,9 +298,11 @@ class _Debounce:
         when no input differs from the output (nothing to build: live cost)."""
         n = len(x)
         changes: list[tuple[int, int, int, bool]] = []
-        diff = x ^ self.y
-        if not np.count_nonzero(diff):
-            self.x[:] = x[-1]
+        # Every channel's input changes in one set of calls, then a Python walk over the runs of
+        # the channels whose input differs from the output somewhere (20-sample live chunks
+        # have a few at most): no NumPy call per channel or per run (live cost).
+        if not np.count_nonzero(x ^ self.y):  # the input equals the output all block
+            self.x[:] = x[0]
             if not want_y:
                 return self.y, changes
             y = np.empty_like(x)
@@ -285,36 +313,39 @@ class _Debounce:
             y[:] = self.y
         else:  # only the changes are wanted (offline: the burst condition of every block)
             y = self.y
-        cand = np.flatnonzero(diff.any(axis=0))
-        for c in cand.tolist():
-            xs = x[:, c]
-            ycur = bool(self.y[c])
-            cuts = np.flatnonzero(xs[1:] != xs[:-1]) + 1
-            bounds = [0, *cuts.tolist(), n]
-            run = int(self.run[c]) if bool(xs[0]) == bool(self.x[c]) else start
-            vals = xs[bounds[:-1]].tolist()  # the value of each run
-            col = y[:, c] if want_y else None
-            for k in range(len(bounds) - 1):
-                a, b = bounds[k], bounds[k + 1]
-                v = vals[k]
-                if k > 0:
+        tr_c, tr_r = np.nonzero((x[1:] != x[:-1]).T)  # (channel, row - 1), by channel
+        pend = (x[0] != self.y).tolist()
+        cuts: dict[int, list[int]] = {}
+        for c, k in zip(tr_c.tolist(), tr_r.tolist()):
+            cuts.setdefault(c, []).append(k + 1)
+        x0s, px, ys, runs = (x[0].tolist(), self.x.tolist(), self.y.tolist(),
+                             self.run.tolist())
+        n_on, n_off = self.n_on, self.n_off
+        for c in range(len(pend)):
+            cc = cuts.get(c)
+            if cc is None and not pend[c]:
+                continue
+            ycur = ys[c]
+            v = x0s[c]  # runs alternate: each run has the other value
+            run = runs[c] if v == px[c] else start
+            a = 0
+            for b in [*(cc or ()), n]:
+                if a > 0:
                     run = start + a
                 if v != ycur:
-                    conf = run + (self.n_on if v else self.n_off) - 1 - start
+                    conf = run + (n_on if v else n_off) - 1 - start
                     if conf < b:
-                        conf = max(conf, a)
-                        if col is not None:
-                            col[a:conf] = ycur
-                            col[conf:b] = v
                         ycur = v
-                        changes.append((c, run, start + conf, v))
-                        continue
-                if col is not None:
-                    col[a:b] = ycur
+                        changes.append((c, run, start + max(conf, a), v))
+                v = not v
+                a = b
             self.y[c] = ycur
             self.run[c] = run
+        if want_y:
+            for c, _, at, v in changes:  # in sample order per channel: later ones win
+                y[at - start:, c] = v
         self.x[:] = x[-1]
-        return (y if want_y else self.y), changes
+        return y, changes
 
 
 @dataclass
@@ -423,7 +454,11 @@ class Detector:
         self.threshold_pct = (self.on_thr - self.mean) * self.k
         # an envelope above max_pct_mvc is an artefact: the same limit in µV of envelope
         self._max_env = self.mean + self.cfg.max_pct_mvc / self.k
+        self._max_env_min = float(self._max_env.min()) if n else np.inf
         self._level = np.zeros(n, dtype=bool)
+        self._cross_sign: np.ndarray | None = None  # of the level test (see _block)
+        self._cross_thr = self._init_up = self._init_dn = self.on_thr
+        self._rows = np.arange(MAX_BLOCK, dtype=np.int64)[:, None]  # row numbers of a block
         self._act = _Debounce(n, ms(self.cfg.min_active_ms), ms(self.cfg.min_rest_ms))
         self._evt = _Debounce(n, ms(self.cfg.min_event_ms), ms(self.cfg.event_gap_ms))
         self._n_off = self._evt.n_off
@@ -645,13 +680,17 @@ class Detector:
             self._hist[: m - first] = env[first:]
 
     def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
-              emin: np.ndarray | None = None, emax: np.ndarray | None = None
-              ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """``(held, bits)`` of the block: artefact flags and the hold after them (or ``None``
-        when no sample of the block is flagged or held)."""
+              emin: np.ndarray | None = None, emax: np.ndarray | None = None,
+              flags: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(held, bits)`` of the block: artefact flags (``flags``: their future, when the
+        helper thread computes them) and the hold after them (or ``None`` when no sample of the
+        block is flagged or held)."""
         n = len(env)
-        bits = self._flags.process(raw, filt, env, start, emin, emax)
-        if np.count_nonzero(env > self._max_env):
+        bits = (flags.result() if flags is not None
+                else self._flags.process(raw, filt, env, start, emin, emax))
+        # (one reduction decides the common case: the envelope under every channel's limit)
+        if np.maximum.reduce(env, axis=None) > self._max_env_min and \
+                np.count_nonzero(env > self._max_env):
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
             bits[env > self._max_env] |= _PCT
@@ -686,33 +725,41 @@ class Detector:
         stop = start + n
         self._write_hist(env, start)
         pct = (env - self.mean) * self.k
-        held, bits = self._hold(env, filt, raw, start)
+        flags = (_flags_helper().submit(self._flags.process, raw, filt, env, start)
+                 if n >= PARALLEL_MIN else None)
         # Level state with hysteresis, exact per sample; only channels that may change it are
         # looked at sample by sample (vectorised within the channel).  The common case (no
         # sample of any channel across the threshold of its state) is one elementwise test
         # and a count: per-channel reductions only when something crosses (live cost).
-        cross = np.where(self._level, env < self.off_thr, env > self.on_thr)
+        # The test is one product and one comparison: with s = -1 where the level is up and
+        # +1 elsewhere, s·env > s·threshold is env < off_thr or env > on_thr, exactly
+        # (negation is exact).
+        if self._cross_sign is None:
+            self._cross_sign = np.where(self._level, -1.0, 1.0)
+            self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
+            self._init_up = np.where(self._level, -1, -2)
+            self._init_dn = np.where(self._level, -2, -1)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
-        if np.count_nonzero(cross):
-            # the channels that cross, all at once (one call per step, not per channel: the
-            # offline blocks cross on most channels): each sample takes the state of the last
-            # sample at or before it that was above on_thr (1) or below off_thr (0)
-            cols = np.flatnonzero(cross.any(axis=0))
-            e = env[:, cols]
-            ev = np.where(e > self.on_thr[cols], 1, np.where(e < self.off_thr[cols], 0, -1))
-            idx = np.where(ev >= 0, np.arange(n)[:, None], -1)
-            np.maximum.accumulate(idx, axis=0, out=idx)
-            col = np.where(idx >= 0, np.take_along_axis(ev, np.maximum(idx, 0), axis=0),
-                           self._level[cols].astype(np.int64))
-            level = np.empty((n, self.nch), dtype=bool)
-            level[:] = self._level
-            level[:, cols] = col.astype(bool)
-            self._level[cols] = col[-1].astype(bool)
+        if np.count_nonzero(np.greater(env * self._cross_sign, self._cross_thr)):
+            # each sample takes the state of the last sample at or before it that was above
+            # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
+            # each kind, the state before the block counting as one at row -1 (the other kind
+            # at row -2), and the later one wins
+            row_no = self._rows[:n]
+            last_up = np.where(env > self.on_thr, row_no, self._init_up)
+            np.maximum.accumulate(last_up, axis=0, out=last_up)
+            last_dn = np.where(env < self.off_thr, row_no, self._init_dn)
+            np.maximum.accumulate(last_dn, axis=0, out=last_dn)
+            level = np.greater_equal(last_up, last_dn)  # (both at one row: up, as before)
+            if level[-1].tolist() != self._level.tolist():
+                self._level = level[-1].copy()
+                self._cross_sign = None  # the test's vectors follow the level
             active, _ = self._act.process(level, start)
         else:
             level = self._level.copy()
             act, _ = self._act.process_const(level, start, n)
             active = self._act.y.copy() if act is None else act
+        held, bits = self._hold(env, filt, raw, start, flags=flags)
 
         reps = [r for r in self._pending if r.start < stop and r.stop > start]
         for r in reps:

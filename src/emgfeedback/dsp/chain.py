@@ -51,6 +51,10 @@ class Chain:
         Quality thresholds/time constant.
     adc_range_uv:
         Physical range of the acquisition, for clipping detection (``SourceInfo.adc_range_uv``).
+    measure_quality:
+        ``False``: the quality meter is not run (every chunk carries its initial snapshot), for
+        an offline analysis that reads no quality snapshot; the filtered signal and envelope are
+        the same.
     """
 
     def __init__(
@@ -60,8 +64,10 @@ class Chain:
         cfg: DspConfig | None = None,
         quality: QualityConfig | None = None,
         adc_range_uv: tuple[float, float] | None = None,
+        measure_quality: bool = True,
     ) -> None:
         self.fs = float(fs)
+        self.measure_quality = measure_quality
         self.n_channels = n_channels
         self.cfg = cfg or DspConfig()
         self.cfg.validate()
@@ -193,12 +199,24 @@ class Chain:
 
     def _run(self, start: int, rt: np.ndarray) -> tuple[np.ndarray, np.ndarray, Quality]:
         """Run the stages on ``rt`` (channels, samples); returns arrays in the same layout."""
-        band = self._front.process_t(rt.copy())
+        c = rt.shape[0]
+        # band-passed and filtered rows in one buffer: the quality meter squares both at once
+        buf = np.empty((2 * c, rt.shape[1]))
+        band = buf[:c]
+        band[...] = rt
+        self._front.process_t(band)
         if self._auto_pending:
             self._band_buf.append(band.copy())
-        filtered = self._notch.process_t(band.copy()) if self._notch is not None else band
+        both: np.ndarray | None = None
+        if self._notch is not None:
+            filtered, both = buf[c:], buf
+            filtered[...] = band
+            self._notch.process_t(filtered)
+        else:
+            filtered = band
         env = self.envelope_stage.process_t(filtered)
-        q = self.quality.process_t(start, rt, band, filtered)
+        q = (self.quality.process_t(start, rt, band, filtered, both) if self.measure_quality
+             else self.quality.snapshot())
         return filtered, env, q
 
     def process_array(self, x: np.ndarray, start: int = 0) -> tuple[np.ndarray, np.ndarray]:

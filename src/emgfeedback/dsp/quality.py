@@ -69,20 +69,27 @@ class QualityMeter:
         """After a gap: do not take a difference across it."""
         self._last_raw = None
 
-    def _measures(self, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray) -> np.ndarray:
+    def _measures(self, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray,
+                  both: np.ndarray | None = None) -> np.ndarray:
         """The per-sample measures ``(4 · channels, samples)``: band power, filtered power,
-        squared raw difference, at the rails (0/1)."""
+        squared raw difference, at the rails (0/1).  ``both``: ``band`` and ``filtered`` as the
+        two halves of one array, if the caller has them so (one call squares both)."""
         c, n = raw.shape
         u = np.empty((self.N_MEASURES * c, n))
-        np.square(band, out=u[:c])
-        np.square(filtered, out=u[c:2 * c])
+        if both is not None:
+            np.square(both, out=u[:2 * c])
+        else:
+            np.square(band, out=u[:c])
+            np.square(filtered, out=u[c:2 * c])
         d = u[2 * c:3 * c]
         np.subtract(raw[:, 1:], raw[:, :-1], out=d[:, 1:])
         np.subtract(raw[:, 0], raw[:, 0] if self._last_raw is None else self._last_raw,
                     out=d[:, 0])
         np.square(d, out=d)
-        if self.adc_range_uv is None:
-            u[3 * c:] = 0.0
+        if self.adc_range_uv is None or (
+                self.adc_range_uv[0] < np.minimum.reduce(raw, axis=None)
+                and np.maximum.reduce(raw, axis=None) < self.adc_range_uv[1]):
+            u[3 * c:] = 0.0  # (no sample at a rail: two reductions instead of three calls)
         else:
             # at or beyond a rail: 1.0, else 0.0 (lo < hi: a sample is at one rail at most)
             lo, hi = self.adc_range_uv
@@ -96,13 +103,15 @@ class QualityMeter:
         return u
 
     def process_t(
-        self, start: int, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray
+        self, start: int, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray,
+        both: np.ndarray | None = None,
     ) -> Quality:
-        """Update from ``(channels, samples)`` arrays of the raw, band-passed and filtered signal."""
+        """Update from ``(channels, samples)`` arrays of the raw, band-passed and filtered signal
+        (``both``: see :meth:`_measures`)."""
         c, n = raw.shape
         if not n:
             return self.snapshot()
-        u = self._measures(raw, band, filtered)
+        u = self._measures(raw, band, filtered, both)
         w = self.window
         if n == w and not self._acc_n and start % w == 0:
             # The live case: the chunk is exactly one window (10 ms).  The same sums as the
@@ -266,6 +275,7 @@ class ArtefactFlags:
         self._wide = SosStage(design_highpass(fs, 1.0, 1), n_channels)
         self._lf = SosStage(design_lowpass(fs, 15.0, 2), n_channels, steady_start=False)
         self._need = max(1, int(round(self.cfg.flat_ms * fs / 1000.0)))
+        self._rows = np.arange(self._need, dtype=np.int64)[:, None]  # row numbers of a chunk
         # per-row thresholds of the (wide; lf) buffer of process()
         self._thr = np.concatenate([np.full(n_channels, self.cfg.artefact_uv),
                                     np.full(n_channels, self.cfg.artefact_lf_uv)])[:, None]
@@ -278,6 +288,7 @@ class ArtefactFlags:
         self._last: np.ndarray | None = None  # last raw sample per channel
         # absolute index of each channel's last sample that moved (or the stretch's first)
         self._moved = np.zeros(self.n_channels, dtype=np.int64)
+        self._moved_min = 0  # its smallest value
 
     def process(self, raw: np.ndarray, filtered: np.ndarray, envelope: np.ndarray,
                 start: int = 0, env_min: np.ndarray | None = None,
@@ -312,9 +323,34 @@ class ArtefactFlags:
                             or np.count_nonzero(np.greater_equal(raw, hi)))
         # Flat line: a sample is flat when the raw signal has not moved (|difference| above
         # flat_rms_uv) for `need` samples before it.
+        flat = None
+        last = self._last
+        end = start + n - 1
+        if last is not None and n <= self._need and self._moved_min >= start + n - self._need:
+            # The common case, decided from the chunk's last difference alone: every channel
+            # moved within `need` samples before this chunk (so no sample of a chunk this
+            # short can be flat) and moves at its last sample (which is then each channel's
+            # last sample that moved).  Quantised signals often repeat a sample somewhere in
+            # a chunk, so a test of every difference would send most chunks the long way.
+            dl = np.subtract(raw[-1], raw[-2] if n > 1 else last)
+            np.abs(dl, out=dl)
+            if np.count_nonzero(np.greater(dl, cfg.flat_rms_uv)) == c:
+                self._moved[:] = end
+                self._moved_min = end
+            else:  # still no flat sample: only each channel's last sample that moved
+                d = np.empty(raw.shape)
+                np.subtract(raw[1:], raw[:-1], out=d[1:])
+                np.subtract(raw[0], last, out=d[0])
+                np.abs(d, out=d)
+                rows = np.where(np.greater(d, cfg.flat_rms_uv), self._rows[:n], -(1 << 40))
+                lastm = np.maximum.reduce(rows, axis=0)
+                lastm += start
+                np.maximum(self._moved, lastm, out=self._moved)  # (earlier samples: smaller)
+                self._moved_min = int(np.minimum.reduce(self._moved))
+            self._last = raw[-1].copy()
+            return self._bits(raw, hit, hit_lf, hit_amp, hit_clip, None)
         d = np.empty(raw.shape)  # (samples, channels)
         np.subtract(raw[1:], raw[:-1], out=d[1:])
-        last = self._last
         fresh = last is None
         if last is None:
             self._moved[:] = start
@@ -326,10 +362,9 @@ class ArtefactFlags:
         if fresh:
             moved_sc[0] = False
         self._last = raw[-1].copy()
-        flat = None
         if not fresh and np.count_nonzero(moved_sc) == moved_sc.size:
-            # the common case: every channel moved at every sample, so none is flat
-            self._moved[:] = start + n - 1
+            # every channel moved at every sample, so none is flat
+            self._moved[:] = end
         else:
             moved = moved_sc.T  # (channels, samples)
             anym = moved.any(axis=1)
@@ -343,8 +378,15 @@ class ArtefactFlags:
                 f = (ar[None, :] - lm) >= self._need
                 flat = f.T if f.any() else None
             if anym.any():
-                lastm = start + n - 1 - moved[:, ::-1].argmax(axis=1)
+                lastm = end - moved[:, ::-1].argmax(axis=1)
                 self._moved = np.where(anym, lastm, self._moved)
+        self._moved_min = int(self._moved.min())
+        return self._bits(raw, hit, hit_lf, hit_amp, hit_clip, flat)
+
+    def _bits(self, raw: np.ndarray, hit: np.ndarray, hit_lf: bool, hit_amp: bool,
+              hit_clip: bool, flat: np.ndarray | None) -> np.ndarray | None:
+        c = self.n_channels
+        n = len(raw)
         if not (hit_lf or hit_amp or hit_clip or flat is not None):
             return None
         bits = np.zeros((n, self.n_channels), dtype=np.uint8)
