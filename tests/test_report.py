@@ -632,3 +632,114 @@ def test_rest_quality_is_not_fooled_by_a_blink_at_the_end_of_rest():
                      {"channels": ["L-OOC", "L-ZYG", "R-OOC"], "reps": []}, signal=rec)
     lights = assess(envelopes_pct(s).rest_quality, at_rest=True)
     assert [lt[0] for lt in lights] == ["green", "green", "amber"], lights
+
+
+def test_envelopes_from_the_analysis_pass_are_the_reports_own(session):
+    """When the report runs ``analyze`` itself, the envelope bins, rail counts and the quality at
+    rest come from the analysis' pass over the file (the chain runs once, plus the rest period
+    for the quality): exactly what the report's own pass over the file gives."""
+    from dataclasses import replace
+
+    from emgfeedback.views.report.bins import EnvelopeBins
+
+    assert isinstance(session.signal_bins, EnvelopeBins)
+    assert session.signal is not None and session.signal_bins.samples == session.signal.n_samples
+    reused = envelopes_pct(session)
+    own = envelopes_pct(replace(session, signal_bins=None))
+    assert np.array_equal(reused.envelope_pct, own.envelope_pct, equal_nan=True)
+    assert np.array_equal(reused.saturated, own.saturated)
+    for f in ("rms_uv", "mains_uv", "mains_ratio", "diff_rms_uv", "clip_fraction"):
+        assert np.array_equal(getattr(reused.rest_quality, f), getattr(own.rest_quality, f)), f
+    # a saved analysis (or the history, which keeps no signal) collects nothing
+    assert load_session(session.signal.path, analysis=dict(session.analysis)).signal_bins is None
+
+
+def test_envelope_bins_do_not_depend_on_the_blocks():
+    """Bins fed in blocks that split bins (odd sizes) equal bins fed whole bins at a time."""
+    from emgfeedback.views.report.bins import EnvelopeBins
+
+    rng = np.random.default_rng(1)
+    env = np.ascontiguousarray(rng.random((3, 10_007))).T  # the chain's (samples, channels) view
+    raw = rng.normal(0.0, 100.0, (10_007, 3))
+    raw[5, 1] = raw[9000, 2] = 1000.0  # two samples on the rails
+    whole, split = (EnvelopeBins(1000.0, 10_007, 3, (-1000.0, 1000.0)) for _ in range(2))
+    whole.add(0, env, raw)
+    s = 0
+    for n in (7, 20, 333, 1000, 2000, 6647):
+        split.add(s, env[s:s + n], raw[s:s + n])
+        s += n
+    assert s == 10_007 and whole.fs == 100.0
+    assert np.allclose(whole.envelope(), split.envelope(), rtol=1e-13, atol=0)
+    assert whole.envelope().shape == (1001, 3)
+    assert whole.saturated.tolist() == split.saturated.tolist() == [0, 1, 1]
+
+
+def test_pdf_table_lines_outside_the_core_font_keep_their_characters(tmp_path):
+    """A table line that is not in cp1252 (the core fonts' encoding) is drawn in the embedded
+    monospaced font; the other lines in Courier; on a raster renderer all are drawn as text."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from emgfeedback.views.report import pdf as report_pdf
+    from emgfeedback.views.summary import Table
+
+    flow = report_pdf._Flow()
+    flow.table(Table("t", "Lines", ("channel", "note"),
+                     (("L-ZYG", "µV plain"), ("R-OOC", "ratio → 1"))), max_size=9)
+    out = tmp_path / "t.pdf"
+    with PdfPages(out) as pdf:
+        for page in flow.pages:
+            pdf.savefig(page)
+    FigureCanvasAgg(flow.pages[0]).draw()  # the raster path draws the same lines
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext not found: install poppler-utils (scripts/setup.sh does)")
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+    assert "L-ZYG" in text and "µV plain" in text and "ratio → 1" in text
+
+
+def test_prefetched_pass_gives_the_reports_own_envelopes(edf, session):
+    """``load_session(prefetch=True)`` with an analysis given (nothing collected it) starts the
+    report's pass over the signal in a thread: the same envelopes, rail counts and rest quality
+    as the report's own pass; ``close_session`` waits for it before closing the file."""
+    from dataclasses import replace
+
+    from emgfeedback.views.report import close_session
+    from emgfeedback.views.report.bins import SignalPass
+
+    s = load_session(edf[0], analysis=dict(session.analysis), prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, SignalPass)
+        got = envelopes_pct(s)
+        own = envelopes_pct(replace(s, signal_bins=None))
+        assert np.array_equal(got.envelope_pct, own.envelope_pct, equal_nan=True)
+        assert np.array_equal(got.saturated, own.saturated)
+        assert np.array_equal(got.rest_quality.rms_uv, own.rest_quality.rms_uv)
+        assert got.fs == own.fs == pytest.approx(100.0)
+    finally:
+        close_session(s)
+    # other settings than the default: the prefetched pass is waited for and not used
+    s = load_session(edf[0], analysis=dict(session.analysis), prefetch=True)
+    try:
+        half = envelopes_pct(s, bin_s=0.02)
+        assert half.fs == pytest.approx(50.0)
+    finally:
+        close_session(s)
+
+
+def test_pdf_figures_are_compressed_once(session, tmp_path, monkeypatch):
+    """The figures' images compressed early for the PDF are the ones its writer embeds (the
+    same pixels to the byte), so matplotlib does not compress them a second time."""
+    from emgfeedback.views.report import pdf as report_pdf
+
+    seen = []
+    attach = report_pdf._EarlyImages.attach
+
+    def spy(self, pdf):
+        seen.append(self)
+        attach(self, pdf)
+
+    monkeypatch.setattr(report_pdf._EarlyImages, "attach", spy)
+    report = build_report(session)
+    report_pdf.write_pdf(report, tmp_path / "r.pdf")
+    assert len(seen) == 1 and len(seen[0].items) == len(report.figures) >= 3
+    assert seen[0].used == len(report.figures)

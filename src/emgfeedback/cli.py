@@ -524,16 +524,16 @@ def _add_report(sub: Any) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from emgfeedback.views.history.progress import context_from_db
-    from emgfeedback.views.report import load_session, write_report
+    from emgfeedback.views.report import close_session, load_session, write_report
 
     out = args.out or args.session.with_suffix(".report.html")
     pdf = out.with_suffix(".pdf") if args.pdf else None
-    session = load_session(args.session, args.analysis, opener=_opener(args))
+    # prefetch: the report's pass over the signal starts now, beside the imports of the report
+    session = load_session(args.session, args.analysis, opener=_opener(args), prefetch=True)
     try:
         write_report(session, out, pdf, history=context_from_db(session, args.db))
     finally:
-        if session.signal is not None:
-            session.signal.close()
+        close_session(session)
     print(f"wrote {out}" + (f" and {pdf}" if pdf else ""))
     return 0
 

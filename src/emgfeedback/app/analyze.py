@@ -149,6 +149,7 @@ def analyze(
     config: Config | None = None,
     chunk_size: int | None = None,
     strict: bool = True,
+    observe: Callable[[], Consumer] | None = None,
 ) -> Analysis:
     """Analyse a whole recording.
 
@@ -170,6 +171,10 @@ def analyze(
     chunk_size:
         Samples per chunk through the pipeline (default :data:`OFFLINE_BLOCK_S` seconds); the
         result does not depend on it (tests/test_offline.py).
+    observe:
+        Makes a consumer that is fed every processed chunk of a pass over the file, after the
+        analysis' own consumer (one per pass; the last one made has seen the whole file): the
+        report collects its envelopes from the analysis' pass instead of running the chain again.
 
     One pass over the file when the calibration segments end before the detection needs them
     (a live session's order) or a calibration is given; otherwise a calibration pass (which
@@ -199,6 +204,8 @@ def analyze(
                             cfg, measure_quality=False)
         chain = pipeline.open()
         pipeline.add(make_consumer(chain))
+        if observe is not None:
+            pipeline.add(observe())
         pipeline.run_ahead()  # reading and the chain one block ahead, on the second core
         return pipeline
 

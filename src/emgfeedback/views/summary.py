@@ -194,6 +194,10 @@ class SessionInput:
         The therapist's notes and grading (:func:`clinician_fields`), ``{}`` when none.
     analysis_note:
         Where the analysis came from (shown in the report's header).
+    signal_bins:
+        The report's envelope bins collected from the analysis' own pass over the signal when
+        the analysis was run for this session (:class:`emgfeedback.views.report.bins.EnvelopeBins`),
+        ``None`` otherwise (the report then runs the chain itself).
     """
 
     patient_id: str
@@ -211,6 +215,7 @@ class SessionInput:
     simulated: bool = False
     clinician: Mapping[str, Any] = field(default_factory=dict)
     analysis_note: str = ""
+    signal_bins: Any = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         validate_patient_id(self.patient_id)

@@ -21,30 +21,48 @@ Report building runs in the calling thread; it never imports Qt.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from emgfeedback.config import DspConfig
-from emgfeedback.views.report.html import render_html
 from emgfeedback.views.report.load import (
     analyse_recording,
     analysis_of,
+    close_session,
     content_id,
     load_session,
     recording_from_chunk,
     recording_identity,
     session_from_recording,
 )
-from emgfeedback.views.report.model import (
-    TRAINING_AID,
-    Report,
-    SignalScan,
-    build_report,
-    envelopes_pct,
-    placement_svg,
-)
-from emgfeedback.views.report.pdf import placement_png, write_pdf
 from emgfeedback.views.summary import PLACEMENT_ENV, HistoryContext, SessionInput
+
+if TYPE_CHECKING:
+    from emgfeedback.config import DspConfig
+    from emgfeedback.views.report.html import render_html
+    from emgfeedback.views.report.model import (
+        TRAINING_AID,
+        Report,
+        SignalScan,
+        build_report,
+        envelopes_pct,
+        placement_svg,
+    )
+    from emgfeedback.views.report.pdf import placement_png, write_pdf
+
+#: Names of the drawing side, imported on first use (they import matplotlib: opening a session,
+#: as the history does, and starting the report's pass over the signal need none of it).
+_LAZY = {"render_html": "html", "TRAINING_AID": "model", "Report": "model",
+         "SignalScan": "model", "build_report": "model", "envelopes_pct": "model",
+         "placement_svg": "model", "placement_png": "pdf", "write_pdf": "pdf"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "PLACEMENT_ENV",
@@ -53,6 +71,7 @@ __all__ = [
     "SignalScan",
     "analyse_recording",
     "analysis_of",
+    "close_session",
     "build_report",
     "content_id",
     "envelopes_pct",
@@ -78,6 +97,10 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
     (:func:`emgfeedback.views.history.progress.context_for`).  Files are written to a temporary
     name and renamed, so a failure never leaves a half report over an earlier one.
     """
+    from emgfeedback.views.report.html import render_html
+    from emgfeedback.views.report.model import build_report
+    from emgfeedback.views.report.pdf import write_pdf
+
     report = build_report(session, cfg, history=history)
     text = render_html(report)
     from emgfeedback.validate import write_private

@@ -11,6 +11,7 @@ import io
 import logging
 import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import matplotlib
@@ -32,6 +33,7 @@ __all__ = [
     "fig_rep_overlays",
     "fig_symmetry",
     "png_bytes",
+    "prepare",
     "reduce_for_plot",
     "rgb_array",
 ]
@@ -87,11 +89,35 @@ def rgb_array(fig: Figure) -> np.ndarray:
     return np.asarray(_rendered(fig))
 
 
+#: The HTML report's figures are PNGs at this resolution.
+HTML_DPI = 90
+
+_PNG: "weakref.WeakKeyDictionary[Figure, dict[int, Future[bytes]]]" = weakref.WeakKeyDictionary()
+_ENCODER: list[ThreadPoolExecutor] = []
+
+
+def prepare(fig: Figure, dpi: int = HTML_DPI) -> None:
+    """Draw the figure now (:data:`RENDER_DPI`) and encode its PNG at ``dpi`` in a background
+    thread (Pillow releases the GIL while it resamples and compresses), while the caller goes on
+    drawing the next figure; :func:`png_bytes` returns that PNG."""
+    img = _rendered(fig)
+    if not _ENCODER:
+        _ENCODER.append(ThreadPoolExecutor(1, thread_name_prefix="report-png"))
+    _PNG.setdefault(fig, {})[dpi] = _ENCODER[0].submit(_png, img, dpi)
+
+
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     """The figure as PNG bytes at ``dpi`` (drawn once per figure; see :data:`RENDER_DPI`)."""
+    done = _PNG.get(fig, {}).get(dpi)
+    if done is not None:
+        return done.result()
+    return _png(_rendered(fig), dpi)
+
+
+def _png(img: Any, dpi: int) -> bytes:
+    """PNG bytes of the drawing ``img`` (at :data:`RENDER_DPI`) resampled to ``dpi``."""
     from PIL import Image
 
-    img = _rendered(fig)
     if dpi != RENDER_DPI:
         w, h = img.size
         k = dpi / RENDER_DPI
@@ -118,6 +144,61 @@ def reduce_for_plot(y: np.ndarray, fs: float, max_points: int = 4000) -> tuple[n
         head = np.vstack([head, y[m * k:].max(axis=0, keepdims=True)])
         t = np.append(t, (m * k + (n - m * k) / 2) / fs)
     return t, head
+
+
+def _text_width_in(text: str, size: float) -> float:
+    """Width in inches of the widest line of ``text`` at ``size`` points (the default font)."""
+    from matplotlib.font_manager import FontProperties
+
+    r = _measure_renderer()
+    prop = FontProperties(size=size)
+    return float(max(r.get_text_width_height_descent(ln, prop, False)[0]
+                     for ln in text.split("\n"))) / 72.0
+
+
+_MEASURE: list[Any] = []
+
+
+def _measure_renderer() -> Any:
+    """An Agg renderer at 72 dpi, for measuring a few texts (points = pixels)."""
+    if not _MEASURE:
+        from matplotlib.backends.backend_agg import RendererAgg
+
+        _MEASURE.append(RendererAgg(1, 1, 72))  # type: ignore[no-untyped-call]
+    return _MEASURE[0]
+
+
+def _place(fig: Figure, left: float, right: float, top: float, bottom: float,
+           hgap: float = 0.0, wgap: float = 0.0, rows: int = 1, cols: int = 1) -> None:
+    """Fixed margins and gaps in inches around a grid of ``rows`` x ``cols`` axes.
+
+    The report's figures used matplotlib's constrained layout, which measured every tick label
+    of every axes before each drawing (about half of the time of drawing a figure); their
+    content is known, so the margins are computed once from the few labels that set them."""
+    w, h = fig.get_size_inches()
+    ah = (h - top - bottom - (rows - 1) * hgap) / rows
+    aw = (w - left - right - (cols - 1) * wgap) / cols
+    fig.subplots_adjust(left=left / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h,
+                        hspace=hgap / ah if rows > 1 else 0.0,
+                        wspace=wgap / aw if cols > 1 else 0.0)
+
+
+#: Inches: the edge pad, a tick (length 3.5 pt + pad 3.5 pt), an axis label's pad (4 pt), and
+#: the heights of the suptitle (11 pt), a bottom legend (8 pt) and an x label with ticks.
+_PAD = 4 / 72
+_TICK = 7 / 72
+_LABEL_PAD = 4 / 72
+_SUPTITLE_H = 0.278
+_LEGEND_H = 0.26
+
+
+def _suptitle(fig: Figure, title: str) -> None:
+    h = fig.get_size_inches()[1]
+    fig.suptitle(title, fontsize=11, y=1 - 0.042 / h)
+
+
+def _legend(fig: Figure, handles: Sequence[Any], ncols: int) -> None:
+    fig.legend(handles=handles, loc="lower center", ncols=ncols, fontsize=8, frameon=False)
 
 
 def _span_collection(ax: Axes, spans: list[tuple[float, float]], color: str, alpha: float,
@@ -153,8 +234,13 @@ def fig_envelopes(
         ``(start_s, duration_s)`` of rest and MVC periods, shaded grey.
     """
     n = len(channels)
-    fig = Figure(figsize=(11, 0.95 * n + 1.3), layout="constrained")
+    fig = Figure(figsize=(11, 0.95 * n + 1.3))
     axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
+    labels = [ch + ("\n(affected)" if affected_side and ch[:1] == affected_side else "")
+              for ch in channels]
+    _place(fig, left=_PAD + max([_text_width_in(lb, 8) for lb in labels] + [0.0]) + _LABEL_PAD
+           + _text_width_in("100", 7) + _TICK, right=0.042, top=_SUPTITLE_H, bottom=0.717,
+           hgap=0.132, rows=n)
     colors = exercise_colors([r.exercise for r in rows])
     spans: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
@@ -175,15 +261,20 @@ def fig_envelopes(
                    - float(e["onset_s"])))  # type: ignore[arg-type]
               for e in events if e.get("channel") == ch]
         _span_collection(ax, ev, EVENT_COLOR, 0.45, zorder=1)
-        for e in events:
-            if e.get("channel") == ch and e.get("alert_s") is not None:
-                ax.axvline(float(e["alert_s"]), color=EVENT_COLOR, lw=0.8, ymax=0.25)  # type: ignore[arg-type]
+        # the alert ticks as one collection per strip (an axvline each cost more to make and
+        # draw than the trace): from the bottom of the strip to a quarter of its height
+        alerts = [float(e["alert_s"]) for e in events  # type: ignore[arg-type]
+                  if e.get("channel") == ch and e.get("alert_s") is not None]
+        if alerts:
+            ax.add_collection(LineCollection(
+                [((a, 0.0), (a, 0.25)) for a in alerts], colors=EVENT_COLOR, linewidths=0.8,
+                capstyle="projecting", transform=ax.get_xaxis_transform(), zorder=2),
+                autolim=False)
         side = ch[:1]
         col = AFFECTED_COLOR if affected_side and side == affected_side else "#1f3b57"
         ax.plot(t, env_pct[:, j], color=col, lw=0.7, zorder=2)
         ax.set_ylim(-5, top)
-        ax.set_ylabel(ch + ("\n(affected)" if affected_side and side == affected_side else ""),
-                      rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_ylabel(labels[j], rotation=0, ha="right", va="center", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(axis="y", alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
@@ -196,9 +287,8 @@ def fig_envelopes(
     if calibration:
         handles.insert(0, Patch(color="#bbbbbb", alpha=0.4, label="calibration (rest, MVC)"))
     handles.append(Patch(color=EVENT_COLOR, alpha=0.6, label="synkinesis event"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), fontsize=8,
-               frameon=False)
-    fig.suptitle(title, fontsize=11)
+    _legend(fig, handles, min(len(handles), 6))
+    _suptitle(fig, title)
     return fig
 
 
@@ -220,8 +310,10 @@ def fig_rep_overlays(
     reps = [r for r in rows if r.target in channels]
     exercises = list(dict.fromkeys(r.exercise for r in reps)) or ["(no reps)"]
     sides = sorted({r.side for r in reps}) or ["L"]
-    fig = Figure(figsize=(11, 2.3 * len(exercises) + 0.8), layout="constrained")
+    fig = Figure(figsize=(11, 2.3 * len(exercises) + 0.8))
     axes = fig.subplots(len(exercises), len(sides), sharey=True, sharex=True, squeeze=False)
+    _place(fig, left=0.506, right=0.042, top=0.456, bottom=0.691, hgap=0.31, wgap=0.158,
+           rows=len(exercises), cols=len(sides))
     n = env_pct.shape[0]
     for i, ex in enumerate(exercises):
         for k, side in enumerate(sides):
@@ -259,8 +351,8 @@ def fig_rep_overlays(
     handles = [Patch(color="#1f3b57", label="target region"),
                Patch(color=UNAFFECTED_COLOR, label="regions to keep quiet"),
                Patch(color=EVENT_COLOR, label="regions to keep quiet, rep with synkinesis")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
-    fig.suptitle("Reps overlaid from the cue", fontsize=11)
+    _legend(fig, handles, 3)
+    _suptitle(fig, "Reps overlaid from the cue")
     return fig
 
 
@@ -268,8 +360,16 @@ def fig_rep_bars(rows: Sequence[RepRow], affected_side: str = "") -> Figure:
     """Per exercise, the target peak %MVC of each rep (affected side in colour) and isolation."""
     exercises = list(dict.fromkeys(r.exercise for r in rows))
     n = max(1, len(exercises))
-    fig = Figure(figsize=(11, 2.1 * n + 0.6), layout="constrained")
+    fig = Figure(figsize=(11, 2.1 * n + 0.6))
     axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+    per_ex = [[r for r in rows if r.exercise == ex] for ex in exercises]
+    # under each strip: rotated rep labels (short sessions) or numbers and an x label
+    labelled = [f"{r.index}{r.side}" for reps in per_ex if len(reps) <= 60 for r in reps]
+    under = max(0.408, _TICK + _text_width_in(max(labelled, key=len), 6) + 0.05) if labelled \
+        else 0.408
+    twin = any(r.isolation is not None for r in rows)
+    _place(fig, left=0.508, right=0.474 if twin else 0.042, top=0.456,
+           bottom=_LEGEND_H + under, hgap=under + 0.2, rows=n)
     for ax, ex in zip(axes, exercises):
         reps = [r for r in rows if r.exercise == ex]
         x = np.arange(len(reps))
@@ -310,16 +410,18 @@ def fig_rep_bars(rows: Sequence[RepRow], affected_side: str = "") -> Figure:
     handles = [Patch(color=AFFECTED_COLOR, label="affected side"),
                Patch(color=UNAFFECTED_COLOR, label="other side"),
                Patch(facecolor="white", edgecolor=EVENT_COLOR, hatch="//", label="synkinesis")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
-    fig.suptitle("Per rep: target peak %MVC (bars) and isolation (dots)", fontsize=11)
+    _legend(fig, handles, 3)
+    _suptitle(fig, "Per rep: target peak %MVC (bars) and isolation (dots)")
     return fig
 
 
 def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
     """Affected / unaffected %MVC per exercise (1.0 = both sides equal)."""
     ms = [m for m in metrics if m.symmetry is not None]
-    fig = Figure(figsize=(8, 0.45 * max(1, len(ms)) + 1.2), layout="constrained")
+    fig = Figure(figsize=(8, 0.45 * max(1, len(ms)) + 1.2))
     ax = fig.subplots()
+    _place(fig, left=_PAD + max([_text_width_in(m.exercise, 8) for m in ms] + [0.0]) + _TICK,
+           right=0.042, top=0.241, bottom=0.473)
     if not ms:
         ax.text(0.5, 0.5, "symmetry needs both sides recorded", ha="center", va="center")
         ax.set_axis_off()

@@ -107,7 +107,7 @@ def render_html(report: Report) -> str:
     parts.append(table_html(t["calibration"]))
     parts.append(table_html(t["exercises"]))
     for key, caption, fig in report.figures:
-        data = base64.b64encode(figures.png_bytes(fig, dpi=90)).decode("ascii")
+        data = base64.b64encode(figures.png_bytes(fig, dpi=figures.HTML_DPI)).decode("ascii")
         parts.append(f'<figure id="fig-{e(key)}"><img alt="{e(caption)}" '
                      f'src="data:image/png;base64,{data}"><figcaption>{e(caption)}</figcaption>'
                      "</figure>")

@@ -17,6 +17,7 @@ import datetime as _dt
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from emgfeedback.io.edf.sidecar import analysis_path, sidecar_affected_side
 from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.stream import Chunk
 from emgfeedback.vocabulary import short_label
+from emgfeedback.views.report.bins import EnvelopeBins, SignalPass, bins_for
 from emgfeedback.views.summary import SessionInput, clinician_fields, json_ready
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "analysis_of",
     "EDF_ID_PREFIX",
     "SAMPLES_ID_PREFIX",
+    "close_session",
     "content_id",
     "load_session",
     "recording_from_chunk",
@@ -238,15 +241,26 @@ def _read_analysis(path: Path) -> dict[str, Any]:
     return dict(json_ready(result))
 
 
-def analyse_recording(rec: Recording) -> dict[str, Any]:
+def analyse_recording(rec: Recording,
+                      collect: list[EnvelopeBins] | None = None) -> dict[str, Any]:
     """``analyze`` of the recording with the default program, the montage from its channel labels
-    and the affected side of its sidecar, as JSON (docs/analysis.md)."""
+    and the affected side of its sidecar, as JSON (docs/analysis.md).
+
+    ``collect``: a list that receives the report's envelope bins (:mod:`.bins`) of each pass of
+    the analysis over the file (the last one has seen the whole file)."""
     from emgfeedback.app.analyze import analyze
     from emgfeedback.clinical.montage import Montage
 
     side = sidecar_affected_side(rec.sidecar or {})
     montage = Montage.from_labels(rec.channels, side or None)
-    return dict(json_ready(analyze(rec, montage).to_json()))
+
+    def observe() -> EnvelopeBins:
+        assert collect is not None
+        collect.append(bins_for(rec))
+        return collect[-1]
+
+    result = analyze(rec, montage, observe=observe if collect is not None else None)
+    return dict(json_ready(result.to_json()))
 
 
 def _file_date(path: Path) -> str:
@@ -267,19 +281,21 @@ def origin_note(result: Mapping[str, Any], path: Path | None) -> str:
     return f"analysis: {name}analysed by 'emgfeedback analyze' on {when}"
 
 
-def analysis_of(rec: Recording) -> tuple[dict[str, Any], str]:
+def analysis_of(rec: Recording,
+                collect: list[EnvelopeBins] | None = None) -> tuple[dict[str, Any], str]:
     """The analysis of a recording and a note for the report saying where it came from.
 
     The analysis saved beside the recording (:func:`emgfeedback.io.edf.sidecar.analysis_path`)
     when there is one;
-    else :func:`analyse_recording` (the default program), with a note, and a second one when the
-    sidecar names another program.
+    else :func:`analyse_recording` (the default program; ``collect`` as there), with a note, and
+    a second one when the sidecar names another program.
     """
     saved = analysis_path(rec.path)
     if saved.is_file():
         result = _read_analysis(saved)
         return result, origin_note(result, saved)
-    result = analyse_recording(rec)
+    # (called as before when nothing is collected: the history's path)
+    result = analyse_recording(rec) if collect is None else analyse_recording(rec, collect)
     program = (rec.sidecar or {}).get("program")
     name = program.get("name") if isinstance(program, Mapping) else program
     note = origin_note(result, None) + " (default program)"
@@ -291,7 +307,8 @@ def analysis_of(rec: Recording) -> tuple[dict[str, Any], str]:
 
 def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
                  keep_signal: bool = True,
-                 opener: Callable[[Path], Recording] | None = None) -> SessionInput:
+                 opener: Callable[[Path], Recording] | None = None,
+                 prefetch: bool = False) -> SessionInput:
     """Open a recorded session (EDF+/BDF+ with its JSON sidecar) and analyse it.
 
     Parameters
@@ -309,6 +326,11 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
         Opens the file (default :func:`emgfeedback.io.importers.load`); the CLI passes one
         that applies the import options and ``--patient``/``--affected-side``
         (:func:`emgfeedback.io.identity.apply_identity`) for files of other tools.
+    prefetch:
+        For a report about to be made with the default settings: when the analysis was not run
+        here (its pass collects the report's envelopes), start the report's pass over the
+        signal now, in a background thread (:class:`.bins.SignalPass`), so it runs while the
+        caller imports and prepares the report; close the session with :func:`close_session`.
 
     Raises
     ------
@@ -321,6 +343,7 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     if not path.is_file():
         raise FileFormatError(f"{path}: no such session file")
     rec = (opener or load)(path)
+    collect: list[EnvelopeBins] | None = [] if keep_signal else None
     try:
         result: dict[str, Any]
         if isinstance(analysis, (str, Path)):
@@ -330,12 +353,25 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
             result = dict(json_ready(analysis))
             note = origin_note(result, None) if result.get("origin") else ""
         else:
-            result, note = analysis_of(rec)
+            result, note = analysis_of(rec, collect)
         session = session_from_recording(rec, result, keep_signal, analysis_note=note)
+        if collect:  # the analysis ran here: its pass collected the report's envelopes
+            session = replace(session, signal_bins=collect[-1])
+        elif prefetch and keep_signal:
+            session = replace(session, signal_bins=SignalPass(rec))
     except BaseException:
         rec.close()
         raise
     if not keep_signal:
         rec.close()
     return session
+
+
+def close_session(session: SessionInput) -> None:
+    """Close the session's recording, once a pass started by ``load_session(prefetch=True)``
+    has stopped reading it."""
+    if isinstance(session.signal_bins, SignalPass):
+        session.signal_bins.wait()
+    if session.signal is not None:
+        session.signal.close()
 

@@ -12,19 +12,19 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from emgfeedback.config import DspConfig, QualityConfig
-from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import assess
-from emgfeedback.errors import ConfigError, EmgError, FileFormatError
-from emgfeedback.recording import Recording
-from emgfeedback.stream import Chunk, Quality, Status, rail_counts
-from emgfeedback.vocabulary import EXERCISES, REST, parse_annotation, parse_label, short_label
+from emgfeedback.errors import ConfigError, EmgError
+from emgfeedback.stream import Quality
+from emgfeedback.vocabulary import EXERCISES, parse_annotation, parse_label, short_label
 from emgfeedback.views.report import figures
+from emgfeedback.views.report.bins import REPORT_BIN_S, EnvelopeBins, SignalPass, chain_pass
 from emgfeedback.views.summary import (
     GRADING,
     ExerciseMetrics,
@@ -154,26 +154,7 @@ class SignalScan:
     lost_samples: int
 
 
-def _rest_period(rec: Recording) -> tuple[int, int]:
-    """``(start, stop)`` of the first ``rest`` period (the first 10 s without one)."""
-    rest = [m for m in rec.markers if parse_annotation(m.text).kind == REST]
-    a, cut = (rest[0].sample, rest[0].sample + rest[0].duration) if rest else (0, int(10 * rec.fs))
-    cut = max(1, min(rec.n_samples, cut))
-    return min(a, cut - 1), cut
-
-
-def _median_quality(snaps: Sequence[Quality]) -> Quality:
-    """Per channel and measure, the median of quality snapshots: a blink or a swallow during
-    the rest period lifts a few snapshots of the running measures, not their median."""
-    def med(f: str) -> np.ndarray:
-        return np.asarray(np.median(np.stack([getattr(q, f) for q in snaps]), axis=0))
-
-    return Quality(at=snaps[-1].at, rms_uv=med("rms_uv"), mains_ratio=med("mains_ratio"),
-                   mains_uv=med("mains_uv"), diff_rms_uv=med("diff_rms_uv"),
-                   clip_fraction=med("clip_fraction"))
-
-
-def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: float = 0.01,
+def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: float = REPORT_BIN_S,
                   block_s: float = 10.0, qcfg: QualityConfig | None = None) -> SignalScan:
     """Envelopes of the recording in %MVC and its signal quality at rest, read block by block.
 
@@ -184,58 +165,31 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
     (docs/analysis.md); channels without calibration stay in µV.  With the default configuration
     this is the chain ``analyze`` replays the file through, so a rep's plotted peak is its
     ``target_peak_pct_mvc`` (less the averaging over 10 ms bins).
+
+    When the session's analysis was run for this report, its pass over the file has collected
+    the bins already (:attr:`SessionInput.signal_bins`): with the default settings they are
+    used, and the chain only runs over the rest period again for the quality at rest; when the
+    session was opened with ``prefetch`` this pass is already running (:class:`.bins.SignalPass`).
     """
     rec = session.signal
     if rec is None:
         raise ConfigError(f"{session.source}: no signal to plot")
     names = [short_label(c) for c in rec.channels]
-    nch = len(names)
-    chain = Chain(rec.fs, nch, cfg, qcfg, adc_range_uv=rec.rails_uv)
-    k = max(1, int(round(bin_s * rec.fs)))
-    nbins = -(-rec.n_samples // k)
-    acc = np.zeros((nbins, nch))
-    cnt = np.zeros(nbins)
-    sat = np.zeros(nch, dtype=np.int64)
-    rest_a, cut = _rest_period(rec)
-    # settled: 3 time constants of the running measures after the rest period starts
-    settled = rest_a + int(3 * (qcfg or QualityConfig()).window_s * rec.fs)
-    blk = max(k, int(block_s * rec.fs) // k * k)
-    small = max(k, int(0.25 * rec.fs) // k * k)  # snapshots 4 per second during rest
-    rest_snaps: list[Quality] = []
-    rest_q: Quality | None = None
-    last_q: Quality | None = None
-    prev = 0
-    for a, b in rec.segments():
-        s = a
-        while s < b:
-            e = min(b, s + blk)
-            if rest_q is None and s < cut:
-                e = min(e, cut, s + small) if s >= rest_a else min(e, rest_a)
-            x = rec.read(s, e)
-            sat += rail_counts(x, rec.rails_uv)
-            p = chain.process(Chunk(x, s, rec.fs, rec.channels,
-                                    Status(lost_samples=max(0, s - prev))))
-            prev = e
-            last_q = p.quality
-            if rest_q is None and e >= settled and s >= rest_a:
-                rest_snaps.append(p.quality)
-            if rest_q is None and e >= cut:
-                rest_q = _median_quality(rest_snaps or [p.quality])
-            # mean of the envelope per bin of k samples (bins aligned to the sample index)
-            idx = np.arange(s, e) // k
-            starts = np.flatnonzero(np.diff(idx)) + 1
-            starts = np.concatenate([[0], starts])
-            bins = idx[starts]
-            acc[bins] += np.add.reduceat(p.envelope, starts, axis=0)
-            cnt[bins] += np.diff(np.append(starts, e - s))
-            s = e
-    if last_q is None:
-        raise FileFormatError(f"{session.source}: the recording holds no samples")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        env = acc / cnt[:, None]
-    env[cnt == 0] = np.nan
+    given = session.signal_bins
+    default = cfg in (None, DspConfig()) and qcfg is None and bin_s == REPORT_BIN_S
+    if isinstance(given, SignalPass) and default:  # started when the session was opened
+        bins, rest_q = given.result()
+    elif isinstance(given, EnvelopeBins) and default and given.samples:  # the analysis' pass
+        bins = given
+        rest_q = chain_pass(rec, cfg, qcfg, None, block_s)
+    else:
+        if isinstance(given, SignalPass):
+            given.wait()  # (for the default settings; not these)
+        bins = EnvelopeBins(rec.fs, rec.n_samples, len(names), rec.rails_uv, bin_s)
+        rest_q = chain_pass(rec, cfg, qcfg, bins, block_s)
+    env = bins.envelope()
     cal = session.calibration
-    out = np.full((nbins, len(session.channels)), np.nan)
+    out = np.full((env.shape[0], len(session.channels)), np.nan)
     sat_out = np.zeros(len(session.channels), dtype=np.int64)
     for j, ch in enumerate(session.channels):
         if ch not in names:
@@ -244,8 +198,8 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
         vals = cal.get(ch, {})
         mvc, rest_mean = vals.get("mvc_uv"), vals.get("rest_mean_uv") or 0.0
         out[:, j] = 100.0 * (env[:, c] - rest_mean) / mvc if mvc else env[:, c]
-        sat_out[j] = sat[c]
-    return SignalScan(rec.fs / k, out, rest_q or last_q, sat_out, int(rec.lost_samples))
+        sat_out[j] = bins.saturated[c]
+    return SignalScan(bins.fs, out, rest_q, sat_out, int(rec.lost_samples))
 
 
 def _quality_rows(session: SessionInput, scan: SignalScan,
@@ -487,6 +441,35 @@ def plain_summary(report: Report) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- building
+def _signal_figures(session: SessionInput, scan: SignalScan, rows: Sequence[RepRow],
+                    events: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, Any]]:
+    """The figures drawn from the signal's envelopes (whole session, reps overlaid, video
+    moments), each drawn as it is made (:func:`.figures.prepare`)."""
+    rec = session.signal
+    assert rec is not None
+    out: list[tuple[str, str, Any]] = []
+    t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
+    calib = [(m.sample / rec.fs, m.duration / rec.fs) for m in rec.markers
+             if parse_annotation(m.text).is_calibration]
+    out.append(("envelopes", "Whole session: envelopes in %MVC of each channel; cue windows "
+                "shaded by exercise, synkinesis events in red (tick: when the live detector "
+                "alerted).", figures.fig_envelopes(t, red, session.channels, rows, events,
+                                                   session.affected_side, calib)))
+    figures.prepare(out[-1][2])
+    quiet = _quiet_channels(session.channels, rows)
+    if rows:
+        out.append(("overlays", "Every rep overlaid from its cue: the target region (thick) and "
+                    "the regions to keep quiet (thin; red in reps with synkinesis).",
+                    figures.fig_rep_overlays(scan.envelope_pct, scan.fs, session.channels, rows,
+                                             quiet)))
+        figures.prepare(out[-1][2])
+    if isinstance((rec.sidecar or {}).get("video"), dict):  # the session's camera
+        from emgfeedback.views.report.video import video_figures
+
+        out += video_figures(session, rows, events, scan.envelope_pct, scan.fs)
+    return out
+
+
 def build_report(session: SessionInput, cfg: DspConfig | None = None,
                  qcfg: QualityConfig | None = None,
                  history: HistoryContext | None = None) -> Report:
@@ -506,36 +489,28 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
     events = [e for e in session.analysis.get("events", [])
               if e.get("type", "synkinesis") == "synkinesis"]
     report = Report(session, rows, metrics, [], 0, placement=placement_svg(), history=history)
-    if session.signal is not None:
-        scan = envelopes_pct(session, cfg, qcfg=qcfg)
-        report.quality, report.lost_samples = _quality_rows(session, scan, qcfg), scan.lost_samples
-        rec = session.signal
-        t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
-        calib = [(m.sample / rec.fs, m.duration / rec.fs) for m in rec.markers
-                 if parse_annotation(m.text).is_calibration]
-        report.figures.append(("envelopes", "Whole session: envelopes in %MVC of each channel; "
-                               "cue windows shaded by exercise, synkinesis events in red (tick: "
-                               "when the live detector alerted).",
-                               figures.fig_envelopes(t, red, session.channels, rows, events,
-                                                     session.affected_side, calib)))
-        quiet = _quiet_channels(session.channels, rows)
+    with ThreadPoolExecutor(1, thread_name_prefix="report-chain") as pool:
+        # The chain's pass over the file (or over its rest period only, when the analysis' pass
+        # collected the envelopes) runs on the second core while the figures that need no
+        # signal are built and drawn here: its filter kernels release the GIL.
+        scanning = (pool.submit(envelopes_pct, session, cfg, qcfg=qcfg)
+                    if session.signal is not None else None)
+        later: list[tuple[str, str, Any]] = []
         if rows:
-            report.figures.append(("overlays", "Every rep overlaid from its cue: the target region "
-                                   "(thick) and the regions to keep quiet (thin; red in reps with "
-                                   "synkinesis).",
-                                   figures.fig_rep_overlays(scan.envelope_pct, scan.fs,
-                                                            session.channels, rows, quiet)))
-        if isinstance((rec.sidecar or {}).get("video"), dict):  # the session's camera
-            from emgfeedback.views.report.video import video_figures
-
-            report.figures += video_figures(session, rows, events, scan.envelope_pct, scan.fs)
-    if rows:
-        report.figures.append(("bars", "Per rep (number and side): target peak %MVC; hatched "
-                               "red bars carried synkinesis.",
-                               figures.fig_rep_bars(rows, session.affected_side)))
-        report.figures.append(("symmetry", "Symmetry per exercise: affected / unaffected mean "
-                               "%MVC of the target while active, mean over the reps.",
-                               figures.fig_symmetry(metrics)))
+            later.append(("bars", "Per rep (number and side): target peak %MVC; hatched red bars "
+                          "carried synkinesis.", figures.fig_rep_bars(rows, session.affected_side)))
+            later.append(("symmetry", "Symmetry per exercise: affected / unaffected mean %MVC of "
+                          "the target while active, mean over the reps.",
+                          figures.fig_symmetry(metrics)))
+            for _key, _caption, fig in later:
+                figures.prepare(fig)
+        if scanning is not None:
+            assert session.signal is not None
+            scan = scanning.result()
+            report.quality = _quality_rows(session, scan, qcfg)
+            report.lost_samples = scan.lost_samples
+            report.figures += _signal_figures(session, scan, rows, events)
+        report.figures += later
     report.summary = plain_summary(report)
     tables = [_clinician_table(session), _montage_table(session),
               _quality_table(report) if report.quality else None,

@@ -13,6 +13,7 @@ import io
 import logging
 import textwrap
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -56,33 +57,103 @@ def placement_png(svg: str | None, dpi: int = 150) -> bytes | None:
     return out.stdout
 
 
-def _core_text_class() -> Any:
-    """A :class:`matplotlib.text.Text` drawn in the PDF with a standard PDF font (Courier for
-    monospace) when its text is in that font's encoding.
+def _mono_lines_class() -> Any:
+    """The :class:`matplotlib.artist.Artist` holding a page's table lines (see :class:`_Flow`).
 
-    matplotlib lays out and emits an embedded TrueType font one glyph at a time (with kerning),
-    which made the long rep/event tables of a 30-minute session take most of the PDF's time; a
-    core font is written as one string per line (the viewer has the font: nothing embedded).
-    Text outside cp1252 keeps the embedded font (DejaVu), so no character is lost."""
+    In the PDF a line whose text is in cp1252 is written in a standard PDF font (Courier for
+    monospace): matplotlib lays out and emits an embedded TrueType font one glyph at a time,
+    which made the long rep tables of a 30-minute session take most of the PDF's time; a core
+    font is one string per line (the viewer has the font: nothing embedded).  The lines are
+    drawn by one artist per page, placed as a single-line :class:`~matplotlib.text.Text` with
+    ``va="center"`` would place them (same baseline, to the float: ascent and descent of the
+    line's characters, at least the font's), without building a Text per line: that
+    machinery cost more than the drawing.  Other lines, and every line on another renderer,
+    are drawn as Text in the embedded monospaced font (DejaVu Sans Mono), so no character is
+    lost."""
     import matplotlib as mpl
+    from matplotlib.artist import Artist
+    from matplotlib.colors import to_rgba
+    from matplotlib.font_manager import FontProperties
     from matplotlib.text import Text
 
-    class CoreText(Text):
+    class MonoLines(Artist):
+        def __init__(self, page: Any) -> None:
+            super().__init__()
+            self.page = page
+            self.set_zorder(3)  # a Text's: above the row stripes (patches)
+            #: (x, y of the line's centre, in figure fractions; text; size; weight; colour)
+            self.lines: list[tuple[float, float, str, float, str, str]] = []
+            self._metrics: dict[tuple[Any, str], tuple[float, float]] = {}
+
+        def _text(self, line: tuple[float, float, str, float, str, str]) -> Text:
+            x, y, s, size, weight, color = line
+            t = Text(x, y, s, fontsize=size, va="center", family="monospace", weight=weight,
+                     color=color, transform=self.page.transFigure)
+            t.set_figure(self.page)
+            return t
+
+        def _ascent_descent(self, renderer: Any, s: str, prop: Any, key: Any) -> tuple[float, float]:
+            """Ascent and descent of ``s`` as the renderer measures the whole string (the
+            highest top, at least the baseline, and the lowest bottom of its characters)."""
+            m = self._metrics
+            a = d = 0.0
+            for c in set(s):
+                v = m.get((key, c))
+                if v is None:
+                    _w, h, dc = renderer.get_text_width_height_descent(c, prop, False)
+                    v = m[(key, c)] = (h - dc, dc)
+                a, d = max(a, v[0]), max(d, v[1])
+            return a, d
+
         def draw(self, renderer: Any) -> None:
-            # (only the PDF backend reads the setting)
-            try:
-                self.get_text().encode("cp1252")
-            except UnicodeEncodeError:
-                super().draw(renderer)
+            if not self.get_visible():
                 return
+            from matplotlib.backends.backend_pdf import RendererPdf
+
+            # (savefig to a PDF draws through a MixedModeRenderer around the RendererPdf)
+            if not isinstance(getattr(renderer, "_renderer", renderer), RendererPdf):
+                for line in self.lines:
+                    self._text(line).draw(renderer)
+                return
+            trans = self.page.transFigure
+            props: dict[tuple[float, str], tuple[Any, float, float]] = {}
             old = mpl.rcParams["pdf.use14corefonts"]
-            mpl.rcParams["pdf.use14corefonts"] = True
             try:
-                super().draw(renderer)
+                for line in self.lines:
+                    x, y, s, size, weight, color = line
+                    try:
+                        s.encode("cp1252")
+                    except UnicodeEncodeError:
+                        mpl.rcParams["pdf.use14corefonts"] = False
+                        self._text(line).draw(renderer)
+                        continue
+                    if not s:
+                        continue
+                    mpl.rcParams["pdf.use14corefonts"] = True
+                    got = props.get((size, weight))
+                    if got is None:
+                        prop = FontProperties(family="monospace", size=size, weight=weight)
+                        # the font's own ascent and descent, as Text takes them
+                        fm = getattr(renderer, "_get_font_height_metrics", None)
+                        asc, desc, _gap = fm(prop) if fm is not None else (None, None, None)
+                        if asc is None or desc is None:
+                            _w, h, desc = renderer.get_text_width_height_descent("lp", prop,
+                                                                                 False)
+                            asc = h - desc
+                        got = props[(size, weight)] = (prop, asc, desc)
+                    prop, asc, desc = got
+                    a, d = self._ascent_descent(renderer, s, prop, (size, weight))
+                    a, d = max(a, asc), max(d, desc)
+                    px, py = trans.transform((x, y))
+                    gc = renderer.new_gc()
+                    gc.set_foreground(to_rgba(color), isRGBA=True)
+                    renderer.draw_text(gc, px, py + (d - a) / 2, s, prop, 0.0, ismath=False)
+                    gc.restore()
             finally:
                 mpl.rcParams["pdf.use14corefonts"] = old
+            self.stale = False
 
-    return CoreText
+    return MonoLines
 
 
 class _Flow:
@@ -91,7 +162,8 @@ class _Flow:
     def __init__(self) -> None:
         self.pages: list[Any] = []
         self.y = 0.0
-        self._core = _core_text_class()
+        self._mono_cls = _mono_lines_class()
+        self._mono: Any = None
         self._new()
 
     def _new(self) -> None:
@@ -113,12 +185,14 @@ class _Flow:
                        **kw)
         self.y -= h
 
-    def mono(self, x: float, s: str, size: float, h: float, **kw: Any) -> None:
-        """One line of a table (monospaced, a core PDF font: see :func:`_core_text_class`)."""
-        kw.setdefault("weight", "medium")  # Courier's regular weight (no font lookup warning)
-        t = self._core(x / PAGE_W, (self.y - 0.5 * h) / PAGE_H, s, fontsize=size, va="center",
-                       family="monospace", transform=self.page.transFigure, **kw)
-        self.page.add_artist(t)
+    def mono(self, x: float, s: str, size: float, h: float, weight: str = "medium",
+             color: str = "black") -> None:
+        """One line of a table (monospaced, a core PDF font: see :func:`_mono_lines_class`);
+        ``medium`` is Courier's regular weight (no font lookup warning)."""
+        if self._mono is None or self._mono.page is not self.page:
+            self._mono = self._mono_cls(self.page)
+            self.page.add_artist(self._mono)
+        self._mono.lines.append((x / PAGE_W, (self.y - 0.5 * h) / PAGE_H, s, size, weight, color))
         self.y -= h
 
     def gap(self, h: float) -> None:
@@ -284,11 +358,67 @@ def write_pdf(report: Report, path: Path) -> None:
 
     s = report.session
     tmp = path.with_name(path.name + ".part")
-    with PdfPages(tmp, metadata={"Title": f"emgfeedback session report {s.recorded_at:%Y-%m-%d}",
-                                 "Creator": f"emgfeedback {__version__}"}) as pdf:
-        for fig in pages(report):
-            pdf.savefig(fig)
+    with ThreadPoolExecutor(1, thread_name_prefix="report-pdf-images") as pool:
+        early = _EarlyImages(pool, [figures.rgb_array(fig) for _k, _c, fig in report.figures])
+        with PdfPages(tmp, metadata={"Title": f"emgfeedback session report "
+                                              f"{s.recorded_at:%Y-%m-%d}",
+                                     "Creator": f"emgfeedback {__version__}"}) as pdf:
+            early.attach(pdf)
+            for fig in pages(report):
+                pdf.savefig(fig)
     from emgfeedback.validate import make_private
 
     make_private(tmp)  # patient data: owner only
     tmp.replace(path)
+
+
+class _EarlyImages:
+    """The figures' images compressed for the PDF in a background thread while its pages are
+    drawn (Pillow releases the GIL), instead of one after another when the file is closed.
+
+    matplotlib's PDF writer compresses each image as Pillow's PNG of its pixels
+    (``PdfFile._writePng``, when the file is finalised); this hands it those same bytes, made
+    earlier by the same call, when the pixels are the same to the byte.  Anything else (another
+    image, another matplotlib without that method) is written by matplotlib as before, so the
+    PDF is the same either way."""
+
+    def __init__(self, pool: ThreadPoolExecutor, images: Sequence[np.ndarray]) -> None:
+        # the writer gets the pixels bottom row first (PDF image space)
+        flipped = [np.ascontiguousarray(img[::-1]) for img in images
+                   if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3]
+        self.items = [(img, pool.submit(self._png, img)) for img in flipped]
+        self.used = 0  # images handed to the writer
+
+    @staticmethod
+    def _png(img: np.ndarray) -> bytes:
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="png")  # as PdfFile._writePng saves it
+        return buf.getvalue()
+
+    def attach(self, pdf: Any) -> None:
+        pdf.infodict()  # (opens the file)
+        file = getattr(pdf, "_file", None)
+        write = getattr(file, "_writePng", None)
+        if write is None or not self.items:
+            return
+
+        class Encoded:
+            def __init__(self, data: bytes) -> None:
+                self.data = data
+
+            def save(self, buffer: Any, format: str = "png") -> None:
+                buffer.write(self.data)
+
+        def write_png(img: Any) -> Any:
+            if getattr(img, "mode", None) == "RGB":
+                w, h = img.size
+                for arr, fut in self.items:
+                    if arr.shape[:2] == (h, w) and img.tobytes() == arr.tobytes():
+                        self.used += 1
+                        return write(Encoded(fut.result()))
+            return write(img)
+
+        assert file is not None
+        file._writePng = write_png

@@ -1,0 +1,174 @@
+"""The report's view of the signal: the chain's envelope as means over short bins (100 Hz) and
+the samples on the rails, collected from one pass of the chain over the recording.
+
+:class:`EnvelopeBins` is a pipeline consumer (``feed``/``close``): when the report runs
+``analyze`` itself it is fed the chunks of the analysis' own pass (the envelopes are computed
+once), otherwise the report feeds it from its own pass (:func:`.model.envelopes_pct`).  NumPy
+only (no matplotlib): the history opens sessions with this package too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from emgfeedback.config import DspConfig, QualityConfig
+from emgfeedback.dsp.chain import Chain
+from emgfeedback.errors import FileFormatError
+from emgfeedback.recording import Recording
+from emgfeedback.stream import Chunk, Processed, Quality, Status, rail_counts
+from emgfeedback.vocabulary import REST, parse_annotation
+
+__all__ = ["REPORT_BIN_S", "EnvelopeBins", "SignalPass", "bins_for", "chain_pass"]
+
+#: The report's envelopes are means over bins of this many seconds.
+REPORT_BIN_S = 0.01
+
+
+class EnvelopeBins:
+    """Means of the envelope over bins of ``round(bin_s * fs)`` samples aligned to the sample
+    index, and the samples per channel on the digital rails, of one pass over a recording.
+
+    Parameters
+    ----------
+    fs, n_samples, n_channels:
+        The recording's rate, length and channel count (channels in the recording's order).
+    rails_uv:
+        The recording's digital rails (:attr:`emgfeedback.recording.Recording.rails_uv`).
+    """
+
+    def __init__(self, fs: float, n_samples: int, n_channels: int,
+                 rails_uv: tuple[float, float] | None, bin_s: float = REPORT_BIN_S) -> None:
+        self.k = max(1, int(round(bin_s * fs)))
+        self.fs = fs / self.k
+        self.rails_uv = rails_uv
+        nbins = -(-n_samples // self.k)
+        self.acc = np.zeros((nbins, n_channels))
+        self.cnt = np.zeros(nbins)
+        self.saturated = np.zeros(n_channels, dtype=np.int64)
+        self.samples = 0
+
+    def feed(self, p: Processed) -> None:
+        self.add(p.start, p.envelope, p.raw)
+
+    def close(self) -> None:
+        pass
+
+    def add(self, start: int, envelope: np.ndarray, raw: np.ndarray) -> None:
+        """The chain's ``envelope`` and the ``raw`` samples ``(samples, channels)`` from
+        ``start``."""
+        n = envelope.shape[0]
+        if n == 0:
+            return
+        self.samples += n
+        self.saturated += np.asarray(rail_counts(raw, self.rails_uv), dtype=np.int64)
+        k = self.k
+        if start % k == 0 and n % k == 0:  # whole bins (the usual block): one reshaped sum
+            et = envelope.T  # the chain's (channels, samples) layout: sums along rows
+            sums = et.reshape(et.shape[0], n // k, k).sum(axis=2).T
+            self.acc[start // k: (start + n) // k] += sums
+            self.cnt[start // k: (start + n) // k] += k
+            return
+        idx = np.arange(start, start + n) // k
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(idx)) + 1])
+        bins = idx[starts]
+        self.acc[bins] += np.add.reduceat(envelope, starts, axis=0)
+        self.cnt[bins] += np.diff(np.append(starts, n))
+
+    def envelope(self) -> np.ndarray:
+        """``(bins, channels)`` mean envelope per bin; NaN where no sample was seen (gaps)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            env = self.acc / self.cnt[:, None]
+        env[self.cnt == 0] = np.nan
+        return env
+
+
+def bins_for(rec: Recording) -> EnvelopeBins:
+    """Empty :class:`EnvelopeBins` for ``rec`` at the report's rate (:data:`REPORT_BIN_S`)."""
+    return EnvelopeBins(rec.fs, rec.n_samples, len(rec.channels), rec.rails_uv, REPORT_BIN_S)
+
+
+def _rest_period(rec: Recording) -> tuple[int, int]:
+    """``(start, stop)`` of the first ``rest`` period (the first 10 s without one)."""
+    rest = [m for m in rec.markers if parse_annotation(m.text).kind == REST]
+    a, cut = (rest[0].sample, rest[0].sample + rest[0].duration) if rest else (0, int(10 * rec.fs))
+    cut = max(1, min(rec.n_samples, cut))
+    return min(a, cut - 1), cut
+
+
+def _median_quality(snaps: Sequence[Quality]) -> Quality:
+    """Per channel and measure, the median of quality snapshots: a blink or a swallow during
+    the rest period lifts a few snapshots of the running measures, not their median."""
+    def med(f: str) -> np.ndarray:
+        return np.asarray(np.median(np.stack([getattr(q, f) for q in snaps]), axis=0))
+
+    return Quality(at=snaps[-1].at, rms_uv=med("rms_uv"), mains_ratio=med("mains_ratio"),
+                   mains_uv=med("mains_uv"), diff_rms_uv=med("diff_rms_uv"),
+                   clip_fraction=med("clip_fraction"))
+
+
+def chain_pass(rec: Recording, cfg: DspConfig | None, qcfg: QualityConfig | None,
+                bins: EnvelopeBins | None, block_s: float = 10.0) -> Quality:
+    """The recording through the live chain, stretch by stretch between gaps, ``block_s``
+    seconds at a time (a quarter of a second during the rest period); returns the quality at
+    rest (see :class:`SignalScan`) and feeds ``bins`` every block.  Without ``bins`` the pass
+    stops once the rest period is over: the quality at rest is all it is for (the chain is
+    chunk-invariant, so its measures there are the same as in a whole pass)."""
+    chain = Chain(rec.fs, len(rec.channels), cfg, qcfg, adc_range_uv=rec.rails_uv)
+    k = bins.k if bins is not None else 1
+    rest_a, cut = _rest_period(rec)
+    # settled: 3 time constants of the running measures after the rest period starts
+    settled = rest_a + int(3 * (qcfg or QualityConfig()).window_s * rec.fs)
+    blk = max(k, int(block_s * rec.fs) // k * k)
+    small = max(k, int(0.25 * rec.fs) // k * k)  # snapshots 4 per second during rest
+    rest_snaps: list[Quality] = []
+    rest_q: Quality | None = None
+    last_q: Quality | None = None
+    prev = 0
+    for a, b in rec.segments():
+        s = a
+        while s < b:
+            if bins is None and rest_q is not None:
+                return rest_q
+            e = min(b, s + blk)
+            if rest_q is None and s < cut:
+                e = min(e, cut, s + small) if s >= rest_a else min(e, rest_a)
+            x = rec.read(s, e)
+            p = chain.process(Chunk(x, s, rec.fs, rec.channels,
+                                    Status(lost_samples=max(0, s - prev))))
+            prev = e
+            last_q = p.quality
+            if rest_q is None and e >= settled and s >= rest_a:
+                rest_snaps.append(p.quality)
+            if rest_q is None and e >= cut:
+                rest_q = _median_quality(rest_snaps or [p.quality])
+            if bins is not None:
+                bins.add(s, p.envelope, x)
+            s = e
+    if last_q is None:
+        raise FileFormatError(f"{rec.path}: the recording holds no samples")
+    return rest_q or last_q
+
+
+class SignalPass:
+    """The report's pass of the chain over a recording (:func:`chain_pass` into
+    :func:`bins_for`, default settings), started now in a background thread: the filter kernels
+    release the GIL, so it runs on the second core while the caller imports and prepares the
+    report.  :meth:`result` waits for it; :meth:`wait` before closing the recording."""
+
+    def __init__(self, rec: Recording) -> None:
+        self.bins = bins_for(rec)
+        pool = ThreadPoolExecutor(1, thread_name_prefix="report-signal")
+        self._future = pool.submit(chain_pass, rec, None, None, self.bins)
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+    def result(self) -> tuple[EnvelopeBins, Quality]:
+        """The bins and the quality at rest (raises what the pass raised)."""
+        return self.bins, self._future.result()
+
+    def wait(self) -> None:
+        """Wait until the pass has stopped reading the recording (its error, if any, is raised
+        by :meth:`result`)."""
+        self._future.exception()
