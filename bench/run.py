@@ -92,7 +92,7 @@ def _update(doc: str, new: dict[str, str]) -> str:
             # mention it in passing: "measured in bench/bench_live.py")
             own = [ln for ln in part if ln.startswith(("## ", "Command:"))]
             if any(f"bench/bench_{n}.py" in ln for ln in own):
-                parts[k] = [body]
+                parts[k] = body.splitlines(keepends=True)  # lines: a later name is matched
                 break
         else:
             parts.append(["\n", body])
