@@ -76,3 +76,17 @@ def test_median_imports_no_numpy_ma() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        env={"PYTHONPATH": src, "PATH": "/usr/bin:/bin"}, check=True)
     assert r.stdout.strip() == "False"
+
+
+def test_percentile_signed_zero_and_numpy_scalar_q_as_numpy() -> None:
+    """NumPy's gamma comes from the clipped previous index (a one-element lane or q = 100
+    keeps the sign of -0.0), and a NumPy-scalar q is left to NumPy (its result type differs)."""
+    from emgfeedback.numeric import percentile
+
+    for x, q in (([-0.0], 0), ([-0.0], 100), ([1.0, -0.0], 100), ([[-0.0, 2.0]], 50.0)):
+        a, b = np.percentile(np.array(x), q, axis=0), percentile(np.array(x), q, axis=0)
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
+    x32 = np.array([1.0, 2.0, 3.0], dtype=np.float32)
+    for q in (np.float64(33.3), 33.3):
+        a, b = np.percentile(x32, q), percentile(x32, q)
+        assert np.asarray(a).dtype == np.asarray(b).dtype and a == b

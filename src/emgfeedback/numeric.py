@@ -57,7 +57,7 @@ def percentile(a: ArrayLike, q: float, axis: int = 0) -> Any:
     order statistics on either side, NumPy's two-sided interpolation formula, NaN where a lane
     holds one), so the result is bitwise NumPy's; anything else is left to NumPy itself."""
     arr = np.asarray(a)
-    if (not isinstance(q, (int, float)) or isinstance(q, bool) or not 0 <= q <= 100
+    if (type(q) not in (int, float) or not 0 <= q <= 100
             or arr.dtype.kind != "f" or not -arr.ndim <= axis < arr.ndim or arr.size == 0):
         return np.percentile(arr, q, axis=axis)
     arr = np.moveaxis(arr, axis, 0).copy() if axis % arr.ndim else arr.copy()
@@ -72,7 +72,8 @@ def percentile(a: ArrayLike, q: float, axis: int = 0) -> Any:
         prev = nxt = 0
     arr.partition(sorted({0, -1 % n, prev % n, nxt % n}), axis=0)
     lo, hi = arr[prev], arr[nxt]
-    t = float(np.asarray(virtual - below, dtype=virtual.dtype))
+    # NumPy's gamma: from the clipped previous index (-1 at or past the last element)
+    t = float(np.asarray(virtual - prev, dtype=virtual.dtype))
     diff = hi - lo
     out = np.asarray(np.add(lo, diff * t))
     np.subtract(hi, diff * (1 - t), out=out, where=t >= 0.5, casting="unsafe",
