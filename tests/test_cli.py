@@ -114,7 +114,9 @@ def test_parser_built_for_one_command_parses_as_the_whole_one(capsys) -> None:
         assert part._subparsers is not None  # argparse keeps it private
         assert vars(part.parse_args(argv)) == vars(whole.parse_args(argv))
         assert len(part._subparsers._group_actions[0].choices) == 1
-    for argv in ([], ["--version"], ["nonsense"], ["--", "analyze"]):
+    # a help option before the command: the top-level help, which lists every command
+    for argv in ([], ["--version"], ["nonsense"], ["--", "analyze"], ["-h", "analyze"],
+                 ["--debug", "--he", "replay"], ["--help", "info"]):
         assert len(build_parser(argv)._subparsers._group_actions[0].choices) == len(COMMANDS)
     # a usage error inside the command reads as before
     for parser in (whole, build_parser(["analyze"])):

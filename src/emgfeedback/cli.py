@@ -1177,8 +1177,13 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version)
     parser.add_argument("--debug", action="store_true", help="log details; tracebacks on bugs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    first = next((a for a in argv or () if a == "--" or not a.startswith("-")), None)
-    chosen = [add for add in COMMANDS if command_name(add) == first]
+    args = list(argv or ())
+    at = next((i for i, a in enumerate(args) if a == "--" or not a.startswith("-")), len(args))
+    first = args[at] if at < len(args) else None
+    # a help option before the command shows the top-level help: it lists every command
+    helping = any(a == "-h" or (a.startswith("--h") and "--help".startswith(a))
+                  for a in args[:at])
+    chosen = [] if helping else [add for add in COMMANDS if command_name(add) == first]
     for add in chosen or COMMANDS:
         add(sub)
     return parser
