@@ -113,10 +113,42 @@ def test_schema_2_history_is_upgraded_and_still_recognises_a_copy(
     def no_legacy(*a: object) -> str:
         raise AssertionError("the samples' id was computed again")
 
-    monkeypatch.setattr(importer, "_legacy_id", no_legacy)
+    monkeypatch.setattr(importer, "legacy_id", no_legacy)
     _copy(first, folder / "usb2" / "again.edf")
     r = import_folder(folder, db, progress=None)
     assert not r.imported and not r.failed and len(r.skipped) == 3
+
+
+def test_schema_2_history_recognises_a_renamed_copy_stored_one_by_one(
+        session_file: Path, tmp_path: Path) -> None:
+    """``store_session`` (the GUI's path when a session stops) also knows a copy of a session
+    stored before schema 3, by its old id: nothing is stored twice."""
+    from emgfeedback.io.edf import sidecar_path
+    from emgfeedback.views.history import store_session
+    from emgfeedback.views.report.load import load_session
+
+    folder = tmp_path / "clinic"
+    first = _copy(session_file, folder / "a.edf")
+    db = tmp_path / "h.sqlite"
+    assert len(import_folder(folder, db, progress=None).imported) == 1
+    old = _make_schema_2(db, folder)
+    copy = _copy(first, tmp_path / "elsewhere" / "renamed.edf")
+    assert sidecar_path(copy).is_file()
+    assert store_session(load_session(copy, keep_signal=False), db, copy) is None
+    with load(copy) as rec:
+        new = content_id(rec)
+    c = sqlite3.connect(db)
+    rows = c.execute("SELECT content_id, legacy_content_id FROM sessions").fetchall()
+    c.close()
+    assert rows == [(new, old)]
+    # with the signal kept, the old id is computed from it
+    _make_schema_2(db, folder)
+    session = load_session(copy)
+    try:
+        assert store_session(session, db) is None
+    finally:
+        assert session.signal is not None
+        session.signal.close()
 
 
 def test_schema_2_history_stores_new_sessions_with_new_ids(session_file: Path,

@@ -105,7 +105,7 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
     result["origin"] = "session"  # written when the session stopped (views.report.load)
     out = analysis_path(recording)
     write_private(out, json.dumps(result, indent=1, allow_nan=False))  # patient data: 0600
-    sid = store_session(session_input(recording, result), db)
+    sid = store_session(session_input(recording, result), db, recording)
     return Stored(recording, out, sid, len({r["rep"] for r in result.get("reps", [])}),
                   len(result.get("events", [])))
 

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +31,9 @@ from typing import Any
 
 from emgfeedback import __version__
 from emgfeedback.errors import ConfigError, DatabaseError, EmgError
+from emgfeedback.recording import Recording
 from emgfeedback.validate import validate_patient_id
+from emgfeedback.views.report.load import EDF_ID_PREFIX, samples_content_id
 from emgfeedback.views.summary import (
     ExerciseMetrics,
     SessionInput,
@@ -287,11 +289,14 @@ class History:
         self.close()
 
     # -------------------------------------------------------------- writing
-    def add(self, session: SessionInput) -> int | None:
+    def add(self, session: SessionInput, old_id: Callable[[], str] | None = None
+            ) -> int | None:
         """Store one analysed session in one transaction.
 
         Returns its id, or ``None`` when it was already stored (same patient, date and source,
-        or the same content: :func:`session_content_id`).
+        or the same content: :func:`session_content_id`, or for a copy of an EDF/BDF session
+        stored before schema 3 the id of its samples, computed by ``old_id()`` or from
+        ``session.signal``: :meth:`knows_content`).
 
         Raises
         ------
@@ -299,6 +304,14 @@ class History:
             The session has no calibration: its %MVC values cannot be compared to other sessions.
         """
         session.require_calibration()
+        signal = session.signal
+        if old_id is None and signal is not None:
+            def old_id() -> str:
+                assert signal is not None
+                return samples_content_id(signal)
+        if old_id is not None and session.content_id and \
+                self.knows_content(session.content_id, session.duration_s, old_id):
+            return None  # a copy of a recording stored before schema 3, known by its old id
         metrics = exercise_metrics(session.analysis, session.affected_side)
         analysis = json.dumps(json_ready(session.analysis), separators=(",", ":"), allow_nan=False)
         c = self._conn
@@ -381,6 +394,21 @@ class History:
             raise DatabaseError(f"{self.path}: cannot read sessions ({exc})") from None
         return row is not None
 
+    def knows_content(self, content_id: str, duration_s: float,
+                      old_id: Callable[[], str]) -> bool:
+        """Whether a session with this content is stored: by its id, or, for an EDF/BDF
+        session stored before schema 3, by the id of its samples, which ``old_id()`` computes
+        (slow) only when a stored session of this duration has no new id yet; on a match the
+        new id is recorded on that session, so the next copy is recognised directly."""
+        if self.contains_content(content_id):
+            return True
+        if content_id.startswith(EDF_ID_PREFIX) and self.legacy_candidates(duration_s):
+            legacy = old_id()
+            if self.contains_content(legacy):
+                self.adopt_content_id(legacy, content_id)
+                return True
+        return False
+
     def legacy_candidates(self, duration_s: float) -> bool:
         """Whether a session stored before schema 3 whose new content id is not known yet could
         be a recording of this duration (its old id would then have to be computed to tell)."""
@@ -457,8 +485,19 @@ class History:
         return out
 
 
-def store_session(session: SessionInput, db: Path | None = None) -> int | None:
+def legacy_id(path: Path, opener: Callable[[Path], Recording] | None = None) -> str:
+    """The content id a history before schema 3 stored for this file (its samples in µV)."""
+    from emgfeedback.io.importers import load
+
+    with (opener or load)(path) as rec:
+        return samples_content_id(rec)
+
+
+def store_session(session: SessionInput, db: Path | None = None,
+                  path: Path | None = None) -> int | None:
     """Store one analysed session in the history; what the GUI calls when a live session stops.
+    ``path``: the session's file, read again only to recognise a copy of a session stored before
+    schema 3 (:meth:`History.knows_content`).
 
     Opens the database (creating it if needed), writes the session in one transaction and closes
     it.  Call it from a worker thread, not the GUI thread (it does file I/O).
@@ -476,4 +515,4 @@ def store_session(session: SessionInput, db: Path | None = None) -> int | None:
         The database is corrupt or not writable; it is left untouched.
     """
     with History(db) as h:
-        return h.add(session)
+        return h.add(session, None if path is None else (lambda: legacy_id(path)))

@@ -21,8 +21,7 @@ from typing import Any, TextIO
 
 from emgfeedback.errors import DatabaseError, EmgError
 from emgfeedback.recording import Recording
-from emgfeedback.views.history.db import History
-from emgfeedback.views.report.load import EDF_ID_PREFIX
+from emgfeedback.views.history.db import History, legacy_id
 from emgfeedback.views.summary import SessionInput
 
 __all__ = ["ImportResult", "import_folder"]
@@ -122,15 +121,6 @@ def read_session(path: Path, opener: Callable[[Path], Recording] | None = None,
                                                    analysis_note=note, digest=digest)
 
 
-def _legacy_id(path: Path, opener: Callable[[Path], Recording] | None) -> str:
-    """The content id a history before schema 3 stored for this file (samples in µV)."""
-    from emgfeedback.io.importers import load
-    from emgfeedback.views.report import load as session_load
-
-    with (opener or load)(path) as rec:
-        return session_load.samples_content_id(rec)
-
-
 def _read_job(job: tuple[Path, str | None], opener: Callable[[Path], Recording] | None
               ) -> SessionInput:
     return read_session(job[0], opener, job[1])
@@ -209,20 +199,15 @@ def import_folder(
                 status[f] = "imported" if sid is not None else "skipped"
 
         def known_content(f: Path, p: _Probe) -> bool:
-            if p.digest in seen or h.contains_content(p.digest):
+            if p.digest in seen:
                 return True
-            if p.digest.startswith(EDF_ID_PREFIX) and h.legacy_candidates(p.duration_s):
-                # stored before schema 3 under the id of its samples: compute that one (slow,
-                # only when a stored session of this duration has no new id yet)
-                try:
-                    legacy = _legacy_id(f, opener)
-                except (EmgError, OSError) as exc:  # read a moment ago: hardly; then it is new
-                    log.warning("%s: old content id not computed (%s)", f, exc)
-                    return False
-                if h.contains_content(legacy):
-                    h.adopt_content_id(legacy, p.digest)
-                    return True
-            return False
+            try:
+                return h.knows_content(p.digest, p.duration_s, lambda: legacy_id(f, opener))
+            except (EmgError, OSError) as exc:  # read a moment ago: hardly; then it is new
+                if isinstance(exc, DatabaseError):
+                    raise
+                log.warning("%s: old content id not computed (%s)", f, exc)
+                return False
 
         def probed(f: Path, o: Outcome[Any, _Probe]) -> None:
             p = o.result
