@@ -69,6 +69,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -102,21 +103,24 @@ MAX_BLOCK = 4096
 #: is the same, and their compiled kernels and array loops release the GIL (a second core).
 PARALLEL_MIN = 1024
 _helper: Any = None
+_helper_lock = threading.Lock()
 
 
 def _flags_helper() -> Any:
     """The one helper thread (a ``ThreadPoolExecutor`` of one worker, made when first needed)."""
     global _helper
-    if _helper is None:
-        from concurrent.futures import ThreadPoolExecutor
+    with _helper_lock:  # two detectors in two threads (a batch worker's) make one helper
+        if _helper is None:
+            from concurrent.futures import ThreadPoolExecutor
 
-        _helper = ThreadPoolExecutor(1, thread_name_prefix="detector-flags")
-    return _helper
+            _helper = ThreadPoolExecutor(1, thread_name_prefix="detector-flags")
+        return _helper
 
 
 def _forget_helper() -> None:
-    global _helper
-    _helper = None  # a forked child (a batch worker) has no helper thread: it makes its own
+    global _helper, _helper_lock
+    # a forked child (a batch worker) has no helper thread, and maybe a held lock: its own
+    _helper, _helper_lock = None, threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_helper)
