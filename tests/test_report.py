@@ -498,7 +498,7 @@ def test_pdf_has_the_placement_figure_or_says_where_it_is(session, tmp_path, mon
     # Without rsvg-convert: the PDF says where the figure is.
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     assert report_mod.placement_png(report.placement) is None
-    texts = [t.get_text() for p in report_mod.pages(report) for t in p.texts]
+    texts = [t for p in report_mod.pages(report) for t in report_mod.page_lines(p)]
     assert any("rsvg-convert" in t for t in texts)
 
 
@@ -695,6 +695,55 @@ def test_pdf_table_lines_outside_the_core_font_keep_their_characters(tmp_path):
         pytest.fail("pdftotext not found: install poppler-utils (scripts/setup.sh does)")
     text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
     assert "L-ZYG" in text and "µV plain" in text and "ratio → 1" in text
+
+
+def test_pdf_paragraphs_in_helvetica_keep_other_characters_and_their_places(tmp_path):
+    """Paragraph, heading and footer lines in cp1252 are written in Helvetica (a core font,
+    nothing embedded), a line with other characters in the embedded DejaVu Sans with every
+    character; each line keeps the baseline a DejaVu Sans Text had (evenly spaced lines), and
+    the footer's right-aligned page number ends at the right margin."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from emgfeedback.views.report import pdf as report_pdf
+
+    flow = report_pdf._Flow()
+    flow.heading("Plain heading")
+    flow.para("A plain paragraph (cp1252: µV, 50 %, café).")
+    flow.para("Another one: ratio → 1, ≤ 2 %MVC, Δ 0.3.")
+    flow.para("Third line")  # no descender, no parenthesis
+    flow.para("Costs $5 and $6.")  # a Text would read $...$ as mathtext: drawn as Text
+    flow.footers("footer · P-0001")
+    assert report_pdf.page_lines(flow.pages[0])[:3] == [
+        "Plain heading", "A plain paragraph (cp1252: µV, 50 %, café).",
+        "Another one: ratio → 1, ≤ 2 %MVC, Δ 0.3."]
+    out = tmp_path / "p.pdf"
+    with PdfPages(out) as pdf:
+        for page in flow.pages:
+            pdf.savefig(page)
+    raw = out.read_bytes()
+    assert b"/Helvetica-Bold" in raw and b"/Helvetica" in raw and b"DejaVuSans" in raw
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext not found: install poppler-utils (scripts/setup.sh does)")
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+    for s in ("Plain heading", "A plain paragraph (cp1252: µV, 50 %, café).",
+              "Another one: ratio", "footer · P-0001", "page 1 of 1", "Costs"):
+        assert s in text
+    # (matplotlib writes a DejaVu glyph beyond its first 256 as a drawing: text extraction
+    # finds it apart from its line, as it did before the core fonts)
+    assert all(c in text for c in "→≤Δ")
+    # baselines: the same for the same size whatever the characters (Helvetica's glyph heights
+    # are not taken); the page number ends at the right margin
+    bbox = subprocess.run(["pdftotext", "-bbox", str(out), "-"], capture_output=True,
+                          text=True).stdout
+    import re
+
+    words = {m[4]: (float(m[0]), float(m[1]), float(m[2]), float(m[3])) for m in re.findall(
+        r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]+)<', bbox)}
+    line_step = 9.5 * 1.45  # points between two 9.5 pt lines
+    assert words["Third"][3] - words["A"][3] == pytest.approx(2 * line_step, abs=0.01)
+    assert words["of"][2] < report_pdf.PAGE_W * 72 - report_pdf.MARGIN_X * 72 + 0.5
+    assert words["1"][2] == pytest.approx(report_pdf.PAGE_W * 72 - report_pdf.MARGIN_X * 72,
+                                          abs=0.5)
 
 
 def test_prefetched_pass_gives_the_reports_own_envelopes(edf, session):
