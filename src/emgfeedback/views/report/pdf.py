@@ -145,7 +145,10 @@ def _core_lines_class() -> Any:
                     key = (size, weight, family)
                     got = props.get(key)
                     if got is None:
-                        prop = FontProperties(family=family, size=size, weight=weight)
+                        # the core font's file found once per family and weight (a lookup
+                        # by properties scans the font list again for every size)
+                        prop = FontProperties(family=family, size=size, weight=weight,
+                                              fname=_afm_file(family, weight))
                         # the font's own ascent and descent, as Text takes them
                         fm = getattr(renderer, "_get_font_height_metrics", None)
                         asc, desc, _gap = fm(prop) if fm is not None else (None, None, None)
@@ -174,6 +177,17 @@ def _core_lines_class() -> Any:
             self.stale = False
 
     return CoreLines
+
+
+@functools.lru_cache(maxsize=16)
+def _afm_file(family: str, weight: str) -> str:
+    """The core PDF font (AFM file) matplotlib takes for ``family`` and ``weight`` (the same
+    whatever the size: the core fonts are scalable)."""
+    from matplotlib.backends.backend_pdf import RendererPdf
+    from matplotlib.font_manager import FontProperties, findfont
+
+    return str(findfont(FontProperties(family=family, weight=weight), fontext="afm",
+                        directory=RendererPdf._afm_font_dir))
 
 
 @functools.lru_cache(maxsize=64)
