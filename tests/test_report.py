@@ -792,3 +792,37 @@ def test_pdf_figures_are_compressed_once(session, tmp_path, monkeypatch):
     report_pdf.write_pdf(report, tmp_path / "r.pdf")
     assert len(seen) == 1 and len(seen[0].items) == len(report.figures) >= 3
     assert seen[0].used == len(report.figures)
+
+
+def test_rep_overlays_are_one_line_collection_per_kind_with_every_reps_lines():
+    """The overlay figure draws its reps as at most three line collections per axes (target,
+    quiet, quiet with synkinesis), not one Line2D per rep: every rep's target line and one line
+    per quiet region are there, in the colours, widths and alpha of the legend."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import to_rgba
+
+    from emgfeedback.views.report import figures
+    from emgfeedback.views.summary import RepRow
+
+    fs = 100.0
+    channels = ["L-ZYG", "L-OOC", "R-ZYG", "R-OOC"]
+    env = np.abs(np.random.default_rng(3).normal(10.0, 5.0, (int(60 * fs), len(channels))))
+    rows = [RepRow(k // 2 + 1, "smile", side, f"{side}-ZYG", 5.0 + 5 * (k // 2),
+                   8.0 + 5 * (k // 2), 50.0, 1.0, 0.8, 0.1, f"{side}-OOC", k % 4 == 0, 0, None)
+            for k, side in enumerate(["L", "R"] * 8)]
+    quiet = {"L-ZYG": ["L-OOC"], "R-ZYG": ["R-OOC"]}
+    fig = figures.fig_rep_overlays(env, fs, channels, rows, quiet)
+    colls = [(ax, c) for ax in fig.axes for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(fig.axes) == 2 and not any(ax.get_lines()[1:] for ax in fig.axes)  # (the cue line)
+    by_colour: dict[tuple, int] = {}
+    for _ax, c in colls:
+        key = (tuple(np.round(c.get_colors()[0][:3], 3)), float(c.get_linewidths()[0]))
+        by_colour[key] = by_colour.get(key, 0) + len(c.get_segments())
+        assert c.get_alpha() == 0.8
+    target = (tuple(np.round(to_rgba("#1f3b57")[:3], 3)), 1.3)
+    grey = (tuple(np.round(to_rgba(figures.UNAFFECTED_COLOR)[:3], 3)), 0.7)
+    red = (tuple(np.round(to_rgba(figures.EVENT_COLOR)[:3], 3)), 0.7)
+    n_syn = sum(r.synkinesis for r in rows)
+    assert by_colour == {target: len(rows), grey: len(rows) - n_syn, red: n_syn}
+    assert all(len(seg) == int(5.0 * fs) for _ax, c in colls for seg in c.get_segments())
+    assert max(sum(1 for a, _ in colls if a is ax) for ax in fig.axes) <= 3
