@@ -498,7 +498,7 @@ def test_pdf_has_the_placement_figure_or_says_where_it_is(session, tmp_path, mon
     # Without rsvg-convert: the PDF says where the figure is.
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     assert report_mod.placement_png(report.placement) is None
-    texts = [t.get_text() for p in report_mod.pages(report) for t in p.texts]
+    texts = [t for p in report_mod.pages(report) for t in report_mod.page_lines(p)]
     assert any("rsvg-convert" in t for t in texts)
 
 
@@ -697,6 +697,55 @@ def test_pdf_table_lines_outside_the_core_font_keep_their_characters(tmp_path):
     assert "L-ZYG" in text and "µV plain" in text and "ratio → 1" in text
 
 
+def test_pdf_paragraphs_in_helvetica_keep_other_characters_and_their_places(tmp_path):
+    """Paragraph, heading and footer lines in cp1252 are written in Helvetica (a core font,
+    nothing embedded), a line with other characters in the embedded DejaVu Sans with every
+    character; each line keeps the baseline a DejaVu Sans Text had (evenly spaced lines), and
+    the footer's right-aligned page number ends at the right margin."""
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    from emgfeedback.views.report import pdf as report_pdf
+
+    flow = report_pdf._Flow()
+    flow.heading("Plain heading")
+    flow.para("A plain paragraph (cp1252: µV, 50 %, café).")
+    flow.para("Another one: ratio → 1, ≤ 2 %MVC, Δ 0.3.")
+    flow.para("Third line")  # no descender, no parenthesis
+    flow.para("Costs $5 and $6.")  # a Text would read $...$ as mathtext: drawn as Text
+    flow.footers("footer · P-0001")
+    assert report_pdf.page_lines(flow.pages[0])[:3] == [
+        "Plain heading", "A plain paragraph (cp1252: µV, 50 %, café).",
+        "Another one: ratio → 1, ≤ 2 %MVC, Δ 0.3."]
+    out = tmp_path / "p.pdf"
+    with PdfPages(out) as pdf:
+        for page in flow.pages:
+            pdf.savefig(page)
+    raw = out.read_bytes()
+    assert b"/Helvetica-Bold" in raw and b"/Helvetica" in raw and b"DejaVuSans" in raw
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext not found: install poppler-utils (scripts/setup.sh does)")
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+    for s in ("Plain heading", "A plain paragraph (cp1252: µV, 50 %, café).",
+              "Another one: ratio", "footer · P-0001", "page 1 of 1", "Costs"):
+        assert s in text
+    # (matplotlib writes a DejaVu glyph beyond its first 256 as a drawing: text extraction
+    # finds it apart from its line, as it did before the core fonts)
+    assert all(c in text for c in "→≤Δ")
+    # baselines: the same for the same size whatever the characters (Helvetica's glyph heights
+    # are not taken); the page number ends at the right margin
+    bbox = subprocess.run(["pdftotext", "-bbox", str(out), "-"], capture_output=True,
+                          text=True).stdout
+    import re
+
+    words = {m[4]: (float(m[0]), float(m[1]), float(m[2]), float(m[3])) for m in re.findall(
+        r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]+)<', bbox)}
+    line_step = 9.5 * 1.45  # points between two 9.5 pt lines
+    assert words["Third"][3] - words["A"][3] == pytest.approx(2 * line_step, abs=0.01)
+    assert words["of"][2] < report_pdf.PAGE_W * 72 - report_pdf.MARGIN_X * 72 + 0.5
+    assert words["1"][2] == pytest.approx(report_pdf.PAGE_W * 72 - report_pdf.MARGIN_X * 72,
+                                          abs=0.5)
+
+
 def test_prefetched_pass_gives_the_reports_own_envelopes(edf, session):
     """``load_session(prefetch=True)`` with an analysis given (nothing collected it) starts the
     report's pass over the signal in a thread: the same envelopes, rail counts and rest quality
@@ -743,3 +792,37 @@ def test_pdf_figures_are_compressed_once(session, tmp_path, monkeypatch):
     report_pdf.write_pdf(report, tmp_path / "r.pdf")
     assert len(seen) == 1 and len(seen[0].items) == len(report.figures) >= 3
     assert seen[0].used == len(report.figures)
+
+
+def test_rep_overlays_are_one_line_collection_per_kind_with_every_reps_lines():
+    """The overlay figure draws its reps as at most three line collections per axes (target,
+    quiet, quiet with synkinesis), not one Line2D per rep: every rep's target line and one line
+    per quiet region are there, in the colours, widths and alpha of the legend."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import to_rgba
+
+    from emgfeedback.views.report import figures
+    from emgfeedback.views.summary import RepRow
+
+    fs = 100.0
+    channels = ["L-ZYG", "L-OOC", "R-ZYG", "R-OOC"]
+    env = np.abs(np.random.default_rng(3).normal(10.0, 5.0, (int(60 * fs), len(channels))))
+    rows = [RepRow(k // 2 + 1, "smile", side, f"{side}-ZYG", 5.0 + 5 * (k // 2),
+                   8.0 + 5 * (k // 2), 50.0, 1.0, 0.8, 0.1, f"{side}-OOC", k % 4 == 0, 0, None)
+            for k, side in enumerate(["L", "R"] * 8)]
+    quiet = {"L-ZYG": ["L-OOC"], "R-ZYG": ["R-OOC"]}
+    fig = figures.fig_rep_overlays(env, fs, channels, rows, quiet)
+    colls = [(ax, c) for ax in fig.axes for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(fig.axes) == 2 and not any(ax.get_lines()[1:] for ax in fig.axes)  # (the cue line)
+    by_colour: dict[tuple, int] = {}
+    for _ax, c in colls:
+        key = (tuple(np.round(c.get_colors()[0][:3], 3)), float(c.get_linewidths()[0]))
+        by_colour[key] = by_colour.get(key, 0) + len(c.get_segments())
+        assert c.get_alpha() == 0.8
+    target = (tuple(np.round(to_rgba("#1f3b57")[:3], 3)), 1.3)
+    grey = (tuple(np.round(to_rgba(figures.UNAFFECTED_COLOR)[:3], 3)), 0.7)
+    red = (tuple(np.round(to_rgba(figures.EVENT_COLOR)[:3], 3)), 0.7)
+    n_syn = sum(r.synkinesis for r in rows)
+    assert by_colour == {target: len(rows), grey: len(rows) - n_syn, red: n_syn}
+    assert all(len(seg) == int(5.0 * fs) for _ax, c in colls for seg in c.get_segments())
+    assert max(sum(1 for a, _ in colls if a is ax) for ax in fig.axes) <= 3

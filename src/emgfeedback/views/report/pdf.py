@@ -9,6 +9,7 @@ the patient, the date, the training-aid statement and "page i of n" on every pag
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import textwrap
@@ -25,7 +26,7 @@ from emgfeedback.views.report import model
 from emgfeedback.views.report.model import TRAINING_AID, Report
 from emgfeedback.views.summary import Table
 
-__all__ = ["placement_png", "write_pdf"]
+__all__ = ["page_lines", "placement_png", "write_pdf"]
 
 log = logging.getLogger(__name__)
 
@@ -57,37 +58,42 @@ def placement_png(svg: str | None, dpi: int = 150) -> bytes | None:
     return out.stdout
 
 
-def _mono_lines_class() -> Any:
-    """The :class:`matplotlib.artist.Artist` holding a page's table lines (see :class:`_Flow`).
+def _core_lines_class() -> Any:
+    """The :class:`matplotlib.artist.Artist` holding a page's lines of text (see :class:`_Flow`).
 
     In the PDF a line whose text is in cp1252 is written in a standard PDF font (Courier for
-    monospace): matplotlib lays out and emits an embedded TrueType font one glyph at a time,
-    which made the long rep tables of a 30-minute session take most of the PDF's time; a core
-    font is one string per line (the viewer has the font: nothing embedded).  The lines are
-    drawn by one artist per page, placed as a single-line :class:`~matplotlib.text.Text` with
-    ``va="center"`` would place them (same baseline, to the float: ascent and descent of the
-    line's characters, at least the font's), without building a Text per line: that
-    machinery cost more than the drawing.  Other lines, and every line on another renderer,
-    are drawn as Text in the embedded monospaced font (DejaVu Sans Mono), so no character is
-    lost."""
+    the tables' monospace, Helvetica for paragraphs, headings and footers): matplotlib lays out
+    and emits an embedded TrueType font one glyph at a time, which made the long rep tables of
+    a 30-minute session, then the ~120 paragraph and footer lines, take most of the PDF's time;
+    a core font is one string per line (the viewer has the font: nothing embedded).  The lines
+    are drawn by one artist per page, placed as a single-line :class:`~matplotlib.text.Text`
+    with ``va="center"`` (and its ``ha``) would place them (same baseline, to the float: ascent
+    and descent of the line's characters, at least the font's), without building a Text per
+    line: that machinery cost more than the drawing.  Other lines (not in cp1252, or with a
+    ``$`` that a Text could read as mathtext), and every line on another renderer, are drawn as
+    Text in the embedded font of their family (DejaVu Sans, DejaVu Sans Mono), so no character
+    is lost."""
     import matplotlib as mpl
     from matplotlib.artist import Artist
     from matplotlib.colors import to_rgba
     from matplotlib.font_manager import FontProperties
     from matplotlib.text import Text
 
-    class MonoLines(Artist):
+    class CoreLines(Artist):
         def __init__(self, page: Any) -> None:
             super().__init__()
             self.page = page
             self.set_zorder(3)  # a Text's: above the row stripes (patches)
-            #: (x, y of the line's centre, in figure fractions; text; size; weight; colour)
-            self.lines: list[tuple[float, float, str, float, str, str]] = []
+            #: (x, y of the line's centre, in figure fractions; text; size; weight; colour;
+            #: family; horizontal alignment; vertical alignment, "center" or "baseline")
+            self.lines: list[tuple[float, float, str, float, str, str, str, str, str]] = []
             self._metrics: dict[tuple[Any, str], tuple[float, float]] = {}
 
-        def _text(self, line: tuple[float, float, str, float, str, str]) -> Text:
-            x, y, s, size, weight, color = line
-            t = Text(x, y, s, fontsize=size, va="center", family="monospace", weight=weight,
+        def _text(self, line: tuple[float, float, str, float, str, str, str, str, str]) -> Text:
+            x, y, s, size, weight, color, family, ha, va = line
+            if weight == "medium" and family != "monospace":
+                weight = "normal"  # (Helvetica's regular is "medium", DejaVu Sans' "normal")
+            t = Text(x, y, s, fontsize=size, va=va, ha=ha, family=family, weight=weight,
                      color=color, transform=self.page.transFigure)
             t.set_figure(self.page)
             return t
@@ -111,18 +117,24 @@ def _mono_lines_class() -> Any:
             from matplotlib.backends.backend_pdf import RendererPdf
 
             # (savefig to a PDF draws through a MixedModeRenderer around the RendererPdf)
+            # the tables' lines first, then the others in their order: the order a page of
+            # one artist for the tables and a Text per other line was drawn in (Text after
+            # artists), so the PDF's text reads in the same order
+            lines = sorted(self.lines, key=lambda ln: ln[6] != "monospace")
             if not isinstance(getattr(renderer, "_renderer", renderer), RendererPdf):
-                for line in self.lines:
+                for line in lines:
                     self._text(line).draw(renderer)
                 return
             trans = self.page.transFigure
-            props: dict[tuple[float, str], tuple[Any, float, float]] = {}
+            props: dict[tuple[float, str, str], tuple[Any, float, float]] = {}
             old = mpl.rcParams["pdf.use14corefonts"]
             try:
-                for line in self.lines:
-                    x, y, s, size, weight, color = line
+                for line in lines:
+                    x, y, s, size, weight, color, family, ha, va = line
                     try:
                         s.encode("cp1252")
+                        if "$" in s:
+                            raise UnicodeEncodeError("cp1252", s, 0, 1, "mathtext")
                     except UnicodeEncodeError:
                         mpl.rcParams["pdf.use14corefonts"] = False
                         self._text(line).draw(renderer)
@@ -130,9 +142,13 @@ def _mono_lines_class() -> Any:
                     if not s:
                         continue
                     mpl.rcParams["pdf.use14corefonts"] = True
-                    got = props.get((size, weight))
+                    key = (size, weight, family)
+                    got = props.get(key)
                     if got is None:
-                        prop = FontProperties(family="monospace", size=size, weight=weight)
+                        # the core font's file found once per family and weight (a lookup
+                        # by properties scans the font list again for every size)
+                        prop = FontProperties(family=family, size=size, weight=weight,
+                                              fname=_afm_file(family, weight))
                         # the font's own ascent and descent, as Text takes them
                         fm = getattr(renderer, "_get_font_height_metrics", None)
                         asc, desc, _gap = fm(prop) if fm is not None else (None, None, None)
@@ -140,20 +156,63 @@ def _mono_lines_class() -> Any:
                             _w, h, desc = renderer.get_text_width_height_descent("lp", prop,
                                                                                  False)
                             asc = h - desc
-                        got = props[(size, weight)] = (prop, asc, desc)
+                        got = props[key] = (prop, asc, desc)
                     prop, asc, desc = got
-                    a, d = self._ascent_descent(renderer, s, prop, (size, weight))
-                    a, d = max(a, asc), max(d, desc)
+                    if family == "monospace":
+                        a, d = self._ascent_descent(renderer, s, prop, key)
+                        a, d = max(a, asc), max(d, desc)
+                    else:  # on the baseline a DejaVu Sans Text had: evenly spaced lines
+                        a, d = _ttf_ascent_descent(family, size, weight)
                     px, py = trans.transform((x, y))
+                    if ha != "left":
+                        w = renderer.get_text_width_height_descent(s, prop, False)[0]
+                        px -= w if ha == "right" else w / 2
                     gc = renderer.new_gc()
                     gc.set_foreground(to_rgba(color), isRGBA=True)
-                    renderer.draw_text(gc, px, py + (d - a) / 2, s, prop, 0.0, ismath=False)
+                    renderer.draw_text(gc, px, py + (d - a) / 2 if va == "center" else py, s,
+                                       prop, 0.0, ismath=False)
                     gc.restore()
             finally:
                 mpl.rcParams["pdf.use14corefonts"] = old
             self.stale = False
 
-    return MonoLines
+    return CoreLines
+
+
+@functools.lru_cache(maxsize=16)
+def _afm_file(family: str, weight: str) -> str:
+    """The core PDF font (AFM file) matplotlib takes for ``family`` and ``weight`` (the same
+    whatever the size: the core fonts are scalable)."""
+    from matplotlib.backends.backend_pdf import RendererPdf
+    from matplotlib.font_manager import FontProperties, findfont
+
+    return str(findfont(FontProperties(family=family, weight=weight), fontext="afm",
+                        directory=RendererPdf._afm_font_dir))
+
+
+@functools.lru_cache(maxsize=64)
+def _ttf_ascent_descent(family: str, size: float, weight: str) -> tuple[float, float]:
+    """Ascent and descent in points of the embedded (TrueType) font of ``family``, from its
+    tables, as a single-line :class:`~matplotlib.text.Text` takes them at least: the lines of
+    paragraphs written in Helvetica keep the baseline they had in DejaVu Sans (Helvetica's
+    per-glyph heights, which a Text in Helvetica would take, made evenly spaced lines look
+    uneven)."""
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    if weight == "medium":
+        weight = "normal"
+    font = get_font(findfont(FontProperties(family=family, weight=weight)))
+    head = font.get_sfnt_table("head")
+    os2 = font.get_sfnt_table("OS/2")
+    hhea = font.get_sfnt_table("hhea")
+    if head is None:
+        return 0.75 * size, 0.25 * size
+    scale = size / head["unitsPerEm"]
+    if os2 is not None:
+        return os2["sTypoAscender"] * scale, -os2["sTypoDescender"] * scale
+    if hhea is not None:
+        return hhea["ascent"] * scale, -hhea["descent"] * scale
+    return 0.75 * size, 0.25 * size
 
 
 class _Flow:
@@ -162,8 +221,8 @@ class _Flow:
     def __init__(self) -> None:
         self.pages: list[Any] = []
         self.y = 0.0
-        self._mono_cls = _mono_lines_class()
-        self._mono: Any = None
+        self._lines_cls = _core_lines_class()
+        self._lines: Any = None
         self._new()
 
     def _new(self) -> None:
@@ -180,19 +239,32 @@ class _Flow:
         if self.room() < h and self.y < PAGE_H - TOP - 1e-6:
             self._new()
 
-    def text(self, x: float, s: str, size: float, h: float, **kw: Any) -> None:
-        self.page.text(x / PAGE_W, (self.y - 0.5 * h) / PAGE_H, s, fontsize=size, va="center",
-                       **kw)
+    def line(self, page: Any, x: float, y: float, s: str, size: float, weight: str = "medium",
+             color: str = "black", family: str = "sans-serif", ha: str = "left",
+             va: str = "center") -> None:
+        """One line of text centred on ``y`` (or with its baseline there: ``va``; inches from
+        the bottom of ``page``), in a core PDF font where it can be (see
+        :func:`_core_lines_class`)."""
+        if self._lines is None or self._lines.page is not page:
+            self._lines = next((a for a in page.artists if isinstance(a, self._lines_cls)), None)
+            if self._lines is None:
+                self._lines = self._lines_cls(page)
+                page.add_artist(self._lines)
+        self._lines.lines.append((x / PAGE_W, y / PAGE_H, s, size, weight, color, family, ha,
+                                  va))
+
+    def text(self, x: float, s: str, size: float, h: float, weight: str = "medium",
+             color: str = "black") -> None:
+        """A line of text (Helvetica in the PDF, DejaVu Sans for other characters; ``medium``
+        is Helvetica's regular weight)."""
+        self.line(self.page, x, self.y - 0.5 * h, s, size, weight, color)
         self.y -= h
 
     def mono(self, x: float, s: str, size: float, h: float, weight: str = "medium",
              color: str = "black") -> None:
-        """One line of a table (monospaced, a core PDF font: see :func:`_mono_lines_class`);
-        ``medium`` is Courier's regular weight (no font lookup warning)."""
-        if self._mono is None or self._mono.page is not self.page:
-            self._mono = self._mono_cls(self.page)
-            self.page.add_artist(self._mono)
-        self._mono.lines.append((x / PAGE_W, (self.y - 0.5 * h) / PAGE_H, s, size, weight, color))
+        """One line of a table (monospaced: Courier in the PDF, DejaVu Sans Mono for other
+        characters); ``medium`` is Courier's regular weight (no font lookup warning)."""
+        self.line(self.page, x, self.y - 0.5 * h, s, size, weight, color, family="monospace")
         self.y -= h
 
     def gap(self, h: float) -> None:
@@ -295,10 +367,23 @@ class _Flow:
     def footers(self, left: str) -> None:
         n = len(self.pages)
         for i, page in enumerate(self.pages, start=1):
-            page.text(0.5, 0.42 / PAGE_H, TRAINING_AID, fontsize=7, color="#8a5a00", ha="center")
-            page.text(MARGIN_X / PAGE_W, 0.22 / PAGE_H, left, fontsize=7.5, color="#555555")
-            page.text(1 - MARGIN_X / PAGE_W, 0.22 / PAGE_H, f"page {i} of {n}", fontsize=8,
-                      ha="right", color="#333333")
+            self.line(page, PAGE_W / 2, 0.42, TRAINING_AID, 7, color="#8a5a00", ha="center",
+                      va="baseline")
+            self.line(page, MARGIN_X, 0.22, left, 7.5, color="#555555", va="baseline")
+            self.line(page, PAGE_W - MARGIN_X, 0.22, f"page {i} of {n}", 8, color="#333333",
+                      ha="right", va="baseline")
+
+
+def page_lines(page: Any) -> list[str]:
+    """The lines of text on a page of :func:`pages`, in the order they are drawn (its
+    :class:`~matplotlib.text.Text` objects, then the lines of :func:`_core_lines_class`)."""
+    from matplotlib.text import Text
+
+    out = [t.get_text() for t in page.texts if isinstance(t, Text)]
+    for a in page.artists:
+        if hasattr(a, "lines") and hasattr(a, "page"):
+            out += [ln[2] for ln in sorted(a.lines, key=lambda ln: ln[6] != "monospace")]
+    return out
 
 
 def _placement(flow: _Flow, svg: str | None) -> None:
