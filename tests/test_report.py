@@ -775,6 +775,40 @@ def test_prefetched_pass_gives_the_reports_own_envelopes(edf, session):
         close_session(s)
 
 
+def test_unused_prefetched_pass_is_stopped_when_the_session_closes(edf, session):
+    """A report that fails or is interrupted before it used the prefetched pass does not wait
+    for the whole pass over the file: ``close_session`` stops it at the next block."""
+    import threading
+
+    from emgfeedback.views.report import bins as report_bins
+    from emgfeedback.views.report import close_session
+
+    blocks: list[int] = []
+    gate = threading.Event()
+    real = report_bins.EnvelopeBins.add
+
+    def slow_add(self, start, env, raw):  # type: ignore[no-untyped-def]
+        blocks.append(start)
+        gate.wait(5.0)  # the first block holds until the session is closed
+        return real(self, start, env, raw)
+
+    report_bins.EnvelopeBins.add = slow_add  # type: ignore[method-assign]
+    try:
+        s = load_session(edf[0], analysis=dict(session.analysis), prefetch=True)
+        assert isinstance(s.signal_bins, report_bins.SignalPass)
+        pas = s.signal_bins
+        while not blocks:
+            threading.Event().wait(0.01)
+        threading.Timer(0.2, gate.set).start()
+        close_session(s)
+        assert len(blocks) == 1  # stopped after the block it was in
+        with pytest.raises(report_bins.PassStopped):
+            pas.result()
+    finally:
+        gate.set()
+        report_bins.EnvelopeBins.add = real  # type: ignore[method-assign]
+
+
 def test_pdf_figures_are_compressed_once(session, tmp_path, monkeypatch):
     """The figures' images compressed early for the PDF are the ones its writer embeds (the
     same pixels to the byte), so matplotlib does not compress them a second time."""

@@ -9,6 +9,7 @@ only (no matplotlib): the history opens sessions with this package too.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -109,13 +110,19 @@ def _median_quality(snaps: Sequence[Quality]) -> Quality:
                    clip_fraction=med("clip_fraction"))
 
 
+class PassStopped(Exception):
+    """A :func:`chain_pass` stopped before its end by its ``stop`` event."""
+
+
 def chain_pass(rec: Recording, cfg: DspConfig | None, qcfg: QualityConfig | None,
-                bins: EnvelopeBins | None, block_s: float = 10.0) -> Quality:
+               bins: EnvelopeBins | None, block_s: float = 10.0,
+               stop: threading.Event | None = None) -> Quality:
     """The recording through the live chain, stretch by stretch between gaps, ``block_s``
     seconds at a time (a quarter of a second during the rest period); returns the quality at
     rest (see :class:`SignalScan`) and feeds ``bins`` every block.  Without ``bins`` the pass
     stops once the rest period is over: the quality at rest is all it is for (the chain is
-    chunk-invariant, so its measures there are the same as in a whole pass)."""
+    chunk-invariant, so its measures there are the same as in a whole pass).  ``stop``, once
+    set, ends the pass at the next block with :class:`PassStopped`."""
     chain = Chain(rec.fs, len(rec.channels), cfg, qcfg, adc_range_uv=rec.rails_uv)
     k = bins.k if bins is not None else 1
     rest_a, cut = _rest_period(rec)
@@ -132,6 +139,8 @@ def chain_pass(rec: Recording, cfg: DspConfig | None, qcfg: QualityConfig | None
         while s < b:
             if bins is None and rest_q is not None:
                 return rest_q
+            if stop is not None and stop.is_set():
+                raise PassStopped(f"{rec.path}: signal pass stopped")
             e = min(b, s + blk)
             if rest_q is None and s < cut:
                 e = min(e, cut, s + small) if s >= rest_a else min(e, rest_a)
@@ -160,8 +169,9 @@ class SignalPass:
 
     def __init__(self, rec: Recording) -> None:
         self.bins = bins_for(rec)
+        self._stop = threading.Event()
         pool = ThreadPoolExecutor(1, thread_name_prefix="report-signal")
-        self._future = pool.submit(chain_pass, rec, None, None, self.bins)
+        self._future = pool.submit(chain_pass, rec, None, None, self.bins, stop=self._stop)
         pool.shutdown(wait=False)  # the thread ends with its one task
 
     def result(self) -> tuple[EnvelopeBins, Quality]:
@@ -172,3 +182,8 @@ class SignalPass:
         """Wait until the pass has stopped reading the recording (its error, if any, is raised
         by :meth:`result`)."""
         self._future.exception()
+
+    def cancel(self) -> None:
+        """Stop the pass within one block if it is still running (the report failed or was
+        interrupted); :meth:`result` then raises :class:`PassStopped`."""
+        self._stop.set()

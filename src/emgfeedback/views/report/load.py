@@ -369,8 +369,9 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
 
 def close_session(session: SessionInput) -> None:
     """Close the session's recording, once a pass started by ``load_session(prefetch=True)``
-    has stopped reading it."""
+    has stopped reading it (stopped at once if the report did not use it: an error or Ctrl-C)."""
     if isinstance(session.signal_bins, SignalPass):
+        session.signal_bins.cancel()
         session.signal_bins.wait()
     if session.signal is not None:
         session.signal.close()
