@@ -1193,12 +1193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Everything this process writes may hold patient data: owner-only files (0600) and
     # folders (0700), whatever the caller's umask; the writers also set 0600 explicitly.
     global _OWN_PROCESS
-    _OWN_PROCESS = _OWN_PROCESS or argv is None
+    outer, _OWN_PROCESS = _OWN_PROCESS, argv is None
     old_umask = os.umask(0o077)
     try:
         return _main(argv)
     finally:
         os.umask(old_umask)  # main() called in-process (tests) leaves the caller's umask
+        _OWN_PROCESS = outer
 
 
 def _main(argv: Sequence[str] | None) -> int:
