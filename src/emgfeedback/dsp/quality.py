@@ -57,7 +57,11 @@ class QualityMeter:
 
     def reset(self) -> None:
         self._ema.reset()
-        self._last_raw: np.ndarray | None = None
+        self._have_last = False  # _prev[:, _prev_n] holds the last raw sample of the stream
+        self._prev_n = 0
+        self._prev = np.zeros((self.n_channels, 1))  # (channels, 1 + samples): see _measures
+        self._u = np.zeros((self.N_MEASURES * self.n_channels, 0))
+        self._rails_zero = False  # the at-rail rows of _u are all 0.0
         self._last: np.ndarray = np.zeros(self.N_MEASURES * self.n_channels)
         self._acc = np.zeros(self.N_MEASURES * self.n_channels)
         self._acc_n = 0
@@ -67,29 +71,48 @@ class QualityMeter:
 
     def restart_diff(self) -> None:
         """After a gap: do not take a difference across it."""
-        self._last_raw = None
+        self._have_last = False
 
     def _measures(self, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray,
-                  both: np.ndarray | None = None) -> np.ndarray:
+                  both: np.ndarray | None = None, inside: bool = False) -> np.ndarray:
         """The per-sample measures ``(4 · channels, samples)``: band power, filtered power,
         squared raw difference, at the rails (0/1).  ``both``: ``band`` and ``filtered`` as the
-        two halves of one array, if the caller has them so (one call squares both)."""
+        two halves of one array, if the caller has them so (one call squares both).
+        ``inside``: the caller knows every raw sample is strictly inside the acquisition range
+        (or there is none).  The result is a buffer of the meter's, overwritten by the next
+        call (live cost: no array is made per chunk)."""
         c, n = raw.shape
-        u = np.empty((self.N_MEASURES * c, n))
+        u = self._u
+        if u.shape[1] != n:
+            u = self._u = np.empty((self.N_MEASURES * c, n))
+            self._rails_zero = False
         if both is not None:
             np.square(both, out=u[:2 * c])
         else:
             np.square(band, out=u[:c])
             np.square(filtered, out=u[c:2 * c])
+        # differences in one call: the previous chunk's last sample before this chunk's
+        prev = self._prev
+        if prev.shape[1] < n + 1:
+            grown = np.empty((c, n + 1))
+            grown[:, 0] = prev[:, self._prev_n] if self._have_last else 0.0
+            prev = self._prev = grown
+        elif self._have_last:
+            prev[:, 0] = prev[:, self._prev_n]
+        prev[:, 1:n + 1] = raw
+        if not self._have_last:
+            prev[:, 0] = prev[:, 1]  # the stream's first sample: no difference (0)
+        self._have_last = True
+        self._prev_n = n
         d = u[2 * c:3 * c]
-        np.subtract(raw[:, 1:], raw[:, :-1], out=d[:, 1:])
-        np.subtract(raw[:, 0], raw[:, 0] if self._last_raw is None else self._last_raw,
-                    out=d[:, 0])
+        np.subtract(prev[:, 1:n + 1], prev[:, :n], out=d)
         np.square(d, out=d)
-        if self.adc_range_uv is None or (
+        if inside or self.adc_range_uv is None or (
                 self.adc_range_uv[0] < np.minimum.reduce(raw, axis=None)
                 and np.maximum.reduce(raw, axis=None) < self.adc_range_uv[1]):
-            u[3 * c:] = 0.0  # (no sample at a rail: two reductions instead of three calls)
+            if not self._rails_zero:  # (no sample at a rail: the rows stay 0.0)
+                u[3 * c:] = 0.0
+                self._rails_zero = True
         else:
             # at or beyond a rail: 1.0, else 0.0 (lo < hi: a sample is at one rail at most)
             lo, hi = self.adc_range_uv
@@ -99,25 +122,25 @@ class QualityMeter:
                 r += np.greater_equal(raw, hi)
             else:  # pragma: no cover - a degenerate range
                 r[...] = np.logical_or(r, np.greater_equal(raw, hi))
-        self._last_raw = raw[:, -1].copy()
+            self._rails_zero = False
         return u
 
     def process_t(
         self, start: int, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray,
-        both: np.ndarray | None = None,
+        both: np.ndarray | None = None, inside: bool = False,
     ) -> Quality:
         """Update from ``(channels, samples)`` arrays of the raw, band-passed and filtered signal
-        (``both``: see :meth:`_measures`)."""
+        (``both``, ``inside``: see :meth:`_measures`)."""
         c, n = raw.shape
         if not n:
             return self.snapshot()
-        u = self._measures(raw, band, filtered, both)
+        u = self._measures(raw, band, filtered, both, inside)
         w = self.window
         if n == w and not self._acc_n and start % w == 0:
             # The live case: the chunk is exactly one window (10 ms).  The same sums as the
             # general path below (one reduceat segment), with a tenth of the calls.
             m = np.add.reduceat(u, _FIRST, axis=1)  # reduce() would round differently
-            m /= w
+            np.divide(m, w, out=m)
             self._ema.process_t(m)
             self._last = m[:, 0]
             self._at = start + n
