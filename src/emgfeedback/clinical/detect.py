@@ -281,6 +281,7 @@ class _Debounce:
         self.x = np.zeros(nch, dtype=bool)  # last input value
         self.run = np.zeros(nch, dtype=np.int64)  # start of the current input run
         self.y = np.zeros(nch, dtype=bool)
+        self.idle = True  # no input and no output true (the last input, the output now)
 
     def process_const(self, v: np.ndarray, start: int, n: int
                       ) -> tuple[np.ndarray | None, list[tuple[int, int, int, bool]]]:
@@ -289,8 +290,10 @@ class _Debounce:
         Returns ``(None, [])`` when the output stays constant (the common case: no pending
         change), which callers read as "``y`` all chunk".
         """
-        if not np.count_nonzero(v ^ self.y):  # count_nonzero: cheaper than .any() (live cost)
+        vl, yl = v.tolist(), self.y.tolist()
+        if vl == yl:  # (lists of a few booleans: cheaper than a NumPy call, live cost)
             self.x[:] = v
+            self.idle = not any(vl)
             return None, []
         x = np.empty((n, len(v)), dtype=bool)
         x[:] = v
@@ -306,8 +309,11 @@ class _Debounce:
         # Every channel's input changes in one set of calls, then a Python walk over the runs of
         # the channels whose input differs from the output somewhere (20-sample live chunks
         # have a few at most): no NumPy call per channel or per run (live cost).
-        if not np.count_nonzero(x ^ self.y):  # the input equals the output all block
+        tr = np.not_equal(x[1:], x[:-1])  # input changes (row - 1, channel)
+        x0s, ys = x[0].tolist(), self.y.tolist()
+        if x0s == ys and not np.count_nonzero(tr):  # the input equals the output all block
             self.x[:] = x[0]
+            self.idle = not any(x0s)
             if not want_y:
                 return self.y, changes
             y = np.empty_like(x)
@@ -318,17 +324,15 @@ class _Debounce:
             y[:] = self.y
         else:  # only the changes are wanted (offline: the burst condition of every block)
             y = self.y
-        tr_c, tr_r = np.nonzero((x[1:] != x[:-1]).T)  # (channel, row - 1), by channel
-        pend = (x[0] != self.y).tolist()
+        tr_c, tr_r = np.nonzero(tr.T)  # (channel, row - 1), by channel
         cuts: dict[int, list[int]] = {}
         for c, k in zip(tr_c.tolist(), tr_r.tolist()):
             cuts.setdefault(c, []).append(k + 1)
-        x0s, px, ys, runs = (x[0].tolist(), self.x.tolist(), self.y.tolist(),
-                             self.run.tolist())
+        px, runs = self.x.tolist(), self.run.tolist()
         n_on, n_off = self.n_on, self.n_off
-        for c in range(len(pend)):
+        for c in range(len(x0s)):
             cc = cuts.get(c)
-            if cc is None and not pend[c]:
+            if cc is None and x0s[c] == ys[c]:
                 continue
             ycur = ys[c]
             v = x0s[c]  # runs alternate: each run has the other value
@@ -350,6 +354,7 @@ class _Debounce:
             for c, _, at, v in changes:  # in sample order per channel: later ones win
                 y[at - start:, c] = v
         self.x[:] = x[-1]
+        self.idle = not (any(x[-1].tolist()) or any(self.y.tolist()))
         return y, changes
 
 
@@ -394,6 +399,33 @@ class _Closing:
 
     burst: _Burst
     offset: int
+
+
+class _Shapes:
+    """Operands of a detector's per-block tests at a block's full shape ``(n, channels)``:
+    broadcasting a row costs more than the operation itself on a 10 ms block (live cost).
+    ``sign``, ``thr``, ``up0``, ``dn0`` follow the level vector (version ``ver``), ``floor``
+    a rep's floor where the level is up; ``f``, ``b`` are scratch buffers."""
+
+    def __init__(self, n: int, det: "Detector") -> None:
+        shape = (n, det.nch)
+
+        def full(v: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(np.broadcast_to(v, shape))
+
+        self.mean, self.k = full(det.mean), full(det.k)
+        self.on, self.off = full(det.on_thr), full(det.off_thr)
+        self.max_env = full(det._max_env)
+        self.rows = full(np.arange(n, dtype=np.int64)[:, None])
+        self.sign, self.thr = np.empty(shape), np.empty(shape)
+        self.up0 = np.empty(shape, dtype=np.int64)
+        self.dn0 = np.empty(shape, dtype=np.int64)
+        self.ver = -1
+        self.floor = np.empty(shape)
+        self.floor_rep: _Rep | None = None
+        self.floor_ver = -1
+        self.f = np.empty(shape)
+        self.b = np.empty(shape, dtype=bool)
 
 
 class Detector:
@@ -459,11 +491,15 @@ class Detector:
         self.threshold_pct = (self.on_thr - self.mean) * self.k
         # an envelope above max_pct_mvc is an artefact: the same limit in µV of envelope
         self._max_env = self.mean + self.cfg.max_pct_mvc / self.k
-        self._max_env_min = float(self._max_env.min()) if n else np.inf
         self._level = np.zeros(n, dtype=bool)
+        self._level_ver = 0  # counts changes of the level vector (the operands follow it)
+        self._all_down = True  # no channel's level is up
+        self._act_settled = True  # the activity's input and output equal the level
         self._cross_sign: np.ndarray | None = None  # of the level test (see _block)
         self._cross_thr = self._init_up = self._init_dn = self.on_thr
-        self._rows = np.arange(MAX_BLOCK, dtype=np.int64)[:, None]  # row numbers of a block
+        # an envelope under the on threshold is under the artefact limit too (see _hold)
+        self._on_under_max = bool(np.count_nonzero(self.on_thr <= self._max_env) == n)
+        self._shapes_by_n: dict[int, _Shapes] = {}
         self._act = _Debounce(n, ms(self.cfg.min_active_ms), ms(self.cfg.min_rest_ms))
         self._evt = _Debounce(n, ms(self.cfg.min_event_ms), ms(self.cfg.event_gap_ms))
         self._n_off = self._evt.n_off
@@ -592,6 +628,9 @@ class Detector:
             self._settles = [g for g in self._settles if g[1] > p.start - 60 * int(self.fs)]
             self._settles.append((p.start, self._settle_until))
         n = len(p)
+        if n <= MAX_BLOCK:  # (the live chunk: no slices)
+            self._block(p.envelope, p.filtered, p.raw, p.start)
+            return
         for a in range(0, n, MAX_BLOCK):
             b = min(n, a + MAX_BLOCK)
             self._block(p.envelope[a:b], p.filtered[a:b], p.raw[a:b], p.start + a)
@@ -686,16 +725,19 @@ class Detector:
 
     def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
               emin: np.ndarray | None = None, emax: np.ndarray | None = None,
-              flags: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+              flags: Any = None, sh: _Shapes | None = None, under_on: bool = False
+              ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(held, bits)`` of the block: artefact flags (``flags``: their future, when the
         helper thread computes them) and the hold after them (or ``None`` when no sample of the
-        block is flagged or held)."""
+        block is flagged or held).  ``sh``: the block's operands; ``under_on``: no sample of
+        the block is above its channel's on threshold."""
         n = len(env)
         bits = (flags.result() if flags is not None
                 else self._flags.process(raw, filt, env, start, emin, emax))
-        # (one reduction decides the common case: the envelope under every channel's limit)
-        if np.maximum.reduce(env, axis=None) > self._max_env_min and \
-                np.count_nonzero(env > self._max_env):
+        # The envelope above max_pct_mvc: none when every sample is under on_thr and that is
+        # under the limit (the common case, no call); else one full-shape comparison.
+        if not (under_on and self._on_under_max) and np.count_nonzero(
+                env > self._max_env if sh is None else np.greater(env, sh.max_env, out=sh.b)):
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
             bits[env > self._max_env] |= _PCT
@@ -723,13 +765,50 @@ class Detector:
         self._held_any = True
         return held, bits
 
+    def _set_level(self, level: np.ndarray) -> None:
+        """The level vector after a block in which it changed (the test's operands follow)."""
+        self._level = level
+        self._cross_sign = None
+        self._level_ver += 1
+        self._all_down = not np.count_nonzero(level)
+
+    def _shapes(self, n: int) -> _Shapes:
+        """The operands of the level test and %MVC at the block's full shape (kept for the
+        last few block sizes), those that follow the level brought up to date."""
+        sh = self._shapes_by_n.get(n)
+        if sh is None:
+            if len(self._shapes_by_n) > 8:
+                self._shapes_by_n.clear()
+            sh = self._shapes_by_n[n] = _Shapes(n, self)
+        if self._cross_sign is None:
+            self._cross_sign = np.where(self._level, -1.0, 1.0)
+            self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
+            self._init_up = np.where(self._level, -1, -2)
+            self._init_dn = np.where(self._level, -2, -1)
+        if sh.ver != self._level_ver:
+            sh.sign[...] = self._cross_sign
+            sh.thr[...] = self._cross_thr
+            sh.up0[...] = self._init_up
+            sh.dn0[...] = self._init_dn
+            sh.ver = self._level_ver
+        return sh
+
+    def _floor_where(self, rep: _Rep, sh: _Shapes) -> np.ndarray:
+        """``rep``'s floor where the level is up, +inf elsewhere, at the block's full shape."""
+        if sh.floor_rep is not rep or sh.floor_ver != self._level_ver:
+            sh.floor[...] = np.where(self._level, rep.floor, np.inf)
+            sh.floor_rep, sh.floor_ver = rep, self._level_ver
+        return sh.floor
+
     def _block(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int) -> None:
         n = len(env)
         if n == 0:
             return
         stop = start + n
         self._write_hist(env, start)
-        pct = (env - self.mean) * self.k
+        sh = self._shapes(n)
+        pct = np.subtract(env, sh.mean)
+        np.multiply(pct, sh.k, out=pct)  # (env - mean) * k
         flags = (_flags_helper().submit(self._flags.process, raw, filt, env, start)
                  if n >= PARALLEL_MIN else None)
         # Level state with hysteresis, exact per sample; only channels that may change it are
@@ -738,33 +817,38 @@ class Detector:
         # and a count: per-channel reductions only when something crosses (live cost).
         # The test is one product and one comparison: with s = -1 where the level is up and
         # +1 elsewhere, s·env > s·threshold is env < off_thr or env > on_thr, exactly
-        # (negation is exact).
-        if self._cross_sign is None:
-            self._cross_sign = np.where(self._level, -1.0, 1.0)
-            self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
-            self._init_up = np.where(self._level, -1, -2)
-            self._init_dn = np.where(self._level, -2, -1)
+        # (negation is exact); with every level down, env > on_thr alone.  Operands of the
+        # block's full shape (broadcasting costs more than the operation, live cost).
+        under_on = self._all_down  # and no crossing: every sample under on_thr (see _hold)
+        if under_on:
+            cross = np.greater(env, sh.on, out=sh.b)
+        else:
+            cross = np.greater(np.multiply(env, sh.sign, out=sh.f), sh.thr, out=sh.b)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
-        if np.count_nonzero(np.greater(env * self._cross_sign, self._cross_thr)):
+        if np.count_nonzero(cross):
             # each sample takes the state of the last sample at or before it that was above
             # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
             # each kind, the state before the block counting as one at row -1 (the other kind
             # at row -2), and the later one wins
-            row_no = self._rows[:n]
-            last_up = np.where(env > self.on_thr, row_no, self._init_up)
+            last_up = np.where(np.greater(env, sh.on, out=sh.b), sh.rows, sh.up0)
             np.maximum.accumulate(last_up, axis=0, out=last_up)
-            last_dn = np.where(env < self.off_thr, row_no, self._init_dn)
+            last_dn = np.where(np.less(env, sh.off, out=sh.b), sh.rows, sh.dn0)
             np.maximum.accumulate(last_dn, axis=0, out=last_dn)
             level = np.greater_equal(last_up, last_dn)  # (both at one row: up, as before)
             if level[-1].tolist() != self._level.tolist():
-                self._level = level[-1].copy()
-                self._cross_sign = None  # the test's vectors follow the level
+                self._set_level(level[-1].copy())
             active, _ = self._act.process(level, start)
+            self._act_settled = False
+            under_on = False
         else:
-            level = self._level.copy()
-            act, _ = self._act.process_const(level, start, n)
-            active = self._act.y.copy() if act is None else act
-        held, bits = self._hold(env, filt, raw, start, flags=flags)
+            level = self._level
+            if self._act_settled:  # nothing to debounce: the activity is the level
+                active = self._act.y
+            else:
+                act, _ = self._act.process_const(level, start, n)
+                self._act_settled = act is None
+                active = self._act.y if act is None else act
+        held, bits = self._hold(env, filt, raw, start, flags=flags, sh=sh, under_on=under_on)
 
         reps = [r for r in self._pending if r.start < stop and r.stop > start]
         for r in reps:
@@ -782,21 +866,29 @@ class Detector:
             else:
                 held = held.copy()
             held[:k] = True
-        pending = bool(self._bursts) or bool(np.count_nonzero(self._evt.x)
-                                             or np.count_nonzero(self._evt.y))
-        if not pending and level.ndim == 1 and not any(
-                len(r.qi) and np.count_nonzero(level & r.quiet_mask) for r in reps):
+        pending = bool(self._bursts) or not self._evt.idle
+        if not pending and level.ndim == 1 and (self._all_down or not any(
+                len(r.qi) and np.count_nonzero(level & r.quiet_mask) for r in reps)):
             # No quiet region's level is up all block and nothing is being debounced: the
             # burst condition is false at every sample (the common case, live cost).
             pass
         elif reps or pending:
-            cond = np.zeros((n, self.nch), dtype=bool)
-            for r in reps:
-                if not len(r.qi):
-                    continue
-                rows = slice(max(r.start, start) - start, min(r.stop, stop) - start)
-                lv = level[rows] if level.ndim == 2 else level
-                cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask
+            r0 = reps[0] if len(reps) == 1 else None
+            if r0 is not None and level.ndim == 1 and r0.start <= start and r0.stop >= stop:
+                # the live case: one rep over the whole block, the level constant: one
+                # comparison with the rep's floor where the level is up, +inf elsewhere (no
+                # sample there is above it: those levels are down, so their envelopes are
+                # under on_thr; a region that is not quiet has +inf for its floor, so the
+                # quiet mask changes nothing)
+                cond = np.greater(pct, self._floor_where(r0, sh))
+            else:
+                cond = np.zeros((n, self.nch), dtype=bool)
+                for r in reps:
+                    if not len(r.qi):
+                        continue
+                    rows = slice(max(r.start, start) - start, min(r.stop, stop) - start)
+                    lv = level[rows] if level.ndim == 2 else level
+                    cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask
             if held is not None:
                 cond &= ~held
             _, changes = self._evt.process(cond, start, want_y=False)

@@ -16,6 +16,8 @@ Running measures (exponential averages with a time constant of ``QualityConfig.w
 from __future__ import annotations
 
 
+from typing import Any
+
 import numpy as np
 
 from emgfeedback.config import QualityConfig
@@ -302,7 +304,28 @@ class ArtefactFlags:
         # per-row thresholds of the (wide; lf) buffer of process()
         self._thr = np.concatenate([np.full(n_channels, self.cfg.artefact_uv),
                                     np.full(n_channels, self.cfg.artefact_lf_uv)])[:, None]
+        self._bufs: dict[int, tuple[Any, ...]] = {}
         self.restart()
+
+    def _buffers(self, n: int) -> tuple[Any, ...]:
+        """Work buffers and full-shape operands for ``n``-sample blocks (the last few sizes):
+        ``(filtered (2c, n), |filtered|, thresholds, hits, low rail, high rail, raw-shaped
+        booleans)``; the rails are ``None`` without an acquisition range.  Nothing of them
+        leaves :meth:`process` (its result is a new array)."""
+        b = self._bufs.get(n)
+        if b is None:
+            if len(self._bufs) > 8:
+                self._bufs.clear()
+            c = self.n_channels
+            shape = (2 * c, n)
+            rails = self.adc_range_uv
+            lo = None if rails is None else np.full((n, c), float(rails[0]))
+            hi = None if rails is None else np.full((n, c), float(rails[1]))
+            b = self._bufs[n] = (np.empty(shape), np.empty(shape),
+                                 np.ascontiguousarray(np.broadcast_to(self._thr, shape)),
+                                 np.empty(shape, dtype=bool), lo, hi,
+                                 np.empty((n, c), dtype=bool))
+        return b
 
     def restart(self) -> None:
         """A new stretch of samples (stream start, after a gap)."""
@@ -328,22 +351,24 @@ class ArtefactFlags:
         c = self.n_channels
         # Live cost (issue 13): boolean tests by np.count_nonzero (a reduction such as .any()
         # costs 3-5 times as much on a 10 ms block), one buffer for both filtered signals so
-        # that one comparison with the per-row thresholds checks both.
-        buf = np.empty((2 * c, n))
+        # that one comparison with the per-row thresholds checks both, and operands of the
+        # full shape kept per block size (broadcasting a row or a scalar costs more than the
+        # operation on a block this small).
+        buf, absbuf, thr, hitbuf, lo_a, hi_a, rawb = self._buffers(n)
         wt, lft = buf[:c], buf[c:]  # raw -> 1 Hz high-pass ("wide") -> 15 Hz low-pass ("lf")
         wt[...] = raw.T
         self._wide.process_t(wt)
         lft[...] = wt
         self._lf.process_t(lft)
-        hit = np.greater(np.abs(buf), self._thr)  # |x| > threshold: x > thr or x < -thr
+        np.abs(buf, out=absbuf)
+        hit = np.greater(absbuf, thr, out=hitbuf)  # |x| > threshold: x > thr or x < -thr
         hit_lf = hit_amp = False
         if np.count_nonzero(hit):
             hit_amp, hit_lf = bool(np.count_nonzero(hit[:c])), bool(np.count_nonzero(hit[c:]))
         hit_clip = False
-        if self.adc_range_uv is not None:
-            lo, hi = self.adc_range_uv
-            hit_clip = bool(np.count_nonzero(np.less_equal(raw, lo))
-                            or np.count_nonzero(np.greater_equal(raw, hi)))
+        if lo_a is not None and hi_a is not None:
+            hit_clip = bool(np.count_nonzero(np.less_equal(raw, lo_a, out=rawb))
+                            or np.count_nonzero(np.greater_equal(raw, hi_a, out=rawb)))
         # Flat line: a sample is flat when the raw signal has not moved (|difference| above
         # flat_rms_uv) for `need` samples before it.
         flat = None
@@ -355,9 +380,12 @@ class ArtefactFlags:
             # short can be flat) and moves at its last sample (which is then each channel's
             # last sample that moved).  Quantised signals often repeat a sample somewhere in
             # a chunk, so a test of every difference would send most chunks the long way.
-            dl = np.subtract(raw[-1], raw[-2] if n > 1 else last)
-            np.abs(dl, out=dl)
-            if np.count_nonzero(np.greater(dl, cfg.flat_rms_uv)) == c:
+            # (In Python on the two rows: the same IEEE subtraction and comparison as NumPy's,
+            # without a call per operation.)
+            flat_uv = cfg.flat_rms_uv
+            a_l = raw[-1].tolist()
+            b_l = raw[-2].tolist() if n > 1 else last.tolist()
+            if all(abs(p - q) > flat_uv for p, q in zip(a_l, b_l)):
                 self._moved[:] = end
                 self._moved_min = end
             else:  # still no flat sample: only each channel's last sample that moved
