@@ -628,12 +628,14 @@ class Detector:
             self._settles = [g for g in self._settles if g[1] > p.start - 60 * int(self.fs)]
             self._settles.append((p.start, self._settle_until))
         n = len(p)
+        # the chain's range test, if it is the flags' range: no clipping to test
+        inside = p.raw_inside is not None and p.raw_inside == self._flags.adc_range_uv
         if n <= MAX_BLOCK:  # (the live chunk: no slices)
-            self._block(p.envelope, p.filtered, p.raw, p.start)
+            self._block(p.envelope, p.filtered, p.raw, p.start, inside)
             return
         for a in range(0, n, MAX_BLOCK):
             b = min(n, a + MAX_BLOCK)
-            self._block(p.envelope[a:b], p.filtered[a:b], p.raw[a:b], p.start + a)
+            self._block(p.envelope[a:b], p.filtered[a:b], p.raw[a:b], p.start + a, inside)
 
     def _markers(self, markers: Sequence[Any], start: int) -> None:
         for m in markers:
@@ -725,15 +727,16 @@ class Detector:
 
     def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
               emin: np.ndarray | None = None, emax: np.ndarray | None = None,
-              flags: Any = None, sh: _Shapes | None = None, under_on: bool = False
-              ) -> tuple[np.ndarray | None, np.ndarray | None]:
+              flags: Any = None, sh: _Shapes | None = None, under_on: bool = False,
+              inside: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(held, bits)`` of the block: artefact flags (``flags``: their future, when the
         helper thread computes them) and the hold after them (or ``None`` when no sample of the
         block is flagged or held).  ``sh``: the block's operands; ``under_on``: no sample of
-        the block is above its channel's on threshold."""
+        the block is above its channel's on threshold; ``inside``: no raw sample is clipped
+        (the chain's range test)."""
         n = len(env)
         bits = (flags.result() if flags is not None
-                else self._flags.process(raw, filt, env, start, emin, emax))
+                else self._flags.process(raw, filt, env, start, emin, emax, inside))
         # The envelope above max_pct_mvc: none when every sample is under on_thr and that is
         # under the limit (the common case, no call); else one full-shape comparison.
         if not (under_on and self._on_under_max) and np.count_nonzero(
@@ -800,7 +803,8 @@ class Detector:
             sh.floor_rep, sh.floor_ver = rep, self._level_ver
         return sh.floor
 
-    def _block(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int) -> None:
+    def _block(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
+               inside: bool = False) -> None:
         n = len(env)
         if n == 0:
             return
@@ -809,8 +813,8 @@ class Detector:
         sh = self._shapes(n)
         pct = np.subtract(env, sh.mean)
         np.multiply(pct, sh.k, out=pct)  # (env - mean) * k
-        flags = (_flags_helper().submit(self._flags.process, raw, filt, env, start)
-                 if n >= PARALLEL_MIN else None)
+        flags = (_flags_helper().submit(self._flags.process, raw, filt, env, start, None, None,
+                                        inside) if n >= PARALLEL_MIN else None)
         # Level state with hysteresis, exact per sample; only channels that may change it are
         # looked at sample by sample (vectorised within the channel).  The common case (no
         # sample of any channel across the threshold of its state) is one elementwise test
@@ -848,7 +852,8 @@ class Detector:
                 act, _ = self._act.process_const(level, start, n)
                 self._act_settled = act is None
                 active = self._act.y if act is None else act
-        held, bits = self._hold(env, filt, raw, start, flags=flags, sh=sh, under_on=under_on)
+        held, bits = self._hold(env, filt, raw, start, flags=flags, sh=sh, under_on=under_on,
+                                inside=inside)
 
         reps = [r for r in self._pending if r.start < stop and r.stop > start]
         for r in reps:

@@ -193,7 +193,8 @@ class Chain:
                 self._detect_have += n
             filtered, envelope, quality = self._run(chunk.start, rt, inside)
         return Processed(chunk.start, chunk.fs, chunk.channels, raw, filtered.T, envelope.T,
-                         quality, chunk.status, chunk.markers)
+                         quality, chunk.status, chunk.markers,
+                         self.quality.adc_range_uv if inside and self.measure_quality else None)
 
     def _inside(self, raw: np.ndarray) -> bool:
         """Refuse non-finite samples; ``True`` when every sample is strictly inside the

@@ -338,12 +338,13 @@ class ArtefactFlags:
 
     def process(self, raw: np.ndarray, filtered: np.ndarray, envelope: np.ndarray,
                 start: int = 0, env_min: np.ndarray | None = None,
-                env_max: np.ndarray | None = None) -> np.ndarray | None:
+                env_max: np.ndarray | None = None, inside: bool = False) -> np.ndarray | None:
         """Reason bits ``(samples, channels)`` (uint8), or ``None`` when nothing is flagged.
 
         Arrays are ``(samples, channels)``; ``start`` is the absolute index of the first sample
         (consecutive calls continue the stream); ``env_min``, ``env_max`` the envelope's
-        per-channel extremes over the chunk if the caller has them."""
+        per-channel extremes over the chunk if the caller has them; ``inside``: the caller
+        knows every raw sample is strictly inside ``adc_range_uv`` (no clipping to test)."""
         cfg = self.cfg
         n = len(raw)
         if n == 0:
@@ -366,7 +367,7 @@ class ArtefactFlags:
         if np.count_nonzero(hit):
             hit_amp, hit_lf = bool(np.count_nonzero(hit[:c])), bool(np.count_nonzero(hit[c:]))
         hit_clip = False
-        if lo_a is not None and hi_a is not None:
+        if lo_a is not None and hi_a is not None and not inside:
             hit_clip = bool(np.count_nonzero(np.less_equal(raw, lo_a, out=rawb))
                             or np.count_nonzero(np.greater_equal(raw, hi_a, out=rawb)))
         # Flat line: a sample is flat when the raw signal has not moved (|difference| above
