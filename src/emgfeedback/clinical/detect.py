@@ -282,22 +282,32 @@ class _Debounce:
         self.run = np.zeros(nch, dtype=np.int64)  # start of the current input run
         self.y = np.zeros(nch, dtype=bool)
         self.idle = True  # no input and no output true (the last input, the output now)
+        self.steady = True  # the last constant input equalled the output (process_const)
 
     def process_const(self, v: np.ndarray, start: int, n: int
                       ) -> tuple[np.ndarray | None, list[tuple[int, int, int, bool]]]:
         """:meth:`process` for an input constant over ``n`` samples (vector ``v``).
 
         Returns ``(None, [])`` when the output stays constant (the common case: no pending
-        change), which callers read as "``y`` all chunk".
+        change), which callers read as "``y`` all chunk"; :attr:`steady` says whether the
+        input equals the output (nothing is being debounced).
         """
         vl, yl = v.tolist(), self.y.tolist()
-        if vl == yl:  # (lists of a few booleans: cheaper than a NumPy call, live cost)
+        self.steady = vl == yl
+        if self.steady:  # (lists of a few booleans: cheaper than a NumPy call, live cost)
             self.x[:] = v
             self.idle = not any(vl)
             return None, []
-        x = np.empty((n, len(v)), dtype=bool)
-        x[:] = v
-        return self.process(x, start)
+        # the walk of a constant input: one run per channel, no input array
+        y0 = self.y.copy()
+        _, changes = self._walk(vl, yl, {}, start, n, False, vl)
+        if not changes:  # still debouncing: the output stays y0 all block
+            return None, []
+        y = np.empty((n, len(vl)), dtype=bool)
+        y[:] = y0
+        for c, _, at, val in changes:  # in sample order per channel: later ones win
+            y[at - start:, c] = val
+        return y, changes
 
     def process(self, x: np.ndarray, start: int, want_y: bool = True
                 ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
@@ -319,15 +329,32 @@ class _Debounce:
             y = np.empty_like(x)
             y[:] = self.y
             return y, changes
-        if want_y:
-            y = np.empty_like(x)
-            y[:] = self.y
-        else:  # only the changes are wanted (offline: the burst condition of every block)
-            y = self.y
         tr_c, tr_r = np.nonzero(tr.T)  # (channel, row - 1), by channel
         cuts: dict[int, list[int]] = {}
         for c, k in zip(tr_c.tolist(), tr_r.tolist()):
             cuts.setdefault(c, []).append(k + 1)
+        return self._walk(x0s, ys, cuts, start, n, want_y, x[-1].tolist())
+
+    def process_runs(self, x0s: list[bool], cuts: dict[int, list[int]], start: int, n: int
+                     ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
+        """:meth:`process` of an ``n``-sample input given as runs: ``x0s`` its first row,
+        ``cuts[c]`` the rows (> 0, ascending) at which channel ``c``'s input changes (a caller
+        that knows them, the level state, makes no input array)."""
+        last = [v ^ (len(cuts.get(c, ())) % 2 == 1) for c, v in enumerate(x0s)]
+        return self._walk(x0s, self.y.tolist(), cuts, start, n, True, last)
+
+    def _walk(self, x0s: list[bool], ys: list[bool], cuts: dict[int, list[int]], start: int,
+              n: int, want_y: bool, last: list[bool]
+              ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
+        """The runs of the channels whose input differs from the output somewhere, walked in
+        Python (see :meth:`process`); ``last``: the input's last row."""
+        changes: list[tuple[int, int, int, bool]] = []
+        y: np.ndarray
+        if want_y:
+            y = np.empty((n, len(x0s)), dtype=bool)
+            y[:] = self.y
+        else:  # only the changes are wanted (offline: the burst condition of every block)
+            y = self.y
         px, runs = self.x.tolist(), self.run.tolist()
         n_on, n_off = self.n_on, self.n_off
         for c in range(len(x0s)):
@@ -353,8 +380,8 @@ class _Debounce:
         if want_y:
             for c, _, at, v in changes:  # in sample order per channel: later ones win
                 y[at - start:, c] = v
-        self.x[:] = x[-1]
-        self.idle = not (any(x[-1].tolist()) or any(self.y.tolist()))
+        self.x[:] = last
+        self.idle = not (any(last) or any(self.y.tolist()))
         return y, changes
 
 
@@ -424,6 +451,8 @@ class _Shapes:
         self.floor = np.empty(shape)
         self.floor_rep: _Rep | None = None
         self.floor_ver = -1
+        self.floor_all = np.empty(shape)
+        self.floor_all_rep: _Rep | None = None
         self.f = np.empty(shape)
         self.b = np.empty(shape, dtype=bool)
 
@@ -500,6 +529,9 @@ class Detector:
         # an envelope under the on threshold is under the artefact limit too (see _hold)
         self._on_under_max = bool(np.count_nonzero(self.on_thr <= self._max_env) == n)
         self._shapes_by_n: dict[int, _Shapes] = {}
+        self._on_l, self._off_l = self.on_thr.tolist(), self.off_thr.tolist()
+        # a sample both above on_thr and below off_thr (off_thr > on_thr): up (see _level_flips)
+        self._ties = bool(np.count_nonzero(self.off_thr > self.on_thr))
         self._act = _Debounce(n, ms(self.cfg.min_active_ms), ms(self.cfg.min_rest_ms))
         self._evt = _Debounce(n, ms(self.cfg.min_event_ms), ms(self.cfg.event_gap_ms))
         self._n_off = self._evt.n_off
@@ -768,6 +800,54 @@ class Detector:
         self._held_any = True
         return held, bits
 
+    def _level_flips(self, env: np.ndarray, cross: np.ndarray) -> dict[int, list[tuple[int, bool]]]:
+        """``{channel: [(row, new level), ...]}`` of the block's level changes, in row order.
+
+        The level state machine: at each sample, up when the envelope is above on_thr, else
+        down when it is below off_thr, else unchanged.  Only the channels with a sample across
+        the threshold of their state (``cross``, the block's test) can change; each change is
+        found by one comparison of the channel's rest of the block with the threshold that
+        now applies (live cost: a 10 ms chunk has one or two such channels and changes, and a
+        long offline block a few per channel).  Each sample takes the state of the last sample
+        at or before it that was above on_thr (up) or below off_thr (down), as before."""
+        ch_rows = np.nonzero(cross.T)  # (channel, row), by channel then row
+        first: dict[int, int] = {}
+        for c, r in zip(ch_rows[0].tolist(), ch_rows[1].tolist()):
+            first.setdefault(c, r)
+        lv = self._level.tolist()
+        on, off, ties = self._on_l, self._off_l, self._ties
+        n = len(env)
+        out: dict[int, list[tuple[int, bool]]] = {}
+        for c, r in first.items():
+            col = env[:, c]
+            up = lv[c]
+            flips: list[tuple[int, bool]] = []
+            # the first sample across: a change (down -> up always; up -> down unless that
+            # sample is above on_thr too, possible only with off_thr > on_thr)
+            pos = r
+            if not up or not ties or not col[r] > on[c]:
+                up = not up
+                flips.append((r, up))
+                pos = r + 1
+            while pos < n:
+                seg = col[pos:]
+                if up:
+                    m = np.less(seg, off[c])
+                    if ties:
+                        m &= np.less_equal(seg, on[c])
+                else:
+                    m = np.greater(seg, on[c])
+                hit = np.flatnonzero(m)
+                if not len(hit):
+                    break
+                pos += int(hit[0])
+                up = not up
+                flips.append((pos, up))
+                pos += 1
+            if flips:
+                out[c] = flips
+        return out
+
     def _set_level(self, level: np.ndarray) -> None:
         """The level vector after a block in which it changed (the test's operands follow)."""
         self._level = level
@@ -796,8 +876,14 @@ class Detector:
             sh.ver = self._level_ver
         return sh
 
-    def _floor_where(self, rep: _Rep, sh: _Shapes) -> np.ndarray:
-        """``rep``'s floor where the level is up, +inf elsewhere, at the block's full shape."""
+    def _floor_where(self, rep: _Rep, sh: _Shapes, everywhere: bool = False) -> np.ndarray:
+        """``rep``'s floor where the level is up, +inf elsewhere (``everywhere``: the floor),
+        at the block's full shape."""
+        if everywhere:
+            if sh.floor_all_rep is not rep:
+                sh.floor_all[...] = rep.floor
+                sh.floor_all_rep = rep
+            return sh.floor_all
         if sh.floor_rep is not rep or sh.floor_ver != self._level_ver:
             sh.floor[...] = np.where(self._level, rep.floor, np.inf)
             sh.floor_rep, sh.floor_ver = rep, self._level_ver
@@ -830,18 +916,23 @@ class Detector:
             cross = np.greater(np.multiply(env, sh.sign, out=sh.f), sh.thr, out=sh.b)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
         if np.count_nonzero(cross):
-            # each sample takes the state of the last sample at or before it that was above
-            # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
-            # each kind, the state before the block counting as one at row -1 (the other kind
-            # at row -2), and the later one wins
-            last_up = np.where(np.greater(env, sh.on, out=sh.b), sh.rows, sh.up0)
-            np.maximum.accumulate(last_up, axis=0, out=last_up)
-            last_dn = np.where(np.less(env, sh.off, out=sh.b), sh.rows, sh.dn0)
-            np.maximum.accumulate(last_dn, axis=0, out=last_dn)
-            level = np.greater_equal(last_up, last_dn)  # (both at one row: up, as before)
-            if level[-1].tolist() != self._level.tolist():
+            flips = self._level_flips(env, cross)
+            before = self._level
+            # the level over the block (every channel's state before it, then its flips)
+            level = np.empty((n, self.nch), dtype=bool)
+            level[:] = before
+            x0s = before.tolist()
+            cuts: dict[int, list[int]] = {}
+            for c, at_rows in flips.items():
+                for row, v in at_rows:
+                    level[row:, c] = v
+                    if row == 0:
+                        x0s[c] = v
+                    else:
+                        cuts.setdefault(c, []).append(row)
+            if level[-1].tolist() != before.tolist():
                 self._set_level(level[-1].copy())
-            active, _ = self._act.process(level, start)
+            active, _ = self._act.process_runs(x0s, cuts, start, n)
             self._act_settled = False
             under_on = False
         else:
@@ -850,7 +941,7 @@ class Detector:
                 active = self._act.y
             else:
                 act, _ = self._act.process_const(level, start, n)
-                self._act_settled = act is None
+                self._act_settled = self._act.steady
                 active = self._act.y if act is None else act
         held, bits = self._hold(env, filt, raw, start, flags=flags, sh=sh, under_on=under_on,
                                 inside=inside)
@@ -879,13 +970,17 @@ class Detector:
             pass
         elif reps or pending:
             r0 = reps[0] if len(reps) == 1 else None
-            if r0 is not None and level.ndim == 1 and r0.start <= start and r0.stop >= stop:
-                # the live case: one rep over the whole block, the level constant: one
-                # comparison with the rep's floor where the level is up, +inf elsewhere (no
-                # sample there is above it: those levels are down, so their envelopes are
-                # under on_thr; a region that is not quiet has +inf for its floor, so the
-                # quiet mask changes nothing)
-                cond = np.greater(pct, self._floor_where(r0, sh))
+            if r0 is not None and r0.start <= start and r0.stop >= stop:
+                # the live case: one rep over the whole block.  A region that is not quiet
+                # has +inf for its floor, so the quiet mask changes nothing; with the level
+                # constant, one comparison with the rep's floor where the level is up, +inf
+                # elsewhere (no sample there is above it: those levels are down, so their
+                # envelopes are under on_thr)
+                if level.ndim == 1:
+                    cond = np.greater(pct, self._floor_where(r0, sh))
+                else:
+                    cond = np.greater(pct, self._floor_where(r0, sh, everywhere=True))
+                    cond &= level
             else:
                 cond = np.zeros((n, self.nch), dtype=bool)
                 for r in reps:

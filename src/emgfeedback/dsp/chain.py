@@ -230,8 +230,9 @@ class Chain:
         ``inside``: every raw sample is strictly inside the acquisition range (see
         :meth:`_inside`)."""
         c = rt.shape[0]
-        # band-passed and filtered rows in one buffer: the quality meter squares both at once
-        buf = np.empty((2 * c, rt.shape[1]))
+        # band-passed and filtered rows in one buffer, and a third for the quality meter's raw
+        # differences: it squares all three at once
+        buf = np.empty((3 * c if self.measure_quality else 2 * c, rt.shape[1]))
         band = buf[:c]
         band[...] = rt
         self._front.process_t(band)
@@ -239,7 +240,7 @@ class Chain:
             self._band_buf.append(band.copy())
         both: np.ndarray | None = None
         if self._notch is not None:
-            filtered, both = buf[c:], buf
+            filtered, both = buf[c:2 * c], buf
             filtered[...] = band
             self._notch.process_t(filtered)
         else:

@@ -79,7 +79,9 @@ class QualityMeter:
                   both: np.ndarray | None = None, inside: bool = False) -> np.ndarray:
         """The per-sample measures ``(4 · channels, samples)``: band power, filtered power,
         squared raw difference, at the rails (0/1).  ``both``: ``band`` and ``filtered`` as the
-        two halves of one array, if the caller has them so (one call squares both).
+        two halves of one array, if the caller has them so (one call squares both), or as the
+        first two thirds of a ``(3 · channels, samples)`` array whose last third the meter
+        overwrites with the raw differences (one call squares all three).
         ``inside``: the caller knows every raw sample is strictly inside the acquisition range
         (or there is none).  The result is a buffer of the meter's, overwritten by the next
         call (live cost: no array is made per chunk)."""
@@ -88,9 +90,10 @@ class QualityMeter:
         if u.shape[1] != n:
             u = self._u = np.empty((self.N_MEASURES * c, n))
             self._rails_zero = False
-        if both is not None:
+        three = both is not None and both.shape[0] == 3 * c
+        if both is not None and not three:
             np.square(both, out=u[:2 * c])
-        else:
+        elif both is None:
             np.square(band, out=u[:c])
             np.square(filtered, out=u[c:2 * c])
         # differences in one call: the previous chunk's last sample before this chunk's
@@ -106,9 +109,13 @@ class QualityMeter:
             prev[:, 0] = prev[:, 1]  # the stream's first sample: no difference (0)
         self._have_last = True
         self._prev_n = n
-        d = u[2 * c:3 * c]
-        np.subtract(prev[:, 1:n + 1], prev[:, :n], out=d)
-        np.square(d, out=d)
+        if three and both is not None:
+            np.subtract(prev[:, 1:n + 1], prev[:, :n], out=both[2 * c:])
+            np.square(both, out=u[:3 * c])  # band, filtered and differences in one call
+        else:
+            d = u[2 * c:3 * c]
+            np.subtract(prev[:, 1:n + 1], prev[:, :n], out=d)
+            np.square(d, out=d)
         if inside or self.adc_range_uv is None or (
                 self.adc_range_uv[0] < np.minimum.reduce(raw, axis=None)
                 and np.maximum.reduce(raw, axis=None) < self.adc_range_uv[1]):
