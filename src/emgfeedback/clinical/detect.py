@@ -335,14 +335,6 @@ class _Debounce:
             cuts.setdefault(c, []).append(k + 1)
         return self._walk(x0s, ys, cuts, start, n, want_y, x[-1].tolist())
 
-    def process_runs(self, x0s: list[bool], cuts: dict[int, list[int]], start: int, n: int
-                     ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
-        """:meth:`process` of an ``n``-sample input given as runs: ``x0s`` its first row,
-        ``cuts[c]`` the rows (> 0, ascending) at which channel ``c``'s input changes (a caller
-        that knows them, the level state, makes no input array)."""
-        last = [v ^ (len(cuts.get(c, ())) % 2 == 1) for c, v in enumerate(x0s)]
-        return self._walk(x0s, self.y.tolist(), cuts, start, n, True, last)
-
     def _walk(self, x0s: list[bool], ys: list[bool], cuts: dict[int, list[int]], start: int,
               n: int, want_y: bool, last: list[bool]
               ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
@@ -428,33 +420,49 @@ class _Closing:
     offset: int
 
 
+#: Blocks up to this many samples (the live 10 ms chunks) get full-shape operands; longer ones
+#: (offline) broadcast the per-channel vectors, as an extra full-size operand would cost them
+#: memory traffic instead.
+_SMALL = 64
+
+
 class _Shapes:
-    """Operands of a detector's per-block tests at a block's full shape ``(n, channels)``:
-    broadcasting a row costs more than the operation itself on a 10 ms block (live cost).
-    ``sign``, ``thr``, ``up0``, ``dn0`` follow the level vector (version ``ver``), ``floor``
-    a rep's floor where the level is up; ``f``, ``b`` are scratch buffers."""
+    """Operands of a detector's per-block tests for ``n``-sample blocks ``(n, channels)``: of
+    the full shape for a short block, where broadcasting a row costs more than the operation
+    itself (live cost), else the per-channel vectors (the same values, elementwise: the same
+    results).  ``sign``, ``thr``, ``up0``, ``dn0`` follow the level vector (version ``ver``),
+    ``floor`` a rep's floor where the level is up, ``floor_all`` its floor; ``b`` is a scratch
+    buffer and ``rows`` the row numbers."""
 
     def __init__(self, n: int, det: "Detector") -> None:
         shape = (n, det.nch)
+        self.small = small = n <= _SMALL
 
+        # Column-major, as the chain's envelope and filtered signal are (transposed views of
+        # its (channels, samples) arrays): operands and outputs in one memory order make one
+        # contiguous loop, mixed orders a strided (and for a long block, buffered) one.
         def full(v: np.ndarray) -> np.ndarray:
-            return np.ascontiguousarray(np.broadcast_to(v, shape))
+            return np.asfortranarray(np.broadcast_to(v, shape)) if small else v
+
+        def empty(dims: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+            return np.empty(dims, dtype=dtype, order="F")
 
         self.mean, self.k = full(det.mean), full(det.k)
         self.on, self.off = full(det.on_thr), full(det.off_thr)
         self.max_env = full(det._max_env)
         self.rows = full(np.arange(n, dtype=np.int64)[:, None])
-        self.sign, self.thr = np.empty(shape), np.empty(shape)
-        self.up0 = np.empty(shape, dtype=np.int64)
-        self.dn0 = np.empty(shape, dtype=np.int64)
+        own = shape if small else (0,)  # (a long block's are the vectors, set later)
+        self.sign, self.thr = empty(own), empty(own)
+        self.up0 = empty(own, np.int64)
+        self.dn0 = empty(own, np.int64)
         self.ver = -1
-        self.floor = np.empty(shape)
+        self.floor = empty(own)
         self.floor_rep: _Rep | None = None
         self.floor_ver = -1
-        self.floor_all = np.empty(shape)
+        self.floor_all = empty(own)
         self.floor_all_rep: _Rep | None = None
-        self.f = np.empty(shape)
-        self.b = np.empty(shape, dtype=bool)
+        self.f = empty(shape)
+        self.b = empty(shape, bool)
 
 
 class Detector:
@@ -529,9 +537,6 @@ class Detector:
         # an envelope under the on threshold is under the artefact limit too (see _hold)
         self._on_under_max = bool(np.count_nonzero(self.on_thr <= self._max_env) == n)
         self._shapes_by_n: dict[int, _Shapes] = {}
-        self._on_l, self._off_l = self.on_thr.tolist(), self.off_thr.tolist()
-        # a sample both above on_thr and below off_thr (off_thr > on_thr): up (see _level_flips)
-        self._ties = bool(np.count_nonzero(self.off_thr > self.on_thr))
         self._act = _Debounce(n, ms(self.cfg.min_active_ms), ms(self.cfg.min_rest_ms))
         self._evt = _Debounce(n, ms(self.cfg.min_event_ms), ms(self.cfg.event_gap_ms))
         self._n_off = self._evt.n_off
@@ -800,54 +805,6 @@ class Detector:
         self._held_any = True
         return held, bits
 
-    def _level_flips(self, env: np.ndarray, cross: np.ndarray) -> dict[int, list[tuple[int, bool]]]:
-        """``{channel: [(row, new level), ...]}`` of the block's level changes, in row order.
-
-        The level state machine: at each sample, up when the envelope is above on_thr, else
-        down when it is below off_thr, else unchanged.  Only the channels with a sample across
-        the threshold of their state (``cross``, the block's test) can change; each change is
-        found by one comparison of the channel's rest of the block with the threshold that
-        now applies (live cost: a 10 ms chunk has one or two such channels and changes, and a
-        long offline block a few per channel).  Each sample takes the state of the last sample
-        at or before it that was above on_thr (up) or below off_thr (down), as before."""
-        ch_rows = np.nonzero(cross.T)  # (channel, row), by channel then row
-        first: dict[int, int] = {}
-        for c, r in zip(ch_rows[0].tolist(), ch_rows[1].tolist()):
-            first.setdefault(c, r)
-        lv = self._level.tolist()
-        on, off, ties = self._on_l, self._off_l, self._ties
-        n = len(env)
-        out: dict[int, list[tuple[int, bool]]] = {}
-        for c, r in first.items():
-            col = env[:, c]
-            up = lv[c]
-            flips: list[tuple[int, bool]] = []
-            # the first sample across: a change (down -> up always; up -> down unless that
-            # sample is above on_thr too, possible only with off_thr > on_thr)
-            pos = r
-            if not up or not ties or not col[r] > on[c]:
-                up = not up
-                flips.append((r, up))
-                pos = r + 1
-            while pos < n:
-                seg = col[pos:]
-                if up:
-                    m = np.less(seg, off[c])
-                    if ties:
-                        m &= np.less_equal(seg, on[c])
-                else:
-                    m = np.greater(seg, on[c])
-                hit = np.flatnonzero(m)
-                if not len(hit):
-                    break
-                pos += int(hit[0])
-                up = not up
-                flips.append((pos, up))
-                pos += 1
-            if flips:
-                out[c] = flips
-        return out
-
     def _set_level(self, level: np.ndarray) -> None:
         """The level vector after a block in which it changed (the test's operands follow)."""
         self._level = level
@@ -869,10 +826,14 @@ class Detector:
             self._init_up = np.where(self._level, -1, -2)
             self._init_dn = np.where(self._level, -2, -1)
         if sh.ver != self._level_ver:
-            sh.sign[...] = self._cross_sign
-            sh.thr[...] = self._cross_thr
-            sh.up0[...] = self._init_up
-            sh.dn0[...] = self._init_dn
+            if sh.small:
+                sh.sign[...] = self._cross_sign
+                sh.thr[...] = self._cross_thr
+                sh.up0[...] = self._init_up
+                sh.dn0[...] = self._init_dn
+            else:  # (the vectors themselves: replaced, never modified, when the level changes)
+                sh.sign, sh.thr = self._cross_sign, self._cross_thr
+                sh.up0, sh.dn0 = self._init_up, self._init_dn
             sh.ver = self._level_ver
         return sh
 
@@ -881,11 +842,17 @@ class Detector:
         at the block's full shape."""
         if everywhere:
             if sh.floor_all_rep is not rep:
-                sh.floor_all[...] = rep.floor
+                if sh.small:
+                    sh.floor_all[...] = rep.floor
+                else:
+                    sh.floor_all = rep.floor
                 sh.floor_all_rep = rep
             return sh.floor_all
         if sh.floor_rep is not rep or sh.floor_ver != self._level_ver:
-            sh.floor[...] = np.where(self._level, rep.floor, np.inf)
+            if sh.small:
+                sh.floor[...] = np.where(self._level, rep.floor, np.inf)
+            else:
+                sh.floor = np.where(self._level, rep.floor, np.inf)
             sh.floor_rep, sh.floor_ver = rep, self._level_ver
         return sh.floor
 
@@ -916,23 +883,18 @@ class Detector:
             cross = np.greater(np.multiply(env, sh.sign, out=sh.f), sh.thr, out=sh.b)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
         if np.count_nonzero(cross):
-            flips = self._level_flips(env, cross)
-            before = self._level
-            # the level over the block (every channel's state before it, then its flips)
-            level = np.empty((n, self.nch), dtype=bool)
-            level[:] = before
-            x0s = before.tolist()
-            cuts: dict[int, list[int]] = {}
-            for c, at_rows in flips.items():
-                for row, v in at_rows:
-                    level[row:, c] = v
-                    if row == 0:
-                        x0s[c] = v
-                    else:
-                        cuts.setdefault(c, []).append(row)
-            if level[-1].tolist() != before.tolist():
+            # each sample takes the state of the last sample at or before it that was above
+            # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
+            # each kind, the state before the block counting as one at row -1 (the other kind
+            # at row -2), and the later one wins
+            last_up = np.where(np.greater(env, sh.on, out=sh.b), sh.rows, sh.up0)
+            np.maximum.accumulate(last_up, axis=0, out=last_up)
+            last_dn = np.where(np.less(env, sh.off, out=sh.b), sh.rows, sh.dn0)
+            np.maximum.accumulate(last_dn, axis=0, out=last_dn)
+            level = np.greater_equal(last_up, last_dn)  # (both at one row: up, as before)
+            if level[-1].tolist() != self._level.tolist():
                 self._set_level(level[-1].copy())
-            active, _ = self._act.process_runs(x0s, cuts, start, n)
+            active, _ = self._act.process(level, start)
             self._act_settled = False
             under_on = False
         else:

@@ -326,10 +326,16 @@ class ArtefactFlags:
             c = self.n_channels
             shape = (2 * c, n)
             rails = self.adc_range_uv
-            lo = None if rails is None else np.full((n, c), float(rails[0]))
-            hi = None if rails is None else np.full((n, c), float(rails[1]))
-            b = self._bufs[n] = (np.empty(shape), np.empty(shape),
-                                 np.ascontiguousarray(np.broadcast_to(self._thr, shape)),
+            # full-shape operands for a short block (broadcasting costs more than the
+            # operation there); a long one broadcasts (an extra full-size operand would cost it
+            # memory traffic instead): the same values, elementwise
+            small = n <= 64
+            lo = hi = None
+            if rails is not None:
+                lo = np.full((n, c) if small else (1, 1), float(rails[0]))
+                hi = np.full((n, c) if small else (1, 1), float(rails[1]))
+            thr = np.ascontiguousarray(np.broadcast_to(self._thr, shape)) if small else self._thr
+            b = self._bufs[n] = (np.empty(shape), np.empty(shape), thr,
                                  np.empty(shape, dtype=bool), lo, hi,
                                  np.empty((n, c), dtype=bool))
         return b
