@@ -910,6 +910,12 @@ class Detector:
 
         reps = [r for r in self._pending if r.start < stop and r.stop > start]
         for r in reps:
+            if r.start <= start and stop <= r.stop:  # the rep covers the block (no slices)
+                o = start - r.start
+                r.pct[o:o + n] = pct
+                r.act[o:o + n] = active
+                r.filt[o:o + n] = filt
+                continue
             a, b = max(r.start, start), min(r.stop, stop)
             r.pct[a - r.start:b - r.start] = pct[a - start:b - start]
             r.act[a - r.start:b - r.start] = active[a - start:b - start] if active.ndim == 2 \
@@ -958,6 +964,10 @@ class Detector:
             for c, run, at, v in changes:
                 by_ch.setdefault(c, []).append((run, at, v))
             for c in sorted(set(by_ch) | set(self._bursts)):
+                bc = self._bursts.get(c)
+                if c not in by_ch and bc is not None and (
+                        bc.artefact or (bc.alert is not None and bc.confirmed is not None)):
+                    continue  # nothing can happen to this burst in the block (_next_action)
                 self._channel(c, sorted(by_ch.get(c, []), key=lambda x: x[1]), active, held,
                               cond, start, n)
         if self._closing:
