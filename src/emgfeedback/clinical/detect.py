@@ -1305,8 +1305,9 @@ class Detector:
         the two columns are copied into.  The per-lag products are the same ``np.dot`` calls on
         the same values, through the same strided BLAS path (both columns are strided views
         either way: a stride of 2 instead of one row of ``filt``), so the sums are identical to
-        the bit; with both signals side by side in a few cache lines each dot is about 1.7
-        times as fast (offline cost: reps x quiet regions x lags)."""
+        the bit (tests/test_offline_kernels.py); with both signals side by side in the same
+        cache lines each dot is 1.3-1.7 times as fast (offline cost: reps x quiet regions x
+        lags)."""
         rows = np.flatnonzero(on)
         if len(rows) < max(4 * self._xlag, int(0.1 * self.fs)):
             return None
