@@ -98,9 +98,11 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
     name and renamed, so a failure never leaves a half report over an earlier one.
     """
     from emgfeedback.views.report.html import render_html
-    from emgfeedback.views.report.model import build_report
-    from emgfeedback.views.report.pdf import write_pdf
+    from emgfeedback.views.report.model import build_report, placement_svg
+    from emgfeedback.views.report.pdf import start_placement_png, write_pdf
 
+    if pdf is not None:  # the PDF's placement figure rasterised while the report is built
+        start_placement_png(placement_svg())
     report = build_report(session, cfg, history=history)
     text = render_html(report)
     from emgfeedback.validate import write_private

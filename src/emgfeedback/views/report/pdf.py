@@ -14,7 +14,7 @@ import io
 import logging
 import textwrap
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from emgfeedback.views.report import model
 from emgfeedback.views.report.model import TRAINING_AID, Report
 from emgfeedback.views.summary import Table
 
-__all__ = ["page_lines", "placement_png", "write_pdf"]
+__all__ = ["page_images", "page_lines", "placement_png", "write_pdf"]
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,28 @@ TEXT_W = PAGE_W - 2 * MARGIN_X
 BODY_CHARS = int(TEXT_W * 72 / (0.55 * 9.5))
 
 
+_PLACEMENT: dict[tuple[str, int], Future[bytes | None]] = {}
+
+
+def start_placement_png(svg: str | None, dpi: int = 150) -> None:
+    """Start :func:`placement_png` of ``svg`` in a background thread (``rsvg-convert`` runs
+    while the report is built); the next :func:`placement_png` of the same figure takes it."""
+    if svg and (svg, dpi) not in _PLACEMENT:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="report-placement")
+        _PLACEMENT[(svg, dpi)] = pool.submit(_placement_png, svg, dpi)
+        pool.shutdown(wait=False)
+
+
 def placement_png(svg: str | None, dpi: int = 150) -> bytes | None:
     """The placement figure rasterised by ``rsvg-convert`` (librsvg) for the PDF, or ``None``
     when there is no figure or no ``rsvg-convert`` (matplotlib cannot draw SVG)."""
+    started = _PLACEMENT.pop((svg, dpi), None) if svg else None
+    if started is not None:
+        return started.result()
+    return _placement_png(svg, dpi)
+
+
+def _placement_png(svg: str | None, dpi: int) -> bytes | None:
     import shutil
     import subprocess
 
@@ -179,6 +198,56 @@ def _core_lines_class() -> Any:
     return CoreLines
 
 
+@functools.lru_cache(maxsize=1)
+def _page_image_class() -> Any:
+    """The :class:`matplotlib.artist.Artist` of an image on a PDF page: its pixels (RGB or
+    RGBA, ``uint8``) embedded unsampled in a box given in figure fractions, the PDF viewer
+    scaling them, as an ``imshow(interpolation="none")`` in an axes of that box without axis
+    embeds them.  Without the axes and the image machinery around it (colour mapping, masking
+    and copies of every pixel, about a third of the PDF's time for a 30-minute session), and
+    the pixels are the array given, read when the file is written."""
+    from matplotlib.artist import Artist
+    from matplotlib.transforms import Affine2D
+
+    class PageImage(Artist):
+        def __init__(self, page: Any, pixels: np.ndarray,
+                     box: tuple[float, float, float, float]) -> None:
+            super().__init__()
+            self.page = page
+            self.pixels = pixels
+            self.box = box
+
+        def get_array(self) -> np.ndarray:
+            return self.pixels
+
+        def draw(self, renderer: Any) -> None:
+            if not self.get_visible():
+                return
+            x, y, w, h = self.box
+            (x0, y0), (x1, y1) = self.page.transFigure.transform([(x, y), (x + w, y + h)])
+            gc = renderer.new_gc()
+            if renderer.option_scale_image():  # the PDF's: the pixels with a placement
+                # rows bottom first in the file, as an image drawn with origin "upper" is
+                trans = Affine2D().scale(1.0, -1.0).translate(0.0, 1.0).scale(x1 - x0, y1 - y0)
+                renderer.draw_image(gc, x0, y0, self.pixels, trans)
+            else:  # a raster renderer: resampled to the box
+                from PIL import Image
+
+                px = self.pixels
+                im = Image.fromarray(px).resize((max(1, round(x1 - x0)), max(1, round(y1 - y0))))
+                rgba = np.asarray(im.convert("RGBA"))[::-1]
+                renderer.draw_image(gc, x0, y0, np.ascontiguousarray(rgba))
+            gc.restore()
+            self.stale = False
+
+    return PageImage
+
+
+def page_images(page: Any) -> list[np.ndarray]:
+    """The pixels of the images on a page of :func:`pages` (figures and placement)."""
+    return [a.get_array() for a in page.artists if hasattr(a, "pixels") and hasattr(a, "box")]
+
+
 @functools.lru_cache(maxsize=16)
 def _afm_file(family: str, weight: str) -> str:
     """The core PDF font (AFM file) matplotlib takes for ``family`` and ``weight`` (the same
@@ -222,6 +291,7 @@ class _Flow:
         self.pages: list[Any] = []
         self.y = 0.0
         self._lines_cls = _core_lines_class()
+        self._image_cls = _page_image_class()
         self._lines: Any = None
         self._new()
 
@@ -341,9 +411,13 @@ class _Flow:
               max_h: float | None = None, min_share: float = 0.55) -> None:
         """A PNG (or its pixels) scaled to the text width (at most 1.25 times its size), and down
         to the room left when at least ``min_share`` of it fits; else on a new page."""
-        from matplotlib.image import imread
+        if isinstance(png, np.ndarray):
+            img = png
+        else:
+            from PIL import Image
 
-        img = png if isinstance(png, np.ndarray) else imread(io.BytesIO(png), format="png")
+            with Image.open(io.BytesIO(png)) as im:
+                img = np.asarray(im.convert("RGBA" if "A" in im.getbands() else "RGB"))
         hpx, wpx = img.shape[:2]
         cap_h = 0.2 * max(1, len(textwrap.wrap(caption, BODY_CHARS))) if caption else 0.0
         scale = min(TEXT_W / (wpx / dpi), 1.25)
@@ -354,11 +428,10 @@ class _Flow:
         w = wpx / hpx * h
         if w > TEXT_W:
             w, h = TEXT_W, TEXT_W * hpx / wpx
-        ax = self.page.add_axes(((PAGE_W - w) / 2 / PAGE_W, (self.y - h) / PAGE_H,
-                                 w / PAGE_W, h / PAGE_H))
         # embedded as drawn (the PDF viewer scales it): no resampling to the page's dpi
-        ax.imshow(img, interpolation="none")
-        ax.set_axis_off()
+        self.page.add_artist(self._image_cls(
+            self.page, img, ((PAGE_W - w) / 2 / PAGE_W, (self.y - h) / PAGE_H, w / PAGE_W,
+                             h / PAGE_H)))
         self.y -= h + 0.05
         if caption:
             self.para(caption, 8.5, "#444444")
