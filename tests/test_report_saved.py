@@ -139,3 +139,43 @@ def test_report_with_the_analysis_given_uses_envelopes_saved_beside_it(saved):
         assert isinstance(s.signal_bins, EnvelopeBins)
     finally:
         close_session(s)
+
+
+def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeypatch):
+    """``workers=2`` (what ``report`` does) draws some figures in a forked process: the HTML is
+    the same to the byte (every figure's PNG), the PDF's text the same; a drawing process that
+    fails leaves its figures to this one, with the same result."""
+    import os
+
+    from emgfeedback.views.report import figures
+
+    if not figures.can_fork():
+        pytest.skip("no fork or a single core here: workers=2 draws in one process")
+    s = load_session(saved)
+    try:
+        serial = write_report(s, tmp_path / "1.html", tmp_path / "1.pdf")
+        forked = write_report(s, tmp_path / "2.html", tmp_path / "2.pdf", workers=2)
+        assert any(isinstance(f, figures.Drawn) for _k, _c, f in forked.figures)
+        assert not any(isinstance(f, figures.Drawn) for _k, _c, f in serial.figures)
+        assert [k for k, _c, _f in forked.figures] == [k for k, _c, _f in serial.figures]
+        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "2.html").read_bytes()
+        assert stat.S_IMODE((tmp_path / "2.pdf").stat().st_mode) == 0o600
+        from emgfeedback.views.report.pdf import page_lines, pages
+
+        assert ([page_lines(p) for p in pages(serial)]
+                == [page_lines(p) for p in pages(forked)])
+        # the drawing process fails: its figures are drawn here
+        parent = os.getpid()
+        real = figures.pdf_png
+
+        def fails_in_child(rgb):  # type: ignore[no-untyped-def]
+            if os.getpid() != parent:
+                raise RuntimeError("no memory in the child")
+            return real(rgb)
+
+        monkeypatch.setattr(figures, "pdf_png", fails_in_child)
+        again = write_report(s, tmp_path / "3.html", workers=2)
+        assert not any(isinstance(f, figures.Drawn) for _k, _c, f in again.figures)
+        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "3.html").read_bytes()
+    finally:
+        close_session(s)

@@ -540,7 +540,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         # saved with the analysis), beside the imports of the report
         session = load_session(args.session, args.analysis, opener=_opener(args), prefetch=True)
         try:
-            write_report(session, out, pdf, history=context_from_db(session, args.db))
+            # (a second process draws some figures: this process has no Qt, no other work)
+            write_report(session, out, pdf, history=context_from_db(session, args.db),
+                         workers=2)
         finally:
             close_session(session)
     finally:

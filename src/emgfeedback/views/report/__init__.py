@@ -90,11 +90,14 @@ log = logging.getLogger(__name__)
 
 
 def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
-                 cfg: DspConfig | None = None, history: HistoryContext | None = None) -> Report:
+                 cfg: DspConfig | None = None, history: HistoryContext | None = None,
+                 workers: int = 1) -> Report:
     """Build the report of ``session`` and write ``out`` (HTML) and, if given, ``pdf``.
 
     ``history``: the comparison with earlier sessions
-    (:func:`emgfeedback.views.history.progress.context_for`).  Files are written to a temporary
+    (:func:`emgfeedback.views.history.progress.context_for`).  ``workers``: 2 draws some
+    figures in a second process (a ``fork`` of this one, Linux; ``report`` does, a window's
+    process does not: see :func:`.model.build_report`).  Files are written to a temporary
     name and renamed, so a failure never leaves a half report over an earlier one.
     """
     from emgfeedback.views.report.html import render_html
@@ -103,7 +106,7 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
 
     if pdf is not None:  # the PDF's placement figure rasterised while the report is built
         start_placement_png(placement_svg())
-    report = build_report(session, cfg, history=history)
+    report = build_report(session, cfg, history=history, workers=workers)
     text = render_html(report)
     from emgfeedback.validate import write_private
 

@@ -517,7 +517,8 @@ def write_pdf(report: Report, path: Path) -> None:
     s = report.session
     tmp = path.with_name(path.name + ".part")
     with ThreadPoolExecutor(1, thread_name_prefix="report-pdf-images") as pool:
-        early = _EarlyImages(pool, [figures.rgb_array(fig) for _k, _c, fig in report.figures])
+        early = _EarlyImages(pool, [(figures.rgb_array(fig), getattr(fig, "pdf", None))
+                                    for _k, _c, fig in report.figures])
         with PdfPages(tmp, metadata={"Title": f"emgfeedback session report "
                                               f"{s.recorded_at:%Y-%m-%d}",
                                      "Creator": f"emgfeedback {__version__}"}) as pdf:
@@ -540,20 +541,22 @@ class _EarlyImages:
     image, another matplotlib without that method) is written by matplotlib as before, so the
     PDF is the same either way."""
 
-    def __init__(self, pool: ThreadPoolExecutor, images: Sequence[np.ndarray]) -> None:
-        # the writer gets the pixels bottom row first (PDF image space)
-        flipped = [np.ascontiguousarray(img[::-1]) for img in images
-                   if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3]
-        self.items = [(img, pool.submit(self._png, img)) for img in flipped]
+    def __init__(self, pool: ThreadPoolExecutor,
+                 images: Sequence[tuple[np.ndarray, bytes | None]]) -> None:
+        """``images``: the pixels of each figure and its PNG when already made
+        (:class:`.figures.Drawn`)."""
+        self.items: list[tuple[np.ndarray, Future[bytes]]] = []
+        for img, png in images:
+            if not (img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
+                continue
+            if png is None:
+                fut = pool.submit(figures.pdf_png, img)
+            else:
+                fut = Future()
+                fut.set_result(png)
+            # the writer gets the pixels bottom row first (PDF image space)
+            self.items.append((np.ascontiguousarray(img[::-1]), fut))
         self.used = 0  # images handed to the writer
-
-    @staticmethod
-    def _png(img: np.ndarray) -> bytes:
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="png")  # as PdfFile._writePng saves it
-        return buf.getvalue()
 
     def attach(self, pdf: Any) -> None:
         pdf.infodict()  # (opens the file)
