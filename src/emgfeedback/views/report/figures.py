@@ -69,8 +69,8 @@ _RENDERED: "weakref.WeakKeyDictionary[Figure, Any]" = weakref.WeakKeyDictionary(
 
 class Drawn:
     """A figure drawn in another process (:func:`fork_drawing`): its drawing at
-    :data:`RENDER_DPI` (a PIL RGB image), its PNG for the HTML and the PNG the PDF embeds
-    (:func:`pdf_png`), made there; :func:`rgb_array`, :func:`png_bytes` and :func:`prepare`
+    :data:`RENDER_DPI` (a PIL RGB image), its PNG for the HTML and, when made there, the PNG the
+    PDF embeds (:func:`pdf_png`); :func:`rgb_array`, :func:`png_bytes` and :func:`prepare`
     take it as they take a figure."""
 
     def __init__(self, image: Any, pngs: dict[int, bytes], pdf: bytes | None) -> None:
@@ -242,8 +242,8 @@ def fork_drawing(makers: Sequence[Callable[[], Figure]],
 
     The child is a ``fork`` of this process: it has the report's data and the imported
     matplotlib without pickling or importing anything, makes and draws each figure exactly as
-    :func:`prepare` would here (same code, same pixels), encodes its PNG at ``dpi`` and the PDF's
-    (:func:`pdf_png`), sends them through a pipe and exits; it writes no file.  ``None`` when
+    :func:`prepare` would here (same code, same pixels), encodes its PNG at ``dpi``, sends them
+    through a pipe and exits; it writes no file.  ``None`` when
     this machine cannot (:func:`can_fork`, or the fork failed): the caller draws them itself."""
     if not makers or not can_fork():
         return None
@@ -269,8 +269,9 @@ def fork_drawing(makers: Sequence[Callable[[], Figure]],
             out = []
             for make in makers:
                 img = _rendered(make())
-                out.append((img.size, img.tobytes(), dpi, _png(img, dpi),
-                            pdf_png(np.asarray(img))))
+                # (the PDF's PNG is left to the parent's writer, which compresses it in a
+                # thread while the pages are drawn: this process ends sooner)
+                out.append((img.size, img.tobytes(), dpi, _png(img, dpi), None))
             payload = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
             code = 0
         except BaseException as exc:
@@ -347,6 +348,13 @@ _TICK = 7 / 72
 _LABEL_PAD = 4 / 72
 _SUPTITLE_H = 0.278
 _LEGEND_H = 0.26
+
+
+#: Axes titles at the top of their axes (plus their pad), where matplotlib's automatic
+#: placement puts them in these figures (no tick labels or offset text above the axes); placed
+#: so, matplotlib does not measure every tick label of the axes and its twins before each
+#: drawing to check (a sixth of the time of drawing the per-rep bars).
+_TITLE_Y = 1.0
 
 
 def _suptitle(fig: Figure, title: str) -> None:
@@ -499,7 +507,7 @@ def fig_rep_overlays(
                     ax.add_collection(lc)
             ax.autoscale_view()
             ax.axvline(0, color="k", lw=0.5, ls=":")
-            ax.set_title(f"{ex}, side {side}", fontsize=9, loc="left")
+            ax.set_title(f"{ex}, side {side}", fontsize=9, loc="left", y=_TITLE_Y)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
         axes[i, 0].set_ylabel("%MVC", fontsize=8)
@@ -555,7 +563,7 @@ def fig_rep_bars(rows: Sequence[RepRow], affected_side: str = "") -> Figure:
             ax.tick_params(axis="x", labelsize=7)
             ax.set_xlim(-1, len(reps))
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_title(ex, fontsize=9, loc="left")
+        ax.set_title(ex, fontsize=9, loc="left", y=_TITLE_Y)
         ax.grid(axis="y", alpha=0.3)
         iso = [r.isolation for r in reps]
         if any(v is not None for v in iso):
@@ -593,7 +601,7 @@ def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
     ax.invert_yaxis()
     ax.set_xlim(0, max(1.25, max(vals) * 1.15))
     ax.set_xlabel("affected / unaffected mean %MVC while active (dashed: equal)")
-    ax.set_title("Symmetry per exercise", fontsize=11)
+    ax.set_title("Symmetry per exercise", fontsize=11, y=_TITLE_Y)
     ax.grid(axis="x", alpha=0.3)
     return fig
 
