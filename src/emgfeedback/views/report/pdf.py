@@ -106,7 +106,10 @@ def _core_lines_class() -> Any:
             #: (x, y of the line's centre, in figure fractions; text; size; weight; colour;
             #: family; horizontal alignment; vertical alignment, "center" or "baseline")
             self.lines: list[tuple[float, float, str, float, str, str, str, str, str]] = []
-            self._metrics: dict[tuple[Any, str], tuple[float, float]] = {}
+            #: the tables' row stripes under the lines: (x, y, width, height in figure
+            #: fractions; colour), drawn first, in order, as a Rectangle patch each drew them
+            self.stripes: list[tuple[float, float, float, float, str]] = []
+            self._metrics = _CHAR_METRICS
 
         def _text(self, line: tuple[float, float, str, float, str, str, str, str, str]) -> Text:
             x, y, s, size, weight, color, family, ha, va = line
@@ -130,10 +133,26 @@ def _core_lines_class() -> Any:
                 a, d = max(a, v[0]), max(d, v[1])
             return a, d
 
+        def _draw_stripes(self, renderer: Any) -> None:
+            from matplotlib.path import Path as MplPath
+            from matplotlib.transforms import Affine2D
+
+            trans = self.page.transFigure
+            for x, y, w, h, color in self.stripes:
+                gc = renderer.new_gc()
+                gc.set_linewidth(0.0)
+                gc.set_snap(None)
+                rect = MplPath.unit_rectangle()
+                renderer.draw_path(gc, rect, Affine2D().scale(w, h).translate(x, y) + trans,
+                                   to_rgba(color))
+                gc.restore()
+
         def draw(self, renderer: Any) -> None:
             if not self.get_visible():
                 return
             from matplotlib.backends.backend_pdf import RendererPdf
+
+            self._draw_stripes(renderer)
 
             # (savefig to a PDF draws through a MixedModeRenderer around the RendererPdf)
             # the tables' lines first, then the others in their order: the order a page of
@@ -196,6 +215,11 @@ def _core_lines_class() -> Any:
             self.stale = False
 
     return CoreLines
+
+
+#: Ascent and descent of single characters as the PDF renderer measures them, by font
+#: ``(size, weight, family)`` and character (the same on every page: measured once).
+_CHAR_METRICS: dict[tuple[Any, str], tuple[float, float]] = {}
 
 
 @functools.lru_cache(maxsize=1)
@@ -315,13 +339,23 @@ class _Flow:
         """One line of text centred on ``y`` (or with its baseline there: ``va``; inches from
         the bottom of ``page``), in a core PDF font where it can be (see
         :func:`_core_lines_class`)."""
+        self._page_lines(page).lines.append((x / PAGE_W, y / PAGE_H, s, size, weight, color,
+                                             family, ha, va))
+
+    def _page_lines(self, page: Any) -> Any:
+        """The artist holding ``page``'s lines (and row stripes), made on first use."""
         if self._lines is None or self._lines.page is not page:
             self._lines = next((a for a in page.artists if isinstance(a, self._lines_cls)), None)
             if self._lines is None:
                 self._lines = self._lines_cls(page)
                 page.add_artist(self._lines)
-        self._lines.lines.append((x / PAGE_W, y / PAGE_H, s, size, weight, color, family, ha,
-                                  va))
+        return self._lines
+
+    def stripe(self, y: float, h: float, color: str) -> None:
+        """A table row's background across the text width, from ``y`` (inches from the bottom)
+        up ``h``, under the page's lines."""
+        self._page_lines(self.page).stripes.append(
+            (MARGIN_X / PAGE_W, y / PAGE_H, TEXT_W / PAGE_W, h / PAGE_H, color))
 
     def text(self, x: float, s: str, size: float, h: float, weight: str = "medium",
              color: str = "black") -> None:
@@ -360,8 +394,6 @@ class _Flow:
     def table(self, t: Table, heading: bool = True, max_size: float = 9.0) -> None:
         """Every row as one monospaced line, columns padded (text left, numbers right), striped;
         continued on the next page with its header repeated."""
-        from matplotlib.patches import Rectangle
-
         body = [list(r) for r in t.rows]
         numeric = [i >= t.left for i in range(len(t.head))]
         widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(t.head)]
@@ -388,18 +420,14 @@ class _Flow:
             if not first:
                 self.text(MARGIN_X, f"{t.title} (continued)", 9, 0.22, weight="bold",
                           color="#444444")
-            self.page.patches.append(Rectangle(
-                (MARGIN_X / PAGE_W, (self.y - h) / PAGE_H), TEXT_W / PAGE_W, h / PAGE_H,
-                transform=self.page.transFigure, facecolor="#e6e6e6", edgecolor="none"))
+            self.stripe(self.y - h, h, "#e6e6e6")
             self.mono(MARGIN_X + 0.04, line(t.head), size, h, weight="bold")
             first = False
             while k < len(body) and self.room() >= h:
                 shade = "#fde8e8" if "syn" in (t.row_classes[k] if k < len(t.row_classes)
                                                else "") else ("#f5f5f5" if k % 2 else None)
                 if shade:
-                    self.page.patches.append(Rectangle(
-                        (MARGIN_X / PAGE_W, (self.y - h) / PAGE_H), TEXT_W / PAGE_W, h / PAGE_H,
-                        transform=self.page.transFigure, facecolor=shade, edgecolor="none"))
+                    self.stripe(self.y - h, h, shade)
                 self.mono(MARGIN_X + 0.04, line(body[k]), size, h)
                 k += 1
             if k < len(body):
