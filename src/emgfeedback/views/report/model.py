@@ -473,8 +473,9 @@ def _signal_figures(session: SessionInput, scan: SignalScan, rows: Sequence[RepR
 
 
 #: With a second process (``workers`` > 1), the figures it draws: the reps overlaid (the longest
-#: to draw) and the bars, unless drawn already (while the signal pass ran), else the symmetry.
-_FORKED = ("overlays", "bars")
+#: to draw, about as long as the envelopes and the bars together) and the symmetry, unless drawn
+#: already (while the signal pass ran).
+_FORKED = ("overlays", "symmetry")
 
 
 def _draw(makers: Sequence[FigureMaker], workers: int) -> list[tuple[str, str, Any]]:
@@ -483,9 +484,7 @@ def _draw(makers: Sequence[FigureMaker], workers: int) -> list[tuple[str, str, A
     this one draws the others.  A figure the second process could not draw is drawn here."""
     keys = [k for k, _c, _m in makers]
     away = [k for k in _FORKED if k in keys]
-    if len(away) < 2 and "symmetry" in keys and len(keys) > 2:
-        away.append("symmetry")
-    if workers < 2 or len(keys) < 2:
+    if workers < 2 or len(keys) < 2 or len(away) == len(keys):
         away = []
     forked = (figures.fork_drawing([m for k, _c, m in makers if k in away])
               if away else None)
