@@ -70,6 +70,8 @@ class EnvelopeBins:
         self.cnt = np.zeros(nbins)
         self.saturated = np.zeros(n_channels, dtype=np.int64)
         self.samples = 0
+        #: the means as saved (:meth:`saved`), else ``None``
+        self._saved: np.ndarray | None = None
 
     def feed(self, p: Processed) -> None:
         self.add(p.start, p.envelope, p.raw)
@@ -80,6 +82,8 @@ class EnvelopeBins:
     def add(self, start: int, envelope: np.ndarray, raw: np.ndarray) -> None:
         """The chain's ``envelope`` and the ``raw`` samples ``(samples, channels)`` from
         ``start``."""
+        if self._saved is not None:
+            raise RuntimeError("saved envelope bins are complete: nothing is added to them")
         n = envelope.shape[0]
         if n == 0:
             return
@@ -107,23 +111,17 @@ class EnvelopeBins:
         env[self.cnt == 0] = np.nan
         return env
 
-    _saved: np.ndarray | None = None
-
     @classmethod
-    def saved(cls, fs: float, n_samples: int, rails_uv: tuple[float, float] | None,
+    def saved(cls, fs: float, samples: int, rails_uv: tuple[float, float] | None,
               envelope: np.ndarray, saturated: np.ndarray,
               bin_s: float = REPORT_BIN_S) -> EnvelopeBins:
-        """The bins of a whole pass as :meth:`envelope` and :attr:`saturated` gave them (read
-        back by :func:`load_report_data`)."""
-        self = cls.__new__(cls)
-        self.k = max(1, int(round(bin_s * fs)))
-        self.fs = fs / self.k
-        self.rails_uv = rails_uv
+        """The bins of a whole pass of ``samples`` samples as :meth:`envelope` and
+        :attr:`saturated` gave them (read back by :func:`load_report_data`): complete, nothing
+        more is added to them (the sums and counts are not kept)."""
+        self = cls(fs, 0, envelope.shape[1], rails_uv, bin_s)
         self._saved = envelope
-        self.acc = envelope
-        self.cnt = np.where(np.isnan(envelope).all(axis=1), 0.0, float(self.k))
         self.saturated = saturated
-        self.samples = n_samples
+        self.samples = samples
         return self
 
 
