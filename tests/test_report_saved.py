@@ -179,3 +179,21 @@ def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeyp
         assert (tmp_path / "1.html").read_bytes() == (tmp_path / "3.html").read_bytes()
     finally:
         close_session(s)
+
+
+def test_analysis_with_another_chain_saves_nothing_and_a_stale_file_is_not_used(saved,
+                                                                                tmp_path):
+    """Envelopes of another DSP configuration are not the report's: none saved; the file of an
+    earlier analysis left beside a new one is ignored (it was saved with the earlier JSON)."""
+    p = _copy(saved, tmp_path / "e")
+    data = report_data_path(analysis_path(p))
+    before = data.read_bytes()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[dsp]\nband = [30.0, 400.0]\n")
+    assert main(["analyze", str(p), "--json", str(analysis_path(p)), "--config", str(cfg)]) == 0
+    assert data.read_bytes() == before  # not rewritten
+    s = load_session(p, prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, SignalPass)  # the earlier envelopes: not this JSON's
+    finally:
+        close_session(s)
