@@ -166,14 +166,14 @@ def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeyp
                 == [page_lines(p) for p in pages(forked)])
         # the drawing process fails: its figures are drawn here
         parent = os.getpid()
-        real = figures._png
+        real = figures._rendered
 
-        def fails_in_child(img, dpi):  # type: ignore[no-untyped-def]
+        def fails_in_child(fig):  # type: ignore[no-untyped-def]
             if os.getpid() != parent:
                 raise RuntimeError("no memory in the child")
-            return real(img, dpi)
+            return real(fig)
 
-        monkeypatch.setattr(figures, "_png", fails_in_child)
+        monkeypatch.setattr(figures, "_rendered", fails_in_child)
         again = write_report(s, tmp_path / "3.html", workers=2)
         assert not any(isinstance(f, figures.Drawn) for _k, _c, f in again.figures)
         assert (tmp_path / "1.html").read_bytes() == (tmp_path / "3.html").read_bytes()

@@ -69,14 +69,16 @@ _RENDERED: "weakref.WeakKeyDictionary[Figure, Any]" = weakref.WeakKeyDictionary(
 
 class Drawn:
     """A figure drawn in another process (:func:`fork_drawing`): its drawing at
-    :data:`RENDER_DPI` (a PIL RGB image), its PNG for the HTML and, when made there, the PNG the
-    PDF embeds (:func:`pdf_png`); :func:`rgb_array`, :func:`png_bytes` and :func:`prepare`
+    :data:`RENDER_DPI` (a PIL RGB image), and PNGs of it made already (for the HTML, by
+    resolution; the PDF's, :func:`pdf_png`); :func:`rgb_array`, :func:`png_bytes` and :func:`prepare`
     take it as they take a figure."""
 
     def __init__(self, image: Any, pngs: dict[int, bytes], pdf: bytes | None) -> None:
         self.image = image
         self.pngs = pngs
         self.pdf = pdf
+        #: PNGs being encoded here (:func:`prepare`), by resolution
+        self.encoding: dict[int, Future[bytes]] = {}
 
 
 def _rendered(fig: Figure | Drawn) -> Any:
@@ -119,11 +121,13 @@ def prepare(fig: Figure | Drawn, dpi: int = HTML_DPI) -> None:
     """Draw the figure now (:data:`RENDER_DPI`) and encode its PNG at ``dpi`` in a background
     thread (Pillow releases the GIL while it resamples and compresses), while the caller goes on
     drawing the next figure; :func:`png_bytes` returns that PNG."""
-    if isinstance(fig, Drawn):
-        return
     img = _rendered(fig)
     if not _ENCODER:
         _ENCODER.append(ThreadPoolExecutor(1, thread_name_prefix="report-png"))
+    if isinstance(fig, Drawn):
+        if dpi not in fig.pngs and dpi not in fig.encoding:
+            fig.encoding[dpi] = _ENCODER[0].submit(_png, img, dpi)
+        return
     _PNG.setdefault(fig, {})[dpi] = _ENCODER[0].submit(_png, img, dpi)
 
 
@@ -131,7 +135,7 @@ def png_bytes(fig: Figure | Drawn, dpi: int = 100) -> bytes:
     """The figure as PNG bytes at ``dpi`` (drawn once per figure; see :data:`RENDER_DPI`)."""
     if isinstance(fig, Drawn) and dpi in fig.pngs:
         return fig.pngs[dpi]
-    done = _PNG.get(fig, {}).get(dpi) if isinstance(fig, Figure) else None
+    done = fig.encoding.get(dpi) if isinstance(fig, Drawn) else _PNG.get(fig, {}).get(dpi)
     if done is not None:
         return done.result()
     return _png(_rendered(fig), dpi)
@@ -219,8 +223,8 @@ class ForkedDrawing:
             raise ForkFailed(str(payload))
         from PIL import Image
 
-        return [Drawn(Image.frombytes("RGB", size, pixels), {dpi: png}, pdf)
-                for size, pixels, dpi, png, pdf in payload]
+        return [Drawn(Image.frombytes("RGB", size, pixels), {}, None)
+                for size, pixels in payload]
 
     def cancel(self) -> None:
         """Stop the child if it still runs (the report failed or was interrupted)."""
@@ -235,15 +239,14 @@ class ForkedDrawing:
             self._reader.join()
 
 
-def fork_drawing(makers: Sequence[Callable[[], Figure]],
-                 dpi: int = HTML_DPI) -> ForkedDrawing | None:
+def fork_drawing(makers: Sequence[Callable[[], Figure]]) -> ForkedDrawing | None:
     """Draw the figures ``makers`` make in a child process, on the second core, while this
     process goes on (matplotlib's drawing holds the GIL: a thread would not run beside it).
 
     The child is a ``fork`` of this process: it has the report's data and the imported
     matplotlib without pickling or importing anything, makes and draws each figure exactly as
-    :func:`prepare` would here (same code, same pixels), encodes its PNG at ``dpi``, sends them
-    through a pipe and exits; it writes no file.  ``None`` when
+    :func:`prepare` would here (same code, same pixels), sends the pixels through a pipe and
+    exits; it writes no file (:func:`prepare` encodes their PNG here).  ``None`` when
     this machine cannot (:func:`can_fork`, or the fork failed): the caller draws them itself."""
     if not makers or not can_fork():
         return None
@@ -269,9 +272,9 @@ def fork_drawing(makers: Sequence[Callable[[], Figure]],
             out = []
             for make in makers:
                 img = _rendered(make())
-                # (the PDF's PNG is left to the parent's writer, which compresses it in a
-                # thread while the pages are drawn: this process ends sooner)
-                out.append((img.size, img.tobytes(), dpi, _png(img, dpi), None))
+                # (the PNGs, the HTML's and the PDF's, are left to the parent, which encodes
+                # them in threads while it draws the PDF's pages: this process ends sooner)
+                out.append((img.size, img.tobytes()))
             payload = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
             code = 0
         except BaseException as exc:

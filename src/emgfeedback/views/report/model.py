@@ -472,10 +472,9 @@ def _signal_figures(session: SessionInput, scan: SignalScan, rows: Sequence[RepR
     return out
 
 
-#: With a second process (``workers`` > 1), the figures it draws: the reps overlaid (the longest
-#: to draw, about as long as the envelopes and the bars together) and the symmetry, unless drawn
-#: already (while the signal pass ran).
-_FORKED = ("overlays", "symmetry")
+#: With a second process (``workers`` > 1), the figures it draws: the reps overlaid, the longest
+#: to draw (about as long as the envelopes, the bars and the symmetry together: measured).
+_FORKED = ("overlays",)
 
 
 def _draw(makers: Sequence[FigureMaker], workers: int) -> list[tuple[str, str, Any]]:
@@ -504,6 +503,7 @@ def _draw(makers: Sequence[FigureMaker], workers: int) -> list[tuple[str, str, A
                 got = []
             for k, fig in zip(away, got):
                 drawn[k] = fig
+                figures.prepare(fig)  # its PNG for the HTML, encoded in a thread
     finally:
         if forked is not None:
             forked.cancel()  # (nothing when it has ended)
