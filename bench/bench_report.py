@@ -208,9 +208,9 @@ def steps(edf: Path, workers: int = 1) -> dict[str, float]:
         session = session_from_recording(rec, analyse_recording(rec))
     kw = {"workers": workers} if workers > 1 else {}
     report, t_build = _t(build_report, session, **kw)
-    _, t_html = _t(render_html, report)
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d:  # the PDF first, as write_report writes them
         _, t_pdf = _t(write_pdf, report, Path(d) / "r.pdf")
+    _, t_html = _t(render_html, report)
     close_session(session)
     gc.enable()
     return {"load": round(t_load, 2), "build": round(t_build, 2), "html": round(t_html, 2),
