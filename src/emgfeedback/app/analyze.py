@@ -75,10 +75,13 @@ def analyze_file(path: str | Path, *, montage: str | Path | None = None,
                    observe=observe_for(rec) if observe_for is not None else None)
 
 
-#: Offline block size: samples per chunk handed through the pipeline by :func:`analyze` (the
-#: chain, quality and detector are chunk-invariant, so the events are the same, to the sample, as
-#: with the live 10 ms chunks; large blocks leave the work to the compiled kernels).
-OFFLINE_BLOCK_S = 2.0
+#: Offline block size: seconds of signal per chunk handed through the pipeline by
+#: :func:`analyze` (the chain, quality and detector are chunk-invariant, so the events are the
+#: same, to the sample, as with the live 10 ms chunks; large blocks leave the work to the
+#: compiled kernels).  8 s: the detector cuts a chunk into blocks of MAX_BLOCK samples (4 at
+#: 2 kHz) and its helper thread computes their artefact flags ahead of them (one wait per
+#: chunk, not per block); the pipeline holds at most three chunks (about 3 MB each at 8 x 2 kHz).
+OFFLINE_BLOCK_S = 8.0
 
 #: At most this much signal is held while the calibration segments finish after the first rep's
 #: marker (a longer wait falls back to two passes).

@@ -44,6 +44,10 @@ _T = TypeVar("_T")
 log = logging.getLogger(__name__)
 
 
+#: Samples per channel converted at a time by :meth:`EdfRecording._read` (16-bit files).
+_SLAB = 1 << 15
+
+
 def _bad(path: Path, offset: int, what: str) -> FileFormatError:
     return FileFormatError(f"{path}: byte {offset}: {what}")
 
@@ -274,19 +278,29 @@ class EdfRecording(Recording):
         n = self._n_per_rec
         r0, r1 = start // n, (stop - 1) // n + 1
         recs = np.asarray(self._mm[r0:r1])
-        out = np.empty(((r1 - r0) * n, len(self.channels)), dtype=np.float64)
+        nch = len(self.channels)
+        out = np.empty(((r1 - r0) * n, nch), dtype=np.float64)
         if self._bps == 2:
-            # int16 codes straight into the block, then µV for all channels at once:
-            # (d - dmin) * gain + pmin, the arithmetic of DigitalGrid.to_physical
+            # int16 codes into a channel-major slab, µV there: (d - dmin) * gain + pmin, the
+            # arithmetic of DigitalGrid.to_physical, each operation on whole contiguous rows
+            # (a per-channel vector broadcast over the (samples, channels) block runs NumPy's
+            # loop 8 values at a time: three times as slow); then into the block, transposed.
+            # A slab of at most _SLAB records bounds the extra memory of a long read.
             codes = recs.view("<i2")
-            o3 = out.reshape(r1 - r0, n, len(self.channels))
-            for c, (a, b) in enumerate(self._chan_bytes):
-                o3[:, :, c] = codes[:, a // 2 : b // 2]
-            out -= self._dmin
-            out *= self._gain
-            out += self._pmin
-            if self._scaled:
-                out *= self._scales
+            dmin, gain, pmin = self._dmin[:, None], self._gain[:, None], self._pmin[:, None]
+            step = max(1, _SLAB // n)
+            for s0 in range(0, r1 - r0, step):
+                s1 = min(r1 - r0, s0 + step)
+                ct = np.empty((nch, s1 - s0, n))
+                for c, (a, b) in enumerate(self._chan_bytes):
+                    ct[c] = codes[s0:s1, a // 2 : b // 2]
+                slab = ct.reshape(nch, (s1 - s0) * n)
+                slab -= dmin
+                slab *= gain
+                slab += pmin
+                if self._scaled:
+                    slab *= self._scales[:, None]
+                out[s0 * n:s1 * n] = slab.T
         else:
             for c, (a, b) in enumerate(self._chan_bytes):
                 t = np.ascontiguousarray(recs[:, a:b]).reshape(-1, 3).astype(np.int32)

@@ -1,0 +1,113 @@
+"""The offline fast paths compute exactly what the general code computes (issue 13).
+
+Large blocks take shortcuts that must not change a single bit: the 16-bit EDF reader converts
+codes on channel-major rows, the artefact flags decide a long block without flat samples by
+windows, the crosstalk index takes its per-lag dots on a two-column copy, a long chunk's flags
+are computed ahead by the helper thread.  Each is compared here with the general computation.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _sessions import make_source, write_edf_session
+
+from emgfeedback.config import QualityConfig
+from emgfeedback.dsp.quality import FLAT, ArtefactFlags
+
+FS = 2000.0
+
+
+def _flat_definition(x: np.ndarray, thr: float, need: int) -> np.ndarray:
+    """Flat per the definition, sample by sample (the stretch's first sample counts as a move)."""
+    out = np.zeros(x.shape, dtype=bool)
+    for c in range(x.shape[1]):
+        last = 0
+        for i in range(1, len(x)):
+            if abs(x[i, c] - x[i - 1, c]) > thr:
+                last = i
+            out[i, c] = i - last >= need
+    return out
+
+
+@pytest.mark.parametrize("block", [100, 101, 149, 250, 1999, 4000])
+def test_long_block_flags_equal_the_definition_at_the_run_limit(block: int) -> None:
+    """Flat runs one short of ``flat_ms``, exactly it and one more, at every offset (inside
+    blocks, across their edges, in the first window of a block): the window test of long blocks
+    gives the flags (and carries the state) of the sample-by-sample definition."""
+    cfg = QualityConfig()
+    need = int(round(cfg.flat_ms * FS / 1000.0))
+    rng = np.random.default_rng(block)
+    n = 40_000
+    x = np.round(30 * rng.standard_normal((n, 4)))  # 1 µV steps: a few repeated samples
+    for c in range(4):
+        # runs of need-1, need and need+1 samples starting at every offset within a window of
+        # the test and a block (the runs are 300 samples apart, their offsets step by 1)
+        for j in range(n // 300 - 1):
+            a = 1 + 300 * j + (j + 31 * c) % 150
+            x[a:a + need - 1 + (j + c) % 3, c] = x[a - 1, c]
+    f = ArtefactFlags(FS, 4, cfg, None)
+    out = []
+    for a in range(0, n, block):
+        part = np.ascontiguousarray(x[a:a + block])
+        b = f.process(part, part, np.abs(part), a)
+        out.append(np.zeros(part.shape, dtype=np.uint8) if b is None else b)
+    flat = (np.concatenate(out) & FLAT) != 0
+    ref = _flat_definition(x, cfg.flat_rms_uv, need)
+    assert ref.any() and not ref.all()
+    assert np.array_equal(flat, ref)
+
+
+def test_edf_reader_equals_the_grid_arithmetic(tmp_path: Path) -> None:
+    """Any range of a 16-bit file reads as ``DigitalGrid.to_physical`` of its codes, value for
+    value, whatever the range's alignment with records and slabs."""
+    from emgfeedback.io.edf import reader as edf_reader
+    from emgfeedback.io.importers import load
+
+    path = tmp_path / "P-009_r.edf"
+    write_edf_session(path, make_source(seed=4, duration=20.0), "P-009")
+    with load(path) as rec:
+        assert isinstance(rec, edf_reader.EdfRecording) and rec._bps == 2
+        whole = rec.read()
+        n = rec._n_per_rec
+        codes = np.asarray(rec._mm[:]).view("<i2")
+        ref = np.empty_like(whole)
+        for c, (a, b) in enumerate(rec._chan_bytes):
+            d = codes[:, a // 2:b // 2].reshape(-1)[:len(whole)].astype(np.float64)
+            ref[:, c] = rec.grids[c].to_physical(d)
+        assert np.array_equal(whole, ref)
+        rng = np.random.default_rng(1)
+        for _ in range(30):
+            a = int(rng.integers(0, rec.n_samples - 1))
+            b = int(rng.integers(a + 1, min(rec.n_samples, a + 3 * n + 5) + 1))
+            part = rec.read(a, b)
+            assert part.flags.c_contiguous and np.array_equal(part, whole[a:b])
+
+
+def test_crosstalk_pair_copy_gives_the_strided_dots() -> None:
+    """The crosstalk index from the two-column copy equals, to the bit, the one computed on the
+    rep buffer's own columns."""
+    from emgfeedback.clinical.calibration import Calibration
+    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.clinical.montage import Montage
+
+    names = ("EMG L-ZYG", "EMG L-OOC", "EMG L-FRO", "EMG R-ZYG")
+    mont = Montage.from_labels(names)
+    ones = np.ones(4)
+    cal = Calibration(mont.names, ones, 0.5 * ones, 50.0 * ones, ("rest",) * 4, ("mvc",) * 4)
+    det = Detector(FS, mont, cal)
+    rng = np.random.default_rng(7)
+    for m in (500, 4001, 6000, 12_345):
+        filt = rng.standard_normal((m, 4)) * rng.uniform(0.1, 100, 4)
+        filt[:, 1] += 0.3 * np.roll(filt[:, 0], 7)
+        on = np.ones(m, dtype=bool)
+        on[: m // 10] = False
+        for q in (1, 2, 3):
+            plain = det._crosstalk(filt, on, 0, q)
+            paired = det._crosstalk(filt, on, 0, q, np.empty((m, 2)))
+            assert plain is not None and paired == plain
