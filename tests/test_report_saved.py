@@ -177,6 +177,21 @@ def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeyp
         again = write_report(s, tmp_path / "3.html", workers=2)
         assert not any(isinstance(f, figures.Drawn) for _k, _c, f in again.figures)
         assert (tmp_path / "1.html").read_bytes() == (tmp_path / "3.html").read_bytes()
+        # the drawing process hangs (a lock it can never take): stopped after the wait
+        import time
+
+        def hangs_in_child(fig):  # type: ignore[no-untyped-def]
+            if os.getpid() != parent:
+                time.sleep(3600)
+            return real(fig)
+
+        monkeypatch.setattr(figures, "_rendered", hangs_in_child)
+        monkeypatch.setattr(figures, "FORK_WAIT_S", 1.0)
+        t0 = time.monotonic()
+        late = write_report(s, tmp_path / "4.html", workers=2)
+        assert time.monotonic() - t0 < 30
+        assert not any(isinstance(f, figures.Drawn) for _k, _c, f in late.figures)
+        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "4.html").read_bytes()
     finally:
         close_session(s)
 

@@ -178,6 +178,11 @@ def can_fork() -> bool:
         return (os.cpu_count() or 1) >= 2
 
 
+#: How long :meth:`ForkedDrawing.result` waits for the second process (its figures take about
+#: 1.5 s on a 2-core laptop): past it the child is stopped and this process draws them.
+FORK_WAIT_S = 60.0
+
+
 class ForkFailed(Exception):
     """The drawing process failed (what it said); the caller draws the figures itself."""
 
@@ -207,10 +212,15 @@ class ForkedDrawing:
         return self._status
 
     def result(self) -> list[Drawn]:
-        """The figures, in the order of the makers (raises :class:`ForkFailed`)."""
+        """The figures, in the order of the makers (raises :class:`ForkFailed`, also when the
+        child has not sent them within :data:`FORK_WAIT_S`: it is stopped, never waited on
+        for ever)."""
         import pickle
 
-        self._reader.join()
+        self._reader.join(FORK_WAIT_S)
+        if self._reader.is_alive():
+            self.cancel()
+            raise ForkFailed(f"the drawing process did not finish in {FORK_WAIT_S:g} s")
         status = self._wait()
         try:
             kind, payload = pickle.loads(bytes(self._data))
