@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent))
 from bench.bench_report import CPU, _t, run_cli  # noqa: E402  (the one timing helper)
 
 from emgfeedback.io.edf.recorder import Recorder  # noqa: E402
-from emgfeedback.io.edf.sidecar import analysis_path  # noqa: E402
+from emgfeedback.io.edf.sidecar import analysis_path, report_data_path  # noqa: E402
 from emgfeedback.io.importers import load  # noqa: E402
 from emgfeedback.sources.facesim import ModelParams  # noqa: E402
 from emgfeedback.sources.simulated import SimulatedSource  # noqa: E402
@@ -154,11 +154,13 @@ def main() -> str:
         # report: analysed by the command, then with the analysis saved beside the file
         rep_an, rep_rss = run_cli("report", str(f30), "--pdf", "--out", str(tmp / "r1.html"))
         cpu_rep_an = CPU.get(f"report {f30}", float("nan"))
-        shutil.copy(out, analysis_path(f30))
+        # saved as a session's analysis is: beside the file, with the report's envelopes
+        run_cli("analyze", str(f30), "--json", str(analysis_path(f30)))
         rep_saved, _ = run_cli("report", str(f30), "--pdf", "--out", str(tmp / "r2.html"))
         cpu_rep_saved = CPU.get(f"report {f30}", float("nan"))
         cpu120 = CPU.get(f"analyze {f120}", float("nan"))
-        analysis_path(f30).unlink()
+        for p in (analysis_path(f30), report_data_path(analysis_path(f30))):
+            p.unlink(missing_ok=True)
         # history import: 4 sessions of 30 minutes (f30 and three more), one core and two
         folder = tmp / "clinic"
         folder.mkdir()

@@ -184,27 +184,44 @@ def main() -> str:
     return "\n".join(lines)
 
 
-def steps(edf: Path) -> dict[str, float]:
-    """``--steps FILE``: the report's own steps on one recording (``analyze`` untimed), as JSON.
+def steps(edf: Path, workers: int = 1) -> dict[str, float]:
+    """``--steps FILE [--workers N]``: the report's own steps on one recording, as JSON: with the
+    analysis saved beside FILE (``emgfeedback analyze FILE --json FILE-analysis.json``, which
+    saves the report's envelopes with it) the session is opened as ``report`` opens it (timed:
+    ``load``); otherwise ``analyze`` runs untimed first.  ``--workers 2``: figures drawn in a
+    second process too, as ``report`` draws them.
 
     For comparing two versions of the code on a shared machine, run interleaved with each
     version first on the path: ``PYTHONPATH=OTHER_TREE/src python bench/bench_report.py --steps
     FILE`` (imports only the names both versions have)."""
-    rec = load(edf)
-    session = session_from_recording(rec, analyse_recording(rec))
-    report, t_build = _t(build_report, session)
-    _, t_html = _t(render_html, report)
-    with tempfile.TemporaryDirectory() as d:
+    import gc
+
+    from emgfeedback.io.edf.sidecar import analysis_path
+    from emgfeedback.views.report import close_session, load_session
+
+    gc.disable()  # as the report command runs
+    t_load = 0.0
+    if analysis_path(edf).is_file():
+        session, t_load = _t(load_session, edf, prefetch=True)
+    else:
+        rec = load(edf)
+        session = session_from_recording(rec, analyse_recording(rec))
+    kw = {"workers": workers} if workers > 1 else {}
+    report, t_build = _t(build_report, session, **kw)
+    with tempfile.TemporaryDirectory() as d:  # the PDF first, as write_report writes them
         _, t_pdf = _t(write_pdf, report, Path(d) / "r.pdf")
-    rec.close()
-    return {"build": round(t_build, 2), "html": round(t_html, 2), "pdf": round(t_pdf, 2),
-            "total": round(t_build + t_html + t_pdf, 2)}
+    _, t_html = _t(render_html, report)
+    close_session(session)
+    gc.enable()
+    return {"load": round(t_load, 2), "build": round(t_build, 2), "html": round(t_html, 2),
+            "pdf": round(t_pdf, 2), "total": round(t_load + t_build + t_html + t_pdf, 2)}
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--steps":
+    if len(sys.argv) in (3, 5) and sys.argv[1] == "--steps":
         import json
 
-        print(json.dumps(steps(Path(sys.argv[2]))))
+        n = int(sys.argv[4]) if len(sys.argv) == 5 and sys.argv[3] == "--workers" else 1
+        print(json.dumps(steps(Path(sys.argv[2]), n)))
     else:
         print(main())

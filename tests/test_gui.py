@@ -247,6 +247,18 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
     assert "stored in the patient history" in win.summary_screen.after.text()
     stored = json.loads(after.analysis_path(edf).read_text(encoding="utf-8"))
     assert stored["reps"] == json.loads(json.dumps(a.to_json()["reps"]))
+    # the report's envelopes saved with it (owner only), used by a report of this session
+    from emgfeedback.io.edf.sidecar import report_data_path
+    from emgfeedback.views.report import close_session, load_session
+    from emgfeedback.views.report.bins import EnvelopeBins
+
+    data = report_data_path(after.analysis_path(edf))
+    assert data.is_file() and data.stat().st_mode & 0o077 == 0
+    s = load_session(edf, prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, EnvelopeBins)
+    finally:
+        close_session(s)
     from emgfeedback.views.history import History
 
     with History(tmp_path / "history.sqlite") as h:

@@ -484,8 +484,8 @@ def test_pdf_has_the_placement_figure_or_says_where_it_is(session, tmp_path, mon
     png = report_mod.placement_png(report.placement)
 
     def placement_images(pages):
-        return [ax for p in pages for ax in p.axes if ax.get_images()
-                and ax.get_images()[0].get_array().shape[:2] == img_shape]
+        return [im for p in pages for im in report_mod.page_images(p)
+                if im.shape[:2] == img_shape]
 
     if shutil.which("rsvg-convert") is not None:
         assert png is not None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from emgfeedback.config import Config, load_config
+from emgfeedback.config import Config, DspConfig, load_config
 from emgfeedback.errors import ConfigError, EmgError, FileFormatError
 from emgfeedback.validate import MAX_FS, write_private
 from emgfeedback.vocabulary import SIDES
@@ -528,12 +528,26 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     out = args.out or args.session.with_suffix(".report.html")
     pdf = out.with_suffix(".pdf") if args.pdf else None
-    # prefetch: the report's pass over the signal starts now, beside the imports of the report
-    session = load_session(args.session, args.analysis, opener=_opener(args), prefetch=True)
+    # The report builds a few hundred thousand short-lived objects (matplotlib's artists, the
+    # PDF's pages) over a heap of imported modules: the cyclic collector's passes over that
+    # heap took about a fifth of the command's time (measured, issue 13), for garbage that is
+    # freed when the command ends.  Paused for the command (reference counting still frees
+    # almost everything), restored after (main() also runs in-process).
+    paused = gc.isenabled()
+    gc.disable()
     try:
-        write_report(session, out, pdf, history=context_from_db(session, args.db))
+        # prefetch: the report's pass over the signal starts now (unless the envelopes were
+        # saved with the analysis), beside the imports of the report
+        session = load_session(args.session, args.analysis, opener=_opener(args), prefetch=True)
+        try:
+            # (a second process draws some figures: this process has no Qt, no other work)
+            write_report(session, out, pdf, history=context_from_db(session, args.db),
+                         workers=2)
+        finally:
+            close_session(session)
     finally:
-        close_session(session)
+        if paused:
+            gc.enable()
     print(f"wrote {out}" + (f" and {pdf}" if pdf else ""))
     return 0
 
@@ -727,9 +741,22 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
             raise
         return rec
 
+    # an analysis saved beside its recording (where the report looks for it, with the chain
+    # the report draws): the report's envelopes collected from its pass are saved with it
+    collectors: list[Any] = []
+    observe_for = None
+    if args.json is not None and cfg.dsp == DspConfig() and _beside_recording(args.json,
+                                                                             args.file):
+        from emgfeedback.views.report.bins import BinsCollector
+
+        def observe_for(rec: Any) -> Any:
+            collectors.append(BinsCollector(rec))
+            return collectors[-1]
+
     result = analyze_file(args.file, montage=args.montage, program=args.program,
                           exercise=args.exercise, affected=args.affected,
-                          calibration=args.calibration, config=cfg, opener=open_)
+                          calibration=args.calibration, config=cfg, opener=open_,
+                          observe_for=observe_for)
     if table:
         print(format_table(result))
     if args.json is not None:
@@ -737,8 +764,27 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
         if getattr(args, "patient", None):  # given for a file without one: kept with it
             doc["patient"] = str(args.patient)
         write_private(args.json, json.dumps(doc, indent=1, allow_nan=False))
+        if collectors and collectors[-1].last is not None:
+            from emgfeedback.io.edf.sidecar import report_data_path
+            from emgfeedback.views.report.bins import save_report_data
+            from emgfeedback.views.report.load import content_id
+
+            c = collectors[-1]
+            save_report_data(report_data_path(args.json), c.rec, c.last, content_id(c.rec),
+                             Path(args.json).read_bytes())
         print(f"wrote {args.json}")
     return 0
+
+
+def _beside_recording(out: Path, recording: Path) -> bool:
+    """Whether ``out`` is the analysis saved beside ``recording``
+    (:func:`emgfeedback.io.edf.sidecar.analysis_path`, where ``report`` finds it)."""
+    from emgfeedback.io.edf.sidecar import analysis_path
+
+    try:
+        return Path(out).resolve() == analysis_path(Path(recording).resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 # ---------------------------------------------------------------------------- entry point

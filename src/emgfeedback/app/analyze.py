@@ -51,11 +51,13 @@ def analyze_file(path: str | Path, *, montage: str | Path | None = None,
                  affected: str | None = None, calibration: str | Calibration = "annotations",
                  config: Config | None = None,
                  opener: Callable[[Path], Recording] | None = None,
+                 observe_for: Callable[[Recording], Callable[[], Consumer]] | None = None,
                  **import_options: Any) -> Analysis:
     """Analyse the file at ``path``: ``montage``/``program`` TOML files (default: from the
     labels / the default program), the affected side from ``affected``, else the recording's
     sidecar, else the program; ``import_options`` as :func:`load_for_analysis`, or ``opener``
-    opens the file (the CLI's applies ``--patient`` and a BIDS events.tsv beside the file)."""
+    opens the file (the CLI's applies ``--patient`` and a BIDS events.tsv beside the file).
+    ``observe_for(rec)``: the ``observe`` of :func:`analyze` for the opened recording."""
     from emgfeedback.io.edf.sidecar import sidecar_affected_side
 
     cfg = config or Config()
@@ -69,7 +71,8 @@ def analyze_file(path: str | Path, *, montage: str | Path | None = None,
     side = affected or sidecar_affected_side(rec.sidecar or {}) or prog.affected_side
     mont = (load_montage(montage, rec.channels, side) if montage
             else Montage.from_labels(rec.channels, side))
-    return analyze(rec, mont, prog, exercise=exercise, calibration=calibration, config=cfg)
+    return analyze(rec, mont, prog, exercise=exercise, calibration=calibration, config=cfg,
+                   observe=observe_for(rec) if observe_for is not None else None)
 
 
 #: Offline block size: seconds of signal per chunk handed through the pipeline by

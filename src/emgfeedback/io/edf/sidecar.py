@@ -16,7 +16,8 @@ Schema (``"format": "emgfeedback-sidecar"``, ``"version": 1``): ``recording`` (f
 frame-to-sample table, docs/video.md), plus any entries the caller adds.
 
 Beside them: ``FILE-analysis.json`` (:func:`analysis_path`), the analysis written when a
-recorded session stops.
+recorded session stops, and ``FILE-analysis.report.npz`` (:func:`report_data_path`), what the
+report draws from the signal, saved with it (:mod:`emgfeedback.views.report.bins`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "SIDECAR_FORMAT",
     "analysis_path",
     "read_sidecar",
+    "report_data_path",
     "sidecar_affected_side",
     "sidecar_path",
     "write_sidecar",
@@ -53,6 +55,14 @@ def analysis_path(path: Path | str) -> Path:
     stops, with the session's own program (the sidecar is ``FILE.json``)."""
     path = Path(path)
     return path.with_name(path.stem + "-analysis.json")
+
+
+def report_data_path(analysis: Path | str) -> Path:
+    """``NAME.report.npz`` beside the analysis JSON ``NAME.json``: the envelopes the report
+    draws, saved when the analysis was (:func:`emgfeedback.views.report.bins.save_report_data`);
+    tied to the recording's content and to that JSON, ignored when either changed."""
+    analysis = Path(analysis)
+    return analysis.with_name(analysis.stem + ".report.npz")
 
 
 def sidecar_affected_side(meta: Mapping[str, Any]) -> str:

@@ -71,16 +71,27 @@ class Stored:
 
 
 def analyse(recording: Path, program: Program | None = None, config: Config | None = None,
-            affected_side: str | None = None) -> Any:
+            affected_side: str | None = None, bins: list[Any] | None = None) -> Any:
     """``emgfeedback analyze`` on ``recording`` with the session's program and affected side:
-    an :class:`~emgfeedback.clinical.analysis.Analysis` (helper thread)."""
+    an :class:`~emgfeedback.clinical.analysis.Analysis` (helper thread).  ``bins`` receives
+    ``(recording, envelope bins, content id)`` of the analysis' pass, the report's envelopes
+    (with the default chain only: the report's own)."""
     from emgfeedback.app.analyze import analyze, load_for_analysis
     from emgfeedback.clinical.montage import Montage
+    from emgfeedback.config import DspConfig
+    from emgfeedback.views.report.bins import BinsCollector
 
     rec = load_for_analysis(recording)
     try:
         montage = Montage.from_labels(rec.channels, affected_side)
-        return analyze(rec, montage, program, config=config)
+        collect = (BinsCollector(rec) if bins is not None
+                   and (config is None or config.dsp == DspConfig()) else None)
+        result = analyze(rec, montage, program, config=config, observe=collect)
+        if bins is not None and collect is not None and collect.last is not None:
+            from emgfeedback.views.report.load import content_id
+
+            bins.append((rec, collect.last, content_id(rec)))
+        return result
     finally:
         rec.close()
 
@@ -101,10 +112,18 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
     """Analyse ``recording``, keep the analysis JSON, store the session in the history."""
     from emgfeedback.views.history import store_session
 
-    result = analyse(recording, program, config, (meta or {}).get("affected_side")).to_json()
+    bins: list[Any] = []
+    result = analyse(recording, program, config, (meta or {}).get("affected_side"),
+                     bins).to_json()
     result["origin"] = "session"  # written when the session stopped (views.report.load)
     out = analysis_path(recording)
     write_private(out, json.dumps(result, indent=1, allow_nan=False))  # patient data: 0600
+    if bins:  # the report's envelopes, saved with the analysis (views.report.bins)
+        from emgfeedback.io.edf.sidecar import report_data_path
+        from emgfeedback.views.report.bins import save_report_data
+
+        rec, env, cid = bins[-1]
+        save_report_data(report_data_path(out), rec, env, cid, out.read_bytes())
     sid = store_session(session_input(recording, result), db, recording)
     return Stored(recording, out, sid, len({r["rep"] for r in result.get("reps", [])}),
                   len(result.get("events", [])))

@@ -90,23 +90,29 @@ log = logging.getLogger(__name__)
 
 
 def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
-                 cfg: DspConfig | None = None, history: HistoryContext | None = None) -> Report:
+                 cfg: DspConfig | None = None, history: HistoryContext | None = None,
+                 workers: int = 1) -> Report:
     """Build the report of ``session`` and write ``out`` (HTML) and, if given, ``pdf``.
 
     ``history``: the comparison with earlier sessions
-    (:func:`emgfeedback.views.history.progress.context_for`).  Files are written to a temporary
-    name and renamed, so a failure never leaves a half report over an earlier one.
+    (:func:`emgfeedback.views.history.progress.context_for`).  ``workers``: 2 draws some
+    figures in a second process (a ``fork`` of this one, Linux; ``report`` does, a window's
+    process does not: see :func:`.model.build_report`).  The PDF is written first, then the
+    HTML.  Files are written to a temporary name and renamed, so a failure never leaves a half
+    report over an earlier one.
     """
     from emgfeedback.views.report.html import render_html
-    from emgfeedback.views.report.model import build_report
-    from emgfeedback.views.report.pdf import write_pdf
+    from emgfeedback.views.report.model import build_report, placement_svg
+    from emgfeedback.views.report.pdf import start_placement_png, write_pdf
 
-    report = build_report(session, cfg, history=history)
+    if pdf is not None:  # the PDF's placement figure rasterised while the report is built
+        start_placement_png(placement_svg())
+    report = build_report(session, cfg, history=history, workers=workers)
+    if pdf is not None:  # first: the HTML's last PNGs are encoded while its pages are drawn
+        write_pdf(report, Path(pdf))
     text = render_html(report)
     from emgfeedback.validate import write_private
 
     write_private(Path(out), text)  # 0600, atomic: never half a report over an earlier one
-    if pdf is not None:
-        write_pdf(report, Path(pdf))
     log.info("report of %s written to %s", session.source, out)
     return report

@@ -5,13 +5,30 @@ the samples on the rails, collected from one pass of the chain over the recordin
 ``analyze`` itself it is fed the chunks of the analysis' own pass (the envelopes are computed
 once), otherwise the report feeds it from its own pass (:func:`.model.envelopes_pct`).  NumPy
 only (no matplotlib): the history opens sessions with this package too.
+
+Saved with the analysis: when an analysis is written beside its recording (``emgfeedback
+analyze FILE --json FILE-analysis.json``, or the window when a recorded session stops), the
+bins of the analysis' own pass are saved beside it (:func:`save_report_data`, the file
+:func:`emgfeedback.io.edf.sidecar.report_data_path`), so a later report draws them without a
+pass of the chain over the file.  They are used only for the recording whose content id they
+were made from and with the analysis JSON they were saved with, to the byte
+(:func:`load_report_data`); anything else (another file, another analysis, a damaged or
+foreign file) is ignored and the report runs its pass.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
 import threading
+import zipfile
+import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +39,10 @@ from emgfeedback.recording import Recording
 from emgfeedback.stream import Chunk, Processed, Quality, Status, rail_counts
 from emgfeedback.vocabulary import REST, parse_annotation
 
-__all__ = ["REPORT_BIN_S", "EnvelopeBins", "SignalPass", "bins_for", "chain_pass"]
+__all__ = ["REPORT_BIN_S", "BinsCollector", "EnvelopeBins", "SignalPass", "bins_for",
+           "chain_pass", "load_report_data", "save_report_data"]
+
+log = logging.getLogger(__name__)
 
 #: The report's envelopes are means over bins of this many seconds.
 REPORT_BIN_S = 0.01
@@ -50,6 +70,8 @@ class EnvelopeBins:
         self.cnt = np.zeros(nbins)
         self.saturated = np.zeros(n_channels, dtype=np.int64)
         self.samples = 0
+        #: the means as saved (:meth:`saved`), else ``None``
+        self._saved: np.ndarray | None = None
 
     def feed(self, p: Processed) -> None:
         self.add(p.start, p.envelope, p.raw)
@@ -60,6 +82,8 @@ class EnvelopeBins:
     def add(self, start: int, envelope: np.ndarray, raw: np.ndarray) -> None:
         """The chain's ``envelope`` and the ``raw`` samples ``(samples, channels)`` from
         ``start``."""
+        if self._saved is not None:
+            raise RuntimeError("saved envelope bins are complete: nothing is added to them")
         n = envelope.shape[0]
         if n == 0:
             return
@@ -80,15 +104,133 @@ class EnvelopeBins:
 
     def envelope(self) -> np.ndarray:
         """``(bins, channels)`` mean envelope per bin; NaN where no sample was seen (gaps)."""
+        if self._saved is not None:
+            return self._saved
         with np.errstate(invalid="ignore", divide="ignore"):
             env = self.acc / self.cnt[:, None]
         env[self.cnt == 0] = np.nan
         return env
 
+    @classmethod
+    def saved(cls, fs: float, samples: int, rails_uv: tuple[float, float] | None,
+              envelope: np.ndarray, saturated: np.ndarray,
+              bin_s: float = REPORT_BIN_S) -> EnvelopeBins:
+        """The bins of a whole pass of ``samples`` samples as :meth:`envelope` and
+        :attr:`saturated` gave them (read back by :func:`load_report_data`): complete, nothing
+        more is added to them (the sums and counts are not kept)."""
+        self = cls(fs, 0, envelope.shape[1], rails_uv, bin_s)
+        self._saved = envelope
+        self.saturated = saturated
+        self.samples = samples
+        return self
+
 
 def bins_for(rec: Recording) -> EnvelopeBins:
     """Empty :class:`EnvelopeBins` for ``rec`` at the report's rate (:data:`REPORT_BIN_S`)."""
     return EnvelopeBins(rec.fs, rec.n_samples, len(rec.channels), rec.rails_uv, REPORT_BIN_S)
+
+
+class BinsCollector:
+    """``observe=`` for :func:`emgfeedback.app.analyze.analyze`: one :func:`bins_for` per pass
+    of the analysis over ``rec``; :attr:`last` is the one that has seen the whole file."""
+
+    def __init__(self, rec: Recording) -> None:
+        self.rec = rec
+        self.made: list[EnvelopeBins] = []
+
+    def __call__(self) -> EnvelopeBins:
+        self.made.append(bins_for(self.rec))
+        return self.made[-1]
+
+    @property
+    def last(self) -> EnvelopeBins | None:
+        return self.made[-1] if self.made and self.made[-1].samples else None
+
+
+def _bins_shape(rec: Recording) -> tuple[int, int]:
+    """``(bins, channels)`` of :func:`bins_for` ``(rec)``."""
+    return -(-rec.n_samples // max(1, int(round(REPORT_BIN_S * rec.fs)))), len(rec.channels)
+
+
+#: ``format`` and ``version`` of :func:`save_report_data`'s files.
+REPORT_DATA_FORMAT = "emgfeedback-report-data"
+REPORT_DATA_VERSION = 1
+
+
+def _report_data_meta(rec: Recording, content_id: str, analysis_text: bytes) -> dict[str, Any]:
+    """What ties saved bins to their recording, its chain and its analysis."""
+    return {"format": REPORT_DATA_FORMAT, "version": REPORT_DATA_VERSION,
+            "content_id": content_id,
+            "analysis_sha256": hashlib.sha256(analysis_text).hexdigest(),
+            "fs": float(rec.fs), "n_samples": int(rec.n_samples),
+            "channels": list(rec.channels), "bin_s": REPORT_BIN_S,
+            "rails_uv": list(rec.rails_uv) if rec.rails_uv is not None else None,
+            "chain": "default"}
+
+
+def save_report_data(path: Path, rec: Recording, bins: EnvelopeBins, content_id: str,
+                     analysis_text: str | bytes) -> bool:
+    """Save the bins of the analysis' pass over ``rec`` (the default chain, its whole file) to
+    ``path`` (:func:`emgfeedback.io.edf.sidecar.report_data_path` of the analysis JSON), with the
+    recording's ``content_id`` and the SHA-256 of ``analysis_text``, the analysis JSON as written
+    beside it.  ``0600``, written to a temporary name and renamed.  A failure to write is logged
+    and returns ``False``: the report then runs its own pass, as without the file."""
+    text = analysis_text.encode("utf-8") if isinstance(analysis_text, str) else analysis_text
+    if not bins.samples or bins.acc.shape != _bins_shape(rec):
+        log.warning("%s: no pass of the analysis over the file; report data not saved", rec.path)
+        return False
+    from emgfeedback.validate import private_file
+
+    meta = json.dumps(_report_data_meta(rec, content_id, text), allow_nan=False)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with private_file(tmp, "wb") as f:  # patient data: owner only
+            np.savez(f, meta=np.array(meta), envelope=np.ascontiguousarray(bins.envelope()),
+                     saturated=np.asarray(bins.saturated, dtype=np.int64),
+                     samples=np.array(int(bins.samples), dtype=np.int64))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("%s: report data not saved (%s); the report will read the signal", path, exc)
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        return False
+    return True
+
+
+def load_report_data(path: Path, rec: Recording, content_id: str,
+                     analysis_text: bytes) -> EnvelopeBins | None:
+    """The bins :func:`save_report_data` saved at ``path``, when they were made from this
+    recording's content (``content_id``) with the default chain and saved with this analysis
+    (``analysis_text``, the JSON's bytes); ``None`` (the report runs its pass) when there is no
+    such file or it belongs to another recording or analysis, or is not a file of ours."""
+    nbins, nch = _bins_shape(rec)
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None
+    if size > nbins * nch * 8 + nch * 8 + (1 << 20):  # bounded: never a big foreign file read
+        log.info("%s: not the report data of %s; ignored", path, rec.path)
+        return None
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"][()]))
+            if meta != _report_data_meta(rec, content_id, analysis_text):
+                log.info("%s: saved for another recording or analysis; ignored", path)
+                return None
+            env = z["envelope"]
+            sat = z["saturated"]
+            samples = int(z["samples"][()])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile,
+            zlib.error) as exc:
+        log.info("%s: unreadable report data (%s); ignored", path, exc)
+        return None
+    if (env.shape != (nbins, nch) or env.dtype != np.float64 or sat.shape != (nch,)
+            or sat.dtype != np.int64 or np.isinf(env).any() or not 0 < samples <= rec.n_samples):
+        log.info("%s: report data of the wrong shape; ignored", path)
+        return None
+    return EnvelopeBins.saved(rec.fs, samples, rec.rails_uv, env, sat)
 
 
 def _rest_period(rec: Recording) -> tuple[int, int]:

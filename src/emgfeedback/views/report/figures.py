@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import sys
+import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -27,6 +30,8 @@ from matplotlib.patches import Patch
 from emgfeedback.views.summary import ExerciseMetrics, RepRow
 
 __all__ = [
+    "Drawn",
+    "ForkedDrawing",
     "exercise_colors",
     "fig_envelopes",
     "fig_rep_bars",
@@ -62,9 +67,25 @@ RENDER_DPI = 150
 _RENDERED: "weakref.WeakKeyDictionary[Figure, Any]" = weakref.WeakKeyDictionary()
 
 
-def _rendered(fig: Figure) -> Any:
+class Drawn:
+    """A figure drawn in another process (:func:`fork_drawing`): its drawing at
+    :data:`RENDER_DPI` (a PIL RGB image), and PNGs of it made already (for the HTML, by
+    resolution; the PDF's, :func:`pdf_png`); :func:`rgb_array`, :func:`png_bytes` and :func:`prepare`
+    take it as they take a figure."""
+
+    def __init__(self, image: Any, pngs: dict[int, bytes], pdf: bytes | None) -> None:
+        self.image = image
+        self.pngs = pngs
+        self.pdf = pdf
+        #: PNGs being encoded here (:func:`prepare`), by resolution
+        self.encoding: dict[int, Future[bytes]] = {}
+
+
+def _rendered(fig: Figure | Drawn) -> Any:
     """The figure drawn at :data:`RENDER_DPI` as a PIL image (drawn on first use, kept while the
     figure lives)."""
+    if isinstance(fig, Drawn):
+        return fig.image
     img = _RENDERED.get(fig)
     if img is None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -83,7 +104,7 @@ def _rendered(fig: Figure) -> Any:
     return img
 
 
-def rgb_array(fig: Figure) -> np.ndarray:
+def rgb_array(fig: Figure | Drawn) -> np.ndarray:
     """The figure drawn at :data:`RENDER_DPI` as ``(height, width, 3)`` uint8 pixels (for the
     PDF, which embeds the pixels itself: no PNG encoded and decoded on the way)."""
     return np.asarray(_rendered(fig))
@@ -96,19 +117,25 @@ _PNG: "weakref.WeakKeyDictionary[Figure, dict[int, Future[bytes]]]" = weakref.We
 _ENCODER: list[ThreadPoolExecutor] = []
 
 
-def prepare(fig: Figure, dpi: int = HTML_DPI) -> None:
+def prepare(fig: Figure | Drawn, dpi: int = HTML_DPI) -> None:
     """Draw the figure now (:data:`RENDER_DPI`) and encode its PNG at ``dpi`` in a background
     thread (Pillow releases the GIL while it resamples and compresses), while the caller goes on
     drawing the next figure; :func:`png_bytes` returns that PNG."""
     img = _rendered(fig)
     if not _ENCODER:
         _ENCODER.append(ThreadPoolExecutor(1, thread_name_prefix="report-png"))
+    if isinstance(fig, Drawn):
+        if dpi not in fig.pngs and dpi not in fig.encoding:
+            fig.encoding[dpi] = _ENCODER[0].submit(_png, img, dpi)
+        return
     _PNG.setdefault(fig, {})[dpi] = _ENCODER[0].submit(_png, img, dpi)
 
 
-def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+def png_bytes(fig: Figure | Drawn, dpi: int = 100) -> bytes:
     """The figure as PNG bytes at ``dpi`` (drawn once per figure; see :data:`RENDER_DPI`)."""
-    done = _PNG.get(fig, {}).get(dpi)
+    if isinstance(fig, Drawn) and dpi in fig.pngs:
+        return fig.pngs[dpi]
+    done = fig.encoding.get(dpi) if isinstance(fig, Drawn) else _PNG.get(fig, {}).get(dpi)
     if done is not None:
         return done.result()
     return _png(_rendered(fig), dpi)
@@ -125,6 +152,150 @@ def _png(img: Any, dpi: int) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", dpi=(dpi, dpi))
     return buf.getvalue()
+
+
+def pdf_png(rgb: np.ndarray) -> bytes:
+    """The PNG the PDF writer embeds for an image of these pixels (``(h, w, 3)`` uint8): Pillow's
+    PNG of its rows bottom first, as matplotlib's ``PdfFile._writePng`` makes it (see
+    :class:`.pdf._EarlyImages`)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(buf, format="png")
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- a second process
+def can_fork() -> bool:
+    """Whether :func:`fork_drawing` can draw in a second process here: Linux (``fork``, its
+    copy-on-write pages holding the imported matplotlib and the report's data) with at least
+    two cores for this process."""
+    if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
+        return False
+    try:
+        return len(os.sched_getaffinity(0)) >= 2
+    except (AttributeError, OSError):
+        return (os.cpu_count() or 1) >= 2
+
+
+#: How long :meth:`ForkedDrawing.result` waits for the second process (its figures take about
+#: 1.5 s on a 2-core laptop): past it the child is stopped and this process draws them.
+FORK_WAIT_S = 60.0
+
+
+class ForkFailed(Exception):
+    """The drawing process failed (what it said); the caller draws the figures itself."""
+
+
+class ForkedDrawing:
+    """Figures being drawn by a child process (:func:`fork_drawing`); :meth:`result` waits for
+    them, :meth:`cancel` stops the child."""
+
+    def __init__(self, pid: int, fd: int, n: int) -> None:
+        self.pid = pid
+        self.n = n
+        self._data = bytearray()
+        self._status: int | None = None
+        # read as it comes (the child never waits on a full pipe while this process draws)
+        self._reader = threading.Thread(target=self._read, args=(fd,), daemon=True,
+                                        name="report-figures-reader")
+        self._reader.start()
+
+    def _read(self, fd: int) -> None:
+        with os.fdopen(fd, "rb") as f:
+            while chunk := f.read(1 << 20):
+                self._data += chunk
+
+    def _wait(self) -> int:
+        if self._status is None:
+            self._status = os.waitpid(self.pid, 0)[1]
+        return self._status
+
+    def result(self) -> list[Drawn]:
+        """The figures, in the order of the makers (raises :class:`ForkFailed`, also when the
+        child has not sent them within :data:`FORK_WAIT_S`: it is stopped, never waited on
+        for ever)."""
+        import pickle
+
+        self._reader.join(FORK_WAIT_S)
+        if self._reader.is_alive():
+            self.cancel()
+            raise ForkFailed(f"the drawing process did not finish in {FORK_WAIT_S:g} s")
+        status = self._wait()
+        try:
+            kind, payload = pickle.loads(bytes(self._data))
+        except Exception as exc:  # nothing (the child was killed) or half of it
+            raise ForkFailed(f"the drawing process ended ({status}) without its figures "
+                             f"({type(exc).__name__})") from None
+        finally:
+            self._data = bytearray()
+        if kind != "ok" or len(payload) != self.n:
+            raise ForkFailed(str(payload))
+        from PIL import Image
+
+        return [Drawn(Image.frombytes("RGB", size, pixels), {}, None)
+                for size, pixels in payload]
+
+    def cancel(self) -> None:
+        """Stop the child if it still runs (the report failed or was interrupted)."""
+        if self._status is None:
+            import signal
+
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._wait()
+            self._reader.join()
+
+
+def fork_drawing(makers: Sequence[Callable[[], Figure]]) -> ForkedDrawing | None:
+    """Draw the figures ``makers`` make in a child process, on the second core, while this
+    process goes on (matplotlib's drawing holds the GIL: a thread would not run beside it).
+
+    The child is a ``fork`` of this process: it has the report's data and the imported
+    matplotlib without pickling or importing anything, makes and draws each figure exactly as
+    :func:`prepare` would here (same code, same pixels), sends the pixels through a pipe and
+    exits; it writes no file (:func:`prepare` encodes their PNG here).  ``None`` when
+    this machine cannot (:func:`can_fork`, or the fork failed): the caller draws them itself."""
+    if not makers or not can_fork():
+        return None
+    import pickle
+    import warnings
+
+    r, w = os.pipe()
+    try:
+        with warnings.catch_warnings():
+            # (Python >= 3.12 warns of fork in a process with threads: the child here runs
+            # only the drawing code below, which takes no lock those threads may hold)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError as exc:
+        log.info("no second process for the figures: %s", exc)
+        os.close(r)
+        os.close(w)
+        return None
+    if pid == 0:  # the child: draw, send, exit (no cleanup of the parent's state: os._exit)
+        code = 1
+        try:
+            os.close(r)
+            out = []
+            for make in makers:
+                img = _rendered(make())
+                # (the PNGs, the HTML's and the PDF's, are left to the parent, which encodes
+                # them in threads while it draws the PDF's pages: this process ends sooner)
+                out.append((img.size, img.tobytes()))
+            payload = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
+            code = 0
+        except BaseException as exc:
+            payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
+        try:
+            with os.fdopen(w, "wb") as f:
+                f.write(payload)
+        finally:
+            os._exit(code)
+    os.close(w)
+    return ForkedDrawing(pid, r, len(makers))
 
 
 def reduce_for_plot(y: np.ndarray, fs: float, max_points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
@@ -190,6 +361,13 @@ _TICK = 7 / 72
 _LABEL_PAD = 4 / 72
 _SUPTITLE_H = 0.278
 _LEGEND_H = 0.26
+
+
+#: Axes titles at the top of their axes (plus their pad), where matplotlib's automatic
+#: placement puts them in these figures (no tick labels or offset text above the axes); placed
+#: so, matplotlib does not measure every tick label of the axes and its twins before each
+#: drawing to check (a sixth of the time of drawing the per-rep bars).
+_TITLE_Y = 1.0
 
 
 def _suptitle(fig: Figure, title: str) -> None:
@@ -342,7 +520,7 @@ def fig_rep_overlays(
                     ax.add_collection(lc)
             ax.autoscale_view()
             ax.axvline(0, color="k", lw=0.5, ls=":")
-            ax.set_title(f"{ex}, side {side}", fontsize=9, loc="left")
+            ax.set_title(f"{ex}, side {side}", fontsize=9, loc="left", y=_TITLE_Y)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)
         axes[i, 0].set_ylabel("%MVC", fontsize=8)
@@ -398,7 +576,7 @@ def fig_rep_bars(rows: Sequence[RepRow], affected_side: str = "") -> Figure:
             ax.tick_params(axis="x", labelsize=7)
             ax.set_xlim(-1, len(reps))
         ax.tick_params(axis="y", labelsize=7)
-        ax.set_title(ex, fontsize=9, loc="left")
+        ax.set_title(ex, fontsize=9, loc="left", y=_TITLE_Y)
         ax.grid(axis="y", alpha=0.3)
         iso = [r.isolation for r in reps]
         if any(v is not None for v in iso):
@@ -436,7 +614,7 @@ def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
     ax.invert_yaxis()
     ax.set_xlim(0, max(1.25, max(vals) * 1.15))
     ax.set_xlabel("affected / unaffected mean %MVC while active (dashed: equal)")
-    ax.set_title("Symmetry per exercise", fontsize=11)
+    ax.set_title("Symmetry per exercise", fontsize=11, y=_TITLE_Y)
     ax.grid(axis="x", alpha=0.3)
     return fig
 

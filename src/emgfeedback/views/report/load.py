@@ -25,11 +25,16 @@ import numpy as np
 
 from emgfeedback.errors import FileFormatError
 from emgfeedback.io.edf.reader import EdfRecording, read_identity
-from emgfeedback.io.edf.sidecar import analysis_path, sidecar_affected_side
+from emgfeedback.io.edf.sidecar import analysis_path, report_data_path, sidecar_affected_side
 from emgfeedback.recording import ArrayRecording, Recording
 from emgfeedback.stream import Chunk
 from emgfeedback.vocabulary import short_label
-from emgfeedback.views.report.bins import EnvelopeBins, SignalPass, bins_for
+from emgfeedback.views.report.bins import (
+    EnvelopeBins,
+    SignalPass,
+    bins_for,
+    load_report_data,
+)
 from emgfeedback.views.summary import SessionInput, clinician_fields, json_ready
 
 __all__ = [
@@ -328,9 +333,10 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
         (:func:`emgfeedback.io.identity.apply_identity`) for files of other tools.
     prefetch:
         For a report about to be made with the default settings: when the analysis was not run
-        here (its pass collects the report's envelopes), start the report's pass over the
-        signal now, in a background thread (:class:`.bins.SignalPass`), so it runs while the
-        caller imports and prepares the report; close the session with :func:`close_session`.
+        here (its pass collects the report's envelopes) and no envelopes were saved with it
+        (:func:`.bins.load_report_data`), start the report's pass over the signal now, in a
+        background thread (:class:`.bins.SignalPass`), so it runs while the caller imports and
+        prepares the report; close the session with :func:`close_session`.
 
     Raises
     ------
@@ -346,17 +352,34 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
     collect: list[EnvelopeBins] | None = [] if keep_signal else None
     try:
         result: dict[str, Any]
+        # the analysis JSON read from a file: the report's envelopes may be saved beside it
+        source: Path | None = None
         if isinstance(analysis, (str, Path)):
-            result = _read_analysis(Path(analysis))
-            note = origin_note(result, Path(analysis))
+            source = Path(analysis)
+            result = _read_analysis(source)
+            note = origin_note(result, source)
         elif analysis is not None:
             result = dict(json_ready(analysis))
             note = origin_note(result, None) if result.get("origin") else ""
         else:
+            saved = analysis_path(rec.path)
+            source = saved if saved.is_file() else None
             result, note = analysis_of(rec, collect)
-        session = session_from_recording(rec, result, keep_signal, analysis_note=note)
+        saved_bins = None
+        digest = None
+        if keep_signal and source is not None and report_data_path(source).is_file():
+            digest = content_id(rec)
+            try:
+                text = source.read_bytes()
+            except OSError:
+                text = b""
+            saved_bins = load_report_data(report_data_path(source), rec, digest, text)
+        session = session_from_recording(rec, result, keep_signal, analysis_note=note,
+                                         digest=digest)
         if collect:  # the analysis ran here: its pass collected the report's envelopes
             session = replace(session, signal_bins=collect[-1])
+        elif saved_bins is not None:  # saved with the analysis: no pass over the signal
+            session = replace(session, signal_bins=saved_bins)
         elif prefetch and keep_signal:
             session = replace(session, signal_bins=SignalPass(rec))
     except BaseException:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -441,42 +441,88 @@ def plain_summary(report: Report) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- building
+FigureMaker = tuple[str, str, Callable[[], Any]]
+"""``(key, caption, make)``: a figure of the report, made (and drawn) when ``make()`` is
+called."""
+
+
 def _signal_figures(session: SessionInput, scan: SignalScan, rows: Sequence[RepRow],
-                    events: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, Any]]:
-    """The figures drawn from the signal's envelopes (whole session, reps overlaid, video
-    moments), each drawn as it is made (:func:`.figures.prepare`)."""
+                    events: Sequence[Mapping[str, Any]]) -> list[FigureMaker]:
+    """The figures drawn from the signal's envelopes (whole session, reps overlaid)."""
     rec = session.signal
     assert rec is not None
-    out: list[tuple[str, str, Any]] = []
-    t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
+    out: list[FigureMaker] = []
     calib = [(m.sample / rec.fs, m.duration / rec.fs) for m in rec.markers
              if parse_annotation(m.text).is_calibration]
+
+    def envelopes() -> Any:
+        t, red = figures.reduce_for_plot(scan.envelope_pct, scan.fs, max_points=3000)
+        return figures.fig_envelopes(t, red, session.channels, rows, events,
+                                     session.affected_side, calib)
+
     out.append(("envelopes", "Whole session: envelopes in %MVC of each channel; cue windows "
                 "shaded by exercise, synkinesis events in red (tick: when the live detector "
-                "alerted).", figures.fig_envelopes(t, red, session.channels, rows, events,
-                                                   session.affected_side, calib)))
-    figures.prepare(out[-1][2])
+                "alerted).", envelopes))
     quiet = _quiet_channels(session.channels, rows)
     if rows:
         out.append(("overlays", "Every rep overlaid from its cue: the target region (thick) and "
                     "the regions to keep quiet (thin; red in reps with synkinesis).",
-                    figures.fig_rep_overlays(scan.envelope_pct, scan.fs, session.channels, rows,
-                                             quiet)))
-        figures.prepare(out[-1][2])
-    if isinstance((rec.sidecar or {}).get("video"), dict):  # the session's camera
-        from emgfeedback.views.report.video import video_figures
-
-        out += video_figures(session, rows, events, scan.envelope_pct, scan.fs)
+                    lambda: figures.fig_rep_overlays(scan.envelope_pct, scan.fs,
+                                                     session.channels, rows, quiet)))
     return out
+
+
+#: With a second process (``workers`` > 1), the figures it draws: the reps overlaid, the longest
+#: to draw (about as long as the envelopes, the bars and the symmetry together: measured).
+_FORKED = ("overlays",)
+
+
+def _draw(makers: Sequence[FigureMaker], workers: int) -> list[tuple[str, str, Any]]:
+    """Each figure made and drawn (:func:`.figures.prepare`), in order; with ``workers`` > 1 the
+    longest ones in a second process (:func:`.figures.fork_drawing`, the same drawing code) while
+    this one draws the others.  A figure the second process could not draw is drawn here."""
+    keys = [k for k, _c, _m in makers]
+    away = [k for k in _FORKED if k in keys]
+    if workers < 2 or len(keys) < 2 or len(away) == len(keys):
+        away = []
+    forked = (figures.fork_drawing([m for k, _c, m in makers if k in away])
+              if away else None)
+    if forked is None:
+        away = []
+    drawn: dict[str, Any] = {}
+    try:
+        for k, _c, make in makers:
+            if k not in away:
+                drawn[k] = make()
+                figures.prepare(drawn[k])
+        if forked is not None:
+            try:
+                got: list[Any] = list(forked.result())
+            except figures.ForkFailed as exc:
+                log.warning("the second process did not draw the figures (%s); drawn here", exc)
+                got = []
+            for k, fig in zip(away, got):
+                drawn[k] = fig
+                figures.prepare(fig)  # its PNG for the HTML, encoded in a thread
+    finally:
+        if forked is not None:
+            forked.cancel()  # (nothing when it has ended)
+    for k, _c, make in makers:
+        if k not in drawn:
+            drawn[k] = make()
+            figures.prepare(drawn[k])
+    return [(k, c, drawn[k]) for k, c, _m in makers]
 
 
 def build_report(session: SessionInput, cfg: DspConfig | None = None,
                  qcfg: QualityConfig | None = None,
-                 history: HistoryContext | None = None) -> Report:
+                 history: HistoryContext | None = None, workers: int = 1) -> Report:
     """Compute tables, summary and figures of a session report.
 
     ``history``: the comparison with the patient's previous session and trend
     (:func:`emgfeedback.views.history.progress.context_for`), when the history knows the patient.
+    ``workers``: with 2, figures are drawn in a second process too (:func:`_draw`; the same
+    figures, to the pixel).
 
     Raises
     ------
@@ -489,28 +535,45 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
     events = [e for e in session.analysis.get("events", [])
               if e.get("type", "synkinesis") == "synkinesis"]
     report = Report(session, rows, metrics, [], 0, placement=placement_svg(), history=history)
+    later: list[FigureMaker] = []
+    if rows:
+        later.append(("bars", "Per rep (number and side): target peak %MVC; hatched red bars "
+                      "carried synkinesis.",
+                      lambda: figures.fig_rep_bars(rows, session.affected_side)))
+        later.append(("symmetry", "Symmetry per exercise: affected / unaffected mean %MVC of "
+                      "the target while active, mean over the reps.",
+                      lambda: figures.fig_symmetry(metrics)))
+    # Envelopes at hand (saved with the analysis, or collected by its pass here): the chain runs
+    # over the rest period only, a moment; otherwise the report's pass over the file runs.
+    quick = isinstance(session.signal_bins, EnvelopeBins)
     with ThreadPoolExecutor(1, thread_name_prefix="report-chain") as pool:
         # The chain's pass over the file (or over its rest period only, when the analysis' pass
         # collected the envelopes) runs on the second core while the figures that need no
         # signal are built and drawn here: its filter kernels release the GIL.
         scanning = (pool.submit(envelopes_pct, session, cfg, qcfg=qcfg)
                     if session.signal is not None else None)
-        later: list[tuple[str, str, Any]] = []
-        if rows:
-            later.append(("bars", "Per rep (number and side): target peak %MVC; hatched red bars "
-                          "carried synkinesis.", figures.fig_rep_bars(rows, session.affected_side)))
-            later.append(("symmetry", "Symmetry per exercise: affected / unaffected mean %MVC of "
-                          "the target while active, mean over the reps.",
-                          figures.fig_symmetry(metrics)))
-            for _key, _caption, fig in later:
-                figures.prepare(fig)
+        done: list[tuple[str, str, Any]] = []
+        if later and not (quick and workers > 1):
+            done = _draw(later, 1)  # while the pass runs
+            later = []
         if scanning is not None:
             assert session.signal is not None
             scan = scanning.result()
             report.quality = _quality_rows(session, scan, qcfg)
             report.lost_samples = scan.lost_samples
-            report.figures += _signal_figures(session, scan, rows, events)
-        report.figures += later
+            makers = _signal_figures(session, scan, rows, events)
+            drawn = _draw(makers + later, workers)
+            report.figures += drawn[:len(makers)]
+            done += drawn[len(makers):]  # the later ones, when not drawn during the pass
+            rec = session.signal
+            if isinstance((rec.sidecar or {}).get("video"), dict):  # the session's camera
+                from emgfeedback.views.report.video import video_figures
+
+                report.figures += video_figures(session, rows, events, scan.envelope_pct,
+                                                scan.fs)
+        elif later:
+            done = _draw(later, workers)
+        report.figures += done
     report.summary = plain_summary(report)
     tables = [_clinician_table(session), _montage_table(session),
               _quality_table(report) if report.quality else None,

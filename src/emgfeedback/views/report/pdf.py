@@ -14,7 +14,7 @@ import io
 import logging
 import textwrap
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from emgfeedback.views.report import model
 from emgfeedback.views.report.model import TRAINING_AID, Report
 from emgfeedback.views.summary import Table
 
-__all__ = ["page_lines", "placement_png", "write_pdf"]
+__all__ = ["page_images", "page_lines", "placement_png", "write_pdf"]
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +37,28 @@ TEXT_W = PAGE_W - 2 * MARGIN_X
 BODY_CHARS = int(TEXT_W * 72 / (0.55 * 9.5))
 
 
+_PLACEMENT: dict[tuple[str, int], Future[bytes | None]] = {}
+
+
+def start_placement_png(svg: str | None, dpi: int = 150) -> None:
+    """Start :func:`placement_png` of ``svg`` in a background thread (``rsvg-convert`` runs
+    while the report is built); the next :func:`placement_png` of the same figure takes it."""
+    if svg and (svg, dpi) not in _PLACEMENT:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="report-placement")
+        _PLACEMENT[(svg, dpi)] = pool.submit(_placement_png, svg, dpi)
+        pool.shutdown(wait=False)
+
+
 def placement_png(svg: str | None, dpi: int = 150) -> bytes | None:
     """The placement figure rasterised by ``rsvg-convert`` (librsvg) for the PDF, or ``None``
     when there is no figure or no ``rsvg-convert`` (matplotlib cannot draw SVG)."""
+    started = _PLACEMENT.pop((svg, dpi), None) if svg else None
+    if started is not None:
+        return started.result()
+    return _placement_png(svg, dpi)
+
+
+def _placement_png(svg: str | None, dpi: int) -> bytes | None:
     import shutil
     import subprocess
 
@@ -87,7 +106,10 @@ def _core_lines_class() -> Any:
             #: (x, y of the line's centre, in figure fractions; text; size; weight; colour;
             #: family; horizontal alignment; vertical alignment, "center" or "baseline")
             self.lines: list[tuple[float, float, str, float, str, str, str, str, str]] = []
-            self._metrics: dict[tuple[Any, str], tuple[float, float]] = {}
+            #: the tables' row stripes under the lines: (x, y, width, height in figure
+            #: fractions; colour), drawn first, in order, as a Rectangle patch each drew them
+            self.stripes: list[tuple[float, float, float, float, str]] = []
+            self._metrics = _CHAR_METRICS
 
         def _text(self, line: tuple[float, float, str, float, str, str, str, str, str]) -> Text:
             x, y, s, size, weight, color, family, ha, va = line
@@ -111,10 +133,26 @@ def _core_lines_class() -> Any:
                 a, d = max(a, v[0]), max(d, v[1])
             return a, d
 
+        def _draw_stripes(self, renderer: Any) -> None:
+            from matplotlib.path import Path as MplPath
+            from matplotlib.transforms import Affine2D
+
+            trans = self.page.transFigure
+            for x, y, w, h, color in self.stripes:
+                gc = renderer.new_gc()
+                gc.set_linewidth(0.0)
+                gc.set_snap(None)
+                rect = MplPath.unit_rectangle()
+                renderer.draw_path(gc, rect, Affine2D().scale(w, h).translate(x, y) + trans,
+                                   to_rgba(color))
+                gc.restore()
+
         def draw(self, renderer: Any) -> None:
             if not self.get_visible():
                 return
             from matplotlib.backends.backend_pdf import RendererPdf
+
+            self._draw_stripes(renderer)
 
             # (savefig to a PDF draws through a MixedModeRenderer around the RendererPdf)
             # the tables' lines first, then the others in their order: the order a page of
@@ -179,6 +217,61 @@ def _core_lines_class() -> Any:
     return CoreLines
 
 
+#: Ascent and descent of single characters as the PDF renderer measures them, by font
+#: ``(size, weight, family)`` and character (the same on every page: measured once).
+_CHAR_METRICS: dict[tuple[Any, str], tuple[float, float]] = {}
+
+
+@functools.lru_cache(maxsize=1)
+def _page_image_class() -> Any:
+    """The :class:`matplotlib.artist.Artist` of an image on a PDF page: its pixels (RGB or
+    RGBA, ``uint8``) embedded unsampled in a box given in figure fractions, the PDF viewer
+    scaling them, as an ``imshow(interpolation="none")`` in an axes of that box without axis
+    embeds them.  Without the axes and the image machinery around it (colour mapping, masking
+    and copies of every pixel, about a third of the PDF's time for a 30-minute session), and
+    the pixels are the array given, read when the file is written."""
+    from matplotlib.artist import Artist
+    from matplotlib.transforms import Affine2D
+
+    class PageImage(Artist):
+        def __init__(self, page: Any, pixels: np.ndarray,
+                     box: tuple[float, float, float, float]) -> None:
+            super().__init__()
+            self.page = page
+            self.pixels = pixels
+            self.box = box
+
+        def get_array(self) -> np.ndarray:
+            return self.pixels
+
+        def draw(self, renderer: Any) -> None:
+            if not self.get_visible():
+                return
+            x, y, w, h = self.box
+            (x0, y0), (x1, y1) = self.page.transFigure.transform([(x, y), (x + w, y + h)])
+            gc = renderer.new_gc()
+            if renderer.option_scale_image():  # the PDF's: the pixels with a placement
+                # rows bottom first in the file, as an image drawn with origin "upper" is
+                trans = Affine2D().scale(1.0, -1.0).translate(0.0, 1.0).scale(x1 - x0, y1 - y0)
+                renderer.draw_image(gc, x0, y0, self.pixels, trans)
+            else:  # a raster renderer: resampled to the box
+                from PIL import Image
+
+                px = self.pixels
+                im = Image.fromarray(px).resize((max(1, round(x1 - x0)), max(1, round(y1 - y0))))
+                rgba = np.asarray(im.convert("RGBA"))[::-1]
+                renderer.draw_image(gc, x0, y0, np.ascontiguousarray(rgba))
+            gc.restore()
+            self.stale = False
+
+    return PageImage
+
+
+def page_images(page: Any) -> list[np.ndarray]:
+    """The pixels of the images on a page of :func:`pages` (figures and placement)."""
+    return [a.get_array() for a in page.artists if hasattr(a, "pixels") and hasattr(a, "box")]
+
+
 @functools.lru_cache(maxsize=16)
 def _afm_file(family: str, weight: str) -> str:
     """The core PDF font (AFM file) matplotlib takes for ``family`` and ``weight`` (the same
@@ -222,6 +315,7 @@ class _Flow:
         self.pages: list[Any] = []
         self.y = 0.0
         self._lines_cls = _core_lines_class()
+        self._image_cls = _page_image_class()
         self._lines: Any = None
         self._new()
 
@@ -245,13 +339,23 @@ class _Flow:
         """One line of text centred on ``y`` (or with its baseline there: ``va``; inches from
         the bottom of ``page``), in a core PDF font where it can be (see
         :func:`_core_lines_class`)."""
+        self._page_lines(page).lines.append((x / PAGE_W, y / PAGE_H, s, size, weight, color,
+                                             family, ha, va))
+
+    def _page_lines(self, page: Any) -> Any:
+        """The artist holding ``page``'s lines (and row stripes), made on first use."""
         if self._lines is None or self._lines.page is not page:
             self._lines = next((a for a in page.artists if isinstance(a, self._lines_cls)), None)
             if self._lines is None:
                 self._lines = self._lines_cls(page)
                 page.add_artist(self._lines)
-        self._lines.lines.append((x / PAGE_W, y / PAGE_H, s, size, weight, color, family, ha,
-                                  va))
+        return self._lines
+
+    def stripe(self, y: float, h: float, color: str) -> None:
+        """A table row's background across the text width, from ``y`` (inches from the bottom)
+        up ``h``, under the page's lines."""
+        self._page_lines(self.page).stripes.append(
+            (MARGIN_X / PAGE_W, y / PAGE_H, TEXT_W / PAGE_W, h / PAGE_H, color))
 
     def text(self, x: float, s: str, size: float, h: float, weight: str = "medium",
              color: str = "black") -> None:
@@ -290,8 +394,6 @@ class _Flow:
     def table(self, t: Table, heading: bool = True, max_size: float = 9.0) -> None:
         """Every row as one monospaced line, columns padded (text left, numbers right), striped;
         continued on the next page with its header repeated."""
-        from matplotlib.patches import Rectangle
-
         body = [list(r) for r in t.rows]
         numeric = [i >= t.left for i in range(len(t.head))]
         widths = [max([len(h)] + [len(r[i]) for r in body]) for i, h in enumerate(t.head)]
@@ -318,18 +420,14 @@ class _Flow:
             if not first:
                 self.text(MARGIN_X, f"{t.title} (continued)", 9, 0.22, weight="bold",
                           color="#444444")
-            self.page.patches.append(Rectangle(
-                (MARGIN_X / PAGE_W, (self.y - h) / PAGE_H), TEXT_W / PAGE_W, h / PAGE_H,
-                transform=self.page.transFigure, facecolor="#e6e6e6", edgecolor="none"))
+            self.stripe(self.y - h, h, "#e6e6e6")
             self.mono(MARGIN_X + 0.04, line(t.head), size, h, weight="bold")
             first = False
             while k < len(body) and self.room() >= h:
                 shade = "#fde8e8" if "syn" in (t.row_classes[k] if k < len(t.row_classes)
                                                else "") else ("#f5f5f5" if k % 2 else None)
                 if shade:
-                    self.page.patches.append(Rectangle(
-                        (MARGIN_X / PAGE_W, (self.y - h) / PAGE_H), TEXT_W / PAGE_W, h / PAGE_H,
-                        transform=self.page.transFigure, facecolor=shade, edgecolor="none"))
+                    self.stripe(self.y - h, h, shade)
                 self.mono(MARGIN_X + 0.04, line(body[k]), size, h)
                 k += 1
             if k < len(body):
@@ -341,9 +439,13 @@ class _Flow:
               max_h: float | None = None, min_share: float = 0.55) -> None:
         """A PNG (or its pixels) scaled to the text width (at most 1.25 times its size), and down
         to the room left when at least ``min_share`` of it fits; else on a new page."""
-        from matplotlib.image import imread
+        if isinstance(png, np.ndarray):
+            img = png
+        else:
+            from PIL import Image
 
-        img = png if isinstance(png, np.ndarray) else imread(io.BytesIO(png), format="png")
+            with Image.open(io.BytesIO(png)) as im:
+                img = np.asarray(im.convert("RGBA" if "A" in im.getbands() else "RGB"))
         hpx, wpx = img.shape[:2]
         cap_h = 0.2 * max(1, len(textwrap.wrap(caption, BODY_CHARS))) if caption else 0.0
         scale = min(TEXT_W / (wpx / dpi), 1.25)
@@ -354,11 +456,10 @@ class _Flow:
         w = wpx / hpx * h
         if w > TEXT_W:
             w, h = TEXT_W, TEXT_W * hpx / wpx
-        ax = self.page.add_axes(((PAGE_W - w) / 2 / PAGE_W, (self.y - h) / PAGE_H,
-                                 w / PAGE_W, h / PAGE_H))
         # embedded as drawn (the PDF viewer scales it): no resampling to the page's dpi
-        ax.imshow(img, interpolation="none")
-        ax.set_axis_off()
+        self.page.add_artist(self._image_cls(
+            self.page, img, ((PAGE_W - w) / 2 / PAGE_W, (self.y - h) / PAGE_H, w / PAGE_W,
+                             h / PAGE_H)))
         self.y -= h + 0.05
         if caption:
             self.para(caption, 8.5, "#444444")
@@ -444,7 +545,8 @@ def write_pdf(report: Report, path: Path) -> None:
     s = report.session
     tmp = path.with_name(path.name + ".part")
     with ThreadPoolExecutor(1, thread_name_prefix="report-pdf-images") as pool:
-        early = _EarlyImages(pool, [figures.rgb_array(fig) for _k, _c, fig in report.figures])
+        early = _EarlyImages(pool, [(figures.rgb_array(fig), getattr(fig, "pdf", None))
+                                    for _k, _c, fig in report.figures])
         with PdfPages(tmp, metadata={"Title": f"emgfeedback session report "
                                               f"{s.recorded_at:%Y-%m-%d}",
                                      "Creator": f"emgfeedback {__version__}"}) as pdf:
@@ -467,20 +569,22 @@ class _EarlyImages:
     image, another matplotlib without that method) is written by matplotlib as before, so the
     PDF is the same either way."""
 
-    def __init__(self, pool: ThreadPoolExecutor, images: Sequence[np.ndarray]) -> None:
-        # the writer gets the pixels bottom row first (PDF image space)
-        flipped = [np.ascontiguousarray(img[::-1]) for img in images
-                   if img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3]
-        self.items = [(img, pool.submit(self._png, img)) for img in flipped]
+    def __init__(self, pool: ThreadPoolExecutor,
+                 images: Sequence[tuple[np.ndarray, bytes | None]]) -> None:
+        """``images``: the pixels of each figure and its PNG when already made
+        (:class:`.figures.Drawn`)."""
+        self.items: list[tuple[np.ndarray, Future[bytes]]] = []
+        for img, png in images:
+            if not (img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
+                continue
+            if png is None:
+                fut = pool.submit(figures.pdf_png, img)
+            else:
+                fut = Future()
+                fut.set_result(png)
+            # the writer gets the pixels bottom row first (PDF image space)
+            self.items.append((np.ascontiguousarray(img[::-1]), fut))
         self.used = 0  # images handed to the writer
-
-    @staticmethod
-    def _png(img: np.ndarray) -> bytes:
-        from PIL import Image
-
-        buf = io.BytesIO()
-        Image.fromarray(img).save(buf, format="png")  # as PdfFile._writePng saves it
-        return buf.getvalue()
 
     def attach(self, pdf: Any) -> None:
         pdf.infodict()  # (opens the file)

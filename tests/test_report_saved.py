@@ -1,0 +1,214 @@
+"""The report's envelopes saved with the analysis beside the recording (views/report/bins.py):
+the same numbers as the report's own pass, used only for the recording and the analysis they
+were saved with."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from _sessions import SMALL, make_source, session_start, write_edf_session
+from emgfeedback.cli import main
+from emgfeedback.io.edf.sidecar import analysis_path, report_data_path
+from emgfeedback.views.report import close_session, envelopes_pct, load_session, write_report
+from emgfeedback.views.report.bins import EnvelopeBins, SignalPass
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    """A simulated session with its analysis saved beside it by ``emgfeedback analyze``."""
+    d = tmp_path_factory.mktemp("saved")
+    path = d / "P-007_2025-02-03.edf"
+    src = make_source(seed=11, synkinesis_prob=0.5, duration=80.0, channels=SMALL)
+    write_edf_session(path, src, patient="P-007", start=session_start(0))
+    assert main(["analyze", str(path), "--json", str(analysis_path(path))]) == 0
+    return path
+
+
+def _copy(src: Path, d: Path) -> Path:
+    d.mkdir()
+    for p in src.parent.iterdir():
+        if p.name.startswith(src.stem):
+            shutil.copy2(p, d / p.name)
+    return d / src.name
+
+
+def test_analysis_beside_the_recording_saves_the_reports_envelopes_privately(saved):
+    data = report_data_path(analysis_path(saved))
+    assert data.name == "P-007_2025-02-03-analysis.report.npz" and data.is_file()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o600  # patient data: owner only
+
+
+def test_saved_envelopes_are_the_reports_own_pass(saved):
+    """Saved bins == the bins of the report's own pass, to the bit; the report of the session
+    opened with them is the report made with the pass (HTML to the byte, figures included)."""
+    s = load_session(saved, prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, EnvelopeBins)  # no pass started
+        assert s.signal is not None and s.signal_bins.samples > 0
+        got = envelopes_pct(s)
+        own = envelopes_pct(replace(s, signal_bins=None))
+        assert np.array_equal(got.envelope_pct, own.envelope_pct, equal_nan=True)
+        assert np.array_equal(got.saturated, own.saturated)
+        assert got.fs == own.fs == pytest.approx(100.0)
+        for f in ("rms_uv", "mains_uv", "mains_ratio", "diff_rms_uv", "clip_fraction"):
+            assert np.array_equal(getattr(got.rest_quality, f), getattr(own.rest_quality, f)), f
+    finally:
+        close_session(s)
+    d = saved.parent
+    with_saved = load_session(saved)
+    with_pass = replace(with_saved, signal_bins=None)
+    try:
+        write_report(with_saved, d / "a.html")
+        write_report(with_pass, d / "b.html")
+    finally:
+        close_session(with_saved)
+    assert (d / "a.html").read_bytes() == (d / "b.html").read_bytes()
+
+
+def test_changed_analysis_or_file_never_uses_the_saved_envelopes(saved, tmp_path):
+    # the analysis JSON changed (one byte): the saved envelopes belong to another analysis
+    p = _copy(saved, tmp_path / "a")
+    a = analysis_path(p)
+    a.write_text(a.read_text(encoding="utf-8") + " ", encoding="utf-8")
+    s = load_session(p, prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, SignalPass)  # the report runs its own pass
+    finally:
+        close_session(s)
+    # the recording changed (one data byte), same name, same analysis: another content id
+    p = _copy(saved, tmp_path / "b")
+    raw = bytearray(p.read_bytes())
+    raw[-3] ^= 0x01
+    p.write_bytes(bytes(raw))
+    s = load_session(p, prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, SignalPass)
+    finally:
+        close_session(s)
+    # the saved data of another session copied over this one's
+    p = _copy(saved, tmp_path / "c")
+    other = tmp_path / "other.edf"
+    write_edf_session(other, make_source(seed=12, duration=60.0, channels=SMALL),
+                      patient="P-007", start=session_start(1))
+    assert main(["analyze", str(other), "--json", str(analysis_path(other))]) == 0
+    shutil.copy2(report_data_path(analysis_path(other)), report_data_path(analysis_path(p)))
+    s = load_session(p, prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, SignalPass)
+    finally:
+        close_session(s)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def test_damaged_saved_envelopes_are_ignored_and_the_report_still_works(saved, tmp_path,
+                                                                        damage, capsys):
+    p = _copy(saved, tmp_path / "d")
+    data = report_data_path(analysis_path(p))
+    raw = data.read_bytes()
+    data.write_bytes({"garbage": b"garbage" * 1000, "truncated": raw[: len(raw) // 2],
+                      "empty": b""}[damage])
+    s = load_session(p, prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, SignalPass)
+    finally:
+        close_session(s)
+    out = tmp_path / "r.html"
+    assert main(["report", str(p), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+
+
+def test_analysis_written_elsewhere_saves_nothing_beside_it(saved, tmp_path):
+    out = tmp_path / "elsewhere.json"
+    assert main(["analyze", str(saved), "--json", str(out)]) == 0
+    assert not report_data_path(out).exists()
+    assert json.loads(out.read_text(encoding="utf-8"))["reps"]
+
+
+def test_report_with_the_analysis_given_uses_envelopes_saved_beside_it(saved):
+    """``report --analysis A.json``: envelopes saved beside A.json are used (here the saved
+    analysis itself, named explicitly)."""
+    s = load_session(saved, analysis=analysis_path(saved), prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, EnvelopeBins)
+    finally:
+        close_session(s)
+
+
+def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeypatch):
+    """``workers=2`` (what ``report`` does) draws some figures in a forked process: the HTML is
+    the same to the byte (every figure's PNG), the PDF's text the same; a drawing process that
+    fails leaves its figures to this one, with the same result."""
+    import os
+
+    from emgfeedback.views.report import figures
+
+    if not figures.can_fork():
+        pytest.skip("no fork or a single core here: workers=2 draws in one process")
+    s = load_session(saved)
+    try:
+        serial = write_report(s, tmp_path / "1.html", tmp_path / "1.pdf")
+        forked = write_report(s, tmp_path / "2.html", tmp_path / "2.pdf", workers=2)
+        assert any(isinstance(f, figures.Drawn) for _k, _c, f in forked.figures)
+        assert not any(isinstance(f, figures.Drawn) for _k, _c, f in serial.figures)
+        assert [k for k, _c, _f in forked.figures] == [k for k, _c, _f in serial.figures]
+        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "2.html").read_bytes()
+        assert stat.S_IMODE((tmp_path / "2.pdf").stat().st_mode) == 0o600
+        from emgfeedback.views.report.pdf import page_lines, pages
+
+        assert ([page_lines(p) for p in pages(serial)]
+                == [page_lines(p) for p in pages(forked)])
+        # the drawing process fails: its figures are drawn here
+        parent = os.getpid()
+        real = figures._rendered
+
+        def fails_in_child(fig):  # type: ignore[no-untyped-def]
+            if os.getpid() != parent:
+                raise RuntimeError("no memory in the child")
+            return real(fig)
+
+        monkeypatch.setattr(figures, "_rendered", fails_in_child)
+        again = write_report(s, tmp_path / "3.html", workers=2)
+        assert not any(isinstance(f, figures.Drawn) for _k, _c, f in again.figures)
+        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "3.html").read_bytes()
+        # the drawing process hangs (a lock it can never take): stopped after the wait
+        import time
+
+        def hangs_in_child(fig):  # type: ignore[no-untyped-def]
+            if os.getpid() != parent:
+                time.sleep(3600)
+            return real(fig)
+
+        monkeypatch.setattr(figures, "_rendered", hangs_in_child)
+        monkeypatch.setattr(figures, "FORK_WAIT_S", 1.0)
+        t0 = time.monotonic()
+        late = write_report(s, tmp_path / "4.html", workers=2)
+        assert time.monotonic() - t0 < 30
+        assert not any(isinstance(f, figures.Drawn) for _k, _c, f in late.figures)
+        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "4.html").read_bytes()
+    finally:
+        close_session(s)
+
+
+def test_analysis_with_another_chain_saves_nothing_and_a_stale_file_is_not_used(saved,
+                                                                                tmp_path):
+    """Envelopes of another DSP configuration are not the report's: none saved; the file of an
+    earlier analysis left beside a new one is ignored (it was saved with the earlier JSON)."""
+    p = _copy(saved, tmp_path / "e")
+    data = report_data_path(analysis_path(p))
+    before = data.read_bytes()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[dsp]\nband = [30.0, 400.0]\n")
+    assert main(["analyze", str(p), "--json", str(analysis_path(p)), "--config", str(cfg)]) == 0
+    assert data.read_bytes() == before  # not rewritten
+    s = load_session(p, prefetch=True)
+    try:
+        assert isinstance(s.signal_bins, SignalPass)  # the earlier envelopes: not this JSON's
+    finally:
+        close_session(s)
