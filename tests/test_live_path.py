@@ -99,3 +99,51 @@ def test_chain_refuses_non_finite_samples() -> None:
     x[5, 3] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         chain.process(Chunk(x, 0, FS, CH))
+
+
+def test_detector_fast_paths_equal_the_general_path() -> None:
+    """The detector's live paths (issue 13: full-shape operands for blocks up to 64 samples,
+    the chain's range test handed on as ``Processed.raw_inside`` so the clipping flag is not
+    tested again, the idle debounces skipped) give the events and reps of the offline path
+    (long blocks, broadcast operands), with a stretch of clipping and a flat electrode inside
+    a rep; the hint is given exactly for the chunks with no sample at a rail."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_events import build
+
+    from emgfeedback.app.analyze import analyze
+    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.clinical.montage import Montage
+
+    rec, _ = build()
+    x = rec.data
+    a = int(27.2 * rec.fs)
+    x[a:a + 60, 1] = rec.rails_uv[1]  # clipped for 60 ms during rep 2
+    x[int(33.0 * rec.fs):int(33.4 * rec.fs), 2] = 80.0  # the brow electrode flat in rep 3
+    base = analyze(rec, Montage.from_labels(rec.channels, "L"))
+
+    def run(size: int) -> tuple[list, list, int]:
+        chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+        det = Detector.for_chain(chain, base.montage, base.calibration)
+        src, hinted = rec.to_chunk(), 0
+        while len(src):
+            part, src = src.split(size)
+            p = chain.process(part)
+            clipped = bool(np.count_nonzero(p.raw >= rec.rails_uv[1]))
+            assert (p.raw_inside is None) == clipped
+            hinted += p.raw_inside is not None
+            det.feed(p)
+        det.close()
+        return det.all_events, det.reps, hinted
+
+    ev10, reps10, hinted = run(10)
+    assert hinted < len(x) // 10  # the clipped chunks carried no hint
+    assert any(e.type == "artefact" and "clipping" in e.reason for e in ev10)
+    for size in (64, 65, 4000):
+        ev, reps, _ = run(size)
+        assert ev == ev10
+        assert [(r.rep, r.side, r.start, r.stop, r.synkinesis, r.target_peak_pct_mvc)
+                for r in reps] == [(r.rep, r.side, r.start, r.stop, r.synkinesis,
+                                    r.target_peak_pct_mvc) for r in reps10]

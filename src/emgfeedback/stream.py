@@ -282,6 +282,10 @@ class Processed:
     quality: Quality
     status: Status
     markers: tuple[Marker, ...] = ()
+    #: ``(low, high)``: the chain found every raw sample strictly inside this range (its
+    #: acquisition range), so no sample is clipped; ``None`` when not known.  Lets a consumer
+    #: with the same range skip its own test (the detector's clipping flag, live cost).
+    raw_inside: tuple[float, float] | None = None
 
     def __len__(self) -> int:
         return int(self.raw.shape[0])

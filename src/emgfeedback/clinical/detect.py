@@ -281,20 +281,33 @@ class _Debounce:
         self.x = np.zeros(nch, dtype=bool)  # last input value
         self.run = np.zeros(nch, dtype=np.int64)  # start of the current input run
         self.y = np.zeros(nch, dtype=bool)
+        self.idle = True  # no input and no output true (the last input, the output now)
+        self.steady = True  # the last constant input equalled the output (process_const)
 
     def process_const(self, v: np.ndarray, start: int, n: int
                       ) -> tuple[np.ndarray | None, list[tuple[int, int, int, bool]]]:
         """:meth:`process` for an input constant over ``n`` samples (vector ``v``).
 
         Returns ``(None, [])`` when the output stays constant (the common case: no pending
-        change), which callers read as "``y`` all chunk".
+        change), which callers read as "``y`` all chunk"; :attr:`steady` says whether the
+        input equals the output (nothing is being debounced).
         """
-        if not np.count_nonzero(v ^ self.y):  # count_nonzero: cheaper than .any() (live cost)
+        vl, yl = v.tolist(), self.y.tolist()
+        self.steady = vl == yl
+        if self.steady:  # (lists of a few booleans: cheaper than a NumPy call, live cost)
             self.x[:] = v
+            self.idle = not any(vl)
             return None, []
-        x = np.empty((n, len(v)), dtype=bool)
-        x[:] = v
-        return self.process(x, start)
+        # the walk of a constant input: one run per channel, no input array
+        y0 = self.y.copy()
+        _, changes = self._walk(vl, yl, {}, start, n, False, vl)
+        if not changes:  # still debouncing: the output stays y0 all block
+            return None, []
+        y = np.empty((n, len(vl)), dtype=bool)
+        y[:] = y0
+        for c, _, at, val in changes:  # in sample order per channel: later ones win
+            y[at - start:, c] = val
+        return y, changes
 
     def process(self, x: np.ndarray, start: int, want_y: bool = True
                 ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
@@ -306,29 +319,39 @@ class _Debounce:
         # Every channel's input changes in one set of calls, then a Python walk over the runs of
         # the channels whose input differs from the output somewhere (20-sample live chunks
         # have a few at most): no NumPy call per channel or per run (live cost).
-        if not np.count_nonzero(x ^ self.y):  # the input equals the output all block
+        tr = np.not_equal(x[1:], x[:-1])  # input changes (row - 1, channel)
+        x0s, ys = x[0].tolist(), self.y.tolist()
+        if x0s == ys and not np.count_nonzero(tr):  # the input equals the output all block
             self.x[:] = x[0]
+            self.idle = not any(x0s)
             if not want_y:
                 return self.y, changes
             y = np.empty_like(x)
             y[:] = self.y
             return y, changes
-        if want_y:
-            y = np.empty_like(x)
-            y[:] = self.y
-        else:  # only the changes are wanted (offline: the burst condition of every block)
-            y = self.y
-        tr_c, tr_r = np.nonzero((x[1:] != x[:-1]).T)  # (channel, row - 1), by channel
-        pend = (x[0] != self.y).tolist()
+        tr_c, tr_r = np.nonzero(tr.T)  # (channel, row - 1), by channel
         cuts: dict[int, list[int]] = {}
         for c, k in zip(tr_c.tolist(), tr_r.tolist()):
             cuts.setdefault(c, []).append(k + 1)
-        x0s, px, ys, runs = (x[0].tolist(), self.x.tolist(), self.y.tolist(),
-                             self.run.tolist())
+        return self._walk(x0s, ys, cuts, start, n, want_y, x[-1].tolist())
+
+    def _walk(self, x0s: list[bool], ys: list[bool], cuts: dict[int, list[int]], start: int,
+              n: int, want_y: bool, last: list[bool]
+              ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
+        """The runs of the channels whose input differs from the output somewhere, walked in
+        Python (see :meth:`process`); ``last``: the input's last row."""
+        changes: list[tuple[int, int, int, bool]] = []
+        y: np.ndarray
+        if want_y:
+            y = np.empty((n, len(x0s)), dtype=bool)
+            y[:] = self.y
+        else:  # only the changes are wanted (offline: the burst condition of every block)
+            y = self.y
+        px, runs = self.x.tolist(), self.run.tolist()
         n_on, n_off = self.n_on, self.n_off
-        for c in range(len(pend)):
+        for c in range(len(x0s)):
             cc = cuts.get(c)
-            if cc is None and not pend[c]:
+            if cc is None and x0s[c] == ys[c]:
                 continue
             ycur = ys[c]
             v = x0s[c]  # runs alternate: each run has the other value
@@ -349,7 +372,8 @@ class _Debounce:
         if want_y:
             for c, _, at, v in changes:  # in sample order per channel: later ones win
                 y[at - start:, c] = v
-        self.x[:] = x[-1]
+        self.x[:] = last
+        self.idle = not (any(last) or any(self.y.tolist()))
         return y, changes
 
 
@@ -394,6 +418,51 @@ class _Closing:
 
     burst: _Burst
     offset: int
+
+
+#: Blocks up to this many samples (the live 10 ms chunks) get full-shape operands; longer ones
+#: (offline) broadcast the per-channel vectors, as an extra full-size operand would cost them
+#: memory traffic instead.
+_SMALL = 64
+
+
+class _Shapes:
+    """Operands of a detector's per-block tests for ``n``-sample blocks ``(n, channels)``: of
+    the full shape for a short block, where broadcasting a row costs more than the operation
+    itself (live cost), else the per-channel vectors (the same values, elementwise: the same
+    results).  ``sign``, ``thr``, ``up0``, ``dn0`` follow the level vector (version ``ver``),
+    ``floor`` a rep's floor where the level is up, ``floor_all`` its floor; ``b`` is a scratch
+    buffer and ``rows`` the row numbers."""
+
+    def __init__(self, n: int, det: "Detector") -> None:
+        shape = (n, det.nch)
+        self.small = small = n <= _SMALL
+
+        # Column-major, as the chain's envelope and filtered signal are (transposed views of
+        # its (channels, samples) arrays): operands and outputs in one memory order make one
+        # contiguous loop, mixed orders a strided (and for a long block, buffered) one.
+        def full(v: np.ndarray) -> np.ndarray:
+            return np.asfortranarray(np.broadcast_to(v, shape)) if small else v
+
+        def empty(dims: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+            return np.empty(dims, dtype=dtype, order="F")
+
+        self.mean, self.k = full(det.mean), full(det.k)
+        self.on, self.off = full(det.on_thr), full(det.off_thr)
+        self.max_env = full(det._max_env)
+        self.rows = full(np.arange(n, dtype=np.int64)[:, None])
+        own = shape if small else (0,)  # (a long block's are the vectors, set later)
+        self.sign, self.thr = empty(own), empty(own)
+        self.up0 = empty(own, np.int64)
+        self.dn0 = empty(own, np.int64)
+        self.ver = -1
+        self.floor = empty(own)
+        self.floor_rep: _Rep | None = None
+        self.floor_ver = -1
+        self.floor_all = empty(own)
+        self.floor_all_rep: _Rep | None = None
+        self.f = empty(shape)
+        self.b = empty(shape, bool)
 
 
 class Detector:
@@ -459,11 +528,15 @@ class Detector:
         self.threshold_pct = (self.on_thr - self.mean) * self.k
         # an envelope above max_pct_mvc is an artefact: the same limit in µV of envelope
         self._max_env = self.mean + self.cfg.max_pct_mvc / self.k
-        self._max_env_min = float(self._max_env.min()) if n else np.inf
         self._level = np.zeros(n, dtype=bool)
+        self._level_ver = 0  # counts changes of the level vector (the operands follow it)
+        self._all_down = True  # no channel's level is up
+        self._act_settled = True  # the activity's input and output equal the level
         self._cross_sign: np.ndarray | None = None  # of the level test (see _block)
         self._cross_thr = self._init_up = self._init_dn = self.on_thr
-        self._rows = np.arange(MAX_BLOCK, dtype=np.int64)[:, None]  # row numbers of a block
+        # an envelope under the on threshold is under the artefact limit too (see _hold)
+        self._on_under_max = bool(np.count_nonzero(self.on_thr <= self._max_env) == n)
+        self._shapes_by_n: dict[int, _Shapes] = {}
         self._act = _Debounce(n, ms(self.cfg.min_active_ms), ms(self.cfg.min_rest_ms))
         self._evt = _Debounce(n, ms(self.cfg.min_event_ms), ms(self.cfg.event_gap_ms))
         self._n_off = self._evt.n_off
@@ -592,8 +665,10 @@ class Detector:
             self._settles = [g for g in self._settles if g[1] > p.start - 60 * int(self.fs)]
             self._settles.append((p.start, self._settle_until))
         n = len(p)
-        if n <= MAX_BLOCK:
-            self._block(p.envelope, p.filtered, p.raw, p.start)
+        # the chain's range test, if it is the flags' range: no clipping to test
+        inside = p.raw_inside is not None and p.raw_inside == self._flags.adc_range_uv
+        if n <= MAX_BLOCK:  # (the live chunk: no slices)
+            self._block(p.envelope, p.filtered, p.raw, p.start, None, inside)
             return
         # A long chunk (offline): the helper thread computes every block's artefact flags in
         # order, running ahead of the blocks processed here (each waits for its own flags
@@ -601,12 +676,12 @@ class Detector:
         cuts = [(a, min(n, a + MAX_BLOCK)) for a in range(0, n, MAX_BLOCK)]
         helper = _flags_helper()
         futures = [helper.submit(self._flags.process, p.raw[a:b], p.filtered[a:b],
-                                 p.envelope[a:b], p.start + a)
+                                 p.envelope[a:b], p.start + a, None, None, inside)
                    if b - a >= PARALLEL_MIN else None for a, b in cuts]
         try:
             for (a, b), fut in zip(cuts, futures):
                 self._block(p.envelope[a:b], p.filtered[a:b], p.raw[a:b], p.start + a,
-                            fut if fut is not None else False)
+                            fut if fut is not None else False, inside)
         finally:
             for fut in futures:  # after an error: the flags not started are not computed
                 if fut is not None:
@@ -702,16 +777,20 @@ class Detector:
 
     def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
               emin: np.ndarray | None = None, emax: np.ndarray | None = None,
-              flags: Any = None) -> tuple[np.ndarray | None, np.ndarray | None]:
+              flags: Any = None, sh: _Shapes | None = None, under_on: bool = False,
+              inside: bool = False) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(held, bits)`` of the block: artefact flags (``flags``: their future, when the
         helper thread computes them) and the hold after them (or ``None`` when no sample of the
-        block is flagged or held)."""
+        block is flagged or held).  ``sh``: the block's operands; ``under_on``: no sample of
+        the block is above its channel's on threshold; ``inside``: no raw sample is clipped
+        (the chain's range test)."""
         n = len(env)
         bits = (flags.result() if flags is not None
-                else self._flags.process(raw, filt, env, start, emin, emax))
-        # (one reduction decides the common case: the envelope under every channel's limit)
-        if np.maximum.reduce(env, axis=None) > self._max_env_min and \
-                np.count_nonzero(env > self._max_env):
+                else self._flags.process(raw, filt, env, start, emin, emax, inside))
+        # The envelope above max_pct_mvc: none when every sample is under on_thr and that is
+        # under the limit (the common case, no call); else one full-shape comparison.
+        if not (under_on and self._on_under_max) and np.count_nonzero(
+                env > self._max_env if sh is None else np.greater(env, sh.max_env, out=sh.b)):
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
             bits[env > self._max_env] |= _PCT
@@ -739,19 +818,73 @@ class Detector:
         self._held_any = True
         return held, bits
 
+    def _set_level(self, level: np.ndarray) -> None:
+        """The level vector after a block in which it changed (the test's operands follow)."""
+        self._level = level
+        self._cross_sign = None
+        self._level_ver += 1
+        self._all_down = not np.count_nonzero(level)
+
+    def _shapes(self, n: int) -> _Shapes:
+        """The operands of the level test and %MVC at the block's full shape (kept for the
+        last few block sizes), those that follow the level brought up to date."""
+        sh = self._shapes_by_n.get(n)
+        if sh is None:
+            if len(self._shapes_by_n) > 8:
+                self._shapes_by_n.clear()
+            sh = self._shapes_by_n[n] = _Shapes(n, self)
+        if self._cross_sign is None:
+            self._cross_sign = np.where(self._level, -1.0, 1.0)
+            self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
+            self._init_up = np.where(self._level, -1, -2)
+            self._init_dn = np.where(self._level, -2, -1)
+        if sh.ver != self._level_ver:
+            if sh.small:
+                sh.sign[...] = self._cross_sign
+                sh.thr[...] = self._cross_thr
+                sh.up0[...] = self._init_up
+                sh.dn0[...] = self._init_dn
+            else:  # (the vectors themselves: replaced, never modified, when the level changes)
+                sh.sign, sh.thr = self._cross_sign, self._cross_thr
+                sh.up0, sh.dn0 = self._init_up, self._init_dn
+            sh.ver = self._level_ver
+        return sh
+
+    def _floor_where(self, rep: _Rep, sh: _Shapes, everywhere: bool = False) -> np.ndarray:
+        """``rep``'s floor where the level is up, +inf elsewhere (``everywhere``: the floor),
+        at the block's full shape."""
+        if everywhere:
+            if sh.floor_all_rep is not rep:
+                if sh.small:
+                    sh.floor_all[...] = rep.floor
+                else:
+                    sh.floor_all = rep.floor
+                sh.floor_all_rep = rep
+            return sh.floor_all
+        if sh.floor_rep is not rep or sh.floor_ver != self._level_ver:
+            if sh.small:
+                sh.floor[...] = np.where(self._level, rep.floor, np.inf)
+            else:
+                sh.floor = np.where(self._level, rep.floor, np.inf)
+            sh.floor_rep, sh.floor_ver = rep, self._level_ver
+        return sh.floor
+
     def _block(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
-               flags: Any = None) -> None:
+               flags: Any = None, inside: bool = False) -> None:
         """One block (at most MAX_BLOCK samples); ``flags``: the future of its artefact flags
-        when the caller submitted them, ``False`` to compute them here."""
+        when the caller submitted them, ``False`` to compute them here; ``inside``: no raw
+        sample is clipped (the chain's range test, see :meth:`feed`)."""
         n = len(env)
         if n == 0:
             return
         stop = start + n
         self._write_hist(env, start)
-        pct = (env - self.mean) * self.k
+        sh = self._shapes(n)
+        pct = np.subtract(env, sh.mean)
+        np.multiply(pct, sh.k, out=pct)  # (env - mean) * k
         if flags is None:
-            flags = (_flags_helper().submit(self._flags.process, raw, filt, env, start)
-                     if n >= PARALLEL_MIN else None)
+            flags = (_flags_helper().submit(self._flags.process, raw, filt, env, start, None,
+                                            None, inside) if n >= PARALLEL_MIN else None)
         elif flags is False:
             flags = None
         # Level state with hysteresis, exact per sample; only channels that may change it are
@@ -760,36 +893,48 @@ class Detector:
         # and a count: per-channel reductions only when something crosses (live cost).
         # The test is one product and one comparison: with s = -1 where the level is up and
         # +1 elsewhere, s·env > s·threshold is env < off_thr or env > on_thr, exactly
-        # (negation is exact).
-        if self._cross_sign is None:
-            self._cross_sign = np.where(self._level, -1.0, 1.0)
-            self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
-            self._init_up = np.where(self._level, -1, -2)
-            self._init_dn = np.where(self._level, -2, -1)
+        # (negation is exact); with every level down, env > on_thr alone.  Operands of the
+        # block's full shape (broadcasting costs more than the operation, live cost).
+        under_on = self._all_down  # and no crossing: every sample under on_thr (see _hold)
+        if under_on:
+            cross = np.greater(env, sh.on, out=sh.b)
+        else:
+            cross = np.greater(np.multiply(env, sh.sign, out=sh.f), sh.thr, out=sh.b)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
-        if np.count_nonzero(np.greater(env * self._cross_sign, self._cross_thr)):
+        if np.count_nonzero(cross):
             # each sample takes the state of the last sample at or before it that was above
             # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
             # each kind, the state before the block counting as one at row -1 (the other kind
             # at row -2), and the later one wins
-            row_no = self._rows[:n]
-            last_up = np.where(env > self.on_thr, row_no, self._init_up)
+            last_up = np.where(np.greater(env, sh.on, out=sh.b), sh.rows, sh.up0)
             np.maximum.accumulate(last_up, axis=0, out=last_up)
-            last_dn = np.where(env < self.off_thr, row_no, self._init_dn)
+            last_dn = np.where(np.less(env, sh.off, out=sh.b), sh.rows, sh.dn0)
             np.maximum.accumulate(last_dn, axis=0, out=last_dn)
             level = np.greater_equal(last_up, last_dn)  # (both at one row: up, as before)
             if level[-1].tolist() != self._level.tolist():
-                self._level = level[-1].copy()
-                self._cross_sign = None  # the test's vectors follow the level
+                self._set_level(level[-1].copy())
             active, _ = self._act.process(level, start)
+            self._act_settled = False
+            under_on = False
         else:
-            level = self._level.copy()
-            act, _ = self._act.process_const(level, start, n)
-            active = self._act.y.copy() if act is None else act
-        held, bits = self._hold(env, filt, raw, start, flags=flags)
+            level = self._level
+            if self._act_settled:  # nothing to debounce: the activity is the level
+                active = self._act.y
+            else:
+                act, _ = self._act.process_const(level, start, n)
+                self._act_settled = self._act.steady
+                active = self._act.y if act is None else act
+        held, bits = self._hold(env, filt, raw, start, flags=flags, sh=sh, under_on=under_on,
+                                inside=inside)
 
         reps = [r for r in self._pending if r.start < stop and r.stop > start]
         for r in reps:
+            if r.start <= start and stop <= r.stop:  # the rep covers the block (no slices)
+                o = start - r.start
+                r.pct[o:o + n] = pct
+                r.act[o:o + n] = active
+                r.filt[o:o + n] = filt
+                continue
             a, b = max(r.start, start), min(r.stop, stop)
             r.pct[a - r.start:b - r.start] = pct[a - start:b - start]
             r.act[a - r.start:b - r.start] = active[a - start:b - start] if active.ndim == 2 \
@@ -804,21 +949,33 @@ class Detector:
             else:
                 held = held.copy()
             held[:k] = True
-        pending = bool(self._bursts) or bool(np.count_nonzero(self._evt.x)
-                                             or np.count_nonzero(self._evt.y))
-        if not pending and level.ndim == 1 and not any(
-                len(r.qi) and np.count_nonzero(level & r.quiet_mask) for r in reps):
+        pending = bool(self._bursts) or not self._evt.idle
+        if not pending and level.ndim == 1 and (self._all_down or not any(
+                len(r.qi) and np.count_nonzero(level & r.quiet_mask) for r in reps)):
             # No quiet region's level is up all block and nothing is being debounced: the
             # burst condition is false at every sample (the common case, live cost).
             pass
         elif reps or pending:
-            cond = np.zeros((n, self.nch), dtype=bool)
-            for r in reps:
-                if not len(r.qi):
-                    continue
-                rows = slice(max(r.start, start) - start, min(r.stop, stop) - start)
-                lv = level[rows] if level.ndim == 2 else level
-                cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask
+            r0 = reps[0] if len(reps) == 1 else None
+            if r0 is not None and r0.start <= start and r0.stop >= stop:
+                # the live case: one rep over the whole block.  A region that is not quiet
+                # has +inf for its floor, so the quiet mask changes nothing; with the level
+                # constant, one comparison with the rep's floor where the level is up, +inf
+                # elsewhere (no sample there is above it: those levels are down, so their
+                # envelopes are under on_thr)
+                if level.ndim == 1:
+                    cond = np.greater(pct, self._floor_where(r0, sh))
+                else:
+                    cond = np.greater(pct, self._floor_where(r0, sh, everywhere=True))
+                    cond &= level
+            else:
+                cond = np.zeros((n, self.nch), dtype=bool)
+                for r in reps:
+                    if not len(r.qi):
+                        continue
+                    rows = slice(max(r.start, start) - start, min(r.stop, stop) - start)
+                    lv = level[rows] if level.ndim == 2 else level
+                    cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask
             if held is not None:
                 cond &= ~held
             _, changes = self._evt.process(cond, start, want_y=False)
@@ -826,6 +983,10 @@ class Detector:
             for c, run, at, v in changes:
                 by_ch.setdefault(c, []).append((run, at, v))
             for c in sorted(set(by_ch) | set(self._bursts)):
+                bc = self._bursts.get(c)
+                if c not in by_ch and bc is not None and (
+                        bc.artefact or (bc.alert is not None and bc.confirmed is not None)):
+                    continue  # nothing can happen to this burst in the block (_next_action)
                 self._channel(c, sorted(by_ch.get(c, []), key=lambda x: x[1]), active, held,
                               cond, start, n)
         if self._closing:

@@ -94,6 +94,8 @@ class Chain:
         self._band_buf: list[np.ndarray] = []
         self._detect_have = 0
         self._next: int | None = None
+        # per chunk size: the acquisition range as full-shape arrays, and a boolean buffer
+        self._lims: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ----------------------------------------------------------------- properties
     @property
@@ -166,18 +168,14 @@ class Chain:
         raw = chunk.data
         if raw.dtype != np.float64:
             raw = np.asarray(raw, dtype=np.float64)
-        if np.count_nonzero(np.isfinite(raw)) != raw.size:
-            # Never let a NaN or an infinity into a filter state: callers split such chunks
-            # into gaps first (stream.finite_parts; the session does).
-            raise ValueError("non-finite samples reached the chain; split the chunk with "
-                             "emgfeedback.stream.finite_parts (missing values are gaps)")
         n = raw.shape[0]
+        inside = self._inside(raw)
         self._next = chunk.start + n
-        rt = raw.T.copy()  # (channels, samples), C-contiguous: the layout the kernels use
+        rt = raw.T  # (channels, samples): the layout the kernels use (copied into their buffer)
         if self._auto_pending and self._detect_have + n >= self._detect_n:
             # Split at the exact sample where the decision takes effect.
             k = self._detect_n - self._detect_have
-            first = self._run(chunk.start, np.ascontiguousarray(rt[:, :k]))
+            first = self._run(chunk.start, rt[:, :k], inside)
             self._detect_buf.append(raw[:k])
             self._set_mains(detect_mains(np.concatenate(self._detect_buf), self.fs))
             if self._notch is not None:
@@ -185,7 +183,7 @@ class Chain:
                 # has settled when it takes over instead of ringing for a few hundred ms.
                 self._notch.process_t(np.concatenate(self._band_buf, axis=1))
             self._detect_buf, self._band_buf = [], []
-            second = self._run(chunk.start + k, np.ascontiguousarray(rt[:, k:]))
+            second = self._run(chunk.start + k, rt[:, k:], inside)
             filtered = np.concatenate([first[0], second[0]], axis=1)
             envelope = np.concatenate([first[1], second[1]], axis=1)
             quality = second[2]
@@ -193,15 +191,48 @@ class Chain:
             if self._auto_pending:
                 self._detect_buf.append(raw)
                 self._detect_have += n
-            filtered, envelope, quality = self._run(chunk.start, rt)
+            filtered, envelope, quality = self._run(chunk.start, rt, inside)
         return Processed(chunk.start, chunk.fs, chunk.channels, raw, filtered.T, envelope.T,
-                         quality, chunk.status, chunk.markers)
+                         quality, chunk.status, chunk.markers,
+                         self.quality.adc_range_uv if inside and self.measure_quality else None)
 
-    def _run(self, start: int, rt: np.ndarray) -> tuple[np.ndarray, np.ndarray, Quality]:
-        """Run the stages on ``rt`` (channels, samples); returns arrays in the same layout."""
+    def _inside(self, raw: np.ndarray) -> bool:
+        """Refuse non-finite samples; ``True`` when every sample is strictly inside the
+        acquisition range, which the quality meter then need not test for clipping.
+
+        Live cost (issue 13): two comparisons with the range and two counts decide both in the
+        common case (a NaN fails both comparisons, an infinity one); full-shape operands kept
+        per chunk size (broadcasting a scalar or a row costs more than the comparison)."""
+        rails = self.quality.adc_range_uv if self.measure_quality else None
+        if rails is not None:
+            n = raw.shape[0]
+            lim = self._lims.get(n)
+            if lim is None:
+                if len(self._lims) > 8:
+                    self._lims.clear()
+                lim = self._lims[n] = (np.full(raw.shape, float(rails[0])),
+                                       np.full(raw.shape, float(rails[1])),
+                                       np.empty(raw.shape, dtype=bool))
+            lo, hi, b = lim
+            k = np.count_nonzero(np.greater(raw, lo, out=b))
+            if k == raw.size and np.count_nonzero(np.less(raw, hi, out=b)) == k:
+                return True
+        if np.count_nonzero(np.isfinite(raw)) != raw.size:
+            # Never let a NaN or an infinity into a filter state: callers split such chunks
+            # into gaps first (stream.finite_parts; the session does).
+            raise ValueError("non-finite samples reached the chain; split the chunk with "
+                             "emgfeedback.stream.finite_parts (missing values are gaps)")
+        return rails is None
+
+    def _run(self, start: int, rt: np.ndarray, inside: bool = False
+             ) -> tuple[np.ndarray, np.ndarray, Quality]:
+        """Run the stages on ``rt`` (channels, samples); returns arrays in the same layout.
+        ``inside``: every raw sample is strictly inside the acquisition range (see
+        :meth:`_inside`)."""
         c = rt.shape[0]
-        # band-passed and filtered rows in one buffer: the quality meter squares both at once
-        buf = np.empty((2 * c, rt.shape[1]))
+        # band-passed and filtered rows in one buffer, and a third for the quality meter's raw
+        # differences: it squares all three at once
+        buf = np.empty((3 * c if self.measure_quality else 2 * c, rt.shape[1]))
         band = buf[:c]
         band[...] = rt
         self._front.process_t(band)
@@ -209,14 +240,14 @@ class Chain:
             self._band_buf.append(band.copy())
         both: np.ndarray | None = None
         if self._notch is not None:
-            filtered, both = buf[c:], buf
+            filtered, both = buf[c:2 * c], buf
             filtered[...] = band
             self._notch.process_t(filtered)
         else:
             filtered = band
         env = self.envelope_stage.process_t(filtered)
-        q = (self.quality.process_t(start, rt, band, filtered, both) if self.measure_quality
-             else self.quality.snapshot())
+        q = (self.quality.process_t(start, rt, band, filtered, both, inside)
+             if self.measure_quality else self.quality.snapshot())
         return filtered, env, q
 
     def process_array(self, x: np.ndarray, start: int = 0) -> tuple[np.ndarray, np.ndarray]:

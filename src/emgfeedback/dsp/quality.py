@@ -16,6 +16,8 @@ Running measures (exponential averages with a time constant of ``QualityConfig.w
 from __future__ import annotations
 
 
+from typing import Any
+
 import numpy as np
 
 from emgfeedback.config import QualityConfig
@@ -57,7 +59,11 @@ class QualityMeter:
 
     def reset(self) -> None:
         self._ema.reset()
-        self._last_raw: np.ndarray | None = None
+        self._have_last = False  # _prev[:, _prev_n] holds the last raw sample of the stream
+        self._prev_n = 0
+        self._prev = np.zeros((self.n_channels, 1))  # (channels, 1 + samples): see _measures
+        self._u = np.zeros((self.N_MEASURES * self.n_channels, 0))
+        self._rails_zero = False  # the at-rail rows of _u are all 0.0
         self._last: np.ndarray = np.zeros(self.N_MEASURES * self.n_channels)
         self._acc = np.zeros(self.N_MEASURES * self.n_channels)
         self._acc_n = 0
@@ -67,29 +73,55 @@ class QualityMeter:
 
     def restart_diff(self) -> None:
         """After a gap: do not take a difference across it."""
-        self._last_raw = None
+        self._have_last = False
 
     def _measures(self, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray,
-                  both: np.ndarray | None = None) -> np.ndarray:
+                  both: np.ndarray | None = None, inside: bool = False) -> np.ndarray:
         """The per-sample measures ``(4 · channels, samples)``: band power, filtered power,
         squared raw difference, at the rails (0/1).  ``both``: ``band`` and ``filtered`` as the
-        two halves of one array, if the caller has them so (one call squares both)."""
+        two halves of one array, if the caller has them so (one call squares both), or as the
+        first two thirds of a ``(3 · channels, samples)`` array whose last third the meter
+        overwrites with the raw differences (one call squares all three).
+        ``inside``: the caller knows every raw sample is strictly inside the acquisition range
+        (or there is none).  The result is a buffer of the meter's, overwritten by the next
+        call (live cost: no array is made per chunk)."""
         c, n = raw.shape
-        u = np.empty((self.N_MEASURES * c, n))
-        if both is not None:
+        u = self._u
+        if u.shape[1] != n:
+            u = self._u = np.empty((self.N_MEASURES * c, n))
+            self._rails_zero = False
+        three = both is not None and both.shape[0] == 3 * c
+        if both is not None and not three:
             np.square(both, out=u[:2 * c])
-        else:
+        elif both is None:
             np.square(band, out=u[:c])
             np.square(filtered, out=u[c:2 * c])
-        d = u[2 * c:3 * c]
-        np.subtract(raw[:, 1:], raw[:, :-1], out=d[:, 1:])
-        np.subtract(raw[:, 0], raw[:, 0] if self._last_raw is None else self._last_raw,
-                    out=d[:, 0])
-        np.square(d, out=d)
-        if self.adc_range_uv is None or (
+        # differences in one call: the previous chunk's last sample before this chunk's
+        prev = self._prev
+        if prev.shape[1] < n + 1:
+            grown = np.empty((c, n + 1))
+            grown[:, 0] = prev[:, self._prev_n] if self._have_last else 0.0
+            prev = self._prev = grown
+        elif self._have_last:
+            prev[:, 0] = prev[:, self._prev_n]
+        prev[:, 1:n + 1] = raw
+        if not self._have_last:
+            prev[:, 0] = prev[:, 1]  # the stream's first sample: no difference (0)
+        self._have_last = True
+        self._prev_n = n
+        if three and both is not None:
+            np.subtract(prev[:, 1:n + 1], prev[:, :n], out=both[2 * c:])
+            np.square(both, out=u[:3 * c])  # band, filtered and differences in one call
+        else:
+            d = u[2 * c:3 * c]
+            np.subtract(prev[:, 1:n + 1], prev[:, :n], out=d)
+            np.square(d, out=d)
+        if inside or self.adc_range_uv is None or (
                 self.adc_range_uv[0] < np.minimum.reduce(raw, axis=None)
                 and np.maximum.reduce(raw, axis=None) < self.adc_range_uv[1]):
-            u[3 * c:] = 0.0  # (no sample at a rail: two reductions instead of three calls)
+            if not self._rails_zero:  # (no sample at a rail: the rows stay 0.0)
+                u[3 * c:] = 0.0
+                self._rails_zero = True
         else:
             # at or beyond a rail: 1.0, else 0.0 (lo < hi: a sample is at one rail at most)
             lo, hi = self.adc_range_uv
@@ -99,25 +131,25 @@ class QualityMeter:
                 r += np.greater_equal(raw, hi)
             else:  # pragma: no cover - a degenerate range
                 r[...] = np.logical_or(r, np.greater_equal(raw, hi))
-        self._last_raw = raw[:, -1].copy()
+            self._rails_zero = False
         return u
 
     def process_t(
         self, start: int, raw: np.ndarray, band: np.ndarray, filtered: np.ndarray,
-        both: np.ndarray | None = None,
+        both: np.ndarray | None = None, inside: bool = False,
     ) -> Quality:
         """Update from ``(channels, samples)`` arrays of the raw, band-passed and filtered signal
-        (``both``: see :meth:`_measures`)."""
+        (``both``, ``inside``: see :meth:`_measures`)."""
         c, n = raw.shape
         if not n:
             return self.snapshot()
-        u = self._measures(raw, band, filtered, both)
+        u = self._measures(raw, band, filtered, both, inside)
         w = self.window
         if n == w and not self._acc_n and start % w == 0:
             # The live case: the chunk is exactly one window (10 ms).  The same sums as the
             # general path below (one reduceat segment), with a tenth of the calls.
             m = np.add.reduceat(u, _FIRST, axis=1)  # reduce() would round differently
-            m /= w
+            np.divide(m, w, out=m)
             self._ema.process_t(m)
             self._last = m[:, 0]
             self._at = start + n
@@ -279,7 +311,34 @@ class ArtefactFlags:
         # per-row thresholds of the (wide; lf) buffer of process()
         self._thr = np.concatenate([np.full(n_channels, self.cfg.artefact_uv),
                                     np.full(n_channels, self.cfg.artefact_lf_uv)])[:, None]
+        self._bufs: dict[int, tuple[Any, ...]] = {}
         self.restart()
+
+    def _buffers(self, n: int) -> tuple[Any, ...]:
+        """Work buffers and full-shape operands for ``n``-sample blocks (the last few sizes):
+        ``(filtered (2c, n), |filtered|, thresholds, hits, low rail, high rail, raw-shaped
+        booleans)``; the rails are ``None`` without an acquisition range.  Nothing of them
+        leaves :meth:`process` (its result is a new array)."""
+        b = self._bufs.get(n)
+        if b is None:
+            if len(self._bufs) > 8:
+                self._bufs.clear()
+            c = self.n_channels
+            shape = (2 * c, n)
+            rails = self.adc_range_uv
+            # full-shape operands for a short block (broadcasting costs more than the
+            # operation there); a long one broadcasts (an extra full-size operand would cost it
+            # memory traffic instead): the same values, elementwise
+            small = n <= 64
+            lo = hi = None
+            if rails is not None:
+                lo = np.full((n, c) if small else (1, 1), float(rails[0]))
+                hi = np.full((n, c) if small else (1, 1), float(rails[1]))
+            thr = np.ascontiguousarray(np.broadcast_to(self._thr, shape)) if small else self._thr
+            b = self._bufs[n] = (np.empty(shape), np.empty(shape), thr,
+                                 np.empty(shape, dtype=bool), lo, hi,
+                                 np.empty((n, c), dtype=bool))
+        return b
 
     def restart(self) -> None:
         """A new stretch of samples (stream start, after a gap)."""
@@ -292,12 +351,13 @@ class ArtefactFlags:
 
     def process(self, raw: np.ndarray, filtered: np.ndarray, envelope: np.ndarray,
                 start: int = 0, env_min: np.ndarray | None = None,
-                env_max: np.ndarray | None = None) -> np.ndarray | None:
+                env_max: np.ndarray | None = None, inside: bool = False) -> np.ndarray | None:
         """Reason bits ``(samples, channels)`` (uint8), or ``None`` when nothing is flagged.
 
         Arrays are ``(samples, channels)``; ``start`` is the absolute index of the first sample
         (consecutive calls continue the stream); ``env_min``, ``env_max`` the envelope's
-        per-channel extremes over the chunk if the caller has them."""
+        per-channel extremes over the chunk if the caller has them; ``inside``: the caller
+        knows every raw sample is strictly inside ``adc_range_uv`` (no clipping to test)."""
         cfg = self.cfg
         n = len(raw)
         if n == 0:
@@ -305,22 +365,24 @@ class ArtefactFlags:
         c = self.n_channels
         # Live cost (issue 13): boolean tests by np.count_nonzero (a reduction such as .any()
         # costs 3-5 times as much on a 10 ms block), one buffer for both filtered signals so
-        # that one comparison with the per-row thresholds checks both.
-        buf = np.empty((2 * c, n))
+        # that one comparison with the per-row thresholds checks both, and operands of the
+        # full shape kept per block size (broadcasting a row or a scalar costs more than the
+        # operation on a block this small).
+        buf, absbuf, thr, hitbuf, lo_a, hi_a, rawb = self._buffers(n)
         wt, lft = buf[:c], buf[c:]  # raw -> 1 Hz high-pass ("wide") -> 15 Hz low-pass ("lf")
         wt[...] = raw.T
         self._wide.process_t(wt)
         lft[...] = wt
         self._lf.process_t(lft)
-        hit = np.greater(np.abs(buf), self._thr)  # |x| > threshold: x > thr or x < -thr
+        np.abs(buf, out=absbuf)
+        hit = np.greater(absbuf, thr, out=hitbuf)  # |x| > threshold: x > thr or x < -thr
         hit_lf = hit_amp = False
         if np.count_nonzero(hit):
             hit_amp, hit_lf = bool(np.count_nonzero(hit[:c])), bool(np.count_nonzero(hit[c:]))
         hit_clip = False
-        if self.adc_range_uv is not None:
-            lo, hi = self.adc_range_uv
-            hit_clip = bool(np.count_nonzero(np.less_equal(raw, lo))
-                            or np.count_nonzero(np.greater_equal(raw, hi)))
+        if lo_a is not None and hi_a is not None and not inside:
+            hit_clip = bool(np.count_nonzero(np.less_equal(raw, lo_a, out=rawb))
+                            or np.count_nonzero(np.greater_equal(raw, hi_a, out=rawb)))
         # Flat line: a sample is flat when the raw signal has not moved (|difference| above
         # flat_rms_uv) for `need` samples before it.
         flat = None
@@ -332,9 +394,12 @@ class ArtefactFlags:
             # short can be flat) and moves at its last sample (which is then each channel's
             # last sample that moved).  Quantised signals often repeat a sample somewhere in
             # a chunk, so a test of every difference would send most chunks the long way.
-            dl = np.subtract(raw[-1], raw[-2] if n > 1 else last)
-            np.abs(dl, out=dl)
-            if np.count_nonzero(np.greater(dl, cfg.flat_rms_uv)) == c:
+            # (In Python on the two rows: the same IEEE subtraction and comparison as NumPy's,
+            # without a call per operation.)
+            flat_uv = cfg.flat_rms_uv
+            a_l = raw[-1].tolist()
+            b_l = raw[-2].tolist() if n > 1 else last.tolist()
+            if all(abs(p - q) > flat_uv for p, q in zip(a_l, b_l)):
                 self._moved[:] = end
                 self._moved_min = end
             else:  # still no flat sample: only each channel's last sample that moved
