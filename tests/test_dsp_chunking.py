@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
+from _reference import flat_reference
 
 from emgfeedback.config import DspConfig
 from emgfeedback.dsp.chain import Chain
@@ -154,19 +155,6 @@ def test_gap_restarts_filters_like_a_new_stream() -> None:
     _close(after.filtered, fresh.filtered)
 
 
-def _flat_reference(x: np.ndarray, thr: float, need: int) -> np.ndarray:
-    """Flat per the definition, sample by sample: no difference above ``thr`` in the ``need``
-    samples up to it (the stretch's first sample counts as a move)."""
-    out = np.zeros(x.shape, dtype=bool)
-    for c in range(x.shape[1]):
-        last = 0
-        for i in range(1, len(x)):
-            if abs(x[i, c] - x[i - 1, c]) > thr:
-                last = i
-            out[i, c] = i - last >= need
-    return out
-
-
 @pytest.mark.parametrize("size", [1, 7, 20, 33, 150, 4000])
 def test_artefact_flags_chunked_equals_whole_and_the_definition(size: int) -> None:
     """Artefact flags (flat line, clipping, amplitude, motion) are the same whatever the chunking:
@@ -200,6 +188,6 @@ def test_artefact_flags_chunked_equals_whole_and_the_definition(size: int) -> No
     whole = run(n)
     assert np.array_equal(run(size), whole)
     flat = (whole & FLAT) != 0
-    assert np.array_equal(flat, _flat_reference(x, cfg.flat_rms_uv, need))
+    assert np.array_equal(flat, flat_reference(x, cfg.flat_rms_uv, need))
     assert flat[500 + need:500 + 2 * need, 0].all() and not flat[1000:1000 + need, 1].any()
     assert flat[1500 + need:2600, 2].all() and flat.sum() < 2 * need + 1100

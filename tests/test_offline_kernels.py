@@ -15,24 +15,13 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _reference import flat_reference
 from _sessions import make_source, write_edf_session
 
 from emgfeedback.config import QualityConfig
 from emgfeedback.dsp.quality import FLAT, ArtefactFlags
 
 FS = 2000.0
-
-
-def _flat_definition(x: np.ndarray, thr: float, need: int) -> np.ndarray:
-    """Flat per the definition, sample by sample (the stretch's first sample counts as a move)."""
-    out = np.zeros(x.shape, dtype=bool)
-    for c in range(x.shape[1]):
-        last = 0
-        for i in range(1, len(x)):
-            if abs(x[i, c] - x[i - 1, c]) > thr:
-                last = i
-            out[i, c] = i - last >= need
-    return out
 
 
 @pytest.mark.parametrize("block", [100, 101, 149, 250, 1999, 4000])
@@ -58,7 +47,7 @@ def test_long_block_flags_equal_the_definition_at_the_run_limit(block: int) -> N
         b = f.process(part, part, np.abs(part), a)
         out.append(np.zeros(part.shape, dtype=np.uint8) if b is None else b)
     flat = (np.concatenate(out) & FLAT) != 0
-    ref = _flat_definition(x, cfg.flat_rms_uv, need)
+    ref = flat_reference(x, cfg.flat_rms_uv, need)
     assert ref.any() and not ref.all()
     assert np.array_equal(flat, ref)
 

@@ -1,0 +1,18 @@
+"""Reference definitions, computed sample by sample, that the fast paths are tested against."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def flat_reference(x: np.ndarray, thr: float, need: int) -> np.ndarray:
+    """Flat per the definition, sample by sample: no difference above ``thr`` in the ``need``
+    samples up to it (the stretch's first sample counts as a move)."""
+    out = np.zeros(x.shape, dtype=bool)
+    for c in range(x.shape[1]):
+        last = 0
+        for i in range(1, len(x)):
+            if abs(x[i, c] - x[i - 1, c]) > thr:
+                last = i
+            out[i, c] = i - last >= need
+    return out
