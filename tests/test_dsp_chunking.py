@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal
-from _reference import flat_reference
+from _reference import flags_in_blocks, flat_reference
 
 from emgfeedback.config import DspConfig
 from emgfeedback.dsp.chain import Chain
@@ -177,13 +177,7 @@ def test_artefact_flags_chunked_equals_whole_and_the_definition(size: int) -> No
     rails = (-3000.0, 3000.0)
 
     def run(step: int) -> np.ndarray:
-        f = ArtefactFlags(FS, 3, cfg, rails)
-        out = []
-        for a in range(0, n, step):
-            part = np.ascontiguousarray(x[a:a + step])
-            b = f.process(part, part, np.abs(part), a)
-            out.append(np.zeros(part.shape, dtype=np.uint8) if b is None else b)
-        return np.concatenate(out)
+        return flags_in_blocks(ArtefactFlags(FS, 3, cfg, rails), x, step)
 
     whole = run(n)
     assert np.array_equal(run(size), whole)
