@@ -106,14 +106,26 @@ def test_changed_analysis_or_file_never_uses_the_saved_envelopes(saved, tmp_path
         close_session(s)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
+def _zip_version_damaged(raw: bytes) -> bytes:
+    """The first central-directory entry asks for a zip version no reader has (zipfile raises
+    NotImplementedError, not BadZipFile)."""
+    i = raw.index(b"PK\x01\x02")
+    return raw[:i + 6] + b"\xff\x00" + raw[i + 8:]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "npy header",
+                                    "zip version"])
 def test_damaged_saved_envelopes_are_ignored_and_the_report_still_works(saved, tmp_path,
                                                                         damage, capsys):
     p = _copy(saved, tmp_path / "d")
     data = report_data_path(analysis_path(p))
     raw = data.read_bytes()
+    assert raw.count(b"{'descr'") >= 1
     data.write_bytes({"garbage": b"garbage" * 1000, "truncated": raw[: len(raw) // 2],
-                      "empty": b""}[damage])
+                      "empty": b"",
+                      # an unclosed bracket in the .npy header (its parser's TokenError)
+                      "npy header": raw.replace(b"{'descr'", b"{'descr(", 1),
+                      "zip version": _zip_version_damaged(raw)}[damage])
     s = load_session(p, prefetch=True)
     try:
         assert isinstance(s.signal_bins, SignalPass)
@@ -177,6 +189,22 @@ def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeyp
         again = write_report(s, tmp_path / "3.html", workers=2)
         assert not any(isinstance(f, figures.Drawn) for _k, _c, f in again.figures)
         assert (tmp_path / "1.html").read_bytes() == (tmp_path / "3.html").read_bytes()
+        # the child's error path fails too (an exception that cannot be printed): the child
+        # still ends there, it never returns into this code
+        class Unprintable(Exception):
+            def __str__(self) -> str:
+                raise RuntimeError("no text")
+
+        def unprintable_in_child(fig):  # type: ignore[no-untyped-def]
+            if os.getpid() != parent:
+                raise Unprintable()
+            return real(fig)
+
+        monkeypatch.setattr(figures, "_rendered", unprintable_in_child)
+        odd = write_report(s, tmp_path / "5.html", workers=2)
+        assert os.getpid() == parent
+        assert not any(isinstance(f, figures.Drawn) for _k, _c, f in odd.figures)
+        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "5.html").read_bytes()
         # the drawing process hangs (a lock it can never take): stopped after the wait
         import time
 
@@ -212,3 +240,29 @@ def test_analysis_with_another_chain_saves_nothing_and_a_stale_file_is_not_used(
         assert isinstance(s.signal_bins, SignalPass)  # the earlier envelopes: not this JSON's
     finally:
         close_session(s)
+
+
+@pytest.mark.parametrize("fs", [2048.0, 512.0, 2000.0])
+def test_envelope_bins_are_the_same_however_the_signal_is_split(fs):
+    """A bin is summed in one reduction whatever blocks its samples came in: the analysis' 8 s
+    blocks, the report's own pass and any other split give the same bins to the bit, also at
+    rates where 8 s is not a whole number of bins and with a gap inside a bin."""
+    rng = np.random.default_rng(int(fs))
+    n = int(fs * 37) + 13
+    env = rng.random((3, n)).T  # (samples, channels) view of (channels, samples), as the chain's
+    raw = np.zeros((n, 3))
+    gap = (5003, 5517)  # inside bins at both ends
+
+    def run(step: int) -> np.ndarray:
+        b = EnvelopeBins(fs, n, 3, None)
+        for a in range(0, n, step):
+            e = min(n, a + step)
+            for lo, hi in ((a, min(e, gap[0])), (max(a, gap[1]), e)):
+                if lo < hi:
+                    b.add(lo, env[lo:hi], raw[lo:hi])
+        return b.envelope()
+
+    whole = run(n)
+    assert np.isnan(whole).any() and np.isfinite(whole).sum() > 0.9 * whole.size
+    for step in (7, 333, 4096, int(8 * fs), int(10 * fs) // 20 * 20):
+        assert np.array_equal(run(step), whole, equal_nan=True), step

@@ -770,8 +770,12 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
             from emgfeedback.views.report.load import content_id
 
             c = collectors[-1]
-            save_report_data(report_data_path(args.json), c.rec, c.last, content_id(c.rec),
-                             Path(args.json).read_bytes())
+            try:  # a cache beside the analysis: its failure leaves the analysis as written
+                save_report_data(report_data_path(args.json), c.rec, c.last, content_id(c.rec),
+                                 Path(args.json).read_bytes())
+            except OSError as exc:
+                log.warning("%s: the report's envelopes were not saved (%s); a report reads "
+                            "the signal", args.json, exc)
         print(f"wrote {args.json}")
     return 0
 

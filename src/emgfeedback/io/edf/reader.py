@@ -285,7 +285,8 @@ class EdfRecording(Recording):
             # arithmetic of DigitalGrid.to_physical, each operation on whole contiguous rows
             # (a per-channel vector broadcast over the (samples, channels) block runs NumPy's
             # loop 8 values at a time: three times as slow); then into the block, transposed.
-            # A slab of at most _SLAB records bounds the extra memory of a long read.
+            # A slab of about _SLAB samples per channel (_SLAB // n records of n samples)
+            # bounds the extra memory of a long read.
             codes = recs.view("<i2")
             dmin, gain, pmin = self._dmin[:, None], self._gain[:, None], self._pmin[:, None]
             step = max(1, _SLAB // n)

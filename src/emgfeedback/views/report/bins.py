@@ -23,8 +23,6 @@ import json
 import logging
 import os
 import threading
-import zipfile
-import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -72,6 +70,9 @@ class EnvelopeBins:
         self.samples = 0
         #: the means as saved (:meth:`saved`), else ``None``
         self._saved: np.ndarray | None = None
+        #: rows of the bin ``_held_bin`` not yet summed (:meth:`add`)
+        self._held: list[np.ndarray] = []
+        self._held_bin = 0
 
     def feed(self, p: Processed) -> None:
         self.add(p.start, p.envelope, p.raw)
@@ -81,7 +82,13 @@ class EnvelopeBins:
 
     def add(self, start: int, envelope: np.ndarray, raw: np.ndarray) -> None:
         """The chain's ``envelope`` and the ``raw`` samples ``(samples, channels)`` from
-        ``start``."""
+        ``start``.
+
+        Each bin is summed in one reduction over its samples in order, whatever blocks they
+        came in: the rows of a bin a block leaves unfinished (a block edge or a gap inside
+        it) are held until the bin is left, so the analysis' 8 s blocks, the report's own
+        pass and any other split give the same bins to the bit (at 2048 Hz, 512 Hz, after
+        gaps)."""
         if self._saved is not None:
             raise RuntimeError("saved envelope bins are complete: nothing is added to them")
         n = envelope.shape[0]
@@ -90,22 +97,43 @@ class EnvelopeBins:
         self.samples += n
         self.saturated += np.asarray(rail_counts(raw, self.rails_uv), dtype=np.int64)
         k = self.k
-        if start % k == 0 and n % k == 0:  # whole bins (the usual block): one reshaped sum
-            et = envelope.T  # the chain's (channels, samples) layout: sums along rows
-            sums = et.reshape(et.shape[0], n // k, k).sum(axis=2).T
-            self.acc[start // k: (start + n) // k] += sums
-            self.cnt[start // k: (start + n) // k] += k
-            return
-        idx = np.arange(start, start + n) // k
-        starts = np.concatenate([[0], np.flatnonzero(np.diff(idx)) + 1])
-        bins = idx[starts]
-        self.acc[bins] += np.add.reduceat(envelope, starts, axis=0)
-        self.cnt[bins] += np.diff(np.append(starts, n))
+        et = np.ascontiguousarray(envelope.T)  # (channels, samples): a bin's samples in a row
+        end = start + n
+        i = 0  # rows of this block taken so far
+        if self._held and self._held_bin != start // k:
+            self._flush()  # the held bin was left (a gap to a later bin)
+        if start % k:  # the block starts inside a bin: its first rows join that bin
+            i = min(n, k - start % k)
+            self._hold(start // k, et[:, :i])
+            if (start + i) % k == 0:
+                self._flush()
+        whole = (end - (start + i)) // k  # whole bins from here
+        if whole:
+            a = (start + i) // k
+            sums = et[:, i:i + whole * k].reshape(et.shape[0], whole, k).sum(axis=2).T
+            self.acc[a:a + whole] += sums
+            self.cnt[a:a + whole] += k
+            i += whole * k
+        if i < n:  # the block ends inside a bin: held until the bin is left
+            self._hold((start + i) // k, et[:, i:])
+
+    def _hold(self, b: int, rows: np.ndarray) -> None:
+        self._held_bin = b
+        self._held.append(rows)
+
+    def _flush(self) -> None:
+        """The held rows of one bin summed in one reduction, as a whole bin's are."""
+        if self._held:
+            rows = np.ascontiguousarray(np.concatenate(self._held, axis=1))
+            self.acc[self._held_bin] += rows.sum(axis=1)
+            self.cnt[self._held_bin] += rows.shape[1]
+            self._held = []
 
     def envelope(self) -> np.ndarray:
         """``(bins, channels)`` mean envelope per bin; NaN where no sample was seen (gaps)."""
         if self._saved is not None:
             return self._saved
+        self._flush()
         with np.errstate(invalid="ignore", divide="ignore"):
             env = self.acc / self.cnt[:, None]
         env[self.cnt == 0] = np.nan
@@ -222,9 +250,9 @@ def load_report_data(path: Path, rec: Recording, content_id: str,
             env = z["envelope"]
             sat = z["saturated"]
             samples = int(z["samples"][()])
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile,
-            zlib.error) as exc:
-        log.info("%s: unreadable report data (%s); ignored", path, exc)
+    except Exception as exc:  # a cache: whatever a damaged file raises (zipfile, the .npy
+        # header's parser, zlib), the report runs its own pass
+        log.info("%s: unreadable report data (%s: %s); ignored", path, type(exc).__name__, exc)
         return None
     if (env.shape != (nbins, nch) or env.dtype != np.float64 or sat.shape != (nch,)
             or sat.dtype != np.int64 or np.isinf(env).any() or not 0 < samples <= rec.n_samples):

@@ -277,19 +277,24 @@ def fork_drawing(makers: Sequence[Callable[[], Figure]]) -> ForkedDrawing | None
         return None
     if pid == 0:  # the child: draw, send, exit (no cleanup of the parent's state: os._exit)
         code = 1
-        try:
-            os.close(r)
-            out = []
-            for make in makers:
-                img = _rendered(make())
-                # (the PNGs, the HTML's and the PDF's, are left to the parent, which encodes
-                # them in threads while it draws the PDF's pages: this process ends sooner)
-                out.append((img.size, img.tobytes()))
-            payload = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
-            code = 0
-        except BaseException as exc:
-            payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
-        try:
+        try:  # whatever happens here (an error in the error path, a second Ctrl-C), the child
+            # never returns into the parent's code: it ends at os._exit below
+            try:
+                os.close(r)
+                out = []
+                for make in makers:
+                    img = _rendered(make())
+                    # (the PNGs, the HTML's and the PDF's, are left to the parent, which
+                    # encodes them in threads while it draws the PDF's pages)
+                    out.append((img.size, img.tobytes()))
+                payload = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
+                code = 0
+            except BaseException as exc:
+                try:
+                    what = f"{type(exc).__name__}: {exc}"
+                except BaseException:
+                    what = type(exc).__name__
+                payload = pickle.dumps(("error", what))
             with os.fdopen(w, "wb") as f:
                 f.write(payload)
         finally:
