@@ -266,3 +266,29 @@ def test_envelope_bins_are_the_same_however_the_signal_is_split(fs):
     assert np.isnan(whole).any() and np.isfinite(whole).sum() > 0.9 * whole.size
     for step in (7, 333, 4096, int(8 * fs), int(10 * fs) // 20 * 20):
         assert np.array_equal(run(step), whole, equal_nan=True), step
+
+
+def test_pdf_interrupted_while_written_leaves_no_part_file_and_the_earlier_pdf(saved, tmp_path,
+                                                                               monkeypatch):
+    """Ctrl-C (or an error) while the PDF is written: the partial file, owner-only from its
+    first byte, is removed and an earlier report at that name stays as it was."""
+    from emgfeedback.views.report import pdf as pdf_mod
+
+    s = load_session(saved)
+    try:
+        report = write_report(s, tmp_path / "r.html", tmp_path / "r.pdf")
+        before = (tmp_path / "r.pdf").read_bytes()
+        real = pdf_mod.pages
+
+        def interrupted(rep):  # type: ignore[no-untyped-def]
+            real(rep)
+            assert stat.S_IMODE((tmp_path / "r.pdf.part").stat().st_mode) == 0o600
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(pdf_mod, "pages", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            pdf_mod.write_pdf(report, tmp_path / "r.pdf")
+        assert not (tmp_path / "r.pdf.part").exists()
+        assert (tmp_path / "r.pdf").read_bytes() == before
+    finally:
+        close_session(s)

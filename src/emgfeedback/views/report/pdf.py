@@ -542,21 +542,27 @@ def write_pdf(report: Report, path: Path) -> None:
     """Write the report as a multi-page PDF (A4 landscape) to ``path`` (via a temporary name)."""
     from matplotlib.backends.backend_pdf import PdfPages
 
+    from emgfeedback.validate import private_file
+
     s = report.session
     tmp = path.with_name(path.name + ".part")
-    with ThreadPoolExecutor(1, thread_name_prefix="report-pdf-images") as pool:
-        early = _EarlyImages(pool, [(figures.rgb_array(fig), getattr(fig, "pdf", None))
-                                    for _k, _c, fig in report.figures])
-        with PdfPages(tmp, metadata={"Title": f"emgfeedback session report "
-                                              f"{s.recorded_at:%Y-%m-%d}",
-                                     "Creator": f"emgfeedback {__version__}"}) as pdf:
-            early.attach(pdf)
-            for fig in pages(report):
-                pdf.savefig(fig)
-    from emgfeedback.validate import make_private
-
-    make_private(tmp)  # patient data: owner only
-    tmp.replace(path)
+    try:
+        # patient data: the partial file is owner-only from its first byte; an error or Ctrl-C
+        # while it is written removes it (an earlier report at ``path`` stays as it was)
+        with private_file(tmp, "wb") as fh, \
+                ThreadPoolExecutor(1, thread_name_prefix="report-pdf-images") as pool:
+            early = _EarlyImages(pool, [(figures.rgb_array(fig), getattr(fig, "pdf", None))
+                                        for _k, _c, fig in report.figures])
+            with PdfPages(fh, metadata={"Title": f"emgfeedback session report "
+                                                 f"{s.recorded_at:%Y-%m-%d}",
+                                        "Creator": f"emgfeedback {__version__}"}) as pdf:
+                early.attach(pdf)
+                for fig in pages(report):
+                    pdf.savefig(fig)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class _EarlyImages:
