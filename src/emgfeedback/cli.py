@@ -764,18 +764,10 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
         if getattr(args, "patient", None):  # given for a file without one: kept with it
             doc["patient"] = str(args.patient)
         write_private(args.json, json.dumps(doc, indent=1, allow_nan=False))
-        if collectors and collectors[-1].last is not None:
-            from emgfeedback.io.edf.sidecar import report_data_path
-            from emgfeedback.views.report.bins import save_report_data
-            from emgfeedback.views.report.load import content_id
+        if collectors and collectors[-1].last is not None:  # a cache: never an error here
+            from emgfeedback.views.report.bins import save_with_analysis
 
-            c = collectors[-1]
-            try:  # a cache beside the analysis: its failure leaves the analysis as written
-                save_report_data(report_data_path(args.json), c.rec, c.last, content_id(c.rec),
-                                 Path(args.json).read_bytes())
-            except OSError as exc:
-                log.warning("%s: the report's envelopes were not saved (%s); a report reads "
-                            "the signal", args.json, exc)
+            save_with_analysis(args.json, collectors[-1].rec, collectors[-1].last)
         print(f"wrote {args.json}")
     return 0
 

@@ -118,17 +118,11 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
     result["origin"] = "session"  # written when the session stopped (views.report.load)
     out = analysis_path(recording)
     write_private(out, json.dumps(result, indent=1, allow_nan=False))  # patient data: 0600
-    if bins:  # the report's envelopes, saved with the analysis (views.report.bins): a cache,
-        # whose failure never costs the session its place in the history
-        from emgfeedback.io.edf.sidecar import report_data_path
-        from emgfeedback.views.report.bins import save_report_data
+    if bins:  # the report's envelopes, saved with the analysis (a cache: never an error here)
+        from emgfeedback.views.report.bins import save_with_analysis
 
-        try:
-            rec, env, cid = bins[-1]
-            save_report_data(report_data_path(out), rec, env, cid, out.read_bytes())
-        except Exception as exc:
-            log.warning("%s: the report's envelopes were not saved (%s: %s); a report reads "
-                        "the signal", out, type(exc).__name__, exc)
+        rec, env, cid = bins[-1]
+        save_with_analysis(out, rec, env, cid)
     sid = store_session(session_input(recording, result), db, recording)
     return Stored(recording, out, sid, len({r["rep"] for r in result.get("reps", [])}),
                   len(result.get("events", [])))

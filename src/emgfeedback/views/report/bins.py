@@ -38,7 +38,7 @@ from emgfeedback.stream import Chunk, Processed, Quality, Status, rail_counts
 from emgfeedback.vocabulary import REST, parse_annotation
 
 __all__ = ["REPORT_BIN_S", "BinsCollector", "EnvelopeBins", "SignalPass", "bins_for",
-           "chain_pass", "load_report_data", "save_report_data"]
+           "chain_pass", "load_report_data", "save_report_data", "save_with_analysis"]
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,29 @@ def save_report_data(path: Path, rec: Recording, bins: EnvelopeBins, content_id:
             pass
         return False
     return True
+
+
+def save_with_analysis(analysis: Path, rec: Recording, bins: EnvelopeBins,
+                       content_id: str | None = None) -> bool:
+    """Save ``bins`` beside the analysis JSON just written at ``analysis``
+    (:func:`emgfeedback.io.edf.sidecar.report_data_path`), tied to the recording's
+    ``content_id`` (computed when not given) and to that JSON's bytes: the one way the CLI and
+    the window save them.  A cache: any failure is logged and returns ``False``; the analysis as
+    written, and whatever the caller does next (the window stores the session in the history),
+    are never affected."""
+    from emgfeedback.io.edf.sidecar import report_data_path
+
+    try:
+        if content_id is None:
+            from emgfeedback.views.report.load import content_id as content_id_of
+
+            content_id = content_id_of(rec)
+        return save_report_data(report_data_path(analysis), rec, bins, content_id,
+                                Path(analysis).read_bytes())
+    except Exception as exc:
+        log.warning("%s: the report's envelopes were not saved (%s: %s); a report reads the "
+                    "signal", analysis, type(exc).__name__, exc)
+        return False
 
 
 def load_report_data(path: Path, rec: Recording, content_id: str,
