@@ -292,3 +292,28 @@ def test_pdf_interrupted_while_written_leaves_no_part_file_and_the_earlier_pdf(s
         assert (tmp_path / "r.pdf").read_bytes() == before
     finally:
         close_session(s)
+
+
+def test_quality_at_rest_is_the_same_with_or_without_bins_to_fill(tmp_path):
+    """At 512 Hz (a 10 ms bin is 5 samples, a quarter second 128) the report's pass takes its
+    quality snapshots at rest on the bins' grid whether or not it fills bins, so a report with
+    saved envelopes shows the same quality table as one that runs its own pass."""
+    from emgfeedback.io.edf.recorder import Recorder
+    from emgfeedback.io.importers import load
+    from emgfeedback.sources.facesim import ModelParams
+    from emgfeedback.sources.simulated import SimulatedSource
+    from emgfeedback.views.report.bins import bins_for, chain_pass
+
+    path = tmp_path / "P-0512.edf"
+    src = SimulatedSource("session", duration=40.0, seed=5, speed=None,
+                          params=replace(ModelParams(), fs=512.0), block_ms=1000.0)
+    rec = Recorder(path, src.info, patient="P-0512", sidecar={"patient": "P-0512"})
+    with src:
+        while (c := src.read()) is not None:
+            rec.write(c)
+    rec.close()
+    with load(path) as r:
+        alone = chain_pass(r, None, None, None)
+        filled = chain_pass(r, None, None, bins_for(r))
+    for f in ("rms_uv", "mains_ratio", "mains_uv", "diff_rms_uv", "clip_fraction"):
+        assert np.array_equal(getattr(alone, f), getattr(filled, f)), f

@@ -46,6 +46,12 @@ log = logging.getLogger(__name__)
 REPORT_BIN_S = 0.01
 
 
+def bin_samples(fs: float, bin_s: float = REPORT_BIN_S) -> int:
+    """Samples per envelope bin at ``fs``: also the grid of :func:`chain_pass`'s blocks, so its
+    quality snapshots fall on the same samples with or without bins to fill."""
+    return max(1, int(round(bin_s * fs)))
+
+
 class EnvelopeBins:
     """Means of the envelope over bins of ``round(bin_s * fs)`` samples aligned to the sample
     index, and the samples per channel on the digital rails, of one pass over a recording.
@@ -60,7 +66,7 @@ class EnvelopeBins:
 
     def __init__(self, fs: float, n_samples: int, n_channels: int,
                  rails_uv: tuple[float, float] | None, bin_s: float = REPORT_BIN_S) -> None:
-        self.k = max(1, int(round(bin_s * fs)))
+        self.k = bin_samples(fs, bin_s)
         self.fs = fs / self.k
         self.rails_uv = rails_uv
         nbins = -(-n_samples // self.k)
@@ -317,7 +323,9 @@ def chain_pass(rec: Recording, cfg: DspConfig | None, qcfg: QualityConfig | None
     chunk-invariant, so its measures there are the same as in a whole pass).  ``stop``, once
     set, ends the pass at the next block with :class:`PassStopped`."""
     chain = Chain(rec.fs, len(rec.channels), cfg, qcfg, adc_range_uv=rec.rails_uv)
-    k = bins.k if bins is not None else 1
+    # the blocks' grid is the bins' whether or not bins are filled: the quality snapshots at
+    # rest (their median is the report's table) are taken at the same samples either way
+    k = bins.k if bins is not None else bin_samples(rec.fs)
     rest_a, cut = _rest_period(rec)
     # settled: 3 time constants of the running measures after the rest period starts
     settled = rest_a + int(3 * (qcfg or QualityConfig()).window_s * rec.fs)
