@@ -766,8 +766,9 @@ def _write_analysis(args: argparse.Namespace, cfg: Config, table: bool) -> int:
         write_private(args.json, json.dumps(doc, indent=1, allow_nan=False))
         if collectors and collectors[-1].last is not None:  # a cache: never an error here
             from emgfeedback.views.report.bins import save_with_analysis
+            from emgfeedback.views.report.load import content_id
 
-            save_with_analysis(args.json, collectors[-1].rec, collectors[-1].last)
+            save_with_analysis(args.json, collectors[-1].rec, collectors[-1].last, content_id)
         print(f"wrote {args.json}")
     return 0
 

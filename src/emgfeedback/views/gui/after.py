@@ -122,7 +122,7 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
         from emgfeedback.views.report.bins import save_with_analysis
 
         rec, env, cid = bins[-1]
-        save_with_analysis(out, rec, env, cid)
+        save_with_analysis(out, rec, env, lambda _rec: cid)
     sid = store_session(session_input(recording, result), db, recording)
     return Stored(recording, out, sid, len({r["rep"] for r in result.get("reps", [])}),
                   len(result.get("events", [])))

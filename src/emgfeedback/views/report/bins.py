@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -234,21 +234,17 @@ def save_report_data(path: Path, rec: Recording, bins: EnvelopeBins, content_id:
 
 
 def save_with_analysis(analysis: Path, rec: Recording, bins: EnvelopeBins,
-                       content_id: str | None = None) -> bool:
+                       content_id: Callable[[Recording], str]) -> bool:
     """Save ``bins`` beside the analysis JSON just written at ``analysis``
-    (:func:`emgfeedback.io.edf.sidecar.report_data_path`), tied to the recording's
-    ``content_id`` (computed when not given) and to that JSON's bytes: the one way the CLI and
-    the window save them.  A cache: any failure is logged and returns ``False``; the analysis as
-    written, and whatever the caller does next (the window stores the session in the history),
-    are never affected."""
+    (:func:`emgfeedback.io.edf.sidecar.report_data_path`), tied to the recording's content id
+    (``content_id(rec)``: :func:`.load.content_id`, passed in, as ``load`` imports this
+    module) and to that JSON's bytes: the one way the CLI and the window save them.  A cache:
+    any failure is logged and returns ``False``; the analysis as written, and whatever the
+    caller does next (the window stores the session in the history), are never affected."""
     from emgfeedback.io.edf.sidecar import report_data_path
 
     try:
-        if content_id is None:
-            from emgfeedback.views.report.load import content_id as content_id_of
-
-            content_id = content_id_of(rec)
-        return save_report_data(report_data_path(analysis), rec, bins, content_id,
+        return save_report_data(report_data_path(analysis), rec, bins, content_id(rec),
                                 Path(analysis).read_bytes())
     except Exception as exc:
         log.warning("%s: the report's envelopes were not saved (%s: %s); a report reads the "
