@@ -147,3 +147,52 @@ def test_detector_fast_paths_equal_the_general_path() -> None:
         assert [(r.rep, r.side, r.start, r.stop, r.synkinesis, r.target_peak_pct_mvc)
                 for r in reps] == [(r.rep, r.side, r.start, r.stop, r.synkinesis,
                                     r.target_peak_pct_mvc) for r in reps10]
+
+
+@pytest.mark.parametrize("rails", [(-4000.0, 4000.0), (-4000.0, 3000.0), (0.0, 65535.0)])
+def test_chain_range_test_is_its_definition(rails: tuple[float, float]) -> None:
+    """The chain's range test (issue 13: a symmetric range is one comparison of magnitudes,
+    another two comparisons) says ``inside`` exactly when ``lo < x < hi`` for every sample,
+    at the rails, next to them and beyond; a NaN or an infinity is refused either way."""
+    lo, hi = rails
+    chain = Chain(FS, 8, adc_range_uv=rails)
+    rng = np.random.default_rng(9)
+    for k in range(200):
+        x = rng.uniform(lo + 1.0, hi - 1.0, (20, 8))
+        if k % 4:
+            v = rng.choice([lo, hi, np.nextafter(lo, hi), np.nextafter(hi, lo), -hi, -lo,
+                            lo - 1.0, hi + 1.0, -0.0, 0.0])
+            x[rng.integers(20), rng.integers(8)] = v
+        want = bool(np.all((x > lo) & (x < hi)))
+        assert chain._inside(x) is want
+        p = chain.process(Chunk(x, 20 * k, FS, CH))
+        assert (p.raw_inside is not None) is want
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.zeros((20, 8)) + (lo + hi) / 2
+        x[3, 4] = bad
+        with pytest.raises(ValueError, match="non-finite"):
+            chain._inside(x)
+
+
+def test_processed_is_a_frozen_dataclass() -> None:
+    """``Processed``'s own ``__init__`` (one dict update, live cost) keeps the dataclass: the
+    same fields by position and by name, defaults, ``replace``, frozen."""
+    import dataclasses
+
+    from emgfeedback.stream import Processed, Status
+
+    a, b, c = np.zeros((2, 3)), np.ones((2, 3)), np.full((2, 3), 2.0)
+    st_, ch = Status(), CH[:3]
+    p = Processed(5, FS, ch, a, b, c, None, st_)  # type: ignore[arg-type]
+    k = Processed(start=5, fs=FS, channels=ch, raw=a, filtered=b, envelope=c,
+                  quality=None, status=st_, markers=(), raw_inside=None)  # type: ignore[arg-type]
+    names = [f.name for f in dataclasses.fields(Processed)]
+    assert names == ["start", "fs", "channels", "raw", "filtered", "envelope", "quality",
+                     "status", "markers", "raw_inside"]
+    for n in names:
+        assert getattr(p, n) is getattr(k, n)
+    assert p.markers == () and p.raw_inside is None and len(p) == 2 and p.stop == 7
+    r = dataclasses.replace(p, start=9, raw_inside=(-1.0, 1.0))
+    assert r.start == 9 and r.raw_inside == (-1.0, 1.0) and r.raw is a
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.start = 3  # type: ignore[misc]

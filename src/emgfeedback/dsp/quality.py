@@ -50,6 +50,7 @@ class QualityMeter:
         self.cfg = cfg or QualityConfig()
         self.n_channels = n_channels
         self.window = max(1, int(round(0.01 * fs)))
+        self._w_float = float(self.window)
         alpha = 1.0 - np.exp(-self.window / (self.cfg.window_s * fs))
         # y[k] = alpha * u[k] + (1 - alpha) * y[k-1] over window means, as one SOS section.
         self._ema = SosStage(np.array([[alpha, 0.0, 0.0, 1.0, alpha - 1.0, 0.0]]),
@@ -149,12 +150,14 @@ class QualityMeter:
             # The live case: the chunk is exactly one window (10 ms).  The same sums as the
             # general path below (one reduceat segment), with a tenth of the calls.
             m = np.add.reduceat(u, _FIRST, axis=1)  # reduce() would round differently
-            np.divide(m, w, out=m)
+            # (by the window as a float: the same division as by the int, which NumPy
+            # converts to that float first, without the conversion per call: 1 µs of 1.8)
+            np.divide(m, self._w_float, out=m)
             self._ema.process_t(m)
             self._last = m[:, 0]
-            self._at = start + n
-            self._snap = None
-            return self.snapshot()
+            self._at = at = start + n
+            snap = self._snap = _Snapshot(at, self._last, c)
+            return snap
         first_id = start // w
         last_id = (start + n - 1) // w
         # Segment starts inside this chunk: the chunk start and every window boundary after it.
@@ -215,9 +218,8 @@ class _Snapshot(Quality):
     modified in place by the meter (each window replaces them)."""
 
     def __init__(self, at: int, means: np.ndarray, n_channels: int) -> None:
-        object.__setattr__(self, "at", at)
-        object.__setattr__(self, "_means", means)
-        object.__setattr__(self, "_c", n_channels)
+        # (one dict update: object.__setattr__ per field costs 3 times as much, live cost)
+        self.__dict__.update(at=at, _means=means, _c=n_channels)
 
     def __getattr__(self, name: str) -> np.ndarray:
         if name not in _ARRAYS:
