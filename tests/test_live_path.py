@@ -196,3 +196,92 @@ def test_processed_is_a_frozen_dataclass() -> None:
     assert r.start == 9 and r.raw_inside == (-1.0, 1.0) and r.raw is a
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.start = 3  # type: ignore[misc]
+
+
+def _detector():  # type: ignore[no-untyped-def]
+    """A detector of 8 channels with a plausible calibration (rest 3 µV, SD 1 µV, MVC 80)."""
+    from emgfeedback.clinical.calibration import Calibration
+    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.clinical.montage import Montage
+
+    mon = Montage.from_labels(CH, "L")
+    cal = Calibration(mon.names, np.full(8, 3.0), np.full(8, 1.0), np.full(8, 80.0),
+                      ("rest",) * 8, ("mvc",) * 8)
+    return Detector(FS, mon, cal)
+
+
+def test_short_block_level_walk_equals_the_accumulations() -> None:
+    """A short block's level (issue 13: walked in Python over the channels that cross,
+    Detector._level_small) is the long blocks' computation (the last sample above on_thr
+    against the last below off_thr, by accumulations) bit for bit, with the debounce's view of
+    it (first row, changes, last row) as _Debounce.process reads them from the array; at the
+    thresholds themselves, NaN-free random envelopes, every level state before the block."""
+    det = _detector()
+    on, off = det.on_thr, det.off_thr
+    rng = np.random.default_rng(5)
+    for k in range(400):
+        n = int(rng.integers(1, 65))
+        env = np.asfortranarray(rng.uniform(0.0, 8.0, (n, 8)))
+        if k % 3 == 0:  # exactly at a threshold
+            env[rng.integers(n), rng.integers(8)] = on[0]
+            env[rng.integers(n), rng.integers(8)] = off[0]
+        before = rng.random(8) < 0.5
+        det._level = before.copy()
+        sign = np.where(before, -1.0, 1.0)
+        thr = np.where(before, -off, on)
+        cross = np.asfortranarray(env * sign > thr)
+        if not np.count_nonzero(cross):
+            continue
+        rows = np.arange(n)[:, None]
+        last_up = np.maximum.accumulate(np.where(env > on, rows, np.where(before, -1, -2)), 0)
+        last_dn = np.maximum.accumulate(np.where(env < off, rows, np.where(before, -2, -1)), 0)
+        want = last_up >= last_dn
+        level, x0s, cuts, last = det._level_small(env, cross, n)
+        assert level.dtype == bool and np.array_equal(level, want)
+        assert x0s == want[0].tolist() and last == want[-1].tolist()
+        tr = want[1:] != want[:-1]
+        assert cuts == {c: (np.flatnonzero(tr[:, c]) + 1).tolist() for c in range(8)
+                        if tr[:, c].any()}
+
+
+def test_debounce_shortcuts_equal_the_walk() -> None:
+    """The debounce's shortcuts (issue 13: a constant input that goes on while a change is
+    being debounced returns before the walk until the first sample that could confirm one;
+    process_runs takes the input's runs instead of the array) give the output, changes and
+    state of _Debounce.process on the same input, over random streams of short blocks."""
+    import copy
+
+    from emgfeedback.clinical.detect import _Debounce
+
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        a, b = _Debounce(8, 7, 23), _Debounce(8, 7, 23)
+        start = 0
+        x_prev = np.zeros(8, dtype=bool)
+        for _ in range(120):
+            n = int(rng.integers(1, 30))
+            if rng.random() < 0.6:  # constant over the block (often the same as before)
+                v = x_prev.copy() if rng.random() < 0.7 else rng.random(8) < 0.3
+                y_a, ch_a = a.process_const(v, start, n)
+                y_b, ch_b = b.process(np.broadcast_to(v, (n, 8)).copy(), start)
+                assert ch_a == ch_b
+                assert np.array_equal(y_b, np.broadcast_to(a.y if y_a is None else y_a,
+                                                           (n, 8))) or (
+                    y_a is not None and np.array_equal(y_a, y_b))
+                x_prev = v
+            else:
+                x = rng.random((n, 8)) < 0.3
+                x[:, :4] = x[:1, :4]  # runs longer than a sample on some channels
+                tr = x[1:] != x[:-1]
+                cuts = {c: (np.flatnonzero(tr[:, c]) + 1).tolist() for c in range(8)
+                        if tr[:, c].any()}
+                b0 = copy.deepcopy(b)
+                y_a, ch_a = a.process_runs(x[0].tolist(), cuts, x[-1].tolist(), start, n)
+                y_b, ch_b = b.process(x, start)
+                assert ch_a == ch_b and np.array_equal(y_a, y_b), b0
+                x_prev = x[-1].copy()
+            assert np.array_equal(a.y, b.y) and np.array_equal(a.x, b.x)
+            assert a.idle == b.idle
+            pend = a.x != a.y
+            assert np.array_equal(a.run[pend], b.run[pend])  # (the runs that matter)
+            start += n

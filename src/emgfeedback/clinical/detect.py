@@ -283,6 +283,9 @@ class _Debounce:
         self.y = np.zeros(nch, dtype=bool)
         self.idle = True  # no input and no output true (the last input, the output now)
         self.steady = True  # the last constant input equalled the output (process_const)
+        # the first sample at which an output change would be confirmed if the input stayed
+        # as it is now (None: not known since the state changed; see process_const)
+        self._due: int | None = None
 
     def process_const(self, v: np.ndarray, start: int, n: int
                       ) -> tuple[np.ndarray | None, list[tuple[int, int, int, bool]]]:
@@ -296,8 +299,22 @@ class _Debounce:
         self.steady = vl == yl
         if self.steady:  # (lists of a few booleans: cheaper than a NumPy call, live cost)
             self.x[:] = v
+            self._due = None
             self.idle = not any(vl)
             return None, []
+        if vl == self.x.tolist():
+            # The input goes on as it was (while an output change is being debounced): every
+            # run goes on, and the walk below would change nothing before the first sample at
+            # which a channel's change is confirmed (its run's start + n_on or n_off - 1).
+            # Before that sample, nothing to do (live cost: the chunks of min_active_ms after a
+            # level change).
+            due = self._due
+            if due is None:
+                n_on, n_off = self.n_on, self.n_off
+                due = self._due = min(r + (n_on if x else n_off) - 1
+                                      for x, y, r in zip(vl, yl, self.run.tolist()) if x != y)
+            if start + n <= due:
+                return None, []
         # the walk of a constant input: one run per channel, no input array
         y0 = self.y.copy()
         _, changes = self._walk(vl, yl, {}, start, n, False, vl)
@@ -308,6 +325,14 @@ class _Debounce:
         for c, _, at, val in changes:  # in sample order per channel: later ones win
             y[at - start:, c] = val
         return y, changes
+
+    def process_runs(self, x0s: list[bool], cuts: dict[int, list[int]], last: list[bool],
+                     start: int, n: int) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
+        """:meth:`process` for an input given by its runs: its first row ``x0s``, the rows at
+        which each channel's input changes ``cuts`` (sorted, after the first row) and its last
+        row ``last``, as :meth:`process` reads them from the input array (a caller that has
+        them need not build the array's changes again: live cost)."""
+        return self._walk(x0s, self.y.tolist(), cuts, start, n, True, last)
 
     def process(self, x: np.ndarray, start: int, want_y: bool = True
                 ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
@@ -323,6 +348,7 @@ class _Debounce:
         x0s, ys = x[0].tolist(), self.y.tolist()
         if x0s == ys and not np.count_nonzero(tr):  # the input equals the output all block
             self.x[:] = x[0]
+            self._due = None
             self.idle = not any(x0s)
             if not want_y:
                 return self.y, changes
@@ -373,6 +399,7 @@ class _Debounce:
             for c, _, at, v in changes:  # in sample order per channel: later ones win
                 y[at - start:, c] = v
         self.x[:] = last
+        self._due = None
         self.idle = not (any(last) or any(self.y.tolist()))
         return y, changes
 
@@ -450,11 +477,12 @@ class _Shapes:
         self.mean, self.k = full(det.mean), full(det.k)
         self.on, self.off = full(det.on_thr), full(det.off_thr)
         self.max_env = full(det._max_env)
-        self.rows = full(np.arange(n, dtype=np.int64)[:, None])
+        # the row numbers and initial rows of the long blocks' level test (a short block's
+        # level is walked, Detector._level_small)
+        self.rows = np.arange(n, dtype=np.int64)[:, None]
+        self.up0 = self.dn0 = np.zeros(0, dtype=np.int64)  # (set by Detector._shapes)
         own = shape if small else (0,)  # (a long block's are the vectors, set later)
         self.sign, self.thr = empty(own), empty(own)
-        self.up0 = empty(own, np.int64)
-        self.dn0 = empty(own, np.int64)
         self.ver = -1
         self.floor = empty(own)
         self.floor_rep: _Rep | None = None
@@ -533,7 +561,10 @@ class Detector:
         self._all_down = True  # no channel's level is up
         self._act_settled = True  # the activity's input and output equal the level
         self._cross_sign: np.ndarray | None = None  # of the level test (see _block)
-        self._cross_thr = self._init_up = self._init_dn = self.on_thr
+        self._cross_thr = self.on_thr
+        self._init_up: np.ndarray | None = None  # of the long blocks' level test (see _shapes)
+        self._init_dn: np.ndarray | None = None
+        self._on_l, self._off_l = self.on_thr.tolist(), self.off_thr.tolist()  # (_level_small)
         # an envelope under the on threshold is under the artefact limit too (see _hold)
         self._on_under_max = bool(np.count_nonzero(self.on_thr <= self._max_env) == n)
         self._shapes_by_n: dict[int, _Shapes] = {}
@@ -818,6 +849,47 @@ class Detector:
         self._held_any = True
         return held, bits
 
+    def _level_small(self, env: np.ndarray, cross: np.ndarray, n: int
+                     ) -> tuple[np.ndarray, list[bool], dict[int, list[int]], list[bool]]:
+        """The level state of a short block (at most ``_SMALL`` samples) in which some sample
+        crosses the threshold of its channel's state (``cross``), walked in Python over the
+        samples of those channels only: up at a sample above ``on_thr``, down at one below
+        ``off_thr`` (both: up), else as before; the same comparisons of the same values as the
+        long blocks' accumulations, without their dozen NumPy calls (live cost: the 10 ms
+        chunks in which a level changes were the slowest).  Returns ``(level (n, C), its first
+        row, its changes {channel: [rows]} after the first row, its last row)``: the
+        debounce's input as :meth:`_Debounce.process` would read it from the level."""
+        old = self._level.tolist()
+        x0s, last = list(old), list(old)
+        cuts: dict[int, list[int]] = {}
+        flips: list[tuple[int, int, bool]] = []
+        on_l, off_l = self._on_l, self._off_l
+        for c in dict.fromkeys(np.nonzero(cross.T)[0].tolist()):
+            st, on, off = old[c], on_l[c], off_l[c]
+            rows: list[int] = []
+            for i, v in enumerate(env[:, c].tolist()):
+                if v > on:
+                    t = True
+                elif v < off:
+                    t = False
+                else:
+                    continue
+                if t != st:
+                    st = t
+                    flips.append((c, i, t))
+                    if i:
+                        rows.append(i)
+                    else:
+                        x0s[c] = t
+            if rows:
+                cuts[c] = rows
+            last[c] = st
+        level = np.empty((n, self.nch), dtype=bool, order="F")
+        level[...] = self._level
+        for c, i, t in flips:  # in sample order per channel: later ones win
+            level[i:, c] = t
+        return level, x0s, cuts, last
+
     def _set_level(self, level: np.ndarray) -> None:
         """The level vector after a block in which it changed (the test's operands follow)."""
         self._level = level
@@ -836,15 +908,15 @@ class Detector:
         if self._cross_sign is None:
             self._cross_sign = np.where(self._level, -1.0, 1.0)
             self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
-            self._init_up = np.where(self._level, -1, -2)
-            self._init_dn = np.where(self._level, -2, -1)
+            self._init_up = self._init_dn = None  # (made for a long block only)
         if sh.ver != self._level_ver:
-            if sh.small:
+            if sh.small:  # (a short block's level is walked: no initial rows, see _block)
                 sh.sign[...] = self._cross_sign
                 sh.thr[...] = self._cross_thr
-                sh.up0[...] = self._init_up
-                sh.dn0[...] = self._init_dn
             else:  # (the vectors themselves: replaced, never modified, when the level changes)
+                if self._init_up is None or self._init_dn is None:
+                    self._init_up = np.where(self._level, -1, -2)
+                    self._init_dn = np.where(self._level, -2, -1)
                 sh.sign, sh.thr = self._cross_sign, self._cross_thr
                 sh.up0, sh.dn0 = self._init_up, self._init_dn
             sh.ver = self._level_ver
@@ -901,11 +973,21 @@ class Detector:
         else:
             cross = np.greater(np.multiply(env, sh.sign, out=sh.f), sh.thr, out=sh.b)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
-        if np.count_nonzero(cross):
+        if np.count_nonzero(cross) and sh.small:
             # each sample takes the state of the last sample at or before it that was above
-            # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
-            # each kind, the state before the block counting as one at row -1 (the other kind
-            # at row -2), and the later one wins
+            # on_thr (1) or below off_thr (0): a short block walks the samples of the channels
+            # that cross (see _level_small), and the activity's debounce takes the level's
+            # changes from that walk
+            level, x0s, cuts, last = self._level_small(env, cross, n)
+            if last != self._level.tolist():
+                self._set_level(np.array(last, dtype=bool))
+            active, _ = self._act.process_runs(x0s, cuts, last, start, n)
+            self._act_settled = False
+            under_on = False
+        elif np.count_nonzero(cross):
+            # the same, every channel at once: the last such sample of each kind, the state
+            # before the block counting as one at row -1 (the other kind at row -2), and the
+            # later one wins
             last_up = np.where(np.greater(env, sh.on, out=sh.b), sh.rows, sh.up0)
             np.maximum.accumulate(last_up, axis=0, out=last_up)
             last_dn = np.where(np.less(env, sh.off, out=sh.b), sh.rows, sh.dn0)
@@ -978,7 +1060,12 @@ class Detector:
                     cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask
             if held is not None:
                 cond &= ~held
-            _, changes = self._evt.process(cond, start, want_y=False)
+            if self._evt.idle and not np.count_nonzero(cond):
+                # no input, no output, none to come: the debounce would change nothing
+                # (process() would set its last input to False, which it is)
+                changes: list[tuple[int, int, int, bool]] = []
+            else:
+                _, changes = self._evt.process(cond, start, want_y=False)
             by_ch: dict[int, list[tuple[int, int, bool]]] = {}
             for c, run, at, v in changes:
                 by_ch.setdefault(c, []).append((run, at, v))
