@@ -285,3 +285,27 @@ def test_debounce_shortcuts_equal_the_walk() -> None:
             pend = a.x != a.y
             assert np.array_equal(a.run[pend], b.run[pend])  # (the runs that matter)
             start += n
+
+
+def test_chain_copies_and_pickles_with_its_filter_state() -> None:
+    """The filter stages keep memoryviews of their sections and state for the kernel (live
+    cost): a deep copy or a pickled chain still carries on exactly as the original."""
+    import copy
+    import pickle
+
+    x = _signal(400)
+    a = Chain(FS, 8, adc_range_uv=(-4000.0, 4000.0))
+    a.process(Chunk(x[:200], 0, FS, CH))
+    b, c = copy.deepcopy(a), pickle.loads(pickle.dumps(a))
+    ra, rb, rc = (ch.process(Chunk(x[200:], 200, FS, CH)) for ch in (a, b, c))
+    for r in (rb, rc):
+        assert np.array_equal(ra.filtered, r.filtered) and np.array_equal(ra.envelope, r.envelope)
+
+
+def test_count_nonzero_is_numpys() -> None:
+    from emgfeedback.numeric import count_nonzero
+
+    rng = np.random.default_rng(2)
+    for a in (rng.random((20, 8)) < 0.3, np.array([np.nan, 0.0, -0.0, 1.0]),
+              np.zeros((0, 3)), rng.integers(-2, 2, (7, 5)), np.asfortranarray(rng.random((4, 6)) > .5)):
+        assert count_nonzero(a) == np.count_nonzero(a)
