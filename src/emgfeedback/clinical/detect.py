@@ -66,6 +66,7 @@ synkinesis events (alerts not retracted); :attr:`Detector.all_events` every clas
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -84,7 +85,7 @@ from emgfeedback.dsp.quality import AMPLITUDE, ArtefactFlags, reason_text
 from emgfeedback.stream import Processed
 from emgfeedback.vocabulary import EVENT_TYPES, parse_annotation
 from emgfeedback.errors import ConfigError
-from emgfeedback.numeric import median
+from emgfeedback.numeric import count_nonzero, median
 
 __all__ = ["Detector", "Event", "EVENT_TYPES", "LiveState", "RepResult", "SynkinesisEvent"]
 
@@ -346,7 +347,7 @@ class _Debounce:
         # have a few at most): no NumPy call per channel or per run (live cost).
         tr = np.not_equal(x[1:], x[:-1])  # input changes (row - 1, channel)
         x0s, ys = x[0].tolist(), self.y.tolist()
-        if x0s == ys and not np.count_nonzero(tr):  # the input equals the output all block
+        if x0s == ys and not count_nonzero(tr):  # the input equals the output all block
             self.x[:] = x[0]
             self._due = None
             self.idle = not any(x0s)
@@ -424,6 +425,11 @@ class _Rep:
     blinks: dict[str, int] = field(default_factory=dict)  # side -> blinks
     refs: int = 0  # bursts and closing events that still read the buffers
     finished: bool = False
+
+    @functools.cached_property
+    def quiet_l(self) -> list[int]:
+        """The quiet regions' channels (read once the rep is made: ``quiet_mask`` is final)."""
+        return np.flatnonzero(self.quiet_mask).tolist()
 
 
 @dataclass
@@ -801,10 +807,12 @@ class Detector:
         self._next = start + len(env)
         i = start % self._hcap
         m = len(env)
-        first = min(m, self._hcap - i)
+        if i + m <= self._hcap:  # (no slice of a block that fits: live cost)
+            self._hist[i:i + m] = env
+            return
+        first = self._hcap - i
         self._hist[i:i + first] = env[:first]
-        if first < m:
-            self._hist[: m - first] = env[first:]
+        self._hist[: m - first] = env[first:]
 
     def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
               emin: np.ndarray | None = None, emax: np.ndarray | None = None,
@@ -820,7 +828,7 @@ class Detector:
                 else self._flags.process(raw, filt, env, start, emin, emax, inside))
         # The envelope above max_pct_mvc: none when every sample is under on_thr and that is
         # under the limit (the common case, no call); else one full-shape comparison.
-        if not (under_on and self._on_under_max) and np.count_nonzero(
+        if not (under_on and self._on_under_max) and count_nonzero(
                 env > self._max_env if sh is None else np.greater(env, sh.max_env, out=sh.b)):
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
@@ -864,7 +872,8 @@ class Detector:
         cuts: dict[int, list[int]] = {}
         flips: list[tuple[int, int, bool]] = []
         on_l, off_l = self._on_l, self._off_l
-        for c in dict.fromkeys(np.nonzero(cross.T)[0].tolist()):
+        crossing = np.logical_or.reduce(cross, axis=0).tolist()  # (rows of a column-major
+        for c in [c for c, k in enumerate(crossing) if k]:  # block: one contiguous reduction)
             st, on, off = old[c], on_l[c], off_l[c]
             rows: list[int] = []
             for i, v in enumerate(env[:, c].tolist()):
@@ -895,7 +904,7 @@ class Detector:
         self._level = level
         self._cross_sign = None
         self._level_ver += 1
-        self._all_down = not np.count_nonzero(level)
+        self._all_down = not count_nonzero(level)
 
     def _shapes(self, n: int) -> _Shapes:
         """The operands of the level test and %MVC at the block's full shape (kept for the
@@ -973,7 +982,8 @@ class Detector:
         else:
             cross = np.greater(np.multiply(env, sh.sign, out=sh.f), sh.thr, out=sh.b)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
-        if np.count_nonzero(cross) and sh.small:
+        crossing = count_nonzero(cross)
+        if crossing and sh.small:
             # each sample takes the state of the last sample at or before it that was above
             # on_thr (1) or below off_thr (0): a short block walks the samples of the channels
             # that cross (see _level_small), and the activity's debounce takes the level's
@@ -984,7 +994,7 @@ class Detector:
             active, _ = self._act.process_runs(x0s, cuts, last, start, n)
             self._act_settled = False
             under_on = False
-        elif np.count_nonzero(cross):
+        elif crossing:
             # the same, every channel at once: the last such sample of each kind, the state
             # before the block counting as one at row -1 (the other kind at row -2), and the
             # later one wins
@@ -1032,8 +1042,9 @@ class Detector:
                 held = held.copy()
             held[:k] = True
         pending = bool(self._bursts) or not self._evt.idle
-        if not pending and level.ndim == 1 and (self._all_down or not any(
-                len(r.qi) and np.count_nonzero(level & r.quiet_mask) for r in reps)):
+        lv = level.tolist() if level.ndim == 1 and not pending else None
+        if lv is not None and (self._all_down or not any(
+                lv[i] for r in reps for i in r.quiet_l)):
             # No quiet region's level is up all block and nothing is being debounced: the
             # burst condition is false at every sample (the common case, live cost).
             pass
@@ -1060,7 +1071,7 @@ class Detector:
                     cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask
             if held is not None:
                 cond &= ~held
-            if self._evt.idle and not np.count_nonzero(cond):
+            if self._evt.idle and not count_nonzero(cond):
                 # no input, no output, none to come: the debounce would change nothing
                 # (process() would set its last input to False, which it is)
                 changes: list[tuple[int, int, int, bool]] = []
