@@ -244,23 +244,41 @@ def test_short_block_level_walk_equals_the_accumulations() -> None:
                         if tr[:, c].any()}
 
 
-def test_debounce_shortcuts_equal_the_walk() -> None:
+def test_debounce_shortcuts_equal_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """The debounce's shortcuts (issue 13: a constant input that goes on while a change is
     being debounced returns before the walk until the first sample that could confirm one;
-    process_runs takes the input's runs instead of the array) give the output, changes and
-    state of _Debounce.process on the same input, over random streams of short blocks."""
+    process_runs takes the input's runs instead of the array; a short block whose input equals
+    the output is one comparison) give the output, changes and state of _Debounce.process's
+    general path (transitions and walk) on the same input, over random streams of short
+    blocks."""
     import copy
 
+    from emgfeedback.clinical import detect
     from emgfeedback.clinical.detect import _Debounce
+
+    class General(_Debounce):
+        def process(self, x, start, want_y=True):  # type: ignore[no-untyped-def]
+            monkeypatch.setattr(detect, "_SMALL", 0)  # (no short-block shortcut)
+            try:
+                return super().process(x, start, want_y)
+            finally:
+                monkeypatch.setattr(detect, "_SMALL", 64)
 
     rng = np.random.default_rng(11)
     for trial in range(60):
-        a, b = _Debounce(8, 7, 23), _Debounce(8, 7, 23)
+        a, b = _Debounce(8, 7, 23), General(8, 7, 23)
         start = 0
         x_prev = np.zeros(8, dtype=bool)
         for _ in range(120):
             n = int(rng.integers(1, 30))
-            if rng.random() < 0.6:  # constant over the block (often the same as before)
+            if rng.random() < 0.3:  # the output as input (an open burst's condition)
+                x = np.asfortranarray(np.broadcast_to(a.y, (n, 8)))
+                want = bool(rng.random() < 0.5)
+                y_a, ch_a = a.process(x, start, want)
+                y_b, ch_b = b.process(x.copy(), start, want)
+                assert ch_a == ch_b == [] and np.array_equal(y_a, y_b)
+                x_prev = x[-1].copy()
+            elif rng.random() < 0.6:  # constant over the block (often the same as before)
                 v = x_prev.copy() if rng.random() < 0.7 else rng.random(8) < 0.3
                 y_a, ch_a = a.process_const(v, start, n)
                 y_b, ch_b = b.process(np.broadcast_to(v, (n, 8)).copy(), start)

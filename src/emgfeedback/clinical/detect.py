@@ -287,6 +287,9 @@ class _Debounce:
         # the first sample at which an output change would be confirmed if the input stayed
         # as it is now (None: not known since the state changed; see process_const)
         self._due: int | None = None
+        # the output at a short block's shape: ((samples, column-major, *output), array, a
+        # boolean buffer of that shape), see process
+        self._full: tuple[tuple[Any, ...], np.ndarray, np.ndarray] | None = None
 
     def process_const(self, v: np.ndarray, start: int, n: int
                       ) -> tuple[np.ndarray | None, list[tuple[int, int, int, bool]]]:
@@ -342,6 +345,26 @@ class _Debounce:
         when no input differs from the output (nothing to build: live cost)."""
         n = len(x)
         changes: list[tuple[int, int, int, bool]] = []
+        if n <= _SMALL:
+            # A short block whose input equals the output at every sample (the live chunks of
+            # an open burst: its condition holds, the others' does not): one comparison with
+            # the output at the block's shape (kept while the output stays), no transitions
+            # to look for.  What the test below finds too, and then does.
+            ys = self.y.tolist()
+            key = (n, x.flags.f_contiguous, *ys)
+            full = self._full
+            if full is None or full[0] != key:
+                y_full = np.empty(x.shape, dtype=bool, order="F" if key[1] else "C")
+                y_full[...] = self.y
+                full = self._full = (key, y_full, np.empty_like(y_full))
+            if not count_nonzero(np.not_equal(x, full[1], out=full[2])):
+                if self.x.tolist() != ys:
+                    self.x[:] = self.y
+                    self._due = None
+                self.idle = not any(ys)
+                if not want_y:
+                    return self.y, changes
+                return full[1].copy(), changes
         # Every channel's input changes in one set of calls, then a Python walk over the runs of
         # the channels whose input differs from the output somewhere (20-sample live chunks
         # have a few at most): no NumPy call per channel or per run (live cost).
@@ -376,6 +399,7 @@ class _Debounce:
             y = self.y
         px, runs = self.x.tolist(), self.run.tolist()
         n_on, n_off = self.n_on, self.n_off
+        y_now = list(ys)  # the output after the block
         for c in range(len(x0s)):
             cc = cuts.get(c)
             if cc is None and x0s[c] == ys[c]:
@@ -394,14 +418,17 @@ class _Debounce:
                         changes.append((c, run, start + max(conf, a), v))
                 v = not v
                 a = b
-            self.y[c] = ycur
-            self.run[c] = run
+            if ycur != ys[c]:  # (array elements written only when they change: live cost)
+                self.y[c] = ycur
+                y_now[c] = ycur
+            if run != runs[c]:
+                self.run[c] = run
         if want_y:
             for c, _, at, v in changes:  # in sample order per channel: later ones win
                 y[at - start:, c] = v
         self.x[:] = last
         self._due = None
-        self.idle = not (any(last) or any(self.y.tolist()))
+        self.idle = not (any(last) or any(y_now))
         return y, changes
 
 
@@ -1192,7 +1219,12 @@ class Detector:
             hit = np.flatnonzero(held[a:z, c])
             if len(hit):
                 best = (pos + int(hit[0]), "held")
-        if b.alert is None:
+        if b.alert is None and active.ndim == 1 and held is None:
+            # the target's activity is constant over the block (the live case): active from
+            # pos on, or not in the block (no array to search)
+            if active[int(b.rep.trig[c])]:
+                best = (pos, "alert")
+        elif b.alert is None:
             t = int(b.rep.trig[c])
             tg = active[a:z, t] if active.ndim == 2 else np.full(z - a, bool(active[t]))
             if held is not None:
