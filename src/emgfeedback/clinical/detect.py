@@ -728,7 +728,7 @@ class Detector:
             self._settle_until = p.start + self._settle_n
             self._settles = [g for g in self._settles if g[1] > p.start - 60 * int(self.fs)]
             self._settles.append((p.start, self._settle_until))
-        n = len(p)
+        n = len(p.envelope)
         # the chain's range test, if it is the flags' range: no clipping to test
         inside = p.raw_inside is not None and p.raw_inside == self._flags.adc_range_uv
         if n <= MAX_BLOCK:  # (the live chunk: no slices)
@@ -987,7 +987,9 @@ class Detector:
             return
         stop = start + n
         self._write_hist(env, start)
-        sh = self._shapes(n)
+        sh = self._shapes_by_n.get(n)
+        if sh is None or sh.ver != self._level_ver or self._cross_sign is None:
+            sh = self._shapes(n)  # (operands to make or to bring up to date)
         pct = np.subtract(env, sh.mean)
         np.multiply(pct, sh.k, out=pct)  # (env - mean) * k
         if flags is None:

@@ -426,8 +426,10 @@ class ArtefactFlags:
             # (In Python on the two rows: the same IEEE subtraction and comparison as NumPy's,
             # without a call per operation; ``flat < |p - q|`` is ``|p - q| > flat``, a NaN
             # fails both, and the maps make no Python frame per channel.)
-            a_l = raw[-1].tolist()
-            b_l = raw[-2].tolist() if n > 1 else last
+            if n > 1:
+                b_l, a_l = raw[-2:].tolist()
+            else:
+                a_l, b_l = raw[-1].tolist(), last
             if all(map(self._flat_uv.__lt__, map(abs, map(operator.sub, a_l, b_l)))):
                 self._moved_at = end  # (every channel's: set when next read, see _sync)
                 self._moved_min = end
