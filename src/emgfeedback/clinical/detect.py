@@ -598,6 +598,7 @@ class Detector:
         self._init_up: np.ndarray | None = None  # of the long blocks' level test (see _shapes)
         self._init_dn: np.ndarray | None = None
         self._on_l, self._off_l = self.on_thr.tolist(), self.off_thr.tolist()  # (_level_small)
+        self._neg_off = -self.off_thr  # (of the level test's operands, see _shapes)
         # an envelope under the on threshold is under the artefact limit too (see _hold)
         self._on_under_max = bool(np.count_nonzero(self.on_thr <= self._max_env) == n)
         self._shapes_by_n: dict[int, _Shapes] = {}
@@ -943,7 +944,7 @@ class Detector:
             sh = self._shapes_by_n[n] = _Shapes(n, self)
         if self._cross_sign is None:
             self._cross_sign = np.where(self._level, -1.0, 1.0)
-            self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
+            self._cross_thr = np.where(self._level, self._neg_off, self.on_thr)
             self._init_up = self._init_dn = None  # (made for a long block only)
         if sh.ver != self._level_ver:
             if sh.small:  # (a short block's level is walked: no initial rows, see _block)
