@@ -615,17 +615,18 @@ class _EarlyImages:
             fut: Future[tuple[np.ndarray, bytes]] = Future()
             self.items.append((img.shape, fut))
             if ready:
-                pool.submit(self._encode, fig, getattr(fig, "pdf", None), fut)
+                pool.submit(self._encode, fig, fut)
             else:
                 later.append((fig, fut))
         for fig, fut in later:  # (after the figures at hand: one thread, in order)
-            pool.submit(self._encode, fig, None, fut)
+            pool.submit(self._encode, fig, fut)
         self.used = 0  # images handed to the writer
 
     @staticmethod
-    def _encode(fig: Any, png: bytes | None, fut: Future[tuple[np.ndarray, bytes]]) -> None:
+    def _encode(fig: Any, fut: Future[tuple[np.ndarray, bytes]]) -> None:
         try:
             img = figures.rgb_array(fig)  # (waits for a figure still being drawn)
+            png = getattr(fig, "pdf", None)  # (made by the second process)
             # the writer gets the pixels bottom row first (PDF image space)
             fut.set_result((np.ascontiguousarray(img[::-1]),
                             png if png is not None else figures.pdf_png(img)))
