@@ -356,13 +356,14 @@ class ForkedDrawing:
                         got.append(Drawn(_rendered(d.figure), {}, None))
                 for d, g in zip(self._pending, got):
                     d.pngs, d.pdf = g.pngs, g.pdf
-                    img = d._image = g.image
+                    img = g.image
                     if d.early is not None:
                         px = np.asarray(img)
                         if px.shape == d.early.shape:
                             d.early[...] = px
                         else:  # (never seen: the same figure at the same dpi) laid out again
                             d.early = None
+                    d._image = img  # last: a thread that sees it sees the rest filled
             except BaseException as exc:
                 self._failed = f"{type(exc).__name__}: {exc}"
                 raise
@@ -579,6 +580,36 @@ def _legend(fig: Figure, handles: Sequence[Any], ncols: int) -> None:
     fig.legend(handles=handles, loc="lower center", ncols=ncols, fontsize=8, frameon=False)
 
 
+def _fixed_ticks(fig: Figure) -> None:
+    """Each automatic axis' ticks fixed to those it would draw, with the labels it would give
+    them: matplotlib makes a tick (two lines, a marker and two labels) for every location its
+    locator returns, one or two beyond each end of the axis too, and formats them at every
+    drawing; fixed once the limits are final, only the ticks drawn are made.  The same ticks,
+    labels and pixels (an axis whose formatter shows an offset is left as it is)."""
+    from matplotlib import transforms
+    from matplotlib.ticker import AutoLocator, FixedFormatter, FixedLocator, ScalarFormatter
+
+    inside = getattr(transforms, "_interval_contains_close", None)
+    if inside is None:  # (another matplotlib: left to it)
+        return
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            locator, formatter = axis.get_major_locator(), axis.get_major_formatter()
+            if not (axis.get_visible() and type(locator) is AutoLocator
+                    and type(formatter) is ScalarFormatter):
+                continue  # (a shared axis: fixed with the first)
+            locs = axis.get_majorticklocs()  # as drawing takes them, at the final limits
+            labels = formatter.format_ticks(locs)  # type: ignore[arg-type]
+            if formatter.get_offset():
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            trans = axis.get_transform()
+            ends = trans.transform([lo, hi])
+            keep = [i for i, loc in enumerate(locs) if inside(ends, trans.transform(loc))]
+            axis.set_major_locator(FixedLocator([locs[i] for i in keep]))
+            axis.set_major_formatter(FixedFormatter([labels[i] for i in keep]))
+
+
 def _span_collection(ax: Axes, spans: list[tuple[float, float]], color: str, alpha: float,
                      zorder: float = 0) -> None:
     if spans:
@@ -669,6 +700,7 @@ def fig_envelopes(
     handles.append(Patch(color=EVENT_COLOR, alpha=0.6, label="synkinesis event"))
     _legend(fig, handles, min(len(handles), 6))
     _suptitle(fig, title)
+    _fixed_ticks(fig)
     return fig
 
 
@@ -739,6 +771,7 @@ def fig_rep_overlays(
                Patch(color=EVENT_COLOR, label="regions to keep quiet, rep with synkinesis")]
     _legend(fig, handles, 3)
     _suptitle(fig, "Reps overlaid from the cue")
+    _fixed_ticks(fig)
     return fig
 
 
@@ -798,6 +831,7 @@ def fig_rep_bars(rows: Sequence[RepRow], affected_side: str = "") -> Figure:
                Patch(facecolor="white", edgecolor=EVENT_COLOR, hatch="//", label="synkinesis")]
     _legend(fig, handles, 3)
     _suptitle(fig, "Per rep: target peak %MVC (bars) and isolation (dots)")
+    _fixed_ticks(fig)
     return fig
 
 
@@ -824,5 +858,6 @@ def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
     ax.set_xlabel("affected / unaffected mean %MVC while active (dashed: equal)")
     ax.set_title("Symmetry per exercise", fontsize=11, y=_TITLE_Y)
     ax.grid(axis="x", alpha=0.3)
+    _fixed_ticks(fig)
     return fig
 

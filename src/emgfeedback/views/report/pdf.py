@@ -166,6 +166,19 @@ def _core_lines_class() -> Any:
             trans = self.page.transFigure
             props: dict[tuple[float, str, str], tuple[Any, float, float]] = {}
             old = mpl.rcParams["pdf.use14corefonts"]
+            # the core font of each of those properties looked up once per page (the PDF
+            # renderer looks it up for every string: a font search each time)
+            pdf_renderer = getattr(renderer, "_renderer", renderer)
+            find_afm = pdf_renderer._get_font_afm
+            afms: dict[int, tuple[Any, Any]] = {}
+
+            def afm(prop: Any) -> Any:
+                got = afms.get(id(prop))
+                if got is None:
+                    got = afms[id(prop)] = (prop, find_afm(prop))  # (prop kept: its id too)
+                return got[1]
+
+            pdf_renderer._get_font_afm = afm
             try:
                 for line in lines:
                     x, y, s, size, weight, color, family, ha, va = line
@@ -212,6 +225,7 @@ def _core_lines_class() -> Any:
                     gc.restore()
             finally:
                 mpl.rcParams["pdf.use14corefonts"] = old
+                del pdf_renderer._get_font_afm
             self.stale = False
 
     return CoreLines
