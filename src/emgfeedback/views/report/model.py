@@ -567,8 +567,6 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
             # signal are built and drawn here: its filter kernels release the GIL.
             scanning = (pool.submit(envelopes_pct, session, cfg, qcfg=qcfg)
                         if session.signal is not None else None)
-            if pending:  # a PDF follows: its writer (and fontTools) imported while the pass runs
-                import matplotlib.backends.backend_pdf  # noqa: F401
             if later and not (quick and workers > 1):
                 done = _draw(later, 1)  # while the pass runs
                 later = []
