@@ -213,6 +213,28 @@ def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeyp
         early = write_report(s, tmp_path / "6.html", tmp_path / "6.pdf", workers=2)
         assert not any(isinstance(f, figures.Drawn) for _k, _c, f in early.figures)
         same_as_serial("6")
+        # the child announces another size than it draws: the PDF is laid out again
+
+        def wrong_size_in_child(fig):  # type: ignore[no-untyped-def]
+            w, h = real_pixel_size(fig)
+            return (w + 7, h) if os.getpid() != parent else (w, h)
+
+        from emgfeedback.views.report import pdf as report_pdf
+
+        writes = []
+        real_write = report_pdf._write_pdf
+
+        def counted(*a):  # type: ignore[no-untyped-def]
+            writes.append(1)
+            return real_write(*a)
+
+        monkeypatch.setattr(figures, "pixel_size", wrong_size_in_child)
+        monkeypatch.setattr(report_pdf, "_write_pdf", counted)
+        relaid = write_report(s, tmp_path / "7.html", tmp_path / "7.pdf", workers=2)
+        assert any(isinstance(f, figures.Drawn) for _k, _c, f in relaid.figures)
+        assert len(writes) == 2  # laid out with the sizes announced, then again
+        same_as_serial("7")
+        monkeypatch.setattr(report_pdf, "_write_pdf", real_write)
         monkeypatch.setattr(figures, "pixel_size", real_pixel_size)
         # the child's error path fails too (an exception that cannot be printed): the child
         # still ends there, it never returns into this code
