@@ -512,6 +512,9 @@ def _draw(makers: Sequence[FigureMaker], workers: int,
             for k, fig in zip(away, got):
                 drawn[k] = fig
                 figures.prepare(fig)  # its PNG for the HTML, encoded in a thread
+    except BaseException:
+        keep = False  # (the second process stopped: nothing waits for it)
+        raise
     finally:
         if forked is not None and not keep:
             forked.cancel()  # (nothing when it has ended)
