@@ -153,6 +153,37 @@ def test_report_with_the_analysis_given_uses_envelopes_saved_beside_it(saved):
         close_session(s)
 
 
+def test_saved_envelopes_start_the_rest_pass_when_the_session_opens(saved):
+    """With saved envelopes, ``load_session(prefetch=True)`` starts the chain's pass over the
+    rest period (the quality at rest) at once, in a thread: the report takes its result, the
+    same to the bit as the pass run when the report is built; another configuration runs its
+    own."""
+    from emgfeedback.config import QualityConfig
+    from emgfeedback.views.report.bins import chain_pass
+
+    s = load_session(saved, prefetch=True)
+    try:
+        bins = s.signal_bins
+        assert isinstance(bins, EnvelopeBins)
+        assert s.signal is not None
+        started = bins.rest_quality(s.signal, None, None, 10.0)
+        fresh = chain_pass(s.signal, None, None, None)
+        for name in ("rms_uv", "mains_ratio", "mains_uv", "diff_rms_uv", "clip_fraction"):
+            assert np.array_equal(getattr(started, name), getattr(fresh, name))
+        assert started.at == fresh.at
+        assert bins.rest_quality(s.signal, None, QualityConfig(), 10.0) is not started
+        scan = envelopes_pct(s)
+        assert scan.rest_quality is started  # (the one started when the session opened)
+    finally:
+        close_session(s)
+    plain = load_session(saved)  # (no prefetch: computed when the report is built)
+    try:
+        assert isinstance(plain.signal_bins, EnvelopeBins)
+        assert np.array_equal(envelopes_pct(plain).rest_quality.rms_uv, fresh.rms_uv)
+    finally:
+        close_session(plain)
+
+
 def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeypatch):
     """``workers=2`` (what ``report`` does) draws some figures in a forked process, while this
     one draws the others and the PDF's pages: the HTML and the PDF are the same to the byte

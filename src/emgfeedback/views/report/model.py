@@ -180,8 +180,8 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
     if isinstance(given, SignalPass) and default:  # started when the session was opened
         bins, rest_q = given.result()
     elif isinstance(given, EnvelopeBins) and default and given.samples:  # the analysis' pass
-        bins = given
-        rest_q = chain_pass(rec, cfg, qcfg, None, block_s)
+        bins = given  # (or saved with it; its pass over the rest period may be running)
+        rest_q = given.rest_quality(rec, cfg, qcfg, block_s)
     else:
         if isinstance(given, SignalPass):
             given.wait()  # (for the default settings; not these)
