@@ -168,8 +168,9 @@ def _core_lines_class() -> Any:
             old = mpl.rcParams["pdf.use14corefonts"]
             # the core font of each of those properties looked up once per page (the PDF
             # renderer looks it up for every string: a font search each time)
+            # (a private method of matplotlib's PDF renderer: without it, no cache)
             pdf_renderer = getattr(renderer, "_renderer", renderer)
-            find_afm = pdf_renderer._get_font_afm
+            find_afm: Any = getattr(pdf_renderer, "_get_font_afm", None)
             afms: dict[int, tuple[Any, Any]] = {}
 
             def afm(prop: Any) -> Any:
@@ -178,7 +179,8 @@ def _core_lines_class() -> Any:
                     got = afms[id(prop)] = (prop, find_afm(prop))  # (prop kept: its id too)
                 return got[1]
 
-            pdf_renderer._get_font_afm = afm
+            if find_afm is not None:
+                pdf_renderer._get_font_afm = afm
             try:
                 for line in lines:
                     x, y, s, size, weight, color, family, ha, va = line
@@ -225,7 +227,8 @@ def _core_lines_class() -> Any:
                     gc.restore()
             finally:
                 mpl.rcParams["pdf.use14corefonts"] = old
-                del pdf_renderer._get_font_afm
+                if find_afm is not None:
+                    del pdf_renderer._get_font_afm
             self.stale = False
 
     return CoreLines
