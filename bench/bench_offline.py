@@ -69,6 +69,48 @@ def brainflow_envelope(x: np.ndarray) -> float | None:
     return time.perf_counter() - t0
 
 
+def kernel_floor(x: np.ndarray) -> tuple[float, int, float, int]:
+    """CPU seconds of SciPy's SOS kernel alone (the compiled recursion every filter of ours
+    runs in) over ``x`` (channels, samples) in 8-s blocks on one thread, nothing else timed:
+    ``(ours, our sections, brainflow's filters, their sections)``.  Ours: the chain's DC
+    high-pass and band-pass, 50 Hz notches and envelope low-pass and the artefact flags' two
+    filters, as built for this stream (:class:`Chain`, :class:`ArtefactFlags`); BrainFlow's:
+    the filters :func:`brainflow_envelope` asks it for, designed by ``scipy.signal.butter``
+    with the same orders.  The floor under any whole-process figure of ours, whatever the rest
+    of the analysis costs."""
+    from scipy import signal
+
+    from emgfeedback.dsp.chain import Chain
+    from emgfeedback.dsp.filters import sosfilt_kernel
+    from emgfeedback.dsp.quality import ArtefactFlags
+
+    kernel = sosfilt_kernel()
+    c = x.shape[0]
+    chain = Chain(FS, c, measure_quality=False)
+    chain._set_mains(50)
+    assert chain._notch is not None
+    flags = ArtefactFlags(FS, c)
+    ours = [chain.front_sos, chain._notch.sos, chain.envelope_stage.sos, flags._wide.sos,
+            flags._lf.sos]
+    theirs = [signal.butter(4, [20.0, 450.0], "bandpass", fs=FS, output="sos"),
+              signal.butter(4, [48.0, 52.0], "bandstop", fs=FS, output="sos"),
+              signal.butter(2, 8.0, "lowpass", fs=FS, output="sos")]
+    block = int(8 * FS)
+
+    def run(cascades: list[np.ndarray]) -> float:
+        zi = [np.zeros((c, len(s), 2)) for s in cascades]
+        spent = 0.0
+        for a in range(0, x.shape[1], block):
+            buf = np.ascontiguousarray(x[:, a:a + block])
+            for s, z in zip(cascades, zi):
+                t0 = time.thread_time()
+                kernel(np.ascontiguousarray(s), buf, z)
+                spent += time.thread_time() - t0
+        return spent
+
+    return (run(ours), sum(len(s) for s in ours), run(theirs), sum(len(s) for s in theirs))
+
+
 def thread_split(path: Path) -> dict[str, float]:
     """CPU seconds by thread of one in-process ``analyze_file(path)`` (``main``: the calling
     thread, imports excluded; ``read-ahead``: the pipeline's reader and chain; ``flags``: the
@@ -149,6 +191,7 @@ def main() -> str:
             dur30 = rec.duration_s
         split = thread_split(f30)
         bf = brainflow_envelope(x)
+        floor_ours, sec_ours, floor_bf, sec_bf = kernel_floor(x)
         nk = neurokit_cs(np.ascontiguousarray(x[:, : int(10 * FS)].T))
         del x
         # report: analysed by the command, then with the analysis saved beside the file
@@ -204,6 +247,12 @@ def main() -> str:
         f"{split.get('flags', 0.0):.2f} s (wall {split['wall']:.2f} s) | |",
         "| BrainFlow DataFilter band-pass + band-stop + rectify + low-pass, in process, same "
         "data | " + ("not installed |" if bf is None else f"{bf:.2f} s |") + " |",
+        "| SciPy's SOS kernel alone, one thread, same data: our chain's and artefact flags' "
+        f"{sec_ours} sections per sample (1 Hz high-pass, 20-450 Hz band-pass, 50 Hz notches, "
+        f"envelope low-pass; flags' 1 Hz high-pass and 15 Hz low-pass) | {floor_ours:.2f} s CPU "
+        "| |",
+        "| the same kernel with the filters BrainFlow is given above (`scipy.signal.butter`, "
+        f"same orders: {sec_bf} sections) | {floor_bf:.2f} s CPU | |",
         "| ratio ours (whole process) / BrainFlow (filters only) | "
         + ("- |" if ratio is None else f"{ratio:.2f} |") + " <= 1.0 |",
         "| NeuroKit2 `emg_process`, 10 s of one channel | "

@@ -2,7 +2,8 @@
 
 Large blocks take shortcuts that must not change a single bit: the 16-bit EDF reader converts
 codes on channel-major rows, the artefact flags decide a long block without flat samples by
-windows, the crosstalk index takes its per-lag dots on a two-column copy, a long chunk's flags
+windows, the crosstalk index takes every lag from one FFT cross-correlation (equal to the dots to
+rounding), a long chunk's flags
 are computed ahead by the helper thread.  Each is compared here with the general computation.
 """
 
@@ -72,25 +73,52 @@ def test_edf_reader_equals_the_grid_arithmetic(tmp_path: Path) -> None:
             assert part.flags.c_contiguous and np.array_equal(part, whole[a:b])
 
 
-def test_crosstalk_pair_copy_gives_the_strided_dots() -> None:
-    """The crosstalk index from the two-column copy equals, to the bit, the one computed on the
-    rep buffer's own columns."""
+def _direct_crosstalk(a: np.ndarray, b: np.ndarray, k: int) -> float:
+    """The crosstalk index by its definition: a dot product per lag."""
+    m = len(a)
+    vals = [np.dot(a[lag:], b[:m - lag]) for lag in range(k + 1)]
+    vals += [np.dot(a[:m - lag], b[lag:]) for lag in range(1, k + 1)]
+    return max(abs(float(v)) for v in vals) / float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
+
+
+def test_crosstalk_index_by_fft_equals_the_lag_by_lag_dots() -> None:
+    """The crosstalk index from one FFT cross-correlation per rep side equals the peak of the
+    lag-by-lag dot products to rounding, for a quiet channel lagging, leading (at the last lag
+    searched) or independent, on spans of prime length or just past a fast FFT length."""
     from emgfeedback.clinical.calibration import Calibration
-    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.clinical.detect import Detector, _fast_len
     from emgfeedback.clinical.montage import Montage
 
+    for n in (1, 2, 7, 97, 1000, 4097, 12_345):
+        f = _fast_len(n)
+        assert n <= f < 2 * n + 2
+        r = f
+        for p in (2, 3, 5):
+            while r % p == 0:
+                r //= p
+        assert r == 1
     names = ("EMG L-ZYG", "EMG L-OOC", "EMG L-FRO", "EMG R-ZYG")
     mont = Montage.from_labels(names)
     ones = np.ones(4)
     cal = Calibration(mont.names, ones, 0.5 * ones, 50.0 * ones, ("rest",) * 4, ("mvc",) * 4)
     det = Detector(FS, mont, cal)
+    k = det._xlag
+    assert k > 0
     rng = np.random.default_rng(7)
-    for m in (500, 4001, 6000, 12_345):
-        filt = rng.standard_normal((m, 4)) * rng.uniform(0.1, 100, 4)
-        filt[:, 1] += 0.3 * np.roll(filt[:, 0], 7)
+    for m in (500, 4001, 6000, 12_343):
+        filt = rng.standard_normal((m, 4)) * np.array([10.0, 1.0, 5.0, 1.0])
+        filt[:, 1] += 0.3 * np.roll(filt[:, 0], 7)  # the quiet channel lags the target
+        filt[:, 3] += 0.8 * np.roll(filt[:, 0], -k)  # leads it, at the last lag searched
+        filt[:, 2] = filt[:, 2] * (np.arange(m) < m // 2)  # silent for half the span
         on = np.ones(m, dtype=bool)
         on[: m // 10] = False
+        got = det._crosstalk(filt, on, 0, [1, 2, 3])
+        r0 = m // 10
         for q in (1, 2, 3):
-            plain = det._crosstalk(filt, on, 0, q)
-            paired = det._crosstalk(filt, on, 0, q, np.empty((m, 2)))
-            assert plain is not None and paired == plain
+            want = _direct_crosstalk(filt[r0:, 0], filt[r0:, q], k)
+            assert abs(got[q] - want) <= 1e-12, (m, q, got[q], want)
+        assert got[1] > 0.9 and got[3] > 0.9 and got[2] < 0.25  # copies, and independent
+    filt = np.zeros((1000, 4))
+    filt[:, 0] = rng.standard_normal(1000)
+    assert det._crosstalk(filt, np.ones(1000, dtype=bool), 0, [1, 2]) == {}  # silent: no index
+    assert det._crosstalk(filt, np.ones(10, dtype=bool), 0, [1]) == {}  # too short a span

@@ -826,6 +826,17 @@ def test_pdf_figures_are_compressed_once(session, tmp_path, monkeypatch):
     report_pdf.write_pdf(report, tmp_path / "r.pdf")
     assert len(seen) == 1 and len(seen[0].items) == len(report.figures) >= 3
     assert seen[0].used == len(report.figures)
+    # figures still being drawn by a second process when the pages are drawn: their pixels
+    # (filled in when they arrive) and PNGs (made there) are the ones written, compressed once
+    from emgfeedback.views.report import figures
+
+    if figures.can_fork():
+        pending = build_report(session, workers=2, pending=True)
+        assert any(isinstance(f, figures.Drawn) and not f.ready for _k, _c, f in pending.figures)
+        report_pdf.write_pdf(pending, tmp_path / "p.pdf")
+        assert len(seen) == 2 and seen[1].used == len(pending.figures)
+        for (_k, _c, a), (_k2, _c2, b) in zip(report.figures, pending.figures):
+            assert np.array_equal(figures.rgb_array(a), figures.rgb_array(b))
 
 
 def test_rep_overlays_are_one_line_collection_per_kind_with_every_reps_lines():

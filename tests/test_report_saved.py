@@ -153,24 +153,64 @@ def test_report_with_the_analysis_given_uses_envelopes_saved_beside_it(saved):
         close_session(s)
 
 
+def test_saved_envelopes_start_the_rest_pass_when_the_session_opens(saved):
+    """With saved envelopes, ``load_session(prefetch=True)`` starts the chain's pass over the
+    rest period (the quality at rest) at once, in a thread: the report takes its result, the
+    same to the bit as the pass run when the report is built; another configuration runs its
+    own."""
+    from emgfeedback.config import QualityConfig
+    from emgfeedback.views.report.bins import chain_pass
+
+    s = load_session(saved, prefetch=True)
+    try:
+        bins = s.signal_bins
+        assert isinstance(bins, EnvelopeBins)
+        assert s.signal is not None
+        started = bins.rest_quality(s.signal, None, None, 10.0)
+        fresh = chain_pass(s.signal, None, None, None)
+        for name in ("rms_uv", "mains_ratio", "mains_uv", "diff_rms_uv", "clip_fraction"):
+            assert np.array_equal(getattr(started, name), getattr(fresh, name))
+        assert started.at == fresh.at
+        assert bins.rest_quality(s.signal, None, QualityConfig(), 10.0) is not started
+        scan = envelopes_pct(s)
+        assert scan.rest_quality is started  # (the one started when the session opened)
+    finally:
+        close_session(s)
+    plain = load_session(saved)  # (no prefetch: computed when the report is built)
+    try:
+        assert isinstance(plain.signal_bins, EnvelopeBins)
+        assert np.array_equal(envelopes_pct(plain).rest_quality.rms_uv, fresh.rms_uv)
+    finally:
+        close_session(plain)
+
+
 def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeypatch):
-    """``workers=2`` (what ``report`` does) draws some figures in a forked process: the HTML is
-    the same to the byte (every figure's PNG), the PDF's text the same; a drawing process that
-    fails leaves its figures to this one, with the same result."""
+    """``workers=2`` (what ``report`` does) draws some figures in a forked process, while this
+    one draws the others and the PDF's pages: the HTML and the PDF are the same to the byte
+    (every figure's pixels); a drawing process that fails (before or after it sent its
+    figures' sizes, or hangs) leaves its figures to this one, with the same result and no
+    partial file."""
     import os
 
     from emgfeedback.views.report import figures
 
     if not figures.can_fork():
         pytest.skip("no fork or a single core here: workers=2 draws in one process")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")  # the PDF's date: the files comparable
     s = load_session(saved)
+
+    def same_as_serial(name: str) -> None:
+        assert (tmp_path / "1.html").read_bytes() == (tmp_path / f"{name}.html").read_bytes()
+        assert (tmp_path / "1.pdf").read_bytes() == (tmp_path / f"{name}.pdf").read_bytes()
+        assert not list(tmp_path.glob("*.part"))
+
     try:
         serial = write_report(s, tmp_path / "1.html", tmp_path / "1.pdf")
         forked = write_report(s, tmp_path / "2.html", tmp_path / "2.pdf", workers=2)
         assert any(isinstance(f, figures.Drawn) for _k, _c, f in forked.figures)
         assert not any(isinstance(f, figures.Drawn) for _k, _c, f in serial.figures)
         assert [k for k, _c, _f in forked.figures] == [k for k, _c, _f in serial.figures]
-        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "2.html").read_bytes()
+        same_as_serial("2")
         assert stat.S_IMODE((tmp_path / "2.pdf").stat().st_mode) == 0o600
         from emgfeedback.views.report.pdf import page_lines, pages
 
@@ -186,9 +226,47 @@ def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeyp
             return real(fig)
 
         monkeypatch.setattr(figures, "_rendered", fails_in_child)
-        again = write_report(s, tmp_path / "3.html", workers=2)
+        again = write_report(s, tmp_path / "3.html", tmp_path / "3.pdf", workers=2)
         assert not any(isinstance(f, figures.Drawn) for _k, _c, f in again.figures)
-        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "3.html").read_bytes()
+        same_as_serial("3")
+        write_report(s, tmp_path / "3b.html", workers=2)  # no PDF: the figures awaited at once
+        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "3b.html").read_bytes()
+        # the child fails before it sends the sizes of its figures (making one)
+        real_pixel_size = figures.pixel_size
+
+        def no_size_in_child(fig):  # type: ignore[no-untyped-def]
+            if os.getpid() != parent:
+                raise MemoryError()
+            return real_pixel_size(fig)
+
+        monkeypatch.setattr(figures, "_rendered", real)
+        monkeypatch.setattr(figures, "pixel_size", no_size_in_child)
+        early = write_report(s, tmp_path / "6.html", tmp_path / "6.pdf", workers=2)
+        assert not any(isinstance(f, figures.Drawn) for _k, _c, f in early.figures)
+        same_as_serial("6")
+        # the child announces another size than it draws: the PDF is laid out again
+
+        def wrong_size_in_child(fig):  # type: ignore[no-untyped-def]
+            w, h = real_pixel_size(fig)
+            return (w + 7, h) if os.getpid() != parent else (w, h)
+
+        from emgfeedback.views.report import pdf as report_pdf
+
+        writes = []
+        real_write = report_pdf._write_pdf
+
+        def counted(*a):  # type: ignore[no-untyped-def]
+            writes.append(1)
+            return real_write(*a)
+
+        monkeypatch.setattr(figures, "pixel_size", wrong_size_in_child)
+        monkeypatch.setattr(report_pdf, "_write_pdf", counted)
+        relaid = write_report(s, tmp_path / "7.html", tmp_path / "7.pdf", workers=2)
+        assert any(isinstance(f, figures.Drawn) for _k, _c, f in relaid.figures)
+        assert len(writes) == 2  # laid out with the sizes announced, then again
+        same_as_serial("7")
+        monkeypatch.setattr(report_pdf, "_write_pdf", real_write)
+        monkeypatch.setattr(figures, "pixel_size", real_pixel_size)
         # the child's error path fails too (an exception that cannot be printed): the child
         # still ends there, it never returns into this code
         class Unprintable(Exception):
@@ -201,10 +279,10 @@ def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeyp
             return real(fig)
 
         monkeypatch.setattr(figures, "_rendered", unprintable_in_child)
-        odd = write_report(s, tmp_path / "5.html", workers=2)
+        odd = write_report(s, tmp_path / "5.html", tmp_path / "5.pdf", workers=2)
         assert os.getpid() == parent
         assert not any(isinstance(f, figures.Drawn) for _k, _c, f in odd.figures)
-        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "5.html").read_bytes()
+        same_as_serial("5")
         # the drawing process hangs (a lock it can never take): stopped after the wait
         import time
 
@@ -216,10 +294,56 @@ def test_figures_drawn_in_a_second_process_are_the_same(saved, tmp_path, monkeyp
         monkeypatch.setattr(figures, "_rendered", hangs_in_child)
         monkeypatch.setattr(figures, "FORK_WAIT_S", 1.0)
         t0 = time.monotonic()
-        late = write_report(s, tmp_path / "4.html", workers=2)
+        late = write_report(s, tmp_path / "4.html", tmp_path / "4.pdf", workers=2)
         assert time.monotonic() - t0 < 30
         assert not any(isinstance(f, figures.Drawn) for _k, _c, f in late.figures)
-        assert (tmp_path / "1.html").read_bytes() == (tmp_path / "4.html").read_bytes()
+        same_as_serial("4")
+    finally:
+        close_session(s)
+
+
+def test_a_pdf_that_fails_while_the_second_process_draws_stops_it(saved, tmp_path,
+                                                                   monkeypatch):
+    """The PDF's pages are drawn while the second process still draws its figures: a failure
+    there (here an error laying out a page) stops that process at once (nothing waits for its
+    figures), leaves no partial file and no earlier report changed; the next report is whole."""
+    import os
+    import time
+
+    from emgfeedback.views.report import figures
+    from emgfeedback.views.report import pdf as report_pdf
+
+    if not figures.can_fork():
+        pytest.skip("no fork or a single core here: workers=2 draws in one process")
+    s = load_session(saved)
+    children: list[int] = []
+    real_fork = figures.fork_drawing
+
+    def spy(makers):  # type: ignore[no-untyped-def]
+        d = real_fork(makers)
+        if d is not None:
+            children.append(d.pid)
+        return d
+
+    def broken(report):  # type: ignore[no-untyped-def]
+        raise RuntimeError("no room on the page")
+
+    monkeypatch.setattr(figures, "fork_drawing", spy)
+    try:
+        (tmp_path / "r.pdf").write_bytes(b"earlier")
+        with monkeypatch.context() as m:
+            m.setattr(report_pdf, "pages", broken)
+            t0 = time.monotonic()
+            with pytest.raises(RuntimeError, match="no room"):
+                write_report(s, tmp_path / "r.html", tmp_path / "r.pdf", workers=2)
+            assert time.monotonic() - t0 < 20
+        assert children
+        with pytest.raises(ChildProcessError):  # stopped and reaped
+            os.waitpid(children[-1], os.WNOHANG)
+        assert (tmp_path / "r.pdf").read_bytes() == b"earlier"
+        assert not (tmp_path / "r.html").exists() and not list(tmp_path.glob("*.part"))
+        write_report(s, tmp_path / "r.html", tmp_path / "r.pdf", workers=2)
+        assert (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
     finally:
         close_session(s)
 

@@ -546,6 +546,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         finally:
             close_session(session)
     finally:
+        if _OWN_PROCESS:  # the command ends with the report: what is left of its objects (in
+            gc.freeze()  # cycles) is freed by the exit, not searched by two collections first
         if paused:
             gc.enable()
     print(f"wrote {out}" + (f" and {pdf}" if pdf else ""))

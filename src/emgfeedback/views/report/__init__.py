@@ -97,22 +97,31 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
     ``history``: the comparison with earlier sessions
     (:func:`emgfeedback.views.history.progress.context_for`).  ``workers``: 2 draws some
     figures in a second process (a ``fork`` of this one, Linux; ``report`` does, a window's
-    process does not: see :func:`.model.build_report`).  The PDF is written first, then the
-    HTML.  Files are written to a temporary name and renamed, so a failure never leaves a half
-    report over an earlier one.
+    process does not: see :func:`.model.build_report`).  The PDF is written first (its pages
+    drawn while the second process still draws its figures), then the HTML.  Files are
+    written to a temporary name and renamed, so a failure never leaves a half report over an
+    earlier one.
     """
+    from emgfeedback.views.report import figures
     from emgfeedback.views.report.html import render_html
     from emgfeedback.views.report.model import build_report, placement_svg
     from emgfeedback.views.report.pdf import start_placement_png, write_pdf
+    from emgfeedback.validate import write_private
 
     if pdf is not None:  # the PDF's placement figure rasterised while the report is built
         start_placement_png(placement_svg())
-    report = build_report(session, cfg, history=history, workers=workers)
-    if pdf is not None:  # first: the HTML's last PNGs are encoded while its pages are drawn
-        write_pdf(report, Path(pdf))
-    text = render_html(report)
-    from emgfeedback.validate import write_private
-
+    # with a PDF, the second process's figures are awaited only when the PDF's pages are drawn
+    report = build_report(session, cfg, history=history, workers=workers,
+                          pending=pdf is not None)
+    try:
+        if pdf is not None:  # first: the HTML's last PNGs are encoded while its pages are drawn
+            write_pdf(report, Path(pdf))
+        figures.settle([f for _k, _c, f in report.figures])
+        text = render_html(report)
+    finally:
+        figures.cancel([f for _k, _c, f in report.figures])  # (nothing when they are in)
+    # a figure the second process failed to draw, drawn here: the report keeps that one
+    report.figures = [(k, c, figures.settled(f)) for k, c, f in report.figures]
     write_private(Path(out), text)  # 0600, atomic: never half a report over an earlier one
     log.info("report of %s written to %s", session.source, out)
     return report

@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,33 @@ class EnvelopeBins:
         #: rows of the bin ``_held_bin`` not yet summed (:meth:`add`)
         self._held: list[np.ndarray] = []
         self._held_bin = 0
+        #: the quality at rest being computed (:meth:`start_rest_pass`)
+        self._rest: Future[Quality] | None = None
+
+    def start_rest_pass(self, rec: Recording) -> None:
+        """Start the chain's pass over the rest period of ``rec`` (the quality at rest, default
+        settings: :func:`chain_pass` without bins) in a background thread, for envelopes that
+        need no pass: it runs while the caller imports the report's drawing (the filter kernels
+        release the GIL).  :meth:`rest_quality` takes its result; :meth:`wait` before closing
+        the recording."""
+        if self._rest is None:
+            pool = ThreadPoolExecutor(1, thread_name_prefix="report-rest")
+            self._rest = pool.submit(chain_pass, rec, None, None, None)
+            pool.shutdown(wait=False)  # the thread ends with its one task
+
+    def rest_quality(self, rec: Recording, cfg: DspConfig | None, qcfg: QualityConfig | None,
+                     block_s: float) -> Quality:
+        """The quality at rest of ``rec`` (:func:`chain_pass` without bins): the one started by
+        :meth:`start_rest_pass` for the default settings, else computed now."""
+        if (self._rest is not None and cfg in (None, DspConfig()) and qcfg is None
+                and block_s == 10.0):
+            return self._rest.result()
+        return chain_pass(rec, cfg, qcfg, None, block_s)
+
+    def wait(self) -> None:
+        """Wait until a pass started by :meth:`start_rest_pass` has stopped reading."""
+        if self._rest is not None:
+            self._rest.exception()
 
     def feed(self, p: Processed) -> None:
         self.add(p.start, p.envelope, p.raw)

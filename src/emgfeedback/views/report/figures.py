@@ -71,14 +71,39 @@ class Drawn:
     """A figure drawn in another process (:func:`fork_drawing`): its drawing at
     :data:`RENDER_DPI` (a PIL RGB image), and PNGs of it made already (for the HTML, by
     resolution; the PDF's, :func:`pdf_png`); :func:`rgb_array`, :func:`png_bytes` and :func:`prepare`
-    take it as they take a figure."""
+    take it as they take a figure.
 
-    def __init__(self, image: Any, pngs: dict[int, bytes], pdf: bytes | None) -> None:
-        self.image = image
+    One of :meth:`ForkedDrawing.pending` may still be on its way: its :attr:`size` is known
+    (the child sends it before drawing), :func:`pixels` hands out an array of that size that is
+    filled when the drawing arrives, and reading :attr:`image` waits for it (the thread that
+    started the drawing settles it: :func:`settle`; any other thread waits)."""
+
+    def __init__(self, image: Any, pngs: dict[int, bytes], pdf: bytes | None,
+                 size: tuple[int, int] | None = None,
+                 source: "ForkedDrawing | None" = None) -> None:
+        self._image = image
         self.pngs = pngs
         self.pdf = pdf
+        #: (width, height) in pixels at :data:`RENDER_DPI`
+        self.size: tuple[int, int] = image.size if image is not None else size  # type: ignore[assignment]
+        self._source = source
+        #: the figure drawn in this process instead (the second process failed), or ``None``
+        self.figure: Figure | None = None
+        #: the array :func:`pixels` handed out before the drawing arrived (filled then)
+        self.early: np.ndarray | None = None
         #: PNGs being encoded here (:func:`prepare`), by resolution
         self.encoding: dict[int, Future[bytes]] = {}
+
+    @property
+    def ready(self) -> bool:
+        return self._image is not None
+
+    @property
+    def image(self) -> Any:
+        if self._image is None:
+            assert self._source is not None
+            self._source.settle()
+        return self._image
 
 
 def _rendered(fig: Figure | Drawn) -> Any:
@@ -107,7 +132,48 @@ def _rendered(fig: Figure | Drawn) -> Any:
 def rgb_array(fig: Figure | Drawn) -> np.ndarray:
     """The figure drawn at :data:`RENDER_DPI` as ``(height, width, 3)`` uint8 pixels (for the
     PDF, which embeds the pixels itself: no PNG encoded and decoded on the way)."""
+    if isinstance(fig, Drawn) and fig.early is not None:
+        fig.image  # noqa: B018 (waits for the drawing, which fills ``early``)
+        return fig.early
     return np.asarray(_rendered(fig))
+
+
+def pixels(fig: Figure | Drawn) -> np.ndarray:
+    """:func:`rgb_array` without waiting for a figure still being drawn by the second process:
+    an array of its size, filled in place when its drawing arrives (:func:`settle`); the PDF
+    writer lays out and draws its pages with it and reads the pixels only when it closes."""
+    if isinstance(fig, Drawn) and not fig.ready:
+        if fig.early is None:
+            w, h = fig.size
+            fig.early = np.zeros((h, w, 3), dtype=np.uint8)
+        return fig.early
+    return rgb_array(fig)
+
+
+def settle(figs: Sequence[Any]) -> None:
+    """Wait for the figures of ``figs`` still being drawn by a second process (drawing here
+    those it failed to draw)."""
+    for fig in figs:
+        if isinstance(fig, Drawn):
+            fig.image  # noqa: B018
+
+
+def settled(fig: Any) -> Any:
+    """The figure as the report keeps it: a figure the second process failed to draw is the
+    one drawn here."""
+    if isinstance(fig, Drawn):
+        fig.image  # noqa: B018
+        if fig.figure is not None:
+            return fig.figure
+    return fig
+
+
+def cancel(figs: Sequence[Any]) -> None:
+    """Stop the second process drawing any of ``figs`` (a report that failed); whoever waits
+    for those figures gets :class:`ForkFailed`."""
+    for fig in figs:
+        if isinstance(fig, Drawn) and fig._source is not None:
+            fig._source.cancel()
 
 
 #: The HTML report's figures are PNGs at this resolution.
@@ -120,15 +186,15 @@ _ENCODER: list[ThreadPoolExecutor] = []
 def prepare(fig: Figure | Drawn, dpi: int = HTML_DPI) -> None:
     """Draw the figure now (:data:`RENDER_DPI`) and encode its PNG at ``dpi`` in a background
     thread (Pillow releases the GIL while it resamples and compresses), while the caller goes on
-    drawing the next figure; :func:`png_bytes` returns that PNG."""
-    img = _rendered(fig)
+    drawing the next figure; :func:`png_bytes` returns that PNG.  (A figure still being drawn
+    by the second process is encoded when it arrives.)"""
     if not _ENCODER:
         _ENCODER.append(ThreadPoolExecutor(1, thread_name_prefix="report-png"))
     if isinstance(fig, Drawn):
         if dpi not in fig.pngs and dpi not in fig.encoding:
-            fig.encoding[dpi] = _ENCODER[0].submit(_png, img, dpi)
+            fig.encoding[dpi] = _ENCODER[0].submit(_drawn_png, fig, dpi)
         return
-    _PNG.setdefault(fig, {})[dpi] = _ENCODER[0].submit(_png, img, dpi)
+    _PNG.setdefault(fig, {})[dpi] = _ENCODER[0].submit(_png, _rendered(fig), dpi)
 
 
 def png_bytes(fig: Figure | Drawn, dpi: int = 100) -> bytes:
@@ -141,6 +207,11 @@ def png_bytes(fig: Figure | Drawn, dpi: int = 100) -> bytes:
     return _png(_rendered(fig), dpi)
 
 
+def _drawn_png(fig: Drawn, dpi: int) -> bytes:
+    img = fig.image  # (in the encoder thread: waits for a pending drawing)
+    return fig.pngs[dpi] if dpi in fig.pngs else _png(img, dpi)
+
+
 def _png(img: Any, dpi: int) -> bytes:
     """PNG bytes of the drawing ``img`` (at :data:`RENDER_DPI`) resampled to ``dpi``."""
     from PIL import Image
@@ -150,18 +221,25 @@ def _png(img: Any, dpi: int) -> bytes:
         k = dpi / RENDER_DPI
         img = img.resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
-    img.save(buf, format="PNG", dpi=(dpi, dpi))
+    img.save(buf, format="PNG", dpi=(dpi, dpi), compress_level=PNG_LEVEL)
     return buf.getvalue()
+
+
+#: zlib level of the figures' PNGs (HTML and PDF): the same pixels as Pillow's default (6) in
+#: about half of its time, for files about 5 % larger (a 30-minute report's four figures: 1.1 s
+#: of CPU at level 6, measured, issue 13).
+PNG_LEVEL = 3
 
 
 def pdf_png(rgb: np.ndarray) -> bytes:
     """The PNG the PDF writer embeds for an image of these pixels (``(h, w, 3)`` uint8): Pillow's
     PNG of its rows bottom first, as matplotlib's ``PdfFile._writePng`` makes it (see
-    :class:`.pdf._EarlyImages`)."""
+    :class:`.pdf._EarlyImages`), compressed at :data:`PNG_LEVEL`."""
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(buf, format="png")
+    Image.fromarray(np.ascontiguousarray(rgb[::-1])).save(buf, format="png",
+                                                          compress_level=PNG_LEVEL)
     return buf.getvalue()
 
 
@@ -189,27 +267,108 @@ class ForkFailed(Exception):
 
 class ForkedDrawing:
     """Figures being drawn by a child process (:func:`fork_drawing`); :meth:`result` waits for
-    them, :meth:`cancel` stops the child."""
+    them, :meth:`pending` only for their sizes, :meth:`cancel` stops the child.
 
-    def __init__(self, pid: int, fd: int, n: int) -> None:
+    The child sends two messages (each an 8-byte length and a pickle): the figures' sizes,
+    once it has made them and before it draws them, then their pixels."""
+
+    def __init__(self, pid: int, fd: int, makers: Sequence[Callable[[], Figure]]) -> None:
         self.pid = pid
-        self.n = n
+        self.n = len(makers)
+        self._makers = list(makers)
         self._data = bytearray()
         self._status: int | None = None
+        self._sizes: list[tuple[int, int]] | None = None
+        self._sized = threading.Event()  # the sizes are in, or the child's output ended
+        self._lock = threading.Lock()
+        self._owner = threading.get_ident()
+        self._pending: list[Drawn] = []
+        self._error: str | None = None  # what the child said when it failed
+        self._failed: str | None = None  # why the pending figures could not be settled
+        self._done = threading.Event()  # the pending figures are settled (or failed)
         # read as it comes (the child never waits on a full pipe while this process draws)
         self._reader = threading.Thread(target=self._read, args=(fd,), daemon=True,
                                         name="report-figures-reader")
         self._reader.start()
 
     def _read(self, fd: int) -> None:
-        with os.fdopen(fd, "rb") as f:
-            while chunk := f.read(1 << 20):
-                self._data += chunk
+        import pickle
+
+        try:
+            with os.fdopen(fd, "rb") as f:
+                while chunk := f.read1(1 << 20):  # (what has come: the sizes come alone)
+                    self._data += chunk
+                    if not self._sized.is_set() and len(self._data) >= 8:
+                        n = int.from_bytes(self._data[:8], "big")
+                        if len(self._data) >= 8 + n:
+                            try:
+                                kind, what = pickle.loads(bytes(self._data[8:8 + n]))
+                                if kind == "sizes":
+                                    self._sizes = [(int(w), int(h)) for w, h in what]
+                                    del self._data[:8 + n]
+                                else:
+                                    self._error = str(what)
+                            except Exception as exc:
+                                self._error = f"unreadable ({type(exc).__name__})"
+                            self._sized.set()
+        finally:
+            self._sized.set()
 
     def _wait(self) -> int:
         if self._status is None:
             self._status = os.waitpid(self.pid, 0)[1]
         return self._status
+
+    def pending(self) -> list[Drawn]:
+        """The figures as they will be (:class:`Drawn` of known size, their pixels on their
+        way), once the child has sent their sizes (raises :class:`ForkFailed`, also when it has
+        not within :data:`FORK_WAIT_S`); :func:`settle` waits for their pixels."""
+        if not self._sized.wait(FORK_WAIT_S):
+            self._stop()
+            raise ForkFailed(f"the drawing process did not start in {FORK_WAIT_S:g} s")
+        if self._sizes is None or len(self._sizes) != self.n:
+            self._stop()
+            raise ForkFailed(self._error or "the drawing process ended without its figures")
+        self._pending = [Drawn(None, {}, None, size=sz, source=self) for sz in self._sizes]
+        return self._pending
+
+    def settle(self) -> None:
+        """Give the :meth:`pending` figures their drawings: the child's or, when it failed,
+        drawn here by the thread that started it; another thread waits for that."""
+        if self._done.is_set() or threading.get_ident() != self._owner:
+            if not self._done.wait(2 * FORK_WAIT_S + 60.0):
+                raise ForkFailed("the figures were not settled")
+            if self._failed is not None:
+                raise ForkFailed(self._failed)
+            return
+        with self._lock:
+            if self._done.is_set():
+                return
+            try:
+                try:
+                    got = self.result()
+                except ForkFailed as exc:
+                    log.warning("the second process did not draw the figures (%s); drawn here",
+                                exc)
+                    got = []
+                    for d, make in zip(self._pending, self._makers):
+                        d.figure = make()
+                        got.append(Drawn(_rendered(d.figure), {}, None))
+                for d, g in zip(self._pending, got):
+                    d.pngs, d.pdf = g.pngs, g.pdf
+                    img = g.image
+                    if d.early is not None:
+                        px = np.asarray(img)
+                        if px.shape == d.early.shape:
+                            d.early[...] = px
+                        else:  # (never seen: the same figure at the same dpi) laid out again
+                            d.early = None
+                    d._image = img  # last: a thread that sees it sees the rest filled
+            except BaseException as exc:
+                self._failed = f"{type(exc).__name__}: {exc}"
+                raise
+            finally:
+                self._done.set()
 
     def result(self) -> list[Drawn]:
         """The figures, in the order of the makers (raises :class:`ForkFailed`, also when the
@@ -219,11 +378,16 @@ class ForkedDrawing:
 
         self._reader.join(FORK_WAIT_S)
         if self._reader.is_alive():
-            self.cancel()
+            self._stop()
             raise ForkFailed(f"the drawing process did not finish in {FORK_WAIT_S:g} s")
         status = self._wait()
+        if self._sizes is None and self._error is not None:
+            raise ForkFailed(self._error)
         try:
-            kind, payload = pickle.loads(bytes(self._data))
+            n = int.from_bytes(self._data[:8], "big")
+            if self._sizes is None or len(self._data) != 8 + n:
+                raise ValueError("not one whole message")
+            kind, payload = pickle.loads(bytes(self._data[8:]))
         except Exception as exc:  # nothing (the child was killed) or half of it
             raise ForkFailed(f"the drawing process ended ({status}) without its figures "
                              f"({type(exc).__name__})") from None
@@ -233,11 +397,18 @@ class ForkedDrawing:
             raise ForkFailed(str(payload))
         from PIL import Image
 
-        return [Drawn(Image.frombytes("RGB", size, pixels), {}, None)
-                for size, pixels in payload]
+        return [Drawn(Image.frombytes("RGB", size, px), {HTML_DPI: html}, pdf)
+                for size, px, html, pdf in payload]
 
     def cancel(self) -> None:
-        """Stop the child if it still runs (the report failed or was interrupted)."""
+        """Stop the child if it still runs (the report failed or was interrupted); figures
+        still pending fail (whoever waits for them gets :class:`ForkFailed`)."""
+        self._stop()
+        if not self._done.is_set():
+            self._failed = self._failed or "the drawing was stopped"
+            self._done.set()
+
+    def _stop(self) -> None:
         if self._status is None:
             import signal
 
@@ -249,18 +420,39 @@ class ForkedDrawing:
             self._reader.join()
 
 
+def pixel_size(fig: Figure) -> tuple[int, int]:
+    """``(width, height)`` of the figure drawn at :data:`RENDER_DPI` (:func:`_rendered`'s
+    image), without drawing it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    old = fig.dpi
+    fig.dpi = RENDER_DPI
+    try:
+        w, h = FigureCanvasAgg(fig).get_width_height(physical=True)
+    finally:
+        fig.dpi = old
+    return int(w), int(h)
+
+
+def _message(obj: Any) -> bytes:
+    import pickle
+
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return len(data).to_bytes(8, "big") + data
+
+
 def fork_drawing(makers: Sequence[Callable[[], Figure]]) -> ForkedDrawing | None:
     """Draw the figures ``makers`` make in a child process, on the second core, while this
     process goes on (matplotlib's drawing holds the GIL: a thread would not run beside it).
 
     The child is a ``fork`` of this process: it has the report's data and the imported
-    matplotlib without pickling or importing anything, makes and draws each figure exactly as
-    :func:`prepare` would here (same code, same pixels), sends the pixels through a pipe and
-    exits; it writes no file (:func:`prepare` encodes their PNG here).  ``None`` when
-    this machine cannot (:func:`can_fork`, or the fork failed): the caller draws them itself."""
+    matplotlib without pickling or importing anything, makes each figure and sends its size,
+    then draws each exactly as :func:`prepare` would here (same code, same pixels), sends the
+    pixels through a pipe and exits; it writes no file (:func:`prepare` encodes their PNG
+    here).  ``None`` when this machine cannot (:func:`can_fork`, or the fork failed): the
+    caller draws them itself."""
     if not makers or not can_fork():
         return None
-    import pickle
     import warnings
 
     r, w = os.pipe()
@@ -279,28 +471,32 @@ def fork_drawing(makers: Sequence[Callable[[], Figure]]) -> ForkedDrawing | None
         code = 1
         try:  # whatever happens here (an error in the error path, a second Ctrl-C), the child
             # never returns into the parent's code: it ends at os._exit below
-            try:
-                os.close(r)
-                out = []
-                for make in makers:
-                    img = _rendered(make())
-                    # (the PNGs, the HTML's and the PDF's, are left to the parent, which
-                    # encodes them in threads while it draws the PDF's pages)
-                    out.append((img.size, img.tobytes()))
-                payload = pickle.dumps(("ok", out), protocol=pickle.HIGHEST_PROTOCOL)
-                code = 0
-            except BaseException as exc:
-                try:
-                    what = f"{type(exc).__name__}: {exc}"
-                except BaseException:
-                    what = type(exc).__name__
-                payload = pickle.dumps(("error", what))
             with os.fdopen(w, "wb") as f:
+                try:
+                    os.close(r)
+                    figs = [make() for make in makers]
+                    f.write(_message(("sizes", [pixel_size(fig) for fig in figs])))
+                    f.flush()  # (the parent lays out the PDF's pages meanwhile)
+                    out = []
+                    for fig in figs:
+                        img = _rendered(fig)
+                        # and their PNGs, the HTML's and the PDF's (the same calls as the
+                        # parent's): the parent meanwhile draws the PDF's pages
+                        out.append((img.size, img.tobytes(), _png(img, HTML_DPI),
+                                    pdf_png(np.asarray(img))))
+                    payload = _message(("ok", out))
+                    code = 0
+                except BaseException as exc:
+                    try:
+                        what = f"{type(exc).__name__}: {exc}"
+                    except BaseException:
+                        what = type(exc).__name__
+                    payload = _message(("error", what))
                 f.write(payload)
         finally:
             os._exit(code)
     os.close(w)
-    return ForkedDrawing(pid, r, len(makers))
+    return ForkedDrawing(pid, r, makers)
 
 
 def reduce_for_plot(y: np.ndarray, fs: float, max_points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
@@ -384,6 +580,36 @@ def _legend(fig: Figure, handles: Sequence[Any], ncols: int) -> None:
     fig.legend(handles=handles, loc="lower center", ncols=ncols, fontsize=8, frameon=False)
 
 
+def _fixed_ticks(fig: Figure) -> None:
+    """Each automatic axis' ticks fixed to those it would draw, with the labels it would give
+    them: matplotlib makes a tick (two lines, a marker and two labels) for every location its
+    locator returns, one or two beyond each end of the axis too, and formats them at every
+    drawing; fixed once the limits are final, only the ticks drawn are made.  The same ticks,
+    labels and pixels (an axis whose formatter shows an offset is left as it is)."""
+    from matplotlib import transforms
+    from matplotlib.ticker import AutoLocator, FixedFormatter, FixedLocator, ScalarFormatter
+
+    inside = getattr(transforms, "_interval_contains_close", None)
+    if inside is None:  # (another matplotlib: left to it)
+        return
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            locator, formatter = axis.get_major_locator(), axis.get_major_formatter()
+            if not (axis.get_visible() and type(locator) is AutoLocator
+                    and type(formatter) is ScalarFormatter):
+                continue  # (a shared axis: fixed with the first)
+            locs = axis.get_majorticklocs()  # as drawing takes them, at the final limits
+            labels = formatter.format_ticks(locs)  # type: ignore[arg-type]
+            if formatter.get_offset():
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            trans = axis.get_transform()
+            ends = trans.transform([lo, hi])
+            keep = [i for i, loc in enumerate(locs) if inside(ends, trans.transform(loc))]
+            axis.set_major_locator(FixedLocator([locs[i] for i in keep]))
+            axis.set_major_formatter(FixedFormatter([labels[i] for i in keep]))
+
+
 def _span_collection(ax: Axes, spans: list[tuple[float, float]], color: str, alpha: float,
                      zorder: float = 0) -> None:
     if spans:
@@ -433,7 +659,11 @@ def fig_envelopes(
         spans[ex] = sorted(set(spans[ex]))
     top = float(np.nanpercentile(env_pct, 99.5)) * 1.15 if env_pct.size else 100.0
     top = max(20.0, min(top, 150.0))
+    xlim = (t_range if t_range is not None else
+            (float(t[0]), float(t[-1])) if len(t) else None)
     for j, (ax, ch) in enumerate(zip(axes, channels)):
+        if xlim is not None:  # both limits are set below: no autoscaling of the shared x axis
+            ax.set_autoscale_on(False)  # (for every artist added: the same limits, the same figure)
         _span_collection(ax, list(calibration), "#bbbbbb", 0.25)
         for ex, sp in spans.items():
             _span_collection(ax, sp, colors[ex], 0.18)
@@ -462,16 +692,15 @@ def fig_envelopes(
         ax.grid(axis="y", alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
     axes[-1].set_xlabel("time (s)")
-    if t_range is not None:
-        axes[-1].set_xlim(*t_range)
-    elif len(t):
-        axes[-1].set_xlim(float(t[0]), float(t[-1]))
+    if xlim is not None:
+        axes[-1].set_xlim(*xlim)
     handles = [Patch(color=c, alpha=0.35, label=ex) for ex, c in colors.items()]
     if calibration:
         handles.insert(0, Patch(color="#bbbbbb", alpha=0.4, label="calibration (rest, MVC)"))
     handles.append(Patch(color=EVENT_COLOR, alpha=0.6, label="synkinesis event"))
     _legend(fig, handles, min(len(handles), 6))
     _suptitle(fig, title)
+    _fixed_ticks(fig)
     return fig
 
 
@@ -522,8 +751,14 @@ def fig_rep_overlays(
                 if groups[kind]:
                     lc = LineCollection(groups[kind], colors=color, linewidths=lw, alpha=0.8,
                                         rasterized=True)
-                    ax.add_collection(lc)
-            ax.autoscale_view()
+                    # the data limits only: the axes share both axes, so one autoscaling below
+                    # sets them all (autoscaling the group at every collection cost more than
+                    # making the figure's other artists)
+                    ax.add_collection(lc, autolim="_datalim_only")
+    axes[0, 0].autoscale_view()
+    for i, ex in enumerate(exercises):
+        for k, side in enumerate(sides):
+            ax = axes[i, k]
             ax.axvline(0, color="k", lw=0.5, ls=":")
             ax.set_title(f"{ex}, side {side}", fontsize=9, loc="left", y=_TITLE_Y)
             ax.tick_params(labelsize=7)
@@ -536,6 +771,7 @@ def fig_rep_overlays(
                Patch(color=EVENT_COLOR, label="regions to keep quiet, rep with synkinesis")]
     _legend(fig, handles, 3)
     _suptitle(fig, "Reps overlaid from the cue")
+    _fixed_ticks(fig)
     return fig
 
 
@@ -595,6 +831,7 @@ def fig_rep_bars(rows: Sequence[RepRow], affected_side: str = "") -> Figure:
                Patch(facecolor="white", edgecolor=EVENT_COLOR, hatch="//", label="synkinesis")]
     _legend(fig, handles, 3)
     _suptitle(fig, "Per rep: target peak %MVC (bars) and isolation (dots)")
+    _fixed_ticks(fig)
     return fig
 
 
@@ -621,5 +858,6 @@ def fig_symmetry(metrics: Sequence[ExerciseMetrics]) -> Figure:
     ax.set_xlabel("affected / unaffected mean %MVC while active (dashed: equal)")
     ax.set_title("Symmetry per exercise", fontsize=11, y=_TITLE_Y)
     ax.grid(axis="x", alpha=0.3)
+    _fixed_ticks(fig)
     return fig
 

@@ -336,7 +336,9 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
         here (its pass collects the report's envelopes) and no envelopes were saved with it
         (:func:`.bins.load_report_data`), start the report's pass over the signal now, in a
         background thread (:class:`.bins.SignalPass`), so it runs while the caller imports and
-        prepares the report; close the session with :func:`close_session`.
+        prepares the report (with saved envelopes, its pass over the rest period only, for the
+        quality at rest: :meth:`.bins.EnvelopeBins.start_rest_pass`); close the session with
+        :func:`close_session`.
 
     Raises
     ------
@@ -380,6 +382,8 @@ def load_session(path: Path, analysis: Path | Mapping[str, Any] | None = None,
             session = replace(session, signal_bins=collect[-1])
         elif saved_bins is not None:  # saved with the analysis: no pass over the signal
             session = replace(session, signal_bins=saved_bins)
+            if prefetch:  # only over the rest period, for its quality: started now
+                saved_bins.start_rest_pass(rec)
         elif prefetch and keep_signal:
             session = replace(session, signal_bins=SignalPass(rec))
     except BaseException:
@@ -396,6 +400,8 @@ def close_session(session: SessionInput) -> None:
     if isinstance(session.signal_bins, SignalPass):
         session.signal_bins.cancel()
         session.signal_bins.wait()
+    elif isinstance(session.signal_bins, EnvelopeBins):
+        session.signal_bins.wait()  # (its pass over the rest period, when started)
     if session.signal is not None:
         session.signal.close()
 

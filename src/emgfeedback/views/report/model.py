@@ -180,8 +180,8 @@ def envelopes_pct(session: SessionInput, cfg: DspConfig | None = None, bin_s: fl
     if isinstance(given, SignalPass) and default:  # started when the session was opened
         bins, rest_q = given.result()
     elif isinstance(given, EnvelopeBins) and default and given.samples:  # the analysis' pass
-        bins = given
-        rest_q = chain_pass(rec, cfg, qcfg, None, block_s)
+        bins = given  # (or saved with it; its pass over the rest period may be running)
+        rest_q = given.rest_quality(rec, cfg, qcfg, block_s)
     else:
         if isinstance(given, SignalPass):
             given.wait()  # (for the default settings; not these)
@@ -473,14 +473,20 @@ def _signal_figures(session: SessionInput, scan: SignalScan, rows: Sequence[RepR
 
 
 #: With a second process (``workers`` > 1), the figures it draws: the reps overlaid, the longest
-#: to draw (about as long as the envelopes, the bars and the symmetry together: measured).
-_FORKED = ("overlays",)
+#: to draw, and the symmetry, so that both processes finish together when this one writes the
+#: PDF's pages meanwhile (measured, issue 13).
+_FORKED = ("overlays", "symmetry")
 
 
-def _draw(makers: Sequence[FigureMaker], workers: int) -> list[tuple[str, str, Any]]:
-    """Each figure made and drawn (:func:`.figures.prepare`), in order; with ``workers`` > 1 the
-    longest ones in a second process (:func:`.figures.fork_drawing`, the same drawing code) while
-    this one draws the others.  A figure the second process could not draw is drawn here."""
+def _draw(makers: Sequence[FigureMaker], workers: int,
+          pending: bool = False) -> list[tuple[str, str, Any]]:
+    """Each figure made and drawn (:func:`.figures.prepare`), in order; with ``workers`` > 1 some
+    (:data:`_FORKED`) in a second process (:func:`.figures.fork_drawing`, the same drawing code)
+    while this one draws the others.  A figure the second process could not draw is drawn here.
+
+    ``pending``: the second process's figures are returned as soon as their sizes are known
+    (:meth:`.figures.ForkedDrawing.pending`), their pixels on their way; the caller settles or
+    cancels them (:func:`.figures.settle`, :func:`.figures.cancel`)."""
     keys = [k for k, _c, _m in makers]
     away = [k for k in _FORKED if k in keys]
     if workers < 2 or len(keys) < 2 or len(away) == len(keys):
@@ -490,6 +496,7 @@ def _draw(makers: Sequence[FigureMaker], workers: int) -> list[tuple[str, str, A
     if forked is None:
         away = []
     drawn: dict[str, Any] = {}
+    keep = False
     try:
         for k, _c, make in makers:
             if k not in away:
@@ -497,15 +504,19 @@ def _draw(makers: Sequence[FigureMaker], workers: int) -> list[tuple[str, str, A
                 figures.prepare(drawn[k])
         if forked is not None:
             try:
-                got: list[Any] = list(forked.result())
+                got: list[Any] = list(forked.pending() if pending else forked.result())
+                keep = pending
             except figures.ForkFailed as exc:
                 log.warning("the second process did not draw the figures (%s); drawn here", exc)
                 got = []
             for k, fig in zip(away, got):
                 drawn[k] = fig
                 figures.prepare(fig)  # its PNG for the HTML, encoded in a thread
+    except BaseException:
+        keep = False  # (the second process stopped: nothing waits for it)
+        raise
     finally:
-        if forked is not None:
+        if forked is not None and not keep:
             forked.cancel()  # (nothing when it has ended)
     for k, _c, make in makers:
         if k not in drawn:
@@ -516,13 +527,18 @@ def _draw(makers: Sequence[FigureMaker], workers: int) -> list[tuple[str, str, A
 
 def build_report(session: SessionInput, cfg: DspConfig | None = None,
                  qcfg: QualityConfig | None = None,
-                 history: HistoryContext | None = None, workers: int = 1) -> Report:
+                 history: HistoryContext | None = None, workers: int = 1,
+                 pending: bool = False) -> Report:
     """Compute tables, summary and figures of a session report.
 
     ``history``: the comparison with the patient's previous session and trend
     (:func:`emgfeedback.views.history.progress.context_for`), when the history knows the patient.
     ``workers``: with 2, figures are drawn in a second process too (:func:`_draw`; the same
-    figures, to the pixel).
+    figures, to the pixel).  ``pending``: the second process's figures may still be on their
+    way when this returns (:class:`.figures.Drawn`, their pixels waited for when read; the PDF
+    writer lays out and draws its pages meanwhile); the caller then settles them
+    (:func:`.figures.settle`) or cancels them (:func:`.figures.cancel`), as
+    :func:`~emgfeedback.views.report.write_report` does.
 
     Raises
     ------
@@ -546,34 +562,38 @@ def build_report(session: SessionInput, cfg: DspConfig | None = None,
     # Envelopes at hand (saved with the analysis, or collected by its pass here): the chain runs
     # over the rest period only, a moment; otherwise the report's pass over the file runs.
     quick = isinstance(session.signal_bins, EnvelopeBins)
-    with ThreadPoolExecutor(1, thread_name_prefix="report-chain") as pool:
-        # The chain's pass over the file (or over its rest period only, when the analysis' pass
-        # collected the envelopes) runs on the second core while the figures that need no
-        # signal are built and drawn here: its filter kernels release the GIL.
-        scanning = (pool.submit(envelopes_pct, session, cfg, qcfg=qcfg)
-                    if session.signal is not None else None)
-        done: list[tuple[str, str, Any]] = []
-        if later and not (quick and workers > 1):
-            done = _draw(later, 1)  # while the pass runs
-            later = []
-        if scanning is not None:
-            assert session.signal is not None
-            scan = scanning.result()
-            report.quality = _quality_rows(session, scan, qcfg)
-            report.lost_samples = scan.lost_samples
-            makers = _signal_figures(session, scan, rows, events)
-            drawn = _draw(makers + later, workers)
-            report.figures += drawn[:len(makers)]
-            done += drawn[len(makers):]  # the later ones, when not drawn during the pass
-            rec = session.signal
-            if isinstance((rec.sidecar or {}).get("video"), dict):  # the session's camera
-                from emgfeedback.views.report.video import video_figures
+    done: list[tuple[str, str, Any]] = []
+    try:
+        with ThreadPoolExecutor(1, thread_name_prefix="report-chain") as pool:
+            # The chain's pass over the file (or over its rest period only, when the analysis' pass
+            # collected the envelopes) runs on the second core while the figures that need no
+            # signal are built and drawn here: its filter kernels release the GIL.
+            scanning = (pool.submit(envelopes_pct, session, cfg, qcfg=qcfg)
+                        if session.signal is not None else None)
+            if later and not (quick and workers > 1):
+                done = _draw(later, 1)  # while the pass runs
+                later = []
+            if scanning is not None:
+                assert session.signal is not None
+                scan = scanning.result()
+                report.quality = _quality_rows(session, scan, qcfg)
+                report.lost_samples = scan.lost_samples
+                makers = _signal_figures(session, scan, rows, events)
+                drawn = _draw(makers + later, workers, pending)
+                report.figures += drawn[:len(makers)]
+                done += drawn[len(makers):]  # the later ones, when not drawn during the pass
+                rec = session.signal
+                if isinstance((rec.sidecar or {}).get("video"), dict):  # the session's camera
+                    from emgfeedback.views.report.video import video_figures
 
-                report.figures += video_figures(session, rows, events, scan.envelope_pct,
-                                                scan.fs)
-        elif later:
-            done = _draw(later, workers)
-        report.figures += done
+                    report.figures += video_figures(session, rows, events, scan.envelope_pct,
+                                                    scan.fs)
+            elif later:
+                done = _draw(later, workers, pending)
+            report.figures += done
+    except BaseException:  # (a figure still being drawn by the second process: stopped)
+        figures.cancel([f for _k, _c, f in report.figures + done])
+        raise
     report.summary = plain_summary(report)
     tables = [_clinician_table(session), _montage_table(session),
               _quality_table(report) if report.quality else None,

@@ -166,6 +166,21 @@ def _core_lines_class() -> Any:
             trans = self.page.transFigure
             props: dict[tuple[float, str, str], tuple[Any, float, float]] = {}
             old = mpl.rcParams["pdf.use14corefonts"]
+            # the core font of each of those properties looked up once per page (the PDF
+            # renderer looks it up for every string: a font search each time)
+            # (a private method of matplotlib's PDF renderer: without it, no cache)
+            pdf_renderer = getattr(renderer, "_renderer", renderer)
+            find_afm: Any = getattr(pdf_renderer, "_get_font_afm", None)
+            afms: dict[int, tuple[Any, Any]] = {}
+
+            def afm(prop: Any) -> Any:
+                got = afms.get(id(prop))
+                if got is None:
+                    got = afms[id(prop)] = (prop, find_afm(prop))  # (prop kept: its id too)
+                return got[1]
+
+            if find_afm is not None:
+                pdf_renderer._get_font_afm = afm
             try:
                 for line in lines:
                     x, y, s, size, weight, color, family, ha, va = line
@@ -212,6 +227,8 @@ def _core_lines_class() -> Any:
                     gc.restore()
             finally:
                 mpl.rcParams["pdf.use14corefonts"] = old
+                if find_afm is not None:
+                    del pdf_renderer._get_font_afm
             self.stale = False
 
     return CoreLines
@@ -531,7 +548,9 @@ def pages(report: Report) -> list[Any]:
     f.heading("Electrode placement", keep=4.6 * 0.4 + 0.3)  # with the figure (see image())
     _placement(f, report.placement)
     for _key, caption, fig in report.figures:
-        f.image(figures.rgb_array(fig), figures.RENDER_DPI, caption)
+        # (a figure still being drawn by the second process: an array of its size, filled
+        # when its drawing arrives, before the file is closed: see write_pdf)
+        f.image(figures.pixels(fig), figures.RENDER_DPI, caption)
     f.table(t["reps"])
     f.para(f"emgfeedback {__version__}.", 8, "#555555")
     f.footers(f"emgfeedback session report · {who} · {s.recorded_at:%Y-%m-%d %H:%M}")
@@ -539,26 +558,50 @@ def pages(report: Report) -> list[Any]:
 
 
 def write_pdf(report: Report, path: Path) -> None:
-    """Write the report as a multi-page PDF (A4 landscape) to ``path`` (via a temporary name)."""
+    """Write the report as a multi-page PDF (A4 landscape) to ``path`` (via a temporary name).
+
+    Figures still being drawn by the second process (``build_report(pending=True)``) are
+    waited for only when the file is closed, after every page has been laid out and drawn
+    (the PDF writer reads an image's pixels then)."""
+    try:
+        _write_pdf(report, path)
+    except _LaidOutAgain:  # (a figure arrived in another size than announced: never seen)
+        _write_pdf(report, path)
+
+
+class _LaidOutAgain(Exception):
+    pass
+
+
+def _write_pdf(report: Report, path: Path) -> None:
     from matplotlib.backends.backend_pdf import PdfPages
 
     from emgfeedback.validate import private_file
 
     s = report.session
+    figs = [fig for _k, _c, fig in report.figures]
     tmp = path.with_name(path.name + ".part")
     try:
         # patient data: the partial file is owner-only from its first byte; an error or Ctrl-C
         # while it is written removes it (an earlier report at ``path`` stays as it was)
         with private_file(tmp, "wb") as fh, \
                 ThreadPoolExecutor(1, thread_name_prefix="report-pdf-images") as pool:
-            early = _EarlyImages(pool, [(figures.rgb_array(fig), getattr(fig, "pdf", None))
-                                        for _k, _c, fig in report.figures])
-            with PdfPages(fh, metadata={"Title": f"emgfeedback session report "
-                                                 f"{s.recorded_at:%Y-%m-%d}",
-                                        "Creator": f"emgfeedback {__version__}"}) as pdf:
-                early.attach(pdf)
-                for fig in pages(report):
-                    pdf.savefig(fig)
+            try:
+                images = _EarlyImages(pool, figs)
+                with PdfPages(fh, metadata={"Title": f"emgfeedback session report "
+                                                     f"{s.recorded_at:%Y-%m-%d}",
+                                            "Creator": f"emgfeedback {__version__}"}) as pdf:
+                    images.attach(pdf)
+                    for fig in pages(report):
+                        pdf.savefig(fig)
+                    # the arrays the pages hold for figures still on their way
+                    early = [getattr(fig, "early", None) for fig in figs]
+                    figures.settle(figs)  # their pixels, before the images are written
+                    if any(e is not None and fig.early is not e for fig, e in zip(figs, early)):
+                        raise _LaidOutAgain()
+            except BaseException:
+                figures.cancel(figs)  # (nobody waits for the second process: the pool ends)
+                raise
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -575,22 +618,37 @@ class _EarlyImages:
     image, another matplotlib without that method) is written by matplotlib as before, so the
     PDF is the same either way."""
 
-    def __init__(self, pool: ThreadPoolExecutor,
-                 images: Sequence[tuple[np.ndarray, bytes | None]]) -> None:
-        """``images``: the pixels of each figure and its PNG when already made
-        (:class:`.figures.Drawn`)."""
-        self.items: list[tuple[np.ndarray, Future[bytes]]] = []
-        for img, png in images:
+    def __init__(self, pool: ThreadPoolExecutor, figs: Sequence[Any]) -> None:
+        """``figs``: the report's figures (a :class:`.figures.Drawn` may carry its PNG, or be
+        still on its way: its PNG is made when its pixels arrive)."""
+        #: per image: its shape, and its pixels bottom row first with their PNG (to come)
+        self.items: list[tuple[tuple[int, ...], Future[tuple[np.ndarray, bytes]]]] = []
+        later = []
+        for fig in figs:
+            img = figures.pixels(fig)
             if not (img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3):
                 continue
-            if png is None:
-                fut = pool.submit(figures.pdf_png, img)
+            ready = not isinstance(fig, figures.Drawn) or fig.ready
+            fut: Future[tuple[np.ndarray, bytes]] = Future()
+            self.items.append((img.shape, fut))
+            if ready:
+                pool.submit(self._encode, fig, fut)
             else:
-                fut = Future()
-                fut.set_result(png)
-            # the writer gets the pixels bottom row first (PDF image space)
-            self.items.append((np.ascontiguousarray(img[::-1]), fut))
+                later.append((fig, fut))
+        for fig, fut in later:  # (after the figures at hand: one thread, in order)
+            pool.submit(self._encode, fig, fut)
         self.used = 0  # images handed to the writer
+
+    @staticmethod
+    def _encode(fig: Any, fut: Future[tuple[np.ndarray, bytes]]) -> None:
+        try:
+            img = figures.rgb_array(fig)  # (waits for a figure still being drawn)
+            png = getattr(fig, "pdf", None)  # (made by the second process)
+            # the writer gets the pixels bottom row first (PDF image space)
+            fut.set_result((np.ascontiguousarray(img[::-1]),
+                            png if png is not None else figures.pdf_png(img)))
+        except BaseException as exc:
+            fut.set_exception(exc)
 
     def attach(self, pdf: Any) -> None:
         pdf.infodict()  # (opens the file)
@@ -609,10 +667,12 @@ class _EarlyImages:
         def write_png(img: Any) -> Any:
             if getattr(img, "mode", None) == "RGB":
                 w, h = img.size
-                for arr, fut in self.items:
-                    if arr.shape[:2] == (h, w) and img.tobytes() == arr.tobytes():
-                        self.used += 1
-                        return write(Encoded(fut.result()))
+                for shape, fut in self.items:
+                    if shape[:2] == (h, w):
+                        arr, png = fut.result()
+                        if img.tobytes() == arr.tobytes():
+                            self.used += 1
+                            return write(Encoded(png))
             return write(img)
 
         assert file is not None
