@@ -147,3 +147,183 @@ def test_detector_fast_paths_equal_the_general_path() -> None:
         assert [(r.rep, r.side, r.start, r.stop, r.synkinesis, r.target_peak_pct_mvc)
                 for r in reps] == [(r.rep, r.side, r.start, r.stop, r.synkinesis,
                                     r.target_peak_pct_mvc) for r in reps10]
+
+
+@pytest.mark.parametrize("rails", [(-4000.0, 4000.0), (-4000.0, 3000.0), (0.0, 65535.0)])
+def test_chain_range_test_is_its_definition(rails: tuple[float, float]) -> None:
+    """The chain's range test (issue 13: a symmetric range is one comparison of magnitudes,
+    another two comparisons) says ``inside`` exactly when ``lo < x < hi`` for every sample,
+    at the rails, next to them and beyond; a NaN or an infinity is refused either way."""
+    lo, hi = rails
+    chain = Chain(FS, 8, adc_range_uv=rails)
+    rng = np.random.default_rng(9)
+    for k in range(200):
+        x = rng.uniform(lo + 1.0, hi - 1.0, (20, 8))
+        if k % 4:
+            v = rng.choice([lo, hi, np.nextafter(lo, hi), np.nextafter(hi, lo), -hi, -lo,
+                            lo - 1.0, hi + 1.0, -0.0, 0.0])
+            x[rng.integers(20), rng.integers(8)] = v
+        want = bool(np.all((x > lo) & (x < hi)))
+        assert chain._inside(x) is want
+        p = chain.process(Chunk(x, 20 * k, FS, CH))
+        assert (p.raw_inside is not None) is want
+    for bad in (np.nan, np.inf, -np.inf):
+        x = np.zeros((20, 8)) + (lo + hi) / 2
+        x[3, 4] = bad
+        with pytest.raises(ValueError, match="non-finite"):
+            chain._inside(x)
+
+
+def test_processed_is_a_frozen_dataclass() -> None:
+    """``Processed``'s own ``__init__`` (one dict update, live cost) keeps the dataclass: the
+    same fields by position and by name, defaults, ``replace``, frozen."""
+    import dataclasses
+
+    from emgfeedback.stream import Processed, Status
+
+    a, b, c = np.zeros((2, 3)), np.ones((2, 3)), np.full((2, 3), 2.0)
+    st_, ch = Status(), CH[:3]
+    p = Processed(5, FS, ch, a, b, c, None, st_)  # type: ignore[arg-type]
+    k = Processed(start=5, fs=FS, channels=ch, raw=a, filtered=b, envelope=c,
+                  quality=None, status=st_, markers=(), raw_inside=None)  # type: ignore[arg-type]
+    names = [f.name for f in dataclasses.fields(Processed)]
+    assert names == ["start", "fs", "channels", "raw", "filtered", "envelope", "quality",
+                     "status", "markers", "raw_inside"]
+    for n in names:
+        assert getattr(p, n) is getattr(k, n)
+    assert p.markers == () and p.raw_inside is None and len(p) == 2 and p.stop == 7
+    r = dataclasses.replace(p, start=9, raw_inside=(-1.0, 1.0))
+    assert r.start == 9 and r.raw_inside == (-1.0, 1.0) and r.raw is a
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.start = 3  # type: ignore[misc]
+
+
+def _detector():  # type: ignore[no-untyped-def]
+    """A detector of 8 channels with a plausible calibration (rest 3 µV, SD 1 µV, MVC 80)."""
+    from emgfeedback.clinical.calibration import Calibration
+    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.clinical.montage import Montage
+
+    mon = Montage.from_labels(CH, "L")
+    cal = Calibration(mon.names, np.full(8, 3.0), np.full(8, 1.0), np.full(8, 80.0),
+                      ("rest",) * 8, ("mvc",) * 8)
+    return Detector(FS, mon, cal)
+
+
+def test_short_block_level_walk_equals_the_accumulations() -> None:
+    """A short block's level (issue 13: walked in Python over the channels that cross,
+    Detector._level_small) is the long blocks' computation (the last sample above on_thr
+    against the last below off_thr, by accumulations) bit for bit, with the debounce's view of
+    it (first row, changes, last row) as _Debounce.process reads them from the array; at the
+    thresholds themselves, NaN-free random envelopes, every level state before the block."""
+    det = _detector()
+    on, off = det.on_thr, det.off_thr
+    rng = np.random.default_rng(5)
+    for k in range(400):
+        n = int(rng.integers(1, 65))
+        env = np.asfortranarray(rng.uniform(0.0, 8.0, (n, 8)))
+        if k % 3 == 0:  # exactly at a threshold
+            env[rng.integers(n), rng.integers(8)] = on[0]
+            env[rng.integers(n), rng.integers(8)] = off[0]
+        before = rng.random(8) < 0.5
+        det._level = before.copy()
+        sign = np.where(before, -1.0, 1.0)
+        thr = np.where(before, -off, on)
+        cross = np.asfortranarray(env * sign > thr)
+        if not np.count_nonzero(cross):
+            continue
+        rows = np.arange(n)[:, None]
+        last_up = np.maximum.accumulate(np.where(env > on, rows, np.where(before, -1, -2)), 0)
+        last_dn = np.maximum.accumulate(np.where(env < off, rows, np.where(before, -2, -1)), 0)
+        want = last_up >= last_dn
+        level, x0s, cuts, last = det._level_small(env, cross, n)
+        assert level.dtype == bool and np.array_equal(level, want)
+        assert x0s == want[0].tolist() and last == want[-1].tolist()
+        tr = want[1:] != want[:-1]
+        assert cuts == {c: (np.flatnonzero(tr[:, c]) + 1).tolist() for c in range(8)
+                        if tr[:, c].any()}
+
+
+def test_debounce_shortcuts_equal_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The debounce's shortcuts (issue 13: a constant input that goes on while a change is
+    being debounced returns before the walk until the first sample that could confirm one;
+    process_runs takes the input's runs instead of the array; a short block whose input equals
+    the output is one comparison) give the output, changes and state of _Debounce.process's
+    general path (transitions and walk) on the same input, over random streams of short
+    blocks."""
+    import copy
+
+    from emgfeedback.clinical import detect
+    from emgfeedback.clinical.detect import _Debounce
+
+    class General(_Debounce):
+        def process(self, x, start, want_y=True):  # type: ignore[no-untyped-def]
+            monkeypatch.setattr(detect, "_SMALL", 0)  # (no short-block shortcut)
+            try:
+                return super().process(x, start, want_y)
+            finally:
+                monkeypatch.setattr(detect, "_SMALL", 64)
+
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        a, b = _Debounce(8, 7, 23), General(8, 7, 23)
+        start = 0
+        x_prev = np.zeros(8, dtype=bool)
+        for _ in range(120):
+            n = int(rng.integers(1, 30))
+            if rng.random() < 0.3:  # the output as input (an open burst's condition)
+                x = np.asfortranarray(np.broadcast_to(a.y, (n, 8)))
+                want = bool(rng.random() < 0.5)
+                y_a, ch_a = a.process(x, start, want)
+                y_b, ch_b = b.process(x.copy(), start, want)
+                assert ch_a == ch_b == [] and np.array_equal(y_a, y_b)
+                x_prev = x[-1].copy()
+            elif rng.random() < 0.6:  # constant over the block (often the same as before)
+                v = x_prev.copy() if rng.random() < 0.7 else rng.random(8) < 0.3
+                y_a, ch_a = a.process_const(v, start, n)
+                y_b, ch_b = b.process(np.broadcast_to(v, (n, 8)).copy(), start)
+                assert ch_a == ch_b
+                assert np.array_equal(y_b, np.broadcast_to(a.y if y_a is None else y_a,
+                                                           (n, 8))) or (
+                    y_a is not None and np.array_equal(y_a, y_b))
+                x_prev = v
+            else:
+                x = rng.random((n, 8)) < 0.3
+                x[:, :4] = x[:1, :4]  # runs longer than a sample on some channels
+                tr = x[1:] != x[:-1]
+                cuts = {c: (np.flatnonzero(tr[:, c]) + 1).tolist() for c in range(8)
+                        if tr[:, c].any()}
+                b0 = copy.deepcopy(b)
+                y_a, ch_a = a.process_runs(x[0].tolist(), cuts, x[-1].tolist(), start, n)
+                y_b, ch_b = b.process(x, start)
+                assert ch_a == ch_b and np.array_equal(y_a, y_b), b0
+                x_prev = x[-1].copy()
+            assert np.array_equal(a.y, b.y) and np.array_equal(a.x, b.x)
+            assert a.idle == b.idle
+            pend = a.x != a.y
+            assert np.array_equal(a.run[pend], b.run[pend])  # (the runs that matter)
+            start += n
+
+
+def test_chain_copies_and_pickles_with_its_filter_state() -> None:
+    """The filter stages keep memoryviews of their sections and state for the kernel (live
+    cost): a deep copy or a pickled chain still carries on exactly as the original."""
+    import copy
+    import pickle
+
+    x = _signal(400)
+    a = Chain(FS, 8, adc_range_uv=(-4000.0, 4000.0))
+    a.process(Chunk(x[:200], 0, FS, CH))
+    b, c = copy.deepcopy(a), pickle.loads(pickle.dumps(a))
+    ra, rb, rc = (ch.process(Chunk(x[200:], 200, FS, CH)) for ch in (a, b, c))
+    for r in (rb, rc):
+        assert np.array_equal(ra.filtered, r.filtered) and np.array_equal(ra.envelope, r.envelope)
+
+
+def test_count_nonzero_is_numpys() -> None:
+    from emgfeedback.numeric import count_nonzero
+
+    rng = np.random.default_rng(2)
+    for a in (rng.random((20, 8)) < 0.3, np.array([np.nan, 0.0, -0.0, 1.0]),
+              np.zeros((0, 3)), rng.integers(-2, 2, (7, 5)), np.asfortranarray(rng.random((4, 6)) > .5)):
+        assert count_nonzero(a) == np.count_nonzero(a)

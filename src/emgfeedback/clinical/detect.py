@@ -66,6 +66,7 @@ synkinesis events (alerts not retracted); :attr:`Detector.all_events` every clas
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import queue
@@ -84,7 +85,7 @@ from emgfeedback.dsp.quality import AMPLITUDE, ArtefactFlags, reason_text
 from emgfeedback.stream import Processed
 from emgfeedback.vocabulary import EVENT_TYPES, parse_annotation
 from emgfeedback.errors import ConfigError
-from emgfeedback.numeric import median
+from emgfeedback.numeric import count_nonzero, median
 
 __all__ = ["Detector", "Event", "EVENT_TYPES", "LiveState", "RepResult", "SynkinesisEvent"]
 
@@ -283,6 +284,12 @@ class _Debounce:
         self.y = np.zeros(nch, dtype=bool)
         self.idle = True  # no input and no output true (the last input, the output now)
         self.steady = True  # the last constant input equalled the output (process_const)
+        # the first sample at which an output change would be confirmed if the input stayed
+        # as it is now (None: not known since the state changed; see process_const)
+        self._due: int | None = None
+        # the output at a short block's shape: ((samples, column-major, *output), array, a
+        # boolean buffer of that shape), see process
+        self._full: tuple[tuple[Any, ...], np.ndarray, np.ndarray] | None = None
 
     def process_const(self, v: np.ndarray, start: int, n: int
                       ) -> tuple[np.ndarray | None, list[tuple[int, int, int, bool]]]:
@@ -296,8 +303,22 @@ class _Debounce:
         self.steady = vl == yl
         if self.steady:  # (lists of a few booleans: cheaper than a NumPy call, live cost)
             self.x[:] = v
+            self._due = None
             self.idle = not any(vl)
             return None, []
+        if vl == self.x.tolist():
+            # The input goes on as it was (while an output change is being debounced): every
+            # run goes on, and the walk below would change nothing before the first sample at
+            # which a channel's change is confirmed (its run's start + n_on or n_off - 1).
+            # Before that sample, nothing to do (live cost: the chunks of min_active_ms after a
+            # level change).
+            due = self._due
+            if due is None:
+                n_on, n_off = self.n_on, self.n_off
+                due = self._due = min(r + (n_on if x else n_off) - 1
+                                      for x, y, r in zip(vl, yl, self.run.tolist()) if x != y)
+            if start + n <= due:
+                return None, []
         # the walk of a constant input: one run per channel, no input array
         y0 = self.y.copy()
         _, changes = self._walk(vl, yl, {}, start, n, False, vl)
@@ -309,6 +330,14 @@ class _Debounce:
             y[at - start:, c] = val
         return y, changes
 
+    def process_runs(self, x0s: list[bool], cuts: dict[int, list[int]], last: list[bool],
+                     start: int, n: int) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
+        """:meth:`process` for an input given by its runs: its first row ``x0s``, the rows at
+        which each channel's input changes ``cuts`` (sorted, after the first row) and its last
+        row ``last``, as :meth:`process` reads them from the input array (a caller that has
+        them need not build the array's changes again: live cost)."""
+        return self._walk(x0s, self.y.tolist(), cuts, start, n, True, last)
+
     def process(self, x: np.ndarray, start: int, want_y: bool = True
                 ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
         """Return ``(y, changes)``; ``changes`` = ``(channel, run_start, at, new_value)``.
@@ -316,13 +345,34 @@ class _Debounce:
         when no input differs from the output (nothing to build: live cost)."""
         n = len(x)
         changes: list[tuple[int, int, int, bool]] = []
+        if n <= _SMALL:
+            # A short block whose input equals the output at every sample (the live chunks of
+            # an open burst: its condition holds, the others' does not): one comparison with
+            # the output at the block's shape (kept while the output stays), no transitions
+            # to look for.  What the test below finds too, and then does.
+            ys = self.y.tolist()
+            key = (n, x.flags.f_contiguous, *ys)
+            full = self._full
+            if full is None or full[0] != key:
+                y_full = np.empty(x.shape, dtype=bool, order="F" if key[1] else "C")
+                y_full[...] = self.y
+                full = self._full = (key, y_full, np.empty_like(y_full))
+            if not count_nonzero(np.not_equal(x, full[1], out=full[2])):
+                if self.x.tolist() != ys:
+                    self.x[:] = self.y
+                    self._due = None
+                self.idle = not any(ys)
+                if not want_y:
+                    return self.y, changes
+                return full[1].copy(), changes
         # Every channel's input changes in one set of calls, then a Python walk over the runs of
         # the channels whose input differs from the output somewhere (20-sample live chunks
         # have a few at most): no NumPy call per channel or per run (live cost).
         tr = np.not_equal(x[1:], x[:-1])  # input changes (row - 1, channel)
         x0s, ys = x[0].tolist(), self.y.tolist()
-        if x0s == ys and not np.count_nonzero(tr):  # the input equals the output all block
+        if x0s == ys and not count_nonzero(tr):  # the input equals the output all block
             self.x[:] = x[0]
+            self._due = None
             self.idle = not any(x0s)
             if not want_y:
                 return self.y, changes
@@ -349,6 +399,7 @@ class _Debounce:
             y = self.y
         px, runs = self.x.tolist(), self.run.tolist()
         n_on, n_off = self.n_on, self.n_off
+        y_now = list(ys)  # the output after the block
         for c in range(len(x0s)):
             cc = cuts.get(c)
             if cc is None and x0s[c] == ys[c]:
@@ -367,13 +418,17 @@ class _Debounce:
                         changes.append((c, run, start + max(conf, a), v))
                 v = not v
                 a = b
-            self.y[c] = ycur
-            self.run[c] = run
+            if ycur != ys[c]:  # (array elements written only when they change: live cost)
+                self.y[c] = ycur
+                y_now[c] = ycur
+            if run != runs[c]:
+                self.run[c] = run
         if want_y:
             for c, _, at, v in changes:  # in sample order per channel: later ones win
                 y[at - start:, c] = v
         self.x[:] = last
-        self.idle = not (any(last) or any(self.y.tolist()))
+        self._due = None
+        self.idle = not (any(last) or any(y_now))
         return y, changes
 
 
@@ -413,6 +468,11 @@ class _Rep:
     blinks: dict[str, int] = field(default_factory=dict)  # side -> blinks
     refs: int = 0  # bursts and closing events that still read the buffers
     finished: bool = False
+
+    @functools.cached_property
+    def quiet_l(self) -> list[int]:
+        """The quiet regions' channels (read once the rep is made: ``quiet_mask`` is final)."""
+        return np.flatnonzero(self.quiet_mask).tolist()
 
 
 @dataclass
@@ -466,11 +526,12 @@ class _Shapes:
         self.mean, self.k = full(det.mean), full(det.k)
         self.on, self.off = full(det.on_thr), full(det.off_thr)
         self.max_env = full(det._max_env)
-        self.rows = full(np.arange(n, dtype=np.int64)[:, None])
+        # the row numbers and initial rows of the long blocks' level test (a short block's
+        # level is walked, Detector._level_small)
+        self.rows = np.arange(n, dtype=np.int64)[:, None]
+        self.up0 = self.dn0 = np.zeros(0, dtype=np.int64)  # (set by Detector._shapes)
         own = shape if small else (0,)  # (a long block's are the vectors, set later)
         self.sign, self.thr = empty(own), empty(own)
-        self.up0 = empty(own, np.int64)
-        self.dn0 = empty(own, np.int64)
         self.ver = -1
         self.floor = empty(own)
         self.floor_rep: _Rep | None = None
@@ -549,7 +610,11 @@ class Detector:
         self._all_down = True  # no channel's level is up
         self._act_settled = True  # the activity's input and output equal the level
         self._cross_sign: np.ndarray | None = None  # of the level test (see _block)
-        self._cross_thr = self._init_up = self._init_dn = self.on_thr
+        self._cross_thr = self.on_thr
+        self._init_up: np.ndarray | None = None  # of the long blocks' level test (see _shapes)
+        self._init_dn: np.ndarray | None = None
+        self._on_l, self._off_l = self.on_thr.tolist(), self.off_thr.tolist()  # (_level_small)
+        self._neg_off = -self.off_thr  # (of the level test's operands, see _shapes)
         # an envelope under the on threshold is under the artefact limit too (see _hold)
         self._on_under_max = bool(np.count_nonzero(self.on_thr <= self._max_env) == n)
         self._shapes_by_n: dict[int, _Shapes] = {}
@@ -680,7 +745,7 @@ class Detector:
             self._settle_until = p.start + self._settle_n
             self._settles = [g for g in self._settles if g[1] > p.start - 60 * int(self.fs)]
             self._settles.append((p.start, self._settle_until))
-        n = len(p)
+        n = len(p.envelope)
         # the chain's range test, if it is the flags' range: no clipping to test
         inside = p.raw_inside is not None and p.raw_inside == self._flags.adc_range_uv
         if n <= MAX_BLOCK:  # (the live chunk: no slices)
@@ -786,10 +851,12 @@ class Detector:
         self._next = start + len(env)
         i = start % self._hcap
         m = len(env)
-        first = min(m, self._hcap - i)
+        if i + m <= self._hcap:  # (no slice of a block that fits: live cost)
+            self._hist[i:i + m] = env
+            return
+        first = self._hcap - i
         self._hist[i:i + first] = env[:first]
-        if first < m:
-            self._hist[: m - first] = env[first:]
+        self._hist[: m - first] = env[first:]
 
     def _hold(self, env: np.ndarray, filt: np.ndarray, raw: np.ndarray, start: int,
               emin: np.ndarray | None = None, emax: np.ndarray | None = None,
@@ -805,7 +872,7 @@ class Detector:
                 else self._flags.process(raw, filt, env, start, emin, emax, inside))
         # The envelope above max_pct_mvc: none when every sample is under on_thr and that is
         # under the limit (the common case, no call); else one full-shape comparison.
-        if not (under_on and self._on_under_max) and np.count_nonzero(
+        if not (under_on and self._on_under_max) and count_nonzero(
                 env > self._max_env if sh is None else np.greater(env, sh.max_env, out=sh.b)):
             if bits is None:
                 bits = np.zeros((n, self.nch), dtype=np.uint8)
@@ -834,12 +901,54 @@ class Detector:
         self._held_any = True
         return held, bits
 
+    def _level_small(self, env: np.ndarray, cross: np.ndarray, n: int
+                     ) -> tuple[np.ndarray, list[bool], dict[int, list[int]], list[bool]]:
+        """The level state of a short block (at most ``_SMALL`` samples) in which some sample
+        crosses the threshold of its channel's state (``cross``), walked in Python over the
+        samples of those channels only: up at a sample above ``on_thr``, down at one below
+        ``off_thr`` (both: up), else as before; the same comparisons of the same values as the
+        long blocks' accumulations, without their dozen NumPy calls (live cost: the 10 ms
+        chunks in which a level changes were the slowest).  Returns ``(level (n, C), its first
+        row, its changes {channel: [rows]} after the first row, its last row)``: the
+        debounce's input as :meth:`_Debounce.process` would read it from the level."""
+        old = self._level.tolist()
+        x0s, last = list(old), list(old)
+        cuts: dict[int, list[int]] = {}
+        flips: list[tuple[int, int, bool]] = []
+        on_l, off_l = self._on_l, self._off_l
+        crossing = np.logical_or.reduce(cross, axis=0).tolist()  # (rows of a column-major
+        for c in [c for c, k in enumerate(crossing) if k]:  # block: one contiguous reduction)
+            st, on, off = old[c], on_l[c], off_l[c]
+            rows: list[int] = []
+            for i, v in enumerate(env[:, c].tolist()):
+                if v > on:
+                    t = True
+                elif v < off:
+                    t = False
+                else:
+                    continue
+                if t != st:
+                    st = t
+                    flips.append((c, i, t))
+                    if i:
+                        rows.append(i)
+                    else:
+                        x0s[c] = t
+            if rows:
+                cuts[c] = rows
+            last[c] = st
+        level = np.empty((n, self.nch), dtype=bool, order="F")
+        level[...] = self._level
+        for c, i, t in flips:  # in sample order per channel: later ones win
+            level[i:, c] = t
+        return level, x0s, cuts, last
+
     def _set_level(self, level: np.ndarray) -> None:
         """The level vector after a block in which it changed (the test's operands follow)."""
         self._level = level
         self._cross_sign = None
         self._level_ver += 1
-        self._all_down = not np.count_nonzero(level)
+        self._all_down = not count_nonzero(level)
 
     def _shapes(self, n: int) -> _Shapes:
         """The operands of the level test and %MVC at the block's full shape (kept for the
@@ -851,16 +960,16 @@ class Detector:
             sh = self._shapes_by_n[n] = _Shapes(n, self)
         if self._cross_sign is None:
             self._cross_sign = np.where(self._level, -1.0, 1.0)
-            self._cross_thr = np.where(self._level, -self.off_thr, self.on_thr)
-            self._init_up = np.where(self._level, -1, -2)
-            self._init_dn = np.where(self._level, -2, -1)
+            self._cross_thr = np.where(self._level, self._neg_off, self.on_thr)
+            self._init_up = self._init_dn = None  # (made for a long block only)
         if sh.ver != self._level_ver:
-            if sh.small:
+            if sh.small:  # (a short block's level is walked: no initial rows, see _block)
                 sh.sign[...] = self._cross_sign
                 sh.thr[...] = self._cross_thr
-                sh.up0[...] = self._init_up
-                sh.dn0[...] = self._init_dn
             else:  # (the vectors themselves: replaced, never modified, when the level changes)
+                if self._init_up is None or self._init_dn is None:
+                    self._init_up = np.where(self._level, -1, -2)
+                    self._init_dn = np.where(self._level, -2, -1)
                 sh.sign, sh.thr = self._cross_sign, self._cross_thr
                 sh.up0, sh.dn0 = self._init_up, self._init_dn
             sh.ver = self._level_ver
@@ -895,7 +1004,9 @@ class Detector:
             return
         stop = start + n
         self._write_hist(env, start)
-        sh = self._shapes(n)
+        sh = self._shapes_by_n.get(n)
+        if sh is None or sh.ver != self._level_ver or self._cross_sign is None:
+            sh = self._shapes(n)  # (operands to make or to bring up to date)
         pct = np.subtract(env, sh.mean)
         np.multiply(pct, sh.k, out=pct)  # (env - mean) * k
         if flags is None:
@@ -917,11 +1028,22 @@ class Detector:
         else:
             cross = np.greater(np.multiply(env, sh.sign, out=sh.f), sh.thr, out=sh.b)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
-        if np.count_nonzero(cross):
+        crossing = count_nonzero(cross)
+        if crossing and sh.small:
             # each sample takes the state of the last sample at or before it that was above
-            # on_thr (1) or below off_thr (0), every channel at once: the last such sample of
-            # each kind, the state before the block counting as one at row -1 (the other kind
-            # at row -2), and the later one wins
+            # on_thr (1) or below off_thr (0): a short block walks the samples of the channels
+            # that cross (see _level_small), and the activity's debounce takes the level's
+            # changes from that walk
+            level, x0s, cuts, last = self._level_small(env, cross, n)
+            if last != self._level.tolist():
+                self._set_level(np.array(last, dtype=bool))
+            active, _ = self._act.process_runs(x0s, cuts, last, start, n)
+            self._act_settled = False
+            under_on = False
+        elif crossing:
+            # the same, every channel at once: the last such sample of each kind, the state
+            # before the block counting as one at row -1 (the other kind at row -2), and the
+            # later one wins
             last_up = np.where(np.greater(env, sh.on, out=sh.b), sh.rows, sh.up0)
             np.maximum.accumulate(last_up, axis=0, out=last_up)
             last_dn = np.where(np.less(env, sh.off, out=sh.b), sh.rows, sh.dn0)
@@ -966,8 +1088,9 @@ class Detector:
                 held = held.copy()
             held[:k] = True
         pending = bool(self._bursts) or not self._evt.idle
-        if not pending and level.ndim == 1 and (self._all_down or not any(
-                len(r.qi) and np.count_nonzero(level & r.quiet_mask) for r in reps)):
+        lv = level.tolist() if level.ndim == 1 and not pending else None
+        if lv is not None and (self._all_down or not any(
+                lv[i] for r in reps for i in r.quiet_l)):
             # No quiet region's level is up all block and nothing is being debounced: the
             # burst condition is false at every sample (the common case, live cost).
             pass
@@ -994,7 +1117,12 @@ class Detector:
                     cond[rows] = lv & (pct[rows] > r.floor) & r.quiet_mask
             if held is not None:
                 cond &= ~held
-            _, changes = self._evt.process(cond, start, want_y=False)
+            if self._evt.idle and not count_nonzero(cond):
+                # no input, no output, none to come: the debounce would change nothing
+                # (process() would set its last input to False, which it is)
+                changes: list[tuple[int, int, int, bool]] = []
+            else:
+                _, changes = self._evt.process(cond, start, want_y=False)
             by_ch: dict[int, list[tuple[int, int, bool]]] = {}
             for c, run, at, v in changes:
                 by_ch.setdefault(c, []).append((run, at, v))
@@ -1110,7 +1238,12 @@ class Detector:
             hit = np.flatnonzero(held[a:z, c])
             if len(hit):
                 best = (pos + int(hit[0]), "held")
-        if b.alert is None:
+        if b.alert is None and active.ndim == 1 and held is None:
+            # the target's activity is constant over the block (the live case): active from
+            # pos on, or not in the block (no array to search)
+            if active[int(b.rep.trig[c])]:
+                best = (pos, "alert")
+        elif b.alert is None:
             t = int(b.rep.trig[c])
             tg = active[a:z, t] if active.ndim == 2 else np.full(z - a, bool(active[t]))
             if held is not None:

@@ -95,7 +95,7 @@ class Chain:
         self._detect_have = 0
         self._next: int | None = None
         # per chunk size: the acquisition range as full-shape arrays, and a boolean buffer
-        self._lims: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._lims: dict[int, tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ----------------------------------------------------------------- properties
     @property
@@ -202,7 +202,10 @@ class Chain:
 
         Live cost (issue 13): two comparisons with the range and two counts decide both in the
         common case (a NaN fails both comparisons, an infinity one); full-shape operands kept
-        per chunk size (broadcasting a scalar or a row costs more than the comparison)."""
+        per chunk size (broadcasting a scalar or a row costs more than the comparison).  A
+        range symmetric about zero (``lo == -hi``, as ADCs have) is one comparison of the
+        magnitudes: ``lo < x < hi`` is ``|x| < hi`` exactly (negation is exact; a NaN fails it
+        too)."""
         rails = self.quality.adc_range_uv if self.measure_quality else None
         if rails is not None:
             n = raw.shape[0]
@@ -210,13 +213,18 @@ class Chain:
             if lim is None:
                 if len(self._lims) > 8:
                     self._lims.clear()
-                lim = self._lims[n] = (np.full(raw.shape, float(rails[0])),
-                                       np.full(raw.shape, float(rails[1])),
-                                       np.empty(raw.shape, dtype=bool))
-            lo, hi, b = lim
-            k = np.count_nonzero(np.greater(raw, lo, out=b))
-            if k == raw.size and np.count_nonzero(np.less(raw, hi, out=b)) == k:
-                return True
+                lo_v, hi_v = float(rails[0]), float(rails[1])
+                lim = self._lims[n] = (None if lo_v == -hi_v else np.full(raw.shape, lo_v),
+                                       np.full(raw.shape, hi_v),
+                                       np.empty(raw.shape, dtype=bool), np.empty(raw.shape))
+            lo, hi, b, mag = lim
+            if lo is None:
+                if np.count_nonzero(np.less(np.abs(raw, out=mag), hi, out=b)) == raw.size:
+                    return True
+            else:
+                k = np.count_nonzero(np.greater(raw, lo, out=b))
+                if k == raw.size and np.count_nonzero(np.less(raw, hi, out=b)) == k:
+                    return True
         if np.count_nonzero(np.isfinite(raw)) != raw.size:
             # Never let a NaN or an infinity into a filter state: callers split such chunks
             # into gaps first (stream.finite_parts; the session does).
@@ -230,9 +238,10 @@ class Chain:
         ``inside``: every raw sample is strictly inside the acquisition range (see
         :meth:`_inside`)."""
         c = rt.shape[0]
-        # band-passed and filtered rows in one buffer, and a third for the quality meter's raw
-        # differences: it squares all three at once
-        buf = np.empty((3 * c if self.measure_quality else 2 * c, rt.shape[1]))
+        # band-passed and filtered rows in one buffer, a third for the quality meter's raw
+        # differences (it squares all three at once), and the envelope's last (one allocation)
+        q = self.measure_quality
+        buf = np.empty((4 * c if q else 3 * c, rt.shape[1]))
         band = buf[:c]
         band[...] = rt
         self._front.process_t(band)
@@ -240,15 +249,15 @@ class Chain:
             self._band_buf.append(band.copy())
         both: np.ndarray | None = None
         if self._notch is not None:
-            filtered, both = buf[c:2 * c], buf
+            filtered, both = buf[c:2 * c], buf[:3 * c] if q else buf[:2 * c]
             filtered[...] = band
             self._notch.process_t(filtered)
         else:
             filtered = band
-        env = self.envelope_stage.process_t(filtered)
-        q = (self.quality.process_t(start, rt, band, filtered, both, inside)
-             if self.measure_quality else self.quality.snapshot())
-        return filtered, env, q
+        env = self.envelope_stage.process_t(filtered, buf[3 * c if q else 2 * c:])
+        if q:
+            return filtered, env, self.quality.process_t(start, rt, band, filtered, both, inside)
+        return filtered, env, self.quality.snapshot()
 
     def process_array(self, x: np.ndarray, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Convenience for offline use: ``(filtered, envelope)`` of a whole array."""

@@ -37,9 +37,10 @@ class LinearEnvelope:
     def process(self, x: np.ndarray) -> np.ndarray:
         return self._lp.process(np.abs(x))
 
-    def process_t(self, xt: np.ndarray) -> np.ndarray:
-        """``(channels, samples)`` in, new ``(channels, samples)`` array out."""
-        return self._lp.process_t(np.abs(xt))
+    def process_t(self, xt: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``(channels, samples)`` in, new ``(channels, samples)`` array out (or ``out``, a
+        C-contiguous array of that shape, filled and returned)."""
+        return self._lp.process_t(np.abs(xt, out=out))
 
 
 class MovingRms:
@@ -69,8 +70,9 @@ class MovingRms:
         rms: np.ndarray = np.sqrt(np.maximum(ms, 0.0))
         return rms
 
-    def process_t(self, xt: np.ndarray) -> np.ndarray:
-        """``(channels, samples)`` in, new ``(channels, samples)`` array out."""
+    def process_t(self, xt: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``(channels, samples)`` in, new ``(channels, samples)`` array out (``out``, where
+        given, is not used: the result is a new array)."""
         return np.ascontiguousarray(self.process(xt.T).T)
 
 
