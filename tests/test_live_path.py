@@ -265,7 +265,7 @@ def test_debounce_shortcuts_equal_the_walk(monkeypatch: pytest.MonkeyPatch) -> N
                 monkeypatch.setattr(detect, "_SMALL", 64)
 
     rng = np.random.default_rng(11)
-    for trial in range(60):
+    for _trial in range(60):
         a, b = _Debounce(8, 7, 23), General(8, 7, 23)
         start = 0
         x_prev = np.zeros(8, dtype=bool)

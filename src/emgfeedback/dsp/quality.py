@@ -345,8 +345,9 @@ class ArtefactFlags:
     def _buffers(self, n: int) -> tuple[Any, ...]:
         """Work buffers and full-shape operands for ``n``-sample blocks (the last few sizes):
         ``(filtered (2c, n), |filtered|, thresholds, hits, low rail, high rail, raw-shaped
-        booleans, the filtered buffer's two halves)``; the rails are ``None`` without an acquisition range.  Nothing of them
-        leaves :meth:`process` (its result is a new array)."""
+        booleans, the filtered buffer's two halves)``; the rails are ``None`` without an
+        acquisition range.  Nothing of them leaves :meth:`process` (its result is a new
+        array)."""
         b = self._bufs.get(n)
         if b is None:
             if len(self._bufs) > 8:
