@@ -126,8 +126,8 @@ def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
     win.close()
 
 
-def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
-                                                 tmp_path: Path) -> None:
+def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     win = window
     truth = SimulatedSource("session", duration=130.0, seed=SEED, speed=None).script
     smiles = [c for c in truth.cues if c.text == "smile"][:3]
@@ -259,6 +259,13 @@ def test_complete_session_on_the_simulated_board(qtbot, window: MainWindow,
         assert isinstance(s.signal_bins, EnvelopeBins)
     finally:
         close_session(s)
+    # the window's own report uses them too: no pass over the signal fills envelope bins
+    def no_pass(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the window's report ran a pass over the signal")
+
+    monkeypatch.setattr(EnvelopeBins, "add", no_pass)
+    html = after.write_session_report(edf)
+    assert html.is_file() and "Whole session: envelopes" in html.read_text(encoding="utf-8")
     from emgfeedback.views.history import History
 
     with History(tmp_path / "history.sqlite") as h:

@@ -131,17 +131,22 @@ def analyse_and_store(recording: Path, program: Program | None = None, db: Path 
 def write_session_report(recording: Path, program: Program | None = None,
                          config: Config | None = None, meta: dict[str, Any] | None = None) -> Path:
     """Write ``<name>-report.html`` from the recording and its analysis JSON; returns its path."""
-    from emgfeedback.views.report import write_report
+    from emgfeedback.config import DspConfig
+    from emgfeedback.views.report import close_session, load_session, write_report
 
     a = analysis_path(recording)
-    analysis = (json.loads(a.read_text(encoding="utf-8")) if a.is_file()
-                else analyse(recording, program, config,
-                             (meta or {}).get("affected_side")).to_json())
+    if a.is_file() and (config is None or config.dsp == DspConfig()):
+        # the analysis read from its file, so the report's envelopes saved beside it (the
+        # default chain's) are used: no pass over the signal
+        session = load_session(recording, a, keep_signal=True, prefetch=True)
+    else:
+        analysis = (json.loads(a.read_text(encoding="utf-8")) if a.is_file()
+                    else analyse(recording, program, config,
+                                 (meta or {}).get("affected_side")).to_json())
+        session = session_input(recording, analysis, keep_signal=True)
     out = report_path(recording)
-    session = session_input(recording, analysis, keep_signal=True)
     try:
         write_report(session, out, cfg=config.dsp if config is not None else None)
     finally:
-        if session.signal is not None:
-            session.signal.close()
+        close_session(session)
     return out
