@@ -441,3 +441,32 @@ def test_quality_at_rest_is_the_same_with_or_without_bins_to_fill(tmp_path):
         filled = chain_pass(r, None, None, bins_for(r))
     for f in ("rms_uv", "mains_ratio", "mains_uv", "diff_rms_uv", "clip_fraction"):
         assert np.array_equal(getattr(alone, f), getattr(filled, f)), f
+
+
+def test_saving_envelopes_interrupted_leaves_no_partial_file(saved, tmp_path, monkeypatch):
+    """Ctrl-C (or any error) while the envelopes are written: no partial file of patient data
+    is left, the interruption goes on to the caller, and an earlier file stays as it was."""
+    from emgfeedback.io.importers import load
+    from emgfeedback.views.report import bins as report_bins
+    from emgfeedback.views.report.load import content_id
+
+    p = _copy(saved, tmp_path / "i")
+    a = analysis_path(p)
+    data = report_data_path(a)
+    before = data.read_bytes()
+    rec = load(p)
+    try:
+        b = report_bins.bins_for(rec)
+        report_bins.chain_pass(rec, None, None, b)
+
+        def interrupted(f, **arrays):  # type: ignore[no-untyped-def]
+            f.write(b"PK\x03\x04 half a zip")
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(report_bins.np, "savez", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            report_bins.save_report_data(data, rec, b, content_id(rec), a.read_bytes())
+        assert data.read_bytes() == before
+        assert sorted(x.name for x in data.parent.iterdir() if x.name.endswith(".tmp")) == []
+    finally:
+        rec.close()

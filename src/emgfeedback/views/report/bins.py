@@ -210,7 +210,7 @@ class BinsCollector:
 
 def _bins_shape(rec: Recording) -> tuple[int, int]:
     """``(bins, channels)`` of :func:`bins_for` ``(rec)``."""
-    return -(-rec.n_samples // max(1, int(round(REPORT_BIN_S * rec.fs)))), len(rec.channels)
+    return -(-rec.n_samples // bin_samples(rec.fs)), len(rec.channels)
 
 
 #: ``format`` and ``version`` of :func:`save_report_data`'s files.
@@ -250,12 +250,15 @@ def save_report_data(path: Path, rec: Recording, bins: EnvelopeBins, content_id:
                      saturated=np.asarray(bins.saturated, dtype=np.int64),
                      samples=np.array(int(bins.samples), dtype=np.int64))
         os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("%s: report data not saved (%s); the report will read the signal", path, exc)
+    except BaseException as exc:
+        # patient data: no partial file is left behind (an error, Ctrl-C)
         try:
             tmp.unlink()
         except OSError:
             pass
+        if not isinstance(exc, OSError):
+            raise
+        log.warning("%s: report data not saved (%s); the report will read the signal", path, exc)
         return False
     return True
 
