@@ -93,6 +93,62 @@ def test_quality_snapshot_is_its_formula() -> None:
     assert q2 is not q and q2.at == 40
 
 
+def _snap_row(qq: Quality) -> np.ndarray:
+    return np.concatenate([[qq.at], qq.rms_uv, qq.mains_ratio, qq.mains_uv, qq.diff_rms_uv,
+                           qq.clip_fraction])
+
+
+@pytest.mark.parametrize("defer_max", [256, 7, 1])
+def test_deferred_quality_windows_equal_windows_read_at_once(
+        monkeypatch: pytest.MonkeyPatch, defer_max: int) -> None:
+    """The meter defers the live windows (10 ms chunks, no sample at a rail) until a snapshot
+    is read: snapshots read only at the end, in any order, from another thread, across a
+    stretch at the rail (the general path), a gap (lost samples: no difference across it), a
+    pickled copy of the chain and its reset, bit for bit those read chunk by chunk (each a
+    batch of one window) and, at the window ends of 40-sample chunks, those of the general
+    path."""
+    import pickle
+    import threading
+
+    from emgfeedback import dsp
+    from emgfeedback.stream import Status
+
+    monkeypatch.setattr(dsp.quality, "DEFER_MAX", defer_max)
+    x = _signal(12000, seed=3)
+
+    def run(read_now: bool, pickle_at: int | None = None) -> list[np.ndarray | Quality]:
+        chain = Chain(FS, 8, DspConfig(mains="auto"), adc_range_uv=(-4000.0, 4000.0))
+        out: list[np.ndarray | Quality] = []
+        pos = 0
+        while pos < len(x):
+            if pickle_at is not None and pos == pickle_at:
+                chain = pickle.loads(pickle.dumps(chain))  # deferred windows computed first
+            status = Status()
+            if pos == 6000:  # a gap: the chain restarts its filters and the differences
+                status, pos = Status(lost_samples=100), pos + 100
+            if pos == 9000:
+                chain.reset()
+            p = chain.process(Chunk(x[pos:pos + 20], pos, FS, CH, status))
+            pos += 20
+            out.append(_snap_row(p.quality) if read_now else p.quality)
+        return out
+
+    now = np.array(run(True))
+    later = run(False, pickle_at=4000)
+    # read from another thread while the stream goes on, the last first
+    rows: list[np.ndarray] = []
+    t = threading.Thread(target=lambda: rows.extend(_snap_row(q) for q in later[::-1]))
+    t.start()
+    t.join()
+    assert np.array_equal(np.array(rows[::-1]), now)
+    # deferred and read at the end: the same as read at once
+    assert np.array_equal(np.array([_snap_row(q) for q in run(False)]), now)
+    # the general path at the same window ends (40-sample chunks, before the gap)
+    f40, e40, q40 = _run(x[:6000], list(range(40, 6000, 40)))
+    assert np.array_equal(now[1:300:2], q40)
+    assert all(isinstance(q, Quality) for q in later)
+
+
 def test_chain_refuses_non_finite_samples() -> None:
     chain = Chain(FS, 8)
     x = _signal(40)
