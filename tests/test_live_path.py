@@ -266,13 +266,21 @@ def _detector():  # type: ignore[no-untyped-def]
     return Detector(FS, mon, cal)
 
 
-def test_short_block_level_walk_equals_the_accumulations() -> None:
+@pytest.mark.parametrize("on_below_off", [False, True])
+def test_short_block_level_walk_equals_the_accumulations(on_below_off: bool) -> None:
     """A short block's level (issue 13: walked in Python over the channels that cross,
-    Detector._level_small) is the long blocks' computation (the last sample above on_thr
+    Detector._level_small: by list searches when no on threshold is under its off threshold,
+    else sample by sample) is the long blocks' computation (the last sample above on_thr
     against the last below off_thr, by accumulations) bit for bit, with the debounce's view of
     it (first row, changes, last row) as _Debounce.process reads them from the array; at the
     thresholds themselves, NaN-free random envelopes, every level state before the block."""
     det = _detector()
+    assert det._on_ge_off
+    if on_below_off:  # one channel's thresholds the other way round (the per-sample walk)
+        det.on_thr, det.off_thr = det.on_thr.copy(), det.off_thr.copy()
+        det.on_thr[3], det.off_thr[3] = det.off_thr[3], det.on_thr[3] + 1.0
+        det._on_l, det._off_l = det.on_thr.tolist(), det.off_thr.tolist()
+        det._on_ge_off = False
     on, off = det.on_thr, det.off_thr
     rng = np.random.default_rng(5)
     for k in range(400):
@@ -281,6 +289,9 @@ def test_short_block_level_walk_equals_the_accumulations() -> None:
         if k % 3 == 0:  # exactly at a threshold
             env[rng.integers(n), rng.integers(8)] = on[0]
             env[rng.integers(n), rng.integers(8)] = off[0]
+        if k % 5 == 0:  # long runs on one side (few flips, the live case)
+            env[:, 1] = on[1] + 0.5 if k % 2 else off[1] - 0.5
+            env[rng.integers(n):, 2] = on[2] + 0.1
         before = rng.random(8) < 0.5
         det._level = before.copy()
         sign = np.where(before, -1.0, 1.0)

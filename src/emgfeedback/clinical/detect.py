@@ -614,6 +614,8 @@ class Detector:
         self._init_up: np.ndarray | None = None  # of the long blocks' level test (see _shapes)
         self._init_dn: np.ndarray | None = None
         self._on_l, self._off_l = self.on_thr.tolist(), self.off_thr.tolist()  # (_level_small)
+        # no sample is both above on_thr and below off_thr (the level walk's searches)
+        self._on_ge_off = all(a >= b for a, b in zip(self._on_l, self._off_l))
         self._neg_off = -self.off_thr  # (of the level test's operands, see _shapes)
         # an envelope under the on threshold is under the artefact limit too (see _hold)
         self._on_under_max = bool(np.count_nonzero(self.on_thr <= self._max_env) == n)
@@ -920,7 +922,34 @@ class Detector:
         for c in [c for c, k in enumerate(crossing) if k]:  # block: one contiguous reduction)
             st, on, off = old[c], on_l[c], off_l[c]
             rows: list[int] = []
-            for i, v in enumerate(env[:, c].tolist()):
+            col = env[:, c].tolist()
+            if self._on_ge_off:
+                # With on_thr >= off_thr no sample is both above one and below the other, so
+                # the level flips up at the first sample above on_thr after it is down and
+                # down at the first below off_thr after it is up: found by list searches over
+                # the comparisons (map of float comparisons, the same IEEE comparisons; a
+                # True at the end stops the search) instead of a Python step per sample.
+                ups = list(map(on.__lt__, col))  # v > on
+                ups.append(True)
+                dns = list(map(off.__gt__, col))  # v < off
+                dns.append(True)
+                i = 0
+                while True:
+                    i = (dns if st else ups).index(True, i)
+                    if i >= n:
+                        break
+                    st = not st
+                    flips.append((c, i, st))
+                    if i:
+                        rows.append(i)
+                    else:
+                        x0s[c] = st
+                    i += 1
+                if rows:
+                    cuts[c] = rows
+                last[c] = st
+                continue
+            for i, v in enumerate(col):
                 if v > on:
                     t = True
                 elif v < off:

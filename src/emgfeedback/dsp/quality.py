@@ -16,6 +16,7 @@ Running measures (exponential averages with a time constant of ``QualityConfig.w
 from __future__ import annotations
 
 
+import functools
 import operator
 import threading
 from typing import Any
@@ -66,6 +67,7 @@ def _window_sums_pairwise(u: np.ndarray) -> np.ndarray:
     return out
 
 
+@functools.lru_cache(maxsize=16)
 def _pairwise_matches(w: int) -> bool:
     """Whether :func:`_window_sums_pairwise` equals ``reduceat`` for ``w``-sample windows
     here (it follows NumPy's summation order, which is not part of NumPy's API)."""
