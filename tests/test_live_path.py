@@ -149,6 +149,53 @@ def test_deferred_quality_windows_equal_windows_read_at_once(
     assert all(isinstance(q, Quality) for q in later)
 
 
+@pytest.mark.parametrize("step", [1, 5, 20])
+def test_flags_last_move_walk_equals_the_definition(step: int) -> None:
+    """The artefact flags' live path for a chunk whose last sample repeats the one before on
+    some channel (issue 13: each such channel walked back in Python to its last move) keeps
+    every channel's last move at the definition's (the last sample whose difference exceeds
+    ``flat_rms_uv``) after every chunk, over a coarsely quantised signal (repeats in many
+    chunks) with flat runs shorter and longer than ``flat_ms``, and the same bits as one
+    block."""
+    from _reference import flags_in_blocks, flat_reference
+
+    from emgfeedback.config import QualityConfig
+    from emgfeedback.dsp.quality import FLAT, ArtefactFlags
+
+    cfg = QualityConfig()
+    need = int(round(cfg.flat_ms * FS / 1000.0))
+    rng = np.random.default_rng(21)
+    n = 6000
+    x = np.round(2 * rng.standard_normal((n, 8)))  # 1 µV steps, about one sample in 4 repeats
+    x[800:800 + need // 2, 3] = x[799, 3]  # flat, not for long enough
+    x[2000:2000 + 2 * need, 5] = x[1999, 5]  # flat for long enough
+    thr = cfg.flat_rms_uv
+    moved_ref = np.zeros((n, 8), dtype=np.int64)  # each channel's last move up to each sample
+    for c in range(8):
+        last = 0
+        for i in range(1, n):
+            if abs(x[i, c] - x[i - 1, c]) > thr:
+                last = i
+            moved_ref[i, c] = last
+    flags = ArtefactFlags(FS, 8, cfg, None)
+    walked = 0
+    out = []
+    for a in range(0, n, step):
+        part = np.ascontiguousarray(x[a:a + step])
+        b = flags.process(part, part, np.abs(part), a)
+        out.append(np.zeros(part.shape, dtype=np.uint8) if b is None else b)
+        end = a + len(part) - 1
+        if a and np.count_nonzero(np.abs(x[end] - x[end - 1]) <= thr):
+            walked += 1
+        flags._sync()
+        assert np.array_equal(flags._moved, moved_ref[end]), a
+        assert flags._moved_min == int(moved_ref[end].min())
+    assert walked > n // step // 2
+    bits = np.concatenate(out)
+    assert np.array_equal(bits, flags_in_blocks(ArtefactFlags(FS, 8, cfg, None), x, n))
+    assert np.array_equal((bits & FLAT) != 0, flat_reference(x, thr, need))
+
+
 def test_chain_refuses_non_finite_samples() -> None:
     chain = Chain(FS, 8)
     x = _signal(40)
@@ -314,7 +361,8 @@ def test_short_block_level_walk_equals_the_accumulations(on_below_off: bool) -> 
 def test_debounce_shortcuts_equal_the_walk(monkeypatch: pytest.MonkeyPatch) -> None:
     """The debounce's shortcuts (issue 13: a constant input that goes on while a change is
     being debounced returns before the walk until the first sample that could confirm one;
-    process_runs takes the input's runs instead of the array; a short block whose input equals
+    process_runs takes the input's runs instead of the array (and returns the output vector
+    when the output does not change in the block); a short block whose input equals
     the output is one comparison) give the output, changes and state of _Debounce.process's
     general path (transitions and walk) on the same input, over random streams of short
     blocks."""
@@ -363,6 +411,9 @@ def test_debounce_shortcuts_equal_the_walk(monkeypatch: pytest.MonkeyPatch) -> N
                 b0 = copy.deepcopy(b)
                 y_a, ch_a = a.process_runs(x[0].tolist(), cuts, x[-1].tolist(), start, n)
                 y_b, ch_b = b.process(x, start)
+                if not ch_a:  # no output change: the output vector itself
+                    assert y_a is a.y and y_a.shape == (8,)
+                    y_a = np.broadcast_to(y_a, (n, 8))
                 assert ch_a == ch_b and np.array_equal(y_a, y_b), b0
                 x_prev = x[-1].copy()
             assert np.array_equal(a.y, b.y) and np.array_equal(a.x, b.x)

@@ -335,8 +335,18 @@ class _Debounce:
         """:meth:`process` for an input given by its runs: its first row ``x0s``, the rows at
         which each channel's input changes ``cuts`` (sorted, after the first row) and its last
         row ``last``, as :meth:`process` reads them from the input array (a caller that has
-        them need not build the array's changes again: live cost)."""
-        return self._walk(x0s, self.y.tolist(), cuts, start, n, True, last)
+        them need not build the array's changes again: live cost).  ``y`` is the output
+        vector itself (``self.y``, shape ``(channels,)``) when it does not change in the block:
+        the caller reads it before the next block."""
+        ys = self.y.tolist()
+        y, changes = self._walk(x0s, ys, cuts, start, n, False, last)
+        if not changes:  # (the output all block: its vector, no array to build, live cost)
+            return y, changes
+        y = np.empty((n, len(ys)), dtype=bool)
+        y[:] = ys
+        for c, _, at, v in changes:  # in sample order per channel: later ones win
+            y[at - start:, c] = v
+        return y, changes
 
     def process(self, x: np.ndarray, start: int, want_y: bool = True
                 ) -> tuple[np.ndarray, list[tuple[int, int, int, bool]]]:
@@ -1057,6 +1067,7 @@ class Detector:
         else:
             cross = np.greater(np.multiply(env, sh.sign, out=sh.f), sh.thr, out=sh.b)
         level: np.ndarray  # (n, C), or (C,) when constant over the block
+        walked: tuple[list[bool], dict[int, list[int]]] | None = None  # (see _level_small)
         crossing = count_nonzero(cross)
         if crossing and sh.small:
             # each sample takes the state of the last sample at or before it that was above
@@ -1064,6 +1075,7 @@ class Detector:
             # that cross (see _level_small), and the activity's debounce takes the level's
             # changes from that walk
             level, x0s, cuts, last = self._level_small(env, cross, n)
+            walked = (x0s, cuts)
             if last != self._level.tolist():
                 self._set_level(np.array(last, dtype=bool))
             active, _ = self._act.process_runs(x0s, cuts, last, start, n)
@@ -1122,6 +1134,12 @@ class Detector:
                 lv[i] for r in reps for i in r.quiet_l)):
             # No quiet region's level is up all block and nothing is being debounced: the
             # burst condition is false at every sample (the common case, live cost).
+            pass
+        elif walked is not None and not pending and not any(
+                walked[0][i] or i in walked[1] for r in reps for i in r.quiet_l):
+            # The same for a short block whose level changed in other regions only (a
+            # target's): every quiet region's level is down at its first row and does not
+            # change in the block (live cost: the chunks in which a level changes).
             pass
         elif reps or pending:
             r0 = reps[0] if len(reps) == 1 else None
