@@ -213,6 +213,12 @@ def startup(runs: int = 7) -> tuple[float, float, float]:
     return statistics.median(times), min(times), statistics.median(floors)
 
 
+def _defer_max() -> int:
+    from emgfeedback.dsp.quality import DEFER_MAX
+
+    return DEFER_MAX
+
+
 def _load() -> str:
     try:
         return " / ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -248,6 +254,10 @@ def main() -> int:
               "and for the detector (chain + detector: their sum)")
     print(f"\n{len(a)} chunks of the exercise part ({args.seconds:g} s of reps and rests, "
           f"{events} synkinesis events raised); wall clock (`perf_counter`) {passes}. "
+          "No quality snapshot is read (as with no view open): the chain's quality meter "
+          "defers the 10 ms windows and computes them in a batch every "
+          f"{_defer_max()} chunks, one of the worst chunks; a view reading a snapshot a frame "
+          "computes the few windows before it in its own thread. "
           f"Load average when the section started: {load}.\n")
     samples, reps, n_events = allocation_growth(args.hour_minutes)
     n_chunks = int(args.hour_minutes * 60 * FS) // CHUNK
