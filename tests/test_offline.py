@@ -96,17 +96,66 @@ def test_detector_starts_at_the_first_rep_sample_in_any_block(
     starts: list[int] = []
     feed = Detector.feed
 
-    def spy(self: Detector, p: Any) -> None:
+    def spy(self: Detector, p: Any, ahead: Any = None) -> None:
         if not getattr(self, "_spied", False):
             self._spied = True  # type: ignore[attr-defined]
             starts.append(p.start)
-        feed(self, p)
+        feed(self, p, ahead)
 
     monkeypatch.setattr(Detector, "feed", spy)
     for chunk in (733, 4096):
         assert first_rep % chunk != 0  # the cue falls inside a block
         _json(session, chunk)
     assert starts == [first_rep, first_rep]
+
+
+def test_flags_started_a_chunk_ahead_give_the_same_detection(session: Path) -> None:
+    """Offline the detector is shown the next chunk (``feed(p, ahead=q)``) and queues its
+    artefact flags behind ``p``'s: the events and reps are those of chunks fed one by one, with
+    a gap in the stream (no flags queued across it) and chunks with a short last block (whose
+    flags are then queued too, not computed in the calling thread after the helper went on)."""
+    from emgfeedback.clinical.detect import MAX_BLOCK, Detector
+    from emgfeedback.dsp.chain import Chain
+
+    with load(session) as rec:
+        a = analyze_mod.analyze(rec)
+        whole = rec.to_chunk()
+    size = MAX_BLOCK + 404  # blocks of MAX_BLOCK and 404 samples (under PARALLEL_MIN)
+    parts = []
+    rest = whole
+    while len(rest):
+        part, rest = rest.split(size)
+        parts.append(part)
+    del parts[len(parts) // 2]  # a gap: a chunk never arrives
+
+    def run(ahead: bool) -> tuple[list[Any], list[Any], int]:
+        chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+        det = Detector.for_chain(chain, a.montage, a.calibration)
+        done = [chain.process(c) for c in parts]
+        queued = 0
+        for k, p in enumerate(done):
+            nxt = done[k + 1] if ahead and k + 1 < len(done) else None
+            det.feed(p, ahead=nxt)
+            queued += det._ahead is not None
+        det.close()
+        return ([e.to_json(rec.fs) for e in det.all_events],
+                [r.to_json(rec.fs) for r in det.reps], queued)
+
+    events, reps, none = run(False)
+    events2, reps2, queued = run(True)
+    # queued: every next chunk but across the gap, the file's last (shorter than a block: fed
+    # alone) and none after it
+    assert none == 0 and len(parts[-1]) <= MAX_BLOCK and queued == len(parts) - 3
+    assert len(reps) >= 4 and events
+    assert events2 == events and reps2 == reps
+
+    # the chunk fed must be the one announced
+    chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+    det = Detector.for_chain(chain, a.montage, a.calibration)
+    p0, p1 = chain.process(parts[0]), chain.process(parts[1])
+    det.feed(p0, ahead=p1)
+    with pytest.raises(RuntimeError, match="was not fed next"):
+        det.feed(chain.process(parts[2]))
 
 
 def _analysed_in_child(path: str, out: Any) -> None:

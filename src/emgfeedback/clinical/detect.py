@@ -107,6 +107,11 @@ _helper: Any = None
 _helper_lock = threading.Lock()
 
 
+def _cuts(n: int) -> list[tuple[int, int]]:
+    """A long chunk's blocks: ``(first, stop)`` rows of at most MAX_BLOCK samples."""
+    return [(a, min(n, a + MAX_BLOCK)) for a in range(0, n, MAX_BLOCK)]
+
+
 def _flags_helper() -> Any:
     """The one helper thread (a ``ThreadPoolExecutor`` of one worker, made when first needed)."""
     global _helper
@@ -626,6 +631,8 @@ class Detector:
         self._blink_ch = np.array([c.code in self.cfg.blink_regions for c in montage.channels])
         self.qcfg = quality or QualityConfig()
         self._flags = ArtefactFlags(self.fs, n, self.qcfg, adc_range_uv)
+        # the next chunk and the futures of its flags, queued by feed(p, ahead=...)
+        self._ahead: tuple[Processed, list[Any]] | None = None
         self._hold_n = max(1, ms(self.qcfg.artefact_hold_ms))
         self._hold_big_n = max(self._hold_n, ms(self.qcfg.artefact_hold_big_ms))
         self._last_big = np.full(n, -(1 << 60), dtype=np.int64)
@@ -732,10 +739,14 @@ class Detector:
                 return out
 
     # ------------------------------------------------------------------ feeding
-    def feed(self, p: Processed) -> None:
+    def feed(self, p: Processed, ahead: Processed | None = None) -> None:
         """Process one chunk (session thread).  Chunks must be consecutive; after a gap the
         detector continues from the new sample (states are kept, the artefact flags' filters
-        restart as the chain's do)."""
+        restart as the chain's do).  ``ahead``: the chunk that will be fed next, when the
+        caller already has it (offline): a long one right after ``p`` has its artefact flags
+        started on the helper thread as soon as ``p``'s are queued, so that thread works
+        through both while this one goes through ``p`` (the flags are computed in stream
+        order by the one helper: the same flags)."""
         if len(p.markers):
             self._markers(p.markers, p.start)
         if self._next is not None and (p.start != self._next or p.status.lost_samples > 0):
@@ -754,19 +765,47 @@ class Detector:
         # A long chunk (offline): the helper thread computes every block's artefact flags in
         # order, running ahead of the blocks processed here (each waits for its own flags
         # only); the flags' state is touched by the helper alone until the last one is done.
-        cuts = [(a, min(n, a + MAX_BLOCK)) for a in range(0, n, MAX_BLOCK)]
-        helper = _flags_helper()
-        futures = [helper.submit(self._flags.process, p.raw[a:b], p.filtered[a:b],
-                                 p.envelope[a:b], p.start + a, None, None, inside)
-                   if b - a >= PARALLEL_MIN else None for a, b in cuts]
+        cuts = _cuts(n)
+        pre, self._ahead = self._ahead, None
+        # the next chunk's flags are queued after every block of this one (none computed here:
+        # the helper would be past them)
+        nxt = (ahead if ahead is not None and len(ahead.envelope) > MAX_BLOCK
+               and ahead.start == p.start + n and ahead.status.lost_samples == 0 else None)
+        if pre is not None:
+            if pre[0] is not p:
+                for fut in pre[1]:
+                    if fut is not None:
+                        fut.cancel()
+                raise RuntimeError("Detector.feed: the chunk given as `ahead` was not fed next")
+            futures = pre[1]
+        else:
+            futures = self._submit_flags(p, cuts, inside, every=nxt is not None)
+        if nxt is not None:
+            self._ahead = (nxt, self._submit_flags(
+                nxt, _cuts(len(nxt.envelope)),
+                nxt.raw_inside is not None and nxt.raw_inside == self._flags.adc_range_uv,
+                every=True))
         try:
             for (a, b), fut in zip(cuts, futures):
                 self._block(p.envelope[a:b], p.filtered[a:b], p.raw[a:b], p.start + a,
                             fut if fut is not None else False, inside)
-        finally:
-            for fut in futures:  # after an error: the flags not started are not computed
+        except BaseException:
+            # after an error: the flags not started are not computed
+            for fut in futures + (self._ahead[1] if self._ahead is not None else []):
                 if fut is not None:
                     fut.cancel()
+            self._ahead = None
+            raise
+
+    def _submit_flags(self, p: Processed, cuts: list[tuple[int, int]], inside: bool,
+                      every: bool) -> list[Any]:
+        """The futures of the artefact flags of each block ``cuts`` of ``p`` on the helper
+        thread, in order; ``None`` for a block too short to gain from it (computed in
+        :meth:`_block`), unless ``every``."""
+        helper = _flags_helper()
+        return [helper.submit(self._flags.process, p.raw[a:b], p.filtered[a:b],
+                              p.envelope[a:b], p.start + a, None, None, inside)
+                if every or b - a >= PARALLEL_MIN else None for a, b in cuts]
 
     def _markers(self, markers: Sequence[Any], start: int) -> None:
         for m in markers:
@@ -1590,6 +1629,7 @@ class Detector:
         """End the stream: end open bursts and artefact periods at ``at`` (default: the next
         sample), send the pending ``ended`` notices and finish the reps that started
         (offline, after the last chunk)."""
+        self._ahead = None  # (a chunk announced but not fed: the stream ended before it)
         end = self._next if at is None else at
         if end is None:
             return
