@@ -158,6 +158,48 @@ def test_flags_started_a_chunk_ahead_give_the_same_detection(session: Path) -> N
         det.feed(chain.process(parts[2]))
 
 
+def test_calibration_segments_judged_on_the_helper_as_they_end(session: Path) -> None:
+    """Offline the calibrator judges each segment on the helper thread when it ends: the same
+    calibration as judging them all in ``result``; a refused segment refuses it with the same
+    message (a rest segment with a flat channel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from emgfeedback.clinical.calibration import Calibrator
+    from emgfeedback.dsp.chain import Chain
+    from emgfeedback.errors import CalibrationError
+
+    with load(session) as rec:
+        whole = rec.to_chunk()
+        channels, fs, rails = rec.channels, rec.fs, rec.rails_uv
+
+    def calibrate(executor: Any, flat: bool) -> tuple[Any, list[Any]]:
+        chain = Chain(fs, len(channels), adc_range_uv=rails)
+        cal = Calibrator(fs, channels, rails, executor=executor)
+        rest = whole
+        while len(rest):
+            part, rest = rest.split(3000)
+            if flat:  # channel 2 stuck through the rest segment (2-12 s)
+                d = part.data.copy()
+                d[max(0, 2000 - part.start):max(0, min(len(d), 12_000 - part.start)), 2] = 5.0
+                part = type(part)(d, part.start, part.fs, part.channels, part.status,
+                                  part.markers)
+            cal.feed(chain.process(part))
+        ahead = [s.ahead for s in cal.segments]
+        try:
+            return cal.result().to_json(), ahead
+        except CalibrationError as exc:
+            return str(exc), ahead
+
+    with ThreadPoolExecutor(1) as pool:
+        for flat in (False, True):
+            ref, none = calibrate(None, flat)
+            got, ahead = calibrate(pool, flat)
+            assert all(a is None for a in none) and all(a is not None for a in ahead)
+            assert len(ahead) >= 3
+            assert got == ref
+            assert isinstance(ref, str) == flat, ref  # refused with the flat channel
+
+
 def _analysed_in_child(path: str, out: Any) -> None:
     out.put(_json(Path(path), None))
 

@@ -20,7 +20,7 @@ import numpy as np
 from emgfeedback.app.pipeline import Consumer, Pipeline
 from emgfeedback.clinical.analysis import Analysis
 from emgfeedback.clinical.calibration import Calibration, Calibrator, parse_calibration_marker
-from emgfeedback.clinical.detect import Detector
+from emgfeedback.clinical.detect import Detector, offline_helper
 from emgfeedback.clinical.exercises import Program, default_program, load_program
 from emgfeedback.clinical.live import LiveClinic
 from emgfeedback.clinical.montage import Montage, load_montage
@@ -242,7 +242,10 @@ def analyze(
                          f"got {calibration!r}")
 
     def calibrator() -> Calibrator:
-        return Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality)
+        # each segment judged on the detector's helper thread as it ends (idle until the
+        # detector starts)
+        return Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality,
+                          executor=offline_helper())
 
     parsed: list[tuple[str, str | None] | None] = []
     if calibration == "annotations":

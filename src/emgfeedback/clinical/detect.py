@@ -124,6 +124,12 @@ def _flags_helper() -> Any:
         return _helper
 
 
+def offline_helper() -> Any:
+    """The helper thread's executor, for other offline work that may run beside the calling
+    thread in stream order (the calibration's segment judgements, while no detector runs)."""
+    return _flags_helper()
+
+
 def _forget_helper() -> None:
     global _helper, _helper_lock
     # a forked child (a batch worker) has no helper thread, and maybe a held lock: its own
