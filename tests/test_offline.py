@@ -200,6 +200,49 @@ def test_calibration_segments_judged_on_the_helper_as_they_end(session: Path) ->
             assert isinstance(ref, str) == flat, ref  # refused with the flat channel
 
 
+def test_rep_buffers_used_again_are_zeroed(session: Path) -> None:
+    """A rep takes the buffers a finished rep left (zeroed), so rows that a gap leaves unwritten
+    read 0 as in new buffers: a detector whose pool starts full of NaN and garbage gives the
+    same reps and events, with a gap inside a rep."""
+    import numpy as np
+
+    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.dsp.chain import Chain
+
+    with load(session) as rec:
+        a = analyze_mod.analyze(rec)
+        whole = rec.to_chunk()
+    first = a.reps[0]
+    cut = (first.start + first.stop) // 2
+    head, tail = whole.split(cut)
+    _, tail = tail.split(500)  # 0.5 s lost inside the first rep
+
+    def run(garbage: bool) -> tuple[list[Any], list[Any], int]:
+        chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+        det = Detector.for_chain(chain, a.montage, a.calibration)
+        if garbage:
+            n = len(rec.channels)
+            det._rep_bufs = [(np.full((40_000, n), np.nan), np.ones((40_000, n), dtype=bool),
+                              np.full((40_000, n), 1e9)) for _ in range(2)]
+        reused = 0
+        for part in (head, tail):
+            rest = part
+            while len(rest):
+                c, rest = rest.split(4000)
+                pooled = len(det._rep_bufs)
+                det.feed(chain.process(c))
+                reused += len(det._rep_bufs) < pooled
+        det.close()
+        return ([e.to_json(rec.fs) for e in det.all_events],
+                [r.to_json(rec.fs) for r in det.reps], reused)
+
+    events, reps, _ = run(False)
+    events2, reps2, reused = run(True)
+    assert reused >= 1 and len(reps) >= 4
+    assert reps[0]["onset_s"] * rec.fs < cut < reps[0]["offset_s"] * rec.fs
+    assert events2 == events and reps2 == reps
+
+
 def _analysed_in_child(path: str, out: Any) -> None:
     out.put(_json(Path(path), None))
 

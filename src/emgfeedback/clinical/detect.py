@@ -138,6 +138,11 @@ def _forget_helper() -> None:
 
 os.register_at_fork(after_in_child=_forget_helper)
 
+#: A rep's buffers are allocated in multiples of this many rows, and at most _REP_POOL sets of
+#: finished reps' buffers are kept for the next reps.
+_REP_ROWS = 4096
+_REP_POOL = 4
+
 #: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
 _PCT = 16
 
@@ -506,6 +511,7 @@ class _Rep:
     blinks: dict[str, int] = field(default_factory=dict)  # side -> blinks
     refs: int = 0  # bursts and closing events that still read the buffers
     finished: bool = False
+    bufs: tuple[np.ndarray, ...] = ()  # (pct, act, filt) allocated, of which the above are views
 
     @functools.cached_property
     def quiet_l(self) -> list[int]:
@@ -664,6 +670,7 @@ class Detector:
         self._blink_ch = np.array([c.code in self.cfg.blink_regions for c in montage.channels])
         self.qcfg = quality or QualityConfig()
         self._flags = ArtefactFlags(self.fs, n, self.qcfg, adc_range_uv)
+        self._rep_bufs: list[tuple[np.ndarray, ...]] = []  # finished reps' buffers, for reuse
         # the next chunk and the futures of its flags, queued by feed(p, ahead=...)
         self._ahead: tuple[Processed, list[Any]] | None = None
         self._hold_n = max(1, ms(self.qcfg.artefact_hold_ms))
@@ -908,9 +915,19 @@ class Detector:
         rep.ti = np.array(ti, dtype=np.int64)
         rep.tcols = np.array(tcols, dtype=np.int64)
         m = max(0, stop - start)
-        rep.pct = np.zeros((m, n))
-        rep.act = np.zeros((m, n), dtype=bool)
-        rep.filt = np.zeros((m, n))
+        # Buffers of a finished rep are used again, zeroed (rows a gap leaves unwritten read
+        # 0, as in new ones): fresh ones cost their page faults, ~1 ms a rep offline.
+        fit = [b for b in self._rep_bufs if len(b[0]) >= m]
+        if fit:
+            bufs = min(fit, key=lambda b: len(b[0]))
+            self._rep_bufs.remove(bufs)
+            for b in bufs:
+                b[:m].fill(0)
+        else:
+            cap = -(-m // _REP_ROWS) * _REP_ROWS
+            bufs = (np.zeros((cap, n)), np.zeros((cap, n), dtype=bool), np.zeros((cap, n)))
+        rep.bufs = bufs
+        rep.pct, rep.act, rep.filt = bufs[0][:m], bufs[1][:m], bufs[2][:m]
         if not tcols:
             log.warning("rep of %s at sample %d: no target region recorded", ex.name, start)
         return rep
@@ -1631,6 +1648,9 @@ class Detector:
         rep.refs -= 1
         if rep.refs <= 0 and rep.finished:
             rep.pct, rep.act, rep.filt = rep.pct[:0], rep.act[:0], rep.filt[:0]
+            if rep.bufs and len(self._rep_bufs) < _REP_POOL:
+                self._rep_bufs.append(rep.bufs)
+            rep.bufs = ()
 
     def _estimate_onset(self, c: int, alert: int, rep_start: int) -> int:
         lo = max(alert - self.lookback, rep_start, self._hist_start or 0)
