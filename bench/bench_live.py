@@ -2,6 +2,15 @@
 
 Run:  python bench/bench_live.py [--seconds 60] [--hour-minutes 60] [--runs 7] [--repeat 1]
 
+Instructions per chunk (repeatable whatever the load; a few minutes a run)::
+
+    valgrind --tool=callgrind --dump-before=getppid --dump-instr=no --dump-line=no \
+        --callgrind-out-file=DIR/cg.out.%p python bench/bench_live.py --marks
+    python bench/bench_live.py --instructions DIR
+
+``--marks`` runs the exercise part only, each chain and detector call after a call of
+``os.getppid`` (a dump of the counts there); ``--instructions`` prints their p50 / p90 / p99.
+
 Prints a markdown section with
 
 1. the cost per 10 ms chunk (8 channels at 2 kHz) of the DSP chain, the synkinesis detector and
@@ -219,6 +228,64 @@ def _defer_max() -> int:
     return DEFER_MAX
 
 
+def marked_run(seconds: float = 60.0) -> int:
+    """The exercise part of the session of :func:`live_cost` in 10 ms chunks, each chain and
+    each detector call between calls of ``os.getppid()`` (under ``valgrind --tool=callgrind
+    --dump-before=getppid`` a dump of the counts, see :func:`instruction_table`); the
+    calibration part before it is fed as one chunk (the chain and the detector are chunk
+    invariant: the same state; 10 ms chunks would take most of the run under valgrind).
+    Returns the number of chunks marked."""
+    whole, lead, cal, montage, rails = _session(seconds)
+    chain, det = _build(cal, montage, rails)
+    head, rest = whole.split(lead)
+    det.feed(chain.process(head))
+    parts = []
+    while len(rest):
+        part, rest = rest.split(CHUNK)
+        parts.append(part)
+    mark = os.getppid
+    for part in parts:
+        mark()
+        p = chain.process(part)
+        mark()
+        det.feed(p)
+        mark()  # (the loop's own work after it, counted apart)
+    return len(parts)
+
+
+def instruction_table(folder: str) -> list[str]:
+    """Markdown rows: instructions per chunk of the chain, the detector and both, from the dumps
+    of a :func:`marked_run` under callgrind in ``folder`` (``cg.out.PID.N``, in order)."""
+    import glob
+    import re
+
+    def part(f: str) -> int:
+        m = re.search(r"\.(\d+)$", f)
+        return int(m.group(1)) if m else -1
+
+    totals = []
+    for f in sorted((f for f in glob.glob(os.path.join(folder, "cg.out.*")) if part(f) > 0),
+                    key=part):
+        with open(f) as fh:
+            for line in fh:
+                if line.startswith(("summary:", "totals:")):
+                    totals.append(int(line.split()[1]))
+                    break
+    # the first: everything before the first mark; then per chunk its chain, its detector and
+    # the loop's work before the next chunk
+    v = np.array(totals[1:], dtype=float)
+    k = len(v) // 3
+    a, b = v[0:3 * k:3], v[1:3 * k:3]
+    rows = ["| instructions per 10 ms chunk | p50 | p90 | p99 | worst | mean |",
+            "|---|---|---|---|---|---|"]
+    for name, x in (("chain (dsp)", a), ("detector", b), ("**chain + detector**", a + b)):
+        rows.append(f"| {name} | {np.median(x) / 1e3:.0f}k | {np.percentile(x, 90) / 1e3:.0f}k | "
+                    f"{np.percentile(x, 99) / 1e3:.0f}k | {x.max() / 1e3:.0f}k | "
+                    f"{x.mean() / 1e3:.0f}k |")
+    rows.append(f"\n{k} chunks.")
+    return rows
+
+
 def _load() -> str:
     try:
         return " / ".join(f"{v:.1f}" for v in os.getloadavg())
@@ -235,7 +302,17 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=1,
                     help="passes over the chunks; per chunk the least time of each (for a "
                          "loaded machine; default 1)")
+    ap.add_argument("--marks", action="store_true",
+                    help="only the marked run for callgrind (see the module docstring)")
+    ap.add_argument("--instructions", metavar="DIR",
+                    help="only the instructions per chunk from a marked run's dumps in DIR")
     args = ap.parse_args()
+    if args.marks:
+        print(f"{marked_run(args.seconds)} chunks marked")
+        return 0
+    if args.instructions:
+        print("\n".join(instruction_table(args.instructions)))
+        return 0
     cmd = " ".join(["python bench/bench_live.py", *sys.argv[1:]])
     print("## Live budget and start-up (issue 13)\n")
     print(f"Command: `{cmd}` (part of `make bench`); {platform.machine()}, {os.cpu_count()} "
