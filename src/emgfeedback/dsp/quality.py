@@ -48,8 +48,8 @@ def _window_sums_pairwise(u: np.ndarray) -> np.ndarray:
     eight, combined as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))``, then the last
     ``n % 8`` samples one by one); here each step is one operation on the samples at one
     position of every window and row (contiguous: ``u`` has the window's samples outermost),
-    where ``reduceat`` makes one inner-loop call per window and row (0.1-0.3 µs each, 1-3 ms
-    for the 8,192 of 256 deferred windows of 32 rows).  Used only where
+    where ``reduceat`` makes one inner-loop call per window and row (0.1-0.3 µs each: 3-10 ms
+    for 1024 deferred windows of 32 rows).  Used only where
     :func:`_pairwise_matches` found it equal to ``reduceat`` on this installation."""
     w = u.shape[0]
     a = u[1:]
@@ -182,8 +182,9 @@ class QualityMeter:
         """The deferred windows' measures, as the window by window path computes them (the
         caller holds the lock): the squares of the band-passed and filtered signals and of the
         raw differences (the first from the sample before the batch), nothing at the rails,
-        each window's sum as ``reduceat`` computes it, the division by the window, the average's recursion
-        over the windows in order; each placeholder gets its window's means."""
+        each window's sum as ``reduceat`` computes it, the division by the window, the
+        average's recursion over the windows in order; the placeholders' shared cell gets the
+        windows' means."""
         k, c, cell = self._defer, self.n_channels, self._cell
         self._defer, self._cell = 0, []
         b = self._batch
