@@ -37,6 +37,36 @@ TEXT_W = PAGE_W - 2 * MARGIN_X
 BODY_CHARS = int(TEXT_W * 72 / (0.55 * 9.5))
 
 
+def backend_pdf() -> Any:
+    """matplotlib's PDF backend (``matplotlib.backends.backend_pdf``), imported without running
+    ``fontTools.subset`` first.
+
+    The backend imports ``fontTools.subset`` when it is imported (``_backend_pdf_ps``): 0.12-0.19
+    s of the parent's critical path in a 30-minute report (measured, issue 13), although it
+    uses it only to embed a TrueType font (``pdf.fonttype`` 42); the report's lines are in the
+    standard PDF fonts, or, outside cp1252, in DejaVu Sans embedded as a Type 3 font (the
+    default), which needs none of it.  So the module is registered with the standard library's
+    :class:`importlib.util.LazyLoader`: it runs, as it would have, when first used (never in a
+    report).  A ``fontTools.subset`` already imported is left as it is.
+    """
+    import sys
+
+    if not {"matplotlib.backends.backend_pdf", "fontTools.subset"} & sys.modules.keys():
+        import importlib.util
+
+        spec = importlib.util.find_spec("fontTools.subset")  # (imports the package fontTools)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["fontTools.subset"] = module
+            spec.loader.exec_module(module)
+            package: Any = sys.modules["fontTools"]
+            package.subset = module  # (as its import would)
+    from matplotlib.backends import backend_pdf as module
+
+    return module
+
+
 _PLACEMENT: dict[tuple[str, int], Future[bytes | None]] = {}
 
 
@@ -150,7 +180,7 @@ def _core_lines_class() -> Any:
         def draw(self, renderer: Any) -> None:
             if not self.get_visible():
                 return
-            from matplotlib.backends.backend_pdf import RendererPdf
+            RendererPdf = backend_pdf().RendererPdf
 
             self._draw_stripes(renderer)
 
@@ -293,8 +323,9 @@ def page_images(page: Any) -> list[np.ndarray]:
 def _afm_file(family: str, weight: str) -> str:
     """The core PDF font (AFM file) matplotlib takes for ``family`` and ``weight`` (the same
     whatever the size: the core fonts are scalable)."""
-    from matplotlib.backends.backend_pdf import RendererPdf
     from matplotlib.font_manager import FontProperties, findfont
+
+    RendererPdf = backend_pdf().RendererPdf
 
     return str(findfont(FontProperties(family=family, weight=weight), fontext="afm",
                         directory=RendererPdf._afm_font_dir))
@@ -574,8 +605,7 @@ class _LaidOutAgain(Exception):
 
 
 def _write_pdf(report: Report, path: Path) -> None:
-    from matplotlib.backends.backend_pdf import PdfPages
-
+    PdfPages = backend_pdf().PdfPages
     from emgfeedback.validate import private_file
 
     s = report.session
