@@ -25,11 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _run_in_pty(args: list[str], timeout: float = 60.0) -> str:
-    """Run the CLI on a pseudo-terminal (the console then draws for a terminal) and return
-    everything it wrote."""
+def _run_in_pty(args: list[str], timeout: float = 60.0, size: tuple[int, int] = (140, 45)
+                ) -> str:
+    """Run the CLI on a pseudo-terminal of ``size`` (columns, rows; the console then draws for
+    a terminal) and return everything it wrote."""
     master, slave = pty.openpty()
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), COLUMNS="140", LINES="45")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), COLUMNS=str(size[0]),
+               LINES=str(size[1]))
     env.pop("DISPLAY", None)
     env.pop("WAYLAND_DISPLAY", None)
     proc = subprocess.Popen([sys.executable, "-m", "emgfeedback", *args], stdin=slave,
@@ -88,6 +90,33 @@ def test_console_screen_shows_cue_countdown_bars_and_alert():
     assert t_last > float(m.group(1)) + 3.0
     # no frame of the whole session warns of a noisy baseline: contractions are not faults
     assert "noisy baseline" not in out
+
+
+def test_console_fits_a_small_terminal_without_cutting_the_cue_or_the_alert():
+    """On an 80 x 24 terminal (a small laptop's) every frame fits: no line wraps or scrolls the
+    frame's top away.  The bars are narrower; the exercise's instruction and the alert wrap onto
+    a second line instead of being cut."""
+    out = _run_in_pty(["demo", "--console", "--duration", "114", "--speed", "20"],
+                      size=(80, 24))
+    frames = [_ANSI.sub("", f) for f in out.split("\x1b[H\x1b[2J") if f.strip()]
+    assert len(frames) > 20
+    for f in frames:
+        lines = f.rstrip("\n").splitlines()
+        assert len(lines) <= 23, f
+        assert max(len(ln) for ln in lines) <= 80, f
+    during = [f for f in frames if "SMILE  rep" in f and "s left" in f]
+    assert during
+    screen = during[-1]
+    assert re.search(r"SMILE  rep \d +Smile slowly, lips closed; keep the eye open and\s+"
+                     r"relaxed\s+\(target 20-50 %MVC\)", screen), screen
+    target = next(ln for ln in screen.splitlines() if ln.startswith(" L-ZYG"))
+    bar = re.match(r" L-ZYG +target \|([#.\-\[\]]*) ?\| +\d+ %", target)
+    assert bar, target
+    assert 16 <= len(bar.group(1)) < 40  # narrower than on a wide terminal, still a scale
+    last = frames[-1]
+    assert re.search(r"!! (\d+\.\d) s +SYNKINESIS L-OOC \(orbicularis oculi\) joined in\s+during"
+                     r"\s+smile\s+at\s+\d+\s+%MVC:\s+keep\s+it\s+relaxed\s+\(\d+\s+alerts?\)",
+                     last), last
 
 
 def _chunk(x: np.ndarray, start: int, fs: float, markers: tuple[Marker, ...] = ()) -> Chunk:

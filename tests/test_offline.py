@@ -96,17 +96,151 @@ def test_detector_starts_at_the_first_rep_sample_in_any_block(
     starts: list[int] = []
     feed = Detector.feed
 
-    def spy(self: Detector, p: Any) -> None:
+    def spy(self: Detector, p: Any, ahead: Any = None) -> None:
         if not getattr(self, "_spied", False):
             self._spied = True  # type: ignore[attr-defined]
             starts.append(p.start)
-        feed(self, p)
+        feed(self, p, ahead)
 
     monkeypatch.setattr(Detector, "feed", spy)
     for chunk in (733, 4096):
         assert first_rep % chunk != 0  # the cue falls inside a block
         _json(session, chunk)
     assert starts == [first_rep, first_rep]
+
+
+def test_flags_started_a_chunk_ahead_give_the_same_detection(session: Path) -> None:
+    """Offline the detector is shown the next chunk (``feed(p, ahead=q)``) and queues its
+    artefact flags behind ``p``'s: the events and reps are those of chunks fed one by one, with
+    a gap in the stream (no flags queued across it) and chunks with a short last block (whose
+    flags are then queued too, not computed in the calling thread after the helper went on)."""
+    from emgfeedback.clinical.detect import MAX_BLOCK, Detector
+    from emgfeedback.dsp.chain import Chain
+
+    with load(session) as rec:
+        a = analyze_mod.analyze(rec)
+        whole = rec.to_chunk()
+    size = MAX_BLOCK + 404  # blocks of MAX_BLOCK and 404 samples (under PARALLEL_MIN)
+    parts = []
+    rest = whole
+    while len(rest):
+        part, rest = rest.split(size)
+        parts.append(part)
+    del parts[len(parts) // 2]  # a gap: a chunk never arrives
+
+    def run(ahead: bool) -> tuple[list[Any], list[Any], int]:
+        chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+        det = Detector.for_chain(chain, a.montage, a.calibration)
+        done = [chain.process(c) for c in parts]
+        queued = 0
+        for k, p in enumerate(done):
+            nxt = done[k + 1] if ahead and k + 1 < len(done) else None
+            det.feed(p, ahead=nxt)
+            queued += det._ahead is not None
+        det.close()
+        return ([e.to_json(rec.fs) for e in det.all_events],
+                [r.to_json(rec.fs) for r in det.reps], queued)
+
+    events, reps, none = run(False)
+    events2, reps2, queued = run(True)
+    # queued: every next chunk but across the gap, the file's last (shorter than a block: fed
+    # alone) and none after it
+    assert none == 0 and len(parts[-1]) <= MAX_BLOCK and queued == len(parts) - 3
+    assert len(reps) >= 4 and events
+    assert events2 == events and reps2 == reps
+
+    # the chunk fed must be the one announced
+    chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+    det = Detector.for_chain(chain, a.montage, a.calibration)
+    p0, p1 = chain.process(parts[0]), chain.process(parts[1])
+    det.feed(p0, ahead=p1)
+    with pytest.raises(RuntimeError, match="was not fed next"):
+        det.feed(chain.process(parts[2]))
+
+
+def test_calibration_segments_judged_on_the_helper_as_they_end(session: Path) -> None:
+    """Offline the calibrator judges each segment on the helper thread when it ends: the same
+    calibration as judging them all in ``result``; a refused segment refuses it with the same
+    message (a rest segment with a flat channel)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from emgfeedback.clinical.calibration import Calibrator
+    from emgfeedback.dsp.chain import Chain
+    from emgfeedback.errors import CalibrationError
+
+    with load(session) as rec:
+        whole = rec.to_chunk()
+        channels, fs, rails = rec.channels, rec.fs, rec.rails_uv
+
+    def calibrate(executor: Any, flat: bool) -> tuple[Any, list[Any]]:
+        chain = Chain(fs, len(channels), adc_range_uv=rails)
+        cal = Calibrator(fs, channels, rails, executor=executor)
+        rest = whole
+        while len(rest):
+            part, rest = rest.split(3000)
+            if flat:  # channel 2 stuck through the rest segment (2-12 s)
+                d = part.data.copy()
+                d[max(0, 2000 - part.start):max(0, min(len(d), 12_000 - part.start)), 2] = 5.0
+                part = type(part)(d, part.start, part.fs, part.channels, part.status,
+                                  part.markers)
+            cal.feed(chain.process(part))
+        ahead = [s.ahead for s in cal.segments]
+        try:
+            return cal.result().to_json(), ahead
+        except CalibrationError as exc:
+            return str(exc), ahead
+
+    with ThreadPoolExecutor(1) as pool:
+        for flat in (False, True):
+            ref, none = calibrate(None, flat)
+            got, ahead = calibrate(pool, flat)
+            assert all(a is None for a in none) and all(a is not None for a in ahead)
+            assert len(ahead) >= 3
+            assert got == ref
+            assert isinstance(ref, str) == flat, ref  # refused with the flat channel
+
+
+def test_rep_buffers_used_again_are_zeroed(session: Path) -> None:
+    """A rep takes the buffers a finished rep left (zeroed), so rows that a gap leaves unwritten
+    read 0 as in new buffers: a detector whose pool starts full of NaN and garbage gives the
+    same reps and events, with a gap inside a rep."""
+    import numpy as np
+
+    from emgfeedback.clinical.detect import Detector
+    from emgfeedback.dsp.chain import Chain
+
+    with load(session) as rec:
+        a = analyze_mod.analyze(rec)
+        whole = rec.to_chunk()
+    first = a.reps[0]
+    cut = (first.start + first.stop) // 2
+    head, tail = whole.split(cut)
+    _, tail = tail.split(500)  # 0.5 s lost inside the first rep
+
+    def run(garbage: bool) -> tuple[list[Any], list[Any], int]:
+        chain = Chain(rec.fs, len(rec.channels), adc_range_uv=rec.rails_uv)
+        det = Detector.for_chain(chain, a.montage, a.calibration)
+        if garbage:
+            n = len(rec.channels)
+            det._rep_bufs = [(np.full((40_000, n), np.nan), np.ones((40_000, n), dtype=bool),
+                              np.full((40_000, n), 1e9)) for _ in range(2)]
+        reused = 0
+        for part in (head, tail):
+            rest = part
+            while len(rest):
+                c, rest = rest.split(4000)
+                pooled = len(det._rep_bufs)
+                det.feed(chain.process(c))
+                reused += len(det._rep_bufs) < pooled
+        det.close()
+        return ([e.to_json(rec.fs) for e in det.all_events],
+                [r.to_json(rec.fs) for r in det.reps], reused)
+
+    events, reps, _ = run(False)
+    events2, reps2, reused = run(True)
+    assert reused >= 1 and len(reps) >= 4
+    assert reps[0]["onset_s"] * rec.fs < cut < reps[0]["offset_s"] * rec.fs
+    assert events2 == events and reps2 == reps
 
 
 def _analysed_in_child(path: str, out: Any) -> None:

@@ -122,3 +122,19 @@ def test_crosstalk_index_by_fft_equals_the_lag_by_lag_dots() -> None:
     filt[:, 0] = rng.standard_normal(1000)
     assert det._crosstalk(filt, np.ones(1000, dtype=bool), 0, [1, 2]) == {}  # silent: no index
     assert det._crosstalk(filt, np.ones(10, dtype=bool), 0, [1]) == {}  # too short a span
+
+
+def test_fft_length_table_equals_the_search() -> None:
+    """The crosstalk index's FFT length comes from a table of 2^a 3^b 5^c: the same length as
+    the search it replaces, for every span up to 70,000 samples, random longer ones and the
+    table's end (beyond it, the search itself)."""
+    import random
+
+    from emgfeedback.clinical.detect import _SMOOTH_MAX, _fast_len, _smooth_up_to
+
+    rng = random.Random(13)
+    ns = [*range(1, 70_000), *(rng.randrange(70_000, _SMOOTH_MAX) for _ in range(2000)),
+          _SMOOTH_MAX - 1, _SMOOTH_MAX, _SMOOTH_MAX + 1, 3 * _SMOOTH_MAX]
+    for n in ns:
+        assert _fast_len(n) == _smooth_up_to(n), n
+    assert _fast_len(7001) == 7200 and _fast_len(4097) == 4320

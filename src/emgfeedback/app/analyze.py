@@ -20,7 +20,7 @@ import numpy as np
 from emgfeedback.app.pipeline import Consumer, Pipeline
 from emgfeedback.clinical.analysis import Analysis
 from emgfeedback.clinical.calibration import Calibration, Calibrator, parse_calibration_marker
-from emgfeedback.clinical.detect import Detector
+from emgfeedback.clinical.detect import Detector, offline_helper
 from emgfeedback.clinical.exercises import Program, default_program, load_program
 from emgfeedback.clinical.live import LiveClinic
 from emgfeedback.clinical.montage import Montage, load_montage
@@ -79,8 +79,9 @@ def analyze_file(path: str | Path, *, montage: str | Path | None = None,
 #: :func:`analyze` (the chain, quality and detector are chunk-invariant, so the events are the
 #: same, to the sample, as with the live 10 ms chunks; large blocks leave the work to the
 #: compiled kernels).  8 s: the detector cuts a chunk into blocks of MAX_BLOCK samples (4 at
-#: 2 kHz) and its helper thread computes their artefact flags ahead of them (one wait per
-#: chunk, not per block); the pipeline holds at most three chunks (about 3 MB each at 8 x 2 kHz).
+#: 2 kHz) and its helper thread computes their artefact flags ahead of them, the next chunk's
+#: queued behind this one's (Detector.feed's ``ahead``); the pipeline holds at most four chunks
+#: (about 3 MB each at 8 x 2 kHz).
 OFFLINE_BLOCK_S = 8.0
 
 #: At most this much signal is held while the calibration segments finish after the first rep's
@@ -129,8 +130,11 @@ class _OnePass:
             self.clinic.feed(q)
 
     def feed(self, p: Processed) -> None:
+        self.feed_ahead(p, None)
+
+    def feed_ahead(self, p: Processed, nxt: Processed | None) -> None:
         if self.clinic is not None:
-            self.clinic.feed(p)
+            self.clinic.feed_ahead(p, nxt)
             return
         self.calib.feed(p)
         if self.held or any(self.program.find(m.text) is not None for m in p.markers):
@@ -238,7 +242,10 @@ def analyze(
                          f"got {calibration!r}")
 
     def calibrator() -> Calibrator:
-        return Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality)
+        # each segment judged on the detector's helper thread as it ends (idle until the
+        # detector starts)
+        return Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality,
+                          executor=offline_helper())
 
     parsed: list[tuple[str, str | None] | None] = []
     if calibration == "annotations":

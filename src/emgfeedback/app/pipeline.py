@@ -263,9 +263,10 @@ class Pipeline:
         :class:`Processed` chunks as :meth:`run` (the chain's compiled filter kernels release
         the GIL).  No recording or services (a live session's tools): use :meth:`run`.
         :meth:`mark` puts its marker at the start of the next chunk the worker reads (up to
-        ``depth`` chunks later in the stream than with :meth:`run`).  An error of the source or
-        the chain is raised here, in the calling thread, as it would be by :meth:`run`; the
-        worker is joined, then the pipeline closed (``close=False``: the caller closes it).
+        ``depth + 1`` chunks later in the stream than with :meth:`run`: the calling thread holds
+        the next chunk while it feeds one, for consumers with ``feed_ahead(p, nxt)``).  An error
+        of the source or the chain is raised here, in the calling thread, as it would be by
+        :meth:`run`; the worker is joined, then the pipeline closed (``close=False``: the caller closes it).
         """
         if self.recording is not None or self.services:
             raise RuntimeError("run_ahead() is for a replay without recording or services")
@@ -305,17 +306,32 @@ class Pipeline:
             worker = threading.Thread(target=produce, args=(self.chain, self._reader),
                                       name="pipeline-read-ahead", daemon=True)
             worker.start()
+            # A consumer with ``feed_ahead(p, nxt)`` is also shown the next chunk when the
+            # worker has it ready (the detector starts its artefact flags on the helper thread
+            # while it works on ``p``); every chunk is still fed once, in order.
+            ahead = [getattr(c, "feed_ahead", None) for c in self.consumers]
+            held: tuple[Processed, Status, int] | BaseException | None = None
+            have = False
             while not self._stop.is_set():
-                item = items.get()
+                item = held if have else items.get()
+                have = False
                 if item is None:
                     break
                 if isinstance(item, BaseException):
                     raise item
                 p, status, n = item
+                try:
+                    held, have = items.get_nowait(), True
+                except queue.Empty:
+                    pass
+                nxt = held[0] if have and isinstance(held, tuple) else None
                 self.samples += n
                 self.faults = self.faults + status
-                for c in self.consumers:
-                    c.feed(p)
+                for c, fa in zip(self.consumers, ahead):
+                    if fa is not None:
+                        fa(p, nxt)
+                    else:
+                        c.feed(p)
         finally:
             stop.set()
             if worker is not None:

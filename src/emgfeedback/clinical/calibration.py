@@ -142,6 +142,9 @@ class Segment:
     #: on: a preview re-run as each segment ends judges only the new one
     judged: tuple[tuple[Any, ...], "_Judged"] | None = field(default=None, repr=False,
                                                             compare=False)
+    #: offline: the future of its judgement, started on a helper thread when it ended
+    #: (:class:`Calibrator` ``executor``), with its key
+    ahead: tuple[tuple[Any, ...], Any] | None = field(default=None, repr=False, compare=False)
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         def cat(xs: list[np.ndarray]) -> np.ndarray:
@@ -317,6 +320,13 @@ def _judge(seg: Segment, names: tuple[str, ...], fs: float,
     return _Judged()
 
 
+def _judge_key(seg: Segment, names: tuple[str, ...], fs: float,
+               adc_range_uv: tuple[float, float] | None, cfg: CalibrationConfig,
+               qcfg: QualityConfig) -> tuple[Any, ...]:
+    """What a segment's judgement depends on (a judgement with another key is made again)."""
+    return (seg.have, len(seg.raw), fs, adc_range_uv, names, cfg, qcfg)
+
+
 def calibrate_segments(
     segments: Sequence[Segment],
     channels: Sequence[str],
@@ -357,7 +367,11 @@ def calibrate_segments(
     settle = int(round(cfg.settle_s * fs))
     mvc_segs: list[tuple[Segment, np.ndarray]] = []
     for seg in segments:
-        key = (seg.have, len(seg.raw), fs, adc_range_uv, names, cfg, qcfg)
+        key = _judge_key(seg, names, fs, adc_range_uv, cfg, qcfg)
+        if seg.ahead is not None:  # judged on a helper thread (Calibrator's executor)
+            akey, fut = seg.ahead
+            seg.ahead = None
+            seg.judged = (akey, fut.result())
         if seg.judged is None or seg.judged[0] != key:
             seg.judged = (key, _judge(seg, names, fs, adc_range_uv, settle, cfg, qcfg))
         j = seg.judged[1]
@@ -469,17 +483,23 @@ class Calibrator:
     ``feed`` is called by the session thread; :meth:`result` (any time after the segments
     ended) returns the :class:`Calibration` via :func:`calibrate_segments`, raising
     :class:`CalibrationError` with the reasons if a segment is refused.
+
+    ``executor`` (offline analysis): each segment is judged on it (a
+    ``concurrent.futures.Executor``) as soon as it ends, while the stream goes on, instead of
+    all of them in :meth:`result` on the session thread (their mains fits are most of a
+    calibration's cost); the same judgement, waited for in :meth:`result`.
     """
 
     def __init__(self, fs: float, channels: Sequence[str],
                  adc_range_uv: tuple[float, float] | None = None,
-                 cfg: CalibrationConfig | None = None, quality: QualityConfig | None = None
-                 ) -> None:
+                 cfg: CalibrationConfig | None = None, quality: QualityConfig | None = None,
+                 executor: Any = None) -> None:
         self.fs = fs
         self.channels = tuple(channels)
         self.adc_range_uv = adc_range_uv
         self.cfg = cfg or CalibrationConfig()
         self.quality = quality
+        self.executor = executor
         self.segments: list[Segment] = []
         self._open: list[Segment] = []
 
@@ -506,7 +526,17 @@ class Calibrator:
                 seg.have += b - a
             if seg.stop > p.stop:
                 still.append(seg)
+            elif self.executor is not None:
+                self._judge_ahead(seg)
         self._open = still
+
+    def _judge_ahead(self, seg: Segment) -> None:
+        names = tuple(short_label(c) for c in self.channels)
+        qcfg = self.quality or QualityConfig()
+        settle = int(round(self.cfg.settle_s * self.fs))
+        seg.ahead = (_judge_key(seg, names, self.fs, self.adc_range_uv, self.cfg, qcfg),
+                     self.executor.submit(_judge, seg, names, self.fs, self.adc_range_uv,
+                                          settle, self.cfg, qcfg))
 
     @property
     def complete(self) -> bool:

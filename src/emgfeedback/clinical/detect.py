@@ -66,6 +66,7 @@ synkinesis events (alerts not retracted); :attr:`Detector.all_events` every clas
 
 from __future__ import annotations
 
+import bisect
 import functools
 import logging
 import os
@@ -107,6 +108,11 @@ _helper: Any = None
 _helper_lock = threading.Lock()
 
 
+def _cuts(n: int) -> list[tuple[int, int]]:
+    """A long chunk's blocks: ``(first, stop)`` rows of at most MAX_BLOCK samples."""
+    return [(a, min(n, a + MAX_BLOCK)) for a in range(0, n, MAX_BLOCK)]
+
+
 def _flags_helper() -> Any:
     """The one helper thread (a ``ThreadPoolExecutor`` of one worker, made when first needed)."""
     global _helper
@@ -118,6 +124,12 @@ def _flags_helper() -> Any:
         return _helper
 
 
+def offline_helper() -> Any:
+    """The helper thread's executor, for other offline work that may run beside the calling
+    thread in stream order (the calibration's segment judgements, while no detector runs)."""
+    return _flags_helper()
+
+
 def _forget_helper() -> None:
     global _helper, _helper_lock
     # a forked child (a batch worker) has no helper thread, and maybe a held lock: its own
@@ -125,6 +137,11 @@ def _forget_helper() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_helper)
+
+#: A rep's buffers are allocated in multiples of this many rows, and at most _REP_POOL sets of
+#: finished reps' buffers are kept for the next reps.
+_REP_ROWS = 4096
+_REP_POOL = 4
 
 #: Reason bit of an envelope above ``max_pct_mvc`` (next to dsp.quality's bits).
 _PCT = 16
@@ -432,8 +449,8 @@ class _Debounce:
         return y, changes
 
 
-def _fast_len(n: int) -> int:
-    """The smallest ``2^a 3^b 5^c >= n`` (a length pocketfft transforms fast)."""
+def _smooth_up_to(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n`` by search (see :func:`_fast_len`)."""
     best = 1 << max(0, (n - 1).bit_length())
     p5 = 1
     while p5 < best:
@@ -446,6 +463,32 @@ def _fast_len(n: int) -> int:
             p35 *= 3
         p5 *= 5
     return best
+
+
+#: Every ``2^a 3^b 5^c`` up to 2^26 (1,110 of them), sorted; made when first needed.
+_SMOOTH: list[int] = []
+_SMOOTH_MAX = 1 << 26
+
+
+def _fast_len(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c >= n`` (a length pocketfft transforms fast): looked up in a
+    table of them (a search costs about 0.1 ms, once per rep side offline)."""
+    if n > _SMOOTH_MAX:
+        return _smooth_up_to(n)
+    if not _SMOOTH:
+        vals = []
+        p5 = 1
+        while p5 <= _SMOOTH_MAX:
+            p35 = p5
+            while p35 <= _SMOOTH_MAX:
+                v = p35
+                while v <= _SMOOTH_MAX:
+                    vals.append(v)
+                    v *= 2
+                p35 *= 3
+            p5 *= 5
+        _SMOOTH[:] = sorted(vals)
+    return _SMOOTH[bisect.bisect_left(_SMOOTH, n)]
 
 
 @dataclass
@@ -468,6 +511,7 @@ class _Rep:
     blinks: dict[str, int] = field(default_factory=dict)  # side -> blinks
     refs: int = 0  # bursts and closing events that still read the buffers
     finished: bool = False
+    bufs: tuple[np.ndarray, ...] = ()  # (pct, act, filt) allocated, of which the above are views
 
     @functools.cached_property
     def quiet_l(self) -> list[int]:
@@ -626,6 +670,9 @@ class Detector:
         self._blink_ch = np.array([c.code in self.cfg.blink_regions for c in montage.channels])
         self.qcfg = quality or QualityConfig()
         self._flags = ArtefactFlags(self.fs, n, self.qcfg, adc_range_uv)
+        self._rep_bufs: list[tuple[np.ndarray, ...]] = []  # finished reps' buffers, for reuse
+        # the next chunk and the futures of its flags, queued by feed(p, ahead=...)
+        self._ahead: tuple[Processed, list[Any]] | None = None
         self._hold_n = max(1, ms(self.qcfg.artefact_hold_ms))
         self._hold_big_n = max(self._hold_n, ms(self.qcfg.artefact_hold_big_ms))
         self._last_big = np.full(n, -(1 << 60), dtype=np.int64)
@@ -732,10 +779,14 @@ class Detector:
                 return out
 
     # ------------------------------------------------------------------ feeding
-    def feed(self, p: Processed) -> None:
+    def feed(self, p: Processed, ahead: Processed | None = None) -> None:
         """Process one chunk (session thread).  Chunks must be consecutive; after a gap the
         detector continues from the new sample (states are kept, the artefact flags' filters
-        restart as the chain's do)."""
+        restart as the chain's do).  ``ahead``: the chunk that will be fed next, when the
+        caller already has it (offline): a long one right after ``p`` has its artefact flags
+        started on the helper thread as soon as ``p``'s are queued, so that thread works
+        through both while this one goes through ``p`` (the flags are computed in stream
+        order by the one helper: the same flags)."""
         if len(p.markers):
             self._markers(p.markers, p.start)
         if self._next is not None and (p.start != self._next or p.status.lost_samples > 0):
@@ -754,19 +805,47 @@ class Detector:
         # A long chunk (offline): the helper thread computes every block's artefact flags in
         # order, running ahead of the blocks processed here (each waits for its own flags
         # only); the flags' state is touched by the helper alone until the last one is done.
-        cuts = [(a, min(n, a + MAX_BLOCK)) for a in range(0, n, MAX_BLOCK)]
-        helper = _flags_helper()
-        futures = [helper.submit(self._flags.process, p.raw[a:b], p.filtered[a:b],
-                                 p.envelope[a:b], p.start + a, None, None, inside)
-                   if b - a >= PARALLEL_MIN else None for a, b in cuts]
+        cuts = _cuts(n)
+        pre, self._ahead = self._ahead, None
+        # the next chunk's flags are queued after every block of this one (none computed here:
+        # the helper would be past them)
+        nxt = (ahead if ahead is not None and len(ahead.envelope) > MAX_BLOCK
+               and ahead.start == p.start + n and ahead.status.lost_samples == 0 else None)
+        if pre is not None:
+            if pre[0] is not p:
+                for fut in pre[1]:
+                    if fut is not None:
+                        fut.cancel()
+                raise RuntimeError("Detector.feed: the chunk given as `ahead` was not fed next")
+            futures = pre[1]
+        else:
+            futures = self._submit_flags(p, cuts, inside, every=nxt is not None)
+        if nxt is not None:
+            self._ahead = (nxt, self._submit_flags(
+                nxt, _cuts(len(nxt.envelope)),
+                nxt.raw_inside is not None and nxt.raw_inside == self._flags.adc_range_uv,
+                every=True))
         try:
             for (a, b), fut in zip(cuts, futures):
                 self._block(p.envelope[a:b], p.filtered[a:b], p.raw[a:b], p.start + a,
                             fut if fut is not None else False, inside)
-        finally:
-            for fut in futures:  # after an error: the flags not started are not computed
+        except BaseException:
+            # after an error: the flags not started are not computed
+            for fut in futures + (self._ahead[1] if self._ahead is not None else []):
                 if fut is not None:
                     fut.cancel()
+            self._ahead = None
+            raise
+
+    def _submit_flags(self, p: Processed, cuts: list[tuple[int, int]], inside: bool,
+                      every: bool) -> list[Any]:
+        """The futures of the artefact flags of each block ``cuts`` of ``p`` on the helper
+        thread, in order; ``None`` for a block too short to gain from it (computed in
+        :meth:`_block`), unless ``every``."""
+        helper = _flags_helper()
+        return [helper.submit(self._flags.process, p.raw[a:b], p.filtered[a:b],
+                              p.envelope[a:b], p.start + a, None, None, inside)
+                if every or b - a >= PARALLEL_MIN else None for a, b in cuts]
 
     def _markers(self, markers: Sequence[Any], start: int) -> None:
         for m in markers:
@@ -836,9 +915,19 @@ class Detector:
         rep.ti = np.array(ti, dtype=np.int64)
         rep.tcols = np.array(tcols, dtype=np.int64)
         m = max(0, stop - start)
-        rep.pct = np.zeros((m, n))
-        rep.act = np.zeros((m, n), dtype=bool)
-        rep.filt = np.zeros((m, n))
+        # Buffers of a finished rep are used again, zeroed (rows a gap leaves unwritten read
+        # 0, as in new ones): fresh ones cost their page faults, ~1 ms a rep offline.
+        fit = [b for b in self._rep_bufs if len(b[0]) >= m]
+        if fit:
+            bufs = min(fit, key=lambda b: len(b[0]))
+            self._rep_bufs.remove(bufs)
+            for b in bufs:
+                b[:m].fill(0)
+        else:
+            cap = -(-m // _REP_ROWS) * _REP_ROWS
+            bufs = (np.zeros((cap, n)), np.zeros((cap, n), dtype=bool), np.zeros((cap, n)))
+        rep.bufs = bufs
+        rep.pct, rep.act, rep.filt = bufs[0][:m], bufs[1][:m], bufs[2][:m]
         if not tcols:
             log.warning("rep of %s at sample %d: no target region recorded", ex.name, start)
         return rep
@@ -1559,6 +1648,9 @@ class Detector:
         rep.refs -= 1
         if rep.refs <= 0 and rep.finished:
             rep.pct, rep.act, rep.filt = rep.pct[:0], rep.act[:0], rep.filt[:0]
+            if rep.bufs and len(self._rep_bufs) < _REP_POOL:
+                self._rep_bufs.append(rep.bufs)
+            rep.bufs = ()
 
     def _estimate_onset(self, c: int, alert: int, rep_start: int) -> int:
         lo = max(alert - self.lookback, rep_start, self._hist_start or 0)
@@ -1590,6 +1682,7 @@ class Detector:
         """End the stream: end open bursts and artefact periods at ``at`` (default: the next
         sample), send the pending ``ended`` notices and finish the reps that started
         (offline, after the last chunk)."""
+        self._ahead = None  # (a chunk announced but not fed: the stream ended before it)
         end = self._next if at is None else at
         if end is None:
             return
@@ -1620,13 +1713,12 @@ class Detector:
         The sums agree with the direct ones to rounding (about 1e-15 of the norm; the index is
         reported to 3 decimals), and unlike BLAS dot products they do not depend on how many
         threads the machine gives BLAS (tests/test_offline_kernels.py)."""
-        rows = np.flatnonzero(on)
-        if len(rows) < max(4 * self._xlag, int(0.1 * self.fs)) or not len(quiet):
+        if count_nonzero(on) < max(4 * self._xlag, int(0.1 * self.fs)) or not len(quiet):
             return {}
-        r0, r1 = int(rows[0]), int(rows[-1]) + 1
+        r0, r1 = int(on.argmax()), len(on) - int(on[::-1].argmax())  # first, last active + 1
         m, k = r1 - r0, self._xlag
         a = filt[r0:r1, t]
-        b = filt[r0:r1][:, list(quiet)]
+        b = filt[r0:r1].take(quiet, axis=1)
         aa = float(np.square(a).sum())
         bb = np.square(b).sum(axis=0)
         nfft = _fast_len(m + k)
@@ -1673,8 +1765,9 @@ class Detector:
                                                                 s["quiet"]).items()}
             tot = sum_p[t] + quiet_sum
             iso = float(sum_p[t] / tot) if tot > 0 else 0.0
-            mean_act = float(pct[on, t].mean()) if on.any() else 0.0
-            inband = int(((pct[:, t] >= lo) & (pct[:, t] <= hi)).sum())
+            col = pct[:, t]
+            mean_act = float(col[on].mean()) if count_nonzero(on) else 0.0
+            inband = int(count_nonzero((col >= lo) & (col <= hi)))  # (an int: JSON rounding)
             syn = any(self.names[q] in r.events for q in s["quiet"])
             self.reps.append(RepResult(
                 r.index, r.exercise.name, s["side"], r.start, r.stop, self.names[t],

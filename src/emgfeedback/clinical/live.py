@@ -106,6 +106,12 @@ class LiveClinic:
             self.on_event(kind, ev)
 
     def feed(self, p: Processed) -> None:
+        self.feed_ahead(p, None)
+
+    def feed_ahead(self, p: Processed, nxt: Processed | None) -> None:
+        """:meth:`feed` ``p``, the next chunk ``nxt`` already at hand (or ``None``): the
+        detector may start on its artefact flags (:meth:`Detector.feed`); ``nxt`` must be the
+        chunk fed next."""
         if self.detector is None and self.error is None:
             first = min((m.sample for m in p.markers if self.program.find(m.text) is not None),
                         default=None)
@@ -120,7 +126,7 @@ class LiveClinic:
                     self._calibrator.feed(head)
                 self._start_detector()
         if self.detector is not None:
-            self.detector.feed(p)
+            self.detector.feed(p, ahead=nxt)
 
     def close(self) -> None:
         if self.detector is not None:

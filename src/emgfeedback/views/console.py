@@ -28,7 +28,10 @@ blink or a swallow at rest lifts the running RMS for a few seconds only.  Faults
 
 from __future__ import annotations
 
+import re
+import shutil
 import sys
+import textwrap
 import time
 from collections import deque
 from collections.abc import Callable
@@ -53,11 +56,39 @@ _RESET = "\x1b[0m"
 _COL = {"green": "\x1b[32m", "amber": "\x1b[33m", "red": "\x1b[31m", "bold": "\x1b[1m",
         "dim": "\x1b[2m", "inv": "\x1b[7m"}
 _TAG = {"green": "ok", "amber": "!!", "red": "XX"}
+_ESC = re.compile(r"\x1b\[[0-9;]*m")
 #: A channel whose envelope rises above this many times its running quality RMS is moving (a
 #: contraction or a blink), whether or not a cue asked for it: stationary noise stays below ~1x.
 BURST = 3.0
 #: %MVC at the right end of the bars.
 BAR_MAX_PCT = 100.0
+#: Columns of a channel's line besides its bar, and the fewest bar cells on a narrow terminal.
+_LINE_REST = 60
+_MIN_BAR = 16
+
+
+def _fit(line: str, cols: int) -> str:
+    """``line`` cut to ``cols`` visible characters: escape codes are kept and not counted; a
+    cut line ends with "…" (and a colour reset when it has colours)."""
+    if _visible(line) <= cols:
+        return line
+    out: list[str] = []
+    seen = i = 0
+    while seen < cols - 1:
+        if line[i] == "\x1b":
+            j = line.find("m", i)
+            out.append(line[i:j + 1])
+            i = j + 1
+            continue
+        out.append(line[i])
+        seen += 1
+        i += 1
+    return "".join(out) + "…" + (_RESET if "\x1b" in line else "")
+
+
+def _visible(text: str) -> int:
+    """Characters of ``text`` a terminal shows (its colour codes are not)."""
+    return len(_ESC.sub("", text))
 
 
 class ConsoleView:
@@ -87,6 +118,7 @@ class ConsoleView:
         tty: bool | None = None,
         snapshot: Callable[[], SessionSnapshot] | None = None,
         hold_s: float = 4.0,
+        columns: int | None = None,
     ) -> None:
         self.chain = chain
         self.snapshot = snapshot
@@ -96,6 +128,9 @@ class ConsoleView:
         self.interval = 1.0 / rate_hz if self.tty else 1.0
         self.full_scale = full_scale_uv
         self.width = width
+        self.columns = columns
+        self._bar_w = width  # the bars' cells in the frame being drawn (narrower terminals)
+        self._cols: int | None = None  # the terminal's width for the frame being drawn
         self.title = title
         self.quality = quality or QualityConfig()
         self.events: deque[str] = deque(maxlen=5)
@@ -205,6 +240,20 @@ class ConsoleView:
     def _c(self, text: str, colour: str) -> str:
         return f"{_COL[colour]}{text}{_RESET}" if self.tty else text
 
+    def _wrapped(self, lead: str, body: str, colour: str | None = None,
+                 lead_colour: str | None = None) -> list[str]:
+        """``lead`` + ``body`` as one line, or on a terminal narrower than that, ``body`` wrapped
+        under itself (an instruction or an alert is never cut); ``colour``: of the body."""
+        cols = self._cols
+        if cols is None or len(lead) + len(body) <= cols:
+            parts = [body]
+        else:
+            parts = textwrap.wrap(body, max(10, cols - len(lead))) or [""]
+        head = self._c(lead, lead_colour) if lead_colour else lead
+        pad = " " * len(lead)
+        return [(head if i == 0 else pad) + (self._c(t, colour) if colour else t)
+                for i, t in enumerate(parts)]
+
     def _cue_lines(self, p: Processed) -> list[str]:
         now = p.stop
         cue = self._cue
@@ -212,7 +261,7 @@ class ConsoleView:
         if not running:
             what = ("Relax between exercises: face still" if self._started else
                     "Waiting for the first cue: relax, face still")
-            return [f" {self._c('RELAX', 'bold')}   {what}", ""]
+            return [*self._wrapped(" RELAX   ", what, lead_colour="bold"), ""]
         assert cue is not None
         text, start, stop = cue
         left = (stop - now) / p.fs
@@ -242,12 +291,12 @@ class ConsoleView:
         n = 20
         k = int(round(n * min(1.0, max(0.0, 1 - left / dur))))
         bar = "=" * k + " " * (n - k)
-        return [f" {self._c(head, 'bold')}   {line}",
+        return [*self._wrapped(f" {head}   ", line, lead_colour="bold"),
                 f" {self._c(f'{left:4.1f} s left', 'bold')} [{bar}]"]
 
     def _bar(self, v: float, lo: float | None, hi: float | None, limit: float | None,
              top: float) -> str:
-        w = self.width
+        w = self._bar_w
 
         def pos(x: float) -> int:
             return int(round(min(max(x, 0.0), top) / top * w))
@@ -292,27 +341,56 @@ class ConsoleView:
             out.append(b)
         return out
 
+    def _size(self) -> tuple[int, int] | None:
+        """The terminal's ``(columns, rows)`` to fit the frame to, or ``None`` (not a terminal,
+        e.g. a log: full width).  Asked at every frame: the user may resize the window."""
+        if self.columns is not None:
+            return self.columns, 10**6
+        if not self.tty:
+            return None
+        size = shutil.get_terminal_size((80, 24))  # ($COLUMNS, else the terminal's)
+        return max(20, size.columns), max(10, size.lines)
+
     def render(self) -> str:
-        """The current frame as text (no escape codes when not on a terminal)."""
+        """The current frame as text (no escape codes when not on a terminal); on a terminal,
+        fitted to its width (narrower bars, lines cut) and height (fewer events)."""
         p = self._last
         if p is None:
             return f"{self.title}: waiting for data..."
+        size = self._size()
+        if size is None:
+            self._bar_w, self._cols = self.width, None
+            return "\n".join(self._lines(p))
+        cols, rows = size
+        self._cols = cols
+        self._bar_w = max(_MIN_BAR, min(self.width, cols - _LINE_REST))
+        lines = self._lines(p)
+        over = len(lines) - (rows - 1)  # (the cursor's line after the frame is the last row)
+        if over > 0:  # fewer events: the newest kept
+            first = lines.index("events:") + 1
+            del lines[first:first + min(over, len(lines) - first)]
+        return "\n".join(_fit(ln, cols) for ln in lines)
+
+    def _lines(self, p: Processed) -> list[str]:
         t = p.stop / p.fs
         mains = {None: "none", 50: "50 Hz", 60: "60 Hz"}.get(self.chain.mains, "?")
+        w = self._bar_w
+        head = [f"{self.title}   t = {t:7.2f} s",
+                f"fs = {p.fs:g} Hz   mains notch: {mains}   delay {self.chain.delay_ms:.0f} ms"]
         lines = [
-            f"{self.title}   t = {t:7.2f} s   fs = {p.fs:g} Hz   mains notch: {mains}   "
-            f"delay {self.chain.delay_ms:.0f} ms",
+            *(["   ".join(head)] if self._cols is None or len("   ".join(head)) <= self._cols
+              else head),  # (two lines on a narrow terminal, not a cut one)
             f"lost samples {self._faults.lost_samples}   CRC errors {self._faults.crc_errors}   "
             f"dropped frames {self._faults.dropped_frames}   reconnects {self._faults.reconnects}",
-            "-" * (self.width + 44),
+            "-" * (w + 44),
             *self._cue_lines(p),
-            "-" * (self.width + 44),
+            "-" * (w + 44),
         ]
         fb = self._fb
         lights = self._quality(p)
         names = [short_label(c) for c in p.channels]
         if fb is not None and fb.calibrated and len(fb.pct) == len(names):
-            lines.append(f" {'':<6} {'':<6} 0{'%MVC':^{self.width - 2}}{BAR_MAX_PCT:.0f}")
+            lines.append(f" {'':<6} {'':<6} 0{'%MVC':^{w - 2}}{BAR_MAX_PCT:.0f}")
             for i, ch in enumerate(names):
                 v = float(np.nan_to_num(fb.pct[i]))
                 role = fb.role[i] if i < len(fb.role) else ""
@@ -342,7 +420,10 @@ class ConsoleView:
                 why = (f"  (no %MVC: {fb.error})" if fb.error
                        else "  (calibrating: %MVC after the rest and maximum-effort trials)")
             env = p.envelope[-1] if len(p) else np.zeros(len(p.channels))
-            lines.append(f" {'':<6} {'':<6} 0{'µV':^{self.width - 2}}{self.full_scale:.0f}{why}")
+            scale = f" {'':<6} {'':<6} 0{'µV':^{w - 2}}{self.full_scale:.0f}"
+            if self._cols is not None and len(scale + why) > self._cols and why.startswith("  (cal"):
+                why = "  (calibrating)"
+            lines.append(scale + why)
             for i, ch in enumerate(names):
                 v = float(env[i])
                 bar = self._bar(v, None, None, None, self.full_scale)
@@ -351,13 +432,16 @@ class ConsoleView:
                 lines.append(f" {ch:<6} {'':<6} |{bar}| {v:7.1f} µV  {tag}{reason}")
         lines.append("")
         alert = self.alert or "no synkinesis so far"
-        lines.append(" " + (self._c(f"!! {alert}", "red") if self.alert else alert)
-                     + (f"   ({self.n_alerts} alert{'s' if self.n_alerts != 1 else ''})"
-                        if self.n_alerts else ""))
+        count = (f"   ({self.n_alerts} alert{'s' if self.n_alerts != 1 else ''})"
+                 if self.n_alerts else "")
+        if self.alert:
+            lines += self._wrapped(" ", f"!! {alert}{count}", colour="red")
+        else:
+            lines.append(f" {alert}{count}")
         lines.append("")
         lines.append("events:")
         lines.extend(f"  {e}" for e in self.events)
-        return "\n".join(lines)
+        return lines
 
     def close(self) -> None:
         """The last frame, once, when the session ends."""
