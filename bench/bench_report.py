@@ -224,11 +224,67 @@ def steps(edf: Path, workers: int = 1) -> dict[str, float]:
             "pdf": round(t_pdf, 2), "total": round(t_load + t_build + t_html + t_pdf, 2)}
 
 
+def figure_costs(edf: Path, repeat: int = 3) -> dict[str, dict[str, float]]:
+    """``--figures FILE``: each figure of the report of FILE (its analysis saved beside it, as
+    for ``--steps``) made, drawn at the PDF's resolution and encoded (the HTML's PNG, the PDF's
+    PNG) in this process, in CPU seconds of this thread (``time.thread_time``: what the load of
+    a shared machine changes least), the least of ``repeat`` runs; and the figure's vertices
+    in line collections (the reps overlaid: about one sample per pixel column).  Where a
+    report's CPU goes, figure by figure, and so which process should draw which
+    (``model._FORKED``)."""
+    import gc
+
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    from emgfeedback.views.report import close_session, figures, load_session, model
+    from emgfeedback.views.summary import exercise_metrics, rep_rows
+
+    gc.disable()  # as the report command runs
+    session = load_session(edf, prefetch=True)
+    scan = model.envelopes_pct(session)
+    rows = rep_rows(session.analysis)
+    metrics = exercise_metrics(session.analysis, session.affected_side)
+    events = [e for e in session.analysis.get("events", [])
+              if e.get("type", "synkinesis") == "synkinesis"]
+    makers = [(k, m) for k, _c, m in model._signal_figures(session, scan, rows, events)]
+    makers += [("bars", lambda: figures.fig_rep_bars(rows, session.affected_side)),
+               ("symmetry", lambda: figures.fig_symmetry(metrics))]
+    clock = time.thread_time
+    out: dict[str, dict[str, float]] = {}
+    for key, make in makers:
+        best: dict[str, float] = {}
+        for _ in range(repeat):
+            t0 = clock()
+            fig = make()
+            t1 = clock()
+            img = figures._rendered(fig)
+            t2 = clock()
+            figures._png(img, figures.HTML_DPI)
+            t3 = clock()
+            figures.pdf_png(np.asarray(img))
+            t4 = clock()
+            for step, dt in (("make", t1 - t0), ("draw", t2 - t1), ("html_png", t3 - t2),
+                             ("pdf_png", t4 - t3)):
+                best[step] = round(min(best.get(step, dt), dt), 3)
+        best["vertices"] = sum(len(p.vertices) for ax in fig.axes for c in ax.collections
+                               if isinstance(c, LineCollection) for p in c.get_paths())
+        best["pixels"] = img.size[0] * img.size[1]
+        out[key] = best
+    close_session(session)
+    gc.enable()
+    return out
+
+
 if __name__ == "__main__":
     if len(sys.argv) in (3, 5) and sys.argv[1] == "--steps":
         import json
 
         n = int(sys.argv[4]) if len(sys.argv) == 5 and sys.argv[3] == "--workers" else 1
         print(json.dumps(steps(Path(sys.argv[2]), n)))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--figures":
+        import json
+
+        print(json.dumps(figure_costs(Path(sys.argv[2])), indent=1))
     else:
         print(main())

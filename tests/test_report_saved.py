@@ -470,3 +470,39 @@ def test_saving_envelopes_interrupted_leaves_no_partial_file(saved, tmp_path, mo
         assert sorted(x.name for x in data.parent.iterdir() if x.name.endswith(".tmp")) == []
     finally:
         rec.close()
+
+
+def test_bench_figure_costs_times_every_figure_of_the_report(saved, tmp_path):
+    """``bench/bench_report.py --figures FILE``: every figure the report draws, with its CPU
+    seconds made, drawn and encoded, its pixels at the PDF's resolution and the vertices of
+    its line collections (the reps overlaid: each rep's target and quiet lines, whole)."""
+    import importlib.util
+    import sys
+
+    from emgfeedback.views.report import figures
+    from emgfeedback.views.summary import rep_rows
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_report_under_test", Path(__file__).resolve().parents[1] / "bench" / "bench_report.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    try:
+        spec.loader.exec_module(bench)
+        path = _copy(saved, tmp_path / "c")
+        costs = bench.figure_costs(path, repeat=1)
+    finally:
+        sys.modules.pop(spec.name, None)
+    assert list(costs) == ["envelopes", "overlays", "bars", "symmetry"]
+    for c in costs.values():
+        assert set(c) == {"make", "draw", "html_png", "pdf_png", "vertices", "pixels"}
+        assert all(c[k] >= 0.0 for k in ("make", "draw", "html_png", "pdf_png"))
+        assert c["draw"] > 0.0 and c["pixels"] > 0
+    session = load_session(path)
+    try:
+        rows = [r for r in rep_rows(session.analysis) if r.target in session.channels]
+    finally:
+        close_session(session)
+    assert rows and costs["overlays"]["vertices"] >= 2 * len(rows)  # (two points a line at least)
+    # 11 inches wide at the PDF's resolution
+    assert costs["overlays"]["pixels"] % (11 * figures.RENDER_DPI) == 0
