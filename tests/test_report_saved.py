@@ -5,6 +5,7 @@ were saved with."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 from dataclasses import replace
@@ -506,3 +507,45 @@ def test_bench_figure_costs_times_every_figure_of_the_report(saved, tmp_path):
     assert rows and costs["overlays"]["vertices"] >= 2 * len(rows)  # (two points a line at least)
     # 11 inches wide at the PDF's resolution
     assert costs["overlays"]["pixels"] % (11 * figures.RENDER_DPI) == 0
+
+
+def test_placement_figure_rasterised_while_the_drawing_side_is_imported(saved, tmp_path):
+    """``report --pdf``: the placement figure's ``rsvg-convert`` starts before matplotlib is
+    imported (the import holds one core; the rasterisation runs on the other), and the PDF
+    writer takes that rasterisation (none left pending; a PNG of the figure)."""
+    import subprocess
+    import sys
+
+    if shutil.which("rsvg-convert") is None:
+        pytest.fail("rsvg-convert not found: install librsvg2-bin (scripts/setup.sh does)")
+    path = _copy(saved, tmp_path / "c")
+    code = f"""
+import sys
+seen = []
+class Hook:
+    def find_spec(self, name, path=None, target=None):
+        if name == "matplotlib" and not seen:
+            from emgfeedback.views.report import placement
+            seen.append(dict(placement._PLACEMENT))
+        return None
+sys.meta_path.insert(0, Hook())
+from emgfeedback.cli import main
+assert main(["report", r"{path}", "--pdf", "--out", r"{tmp_path / 'r.html'}"]) == 0
+from emgfeedback.views.report import placement
+started = seen[0]
+assert len(started) == 1, started  # the rasterisation was on its way
+(svg, dpi), = started
+assert dpi == 150 and svg == placement.placement_svg()
+assert not placement._PLACEMENT  # (taken by the PDF writer)
+print(len(started[(svg, dpi)].result()))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]
+                                                            / "src")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout.split()[-1]) > 1000  # a PNG of the figure
+    from emgfeedback.views.report import placement
+
+    png = placement.placement_png(placement.placement_svg())
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert (tmp_path / "r.pdf").stat().st_size > 0

@@ -24,6 +24,7 @@ from emgfeedback import __version__
 from emgfeedback.views.report import figures
 from emgfeedback.views.report import model
 from emgfeedback.views.report.model import TRAINING_AID, Report
+from emgfeedback.views.report.placement import placement_png
 from emgfeedback.views.summary import Table
 
 __all__ = ["page_images", "page_lines", "placement_png", "write_pdf"]
@@ -65,46 +66,6 @@ def backend_pdf() -> Any:
     from matplotlib.backends import backend_pdf as module
 
     return module
-
-
-_PLACEMENT: dict[tuple[str, int], Future[bytes | None]] = {}
-
-
-def start_placement_png(svg: str | None, dpi: int = 150) -> None:
-    """Start :func:`placement_png` of ``svg`` in a background thread (``rsvg-convert`` runs
-    while the report is built); the next :func:`placement_png` of the same figure takes it."""
-    if svg and (svg, dpi) not in _PLACEMENT:
-        pool = ThreadPoolExecutor(1, thread_name_prefix="report-placement")
-        _PLACEMENT[(svg, dpi)] = pool.submit(_placement_png, svg, dpi)
-        pool.shutdown(wait=False)
-
-
-def placement_png(svg: str | None, dpi: int = 150) -> bytes | None:
-    """The placement figure rasterised by ``rsvg-convert`` (librsvg) for the PDF, or ``None``
-    when there is no figure or no ``rsvg-convert`` (matplotlib cannot draw SVG)."""
-    started = _PLACEMENT.pop((svg, dpi), None) if svg else None
-    if started is not None:
-        return started.result()
-    return _placement_png(svg, dpi)
-
-
-def _placement_png(svg: str | None, dpi: int) -> bytes | None:
-    import shutil
-    import subprocess
-
-    exe = shutil.which("rsvg-convert")
-    if not svg or exe is None:
-        return None
-    try:
-        out = subprocess.run([exe, "--format", "png", "--dpi-x", str(dpi), "--dpi-y", str(dpi)],
-                             input=svg.encode("utf-8"), capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("rsvg-convert failed: %s", exc)
-        return None
-    if out.returncode != 0 or not out.stdout.startswith(b"\x89PNG"):
-        log.warning("rsvg-convert failed: %s", out.stderr.decode("utf-8", "replace").strip())
-        return None
-    return out.stdout
 
 
 def _core_lines_class() -> Any:
