@@ -268,9 +268,9 @@ def test_placement_figure_override_is_cleaned_or_note(session, tmp_path, monkeyp
     assert m is not None
     root = ET.fromstring(m.group(0))
     assert root.tag.endswith("svg") and "script" not in m.group(0) and "circle" in m.group(0)
-    import emgfeedback.views.report.model as report_model
+    import emgfeedback.views.report.placement as report_placement
 
-    monkeypatch.setattr(report_model, "placement_svg_path", lambda: None)
+    monkeypatch.setattr(report_placement, "placement_svg_path", lambda: None)
     text = render_html(build_report(bare))
     assert "<svg" not in text and "placement figure not installed" in text
 
