@@ -19,6 +19,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -114,14 +115,32 @@ def kernel_floor(x: np.ndarray) -> tuple[float, int, float, int]:
 def thread_split(path: Path) -> dict[str, float]:
     """CPU seconds by thread of one in-process ``analyze_file(path)`` (``main``: the calling
     thread, imports excluded; ``read-ahead``: the pipeline's reader and chain; ``flags``: the
-    detector's helper), and ``wall``: how the two cores share the work."""
+    detector's helper), ``wall``: how the two cores share the work, and the calling thread's
+    waits (wall seconds): ``wait-read`` for the read-ahead's next chunk, ``wait-helper`` for
+    the helper's flags and calibration judgements."""
+    import queue
     import threading
+    from concurrent.futures import Future
 
     from emgfeedback.app.analyze import analyze_file
     from emgfeedback.clinical import detect
 
     cpu: dict[str, float] = {}
+    waits = {"wait-read": 0.0, "wait-helper": 0.0}
     run = threading.Thread.run
+    get, result = queue.Queue.get, Future.result
+    caller = threading.current_thread()
+
+    def waited(key: str, f: Any) -> Any:
+        def call(*a: Any, **k: Any) -> Any:
+            if threading.current_thread() is not caller:
+                return f(*a, **k)
+            t = time.perf_counter()
+            try:
+                return f(*a, **k)
+            finally:
+                waits[key] += time.perf_counter() - t
+        return call
 
     def timed(self: threading.Thread) -> None:
         try:
@@ -130,6 +149,8 @@ def thread_split(path: Path) -> dict[str, float]:
             cpu[self.name] = cpu.get(self.name, 0.0) + time.thread_time()
 
     threading.Thread.run = timed  # type: ignore[method-assign]
+    queue.Queue.get = waited("wait-read", get)  # type: ignore[method-assign]
+    Future.result = waited("wait-helper", result)  # type: ignore[method-assign]
     try:
         if detect._helper is not None:  # a helper made before: a new one, timed
             detect._helper.shutdown(wait=True)
@@ -142,7 +163,9 @@ def thread_split(path: Path) -> dict[str, float]:
             detect._helper = None
     finally:
         threading.Thread.run = run  # type: ignore[method-assign]
-    out = {"wall": wall, "main": main}
+        queue.Queue.get = get  # type: ignore[method-assign]
+        Future.result = result  # type: ignore[method-assign]
+    out = {"wall": wall, "main": main, **waits}
     for name, v in cpu.items():
         key = "read-ahead" if name.startswith("pipeline") else \
             "flags" if name.startswith("detector-flags") else "other"
@@ -244,7 +267,9 @@ def main() -> str:
         f"{wall30:.2f} s = {dur30 / wall30:,.0f}x real time (CPU {min(cpu30):.2f} s) | |",
         "| the same in process, CPU by thread: calling thread / read-ahead (reader, chain) / "
         f"detector's flags helper | {split['main']:.2f} / {split.get('read-ahead', 0.0):.2f} / "
-        f"{split.get('flags', 0.0):.2f} s (wall {split['wall']:.2f} s) | |",
+        f"{split.get('flags', 0.0):.2f} s (wall {split['wall']:.2f} s; the calling thread "
+        f"waited {split['wait-read']:.2f} s for the read-ahead, {split['wait-helper']:.2f} s "
+        "for the helper) | |",
         "| BrainFlow DataFilter band-pass + band-stop + rectify + low-pass, in process, same "
         "data | " + ("not installed |" if bf is None else f"{bf:.2f} s |") + " |",
         "| SciPy's SOS kernel alone, one thread, same data: our chain's and artefact flags' "

@@ -156,6 +156,9 @@ def test_flags_started_a_chunk_ahead_give_the_same_detection(session: Path) -> N
     det.feed(p0, ahead=p1)
     with pytest.raises(RuntimeError, match="was not fed next"):
         det.feed(chain.process(parts[2]))
+    det.feed(p0, ahead=p1)  # (a short chunk too: its flags would be computed here)
+    with pytest.raises(RuntimeError, match="was not fed next"):
+        det.feed(chain.process(parts[-1]))
 
 
 def test_calibration_segments_judged_on_the_helper_as_they_end(session: Path) -> None:

@@ -242,10 +242,12 @@ def analyze(
                          f"got {calibration!r}")
 
     def calibrator() -> Calibrator:
-        # each segment judged on the detector's helper thread as it ends (idle until the
-        # detector starts)
+        # A long recording's segments are judged on the detector's helper thread as they end
+        # (idle until the detector starts), while the pass goes on; a short one's end with the
+        # file, and a thread would only wait for them.
+        long = rec.n_samples > int(MAX_HELD_S * rec.fs)
         return Calibrator(rec.fs, names, rec.rails_uv, cfg.calibration, cfg.quality,
-                          executor=offline_helper())
+                          executor=offline_helper() if long else None)
 
     parsed: list[tuple[str, str | None] | None] = []
     if calibration == "annotations":

@@ -787,6 +787,12 @@ class Detector:
         started on the helper thread as soon as ``p``'s are queued, so that thread works
         through both while this one goes through ``p`` (the flags are computed in stream
         order by the one helper: the same flags)."""
+        if self._ahead is not None and self._ahead[0] is not p:
+            for fut in self._ahead[1]:
+                if fut is not None:
+                    fut.cancel()
+            self._ahead = None
+            raise RuntimeError("Detector.feed: the chunk given as `ahead` was not fed next")
         if len(p.markers):
             self._markers(p.markers, p.start)
         if self._next is not None and (p.start != self._next or p.status.lost_samples > 0):
@@ -811,12 +817,7 @@ class Detector:
         # the helper would be past them)
         nxt = (ahead if ahead is not None and len(ahead.envelope) > MAX_BLOCK
                and ahead.start == p.start + n and ahead.status.lost_samples == 0 else None)
-        if pre is not None:
-            if pre[0] is not p:
-                for fut in pre[1]:
-                    if fut is not None:
-                        fut.cancel()
-                raise RuntimeError("Detector.feed: the chunk given as `ahead` was not fed next")
+        if pre is not None:  # (it is p: checked above)
             futures = pre[1]
         else:
             futures = self._submit_flags(p, cuts, inside, every=nxt is not None)
