@@ -210,18 +210,159 @@ def steps(edf: Path, workers: int = 1) -> dict[str, float]:
     # workers > 1: the second process's figures still on their way when build returns (as
     # write_report builds them when it writes a PDF): the PDF's step waits for them
     kw: dict[str, Any] = {"workers": workers, "pending": True} if workers > 1 else {}
+    c0 = time.thread_time()
     try:
         report, t_build = _t(build_report, session, **kw)
     except TypeError:  # (a version of the code before pending figures)
         kw.pop("pending", None)
         report, t_build = _t(build_report, session, **kw)
+    c1 = time.thread_time()
     with tempfile.TemporaryDirectory() as d:  # the PDF first, as write_report writes them
         _, t_pdf = _t(write_pdf, report, Path(d) / "r.pdf")
+    c2 = time.thread_time()
     _, t_html = _t(render_html, report)
     close_session(session)
     gc.enable()
+    # and the CPU seconds of this thread in build and PDF (what the load of a shared machine
+    # changes least; the PDF's includes importing matplotlib's PDF backend, not the waits)
     return {"load": round(t_load, 2), "build": round(t_build, 2), "html": round(t_html, 2),
-            "pdf": round(t_pdf, 2), "total": round(t_load + t_build + t_html + t_pdf, 2)}
+            "pdf": round(t_pdf, 2), "total": round(t_load + t_build + t_html + t_pdf, 2),
+            "build_cpu": round(c1 - c0, 3), "pdf_cpu": round(c2 - c1, 3)}
+
+
+def figure_costs(edf: Path, repeat: int = 3) -> dict[str, dict[str, float]]:
+    """``--figures FILE``: each figure of the report of FILE (its analysis saved beside it, as
+    for ``--steps``) made, drawn at the PDF's resolution and encoded (the HTML's PNG, the PDF's
+    PNG) in this process, in CPU seconds of this thread (``time.thread_time``: what the load of
+    a shared machine changes least), the least of ``repeat`` runs; and the figure's vertices
+    in line collections (the reps overlaid: about one sample per pixel column).  Where a
+    report's CPU goes, figure by figure, and so which process should draw which
+    (``model._FORKED``)."""
+    import gc
+
+    import numpy as np
+    from matplotlib.collections import LineCollection
+
+    from emgfeedback.views.report import close_session, figures, load_session, model
+    from emgfeedback.views.summary import exercise_metrics, rep_rows
+
+    gc.disable()  # as the report command runs
+    session = load_session(edf, prefetch=True)
+    scan = model.envelopes_pct(session)
+    rows = rep_rows(session.analysis)
+    metrics = exercise_metrics(session.analysis, session.affected_side)
+    events = [e for e in session.analysis.get("events", [])
+              if e.get("type", "synkinesis") == "synkinesis"]
+    makers = [(k, m) for k, _c, m in model._signal_figures(session, scan, rows, events)]
+    makers += [("bars", lambda: figures.fig_rep_bars(rows, session.affected_side)),
+               ("symmetry", lambda: figures.fig_symmetry(metrics))]
+    clock = time.thread_time
+    out: dict[str, dict[str, float]] = {}
+    for key, make in makers:
+        best: dict[str, float] = {}
+        for _ in range(repeat):
+            t0 = clock()
+            fig = make()
+            t1 = clock()
+            img = figures._rendered(fig)
+            t2 = clock()
+            figures._png(img, figures.HTML_DPI)
+            t3 = clock()
+            figures.pdf_png(np.asarray(img))
+            t4 = clock()
+            for step, dt in (("make", t1 - t0), ("draw", t2 - t1), ("html_png", t3 - t2),
+                             ("pdf_png", t4 - t3)):
+                best[step] = round(min(best.get(step, dt), dt), 3)
+        best["vertices"] = sum(int(np.shape(p.vertices)[0]) for ax in fig.axes
+                               for c in ax.collections if isinstance(c, LineCollection)
+                               for p in c.get_paths())
+        best["pixels"] = img.size[0] * img.size[1]
+        out[key] = best
+    close_session(session)
+    gc.enable()
+    return out
+
+
+def _thinned(lines: list[Any], to_px: Any, tol_px: float, rounds: int) -> list[Any]:
+    """The lines with each point left out that lies within ``tol_px`` pixels of the segment
+    between its kept neighbours (every other point a round, ``rounds`` rounds: within
+    ``rounds * tol_px`` of the line drawn), first, last, highest and lowest kept."""
+    import numpy as np
+
+    lens = np.array([len(ln) for ln in lines])
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    pts = np.concatenate(lines)
+    px = to_px(pts)
+    x, y = px[:, 0].copy(), px[:, 1].copy()
+    line = np.repeat(np.arange(len(lines)), lens)
+    v = pts[:, 1]
+    fixed = (v == np.fmax.reduceat(v, starts)[line]) | (v == np.fmin.reduceat(v, starts)[line])
+    fixed[starts] = fixed[ends - 1] = True
+    keep = np.ones(len(pts), dtype=bool)
+    k = np.arange(len(pts))
+    for r in range(rounds):
+        i, a, b = k[1 + r % 2:-1:2], k[r % 2:-2:2], k[2 + r % 2::2]
+        dx, dy, ex, ey = x[b] - x[a], y[b] - y[a], x[i] - x[a], y[i] - y[a]
+        length2, along = dx * dx + dy * dy, dx * ex + dy * ey
+        near = (np.abs(dx * ey - dy * ex) < tol_px * np.sqrt(length2)) & (along >= 0) \
+            & (along <= length2)
+        keep[i[near & ~fixed[i]]] = False
+        k = np.flatnonzero(keep)
+    counts = np.add.reduceat(keep.astype(np.int64), starts)
+    return np.split(pts[keep], np.cumsum(counts)[:-1])
+
+
+def overlay_vertices(edf: Path, repeat: int = 5) -> dict[str, dict[str, float]]:
+    """``--overlay-vertices FILE``: does rasterising the reps overlaid (most of the second
+    process's time) scale with its vertices?  Its Agg drawing at the PDF's resolution (CPU
+    seconds of this thread, least and median of ``repeat``, the three interleaved) as the
+    report draws it, with each line thinned to the samples its drawing needs (a sample left
+    out lies within 1/9 px of the line drawn, matplotlib's ``path.simplify_threshold``), and,
+    for scale only (not a drawing to ship), every second sample.  Min/max decimation per pixel
+    column leaves these lines as they are: about 1.5 px per sample at 150 dpi."""
+    import gc
+
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+
+    from emgfeedback.views.report import close_session, figures, load_session, model
+    from emgfeedback.views.summary import rep_rows
+
+    gc.disable()
+    session = load_session(edf, prefetch=True)
+    scan = model.envelopes_pct(session)
+    rows = rep_rows(session.analysis)
+    quiet = model._quiet_channels(session.channels, rows)
+    times: dict[str, list[float]] = {}
+    vertices: dict[str, int] = {}
+    for _ in range(repeat):
+        for mode in ("as drawn", "thinned to 1/9 px", "every 2nd sample"):
+            fig = figures.fig_rep_overlays(scan.envelope_pct, scan.fs, session.channels, rows,
+                                           quiet)
+            n = 0
+            for ax in fig.axes:
+                for c in ax.collections:
+                    if not isinstance(c, LineCollection):
+                        continue
+                    segs: list[Any] = [np.asarray(p.vertices) for p in c.get_paths()]
+                    if mode.startswith("thinned"):
+                        segs = _thinned(segs, lambda p, t=ax.transData, k=figures.RENDER_DPI
+                                        / fig.dpi: t.transform(p) * k, 1 / 18, 2)
+                    elif mode.startswith("every"):
+                        segs = [sg[::2] for sg in segs]
+                    c.set_segments(segs)
+                    n += sum(len(sg) for sg in segs)
+            fig.dpi = figures.RENDER_DPI
+            t0 = time.thread_time()
+            FigureCanvasAgg(fig).draw()  # type: ignore[no-untyped-call]
+            times.setdefault(mode, []).append(time.thread_time() - t0)
+            vertices[mode] = n
+    close_session(session)
+    gc.enable()
+    return {m: {"vertices": vertices[m], "draw_min": round(min(ts), 3),
+                "draw_median": round(sorted(ts)[len(ts) // 2], 3)} for m, ts in times.items()}
 
 
 if __name__ == "__main__":
@@ -230,5 +371,13 @@ if __name__ == "__main__":
 
         n = int(sys.argv[4]) if len(sys.argv) == 5 and sys.argv[3] == "--workers" else 1
         print(json.dumps(steps(Path(sys.argv[2]), n)))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--figures":
+        import json
+
+        print(json.dumps(figure_costs(Path(sys.argv[2])), indent=1))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--overlay-vertices":
+        import json
+
+        print(json.dumps(overlay_vertices(Path(sys.argv[2])), indent=1))
     else:
         print(main())

@@ -6,9 +6,11 @@ import base64
 import datetime
 import json
 import io
+import os
 import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
@@ -266,9 +268,9 @@ def test_placement_figure_override_is_cleaned_or_note(session, tmp_path, monkeyp
     assert m is not None
     root = ET.fromstring(m.group(0))
     assert root.tag.endswith("svg") and "script" not in m.group(0) and "circle" in m.group(0)
-    import emgfeedback.views.report.model as report_model
+    import emgfeedback.views.report.placement as report_placement
 
-    monkeypatch.setattr(report_model, "placement_svg_path", lambda: None)
+    monkeypatch.setattr(report_placement, "placement_svg_path", lambda: None)
     text = render_html(build_report(bare))
     assert "<svg" not in text and "placement figure not installed" in text
 
@@ -871,3 +873,45 @@ def test_rep_overlays_are_one_line_collection_per_kind_with_every_reps_lines():
     assert by_colour == {target: len(rows), grey: len(rows) - n_syn, red: n_syn}
     assert all(len(seg) == int(5.0 * fs) for _ax, c in colls for seg in c.get_segments())
     assert max(sum(1 for a, _ in colls if a is ax) for ax in fig.axes) <= 3
+
+
+def test_pdf_backend_imported_without_font_subsetting_until_a_font_is_embedded(tmp_path):
+    """The PDF backend is imported with ``fontTools.subset`` registered lazily (its import was
+    0.12-0.19 s of the report's critical path): the report's PDF, in the core fonts and, for a
+    line outside cp1252, DejaVu Sans embedded as a Type 3 font, never runs it (every character
+    still in the text); a TrueType font (``pdf.fonttype`` 42) runs it when first embedded."""
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext not found: install poppler-utils (scripts/setup.sh does)")
+    code = f"""
+import subprocess, sys, types
+from emgfeedback.views.report import pdf as report_pdf
+PdfPages = report_pdf.backend_pdf().PdfPages
+def ran():  # (a lazy module is of a subclass of ModuleType until it has run)
+    return type(sys.modules["fontTools.subset"]) is types.ModuleType
+assert not ran()
+def write(out, line):
+    flow = report_pdf._Flow()
+    flow.para(line)
+    with PdfPages(out) as pdf:
+        for page in flow.pages:
+            pdf.savefig(page)
+    return subprocess.run(["pdftotext", out, "-"], capture_output=True, text=True).stdout
+assert "plain: 50 %, café" in write(r"{tmp_path / 'a.pdf'}", "plain: 50 %, café")
+assert not ran()  # core fonts: nothing subset
+text = write(r"{tmp_path / 'b.pdf'}", "ratio → 1, ≤ 2 %MVC")
+assert "ratio" in text and "→ 1, ≤ 2 %MVC" in text, text
+assert not ran()  # (embedded as a Type 3 font, matplotlib's default: no fontTools)
+import matplotlib
+matplotlib.rcParams["pdf.fonttype"] = 42  # (a TrueType subset: the subsetter runs)
+text = write(r"{tmp_path / 'c.pdf'}", "ratio → 1, ≤ 2 %MVC")
+assert "ratio" in text and "→ 1, ≤ 2 %MVC" in text, text
+assert ran() and hasattr(sys.modules["fontTools.subset"], "Subsetter")
+print("ok")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "ok"
+    assert b"DejaVuSans" in (tmp_path / "b.pdf").read_bytes()
+    assert b"DejaVuSans" in (tmp_path / "c.pdf").read_bytes()
+    assert b"DejaVuSans" not in (tmp_path / "a.pdf").read_bytes()

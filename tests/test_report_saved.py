@@ -5,6 +5,7 @@ were saved with."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 from dataclasses import replace
@@ -470,3 +471,81 @@ def test_saving_envelopes_interrupted_leaves_no_partial_file(saved, tmp_path, mo
         assert sorted(x.name for x in data.parent.iterdir() if x.name.endswith(".tmp")) == []
     finally:
         rec.close()
+
+
+def test_bench_figure_costs_times_every_figure_of_the_report(saved, tmp_path):
+    """``bench/bench_report.py --figures FILE``: every figure the report draws, with its CPU
+    seconds made, drawn and encoded, its pixels at the PDF's resolution and the vertices of
+    its line collections (the reps overlaid: each rep's target and quiet lines, whole)."""
+    import importlib.util
+    import sys
+
+    from emgfeedback.views.report import figures
+    from emgfeedback.views.summary import rep_rows
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_report_under_test", Path(__file__).resolve().parents[1] / "bench" / "bench_report.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bench
+    try:
+        spec.loader.exec_module(bench)
+        path = _copy(saved, tmp_path / "c")
+        costs = bench.figure_costs(path, repeat=1)
+    finally:
+        sys.modules.pop(spec.name, None)
+    assert list(costs) == ["envelopes", "overlays", "bars", "symmetry"]
+    for c in costs.values():
+        assert set(c) == {"make", "draw", "html_png", "pdf_png", "vertices", "pixels"}
+        assert all(c[k] >= 0.0 for k in ("make", "draw", "html_png", "pdf_png"))
+        assert c["draw"] > 0.0 and c["pixels"] > 0
+    session = load_session(path)
+    try:
+        rows = [r for r in rep_rows(session.analysis) if r.target in session.channels]
+    finally:
+        close_session(session)
+    assert rows and costs["overlays"]["vertices"] >= 2 * len(rows)  # (two points a line at least)
+    # 11 inches wide at the PDF's resolution
+    assert costs["overlays"]["pixels"] % (11 * figures.RENDER_DPI) == 0
+
+
+def test_placement_figure_rasterised_while_the_drawing_side_is_imported(saved, tmp_path):
+    """``report --pdf``: the placement figure's ``rsvg-convert`` starts before matplotlib is
+    imported (the import holds one core; the rasterisation runs on the other), and the PDF
+    writer takes that rasterisation (none left pending; a PNG of the figure)."""
+    import subprocess
+    import sys
+
+    if shutil.which("rsvg-convert") is None:
+        pytest.fail("rsvg-convert not found: install librsvg2-bin (scripts/setup.sh does)")
+    path = _copy(saved, tmp_path / "c")
+    code = f"""
+import sys
+seen = []
+class Hook:
+    def find_spec(self, name, path=None, target=None):
+        if name == "matplotlib" and not seen:
+            from emgfeedback.views.report import placement
+            seen.append(dict(placement._PLACEMENT))
+        return None
+sys.meta_path.insert(0, Hook())
+from emgfeedback.cli import main
+assert main(["report", r"{path}", "--pdf", "--out", r"{tmp_path / 'r.html'}"]) == 0
+from emgfeedback.views.report import placement
+started = seen[0]
+assert len(started) == 1, started  # the rasterisation was on its way
+(svg, dpi), = started
+assert dpi == 150 and svg == placement.placement_svg()
+assert not placement._PLACEMENT  # (taken by the PDF writer)
+print(len(started[(svg, dpi)].result()))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]
+                                                            / "src")})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert int(r.stdout.split()[-1]) > 1000  # a PNG of the figure
+    from emgfeedback.views.report import placement
+
+    png = placement.placement_png(placement.placement_svg())
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert (tmp_path / "r.pdf").stat().st_size > 0

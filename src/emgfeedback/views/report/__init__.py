@@ -7,6 +7,7 @@ from the recording and the JSON of ``analyze``.  The package, by job:
   identity and content hash;
 * :mod:`.model`: what is shown (tables, plain-language summary, figures), computed once;
 * :mod:`.figures`: the matplotlib figures;
+* :mod:`.placement`: the electrode placement figure (SVG, and its PNG for the PDF);
 * :mod:`.html` and :mod:`.pdf`: the two renderings of the same :class:`~.model.Report`.
 
 Contents, in order: header (patient, date, recording, where the analysis came from), the
@@ -47,15 +48,15 @@ if TYPE_CHECKING:
         SignalScan,
         build_report,
         envelopes_pct,
-        placement_svg,
     )
-    from emgfeedback.views.report.pdf import placement_png, write_pdf
+    from emgfeedback.views.report.pdf import write_pdf
+    from emgfeedback.views.report.placement import placement_png, placement_svg
 
 #: Names of the drawing side, imported on first use (they import matplotlib: opening a session,
 #: as the history does, and starting the report's pass over the signal need none of it).
 _LAZY = {"render_html": "html", "TRAINING_AID": "model", "Report": "model",
          "SignalScan": "model", "build_report": "model", "envelopes_pct": "model",
-         "placement_svg": "model", "placement_png": "pdf", "write_pdf": "pdf"}
+         "placement_svg": "placement", "placement_png": "placement", "write_pdf": "pdf"}
 
 
 def __getattr__(name: str) -> Any:
@@ -102,14 +103,16 @@ def write_report(session: SessionInput, out: Path, pdf: Path | None = None,
     written to a temporary name and renamed, so a failure never leaves a half report over an
     earlier one.
     """
+    from emgfeedback.views.report.placement import placement_svg, start_placement_png
+
+    if pdf is not None:  # the PDF's placement figure rasterised (rsvg-convert, a process of
+        # its own) while the drawing side is imported on this core and the report is built
+        start_placement_png(placement_svg())
+    from emgfeedback.validate import write_private
     from emgfeedback.views.report import figures
     from emgfeedback.views.report.html import render_html
-    from emgfeedback.views.report.model import build_report, placement_svg
-    from emgfeedback.views.report.pdf import start_placement_png, write_pdf
-    from emgfeedback.validate import write_private
-
-    if pdf is not None:  # the PDF's placement figure rasterised while the report is built
-        start_placement_png(placement_svg())
+    from emgfeedback.views.report.model import build_report
+    from emgfeedback.views.report.pdf import write_pdf
     # with a PDF, the second process's figures are awaited only when the PDF's pages are drawn
     report = build_report(session, cfg, history=history, workers=workers,
                           pending=pdf is not None)

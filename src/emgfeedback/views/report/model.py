@@ -10,7 +10,6 @@ block through the live chain.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from emgfeedback.stream import Quality
 from emgfeedback.vocabulary import EXERCISES, parse_annotation, parse_label, short_label
 from emgfeedback.views.report import figures
 from emgfeedback.views.report.bins import REPORT_BIN_S, EnvelopeBins, SignalPass, chain_pass
+from emgfeedback.views.report.placement import placement_svg
 from emgfeedback.views.summary import (
     GRADING,
     ExerciseMetrics,
@@ -33,7 +33,6 @@ from emgfeedback.views.summary import (
     SessionInput,
     Table,
     exercise_metrics,
-    placement_svg_path,
     rep_rows,
 )
 
@@ -230,31 +229,6 @@ def _quiet_channels(channels: Sequence[str], rows: Sequence[RepRow]) -> dict[str
         targets = set(ex.targets) if ex else {r.target[2:]}
         out[r.target] = [c for c in channels if c[:1] == r.target[:1] and c[2:] not in targets]
     return out
-
-
-# ----------------------------------------------------------------------------- placement figure
-def placement_svg() -> str | None:
-    """The electrode placement figure as inline SVG text, or ``None`` when it is not installed.
-
-    The file is :func:`emgfeedback.views.summary.placement_svg_path`: ``$EMGFEEDBACK_PLACEMENT_SVG``
-    or the package data ``emgfeedback/data/placement.svg`` (the project's only copy).
-    """
-    path = placement_svg_path()
-    if path is None:
-        return None
-    try:
-        return _clean_svg(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        log.warning("placement figure %s unreadable: %s", path, exc)
-        return None
-
-
-def _clean_svg(text: str) -> str | None:
-    """The ``<svg>...</svg>`` element of an SVG file (no XML prolog, no scripts), or ``None``."""
-    m = re.search(r"<svg\b.*</svg>", text, re.DOTALL | re.IGNORECASE)
-    if not m:
-        return None
-    return re.sub(r"<script\b.*?</script>", "", m.group(0), flags=re.DOTALL | re.IGNORECASE)
 
 
 # ----------------------------------------------------------------------------- tables

@@ -24,6 +24,7 @@ from emgfeedback import __version__
 from emgfeedback.views.report import figures
 from emgfeedback.views.report import model
 from emgfeedback.views.report.model import TRAINING_AID, Report
+from emgfeedback.views.report.placement import placement_png
 from emgfeedback.views.summary import Table
 
 __all__ = ["page_images", "page_lines", "placement_png", "write_pdf"]
@@ -37,44 +38,34 @@ TEXT_W = PAGE_W - 2 * MARGIN_X
 BODY_CHARS = int(TEXT_W * 72 / (0.55 * 9.5))
 
 
-_PLACEMENT: dict[tuple[str, int], Future[bytes | None]] = {}
+def backend_pdf() -> Any:
+    """matplotlib's PDF backend (``matplotlib.backends.backend_pdf``), imported without running
+    ``fontTools.subset`` first.
 
+    The backend imports ``fontTools.subset`` when it is imported (``_backend_pdf_ps``): 0.12-0.19
+    s of the parent's critical path in a 30-minute report (measured, issue 13), although it
+    uses it only to embed a TrueType font (``pdf.fonttype`` 42); the report's lines are in the
+    standard PDF fonts, or, outside cp1252, in DejaVu Sans embedded as a Type 3 font (the
+    default), which needs none of it.  So the module is registered with the standard library's
+    :class:`importlib.util.LazyLoader`: it runs, as it would have, when first used (never in a
+    report).  A ``fontTools.subset`` already imported is left as it is.
+    """
+    import sys
 
-def start_placement_png(svg: str | None, dpi: int = 150) -> None:
-    """Start :func:`placement_png` of ``svg`` in a background thread (``rsvg-convert`` runs
-    while the report is built); the next :func:`placement_png` of the same figure takes it."""
-    if svg and (svg, dpi) not in _PLACEMENT:
-        pool = ThreadPoolExecutor(1, thread_name_prefix="report-placement")
-        _PLACEMENT[(svg, dpi)] = pool.submit(_placement_png, svg, dpi)
-        pool.shutdown(wait=False)
+    if not {"matplotlib.backends.backend_pdf", "fontTools.subset"} & sys.modules.keys():
+        import importlib.util
 
+        spec = importlib.util.find_spec("fontTools.subset")  # (imports the package fontTools)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules["fontTools.subset"] = module
+            spec.loader.exec_module(module)
+            package: Any = sys.modules["fontTools"]
+            package.subset = module  # (as its import would)
+    from matplotlib.backends import backend_pdf as module
 
-def placement_png(svg: str | None, dpi: int = 150) -> bytes | None:
-    """The placement figure rasterised by ``rsvg-convert`` (librsvg) for the PDF, or ``None``
-    when there is no figure or no ``rsvg-convert`` (matplotlib cannot draw SVG)."""
-    started = _PLACEMENT.pop((svg, dpi), None) if svg else None
-    if started is not None:
-        return started.result()
-    return _placement_png(svg, dpi)
-
-
-def _placement_png(svg: str | None, dpi: int) -> bytes | None:
-    import shutil
-    import subprocess
-
-    exe = shutil.which("rsvg-convert")
-    if not svg or exe is None:
-        return None
-    try:
-        out = subprocess.run([exe, "--format", "png", "--dpi-x", str(dpi), "--dpi-y", str(dpi)],
-                             input=svg.encode("utf-8"), capture_output=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("rsvg-convert failed: %s", exc)
-        return None
-    if out.returncode != 0 or not out.stdout.startswith(b"\x89PNG"):
-        log.warning("rsvg-convert failed: %s", out.stderr.decode("utf-8", "replace").strip())
-        return None
-    return out.stdout
+    return module
 
 
 def _core_lines_class() -> Any:
@@ -150,7 +141,7 @@ def _core_lines_class() -> Any:
         def draw(self, renderer: Any) -> None:
             if not self.get_visible():
                 return
-            from matplotlib.backends.backend_pdf import RendererPdf
+            RendererPdf = backend_pdf().RendererPdf
 
             self._draw_stripes(renderer)
 
@@ -293,8 +284,9 @@ def page_images(page: Any) -> list[np.ndarray]:
 def _afm_file(family: str, weight: str) -> str:
     """The core PDF font (AFM file) matplotlib takes for ``family`` and ``weight`` (the same
     whatever the size: the core fonts are scalable)."""
-    from matplotlib.backends.backend_pdf import RendererPdf
     from matplotlib.font_manager import FontProperties, findfont
+
+    RendererPdf = backend_pdf().RendererPdf
 
     return str(findfont(FontProperties(family=family, weight=weight), fontext="afm",
                         directory=RendererPdf._afm_font_dir))
@@ -574,8 +566,7 @@ class _LaidOutAgain(Exception):
 
 
 def _write_pdf(report: Report, path: Path) -> None:
-    from matplotlib.backends.backend_pdf import PdfPages
-
+    PdfPages = backend_pdf().PdfPages
     from emgfeedback.validate import private_file
 
     s = report.session
