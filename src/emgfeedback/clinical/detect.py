@@ -1136,13 +1136,7 @@ class Detector:
         sh = self._shapes_by_n.get(n)
         if sh is None or sh.ver != self._level_ver or self._cross_sign is None:
             sh = self._shapes(n)  # (operands to make or to bring up to date)
-        reps = [r for r in self._pending if r.start < stop and r.stop > start]
-        cover = reps[0] if len(reps) == 1 and reps[0].start <= start and \
-            stop <= reps[0].stop else None
-        if cover is not None:  # one rep covers the block: %MVC into its buffer (no copy)
-            pct = np.subtract(env, sh.mean, out=cover.pct[start - cover.start:stop - cover.start])
-        else:
-            pct = np.subtract(env, sh.mean)
+        pct = np.subtract(env, sh.mean)
         np.multiply(pct, sh.k, out=pct)  # (env - mean) * k
         if flags is None:
             flags = (_flags_helper().submit(self._flags.process, raw, filt, env, start, None,
@@ -1202,9 +1196,11 @@ class Detector:
         held, bits = self._hold(env, filt, raw, start, flags=flags, sh=sh, under_on=under_on,
                                 inside=inside)
 
+        reps = [r for r in self._pending if r.start < stop and r.stop > start]
         for r in reps:
-            if r is cover:  # (its %MVC is there already)
+            if r.start <= start and stop <= r.stop:  # the rep covers the block (no slices)
                 o = start - r.start
+                r.pct[o:o + n] = pct
                 r.act[o:o + n] = active
                 r.filt[o:o + n] = filt
                 continue
