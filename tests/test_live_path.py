@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from emgfeedback.config import DspConfig
 from emgfeedback.dsp.chain import Chain
 from emgfeedback.dsp.quality import QualityMeter
-from emgfeedback.stream import Chunk, Quality
+from emgfeedback.stream import Chunk, Quality, Status
 
 FS = 2000.0
 CH = tuple(f"EMG {s}-{c}" for s in "LR" for c in ("FRO", "OOC", "ZYG", "OOR"))
@@ -147,6 +147,59 @@ def test_deferred_quality_windows_equal_windows_read_at_once(
     f40, e40, q40 = _run(x[:6000], list(range(40, 6000, 40)))
     assert np.array_equal(now[1:300:2], q40)
     assert all(isinstance(q, Quality) for q in later)
+
+
+def test_a_batch_a_reader_runs_is_waited_for_by_the_chain() -> None:
+    """A view's thread that reads a deferred snapshot computes the batch; a chunk the chain
+    then measures on the general path (not a window: 30 samples) waits for that batch to end
+    (the batch sets the deferred count to 0 first, so testing the count alone went on beside
+    it, both threads updating the running averages), and every snapshot is the one read at
+    once."""
+    import threading
+
+    x = _signal(4000, seed=5)
+    sizes = [20] * 100 + [30] + [20] * 40
+
+    def chunks() -> list[Chunk]:
+        out, pos = [], 0
+        for n in sizes:
+            out.append(Chunk(x[pos:pos + n], pos, FS, CH, Status()))
+            pos += n
+        return out
+
+    ref_chain = Chain(FS, 8, DspConfig(mains="auto"), adc_range_uv=(-4000.0, 4000.0))
+    ref = [_snap_row(ref_chain.process(c).quality) for c in chunks()]
+
+    chain = Chain(FS, 8, DspConfig(mains="auto"), adc_range_uv=(-4000.0, 4000.0))
+    meter = chain.quality
+    inside, release = threading.Event(), threading.Event()
+    ema = meter._ema.process_t
+    reader: list[threading.Thread] = []
+
+    def slow(m: np.ndarray) -> np.ndarray:  # the batch's average, in the reader's thread
+        if reader and threading.current_thread() is reader[0]:
+            inside.set()
+            release.wait(10)
+        return ema(m)
+
+    meter._ema.process_t = slow  # type: ignore[method-assign]
+    cs = chunks()
+    got: list[Quality] = [chain.process(c).quality for c in cs[:100]]
+    rows: list[np.ndarray] = []
+    reader.append(threading.Thread(target=lambda: rows.append(_snap_row(got[-1]))))
+    reader[0].start()
+    assert inside.wait(10)  # the reader is inside the batch
+    general = threading.Thread(target=lambda: got.append(chain.process(cs[100]).quality))
+    general.start()
+    general.join(0.3)
+    still = general.is_alive()
+    release.set()
+    general.join(10)
+    reader[0].join(10)
+    assert still, "the chain measured a chunk while another thread ran the batch"
+    got += [chain.process(c).quality for c in cs[101:]]
+    assert np.array_equal(rows[0], ref[99])
+    assert np.array_equal(np.array([_snap_row(q) for q in got]), np.array(ref))
 
 
 @pytest.mark.parametrize("step", [1, 5, 20])

@@ -151,8 +151,7 @@ class QualityMeter:
         self._lock = threading.Lock()
 
     def reset(self) -> None:
-        if self._defer:
-            self._settle()
+        self._settle()  # (not only if _defer: a batch another thread runs has reset it)
         self._ema.reset()
         self._have_last = False  # _prev[:, _prev_n] holds the last raw sample of the stream
         self._prev_n = 0
@@ -168,12 +167,12 @@ class QualityMeter:
 
     def restart_diff(self) -> None:
         """After a gap: do not take a difference across it."""
-        if self._defer:
-            self._settle()
+        self._settle()
         self._have_last = False
 
     def _settle(self) -> None:
-        """Compute the deferred windows (any thread), if any."""
+        """Compute the deferred windows (any thread), if any; returns once no other thread is
+        computing them (the meter's state is then this thread's)."""
         with self._lock:
             if self._defer:
                 self._run_batch()
@@ -302,8 +301,9 @@ class QualityMeter:
                 if k + 1 == DEFER_MAX:
                     self._run_batch()
             return snap
-        if self._defer:
-            self._settle()
+        # Wait for the deferred windows, also for a batch a reader's thread is running (it
+        # set _defer to 0 first: a test of _defer alone would go on beside it)
+        self._settle()
         u = self._measures(raw, band, filtered, both, inside)
         if n == w and not self._acc_n and start % w == 0:
             # The live case: the chunk is exactly one window (10 ms).  The same sums as the
